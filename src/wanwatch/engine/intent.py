@@ -1,0 +1,87 @@
+"""The Intent: the desired dataplane as plain, frozen data.
+
+The policy produces it from uplink states; the Linux backend reconciles the
+kernel to it; ``wanwatch plan`` prints it. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
+
+
+class Health(StrEnum):
+    """What an uplink looks like from its probes (the status contract's ``state``)."""
+
+    UNKNOWN = "unknown"
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class UplinkPlan:
+    name: str
+    interface: str
+    address: IPv4Interface | None  # None: whatever the interface already has
+    gateway: IPv4Address
+    table: int  # our per-uplink routing table
+    mark: int  # our fwmark / ct mark for this uplink (bits under footprint.FWMARK_MASK)
+    priority: int
+    weight: int
+    health: Health
+    carrying: bool  # takes new connections
+    probe_targets: tuple[IPv4Address, ...]
+
+
+@dataclass(frozen=True)
+class LanPlan:
+    name: str
+    interface: str
+    address: IPv4Interface | None
+
+
+@dataclass(frozen=True)
+class Intent:
+    mode: str  # "failover" | "loadbalance"
+    uplinks: tuple[UplinkPlan, ...]
+    lans: tuple[LanPlan, ...]
+    # Uplinks carrying new connections, best first. The first one also carries the
+    # main-table default route (the router's own traffic in loadbalance mode).
+    active: tuple[str, ...]
+    # loadbalance: hash bucket i -> uplink name; empty in failover mode.
+    buckets: tuple[str, ...]
+    classifier: str
+    masquerade: tuple[str, ...]  # interfaces whose outgoing traffic is masqueraded
+    # Uplinks whose NATed connections must be deleted: down and carrying nothing.
+    flush: tuple[str, ...]
+    # True when no uplink is healthy and the last usable choice is kept on purpose.
+    stale: bool
+
+    @property
+    def primary(self) -> str | None:
+        return self.active[0] if self.active else None
+
+    def uplink(self, name: str) -> UplinkPlan:
+        for u in self.uplinks:
+            if u.name == name:
+                return u
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-ready data (addresses as strings)."""
+
+        def conv(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {k: conv(x) for k, x in v.items()}
+            if isinstance(v, list | tuple):
+                return [conv(x) for x in v]
+            if isinstance(v, IPv4Address | IPv4Interface):
+                return str(v)
+            return v
+
+        out: dict[str, Any] = conv(asdict(self))
+        out["primary"] = self.primary
+        return out
