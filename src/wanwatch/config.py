@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -490,6 +491,8 @@ def _salvage(model: type[_Model], raw: Any) -> Any:
     if not isinstance(raw, dict):
         return None
     good: dict[str, Any] = {n: None for n, f in model.model_fields.items() if f.is_required()}
+    with suppress(ValidationError):  # already reported by the caller's own validation
+        return model.model_validate(raw)
     for name, info in model.model_fields.items():
         if name not in raw:
             continue
@@ -499,6 +502,13 @@ def _salvage(model: type[_Model], raw: Any) -> Any:
                 good[name] = sub.model_validate(raw[name])
             except ValidationError:
                 good[name] = _salvage(sub, raw[name])
+            continue
+        items = get_args(info.annotation)
+        if len(items) == 2 and items[1] is Ellipsis and _is_model(items[0]):
+            if isinstance(raw[name], list):  # tuple[Model, ...]: salvage item by item
+                good[name] = tuple(
+                    x for x in (_salvage(items[0], r) for r in raw[name]) if x is not None
+                )
             continue
         try:
             ann: Any = info.annotation

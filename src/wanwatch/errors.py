@@ -33,3 +33,7 @@ class RouterOSError(WanwatchError):
 
 class LabError(WanwatchError):
     """The namespace lab could not be built or driven."""
+
+
+class ProbeError(WanwatchError):
+    """The prober cannot work at all (no raw sockets) or was used out of order."""

@@ -85,3 +85,38 @@ class Intent:
         out: dict[str, Any] = conv(asdict(self))
         out["primary"] = self.primary
         return out
+
+
+def describe_intent(intent: Intent) -> str:
+    """The Intent for a person: who carries traffic, then every uplink's plan."""
+    lines = [f"mode: {intent.mode}"]
+    if intent.active:
+        carrying = ", ".join(intent.active)
+        lines.append(
+            f"new connections: {carrying}"
+            + ("  (no healthy uplink: last choice kept)" if intent.stale else "")
+        )
+        first = intent.uplink(intent.active[0])
+        lines.append(f"main default route: via {first.gateway} ({first.name})")
+    if intent.buckets:
+        shares = {name: intent.buckets.count(name) for name in intent.active}
+        total = len(intent.buckets)
+        split = ", ".join(f"{n} {c}/{total}" for n, c in shares.items())
+        lines.append(f"hash ({intent.classifier}): {split}")
+    lines.append("uplinks:")
+    for u in intent.uplinks:
+        addr = u.address or "(interface address)"
+        role = "carrying" if u.carrying else "standby"
+        lines.append(
+            f"  {u.name:<14} {u.health.value:<9} {role:<9} {u.interface} {addr} via {u.gateway}"
+            f"  table {u.table} mark {u.mark:#x} priority {u.priority} weight {u.weight}"
+        )
+    if intent.masquerade:
+        lines.append(f"masquerade: {', '.join(intent.masquerade)}")
+    if intent.flush:
+        lines.append(f"flush NATed flows of: {', '.join(intent.flush)}")
+    if intent.lans:
+        lines.append("lans:")
+        for lan in intent.lans:
+            lines.append(f"  {lan.name:<14} {lan.interface} {lan.address or '(interface address)'}")
+    return "\n".join(lines)

@@ -1,0 +1,362 @@
+"""The daemon: probes -> engine -> Linux backend, plus dnsmasq, hooks and the control socket.
+
+One asyncio loop, no threads. The engine decides (pure); this module only moves
+facts in (probe replies, carrier changes, signals, the clock) and decisions out
+(kernel state, hooks, the event log). Signal handlers only enqueue; the loop acts.
+
+A fault in one part degrades that part and is reported as an event; the loop
+keeps the office online with whatever still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from wanwatch.config import Config, load
+from wanwatch.control import serve
+from wanwatch.engine.core import Engine
+from wanwatch.engine.events import Event, event
+from wanwatch.engine.intent import Intent
+from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
+from wanwatch.hooks import HookRunner
+from wanwatch.leases import read_leases
+from wanwatch.linux.apply import LinkWatcher, LinuxBackend
+from wanwatch.linux.dnsmasq import Dnsmasq
+from wanwatch.probe.icmp import ProbeHub
+
+log = logging.getLogger("wanwatch")
+
+EVENT_RING = 500  # events kept for `wanwatch status`
+STARTUP_VERDICT_WAIT = 2.0  # seconds to wait for first probe verdicts before steering routes
+DEFAULT_STATE_DIR = Path("/var/lib/wanwatch")
+
+
+def _uses_dnsmasq(cfg: Config) -> bool:
+    return any(lan.dhcp is not None for lan in cfg.lans) or bool(cfg.dns.upstream and cfg.lans)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        socket_path: Path,
+        state_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config_path = config_path
+        self.socket_path = socket_path
+        self.state_dir = state_dir
+        self.now = clock
+        self.events: deque[Event] = deque(maxlen=EVENT_RING)
+        self._wake = asyncio.Event()
+        self._commands: asyncio.Queue[str] = asyncio.Queue()
+        self._applied: Intent | None = None
+        self._started_at = 0.0
+        self._config: Config | None = None
+        self._engine: Engine | None = None
+        self._backend: LinuxBackend | None = None
+        self._hub: ProbeHub | None = None
+        self._dnsmasq: Dnsmasq | None = None
+        self._hooks: HookRunner | None = None
+        self._links: LinkWatcher | None = None
+        self._backend_error: str | None = None
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, ev: Event) -> None:
+        self.events.append(ev)
+        log.info("%s", ev)
+        if self._hooks is not None:
+            self._hooks.on_event(ev)
+
+    def _emit_all(self, evs: list[Event]) -> None:
+        for ev in evs:
+            self.emit(ev)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; return the process exit code."""
+        cfg = load(self.config_path)  # ConfigError propagates: nothing applied yet
+        self._config = cfg
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        loop = asyncio.get_running_loop()
+        self._started_at = self.now()
+        self._hooks = HookRunner(cfg.hooks, self.emit, self.now)
+        self._engine = Engine(cfg, self.now())
+        self._backend = LinuxBackend(cfg, self.state_dir, now=self.now)
+        for sig, cmd in (
+            (signal.SIGTERM, "stop"),
+            (signal.SIGINT, "stop"),
+            (signal.SIGHUP, "reload"),
+        ):
+            loop.add_signal_handler(sig, self._signal, cmd)
+        server: asyncio.Server | None = None
+        try:
+            self._emit_all(self._backend.start())
+            self._hub = ProbeHub(self._on_reply)
+            self._configure_probes(cfg)
+            await self._hub.start()
+            self._links = self._backend.link_watcher()
+            loop.add_reader(self._links.fileno(), self._on_link)
+            for wan, up in self._backend.carrier().items():
+                if not up:
+                    self._emit_all(self._engine.carrier(wan, False, self.now()))
+            if _uses_dnsmasq(cfg):
+                self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
+                try:
+                    await self._dnsmasq.start()
+                except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
+                    self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
+            server = await serve(self.socket_path, self._answer)
+            self.emit(
+                event(
+                    self.now(),
+                    "daemon.started",
+                    pid=os.getpid(),
+                    config=str(self.config_path),
+                    mode=cfg.policy.mode,
+                    socket=str(self.socket_path),
+                )
+            )
+            await self._loop()
+        finally:
+            await self._shutdown(server)
+        return 0
+
+    async def _shutdown(self, server: asyncio.Server | None) -> None:
+        if server is not None:
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+        if self._links is not None:
+            asyncio.get_running_loop().remove_reader(self._links.fileno())
+            self._links.close()
+        if self._hub is not None:
+            await self._hub.close()
+        if self._dnsmasq is not None:
+            await self._dnsmasq.stop()
+        if self._backend is not None:
+            try:
+                self._emit_all(self._backend.stop())
+            except (NetlinkError, NftError) as exc:
+                self.emit(event(self.now(), "daemon.cleanup_failed", error=str(exc)))
+        if self._hooks is not None:
+            await self._hooks.drain(timeout=2.0)
+        self.emit(event(self.now(), "daemon.stopped"))
+
+    async def _loop(self) -> None:
+        assert self._engine is not None and self._hub is not None  # set by run()
+        while True:
+            while not self._commands.empty():
+                cmd = self._commands.get_nowait()
+                if cmd == "stop":
+                    self.emit(event(self.now(), "daemon.stopping"))
+                    return
+                if cmd == "reload":
+                    await self._reload()
+            now = self.now()
+            for req in self._engine.due(now):
+                self._hub.send(req.wan, req.target, req.seq)
+            self._emit_all(self._engine.tick(now))
+            self._steer()
+            delay = max(0.0, min(self._engine.next_wakeup() - self.now(), 1.0))
+            self._wake.clear()
+            if self._commands.empty():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _signal(self, cmd: str) -> None:
+        """Signal handlers only enqueue (STYLE.md, point 1); the loop acts."""
+        self._commands.put_nowait(cmd)
+        self._wake.set()
+
+    def _on_reply(self, wan: str, seq: int, rtt: float, at: float) -> None:
+        if self._engine is None:
+            return
+        self._emit_all(self._engine.reply(wan, seq, rtt, at))
+        self._steer()
+        self._wake.set()
+
+    def _on_link(self) -> None:
+        if self._links is None or self._engine is None or self._config is None:
+            return
+        by_iface = {w.interface: w.name for w in self._config.wans}
+        for ifname, up in self._links.read():
+            wan = by_iface.get(ifname)
+            if wan is not None:
+                self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
+                self._emit_all(self._engine.carrier(wan, up, self.now()))
+        self._steer()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ steering
+
+    def _steer(self, force: bool = False) -> None:
+        """Reconcile the kernel to the engine's Intent when it changed (or when forced)."""
+        if self._engine is None or self._backend is None:
+            return
+        intent = self._engine.intent()
+        if intent == self._applied and not force:
+            return
+        if self._applied is None and not self._verdicts_ready():
+            return  # first start: do not steer on no evidence (a restart may be adopting)
+        started = self.now()
+        try:
+            evs = self._backend.apply(intent)
+        except (NetlinkError, NftError) as exc:
+            # Keep running on what the kernel has; retry on the next change or tick.
+            msg = str(exc)
+            if msg != self._backend_error:
+                self.emit(event(self.now(), "backend.error", error=msg))
+            self._backend_error = msg
+            return
+        self._backend_error = None
+        self._emit_all(evs)
+        if self._applied is None or intent.active != self._applied.active:
+            self.emit(
+                event(
+                    self.now(),
+                    "dataplane.applied",
+                    active=",".join(intent.active),
+                    stale=intent.stale,
+                    apply_ms=round((self.now() - started) * 1000, 2),
+                )
+            )
+        self._applied = intent
+
+    def _verdicts_ready(self) -> bool:
+        assert self._engine is not None
+        if self.now() - self._started_at >= STARTUP_VERDICT_WAIT:
+            return True
+        return all(s.state.value != "unknown" for s in self._engine.status(self.now()))
+
+    def _configure_probes(self, cfg: Config) -> None:
+        assert self._hub is not None
+        intent = self._engine.intent() if self._engine is not None else None
+        for i, wan in enumerate(cfg.wans):
+            mark = intent.uplinks[i].mark if intent is not None else 0
+            source = wan.address.ip if wan.address is not None else None
+            self._hub.add_uplink(wan.name, wan.interface, mark, source)
+
+    # ------------------------------------------------------------------ reload
+
+    async def _reload(self) -> None:
+        assert self._engine is not None and self._backend is not None and self._hub is not None
+        try:
+            new = load(self.config_path)
+        except ConfigError as exc:
+            self.emit(
+                event(
+                    self.now(),
+                    "config.rejected",
+                    problems=len(exc.problems),
+                    first=exc.problems[0] if exc.problems else None,
+                )
+            )
+            for problem in exc.problems:
+                log.warning("config: %s", problem)
+            return
+        old = self._config
+        assert old is not None
+        try:
+            self._emit_all(self._backend.reload(new))
+        except (NetlinkError, NftError) as exc:
+            self.emit(event(self.now(), "config.rejected", reason="backend", error=str(exc)))
+            return
+        self._config = new
+        self._emit_all(self._engine.reload(new, self.now()))
+        for wan in old.wans:
+            if wan.name not in {w.name for w in new.wans}:
+                self._hub.remove_uplink(wan.name)
+        self._configure_probes(new)
+        if self._hooks is not None:
+            self._hooks.hooks = new.hooks
+        await self._reload_dnsmasq(new)
+        self._steer(force=True)
+        self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
+
+    async def _reload_dnsmasq(self, new: Config) -> None:
+        try:
+            if self._dnsmasq is not None and _uses_dnsmasq(new):
+                await self._dnsmasq.reload(new)
+            elif self._dnsmasq is not None:
+                await self._dnsmasq.stop()
+                self._dnsmasq = None
+            elif _uses_dnsmasq(new):
+                self._dnsmasq = Dnsmasq(new, self.state_dir, self.emit, now=self.now)
+                await self._dnsmasq.start()
+        except DnsmasqError as exc:
+            self.emit(event(self.now(), "dnsmasq.reload_rejected", error=str(exc)))
+
+    # ------------------------------------------------------------------ control socket
+
+    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "status":
+            return self.status()
+        if cmd == "leases":
+            return {"leases": self._leases()}
+        if cmd == "events":
+            return {"events": [e.to_json() for e in self.events]}
+        return {"error": f"unknown command {cmd!r} (status, leases, events)"}
+
+    def _wall(self, mono: float) -> str:
+        wall = time.time() - (self.now() - mono)
+        return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
+
+    def status(self) -> dict[str, Any]:
+        assert self._engine is not None
+        now = self.now()
+        intent = self._engine.intent()
+        probes = self._hub.stats() if self._hub is not None else {}
+        wans = []
+        for s in self._engine.status(now):
+            wans.append(
+                {
+                    "name": s.name,
+                    "state": s.state.value,
+                    "rtt_ms": None if s.rtt_ms is None else round(s.rtt_ms, 1),
+                    "loss_pct": round(s.loss_pct, 1),
+                    "since": self._wall(s.since),
+                    "for_s": round(now - s.since, 1),
+                    "preferred": s.preferred,
+                    "carrying": s.name in intent.active,
+                    "targets": s.targets,
+                    "probes": probes.get(s.name, {}),
+                }
+            )
+        return {
+            "wans": wans,
+            "active": list(intent.active),
+            "mode": intent.mode,
+            "stale": intent.stale,
+            "applied": self._applied is not None and self._applied.active == intent.active,
+            "backend_error": self._backend_error,
+            "dnsmasq": self._dnsmasq.status() if self._dnsmasq is not None else None,
+            "leases": self._leases(),
+            "events": [str(e) for e in list(self.events)[-20:]],
+            "uptime_s": round(now - self._started_at, 1),
+            "pid": os.getpid(),
+        }
+
+    def _leases(self) -> list[dict[str, Any]]:
+        if self._dnsmasq is None or self._config is None:
+            return []
+        try:
+            leases = read_leases(self._dnsmasq.lease_file, self._config, time.time())
+        except (OSError, WanwatchError) as exc:
+            log.warning("leases: %s", exc)
+            return []
+        return [lease.to_json() for lease in leases]

@@ -1,0 +1,435 @@
+"""ICMP echo probes pinned to their uplink, on asyncio (``loop.add_reader``, no threads).
+
+A probe for uplink X must leave through X even when X is not the active route,
+and must fail - never succeed through another uplink - when X is dead
+(LAB-NOTES "Routing and probes"). Each uplink gets its own raw socket with:
+
+- ``SO_MARK`` = the uplink's fwmark: the backend's rule ``fwmark M/FWMARK_MASK
+  lookup <uplink table>`` sends it via the uplink's gateway, whatever the main
+  table says;
+- ``SO_BINDTODEVICE`` = the uplink's interface, a second guard: if the uplink
+  table is empty (the kernel deletes a device's routes when it goes down, and
+  rule lookup then falls through to the main table) the route lookup is still
+  restricted to this device, so the probe fails instead of leaking through the
+  other uplink. It also makes the socket receive only ICMP that arrived on that
+  interface, so a reply that came back through another uplink is never seen;
+- optionally a bound source address, matching the backend's
+  ``from <address> lookup <uplink table>`` rule.
+
+Why raw sockets and not ``SOCK_DGRAM``/``IPPROTO_ICMP`` ("ping sockets"): those
+need ``net.ipv4.ping_group_range`` opened inside the namespace (even root gets
+EACCES otherwise, LAB-NOTES), and the kernel rewrites the echo identifier to
+the socket's local port, so the identifier is not ours to choose. The daemon
+runs as root, so raw sockets cost nothing. A raw ICMP socket sees every ICMP
+packet delivered to its namespace (narrowed here to its device and to echo
+replies), so replies are matched by identifier, sequence *and* source address;
+anything else is counted as ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import secrets
+import socket
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from wanwatch.errors import ProbeError
+
+ICMP_ECHO_REPLY = 0
+ICMP_ECHO_REQUEST = 8
+
+# <linux/in.h> and <linux/icmp.h>; Python's socket module does not export them.
+SOL_RAW = 255
+ICMP_FILTER = 1
+
+# 8 bytes of send time then a fixed pattern, 56 bytes like iputils ping: some
+# ISPs and LTE gateways drop echo requests with an empty payload.
+PAYLOAD_SIZE = 56
+_PATTERN = bytes(range(0x10, 0x10 + PAYLOAD_SIZE - 8))
+
+_ICMP_HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
+_TIMESTAMP = struct.Struct("!Q")
+
+# Unanswered probes remembered per uplink. At the fastest cadence the config
+# allows (5 ms) this is 5 s of history, far beyond any probe timeout (<= 30 s
+# only at slow cadences); older entries are evicted, oldest first.
+MAX_PENDING = 1024
+
+# Datagrams read per readiness callback, so one busy socket cannot starve the
+# loop; the selector calls us again while more are queued.
+_READ_BATCH = 64
+_RECV_SIZE = 4096
+
+# After a failed socket open (interface missing, address not there yet), retry
+# at most this often: an interface such as ppp0 may appear later.
+REOPEN_INTERVAL_NS = 1_000_000_000
+
+# Send errors that mean the socket's device binding is stale (the interface was
+# deleted, maybe re-created with a new index): reopen the socket.
+_STALE_ERRNOS = frozenset({errno.ENODEV, errno.ENXIO})
+
+ReplyCallback = Callable[[str, int, float, float], None]
+
+
+# --------------------------------------------------------------------------- packets
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def make_payload(sent_ns: int) -> bytes:
+    """The 56-byte echo payload: send time (ns, informational) and a non-zero pattern."""
+    return _TIMESTAMP.pack(sent_ns & 0xFFFF_FFFF_FFFF_FFFF) + _PATTERN
+
+
+def build_echo(ident: int, seq: int, payload: bytes, icmp_type: int = ICMP_ECHO_REQUEST) -> bytes:
+    """An ICMP echo message (request by default) with a valid checksum."""
+    if not (0 <= ident <= 0xFFFF and 0 <= seq <= 0xFFFF):
+        raise ValueError(f"ICMP identifier and sequence are 16-bit: {ident}, {seq}")
+    header = _ICMP_HEADER.pack(icmp_type, 0, 0, ident, seq)
+    csum = checksum(header + payload)
+    return _ICMP_HEADER.pack(icmp_type, 0, csum, ident, seq) + payload
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    """An ICMP echo reply as read from a raw socket (IPv4 header included)."""
+
+    source: IPv4Address
+    ident: int
+    seq: int
+    payload: bytes
+
+
+def parse_reply(packet: bytes) -> EchoReply | None:
+    """The echo reply in an IPv4 datagram, or None if it is anything else or damaged."""
+    if len(packet) < 20:
+        return None
+    version, ihl = packet[0] >> 4, (packet[0] & 0x0F) * 4
+    if version != 4 or ihl < 20 or packet[9] != socket.IPPROTO_ICMP:
+        return None
+    total = int.from_bytes(packet[2:4], "big")
+    if total < ihl + _ICMP_HEADER.size or total > len(packet):
+        return None  # truncated by the reader or by the network
+    icmp = packet[ihl:total]
+    icmp_type, code, _csum, ident, seq = _ICMP_HEADER.unpack_from(icmp)
+    if icmp_type != ICMP_ECHO_REPLY or code != 0 or checksum(icmp) != 0:
+        return None
+    return EchoReply(IPv4Address(packet[12:16]), ident, seq, icmp[_ICMP_HEADER.size :])
+
+
+# --------------------------------------------------------------------------- matching
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One probe sent and not yet answered."""
+
+    seq: int  # the caller's sequence number (the wire carries its low 16 bits)
+    target: IPv4Address
+    sent_ns: int
+
+
+class PendingProbes:
+    """Unanswered probes of one uplink, keyed by wire sequence, bounded (oldest evicted)."""
+
+    def __init__(self, limit: int = MAX_PENDING) -> None:
+        self._limit = limit
+        self._by_seq: OrderedDict[int, Pending] = OrderedDict()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._by_seq)
+
+    def add(self, probe: Pending) -> int:
+        """Remember ``probe``; returns the 16-bit sequence to put on the wire."""
+        wire = probe.seq & 0xFFFF
+        # A re-used wire sequence replaces the old probe and moves to the young end.
+        self._by_seq.pop(wire, None)
+        self._by_seq[wire] = probe
+        while len(self._by_seq) > self._limit:
+            self._by_seq.popitem(last=False)
+            self.evicted += 1
+        return wire
+
+    def discard(self, seq: int) -> None:
+        """Forget the probe sent with caller sequence ``seq`` (it never left)."""
+        wire = seq & 0xFFFF
+        probe = self._by_seq.get(wire)
+        if probe is not None and probe.seq == seq:
+            del self._by_seq[wire]
+
+    def take(self, reply: EchoReply, ident: int) -> Pending | None:
+        """The probe ``reply`` answers (and forget it), or None if it answers none of ours.
+
+        A reply must carry our identifier and a pending sequence *and* come from
+        the address that probe was sent to; a duplicate finds nothing pending.
+        """
+        if reply.ident != ident:
+            return None
+        probe = self._by_seq.get(reply.seq)
+        if probe is None or probe.target != reply.source:
+            return None
+        del self._by_seq[reply.seq]
+        return probe
+
+    def clear(self) -> None:
+        self._by_seq.clear()
+
+
+# --------------------------------------------------------------------------- the hub
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkSpec:
+    """How one uplink's probes are pinned."""
+
+    ifname: str
+    mark: int
+    source: IPv4Address | None
+    bind_device: bool
+
+
+@dataclass(slots=True)
+class _Uplink:
+    spec: UplinkSpec
+    ident: int
+    sock: socket.socket | None = None
+    last_open_ns: int | None = None
+    pending: PendingProbes = field(default_factory=PendingProbes)
+    sent: int = 0
+    replies: int = 0
+    send_errors: int = 0
+    ignored: int = 0
+    last_errno: int = 0
+
+
+class ProbeHub:
+    """All ICMP probes of one daemon: one raw socket per uplink, read on the event loop.
+
+    ``on_reply(wan, seq, rtt_seconds, recv_monotonic)`` is called from the loop
+    for every matched reply; ``recv_monotonic`` is on the ``time.monotonic()``
+    scale. Send failures are counted, never raised: the engine times the probe out.
+    """
+
+    def __init__(
+        self,
+        on_reply: ReplyCallback,
+        *,
+        ident_base: int | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._on_reply = on_reply
+        self._clock_ns = clock_ns
+        # Random per daemon instance: two daemons in one namespace (a restart
+        # overlapping the old one) then almost never share an identifier.
+        self._ident_base = secrets.randbelow(0x10000) if ident_base is None else ident_base
+        self._next_ident = 0
+        self._uplinks: dict[str, _Uplink] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---------------------------------------------------------------- configuration
+
+    def add_uplink(
+        self,
+        wan: str,
+        ifname: str,
+        mark: int,
+        source: IPv4Address | None,
+        *,
+        bind_device: bool = True,
+    ) -> None:
+        """Add or reconfigure uplink ``wan``; a changed uplink gets a fresh socket."""
+        spec = UplinkSpec(ifname, mark, source, bind_device)
+        up = self._uplinks.get(wan)
+        if up is not None:
+            if up.spec == spec:
+                return
+            self._close_socket(up)
+            # Replies to probes sent the old way would arrive on the old socket.
+            up.pending.clear()
+            up.spec = spec
+            up.last_open_ns = None
+        else:
+            up = _Uplink(spec, self._allocate_ident())
+            self._uplinks[wan] = up
+        if self._loop is not None:
+            self._open(wan, up)
+
+    def remove_uplink(self, wan: str) -> None:
+        """Stop probing ``wan`` and forget it (no error if unknown)."""
+        up = self._uplinks.pop(wan, None)
+        if up is not None:
+            self._close_socket(up)
+
+    def ident(self, wan: str) -> int:
+        """The ICMP identifier of ``wan``'s probes."""
+        return self._get(wan).ident
+
+    def _allocate_ident(self) -> int:
+        used = {u.ident for u in self._uplinks.values()}
+        while True:
+            ident = (self._ident_base + self._next_ident) & 0xFFFF
+            self._next_ident += 1
+            if ident not in used:
+                return ident
+
+    def _get(self, wan: str) -> _Uplink:
+        up = self._uplinks.get(wan)
+        if up is None:
+            raise ProbeError(f"no uplink {wan!r} in the probe hub")
+        return up
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Open every uplink's socket; raises ProbeError if raw sockets are refused."""
+        if self._loop is not None:
+            return
+        self._check_raw_allowed()
+        self._loop = asyncio.get_running_loop()
+        for wan, up in self._uplinks.items():
+            self._open(wan, up)
+
+    async def close(self) -> None:
+        """Close every socket; the hub can be started again."""
+        for up in self._uplinks.values():
+            self._close_socket(up)
+            up.pending.clear()
+        self._loop = None
+
+    @staticmethod
+    def _check_raw_allowed() -> None:
+        # Fail loudly once, at start, for the one error no retry will fix.
+        try:
+            socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()
+        except PermissionError as exc:
+            raise ProbeError(
+                "raw ICMP sockets need root (CAP_NET_RAW); wanwatch run must run as root"
+            ) from exc
+
+    def _open(self, wan: str, up: _Uplink) -> None:
+        """Open ``up``'s socket; on failure leave it closed, to be retried by ``send``."""
+        up.last_open_ns = self._clock_ns()
+        try:
+            sock = _open_socket(up.spec)
+        except OSError as exc:
+            # ENODEV (interface not there yet), EADDRNOTAVAIL (address not yet
+            # assigned): the uplink cannot be probed now; sends count as errors.
+            up.last_errno = exc.errno or 0
+            return
+        up.sock = sock
+        if self._loop is not None:
+            self._loop.add_reader(sock.fileno(), self._on_readable, wan, up)
+
+    def _close_socket(self, up: _Uplink) -> None:
+        if up.sock is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(up.sock.fileno())
+        up.sock.close()
+        up.sock = None
+
+    # ---------------------------------------------------------------- probing
+
+    def send(self, wan: str, target: IPv4Address, seq: int) -> None:
+        """Send one echo request for ``wan``; a failure is counted, not raised."""
+        up = self._get(wan)
+        if self._loop is None:
+            raise ProbeError("ProbeHub.send before start()")
+        now = self._clock_ns()
+        if up.sock is None and (
+            up.last_open_ns is None or now - up.last_open_ns >= REOPEN_INTERVAL_NS
+        ):
+            self._open(wan, up)
+        if up.sock is None:
+            up.send_errors += 1
+            return
+        wire_seq = up.pending.add(Pending(seq, target, now))
+        packet = build_echo(up.ident, wire_seq, make_payload(now))
+        try:
+            up.sock.sendto(packet, (str(target), 0))
+        except OSError as exc:
+            # ENETUNREACH/ENETDOWN (uplink down), EPERM (an nft drop in output),
+            # ENOBUFS/EAGAIN (queue full): the probe is lost, the engine times it out.
+            up.pending.discard(seq)
+            up.send_errors += 1
+            up.last_errno = exc.errno or 0
+            if exc.errno in _STALE_ERRNOS:
+                self._close_socket(up)
+            return
+        up.sent += 1
+
+    def _on_readable(self, wan: str, up: _Uplink) -> None:
+        sock = up.sock
+        if sock is None:
+            return
+        for _ in range(_READ_BATCH):
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # An asynchronous error queued on the socket (e.g. ENETUNREACH
+                # from an ICMP error); it belongs to no particular probe.
+                up.last_errno = exc.errno or 0
+                return
+            now = self._clock_ns()
+            reply = parse_reply(data)
+            probe = None if reply is None else up.pending.take(reply, up.ident)
+            if probe is None:
+                up.ignored += 1
+                continue
+            up.replies += 1
+            self._on_reply(wan, probe.seq, (now - probe.sent_ns) / 1e9, now / 1e9)
+            if up.sock is not sock:
+                return  # the callback reconfigured or removed this uplink
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per uplink: sent, replies, send_errors, ignored (plus ident, pending, last_errno)."""
+        return {
+            wan: {
+                "sent": up.sent,
+                "replies": up.replies,
+                "send_errors": up.send_errors,
+                "ignored": up.ignored,
+                "pending": len(up.pending),
+                "evicted": up.pending.evicted,
+                "ident": up.ident,
+                "last_errno": up.last_errno,
+            }
+            for wan, up in self._uplinks.items()
+        }
+
+
+def _open_socket(spec: UplinkSpec) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        sock.setblocking(False)
+        # Only echo replies reach us (raw(7) ICMP_FILTER: a set bit filters that type).
+        sock.setsockopt(
+            SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFF_FFFF ^ (1 << ICMP_ECHO_REPLY))
+        )
+        if spec.mark:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, spec.mark)
+        if spec.bind_device:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec.ifname.encode())
+        if spec.source is not None:
+            sock.bind((str(spec.source), 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
