@@ -7,14 +7,17 @@ Exit codes: 0 fine, 1 a finding (warnings, a failed check against a live system)
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from wanwatch import __version__
 from wanwatch.config import Config, load
-from wanwatch.errors import ConfigError
+from wanwatch.control import DEFAULT_SOCKET
+from wanwatch.errors import ConfigError, WanwatchError
 
 EXIT_BAD_INPUT = 2
 
@@ -100,6 +103,134 @@ def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     from wanwatch.engine.intent import describe_intent
 
     click.echo(describe_intent(intent))
+
+
+socket_option = click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=str(DEFAULT_SOCKET),
+    show_default=True,
+    help="Control socket of the daemon.",
+)
+
+
+@main.command()
+@config_option
+@socket_option
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="/var/lib/wanwatch",
+    show_default=True,
+    help="Leases and last known state (set it per namespace: namespaces share one filesystem).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Also log debug messages.")
+def run(config_path: Path, socket_path: Path, state_dir: Path, verbose: bool) -> None:
+    """Be the router (root): probe uplinks, steer routes, NAT, serve DHCP/DNS.
+
+    SIGTERM/SIGINT stop cleanly and remove what wanwatch added; SIGHUP reloads the
+    config (an invalid one is refused and the old one keeps running).
+    """
+    import asyncio
+    import logging
+
+    from wanwatch.daemon import Daemon
+
+    load_or_exit(config_path)  # exit 2 before touching anything
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s.%(msecs)03d %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    if os.geteuid() != 0:
+        click.echo("wanwatch run needs root (netlink, nftables, raw ICMP sockets).", err=True)
+        sys.exit(1)
+    try:
+        code = asyncio.run(Daemon(config_path, socket_path, state_dir).run())
+    except ConfigError as exc:  # the file changed between the check above and the start
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except WanwatchError as exc:
+        click.echo(f"wanwatch: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+@main.command()
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(socket_path: Path, as_json: bool) -> None:
+    """Ask the running daemon how the uplinks are and who carries traffic."""
+    from wanwatch.control import ControlError, request
+
+    try:
+        answer = request(socket_path, "status")
+    except ControlError as exc:
+        click.echo(f"wanwatch status: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(format_status(answer))
+
+
+@main.command()
+@socket_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def leases(socket_path: Path, as_json: bool) -> None:
+    """List the DHCP clients on each LAN (address, MAC, hostname, expiry)."""
+    from wanwatch.control import ControlError, request
+
+    try:
+        answer = request(socket_path, "leases")
+    except ControlError as exc:
+        click.echo(f"wanwatch leases: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(answer["leases"], indent=2))
+        return
+    click.echo(format_leases_table(answer["leases"]))
+
+
+def format_status(st: dict[str, Any]) -> str:
+    """The status answer as a table for people."""
+    lines = [f"mode {st['mode']}, carrying new connections: {', '.join(st['active']) or '-'}"]
+    if st.get("stale"):
+        lines[0] += "  (no healthy uplink: last choice kept)"
+    lines.append(f"{'UPLINK':<16}{'STATE':<10}{'RTT':>9}{'LOSS':>7}  {'SINCE':<25}ROLE")
+    for w in st["wans"]:
+        rtt = "-" if w["rtt_ms"] is None else f"{w['rtt_ms']:.1f}ms"
+        role = "carrying" if w.get("carrying") else "standby"
+        if not w.get("preferred", True) and w["state"] == "up":
+            role += " (hold)"
+        lines.append(
+            f"{w['name']:<16}{w['state']:<10}{rtt:>9}{w['loss_pct']:>6.1f}%  {w['since']:<25}{role}"
+        )
+    if st.get("backend_error"):
+        lines.append(f"backend error: {st['backend_error']}")
+    if st.get("leases"):
+        lines.append("")
+        lines.append(format_leases_table(st["leases"]))
+    if st.get("events"):
+        lines.append("")
+        lines.append("recent events:")
+        lines.extend(f"  {e}" for e in st["events"][-10:])
+    return "\n".join(lines)
+
+
+def format_leases_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no DHCP leases"
+    out = [f"{'LAN':<10}{'ADDRESS':<17}{'MAC':<19}{'HOSTNAME':<20}EXPIRES"]
+    for r in rows:
+        out.append(
+            f"{r.get('lan') or '-':<10}{r['address']:<17}{r['mac']:<19}"
+            f"{r.get('hostname') or '-':<20}{r.get('expires') or 'never'}"
+        )
+    return "\n".join(out)
 
 
 if __name__ == "__main__":  # pragma: no cover

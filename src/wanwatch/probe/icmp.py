@@ -84,9 +84,13 @@ def checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) of ``data``."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    # The one's-complement sum of 16-bit words is the number mod 0xFFFF, since
+    # 2**16 == 1 (mod 0xFFFF) (RFC 1071 section 2). A non-zero number whose sum
+    # is 0xFFFF would give 0 here; one's complement has no non-zero sum of 0.
+    number = int.from_bytes(data, "big")
+    total = number % 0xFFFF
+    if total == 0 and number:
+        total = 0xFFFF
     return ~total & 0xFFFF
 
 
