@@ -70,6 +70,10 @@ _IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# dnsmasq's dhcp-host takes digits with an optional w/d/h/m/s suffix as a lease
+# time, and "infinite" / "ignore" as keywords, wherever they appear (option.c).
+_LEASE_TIME_WORD_RE = re.compile(r"^[0-9]+[wdhmsWDHMS]?$")
+_DHCP_HOST_KEYWORDS = ("infinite", "ignore")
 _DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]{1,63})*$")
 
 
@@ -208,6 +212,12 @@ class StaticLease(_Model):
     def _hostname(cls, v: str | None) -> str | None:
         if v is not None and not _HOSTNAME_RE.match(v):
             raise ValueError(f"{v!r} is not a host name (letters, digits, '-')")
+        if v is not None and (_LEASE_TIME_WORD_RE.match(v) or v.lower() in _DHCP_HOST_KEYWORDS):
+            # dnsmasq's dhcp-host reads such a field as a lease time or a keyword,
+            # not a name ("45m" became a 2700 s lease in the lab; "ignore" drops the host).
+            raise ValueError(
+                f"{v!r} reads as a lease time or keyword to dnsmasq; pick another host name"
+            )
         return v
 
 
@@ -229,6 +239,13 @@ class Dhcp(_Model):
     lease_time: Duration = Field(default=12 * 3600.0, ge=120, le=365 * 86400)
     static: tuple[StaticLease, ...] = ()
 
+    @field_validator("lease_time")
+    @classmethod
+    def _whole_seconds(cls, v: float) -> float:
+        if v != int(v):
+            raise ValueError("a DHCP lease time is a whole number of seconds (RFC 2132 option 51)")
+        return v
+
 
 class Lan(_Model):
     """A network behind the router."""
@@ -237,6 +254,16 @@ class Lan(_Model):
     interface: IfName
     address: IPv4Interface | None = None
     dhcp: Dhcp | None = None
+
+    @field_validator("interface")
+    @classmethod
+    def _dnsmasq_can_name(cls, v: str) -> str:
+        # dnsmasq serves every LAN: in its config '"' opens a quote, ',' splits a
+        # list and a trailing '*' is a wildcard, so such a name would be refused
+        # or silently mean other interfaces.
+        if bad := next((c for c in v if c in '",*'), None):
+            raise ValueError(f"{v!r}: dnsmasq cannot name a LAN interface containing {bad!r}")
+        return v
 
 
 def _domain(value: object) -> str:
@@ -649,6 +676,7 @@ def _cross_check(col: _Collector, wans: list[Any], lans: list[Any], dns: Dns | N
 
     macs: dict[str, Path_] = {}
     fixed: dict[IPv4Address, Path_] = {}
+    hostnames: dict[str, Path_] = {}  # one DNS name space for every LAN (dnsmasq)
     for i, lan in _enumerate_valid(lans):
         if lan.dhcp is None:
             continue
@@ -668,6 +696,14 @@ def _cross_check(col: _Collector, wans: list[Any], lans: list[Any], dns: Dns | N
                 )
             else:
                 fixed[s.address] = spath
+            if s.hostname is not None:
+                if s.hostname.lower() in hostnames:
+                    col.add(
+                        (*spath, "hostname"),
+                        f"{s.hostname} already names {format_path(hostnames[s.hostname.lower()])}",
+                    )
+                else:
+                    hostnames[s.hostname.lower()] = spath
             if lan.address is not None:
                 if s.address not in lan.address.network:
                     col.add(

@@ -28,6 +28,7 @@ from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent
 from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
+from wanwatch.footprint import fwmark
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
@@ -244,11 +245,9 @@ class Daemon:
 
     def _configure_probes(self, cfg: Config) -> None:
         assert self._hub is not None
-        intent = self._engine.intent() if self._engine is not None else None
         for i, wan in enumerate(cfg.wans):
-            mark = intent.uplinks[i].mark if intent is not None else 0
             source = wan.address.ip if wan.address is not None else None
-            self._hub.add_uplink(wan.name, wan.interface, mark, source)
+            self._hub.add_uplink(wan.name, wan.interface, fwmark(i), source)
 
     # ------------------------------------------------------------------ reload
 

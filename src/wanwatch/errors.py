@@ -23,6 +23,10 @@ class NftError(WanwatchError):
     """nft rejected a ruleset (check or apply)."""
 
 
+class SysctlError(WanwatchError):
+    """A kernel setting under /proc/sys could not be read or written."""
+
+
 class DnsmasqError(WanwatchError):
     """dnsmasq rejected its configuration or could not be supervised."""
 

@@ -20,6 +20,26 @@ MAX_UPLINKS = 16
 # so ours all come before it. Fwmark rules first, then source rules.
 RULE_PRIO_FWMARK = 28700
 RULE_PRIO_SOURCE = 28750
+# Before both: `lookup main suppress_prefixlength 0`. Every main-table route more
+# specific than a default (LANs, connected subnets, the admin's static routes) wins
+# over our uplink tables, so only traffic that would take a default route is steered
+# by mark or source (the idiom of wg-quick and the LARTC multi-uplink recipes).
+RULE_PRIO_SUPPRESS = 28690
+
+# Metrics of the default routes we put in the main table. DEFAULT_METRIC carries
+# the active uplink and is switched with one `route replace` (make-before-break).
+# 87 sits above the 0 of a plain `ip route add default` and below the defaults
+# of common DHCP clients (NetworkManager 100/600, dhcpcd 200+ifindex,
+# systemd-networkd 1024), and none of them uses it. Per-uplink fallback defaults
+# follow at FALLBACK_METRIC_BASE + rank (rank by priority, then config order): with
+# ignore_routes_with_linkdown=1 the kernel skips a route whose carrier is gone and
+# uses the next one before the daemon reacts (LAB-NOTES).
+DEFAULT_METRIC = 87
+FALLBACK_METRIC_BASE = 28700
+# Last route of every per-uplink table: `unreachable default`. A packet marked for
+# (or sourced from) an uplink whose route is gone or link-down fails there instead
+# of falling through to the main table and leaving by another uplink.
+UNREACHABLE_METRIC = 4294967295
 
 # Packet/conntrack mark bits we own; all other bits are left to the admin.
 FWMARK_MASK = 0x00FF0000

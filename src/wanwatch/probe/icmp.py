@@ -7,14 +7,20 @@ and must fail - never succeed through another uplink - when X is dead
 - ``SO_MARK`` = the uplink's fwmark: the backend's rule ``fwmark M/FWMARK_MASK
   lookup <uplink table>`` sends it via the uplink's gateway, whatever the main
   table says;
-- ``SO_BINDTODEVICE`` = the uplink's interface, a second guard: if the uplink
-  table is empty (the kernel deletes a device's routes when it goes down, and
-  rule lookup then falls through to the main table) the route lookup is still
-  restricted to this device, so the probe fails instead of leaking through the
-  other uplink. It also makes the socket receive only ICMP that arrived on that
-  interface, so a reply that came back through another uplink is never seen;
+- ``SO_BINDTODEVICE`` = the uplink's interface, a second guard. When the uplink
+  table has no usable route - the kernel deletes a device's routes when it goes
+  admin down, and skips them on carrier loss with ignore_routes_with_linkdown=1
+  - rule lookup falls through to the main table, and a mark-only probe (even
+  with a bound source address) leaves through the other uplink, is masqueraded
+  there and comes back: the dead uplink reported healthy (measured in
+  tests/lab/test_probe.py). Bound to its device, the lookup may only use that
+  device, so the send fails (ENETUNREACH) or the packet dies on the dead link.
+  It also makes the socket receive only ICMP that arrived on that interface;
 - optionally a bound source address, matching the backend's
   ``from <address> lookup <uplink table>`` rule.
+
+Device binding alone, with no mark, fails safely: the kernel treats the target
+as on-link and ARPs for it. So pass the uplink's real fwmark, never 0.
 
 Why raw sockets and not ``SOCK_DGRAM``/``IPPROTO_ICMP`` ("ping sockets"): those
 need ``net.ipv4.ping_group_range`` opened inside the namespace (even root gets
@@ -256,7 +262,11 @@ class ProbeHub:
         *,
         bind_device: bool = True,
     ) -> None:
-        """Add or reconfigure uplink ``wan``; a changed uplink gets a fresh socket."""
+        """Add or reconfigure uplink ``wan``; a changed uplink gets a fresh socket.
+
+        ``mark`` is the uplink's fwmark (footprint.fwmark); ``bind_device=False``
+        exists for tests and measurements only (see the module docstring).
+        """
         spec = UplinkSpec(ifname, mark, source, bind_device)
         up = self._uplinks.get(wan)
         if up is not None:
@@ -319,7 +329,7 @@ class ProbeHub:
     def _check_raw_allowed() -> None:
         # Fail loudly once, at start, for the one error no retry will fix.
         try:
-            socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()
+            _raw_socket().close()
         except PermissionError as exc:
             raise ProbeError(
                 "raw ICMP sockets need root (CAP_NET_RAW); wanwatch run must run as root"
@@ -419,8 +429,12 @@ class ProbeHub:
         }
 
 
+def _raw_socket() -> socket.socket:
+    return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+
+
 def _open_socket(spec: UplinkSpec) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    sock = _raw_socket()
     try:
         sock.setblocking(False)
         # Only echo replies reach us (raw(7) ICMP_FILTER: a set bit filters that type).

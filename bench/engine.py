@@ -1,0 +1,205 @@
+"""Benchmark of the failover engine on simulated links; prints ONE JSON object.
+
+    python bench/engine.py [--hours N] [--seed S]
+
+Figures (virtual time, wanwatch.engine.sim):
+- detection of silent outages (primary stops answering, carrier up): from the
+  outage start to wan.down, over randomized traces (loss 0-20 %, RTT 20-120 ms,
+  jitter 0-20 ms, outages 2-60 s every few minutes), overall and per loss level;
+- carrier-loss detection (netlink's ~12 ms delivery is not simulated);
+- false failovers, downs and degraded per simulated day on a primary with 10,
+  20 and 30 % iid loss and 100 +- 20 ms RTT (normal jitter), --hours each;
+- probes per second per healthy uplink, clean and lossy;
+- failback: outage end to policy.failback (rise + hold, with flap damping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from wanwatch.config import Config, load
+from wanwatch.engine.sim import LinkModel, Simulator, first_after, poisson_upper
+
+OFFICE = Path(__file__).resolve().parent.parent / "examples" / "office.yaml"
+PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
+LOSS_LEVELS = (0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # clean twice: the common case
+
+
+def dist(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0}
+    v = sorted(values)
+    return {
+        "count": len(v),
+        "median": round(statistics.median(v), 1),
+        "p90": round(v[min(len(v) - 1, int(0.9 * len(v)))], 1),
+        "max": round(v[-1], 1),
+    }
+
+
+def outage_trace(config: Config, hours: float, seed: int) -> dict[str, Any]:
+    """One randomized trace of the primary; returns raw per-outage measurements."""
+    rng = random.Random(seed)
+    end = hours * 3600
+    rtt = rng.uniform(0.02, 0.12)
+    jitter = rng.uniform(0.0, 0.02)
+    loss_changes: list[tuple[float, float]] = []
+    t = 0.0
+    while t < end:
+        loss_changes.append((t, rng.choice(LOSS_LEVELS)))
+        t += rng.uniform(300, 1200)
+    outages: list[tuple[float, float]] = []
+    carrier: list[tuple[float, float]] = []
+    t = 120.0
+    while True:
+        t += 30 + rng.expovariate(1 / 210)  # >= 30 s apart: each starts on a live uplink
+        length = rng.uniform(2, 60)
+        if t + length + 60 > end:
+            break
+        (carrier if rng.random() < 0.2 else outages).append((t, t + length))
+        t += length
+    link = LinkModel(rtt=rtt, jitter=jitter, loss_changes=loss_changes, outages=outages)
+    link_c = LinkModel(
+        rtt=rtt, jitter=jitter, loss_changes=loss_changes, outages=outages, carrier_down=carrier
+    )
+    sim = Simulator(config, {PRIMARY: link_c, BACKUP: LinkModel(rtt=0.02)}, seed=seed)
+    sim.run_until(end)
+    downs = sim.named("wan.down", PRIMARY)
+
+    def health_at(t: float) -> str:
+        state = "unknown"
+        for e in sim.events:
+            if e.at > t:
+                break
+            if e.fields.get("wan") == PRIMARY and e.name in ("wan.up", "wan.down"):
+                state = e.name
+        return state
+
+    detect: list[tuple[float, float]] = []  # (loss level, ms)
+    missed = already_down = 0
+    for a, b in outages:
+        if health_at(a) != "wan.up":
+            already_down += 1  # still down (or rising) from the previous fault
+            continue
+        d = next((e for e in downs if a <= e.at <= b + 5), None)
+        if d is None:
+            missed += 1
+        else:
+            detect.append((link.loss_at(a), (d.at - a) * 1000))
+    carrier_ms = []
+    for a, _ in carrier:
+        d = next((e for e in downs if a <= e.at), None)
+        if d is not None and d.fields.get("reason") == "carrier":
+            carrier_ms.append((d.at - a) * 1000)
+    failback: list[tuple[float, float]] = []  # (hold, seconds from fault end to failback)
+    faults = sorted([*outages, *carrier])
+    for (a, b), nxt in zip(faults, [*faults[1:], (end, end)], strict=True):
+        fb = first_after(sim.events, "policy.failback", b, to=PRIMARY)
+        up = first_after(sim.events, "wan.up", b, wan=PRIMARY)
+        if fb is not None and up is not None and fb.at < nxt[0]:
+            failback.append((float(up.fields.get("hold_s") or 0), fb.at - b))
+    in_outage = [*outages, *carrier]
+    false_downs = sum(
+        1 for e in downs if not any(a <= e.at <= b + 5 for a, b in in_outage)
+    )
+    return {
+        "detect": detect,
+        "missed": missed,
+        "already_down": already_down,
+        "carrier_ms": carrier_ms,
+        "failback": failback,
+        "false_downs": false_downs,
+    }
+
+
+def lossy_run(config: Config, loss: float, hours: float, seed: int) -> dict[str, Any]:
+    """A primary with iid loss and 100 +- 20 ms RTT, no outage at all."""
+    links = {
+        PRIMARY: LinkModel(rtt=0.1, jitter=0.02, loss=loss),
+        BACKUP: LinkModel(rtt=0.02),
+    }
+    sim = Simulator(config, links, seed=seed)
+    sim.run_until(hours * 3600)
+    days = hours / 24
+    failovers = len(sim.named("policy.failover"))
+    sent = sim.engine.probes_sent()
+    return {
+        "hours": hours,
+        "failovers": failovers,
+        "failovers_per_day": round(failovers / days, 3),
+        "failovers_per_day_95_upper": round(poisson_upper(failovers, days), 3),
+        "downs": len(sim.named("wan.down", PRIMARY)),
+        "degraded": len(sim.named("wan.degraded", PRIMARY)),
+        "target_silent": len(sim.named("target.silent", PRIMARY)),
+        "probes_per_s": round(sent[PRIMARY] / (hours * 3600), 3),
+        "clean_backup_probes_per_s": round(sent[BACKUP] / (hours * 3600), 3),
+        "loss_pct_reported": sim.engine.status(sim.now)[0].loss_pct,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", type=float, default=24.0, help="virtual hours per lossy run")
+    ap.add_argument("--outage-hours", type=float, default=12.0, help="virtual hours of outages")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    config = load(OFFICE)
+    started = time.monotonic()
+
+    detect: list[tuple[float, float]] = []
+    carrier_ms: list[float] = []
+    failback: list[tuple[float, float]] = []
+    missed = false_downs = already_down = 0
+    traces = max(1, round(args.outage_hours))
+    for i in range(traces):
+        r = outage_trace(config, args.outage_hours / traces, args.seed * 1000 + i)
+        detect += r["detect"]
+        carrier_ms += r["carrier_ms"]
+        failback += r["failback"]
+        missed += r["missed"]
+        already_down += r["already_down"]
+        false_downs += r["false_downs"]
+    by_loss: dict[str, list[float]] = defaultdict(list)
+    for level, ms in detect:
+        by_loss[f"{round(level * 100)}%"].append(ms)
+
+    lossy = {
+        f"{round(p * 100)}%": lossy_run(config, p, args.hours, args.seed + k)
+        for k, p in enumerate((0.1, 0.2, 0.3))
+    }
+    clean = lossy_run(config, 0.0, min(args.hours, 2.0), args.seed + 7)
+
+    out = {
+        "seed": args.seed,
+        "silent_outage_detect_ms": dist([ms for _, ms in detect]),
+        "silent_outage_detect_ms_by_loss": {k: dist(v) for k, v in sorted(by_loss.items())},
+        "silent_outages_missed": missed,
+        "silent_outages_on_uplink_already_down": already_down,
+        "false_downs_in_outage_traces": false_downs,
+        "outage_trace_hours": args.outage_hours,
+        "carrier_detect_ms": dist(carrier_ms),
+        "false_failovers": lossy,
+        "probes_per_s_healthy": {
+            "clean_100ms": clean["probes_per_s"],
+            "clean_20ms": clean["clean_backup_probes_per_s"],
+            "loss_20pct_100ms": lossy["20%"]["probes_per_s"],
+        },
+        "failback_s": dist([s for _, s in failback]),
+        "failback_s_first_down": dist([s for h, s in failback if h <= config.monitor.hold]),
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The Engine: the one object the daemon drives. Pure and deterministic.
+
+The daemon's loop, with ``now`` from a monotonic clock::
+
+    events = engine.tick(now)          # timeouts, hold timers
+    for req in engine.due(now): send   # probes to send now
+    ... wait until engine.next_wakeup() or a reply / link event:
+    events = engine.reply(wan, seq, rtt, now)  or  engine.carrier(wan, up, now)
+    engine.intent()                     # reconcile the kernel when it changed
+
+The engine owns every timeout: the daemon never decides a probe is lost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from wanwatch.config import Config
+from wanwatch.engine.events import Event, event
+from wanwatch.engine.health import UplinkMonitor
+from wanwatch.engine.intent import Health, Intent
+from wanwatch.engine.policy import decide
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRequest:
+    wan: str
+    target: IPv4Address
+    seq: int  # ICMP echo sequence, per uplink, 16-bit wrapping
+
+
+@dataclass(frozen=True, slots=True)
+class WanStatus:
+    name: str
+    state: Health
+    rtt_ms: float | None
+    loss_pct: float
+    since: float
+    preferred: bool
+    targets: dict[str, str]  # address -> answering | silent | unknown
+
+
+# At start every uplink is UNKNOWN. Choosing before the better ones had their
+# chance would log a failover then a failback whenever the backup answers a few
+# milliseconds first; so the first choice waits until none is UNKNOWN, at most
+# this long (a live uplink rises on its 2nd answer, about one interval in; a
+# dead one is DOWN ~2 s in, its first probes timing out at the 1 s initial RTO).
+STARTUP_GRACE = 3.0
+
+# Events after which the Intent may differ (health or preference changed).
+_REPLAN = frozenset({"wan.up", "wan.down", "wan.degraded", "wan.recovered", "wan.preferred"})
+
+
+class Engine:
+    """Uplink monitors plus policy: (time, probe results, link events) -> events, Intent."""
+
+    def __init__(self, config: Config, now: float) -> None:
+        self._config = config
+        self._monitors = {
+            w.name: UplinkMonitor(w.name, w.probe.targets, config.monitor_for(w), now)
+            for w in config.wans
+        }
+        self._detect_ms: dict[str, int] = {}
+        self._now = now
+        self._settle_by: float | None = now + STARTUP_GRACE  # None once settled
+        self._intent = decide(config, self._health(), self._preferred(), None)
+
+    # ----------------------------------------------------------------- inputs
+
+    def due(self, now: float) -> list[ProbeRequest]:
+        """Probes to send now; they are outstanding from here on."""
+        self._now = max(self._now, now)
+        return [
+            ProbeRequest(name, target, seq)
+            for name, m in self._monitors.items()
+            for target, seq in m.due(now)
+        ]
+
+    def reply(self, wan: str, seq: int, rtt: float, now: float) -> list[Event]:
+        """An echo reply; late ones count too, unknown ones are ignored."""
+        self._now = max(self._now, now)
+        m = self._monitors.get(wan)
+        if m is None:
+            return []
+        return self._replan(m.reply(seq, rtt, now), now)
+
+    def carrier(self, wan: str, up: bool, now: float) -> list[Event]:
+        """Link carrier from netlink: down is DOWN at once; up lets probes decide."""
+        self._now = max(self._now, now)
+        m = self._monitors.get(wan)
+        if m is None:
+            return []
+        return self._replan(m.carrier(up, now), now)
+
+    def tick(self, now: float) -> list[Event]:
+        """Expire outstanding probes and run hold timers."""
+        self._now = max(self._now, now)
+        events: list[Event] = []
+        for m in self._monitors.values():
+            events += m.expire(now)
+            events += m.clock(now)
+        if self._settle_by is not None:
+            events += self._replan_now(now)
+        return self._replan(events, now)
+
+    def reload(self, config: Config, now: float) -> list[Event]:
+        """Switch to a new config; uplinks whose name survives keep their health."""
+        self._now = max(self._now, now)
+        old = self._monitors
+        monitors: dict[str, UplinkMonitor] = {}
+        for w in config.wans:
+            m = old.get(w.name)
+            if m is None:
+                m = UplinkMonitor(w.name, w.probe.targets, config.monitor_for(w), now)
+            else:
+                m.reconfigure(w.probe.targets, config.monitor_for(w))
+            monitors[w.name] = m
+        added = [n for n in monitors if n not in old]
+        removed = [n for n in old if n not in monitors]
+        self._monitors = monitors
+        self._config = config
+        for n in removed:
+            self._detect_ms.pop(n, None)
+        events = [
+            event(
+                now,
+                "engine.reload",
+                added=",".join(added) or None,
+                removed=",".join(removed) or None,
+                kept=len(monitors) - len(added),
+            )
+        ]
+        return events + self._replan_now(now)
+
+    # ----------------------------------------------------------------- outputs
+
+    def next_wakeup(self) -> float:
+        """Earliest time ``due``/``tick`` has something to do (at most 1 s ahead)."""
+        soonest = min((m.next_wakeup() for m in self._monitors.values()), default=math.inf)
+        if self._settle_by is not None:
+            soonest = min(soonest, self._settle_by)
+        return min(soonest, self._now + 1.0)
+
+    def intent(self) -> Intent:
+        return self._intent
+
+    def status(self, now: float) -> list[WanStatus]:
+        out = []
+        for name, m in self._monitors.items():
+            s = m.state
+            srtt = m.rtt.srtt
+            out.append(
+                WanStatus(
+                    name=name,
+                    state=s.health,
+                    rtt_ms=None if srtt is None else round(srtt * 1000, 1),
+                    loss_pct=round(m.loss_pct(now), 1),
+                    since=s.since,
+                    preferred=s.preferred,
+                    targets=m.target_states(),
+                )
+            )
+        return out
+
+    def probes_sent(self) -> dict[str, int]:
+        """Probes sent per uplink since start (bench and metrics)."""
+        return {name: m.sent for name, m in self._monitors.items()}
+
+    # ----------------------------------------------------------------- policy
+
+    def _health(self) -> dict[str, Health]:
+        return {n: m.state.health for n, m in self._monitors.items()}
+
+    def _preferred(self) -> dict[str, bool]:
+        return {n: m.state.preferred for n, m in self._monitors.items()}
+
+    def _replan(self, events: list[Event], now: float) -> list[Event]:
+        for e in events:
+            if e.name == "wan.down":
+                detect = e.fields.get("detect_ms")
+                self._detect_ms[str(e.fields["wan"])] = detect if isinstance(detect, int) else 0
+        if any(e.name in _REPLAN for e in events):
+            return events + self._replan_now(now)
+        return events
+
+    def _replan_now(self, now: float) -> list[Event]:
+        old = self._intent
+        health = self._health()
+        if self._settle_by is not None:
+            if now < self._settle_by and Health.UNKNOWN in health.values():
+                return []
+            self._settle_by = None
+            self._intent = decide(self._config, health, self._preferred(), old)
+            if self._intent.stale:
+                return [event(now, "policy.stale", keeping=",".join(self._intent.active))]
+            return [event(now, "policy.select", to=",".join(self._intent.active))]
+        new = decide(self._config, health, self._preferred(), old)
+        self._intent = new
+        if new.stale:
+            if old.stale and old.active == new.active:
+                return []
+            return [event(now, "policy.stale", keeping=",".join(new.active))]
+        if new.active == old.active:
+            return []
+        dropped = [a for a in old.active if a not in new.active]
+        failed = [a for a in dropped if health.get(a) is not Health.UP]
+        if old.stale or failed:
+            cause = failed[0] if failed else None
+            return [
+                event(
+                    now,
+                    "policy.failover",
+                    **{"from": ",".join(old.active), "to": ",".join(new.active)},
+                    cause=cause,
+                    reason=None if cause is None else health.get(cause, Health.UNKNOWN).value,
+                    detect_ms=self._detect_ms.get(cause) if cause else None,
+                )
+            ]
+        return [
+            event(
+                now, "policy.failback", **{"from": ",".join(old.active), "to": ",".join(new.active)}
+            )
+        ]

@@ -1,0 +1,138 @@
+"""Policy: uplink health in, the Intent (desired dataplane) out. Pure.
+
+Failover carries new connections on one uplink, loadbalance on every usable
+uplink of the best priority tier, hashed into buckets by weight. Which uplinks
+are usable, in order of preference:
+
+1. UP and preferred (past their hold after a comeback);
+2. if none, DEGRADED ones (a bad link beats none);
+3. if none, UP ones still in their hold.
+
+With none usable the previous choice is kept and the Intent is marked stale:
+failing over into nothing would only drop the connections that still work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import reduce
+from math import gcd
+
+from wanwatch.config import Config, Wan
+from wanwatch.engine.intent import Health, Intent, LanPlan, UplinkPlan
+from wanwatch.footprint import fwmark, table_id
+
+
+def allocate_buckets(weights: Sequence[tuple[str, int]]) -> tuple[str, ...]:
+    """Hash bucket -> uplink name: weight/gcd buckets each, interleaved.
+
+    Smooth weighted round-robin (the nginx upstream scheme): in every prefix of
+    the result each uplink's share stays within one bucket of its exact share,
+    so no uplink takes a long contiguous run of buckets.
+    """
+    names = [n for n, _ in weights]
+    if len(set(names)) != len(names):
+        raise ValueError(f"uplink named twice in {names}")
+    if any(w < 1 for _, w in weights):
+        raise ValueError(f"weights must be >= 1: {list(weights)}")
+    if not weights:
+        return ()
+    g = reduce(gcd, (w for _, w in weights))
+    counts = [w // g for _, w in weights]
+    total = sum(counts)
+    current = [0] * len(counts)
+    out: list[str] = []
+    for _ in range(total):
+        best = 0
+        for i, c in enumerate(counts):
+            current[i] += c
+            if current[i] > current[best]:
+                best = i
+        current[best] -= total
+        out.append(names[best])
+    return tuple(out)
+
+
+def _usable(
+    wans: Sequence[Wan], health: Mapping[str, Health], preferred: Mapping[str, bool]
+) -> list[Wan]:
+    def state(w: Wan) -> Health:
+        return health.get(w.name, Health.UNKNOWN)
+
+    tiers = (
+        [w for w in wans if state(w) is Health.UP and preferred.get(w.name, False)],
+        [w for w in wans if state(w) is Health.DEGRADED],
+        [w for w in wans if state(w) is Health.UP and not preferred.get(w.name, False)],
+    )
+    return next((t for t in tiers if t), [])
+
+
+def _carriers(config: Config, candidates: Sequence[Wan]) -> tuple[str, ...]:
+    """Best priority first (config order breaks ties); loadbalance keeps the whole tier."""
+    order = {w.name: i for i, w in enumerate(config.wans)}
+    ranked = sorted(candidates, key=lambda w: (w.priority, order[w.name]))
+    if config.policy.mode == "failover":
+        return (ranked[0].name,)
+    best = ranked[0].priority
+    return tuple(w.name for w in ranked if w.priority == best)
+
+
+def decide(
+    config: Config,
+    health_by_name: Mapping[str, Health],
+    preferred_by_name: Mapping[str, bool],
+    previous: Intent | None,
+) -> Intent:
+    """The Intent for these uplink states; ``previous`` is kept when nothing is usable."""
+    names = {w.name for w in config.wans}
+    usable = _usable(config.wans, health_by_name, preferred_by_name)
+    stale = not usable
+    if usable:
+        active = _carriers(config, usable)
+    elif previous is not None and previous.active and all(a in names for a in previous.active):
+        active = previous.active
+        if config.policy.mode == "failover":
+            active = active[:1]
+    else:
+        active = _carriers(config, config.wans)
+
+    buckets: tuple[str, ...] = ()
+    if config.policy.mode == "loadbalance":
+        weight = {w.name: w.weight for w in config.wans}
+        buckets = allocate_buckets([(a, weight[a]) for a in active])
+
+    uplinks = tuple(
+        UplinkPlan(
+            name=w.name,
+            interface=w.interface,
+            address=w.address,
+            gateway=w.gateway,
+            table=table_id(i),
+            mark=fwmark(i),
+            priority=w.priority,
+            weight=w.weight,
+            health=health_by_name.get(w.name, Health.UNKNOWN),
+            carrying=w.name in active,
+            probe_targets=w.probe.targets,
+        )
+        for i, w in enumerate(config.wans)
+    )
+    return Intent(
+        mode=config.policy.mode,
+        uplinks=uplinks,
+        lans=tuple(LanPlan(lan.name, lan.interface, lan.address) for lan in config.lans),
+        active=active,
+        buckets=buckets,
+        classifier=config.policy.classifier,
+        masquerade=tuple(w.interface for w in config.wans) if config.nat.masquerade else (),
+        flush=tuple(
+            u.name for u in uplinks if u.health is Health.DOWN and u.name not in active
+        ),
+        stale=stale,
+    )
+
+
+def plan_for(config: Config, down: set[str]) -> Intent:
+    """The Intent when exactly the uplinks in ``down`` are down (``wanwatch plan``)."""
+    health = {w.name: Health.DOWN if w.name in down else Health.UP for w in config.wans}
+    return decide(config, health, {w.name: True for w in config.wans}, None)

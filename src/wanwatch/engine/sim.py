@@ -1,0 +1,172 @@
+"""A link and probe simulator with a virtual clock, for tests and bench/engine.py.
+
+It drives an :class:`Engine` exactly as the daemon does (tick, due, reply,
+carrier at the times they happen) against modelled uplinks: base RTT, normal
+jitter, iid loss per probe round trip, silent outages, carrier loss and
+per-target silence. Seeded, so every run of a scenario is identical.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from wanwatch.config import Config
+from wanwatch.engine.core import Engine
+from wanwatch.engine.events import Event
+from wanwatch.engine.intent import Intent
+
+Span = tuple[float, float]  # [start, end) in virtual seconds
+
+
+def _covers(spans: Sequence[Span], start: float, end: float) -> bool:
+    """Does any span overlap [start, end]?"""
+    return any(a <= end and start < b for a, b in spans)
+
+
+@dataclass(frozen=True)
+class LinkModel:
+    """What lies beyond one uplink."""
+
+    rtt: float = 0.03  # base round trip, seconds
+    jitter: float = 0.0  # standard deviation of the RTT (normal), seconds
+    loss: float = 0.0  # iid chance that a probe or its reply is lost
+    # (time, loss) from that time on, overriding ``loss``; sorted
+    loss_changes: Sequence[tuple[float, float]] = ()
+    outages: Sequence[Span] = ()  # silent blackhole: carrier up, nothing answers
+    carrier_down: Sequence[Span] = ()  # the Ethernet link itself is down
+    silent_targets: Mapping[IPv4Address, Sequence[Span]] = field(default_factory=dict)
+
+    def loss_at(self, t: float) -> float:
+        if not self.loss_changes:
+            return self.loss
+        i = bisect.bisect_right([c[0] for c in self.loss_changes], t)
+        return self.loss if i == 0 else self.loss_changes[i - 1][1]
+
+
+class SimulationError(RuntimeError):
+    """The engine asked to be woken in the past over and over (an engine bug)."""
+
+
+@dataclass
+class Simulator:
+    """Virtual time, modelled links, one Engine."""
+
+    config: Config
+    links: Mapping[str, LinkModel]
+    seed: int = 0
+    start: float = 0.0
+    events: list[Event] = field(default_factory=list)
+    intents: list[tuple[float, Intent]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.now = self.start
+        self.engine = Engine(self.config, self.start)
+        self.intents.append((self.start, self.engine.intent()))
+        self._replies: list[tuple[float, int, str, int, float]] = []
+        self._order = 0
+        carrier: list[tuple[float, str, bool]] = []
+        for name, link in self.links.items():
+            for a, b in link.carrier_down:
+                carrier += [(a, name, False), (b, name, True)]
+        carrier.sort(key=lambda c: (c[0], c[1], c[2]))
+        self._carrier = carrier
+        self._carrier_i = 0
+
+    def run_until(self, end: float) -> None:
+        """Advance virtual time to ``end``, feeding the engine as the daemon would."""
+        spins = 0
+        while True:
+            t = self.engine.next_wakeup()
+            if self._replies:
+                t = min(t, self._replies[0][0])
+            if self._carrier_i < len(self._carrier):
+                t = min(t, self._carrier[self._carrier_i][0])
+            if t > end:
+                break
+            if t <= self.now:
+                spins += 1
+                if spins > 10_000:
+                    raise SimulationError(f"engine keeps asking for t={t} at now={self.now}")
+            else:
+                spins = 0
+            self.now = max(self.now, t)
+            self._step()
+        self.now = end
+        self._step()
+
+    def _step(self) -> None:
+        now = self.now
+        engine = self.engine
+        out = self.events
+        while self._carrier_i < len(self._carrier) and self._carrier[self._carrier_i][0] <= now:
+            _, name, up = self._carrier[self._carrier_i]
+            self._carrier_i += 1
+            out += engine.carrier(name, up, now)
+        while self._replies and self._replies[0][0] <= now:
+            _, _, name, seq, rtt = heapq.heappop(self._replies)
+            out += engine.reply(name, seq, rtt, now)
+        out += engine.tick(now)
+        for req in engine.due(now):
+            self._fate(req.wan, req.target, req.seq, now)
+        if engine.intent() is not self.intents[-1][1]:
+            self.intents.append((now, engine.intent()))
+
+    def _fate(self, wan: str, target: IPv4Address, seq: int, now: float) -> None:
+        link = self.links.get(wan, LinkModel())
+        rtt = link.rtt + (self.rng.gauss(0.0, link.jitter) if link.jitter else 0.0)
+        rtt = max(rtt, 0.0005)
+        lost = self.rng.random() < link.loss_at(now)
+        back = now + rtt
+        if (
+            lost
+            or _covers(link.outages, now, back)
+            or _covers(link.carrier_down, now, back)
+            or _covers(link.silent_targets.get(target, ()), now, back)
+        ):
+            return
+        self._order += 1
+        heapq.heappush(self._replies, (back, self._order, wan, seq, rtt))
+
+    # ----------------------------------------------------------------- reading results
+
+    def named(self, name: str, wan: str | None = None) -> list[Event]:
+        return [
+            e for e in self.events if e.name == name and (wan is None or e.fields.get("wan") == wan)
+        ]
+
+    def primary_at(self, t: float) -> str | None:
+        """Which uplink carried new connections at virtual time ``t``."""
+        best: Intent | None = None
+        for at, intent in self.intents:
+            if at > t:
+                break
+            best = intent
+        return None if best is None else best.primary
+
+
+def first_after(events: Sequence[Event], name: str, t: float, **fields: object) -> Event | None:
+    """The first event called ``name`` at or after ``t`` whose fields match."""
+    for e in events:
+        if e.name == name and e.at >= t and all(e.fields.get(k) == v for k, v in fields.items()):
+            return e
+    return None
+
+
+def poisson_upper(count: int, exposure: float, confidence: float = 0.95) -> float:
+    """Upper confidence bound on a rate from ``count`` events in ``exposure`` (exact for 0)."""
+    if exposure <= 0:
+        return math.inf
+    if count == 0:
+        return -math.log(1 - confidence) / exposure
+    # Wilson-Hilferty approximation of the chi-square quantile (df = 2 count + 2).
+    df = 2 * count + 2
+    z = 1.6448536269514722 if confidence == 0.95 else 2.3263478740408408
+    chi = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+    return chi / 2 / exposure

@@ -1,0 +1,150 @@
+"""Delay and jitter without netem: a userspace NFQUEUE releaser.
+
+This kernel has no ``tc netem`` and nft's own ``queue`` statement is missing,
+but the iptables ``NFQUEUE`` target works (LAB-NOTES). The fault code sends an
+ISP's packets to a queue; this process, started inside that ISP's namespace,
+holds each packet for ``delay ± jitter`` (uniform, drawn per packet like
+netem's default, so packets may be reordered when jitter exceeds their
+spacing) and then accepts it. The rule uses ``--queue-bypass``, so with no
+releaser bound packets pass undelayed instead of being dropped.
+
+On SIGTERM/SIGINT every held packet is released at once, so clearing a delay
+never turns into a burst of loss. Bounded: it exits after ``--max-seconds``,
+and never holds more than ``MAX_HELD`` packets (beyond that it passes them
+on undelayed).
+
+Run as ``python -m wanwatch.lab.delay --queue N --delay-ms D [--jitter-ms J]``
+(needs pip ``NetfilterQueue``, built against ``libnetfilter-queue-dev``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import random
+import selectors
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+MAX_HELD = 20000
+# Kernel-side queue length (packets waiting for our verdict, held ones included).
+QUEUE_MAXLEN = 30000
+
+
+def releaser_argv(
+    queue: int, delay_ms: float, jitter_ms: float = 0.0, max_seconds: float = 3600.0
+) -> list[str]:
+    """argv of a releaser for queue ``queue`` (run it inside the ISP's namespace)."""
+    return [
+        sys.executable,
+        "-m",
+        "wanwatch.lab.delay",
+        "--queue",
+        str(queue),
+        "--delay-ms",
+        str(delay_ms),
+        "--jitter-ms",
+        str(jitter_ms),
+        "--max-seconds",
+        str(max_seconds),
+    ]
+
+
+def hold_time(delay: float, jitter: float, rng: random.Random) -> float:
+    """Seconds one packet is held: ``delay ± jitter`` uniformly, never negative."""
+    return max(0.0, delay + rng.uniform(-jitter, jitter)) if jitter else delay
+
+
+def run(queue: int, delay: float, jitter: float, max_seconds: float) -> dict[str, Any]:
+    """Hold and release packets of ``queue`` until signalled or ``max_seconds`` pass."""
+    from netfilterqueue import COPY_META, NetfilterQueue
+
+    rng = random.Random()
+    held: list[tuple[float, int, Any]] = []
+    order = itertools.count()
+    stats = {"packets": 0, "max_held": 0, "overflow": 0}
+
+    def on_packet(pkt: Any) -> None:
+        stats["packets"] += 1
+        if len(held) >= MAX_HELD:
+            stats["overflow"] += 1
+            pkt.accept()
+            return
+        due = time.monotonic() + hold_time(delay, jitter, rng)
+        heapq.heappush(held, (due, next(order), pkt))
+        stats["max_held"] = max(stats["max_held"], len(held))
+
+    # A signal only writes a byte to this pair (signal.set_wakeup_fd), which
+    # wakes the select below at once; the loop does the work.
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    nfq = NetfilterQueue()
+    # COPY_META: we never look at the payload, only hold and release.
+    nfq.bind(queue, on_packet, max_len=QUEUE_MAXLEN, mode=COPY_META)
+    sel = selectors.DefaultSelector()
+    sel.register(nfq.get_fd(), selectors.EVENT_READ, "nfq")
+    sel.register(wake_r, selectors.EVENT_READ, "wake")
+    _emit({"ev": "bound", "queue": queue, "t": time.monotonic()})
+    end = time.monotonic() + max_seconds
+    try:
+        while not stopping:
+            now = time.monotonic()
+            if now >= end:
+                break
+            timeout = min(end - now, held[0][0] - now if held else 0.5)
+            for key, _ in sel.select(max(0.0, timeout)):
+                if key.data == "nfq":
+                    nfq.run(block=False)
+                else:
+                    wake_r.recv(64)
+            now = time.monotonic()
+            while held and held[0][0] <= now:
+                heapq.heappop(held)[2].accept()
+    finally:
+        while held:
+            heapq.heappop(held)[2].accept()
+        nfq.unbind()
+        sel.close()
+        signal.set_wakeup_fd(-1)
+        wake_r.close()
+        wake_w.close()
+    return stats
+
+
+def _emit(obj: object) -> None:
+    # This module's __main__ is a worker process: its stdout is its report.
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wanwatch.lab.delay")
+    parser.add_argument("--queue", type=int, required=True)
+    parser.add_argument("--delay-ms", type=float, required=True)
+    parser.add_argument("--jitter-ms", type=float, default=0.0)
+    parser.add_argument("--max-seconds", type=float, default=3600.0)
+    args = parser.parse_args(argv)
+    stats = run(args.queue, args.delay_ms / 1000, args.jitter_ms / 1000, args.max_seconds)
+    _emit({"ev": "stopped", **stats, "t": time.monotonic()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

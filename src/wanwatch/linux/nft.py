@@ -1,0 +1,373 @@
+"""nftables: our one table, ``table inet wanwatch``, rendered from the Intent and swapped in whole.
+
+:func:`render` is pure (Intent + Config -> text; golden-file tested). :func:`apply_ruleset`
+validates the text with ``nft -c`` and then replaces the table in one ``nft -f``
+transaction (``add table; delete table; table {...}``): nft applies a file as one
+netlink batch, all or nothing, so packets never see a half-built table and a
+rejected ruleset leaves the running one untouched. Nothing outside our table is
+touched (never ``flush ruleset``).
+
+What the table does (marks are the uplink's bits under ``footprint.FWMARK_MASK``;
+the admin's other mark bits are preserved by every rule):
+
+* a connection that *arrives* on an uplink gets that uplink's ct mark, and a
+  connection that *leaves* through an uplink is pinned to it (postrouting, first
+  packet), so replies and later packets stay on the uplink that NATed them;
+* loadbalance: a new connection from a LAN that would leave by an uplink
+  (``fib daddr oifname``) gets a ct mark chosen by ``jhash`` of the classifier
+  fields ``mod len(buckets)`` through a verdict map built from ``intent.buckets``;
+  the seed is fixed so a classifier keeps sending the same client the same way
+  across table replacements (the kernel picks a random seed otherwise);
+* every packet, forwarded or the router's own (output ``route`` chain, so the
+  kernel routes again), gets its connection's uplink bits restored into the
+  packet mark, and the ``fwmark/mask lookup <table>`` rules choose the uplink;
+* ``oifname { uplinks } masquerade``: one rule NATs every uplink (LAB-NOTES).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from wanwatch.config import Config
+from wanwatch.engine.intent import Intent, UplinkPlan
+from wanwatch.errors import NftError
+from wanwatch.footprint import FWMARK_MASK, FWMARK_SHIFT, NFT_FAMILY, NFT_TABLE
+
+# jhash seed of the classifier ("wanw"). Fixed on purpose: see the module docstring.
+HASH_SEED = 0x77616E77
+
+_KEEP = ~FWMARK_MASK & 0xFFFFFFFF  # the admin's mark bits
+_COMMENT_RE = re.compile(r'^\s*comment "wanwatch ([0-9a-f]+)"', re.MULTILINE)
+# nft reads a quoted string up to the next '"' (no escapes), and a trailing '*'
+# in an interface name is a wildcard; such names cannot be written safely.
+_UNSAFE_IFNAME = re.compile(r'["\\*\x00-\x1f\x7f]')
+_NFT_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class _Classifier:
+    fields: tuple[str, ...]  # hashed for TCP/UDP
+    fallback: tuple[str, ...] | None  # hashed for other protocols; None: same as fields
+
+
+# The RouterOS per-connection-classifier names. Port classifiers can only read ports
+# of TCP and UDP (``th`` would read ICMP type/code as "ports"), so other protocols
+# hash the address part alone.
+CLASSIFIERS: dict[str, _Classifier] = {
+    "both-addresses": _Classifier(("saddr", "daddr"), None),
+    "src-address": _Classifier(("saddr",), None),
+    "dst-address": _Classifier(("daddr",), None),
+    "both-addresses-and-ports": _Classifier(
+        ("saddr", "daddr", "sport", "dport"), ("saddr", "daddr")
+    ),
+    "src-address-and-port": _Classifier(("saddr", "sport"), ("saddr",)),
+    "dst-address-and-port": _Classifier(("daddr", "dport"), ("daddr",)),
+}
+_NFT_FIELD = {
+    "saddr": "ip saddr",
+    "daddr": "ip daddr",
+    "sport": "th sport",
+    "dport": "th dport",
+}
+
+
+def _q(ifname: str) -> str:
+    if not ifname or _UNSAFE_IFNAME.search(ifname):
+        raise NftError(f"interface name {ifname!r} cannot be written in an nft ruleset")
+    return f'"{ifname}"'
+
+
+def _ifset(names: Sequence[str]) -> str:
+    return "{ " + ", ".join(_q(n) for n in names) + " }"
+
+
+def _hex(mark: int) -> str:
+    return f"0x{mark:08x}"
+
+
+def _slot(u: UplinkPlan) -> int:
+    """Number used in our chain names: the uplink's mark with the shift taken off."""
+    return u.mark >> FWMARK_SHIFT
+
+
+def _check(intent: Intent) -> None:
+    marks: set[int] = set()
+    for u in intent.uplinks:
+        if u.mark == 0 or u.mark & ~FWMARK_MASK:
+            raise NftError(f"uplink {u.name}: mark {u.mark:#x} is not a non-zero value under "
+                           f"the mask {FWMARK_MASK:#010x}")
+        if u.mark in marks:
+            raise NftError(f"uplink {u.name}: mark {u.mark:#x} is used twice")
+        marks.add(u.mark)
+    names = {u.name for u in intent.uplinks}
+    for b in intent.buckets:
+        if b not in names:
+            raise NftError(f"hash bucket names {b!r}, which is not an uplink of the intent")
+    if intent.buckets and intent.classifier not in CLASSIFIERS:
+        raise NftError(f"unknown classifier {intent.classifier!r}")
+
+
+def _classify_rules(intent: Intent) -> list[str]:
+    n = len(intent.buckets)
+    slot = {u.name: _slot(u) for u in intent.uplinks}
+    vmap = ", ".join(f"{i} : jump mark_{slot[name]}" for i, name in enumerate(intent.buckets))
+    cls = CLASSIFIERS[intent.classifier]
+
+    def rule(fields: tuple[str, ...]) -> str:
+        key = " . ".join(_NFT_FIELD[f] for f in fields)
+        return f"jhash {key} mod {n} seed {_hex(HASH_SEED)} vmap {{ {vmap} }}"
+
+    if cls.fallback is None:
+        return [rule(cls.fields)]
+    return [
+        f"meta l4proto {{ tcp, udp }} {rule(cls.fields)}",
+        f"meta l4proto != {{ tcp, udp }} {rule(cls.fallback)}",
+    ]
+
+
+def render(intent: Intent, config: Config) -> str:
+    """The full definition of ``table inet wanwatch`` for this Intent (pure).
+
+    The table's comment carries a fingerprint of the rest of the text, so the
+    backend can tell whether the running table is already this one.
+    """
+    _check(intent)
+    uplinks = intent.uplinks
+    wan_ifs = [u.interface for u in uplinks]
+    restore = ", ".join(f"{_hex(u.mark)} : jump restore_{_slot(u)}" for u in uplinks)
+    out: list[str] = []
+    w = out.append
+
+    w("\tchain prerouting {")
+    w("\t\ttype filter hook prerouting priority mangle; policy accept;")
+    w("\t\t# a connection arriving on an uplink belongs to it: its replies leave the same way")
+    for u in uplinks:
+        w(f"\t\tct state new iifname {_q(u.interface)} jump mark_{_slot(u)}")
+    if intent.mode == "loadbalance" and intent.buckets:
+        w("\t\t# loadbalance: a new connection from a LAN that would leave by an uplink")
+        w(f"\t\t# gets one by hash of {intent.classifier}, buckets: {', '.join(intent.buckets)}")
+        w(
+            f"\t\tct state new ct mark & {_hex(FWMARK_MASK)} == 0x00000000"
+            f" iifname != {_ifset(wan_ifs)} fib daddr oifname {_ifset(wan_ifs)} jump classify"
+        )
+    w("\t\t# every packet carries its connection's uplink; the fwmark rules pick the table")
+    w(f"\t\tct mark & {_hex(FWMARK_MASK)} vmap {{ {restore} }}")
+    w("\t}")
+
+    if intent.mode == "loadbalance" and intent.buckets:
+        w("")
+        w("\tchain classify {")
+        for r in _classify_rules(intent):
+            w(f"\t\t{r}")
+        w("\t}")
+
+    w("")
+    w("\tchain output {")
+    w("\t\ttype route hook output priority mangle; policy accept;")
+    w("\t\t# the router's own packets of a pinned connection: a changed mark routes again")
+    w(f"\t\tct mark & {_hex(FWMARK_MASK)} vmap {{ {restore} }}")
+    w("\t}")
+
+    w("")
+    w("\tchain pin {")
+    w("\t\ttype filter hook postrouting priority mangle; policy accept;")
+    w("\t\t# a connection stays on the uplink its first packet left by (and was NATed to)")
+    pins = ", ".join(f"{_q(u.interface)} : jump mark_{_slot(u)}" for u in uplinks)
+    w(f"\t\tct state new oifname vmap {{ {pins} }}")
+    w("\t}")
+
+    if intent.masquerade:
+        w("")
+        w("\tchain nat {")
+        w("\t\ttype nat hook postrouting priority srcnat; policy accept;")
+        w(f"\t\toifname {_ifset(intent.masquerade)} masquerade")
+        w("\t}")
+
+    for u in uplinks:
+        w("")
+        w(f"\tchain mark_{_slot(u)} {{")
+        w(f'\t\tct mark set ct mark & {_hex(_KEEP)} | {_hex(u.mark)} comment "{u.name}"')
+        w("\t}")
+    for u in uplinks:
+        w("")
+        w(f"\tchain restore_{_slot(u)} {{")
+        w(f'\t\tmeta mark set meta mark & {_hex(_KEEP)} | {_hex(u.mark)} comment "{u.name}"')
+        w("\t}")
+
+    body = "\n".join(out) + "\n"
+    fp = fingerprint(body)
+    source = Path(config.source).name
+    head = (
+        f"# wanwatch: generated from {source}; replaced whole on every change, do not edit\n"
+        f"# mode {intent.mode}, masquerade {', '.join(intent.masquerade) or 'off'}\n"
+        f"table {NFT_FAMILY} {NFT_TABLE} {{\n"
+        f'\tcomment "wanwatch {fp}"\n\n'
+    )
+    return head + body + "}\n"
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def rendered_fingerprint(definition: str) -> str:
+    """The fingerprint carried in a rendered definition."""
+    m = _COMMENT_RE.search(definition)
+    if m is None:
+        raise NftError("not a wanwatch table definition (no fingerprint comment)")
+    return m.group(1)
+
+
+def transaction(definition: str) -> str:
+    """One ``nft -f`` batch that replaces our table and nothing else.
+
+    ``table`` first makes the ``delete`` valid when the table does not exist yet.
+    """
+    return f"table {NFT_FAMILY} {NFT_TABLE}\ndelete table {NFT_FAMILY} {NFT_TABLE}\n{definition}"
+
+
+def _nft(nft: str, args: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            [nft, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=_NFT_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise NftError(f"{nft}: not found (install nftables)") from None
+    except subprocess.TimeoutExpired:
+        raise NftError(f"{nft} {' '.join(args)}: no answer in {_NFT_TIMEOUT:.0f} s") from None
+    except OSError as exc:
+        raise NftError(f"{nft}: cannot run: {exc.strerror}") from None
+
+
+def apply_ruleset(definition: str, nft: str = "nft") -> float:
+    """Check, then swap in our table atomically. Returns the swap's duration in ms.
+
+    Raises NftError if nft refuses the text; the running ruleset is then untouched.
+    """
+    text = transaction(definition)
+    check = _nft(nft, ["-c", "-f", "-"], text)
+    if check.returncode != 0:
+        raise NftError(f"nft -c rejected the ruleset: {check.stderr.strip()}")
+    t0 = time.perf_counter()
+    done = _nft(nft, ["-f", "-"], text)
+    ms = (time.perf_counter() - t0) * 1000
+    if done.returncode != 0:
+        raise NftError(f"nft -f failed (nothing changed): {done.stderr.strip()}")
+    return ms
+
+
+def running_fingerprint(nft: str = "nft") -> str | None:
+    """Fingerprint of the running ``table inet wanwatch``; None if there is no such table.
+
+    A table of that name without our comment yields "" (someone else's, or damaged).
+    """
+    proc = _nft(nft, ["list", "table", NFT_FAMILY, NFT_TABLE])
+    if proc.returncode != 0:
+        if "No such file or directory" in proc.stderr:
+            return None
+        raise NftError(f"nft list table: {proc.stderr.strip()}")
+    m = _COMMENT_RE.search(proc.stdout)
+    return m.group(1) if m else ""
+
+
+def delete_table(nft: str = "nft") -> bool:
+    """Remove our table if it exists. True if there was one."""
+    if running_fingerprint(nft) is None:
+        return False
+    proc = _nft(nft, ["-f", "-"], f"table {NFT_FAMILY} {NFT_TABLE}\n"
+                                  f"delete table {NFT_FAMILY} {NFT_TABLE}\n")
+    if proc.returncode != 0:
+        raise NftError(f"nft delete table: {proc.stderr.strip()}")
+    return True
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+_M32 = 0xFFFFFFFF
+
+
+def _rol(x: int, k: int) -> int:
+    return ((x << k) | (x >> (32 - k))) & _M32
+
+
+def jhash(key: bytes, initval: int) -> int:
+    """The kernel's jhash() (include/linux/jhash.h, Bob Jenkins' lookup3) on a little-endian CPU."""
+    length = len(key)
+    a = b = c = (0xDEADBEEF + length + initval) & _M32
+    k = key
+    while length > 12:
+        x, y, z = struct.unpack_from("<III", k)
+        a, b, c = (a + x) & _M32, (b + y) & _M32, (c + z) & _M32
+        # __jhash_mix
+        a = ((a - c) & _M32) ^ _rol(c, 4)
+        c = (c + b) & _M32
+        b = ((b - a) & _M32) ^ _rol(a, 6)
+        a = (a + c) & _M32
+        c = ((c - b) & _M32) ^ _rol(b, 8)
+        b = (b + a) & _M32
+        a = ((a - c) & _M32) ^ _rol(c, 16)
+        c = (c + b) & _M32
+        b = ((b - a) & _M32) ^ _rol(a, 19)
+        a = (a + c) & _M32
+        c = ((c - b) & _M32) ^ _rol(b, 4)
+        b = (b + a) & _M32
+        length -= 12
+        k = k[12:]
+    if length == 0:
+        return c
+    x, y, z = struct.unpack("<III", k + bytes(12 - length))
+    a, b, c = (a + x) & _M32, (b + y) & _M32, (c + z) & _M32
+    # __jhash_final
+    c = ((c ^ b) - _rol(b, 14)) & _M32
+    a = ((a ^ c) - _rol(c, 11)) & _M32
+    b = ((b ^ a) - _rol(a, 25)) & _M32
+    c = ((c ^ b) - _rol(b, 16)) & _M32
+    a = ((a ^ c) - _rol(c, 4)) & _M32
+    b = ((b ^ a) - _rol(a, 14)) & _M32
+    c = ((c ^ b) - _rol(b, 24)) & _M32
+    return c
+
+
+def predict_bucket(
+    classifier: str,
+    buckets: int,
+    saddr: IPv4Address,
+    daddr: IPv4Address,
+    proto: int,
+    sport: int = 0,
+    dport: int = 0,
+) -> int:
+    """The bucket our ruleset gives a new IPv4 connection (for tests, benches and status).
+
+    nft_jhash hashes the concatenation as it sits in registers: each field in its
+    own 32-bit slot, a 16-bit port in network order followed by two zero bytes,
+    then scales it with reciprocal_scale() (``hash * n >> 32``), not ``%``.
+    """
+    if buckets < 1:
+        raise ValueError("no buckets")
+    cls = CLASSIFIERS[classifier]
+    fields = cls.fields
+    if cls.fallback is not None and proto not in (6, 17):
+        fields = cls.fallback
+    parts = {
+        "saddr": saddr.packed,
+        "daddr": daddr.packed,
+        "sport": struct.pack(">H", sport) + b"\0\0",
+        "dport": struct.pack(">H", dport) + b"\0\0",
+    }
+    key = b"".join(parts[f] for f in fields)
+    return (jhash(key, HASH_SEED) * buckets) >> 32

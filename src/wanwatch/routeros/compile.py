@@ -1,0 +1,606 @@
+"""Compile the office config to a RouterOS script (v7 or v6). A pure text renderer.
+
+What it writes, per the RouterOS manual:
+
+* ``/ip address`` per uplink and LAN; ``/ip pool``, ``/ip dhcp-server`` (with
+  ``lease-time``), ``/ip dhcp-server network`` (``gateway`` = the LAN address,
+  ``dns-server`` = ``dhcp.dns`` or the router) and static leases per LAN;
+  ``/ip dns set servers=... allow-remote-requests=yes``; a srcnat masquerade per
+  uplink.
+* Failover by recursive routes ("Failover (WAN Backup)"): each probe target gets a
+  ``scope=10`` host route through its uplink's gateway, and a default route through
+  it with ``check-gateway=ping target-scope=11``, so default routes (scope 30) can
+  never resolve a target and every target of every uplink counts. Distances are
+  consecutive in (priority, config order, target order): the primary's targets
+  first, so primary < backup always holds, and the two targets of one uplink get
+  distinct distances (v6 would pick one of two equal routes arbitrarily and v7
+  would make them ECMP; distinct values make both versions deterministic: the
+  second target takes over when the first falls silent).
+* Netwatch per probe target whose scripts log the configured hooks.
+* loadbalance: PCC mangle rules from the weights, a routing table per uplink
+  (v7 ``/routing table add ... fib``; v6 routing marks) holding the uplink's
+  recursive routes and, at higher distances, every other uplink's as fallback;
+  connections arriving on an uplink are marked so replies leave through it.
+
+Every object carries ``comment="wanwatch: <config item> ..."``, and the script
+starts by removing the objects whose comment starts with ``wanwatch: ``, so
+importing a newer export replaces exactly what wanwatch owns. Anything in the
+config RouterOS cannot express is returned in ``notes`` and written as ``#``
+lines at the top.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from math import gcd
+
+from wanwatch import __version__
+from wanwatch.config import Config, Wan, format_duration
+from wanwatch.errors import RouterOSError
+
+OWNED = "wanwatch: "
+HOST_SCOPE = 10
+TARGET_SCOPE = 11
+MAX_DISTANCE = 255
+# check-gateway pings every 10 s and fails a gateway after two misses in a row
+# (MikroTik staff, forum thread "check-gateway question"); not configurable.
+CHECK_GATEWAY_INTERVAL = 10.0
+CHECK_GATEWAY_MISSES = 2
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/,-")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    script: str
+    notes: tuple[str, ...]  # what RouterOS cannot express; also at the top of script
+
+
+def quote(text: str) -> str:
+    """A RouterOS double-quoted string. ``$`` and ``?`` are escaped too: the first
+    starts a variable, the second opens help when pasted into a terminal."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\$?':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+            out += [f"\\{b:02X}" for b in ch.encode()]
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def value(text: str) -> str:
+    """A property value: bare when RouterOS reads it unquoted, else quoted."""
+    if text and all(c in _SAFE for c in text):
+        return text
+    return quote(text)
+
+
+def ros_duration(seconds: float) -> str:
+    """RouterOS time syntax: ``1d``, ``1h30m``, ``500ms``."""
+    ms = round(seconds * 1000)
+    if ms % 1000:
+        whole, ms = divmod(ms, 1000)
+        head = ros_duration(whole) if whole else ""
+        return f"{head}{ms}ms"
+    rest = ms // 1000
+    parts = []
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, rest = divmod(rest, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0s"
+
+
+def pcc_buckets(weights: list[int]) -> list[int]:
+    """Hash bucket -> uplink index, proportional to the weights (reduced by their gcd)."""
+    g = 0
+    for w in weights:
+        g = gcd(g, w)
+    out: list[int] = []
+    for i, w in enumerate(weights):
+        out += [i] * (w // g)
+    return out
+
+
+class _Script:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.section = ""
+
+    def add(self, section: str, **props: str | None) -> None:
+        if section != self.section:
+            self.lines.append(f"/{section}")
+            self.section = section
+        words = []
+        for k, v in props.items():
+            if v is None:
+                continue
+            key = k.rstrip("_").replace("_", "-")
+            words.append(key if v == "" else f"{key}={v}")
+        self.lines.append("add " + " ".join(words))
+
+    def raw(self, line: str) -> None:
+        self.lines.append(line)
+        self.section = ""
+
+
+def _owned(item: str) -> str:
+    return quote(OWNED + item)
+
+
+def _ranked(cfg: Config) -> list[tuple[int, Wan]]:
+    return sorted(enumerate(cfg.wans), key=lambda p: (p[1].priority, p[0]))
+
+
+def _name(prefix: str, wan: Wan) -> str:
+    return f"wanwatch-{wan.name}" if not prefix else f"{prefix}-{wan.name}"
+
+
+def compile_config(cfg: Config, version: int = 7) -> Compiled:
+    """The RouterOS script for ``cfg``; RouterOSError if it cannot be expressed at all."""
+    if version not in (6, 7):
+        raise RouterOSError(f"RouterOS version must be 6 or 7, not {version}")
+    notes = _notes(cfg, version)
+    s = _Script()
+    _removals(s, cfg, version)
+    _addresses(s, cfg)
+    _dhcp(s, cfg)
+    _dns(s, cfg)
+    _nat(s, cfg)
+    lb = cfg.policy.mode == "loadbalance"
+    if lb:
+        _local_list(s, cfg)
+        if version == 7:
+            for i, w in enumerate(cfg.wans):
+                s.add(
+                    "routing table",
+                    name=value(_name("", w)),
+                    fib="",
+                    comment=_owned(f"wans[{i}] {w.name} routing table"),
+                )
+    _routes(s, cfg, version, lb)
+    if lb:
+        _mangle(s, cfg)
+    _netwatch(s, cfg, version)
+    head = [
+        f"# wanwatch {__version__}: RouterOS {version} script for {cfg.source} "
+        f"(policy: {cfg.policy.mode})",
+        "# Paste into a terminal or /import it. Every object wanwatch owns has a comment",
+        f'# starting with "{OWNED}"; the first lines remove those, so importing a newer',
+        "# export replaces exactly them and nothing else.",
+    ]
+    if notes:
+        head.append("#")
+        head.append("# Not expressible in RouterOS (reported, not dropped):")
+        head += [f"#   {n}" for n in notes]
+    return Compiled("\n".join([*head, *s.lines]) + "\n", tuple(notes))
+
+
+def _removals(s: _Script, cfg: Config, version: int) -> None:
+    sections = ["tool netwatch", "ip firewall mangle", "ip firewall address-list"]
+    sections += ["ip firewall nat", "ip route"]
+    if version == 7:
+        sections.append("routing table")
+    sections += [
+        "ip dhcp-server lease",
+        "ip dhcp-server network",
+        "ip dhcp-server",
+        "ip pool",
+        "ip address",
+    ]
+    for sec in sections:
+        s.raw(f'/{sec} remove [find where comment~"^{OWNED}"]')
+
+
+def _addresses(s: _Script, cfg: Config) -> None:
+    for i, w in enumerate(cfg.wans):
+        if w.address is not None:
+            s.add(
+                "ip address",
+                address=str(w.address),
+                interface=value(w.interface),
+                comment=_owned(f"wans[{i}] {w.name} address"),
+            )
+    for i, lan in enumerate(cfg.lans):
+        if lan.address is not None:
+            s.add(
+                "ip address",
+                address=str(lan.address),
+                interface=value(lan.interface),
+                comment=_owned(f"lans[{i}] {lan.name} address"),
+            )
+
+
+def _dhcp(s: _Script, cfg: Config) -> None:
+    served = [
+        (i, lan, lan.dhcp, lan.address)
+        for i, lan in enumerate(cfg.lans)
+        if lan.dhcp is not None and lan.address is not None
+    ]
+    for i, lan, dhcp, _ in served:
+        lo, hi = dhcp.range
+        s.add(
+            "ip pool",
+            name=value(f"wanwatch-{lan.name}"),
+            ranges=f"{lo}-{hi}",
+            comment=_owned(f"lans[{i}].dhcp.range {lan.name}"),
+        )
+    for i, lan, dhcp, _ in served:
+        s.add(
+            "ip dhcp-server",
+            name=value(f"wanwatch-{lan.name}"),
+            interface=value(lan.interface),
+            address_pool=value(f"wanwatch-{lan.name}"),
+            lease_time=ros_duration(dhcp.lease_time),
+            # v6 creates a DHCP server disabled unless told otherwise.
+            disabled="no",
+            comment=_owned(f"lans[{i}].dhcp {lan.name}"),
+        )
+    for i, lan, dhcp, address in served:
+        dns = dhcp.dns or (address.ip,)
+        s.add(
+            "ip dhcp-server network",
+            address=str(address.network),
+            gateway=str(address.ip),
+            dns_server=",".join(str(d) for d in dns),
+            domain=value(cfg.dns.domain) if cfg.dns.domain else None,
+            comment=_owned(f"lans[{i}].dhcp {lan.name} network"),
+        )
+    for i, lan, dhcp, _ in served:
+        for k, lease in enumerate(dhcp.static):
+            host = f" host {lease.hostname}" if lease.hostname else ""
+            s.add(
+                "ip dhcp-server lease",
+                address=str(lease.address),
+                mac_address=lease.mac.upper(),
+                server=value(f"wanwatch-{lan.name}"),
+                comment=_owned(f"lans[{i}].dhcp.static[{k}]{host}"),
+            )
+
+
+def _dns(s: _Script, cfg: Config) -> None:
+    servers = ",".join(str(u) for u in cfg.dns.upstream)
+    words = [f"servers={servers}"] if servers else []
+    # The router answers its LANs' queries whenever a LAN is told to ask it.
+    asks_router = any(lan.dhcp and lan.dhcp.dns is None for lan in cfg.lans)
+    if servers or asks_router:
+        words.append("allow-remote-requests=yes")
+        s.raw("/ip dns set " + " ".join(words))
+
+
+def _nat(s: _Script, cfg: Config) -> None:
+    if not cfg.nat.masquerade:
+        return
+    for i, w in enumerate(cfg.wans):
+        s.add(
+            "ip firewall nat",
+            chain="srcnat",
+            out_interface=value(w.interface),
+            action="masquerade",
+            comment=_owned(f"nat.masquerade wans[{i}] {w.name}"),
+        )
+
+
+def _local_list(s: _Script, cfg: Config) -> None:
+    """Destinations that must never be balanced: our own subnets."""
+    members = [(f"wans[{i}] {w.name}", w.address) for i, w in enumerate(cfg.wans)]
+    members += [(f"lans[{i}] {lan.name}", lan.address) for i, lan in enumerate(cfg.lans)]
+    for item, addr in members:
+        if addr is not None:
+            s.add(
+                "ip firewall address-list",
+                list="wanwatch-local",
+                address=str(addr.network),
+                comment=_owned(f"{item} subnet not balanced"),
+            )
+
+
+def _gw(w: Wan) -> str:
+    # Without an address in the config the connected subnet is unknown to the
+    # script; %interface makes RouterOS take the gateway as on-link there.
+    return str(w.gateway) if w.address is not None else f"{w.gateway}%{w.interface}"
+
+
+def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
+    ranked = _ranked(cfg)
+    for i, w in ranked:
+        for t, target in enumerate(w.probe.targets):
+            s.add(
+                "ip route",
+                dst_address=f"{target}/32",
+                gateway=value(_gw(w)),
+                scope=str(HOST_SCOPE),
+                comment=_owned(f"wans[{i}].probe.targets[{t}] pins {target} to {w.name}"),
+            )
+    d = 0
+    for i, w in ranked:
+        for target in w.probe.targets:
+            d += 1
+            _default(
+                s, str(target), d, None, version=version, item=f"wans[{i}] {w.name} via {target}"
+            )
+    if not lb:
+        return
+    for i, w in enumerate(cfg.wans):
+        table = _name("", w)
+        order = [(i, w)] + [(j, o) for j, o in ranked if j != i]
+        d = 0
+        for j, o in order:
+            for target in o.probe.targets:
+                d += 1
+                role = "own" if j == i else f"fallback via wans[{j}] {o.name}"
+                _default(
+                    s,
+                    str(target),
+                    d,
+                    table,
+                    version=version,
+                    item=f"wans[{i}] {w.name} table {role}",
+                )
+
+
+def _default(
+    s: _Script, target: str, distance: int, table: str | None, *, version: int, item: str
+) -> None:
+    if distance > MAX_DISTANCE:
+        raise RouterOSError(
+            f"{item}: needs distance {distance}; RouterOS allows at most {MAX_DISTANCE} "
+            "(too many probe targets)"
+        )
+    gateway = target
+    table_prop: dict[str, str | None] = {}
+    if table is not None:
+        if version == 7:
+            # Resolve the target in main, where its pin lives (v7 Policy Routing:
+            # gateway=...@main routing-table=...).
+            gateway = f"{target}@main"
+            table_prop["routing_table"] = value(table)
+        else:
+            table_prop["routing_mark"] = value(table)
+    s.add(
+        "ip route",
+        dst_address="0.0.0.0/0",
+        gateway=value(gateway),
+        check_gateway="ping",
+        distance=str(distance),
+        target_scope=str(TARGET_SCOPE),
+        **table_prop,
+        comment=_owned(item),
+    )
+
+
+def _mangle(s: _Script, cfg: Config) -> None:
+    marks = [_name("", w) for w in cfg.wans]
+    for i, w in enumerate(cfg.wans):
+        s.add(
+            "ip firewall mangle",
+            chain="prerouting",
+            in_interface=value(w.interface),
+            connection_mark="no-mark",
+            action="mark-connection",
+            new_connection_mark=value(marks[i]),
+            passthrough="yes",
+            comment=_owned(f"wans[{i}] {w.name} inbound: replies leave through it"),
+        )
+    buckets = pcc_buckets([w.weight for w in cfg.wans])
+    cls = cfg.policy.classifier
+    for li, lan in enumerate(cfg.lans):
+        for b, wi in enumerate(buckets):
+            s.add(
+                "ip firewall mangle",
+                chain="prerouting",
+                in_interface=value(lan.interface),
+                connection_mark="no-mark",
+                connection_state="new",
+                dst_address_type="!local",
+                dst_address_list="!wanwatch-local",
+                per_connection_classifier=f"{cls}:{len(buckets)}/{b}",
+                action="mark-connection",
+                new_connection_mark=value(marks[wi]),
+                passthrough="yes",
+                comment=_owned(
+                    f"policy.mode=loadbalance lans[{li}] {lan.name} bucket {b}/{len(buckets)}"
+                    f" -> wans[{wi}] {cfg.wans[wi].name} (weight {cfg.wans[wi].weight})"
+                ),
+            )
+        for wi, mark in enumerate(marks):
+            s.add(
+                "ip firewall mangle",
+                chain="prerouting",
+                in_interface=value(lan.interface),
+                connection_mark=value(mark),
+                dst_address_list="!wanwatch-local",
+                action="mark-routing",
+                new_routing_mark=value(mark),
+                passthrough="no",
+                comment=_owned(f"lans[{li}] {lan.name} -> wans[{wi}] {cfg.wans[wi].name}"),
+            )
+    for wi, mark in enumerate(marks):
+        s.add(
+            "ip firewall mangle",
+            chain="output",
+            connection_mark=value(mark),
+            dst_address_list="!wanwatch-local",
+            action="mark-routing",
+            new_routing_mark=value(mark),
+            passthrough="no",
+            comment=_owned(f"wans[{wi}] {cfg.wans[wi].name} router's own replies"),
+        )
+
+
+def _log_script(message: str) -> str:
+    return quote(f":log warning {quote(message)}")
+
+
+def _hook_text(argv: tuple[str, ...] | None, wan: Wan) -> str:
+    if argv is None:
+        return ""
+    return " (hook: " + " ".join(a.replace("{wan}", wan.name) for a in argv) + ")"
+
+
+def _netwatch(s: _Script, cfg: Config, version: int) -> None:
+    for i, w in _ranked(cfg):
+        mon = cfg.monitor_for(w)
+        for t, target in enumerate(w.probe.targets):
+            down = f"wanwatch: uplink {w.name} target {target} down"
+            up = f"wanwatch: uplink {w.name} target {target} up"
+            props: dict[str, str | None] = {"host": str(target)}
+            if version == 7:
+                props["type"] = "icmp"
+            props["interval"] = ros_duration(mon.interval)
+            if mon.timeout is not None:
+                props["timeout"] = ros_duration(mon.timeout)
+            if version == 7:
+                props["thr_avg"] = ros_duration(mon.degraded_rtt)
+            props["down_script"] = _log_script(down + _hook_text(cfg.hooks.on_down, w))
+            props["up_script"] = _log_script(up + _hook_text(cfg.hooks.on_up, w))
+            props["comment"] = _owned(f"wans[{i}].probe.targets[{t}] {w.name} {target}")
+            s.add("tool netwatch", **props)
+
+
+# --------------------------------------------------------------------------- notes
+
+
+def _notes(cfg: Config, version: int) -> list[str]:
+    out: list[str] = []
+    m = cfg.monitor
+    fd = format_duration
+    out.append(
+        f"monitor.interval={fd(m.interval)}, down_after={m.down_after}, "
+        f"up_after={m.up_after}: RouterOS check-gateway pings every "
+        f"{fd(CHECK_GATEWAY_INTERVAL)} and drops a route after {CHECK_GATEWAY_MISSES} "
+        "misses in a row (about 20 s), restoring it on the next answer; only the "
+        "Netwatch log entries use the interval"
+    )
+    out.append(
+        f"monitor.fast_interval={fd(m.fast_interval)}: no faster probing while a loss "
+        "is unconfirmed"
+    )
+    out.append(
+        f"monitor.hold={fd(m.hold)}, max_hold={fd(m.max_hold)}: RouterOS fails back as "
+        "soon as a check answers again (no hold, no flap damping)"
+    )
+    if m.timeout is None:
+        out.append(
+            f"monitor.timeout unset (RTT-derived, min_timeout={fd(m.min_timeout)}): "
+            "RouterOS timeouts are fixed"
+        )
+    out.append(
+        f"monitor.degraded_loss={m.degraded_loss:g}%, loss_window={fd(m.loss_window)}: "
+        "RouterOS has no degraded state"
+        + (
+            ""
+            if version == 7
+            else f"; degraded_rtt={fd(m.degraded_rtt)}: v6 Netwatch has no thr-avg"
+        )
+    )
+    for i, w in enumerate(cfg.wans):
+        over = w.probe.overrides()
+        if over:
+            keys = ", ".join(f"{k}={_fmt(k, v)}" for k, v in sorted(over.items()))
+            out.append(
+                f"wans[{i}].probe {keys}: per-uplink values reach only its Netwatch "
+                "entries, not RouterOS's route checks"
+            )
+        if w.address is None:
+            out.append(
+                f"wans[{i}] {w.name} has no address: configure {w.interface} yourself; "
+                f"its pins use gateway={w.gateway}%{w.interface}"
+            )
+    hooks = cfg.hooks
+    for key in ("on_down", "on_up"):
+        argv = getattr(hooks, key)
+        if argv is not None:
+            out.append(
+                f"hooks.{key}={json.dumps(list(argv))}: RouterOS cannot run a command; "
+                f"each Netwatch "
+                f"{key[3:]}-script logs it with :log warning instead (per probe target)"
+            )
+    for key in ("on_failover", "on_failback"):
+        if getattr(hooks, key) is not None:
+            out.append(f"hooks.{key}: RouterOS has no event when the active route changes")
+    if any(getattr(hooks, k) is not None for k in ("on_down", "on_up", "on_failover")):
+        out.append(f"hooks.timeout={fd(hooks.timeout)}: Netwatch scripts have no timeout")
+    ranked = _ranked(cfg)
+    for (_, a), (_, b) in itertools.pairwise(ranked):
+        if a.priority == b.priority and cfg.policy.mode == "failover":
+            out.append(
+                f"wans {a.name} and {b.name} share priority {a.priority}: RouterOS "
+                "distances order them by config order"
+            )
+    for i, lan in enumerate(cfg.lans):
+        if lan.address is None:
+            extra = " and no DHCP server (it needs the LAN's subnet)" if lan.dhcp else ""
+            out.append(f"lans[{i}] {lan.name} has no address: no /ip address{extra}")
+        if lan.dhcp is not None:
+            secs = lan.dhcp.lease_time
+            if secs != round(secs):
+                out.append(f"lans[{i}].dhcp.lease_time={secs}s: rounded to {ros_duration(secs)}")
+            for k, lease in enumerate(lan.dhcp.static):
+                if lease.hostname:
+                    out.append(
+                        f"lans[{i}].dhcp.static[{k}].hostname={lease.hostname}: a RouterOS "
+                        "static lease has no host name; kept in its comment only"
+                    )
+    if not cfg.nat.masquerade:
+        out.append("nat.masquerade=false: no srcnat rules written")
+    out += _pinned_dns(cfg)
+    if cfg.policy.mode == "loadbalance":
+        out.append(
+            "policy.mode=loadbalance: a FastTrack rule (RouterOS defconf) skips mangle for "
+            "established connections; exempt marked ones (connection-mark=no-mark on it)"
+        )
+    if cfg.dns.domain is None and not cfg.dns.upstream:
+        out.append("dns.upstream empty: /ip dns keeps the servers RouterOS already has")
+    return out
+
+
+def _pinned_dns(cfg: Config) -> list[str]:
+    """DNS servers that are probe targets are reachable through one uplink only."""
+    owner: dict[IPv4Address, str] = {}
+    for w in cfg.wans:
+        for t in w.probe.targets:
+            owner[t] = w.name
+    out: list[str] = []
+    pinned = [a for a in cfg.dns.upstream if a in owner]
+    if pinned:
+        out.append(
+            "dns.upstream "
+            + ", ".join(f"{a} (pinned to {owner[a]})" for a in pinned)
+            + ": a scope=10 host route sends a probe target through its uplink only, "
+            "so the router's DNS loses it while that uplink is down"
+        )
+    for i, lan in enumerate(cfg.lans):
+        told = lan.dhcp.dns if lan.dhcp is not None else None
+        hit = [a for a in told or () if a in owner]
+        if hit:
+            out.append(
+                f"lans[{i}].dhcp.dns "
+                + ", ".join(f"{a} (pinned to {owner[a]})" for a in hit)
+                + ": each answers only while its uplink is up"
+            )
+    return out
+
+
+_DURATION_KEYS = frozenset(
+    {"interval", "hold", "max_hold", "timeout", "min_timeout", "fast_interval"}
+    | {"degraded_rtt", "loss_window"}
+)
+
+
+def _fmt(key: str, v: object) -> str:
+    if key in _DURATION_KEYS and isinstance(v, float):
+        return format_duration(v)
+    return f"{v:g}" if isinstance(v, float) else str(v)

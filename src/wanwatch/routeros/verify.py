@@ -1,0 +1,566 @@
+"""Check a RouterOS export: who carries default traffic in every failure, and the
+classic failover mistakes.
+
+Scenarios: ``baseline``; ``gateway-down:<gw>`` and ``upstream-dead:<gw>`` for every
+uplink first hop; ``target-silent:<addr>`` for every probe target (an address used
+as a recursive gateway or watched by Netwatch). Warning codes are a contract
+(issue 6): ``recursive-target-leak``, ``no-check``, ``shared-target``,
+``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``;
+this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
+``netwatch-flap``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from wanwatch.config import MONITOR_FIELDS, format_duration
+from wanwatch.errors import RouterOSError
+from wanwatch.routeros.parse import Export, parse_file, parse_text
+from wanwatch.routeros.simulate import (
+    BASELINE,
+    Choice,
+    Evaluation,
+    Hop,
+    Scenario,
+    State,
+    no_fallback_rule,
+    scripted_routes,
+    settle,
+    table_names,
+)
+
+MAX_SCENARIOS = 256
+
+# Netwatch type=icmp marks a host down when the average RTT of a test exceeds
+# thr-avg (RouterOS default 100ms; Netwatch manual, probe options). A loaded LTE link
+# routinely averages several hundred ms, so wanwatch's own rule for an LTE primary -
+# the monitor default degraded_rtt, declared once in config.MONITOR_FIELDS - is the
+# floor below which a Netwatch entry turns a slow uplink into a dead one.
+NETWATCH_THR_AVG_DEFAULT = 0.1
+LTE_RTT_FLOOR = float(MONITOR_FIELDS["degraded_rtt"][0])
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    line: int
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "line": self.line, "message": self.message}
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    id: str
+    tables: dict[str, Choice | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tables": {t: (c.to_json() if c else None) for t, c in self.tables.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    source: str
+    version: int | None
+    scenarios: tuple[ScenarioResult, ...]
+    warnings: tuple[Finding, ...]
+    skipped_lines: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenarios": [s.to_json() for s in self.scenarios],
+            "warnings": [w.to_json() for w in self.warnings],
+            "skipped_lines": self.skipped_lines,
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"{self.source}: RouterOS v{self.version or '?'} export, "
+            f"{len(self.scenarios)} scenarios, {self.skipped_lines} lines not modelled"
+        ]
+        for s in self.scenarios:
+            parts = []
+            for t, c in s.tables.items():
+                parts.append(f"{t}={_describe(c)}")
+            lines.append(f"  {s.id}: " + "; ".join(parts))
+        if self.warnings:
+            lines.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}:")
+            lines += [f"  line {w.line}: {w.code}: {w.message}" for w in self.warnings]
+        else:
+            lines.append("no warnings")
+        return "\n".join(lines)
+
+
+def _describe(c: Choice | None) -> str:
+    if c is None:
+        return "none (no active default route)"
+    if c.nexthop is None:
+        return f"{c.gateway} (line {c.route.line})"
+    via = "" if c.nexthop == c.gateway else f" via {c.nexthop}"
+    iface = f" {c.interface}" if c.interface else ""
+    fb = ", fallback to main" if c.fallback else ""
+    return f"{c.gateway}{via}{iface} (line {c.route.line}{fb})"
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class _Topology:
+    uplinks: tuple[str, ...]  # first-hop keys, file order
+    targets: tuple[str, ...]  # probe target addresses, file order
+    uplink_iface: dict[str, tuple[str | None, int]]  # first hop -> interface, first line
+
+
+def _discover(export: Export) -> _Topology:
+    ev = Evaluation(export, BASELINE, checks=False)
+    ups: dict[str, tuple[str | None, int]] = {}
+    targets: dict[str, int] = {}
+    order = sorted(range(len(export.routes)), key=lambda i: export.routes[i].line)
+    for i in order:
+        r = export.routes[i]
+        if ev.disabled[i] or r.kind != "unicast":
+            continue
+        for g in r.gateways:
+            if g.address is not None and ev.is_recursive(g, i):
+                targets.setdefault(str(g.address), r.line)
+    for i in order:
+        r = export.routes[i]
+        if ev.disabled[i] or r.kind != "unicast":
+            continue
+        pins_target = r.dst.prefixlen == 32 and str(r.dst.network_address) in targets
+        if not (r.is_default or pins_target):
+            continue
+        for g in r.gateways:
+            hop = ev.resolve(g, i)
+            if hop is not None and hop.key not in ups:
+                ups[hop.key] = (hop.interface, r.line)
+    for nw in export.netwatch:
+        if not nw.disabled and str(nw.host) not in ups:
+            targets.setdefault(str(nw.host), nw.line)
+    return _Topology(
+        tuple(ups),
+        tuple(sorted(targets, key=lambda t: targets[t])),
+        ups,
+    )
+
+
+def scenarios_for(export: Export) -> list[Scenario]:
+    topo = _discover(export)
+    out = [BASELINE]
+    out += [Scenario(f"gateway-down:{k}", down=frozenset({k})) for k in topo.uplinks]
+    out += [Scenario(f"upstream-dead:{k}", upstream_dead=frozenset({k})) for k in topo.uplinks]
+    out += [Scenario(f"target-silent:{t}", silent=frozenset({t})) for t in topo.targets]
+    return out
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+class _Findings:
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, int, str], Finding] = {}
+        self.keys: set[tuple[str, int]] = set()
+
+    def add(self, code: str, line: int, message: str) -> None:
+        if (code, line) in self.keys:
+            return  # one finding per code and line: the first says it
+        self.keys.add((code, line))
+        self.items[(code, line, message)] = Finding(code, line, message)
+
+    def has(self, code: str, line: int) -> bool:
+        return (code, line) in self.keys
+
+    def sorted(self) -> tuple[Finding, ...]:
+        return tuple(sorted(self.items.values(), key=lambda f: (f.line, f.code)))
+
+
+def verify_export(export: Export) -> Report:
+    """Simulate every scenario and collect warnings."""
+    topo = _discover(export)
+    scenarios = scenarios_for(export)
+    if len(scenarios) > MAX_SCENARIOS:
+        raise RouterOSError(
+            f"{export.source}:1: {len(scenarios)} failure scenarios (more than "
+            f"{MAX_SCENARIOS} gateways and probe targets): too many to simulate"
+        )
+    found = _Findings()
+    base_state = State()
+    base_ev, ok = settle(export, BASELINE, base_state)
+    if not ok:
+        _flap(export, found, BASELINE)
+    base_tables = base_ev.tables()
+    results = [ScenarioResult(BASELINE.id, base_tables)]
+    scripted = scripted_routes(export)
+    for sc in scenarios[1:]:
+        state = base_state.clone()
+        ev, ok = settle(export, sc, state)
+        if not ok:
+            _flap(export, found, sc)
+        tables = ev.tables()
+        results.append(ScenarioResult(sc.id, tables))
+        _blackholes(export, found=found, sc=sc, ev=ev, tables=tables, scripted=scripted)
+        if state.overlay != base_state.overlay:
+            back_ev, _ = settle(export, BASELINE, state)
+            _failback(
+                export,
+                found=found,
+                sc=sc,
+                base=base_tables,
+                after=back_ev.tables(),
+                state=state,
+                base_state=base_state,
+            )
+
+    check_ev = Evaluation(export, BASELINE, checks=False)
+    _leaks(export, found, check_ev)
+    _shared(export, found, check_ev, topo)
+    _no_check(export, found, base_ev, base_tables, scripted)
+    _table_fallback(export, found, check_ev)
+    _masquerade(export, found, topo)
+    _thr_avg(export, found, base_ev, topo)
+    return Report(
+        export.source,
+        export.version,
+        tuple(results),
+        found.sorted(),
+        export.skipped_lines,
+    )
+
+
+def verify_text(text: str, source: str = "<memory>") -> Report:
+    return verify_export(parse_text(text, source))
+
+
+def verify_file(path: str | Path) -> Report:
+    return verify_export(parse_file(path))
+
+
+def _hop_of(ev: Evaluation, i: int) -> Hop | None:
+    for g in ev.export.routes[i].gateways:
+        hop = ev.resolve(g, i)
+        if hop is not None:
+            return hop
+    return None
+
+
+def _leaks(export: Export, found: _Findings, ev: Evaluation) -> None:
+    """recursive-target-leak / unresolvable-gateway, from the route structure."""
+    for i, r in enumerate(export.routes):
+        if ev.disabled[i] or r.kind != "unicast":
+            continue
+        for g in r.gateways:
+            if g.address is None or not ev.is_recursive(g, i):
+                continue
+            ts = ev.eff_ts.get(g.address, r.target_scope)
+            cands = ev.candidates(g, i)
+            if not cands:
+                found.add(
+                    "unresolvable-gateway",
+                    r.line,
+                    f"gateway {g.text} can never be resolved: no route with scope <= "
+                    f"target-scope {ts} covers it (pin it with a scope=10 host route), "
+                    "so this route is never active",
+                )
+                continue
+            hops: dict[str, int] = {}
+            for j in cands:
+                hop = _hop_of(ev, j)
+                if hop is not None:
+                    hops.setdefault(hop.key, j)
+            pins = [j for j in cands if export.routes[j].dst.prefixlen > 0]
+            if not pins:
+                via = ", ".join(f"{k} (line {export.routes[j].line})" for k, j in hops.items())
+                found.add(
+                    "recursive-target-leak",
+                    r.line,
+                    f"recursive gateway {g.text} has no host route with scope <= target-scope "
+                    f"{ts}; it resolves through default route(s) via {via or 'nothing'}, so "
+                    "check-gateway tests whichever uplink is up, not this one",
+                )
+            elif len(hops) > 1:
+                pin = export.routes[pins[0]]
+                pin_hop = _hop_of(ev, pins[0])
+                others = [
+                    f"{k} (line {export.routes[j].line}, scope {export.routes[j].scope})"
+                    for k, j in hops.items()
+                    if pin_hop is None or k != pin_hop.key
+                ]
+                found.add(
+                    "recursive-target-leak",
+                    r.line,
+                    f"target-scope={ts} lets {g.text} resolve through {', '.join(others)} "
+                    f"whenever its host route (line {pin.line}) is inactive: check-gateway "
+                    "then pings it through the wrong uplink; use scope=10 on the host route "
+                    "and target-scope=10 or 11 here",
+                )
+
+
+def _shared(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) -> None:
+    """shared-target: one probe target used for two uplinks."""
+    pins: dict[tuple[str, str], tuple[str, int]] = {}
+    for i, r in enumerate(export.routes):
+        if ev.disabled[i] or r.kind != "unicast" or r.dst.prefixlen != 32:
+            continue
+        target = str(r.dst.network_address)
+        if target not in topo.targets:
+            continue
+        hop = _hop_of(ev, i)
+        if hop is None:
+            continue
+        prev = pins.get((r.table, target))
+        if prev is None:
+            pins[(r.table, target)] = (hop.key, r.line)
+        elif prev[0] != hop.key:
+            found.add(
+                "shared-target",
+                r.line,
+                f"probe target {target} is pinned to {prev[0]} (line {prev[1]}) and to "
+                f"{hop.key} here: only one pin is active, so the other uplink's checks "
+                "ping through the wrong link",
+            )
+    for table in table_names(export):
+        users: dict[str, int] = {}
+        for i in ev.defaults(table):
+            r = export.routes[i]
+            for g in r.gateways:
+                if g.address is None or not ev.is_recursive(g, i):
+                    continue
+                key = str(g.address)
+                if key in users and users[key] != r.line:
+                    found.add(
+                        "shared-target",
+                        max(r.line, users[key]),
+                        f"default routes at lines {min(r.line, users[key])} and "
+                        f"{max(r.line, users[key])} both use probe target {key}: a target "
+                        "reaches one uplink only, so both routes live and die together",
+                    )
+                users.setdefault(key, r.line)
+
+
+def _checked(export: Export, ev: Evaluation, i: int, scripted: dict[int, int]) -> bool:
+    r = export.routes[i]
+    if r.check is not None or i in scripted:
+        return True
+    # A recursive route whose pin checks its gateway is checked at one remove.
+    for g in r.gateways:
+        if g.address is not None and ev.is_recursive(g, i):
+            for j in ev.candidates(g, i):
+                if export.routes[j].check is not None or j in scripted:
+                    return True
+    return False
+
+
+def _no_check(
+    export: Export,
+    found: _Findings,
+    ev: Evaluation,
+    tables: dict[str, Choice | None],
+    scripted: dict[int, int],
+) -> None:
+    for table, choice in tables.items():
+        if choice is None or choice.fallback or choice.route.kind != "unicast":
+            continue
+        if len(ev.defaults(table)) < 2:
+            continue  # nothing to fail over to
+        i = export.routes.index(choice.route)
+        if not _checked(export, ev, i, scripted):
+            found.add(
+                "no-check",
+                choice.route.line,
+                f"the primary default route of table {table} (gateway {choice.gateway}) has "
+                "no check-gateway and no Netwatch script manages it: it stays active when "
+                "its uplink dies, so the backup is never used",
+            )
+
+
+def _blackholes(
+    export: Export,
+    *,
+    found: _Findings,
+    sc: Scenario,
+    ev: Evaluation,
+    tables: dict[str, Choice | None],
+    scripted: dict[int, int],
+) -> None:
+    """A table still sending into a dead uplink while it has a route via another one."""
+    for table, choice in tables.items():
+        if choice is None or choice.fallback or choice.nexthop is None:
+            continue
+        if not sc.faulty(choice.nexthop):
+            continue
+        alternatives = [
+            j
+            for j in ev.defaults(table)
+            if export.routes[j] is not choice.route and (h := _hop_of(ev, j)) is not None
+            if not sc.faulty(h.key)
+        ]
+        if not alternatives:
+            continue
+        i = export.routes.index(choice.route)
+        if not _checked(export, ev, i, scripted):
+            found.add(
+                "no-check",
+                choice.route.line,
+                f"in {sc.id} table {table} still sends into {choice.nexthop} (gateway "
+                f"{choice.gateway}, no check-gateway) although line "
+                f"{export.routes[alternatives[0]].line} could carry it",
+            )
+        else:
+            found.add(
+                "gateway-only-check",
+                choice.route.line,
+                f"in {sc.id} table {table} still sends into {choice.nexthop}: the check "
+                f"pings only the gateway {choice.gateway}, which answers while nothing behind "
+                "it does (an LTE modem without signal); check a target beyond it with a "
+                "recursive route instead",
+            )
+
+
+def _failback(
+    export: Export,
+    *,
+    found: _Findings,
+    sc: Scenario,
+    base: dict[str, Choice | None],
+    after: dict[str, Choice | None],
+    state: State,
+    base_state: State,
+) -> None:
+    for table, choice in base.items():
+        now = after.get(table)
+        if (choice.key() if choice else None) == (now.key() if now else None):
+            continue
+        changed = sorted(
+            export.routes[i].line
+            for i, v in state.overlay.items()
+            if base_state.overlay.get(i) != v
+        )
+        nw_lines = [nw.line for nw in export.netwatch if not nw.disabled]
+        line = nw_lines[0] if nw_lines else (changed[0] if changed else 1)
+        found.add(
+            "no-failback",
+            line,
+            f"after {sc.id} recovers, table {table} stays on {_describe(now)} instead of "
+            f"{_describe(choice)}: a Netwatch script changed route(s) at line(s) "
+            f"{', '.join(map(str, changed)) or '?'} and nothing changes them back "
+            "(its host stays down, or its up-script does not undo the down-script)",
+        )
+        return
+
+
+def _flap(export: Export, found: _Findings, sc: Scenario) -> None:
+    lines = [nw.line for nw in export.netwatch if not nw.disabled]
+    found.add(
+        "netwatch-flap",
+        lines[0] if lines else 1,
+        f"in {sc.id} Netwatch never settles: its scripts change the route its own host is "
+        "reached through, so it goes down, up, down... Pin the host to its uplink with a "
+        "scope=10 host route",
+    )
+
+
+def _table_fallback(export: Export, found: _Findings, ev: Evaluation) -> None:
+    marked = {m.new_routing_mark for m in export.mangle if m.new_routing_mark and not m.disabled}
+    for table in table_names(export):
+        if table == "main":
+            continue
+        defaults = ev.defaults(table)
+        if not defaults and table not in marked:
+            continue
+        hops: dict[str, int] = {}
+        for j in defaults:
+            r = export.routes[j]
+            if r.kind != "unicast":
+                hops.setdefault(r.kind, r.line)
+                continue
+            hop = _hop_of(ev, j)
+            if hop is not None:
+                hops.setdefault(hop.key, r.line)
+        if len(hops) > 1:
+            continue
+        line = _table_line(export, table)
+        rule = no_fallback_rule(export, table)
+        if rule is not None:
+            fate = f"are dropped (routing rule at line {rule} forbids the main table)"
+        elif not defaults:
+            fate = "use whatever main picks, so the table does nothing"
+        else:
+            fate = (
+                "stay on it while its route answers, else fall back to the main table and "
+                "lose the per-uplink split"
+            )
+        only = f"through {next(iter(hops))} only" if hops else "with no default route"
+        found.add(
+            "table-no-fallback",
+            line,
+            f"routing table {table} has its default route(s) {only}: when that uplink "
+            f"fails, connections marked for it {fate}; add a fallback default route via "
+            "another uplink with a higher distance inside the table",
+        )
+
+
+def _table_line(export: Export, table: str) -> int:
+    lines = [t.line for t in export.tables if t.name == table]
+    lines += [r.line for r in export.routes if r.table == table]
+    lines += [m.line for m in export.mangle if m.new_routing_mark == table]
+    return min(lines) if lines else 1
+
+
+def _masquerade(export: Export, found: _Findings, topo: _Topology) -> None:
+    for key, (iface, line) in topo.uplink_iface.items():
+        if iface is None:
+            continue
+        if not _nat_covers(export, iface):
+            found.add(
+                "no-masquerade",
+                line,
+                f"no srcnat masquerade (or src-nat) rule matches out-interface {iface} of "
+                f"uplink {key}: LAN traffic leaves it with private source addresses",
+            )
+
+
+def _nat_covers(export: Export, iface: str) -> bool:
+    for n in export.nat:
+        if n.disabled or n.chain != "srcnat" or n.action not in ("masquerade", "src-nat"):
+            continue
+        if n.out_interface is not None:
+            neg = n.out_interface.startswith("!")
+            if (n.out_interface.lstrip("!") == iface) != neg:
+                return True
+            continue
+        if n.out_interface_list is not None:
+            neg = n.out_interface_list.startswith("!")
+            members = export.interface_lists.get(n.out_interface_list.lstrip("!"), frozenset())
+            if (iface in members) != neg:
+                return True
+            continue
+        return True
+    return False
+
+
+def _thr_avg(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) -> None:
+    for nw in export.netwatch:
+        if nw.disabled or nw.type != "icmp":
+            continue
+        hop = ev.forward(IPv4Address(nw.host))
+        if hop is None or hop.key not in topo.uplinks:
+            continue  # not watching anything beyond an uplink
+        thr = nw.thr_avg if nw.thr_avg is not None else NETWATCH_THR_AVG_DEFAULT
+        if thr < LTE_RTT_FLOOR:
+            given = "" if nw.thr_avg is not None else " (RouterOS default)"
+            found.add(
+                "netwatch-thr-avg",
+                nw.line,
+                f"Netwatch {nw.host} has thr-avg={format_duration(thr)}{given}: a loaded LTE "
+                f"link averages more than that, so a slow uplink is declared dead; use at "
+                f"least {format_duration(LTE_RTT_FLOOR)}",
+            )

@@ -1,0 +1,325 @@
+"""The health state machine, its statistics and the per-uplink monitor, driven directly."""
+
+from __future__ import annotations
+
+import math
+from ipaddress import IPv4Address
+
+import pytest
+
+from wanwatch.config import Monitor
+from wanwatch.engine.health import (
+    FALSE_DOWNS_PER_DAY,
+    LOSS_FLOOR,
+    PRIOR_SAMPLES,
+    Answered,
+    CarrierChange,
+    Clock,
+    HealthState,
+    LossWindow,
+    Lost,
+    Quality,
+    RttEstimator,
+    Rules,
+    UplinkMonitor,
+    _Sample,
+    binomial_tail,
+    initial_state,
+    needed_losses,
+    step,
+)
+from wanwatch.engine.intent import Health
+
+RULES = Rules("W", up_after=5, hold=10.0, max_hold=300.0, degraded_loss=40.0, degraded_rtt=1.0)
+ALPHA = FALSE_DOWNS_PER_DAY * 0.5 / 86400
+
+
+def run(state: HealthState, *samples: object) -> tuple[HealthState, list[str]]:
+    names: list[str] = []
+    for s in samples:
+        state, events = step(state, s, RULES)  # type: ignore[arg-type]
+        names += [e.name for e in events]
+    return state, names
+
+
+def up_state(at: float = 0.0) -> HealthState:
+    s, _ = run(initial_state(5, 0.0), Answered(at), Answered(at))
+    assert s.health is Health.UP
+    return s
+
+
+# --------------------------------------------------------------------------- step
+
+
+def test_initial_rise_needs_two_answers_and_is_preferred_at_once() -> None:
+    s = initial_state(5, 0.0)
+    s, names = run(s, Answered(0.1))
+    assert s.health is Health.UNKNOWN and names == []
+    s, names = run(s, Answered(0.6))
+    assert s.health is Health.UP and s.since == 0.6
+    assert names == ["wan.up", "wan.preferred"]  # nothing to hold against at start
+    assert s.preferred
+
+
+def test_down_after_needed_losses_in_a_row_reports_detect_ms() -> None:
+    s = up_state(1.0)
+    s, names = run(s, Lost(2.15, 2.0, 3), Lost(2.30, 2.15, 3))
+    assert s.health is Health.UP and names == [] and s.run_lost == 2
+    s, events = step(s, Lost(2.33, 2.18, 3), RULES)
+    assert s.health is Health.DOWN
+    (e,) = events
+    assert e.name == "wan.down"
+    assert e.fields["reason"] == "lost" and e.fields["lost"] == 3
+    assert e.fields["detect_ms"] == 330  # from the send of the first lost probe
+
+
+def test_needed_is_fixed_when_the_run_starts() -> None:
+    s = up_state()
+    s, _ = run(s, Lost(1.0, 0.9, 4), Lost(1.1, 1.0, 2))
+    assert s.health is Health.UP and s.run_needed == 4
+
+
+def test_any_reply_ends_the_run() -> None:
+    s = up_state()
+    s, _ = run(s, Lost(1.0, 0.9, 3), Lost(1.1, 1.0, 3), Answered(1.12))
+    assert s.run_lost == 0
+    s, names = run(s, Lost(1.3, 1.15, 3), Lost(1.4, 1.2, 3))
+    assert s.health is Health.UP and names == []
+
+
+def test_a_loss_sent_before_the_latest_reply_does_not_count() -> None:
+    s = up_state()
+    s, _ = run(s, Answered(2.0))
+    s, names = run(s, Lost(2.1, 1.9, 1))  # would be DOWN at once if it counted
+    assert s.health is Health.UP and s.run_lost == 0 and names == []
+
+
+def test_rise_after_down_needs_up_after_answers_in_a_row_then_hold() -> None:
+    s = up_state()
+    s, _ = run(s, *(Lost(1.0 + i / 10, 0.9 + i / 10, 3) for i in range(3)))
+    assert s.health is Health.DOWN
+    s, _ = run(s, Answered(5.0), Answered(5.5), Answered(6.0), Answered(6.5))
+    s, _ = run(s, Lost(7.0, 6.9, 3))  # a loss breaks the rise
+    s, names = run(s, *(Answered(7.5 + i / 2) for i in range(4)))
+    assert s.health is Health.DOWN and names == []
+    s, names = run(s, Answered(9.5))
+    assert s.health is Health.UP and names == ["wan.up"]
+    assert not s.preferred and s.hold_for == 10.0
+    s, names = run(s, Clock(19.4))
+    assert not s.preferred and names == []
+    s, names = run(s, Clock(19.5))
+    assert s.preferred and names == ["wan.preferred"]
+
+
+def _flap(s: HealthState, at: float) -> HealthState:
+    s, _ = run(s, *(Lost(at + i / 10, at - 0.1 + i / 10, 3) for i in range(3)))
+    assert s.health is Health.DOWN
+    s, _ = run(s, *(Answered(at + 1 + i / 2) for i in range(5)))
+    assert s.health is Health.UP
+    return s
+
+
+def test_flap_damping_doubles_hold_up_to_max_and_decays() -> None:
+    s = up_state()
+    holds = []
+    for k in range(8):
+        s = _flap(s, 10.0 + 20 * k)
+        holds.append(s.hold_for)
+    assert holds == [10, 20, 40, 80, 160, 300, 300, 300]
+    s = _flap(s, 10.0 + 20 * 7 + RULES.flap_window + 1)  # the old downs are forgotten
+    assert s.hold_for == 10.0
+
+
+def test_carrier_loss_is_down_at_once_and_carrier_back_lets_probes_decide() -> None:
+    s = up_state()
+    s, events = step(s, CarrierChange(3.0, False), RULES)
+    assert s.health is Health.DOWN and not s.carrier
+    assert [e.name for e in events] == ["wan.carrier", "wan.down"]
+    assert events[1].fields["reason"] == "carrier" and events[1].fields["detect_ms"] == 0
+    s, names = run(s, Answered(3.1))  # a stray reply while the link is down
+    assert s.health is Health.DOWN and names == []
+    s, names = run(s, CarrierChange(4.0, True))
+    assert s.health is Health.UNKNOWN and names == ["wan.carrier"]
+    s, names = run(s, *(Answered(4.1 + i / 2) for i in range(4)))
+    assert s.health is Health.UNKNOWN
+    s, names = run(s, Answered(6.1))
+    assert s.health is Health.UP and "wan.up" in names and not s.preferred
+
+
+def test_degraded_on_significant_loss_and_recovered_with_hysteresis() -> None:
+    s = up_state()
+    s, names = run(s, Quality(5.0, 45.0, False, 0.05))  # high but not significant
+    assert s.health is Health.UP and names == []
+    s, names = run(s, Quality(6.0, 55.0, True, 0.05))
+    assert s.health is Health.DEGRADED and names == ["wan.degraded"]
+    s, names = run(s, Quality(7.0, 30.0, False, 0.05))  # below 40 but not below 20
+    assert s.health is Health.DEGRADED and names == []
+    s, names = run(s, Quality(8.0, 19.0, False, 0.05))
+    assert s.health is Health.UP and names == ["wan.recovered"]
+
+
+def test_degraded_on_rtt() -> None:
+    s = up_state()
+    s, events = step(s, Quality(5.0, 0.0, False, 1.2), RULES)
+    assert s.health is Health.DEGRADED and events[0].fields["reason"] == "rtt"
+    s, names = run(s, Quality(6.0, 0.0, False, 0.9))  # above 0.8 s: still degraded
+    assert s.health is Health.DEGRADED
+    s, names = run(s, Quality(7.0, 0.0, False, 0.7))
+    assert s.health is Health.UP
+
+
+def test_degraded_can_go_down() -> None:
+    s = up_state()
+    s, _ = run(s, Quality(5.0, 60.0, True, 0.05))
+    s, names = run(s, *(Lost(6 + i / 10, 5.9 + i / 10, 3) for i in range(3)))
+    assert s.health is Health.DOWN and names == ["wan.down"]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_rtt_estimator_follows_rfc6298() -> None:
+    r = RttEstimator()
+    assert r.timeout(0.15, None) == 1.0  # RFC 6298 2.1 before any sample
+    r.add(0.1)
+    assert r.srtt == pytest.approx(0.1) and r.rttvar == pytest.approx(0.05)
+    r.add(0.2)
+    assert r.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 0.1)
+    assert r.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.2)
+    assert r.timeout(0.15, None) == pytest.approx(r.srtt + 4 * r.rttvar)
+    assert r.timeout(0.15, 0.3) == 0.3
+    fast = RttEstimator()
+    for _ in range(50):
+        fast.add(0.01)
+    assert fast.timeout(0.15, None) == 0.15
+
+
+def test_loss_window_prunes_unloses_and_drops() -> None:
+    w = LossWindow(10.0, 100.0)
+    a = _Sample(1.0, "x", True)
+    w.add(a)
+    w.add(_Sample(2.0, "y", False))
+    w.add(_Sample(15.0, "y", True))
+    assert w.counts(15.0) == ((1, 1), (3, 2))
+    w.unlose(a)  # a late reply: only the long window still holds it
+    assert w.counts(15.0) == ((1, 1), (3, 1))
+    w.drop(lambda s: s.target != "y")
+    assert w.counts(15.0) == ((0, 0), (1, 0))
+
+
+def _predictive(n: int, lost: int, k: int) -> float:
+    a, total, p = lost + LOSS_FLOOR * PRIOR_SAMPLES, n + PRIOR_SAMPLES, 1.0
+    for i in range(k):
+        p *= max(LOSS_FLOOR, (a + i) / (total + i))
+    return p
+
+
+@pytest.mark.parametrize(("n", "lost"), [(0, 0), (60, 0), (600, 0), (60, 12), (600, 120), (60, 30)])
+def test_needed_losses_is_the_smallest_k_below_alpha(n: int, lost: int) -> None:
+    k = needed_losses(n, lost, ALPHA, 1)
+    assert _predictive(n, lost, k) <= ALPHA
+    assert _predictive(n, lost, k - 1) > ALPHA
+
+
+def test_needed_losses_grows_with_loss_and_respects_the_minimum() -> None:
+    clean = needed_losses(600, 0, ALPHA, 3)
+    assert 4 <= clean <= 6  # a clean link: few losses, fast
+    at20 = needed_losses(600, 120, ALPHA, 3)
+    assert at20 >= 11  # 0.2 ** 11 = 2e-8 < alpha; fewer would fail over daily
+    assert 0.2**at20 <= ALPHA
+    assert needed_losses(600, 0, ALPHA, 9) == 9
+    ks = [needed_losses(100, lost, ALPHA, 1) for lost in range(0, 60, 5)]
+    assert ks == sorted(ks)
+
+
+def test_binomial_tail_exact_values() -> None:
+    assert binomial_tail(4, 2, 0.5) == pytest.approx(11 / 16)
+    assert binomial_tail(10, 0, 0.3) == 1.0
+    assert binomial_tail(10, 11, 0.3) == 0.0
+    assert binomial_tail(10, 10, 0.5) == pytest.approx(0.5**10)
+    assert binomial_tail(60, 24, 0.2) == pytest.approx(
+        sum(math.comb(60, j) * 0.2**j * 0.8 ** (60 - j) for j in range(24, 61))
+    )
+
+
+# --------------------------------------------------------------------------- monitor
+
+A, B = IPv4Address("198.51.100.1"), IPv4Address("198.51.100.2")
+
+
+def monitor(**overrides: object) -> UplinkMonitor:
+    return UplinkMonitor("W", [A, B], Monitor.model_validate(overrides), 0.0)
+
+
+def test_healthy_cadence_rotates_over_targets() -> None:
+    m = monitor()
+    sent = []
+    t = 0.0
+    while t < 5.0:
+        for target, seq in m.due(t):
+            sent.append((round(t, 3), target))
+            m.reply(seq, 0.02, t + 0.02)
+        m.expire(t)
+        t = round(t + 0.01, 3)
+    assert [s[0] for s in sent] == [round(0.5 * i, 3) for i in range(10)]
+    assert [s[1] for s in sent] == [A, B] * 5
+    assert m.state.health is Health.UP
+
+
+def test_suspicion_probes_fast_and_never_more_than_could_count() -> None:
+    m = monitor(fast_interval="25ms")
+    (_, seq), = m.due(0.0)
+    m.reply(seq, 0.02, 0.02)
+    (_, seq), = m.due(0.5)
+    m.reply(seq, 0.02, 0.52)  # UP, RTT 20 ms: timeout floored at 150 ms
+    (_, lost_seq), = m.due(1.0)
+    assert m.expire(1.149) == [] and m.due(1.149) == []
+    m.expire(1.15)
+    needed = m.state.run_needed
+    assert m.state.run_lost == 1 and needed >= 3
+    sends = []
+    t = 1.15
+    while t < 1.6 and m.state.health is not Health.DOWN:
+        m.expire(t)
+        sends += [t for _ in m.due(t)]
+        t = round(t + 0.005, 3)
+    assert m.state.health is Health.DOWN
+    assert len(sends) == needed - 1  # exactly the probes the test needed
+    gaps = {round(b - a, 3) for a, b in zip(sends, sends[1:], strict=False)}
+    assert gaps == {0.025}
+
+
+def test_late_reply_cancels_suspicion_and_unknown_seq_is_ignored() -> None:
+    m = monitor()
+    for t, seq in ((0.0, None), (0.5, None)):
+        (_, seq), = m.due(t)
+        m.reply(seq, 0.02, t + 0.02)
+    (_, seq), = m.due(1.0)
+    m.expire(1.2)
+    assert m.state.suspicious
+    assert m.reply(4242, 0.01, 1.21) == []
+    m.reply(seq, 0.21, 1.21)
+    assert not m.state.suspicious
+    assert m.loss_pct(1.21) == 0.0  # the late reply turned the loss back into an answer
+
+
+def test_sequence_numbers_wrap_at_16_bits() -> None:
+    m = monitor(interval="100ms")
+    m._seq = 65534  # white box: skip 65k probes
+    seqs = []
+    t = 0.0
+    for _ in range(4):
+        for _, seq in m.due(t):
+            seqs.append(seq)
+            m.reply(seq, 0.01, t + 0.01)
+        t += 0.1
+    assert seqs == [65534, 65535, 0, 1]
+
+
+def test_no_probes_while_carrier_is_down() -> None:
+    m = monitor()
+    m.carrier(False, 0.0)
+    assert m.due(0.0) == [] and m.due(10.0) == []
+    assert m.next_wakeup() == math.inf
+    m.carrier(True, 11.0)
+    assert len(m.due(11.0)) == 1
