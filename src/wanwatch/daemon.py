@@ -38,7 +38,7 @@ from wanwatch.probe.icmp import ProbeHub
 log = logging.getLogger("wanwatch")
 
 EVENT_RING = 500  # events kept for `wanwatch status`
-STARTUP_VERDICT_WAIT = 2.0  # seconds to wait for first probe verdicts before steering routes
+STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steering routes
 DEFAULT_STATE_DIR = Path("/var/lib/wanwatch")
 
 
@@ -211,7 +211,7 @@ class Daemon:
         intent = self._engine.intent()
         if intent == self._applied and not force:
             return
-        if self._applied is None and not self._verdicts_ready():
+        if self._applied is None and not self._verdicts_ready(intent):
             return  # first start: do not steer on no evidence (a restart may be adopting)
         started = self.now()
         try:
@@ -237,11 +237,13 @@ class Daemon:
             )
         self._applied = intent
 
-    def _verdicts_ready(self) -> bool:
-        assert self._engine is not None
-        if self.now() - self._started_at >= STARTUP_VERDICT_WAIT:
-            return True
-        return all(s.state.value != "unknown" for s in self._engine.status(self.now()))
+    def _verdicts_ready(self, intent: Intent) -> bool:
+        """At start the engine's first Intent is a stale guess until probes speak.
+
+        Applying that guess would undo a failover a killed predecessor made (a restart
+        must adopt without dropping traffic), so wait for a real verdict, bounded.
+        """
+        return not intent.stale or self.now() - self._started_at >= STARTUP_VERDICT_WAIT
 
     def _configure_probes(self, cfg: Config) -> None:
         assert self._hub is not None

@@ -49,8 +49,11 @@ class WanStatus:
 # dead one is DOWN ~2 s in, its first probes timing out at the 1 s initial RTO).
 STARTUP_GRACE = 3.0
 
-# Events after which the Intent may differ (health or preference changed).
-_REPLAN = frozenset({"wan.up", "wan.down", "wan.degraded", "wan.recovered", "wan.preferred"})
+# Events after which the Intent may differ (health or preference changed; carrier
+# back turns DOWN into UNKNOWN, which takes the uplink off the flush list).
+_REPLAN = frozenset(
+    {"wan.up", "wan.down", "wan.degraded", "wan.recovered", "wan.preferred", "wan.carrier"}
+)
 
 
 class Engine:

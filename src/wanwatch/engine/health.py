@@ -26,6 +26,11 @@ How a dead uplink is told from a lossy one (figures: ``python bench/engine.py``)
   probes, since every false episode starts with one lost healthy probe. A clean
   link thus needs ~6 losses (~0.4 s after the first probe goes unanswered), a
   20 % lossy one ~12.
+* The loss record counts every probe, suspicion ones included: whether a probe
+  is sent never depends on its own fate, so under iid loss they are unbiased
+  samples; an outage's own losses are dropped when it is declared DOWN, and
+  nothing is recorded while DOWN. A loss whose probe left before the latest
+  reply does not count toward ``k`` (the link answered after it left).
 * A target that stays silent while another answers is set aside (target.silent)
   and rechecked every RECHECK_INTERVAL; the uplink is DOWN only when every
   target still in use is silent at once.
@@ -35,13 +40,20 @@ How a dead uplink is told from a lossy one (figures: ``python bench/engine.py``)
 * After a DOWN, ``up_after`` answers in a row make it UP, but it is *preferred*
   only after ``hold``, doubled for each other down within the flap window,
   capped at ``max_hold``.
+
+Measured (bench/engine.py, seed 1, defaults): silent outage to wan.down median
+0.64 s on a clean link, 0.70 s over 0-20 % loss, max 1.3 s (at 20 % loss);
+2.0 probes/s per uplink clean and at 20 % loss; no false down, degraded or
+failover in 72 simulated hours at each of 10, 20 and 30 % loss with
+100 +- 20 ms RTT. (A naive 200 ms / 3-misses loop there: 5 probes/s * 0.2^3 =
+one false down every ~25 s.)
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import Final
@@ -573,7 +585,9 @@ class UplinkMonitor:
 
     def _send(self, target: _Target, now: float, kind: int) -> tuple[IPv4Address, int]:
         seq = self._seq
-        while seq in self._outstanding or seq in self._expired:
+        for _ in range(SEQ_MOD):  # skip numbers still awaiting (or late for) a reply
+            if seq not in self._outstanding and seq not in self._expired:
+                break
             seq = (seq + 1) % SEQ_MOD
         self._seq = (seq + 1) % SEQ_MOD
         timeout = self.rtt.timeout(self._params.min_timeout, self._params.timeout)
@@ -722,7 +736,3 @@ class UplinkMonitor:
             else:
                 out[str(t.address)] = "unknown"
         return out
-
-    @property
-    def targets(self) -> Iterable[IPv4Address]:
-        return (t.address for t in self._targets)

@@ -159,14 +159,17 @@ def first_after(events: Sequence[Event], name: str, t: float, **fields: object) 
     return None
 
 
-def poisson_upper(count: int, exposure: float, confidence: float = 0.95) -> float:
-    """Upper confidence bound on a rate from ``count`` events in ``exposure`` (exact for 0)."""
+def poisson_upper(count: int, exposure: float) -> float:
+    """95 % upper confidence bound on a rate from ``count`` events in ``exposure``.
+
+    Exact for 0 events (-ln 0.05 = 3.0); otherwise the Wilson-Hilferty
+    approximation of the chi-square quantile with 2 * count + 2 degrees of freedom.
+    """
     if exposure <= 0:
         return math.inf
     if count == 0:
-        return -math.log(1 - confidence) / exposure
-    # Wilson-Hilferty approximation of the chi-square quantile (df = 2 count + 2).
+        return -math.log(0.05) / exposure
     df = 2 * count + 2
-    z = 1.6448536269514722 if confidence == 0.95 else 2.3263478740408408
-    chi = df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+    z95 = 1.6448536269514722
+    chi = df * (1 - 2 / (9 * df) + z95 * math.sqrt(2 / (9 * df))) ** 3
     return chi / 2 / exposure

@@ -1,0 +1,234 @@
+"""The Engine driven by the simulator through due/reply/tick, as the daemon drives it.
+
+Virtual time: an hour of 20 % loss runs in well under a second, and every figure
+asserted here is exact for its seed (no wall clock anywhere).
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+
+from wanwatch.config import Config, load
+from wanwatch.engine.core import Engine
+from wanwatch.engine.intent import Health
+from wanwatch.engine.sim import LinkModel, Simulator, first_after
+
+OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
+P, B = "INET-UTAMA", "BACKUP-INET"
+LTE = LinkModel(rtt=0.045, jitter=0.005)
+WIRED = LinkModel(rtt=0.012, jitter=0.001)
+
+
+@pytest.fixture(scope="module")
+def office() -> Config:
+    return load(OFFICE)
+
+
+def loadbalance(cfg: Config) -> Config:
+    return cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"mode": "loadbalance"})})
+
+
+def simulate(cfg: Config, until: float, seed: int = 1, **links: LinkModel) -> Simulator:
+    models = {P: links.get("primary", LTE), B: links.get("backup", WIRED)}
+    sim = Simulator(cfg, models, seed=seed)
+    sim.run_until(until)
+    return sim
+
+
+def test_clean_cut_fails_over_within_a_second(office: Config) -> None:
+    sim = simulate(office, 120, primary=LinkModel(rtt=0.045, jitter=0.005, outages=[(60.3, 100)]))
+    down = first_after(sim.events, "wan.down", 0, wan=P)
+    assert down is not None and down.fields["reason"] == "lost"
+    assert 60.3 < down.at < 61.3
+    fo = first_after(sim.events, "policy.failover", 0)
+    assert fo is not None and fo.at == down.at
+    assert fo.fields["from"] == P and fo.fields["to"] == B
+    assert fo.fields["detect_ms"] == down.fields["detect_ms"]
+    assert isinstance(fo.fields["detect_ms"], int) and 0 < fo.fields["detect_ms"] < 1000
+    assert sim.primary_at(down.at - 0.001) == P and sim.primary_at(down.at) == B
+    during = next(i for t, i in sim.intents if t == down.at)
+    assert during.flush == (P,) and not during.stale
+    assert len(sim.named("wan.down")) == 1  # the backup never wavered
+
+
+def test_carrier_loss_is_immediate(office: Config) -> None:
+    sim = simulate(office, 100, primary=LinkModel(rtt=0.045, carrier_down=[(60.3, 80)]))
+    down = first_after(sim.events, "wan.down", 0, wan=P)
+    assert down is not None and down.at == 60.3 and down.fields["reason"] == "carrier"
+    assert sim.primary_at(60.3) == B
+
+
+def test_twenty_percent_loss_for_an_hour_never_fails_over(office: Config) -> None:
+    lossy = LinkModel(rtt=0.1, jitter=0.02, loss=0.2)
+    sim = simulate(office, 3600, seed=7, primary=lossy)
+    names = {e.name for e in sim.events}
+    assert not names & {"wan.down", "wan.degraded", "policy.failover", "target.silent"}
+    assert sim.primary_at(3600) == P
+    rate = sim.engine.probes_sent()[P] / 3600
+    assert rate <= 2.02  # suspicion bursts are paid for by a slower healthy cadence
+    (status,) = [s for s in sim.engine.status(3600) if s.name == P]
+    assert 5 <= status.loss_pct <= 40 and status.state is Health.UP
+
+
+def test_jitter_100_20_causes_no_timeout_storm(office: Config) -> None:
+    jittery = LinkModel(rtt=0.1, jitter=0.02)
+    sim = simulate(office, 1800, seed=3, primary=jittery)
+    assert not sim.named("wan.down") and not sim.named("policy.failover")
+    assert sim.engine.probes_sent()[P] / 1800 <= 2.01
+    (status,) = [s for s in sim.engine.status(1800) if s.name == P]
+    assert status.rtt_ms is not None and 85 <= status.rtt_ms <= 115
+    assert status.loss_pct < 1.0
+
+
+def test_recovery_fails_back_only_after_hold(office: Config) -> None:
+    sim = simulate(office, 200, primary=LinkModel(rtt=0.045, outages=[(60, 100)]))
+    up = first_after(sim.events, "wan.up", 100, wan=P)
+    assert up is not None and up.fields["hold_s"] == 10.0 and up.fields["good"] == 5
+    assert 102 <= up.at <= 103.5  # five answers at the healthy cadence
+    fb = first_after(sim.events, "policy.failback", 0)
+    assert fb is not None and fb.fields["from"] == B and fb.fields["to"] == P
+    assert fb.at == pytest.approx(up.at + 10.0)
+    assert sim.primary_at(fb.at - 0.01) == B and sim.primary_at(fb.at) == P
+
+
+def test_flapping_grows_the_hold_and_it_decays(office: Config) -> None:
+    flaps = [(60.0 + 30 * k, 65.0 + 30 * k) for k in range(8)]
+    late = 60.0 + 30 * 7 + 700  # after the flap window: forgiven
+    link = LinkModel(rtt=0.045, outages=[*flaps, (late, late + 5)])
+    sim = simulate(office, late + 60, primary=link)
+    holds = [e.fields["hold_s"] for e in sim.named("wan.up", P) if e.at > 60]
+    assert holds == [10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0, 300.0, 10.0]
+    # while damped it stays off the primary role although it answers again
+    assert sim.primary_at(60 + 30 * 3 + 20) == B
+
+
+def test_both_dead_keeps_last_choice_and_recovers(office: Config) -> None:
+    sim = simulate(
+        office,
+        200,
+        primary=LinkModel(rtt=0.045, outages=[(60, 150)]),
+        backup=LinkModel(rtt=0.012, outages=[(90, 120)]),
+    )
+    stale = first_after(sim.events, "policy.stale", 0)
+    assert stale is not None and stale.fields["keeping"] == B and 90 < stale.at < 91
+    mid = next(i for t, i in reversed(sim.intents) if t <= 100)
+    assert mid.stale and mid.active == (B,) and mid.flush == (P,)
+    back = first_after(sim.events, "wan.up", 120, wan=B)
+    assert back is not None
+    after = next(i for t, i in reversed(sim.intents) if t <= back.at)
+    assert not after.stale and after.active == (B,)
+    assert sim.primary_at(199) == P
+
+
+def test_one_silent_target_is_not_a_dead_uplink(office: Config) -> None:
+    dead = IPv4Address("8.8.8.8")
+    link = LinkModel(rtt=0.045, jitter=0.005, silent_targets={dead: [(60, 150)]})
+    sim = simulate(office, 200, primary=link)
+    silent = first_after(sim.events, "target.silent", 0)
+    assert silent is not None and silent.fields["target"] == "8.8.8.8"
+    # its own misses raise the loss estimate, so a few more than a clean link's 6
+    assert 6 <= int(silent.fields["lost"] or 0) <= 15
+    assert 60 < silent.at < 70
+    assert not sim.named("wan.down") and not sim.named("policy.failover")
+    back = first_after(sim.events, "target.back", 0)
+    assert back is not None and 150 < back.at <= 156  # the 5 s recheck found it
+    (status,) = [s for s in sim.engine.status(100) if s.name == P]
+    assert status.targets == {"8.8.8.8": "answering", "1.1.1.1": "answering"}
+    status_mid = Simulator(office, {P: link, B: WIRED}, seed=1)
+    status_mid.run_until(100)
+    (mid,) = [s for s in status_mid.engine.status(100) if s.name == P]
+    assert mid.targets["8.8.8.8"] == "silent" and mid.loss_pct == 0.0
+
+
+def test_the_uplink_dies_while_one_target_is_already_silent(office: Config) -> None:
+    dead = IPv4Address("8.8.8.8")
+    link = LinkModel(rtt=0.045, silent_targets={dead: [(30, 500)]}, outages=[(100, 150)])
+    sim = simulate(office, 160, primary=link)
+    down = first_after(sim.events, "wan.down", 0, wan=P)
+    assert down is not None and 100 < down.at < 101.2
+
+
+def test_same_seed_same_story(office: Config) -> None:
+    link = LinkModel(rtt=0.08, jitter=0.02, loss=0.1, outages=[(40, 70)])
+    a = simulate(office, 150, seed=5, primary=link)
+    b = simulate(office, 150, seed=5, primary=link)
+    assert [str(e) for e in a.events] == [str(e) for e in b.events]
+    assert [(t, i) for t, i in a.intents] == [(t, i) for t, i in b.intents]
+
+
+def test_startup_waits_for_the_primary_even_if_the_backup_answers_first(office: Config) -> None:
+    sim = simulate(office, 30, primary=LinkModel(rtt=0.08), backup=LinkModel(rtt=0.005))
+    policy = [e for e in sim.events if e.name.startswith("policy.")]
+    assert [(e.name, e.fields) for e in policy] == [("policy.select", {"to": P})]
+
+
+def test_startup_with_a_dead_primary_selects_the_backup(office: Config) -> None:
+    sim = simulate(office, 30, primary=LinkModel(outages=[(0, 100)]))
+    policy = [e for e in sim.events if e.name.startswith("policy.")]
+    assert [(e.name, e.fields) for e in policy] == [("policy.select", {"to": B})]
+    assert policy[0].at <= 3.0
+
+
+def test_loadbalance_drops_the_dead_uplink_from_the_hash(office: Config) -> None:
+    cfg = loadbalance(
+        office.model_copy(
+            update={"wans": tuple(w.model_copy(update={"priority": 1}) for w in office.wans)}
+        )
+    )
+    sim = simulate(cfg, 120, primary=LinkModel(rtt=0.045, outages=[(60, 90)]))
+    assert sim.engine.intent().active == (P, B)
+    mid = next(i for t, i in reversed(sim.intents) if t <= 80)
+    assert mid.active == (B,) and mid.buckets == (B,)
+    fo = first_after(sim.events, "policy.failover", 0)
+    assert fo is not None and fo.fields["from"] == f"{P},{B}" and fo.fields["to"] == B
+    fb = first_after(sim.events, "policy.failback", 0)
+    assert fb is not None and fb.fields["to"] == f"{P},{B}"
+
+
+def test_reload_keeps_health_of_surviving_uplinks(office: Config) -> None:
+    sim = simulate(office, 20)
+    engine = sim.engine
+    assert {s.name: s.state for s in engine.status(20)} == {P: Health.UP, B: Health.UP}
+    only_backup = office.model_copy(update={"wans": (office.wans[1],)})
+    events = engine.reload(only_backup, 20.0)
+    assert events[0].name == "engine.reload" and events[0].fields["removed"] == P
+    assert [e.name for e in events[1:]] == ["policy.failover"]
+    assert [s.name for s in engine.status(20)] == [B]
+    assert engine.status(20)[0].state is Health.UP
+    assert engine.intent().active == (B,) and engine.intent().uplink(B).table == 28701
+    assert engine.reply(P, 1, 0.01, 20.1) == []  # the removed uplink's late replies
+
+
+def test_engine_api_contract(office: Config) -> None:
+    engine = Engine(office, 1000.0)
+    reqs = engine.due(1000.0)
+    assert {(r.wan, r.target) for r in reqs} == {
+        (P, IPv4Address("8.8.8.8")),
+        (B, IPv4Address("9.9.9.9")),
+    }
+    assert engine.due(1000.0) == []  # already outstanding
+    assert 1000.0 < engine.next_wakeup() <= 1001.0
+    assert engine.reply("nope", 1, 0.01, 1000.01) == []
+    assert engine.reply(P, 999, 0.01, 1000.01) == []
+    assert engine.intent().stale  # nothing known yet
+    status = engine.status(1000.0)
+    assert [s.state for s in status] == [Health.UNKNOWN, Health.UNKNOWN]
+    assert status[0].rtt_ms is None and status[0].since == 1000.0
+
+
+def test_carrier_back_takes_the_uplink_off_the_flush_list(office: Config) -> None:
+    sim = simulate(office, 70, primary=LinkModel(rtt=0.045, carrier_down=[(30, 60)]))
+    during = next(i for t, i in reversed(sim.intents) if t <= 59)
+    assert during.flush == (P,)
+    after = next(i for t, i in reversed(sim.intents) if t <= 60)
+    assert after.flush == () and after.uplink(P).health is Health.UNKNOWN
+
+
+def test_poisson_upper_bound() -> None:
+    from wanwatch.engine.sim import poisson_upper
+
+    assert poisson_upper(0, 3.0) == pytest.approx(0.9986, abs=1e-3)
+    assert poisson_upper(5, 1.0) == pytest.approx(10.51, rel=0.01)  # chi2(0.95, 12) / 2
