@@ -222,15 +222,9 @@ def format_status(st: dict[str, Any]) -> str:
 
 
 def format_leases_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no DHCP leases"
-    out = [f"{'LAN':<10}{'ADDRESS':<17}{'MAC':<19}{'HOSTNAME':<20}EXPIRES"]
-    for r in rows:
-        out.append(
-            f"{r.get('lan') or '-':<10}{r['address']:<17}{r['mac']:<19}"
-            f"{r.get('hostname') or '-':<20}{r.get('expires') or 'never'}"
-        )
-    return "\n".join(out)
+    from wanwatch.leases import Lease, format_leases
+
+    return format_leases([Lease.from_json(r) for r in rows])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -42,10 +42,6 @@ STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steer
 DEFAULT_STATE_DIR = Path("/var/lib/wanwatch")
 
 
-def _uses_dnsmasq(cfg: Config) -> bool:
-    return any(lan.dhcp is not None for lan in cfg.lans) or bool(cfg.dns.upstream and cfg.lans)
-
-
 class Daemon:
     def __init__(
         self,
@@ -114,12 +110,12 @@ class Daemon:
             for wan, up in self._backend.carrier().items():
                 if not up:
                     self._emit_all(self._engine.carrier(wan, False, self.now()))
-            if _uses_dnsmasq(cfg):
-                self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
-                try:
-                    await self._dnsmasq.start()
-                except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
-                    self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
+            # The supervisor stays idle (and says why) when there is nothing to serve.
+            self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
+            try:
+                await self._dnsmasq.start()
+            except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
+                self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
             server = await serve(self.socket_path, self._answer)
             self.emit(
                 event(
@@ -168,9 +164,9 @@ class Daemon:
                 if cmd == "reload":
                     await self._reload()
             now = self.now()
+            self._emit_all(self._engine.tick(now))  # timeouts first: they shape what is due
             for req in self._engine.due(now):
                 self._hub.send(req.wan, req.target, req.seq)
-            self._emit_all(self._engine.tick(now))
             self._steer()
             delay = max(0.0, min(self._engine.next_wakeup() - self.now(), 1.0))
             self._wake.clear()
@@ -289,16 +285,11 @@ class Daemon:
         self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 
     async def _reload_dnsmasq(self, new: Config) -> None:
+        if self._dnsmasq is None:
+            return
         try:
-            if self._dnsmasq is not None and _uses_dnsmasq(new):
-                await self._dnsmasq.reload(new)
-            elif self._dnsmasq is not None:
-                await self._dnsmasq.stop()
-                self._dnsmasq = None
-            elif _uses_dnsmasq(new):
-                self._dnsmasq = Dnsmasq(new, self.state_dir, self.emit, now=self.now)
-                await self._dnsmasq.start()
-        except DnsmasqError as exc:
+            await self._dnsmasq.reload(new)
+        except DnsmasqError as exc:  # the old dnsmasq keeps serving
             self.emit(event(self.now(), "dnsmasq.reload_rejected", error=str(exc)))
 
     # ------------------------------------------------------------------ control socket

@@ -13,8 +13,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,10 @@ pid = os.getpid()
 print(f"dnsmasq[{pid}]: started, version fake cachesize 1000", file=sys.stderr, flush=True)
 if mode == "crash":
     sys.exit(3)
+if mode == "chatty":  # far more than a pipe holds (64 KiB)
+    for n in range(3000):
+        print(f"dnsmasq[{pid}]: chatter {n} " + "x" * 40, file=sys.stderr)
+    print(f"dnsmasq[{pid}]: chatter done", file=sys.stderr, flush=True)
 print(f"dnsmasq-dhcp[{pid}]: DHCPACK(ether3) 192.168.19.5 02:00:00:00:19:01 laptop",
       file=sys.stderr, flush=True)
 def bye(signum, frame):
@@ -103,7 +108,7 @@ def named(events: list[Event], name: str) -> list[Event]:
     return [e for e in events if e.name == name]
 
 
-def run(body: Callable[[], Awaitable[None]]) -> None:
+def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(body())
 
 
@@ -199,6 +204,30 @@ def test_backoff_resets_after_a_stable_run(office: Config, fake: str, tmp_path: 
     run(body)
 
 
+def test_a_failing_event_callback_does_not_stop_the_log_reader(
+    office: Config, fake: str, tmp_path: Path
+) -> None:
+    (tmp_path / "fake-mode").write_text("chatty")
+    seen: list[str] = []
+
+    def emit(ev: Event) -> None:
+        if ev.name == "dnsmasq.log":  # a callback that chokes on every log line
+            seen.append(str(ev.fields["msg"]))
+            raise RuntimeError("callback bug")
+
+    async def body() -> None:
+        sup = Dnsmasq(office, tmp_path, emit, binary=fake, now=Clock())
+        await sup.start()
+        try:
+            # unread, dnsmasq would block after ~64 KiB and never log "done"
+            await until(lambda: "chatter done" in seen, "the last log line")
+            assert "event callback failed" in str(sup.status()["last_error"])
+        finally:
+            await sup.stop()
+
+    run(body)
+
+
 def test_start_failure_raises_with_dnsmasqs_words(
     office: Config, fake: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,6 +241,10 @@ def test_start_failure_raises_with_dnsmasqs_words(
             await sup.start()
         assert sup.status()["running"] is False
         assert named(events, "dnsmasq.restart") == []  # no supervision left behind
+        # the next reload tries again, with its config
+        monkeypatch.setattr(dm, "render", render)
+        await sup.reload(office)
+        assert sup.status()["running"] is True
         await sup.stop()
         assert not (tmp_path / "dnsmasq.conf").exists()
 

@@ -25,7 +25,6 @@ import os
 import re
 import signal
 import time
-from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -48,11 +47,6 @@ PID_FILE = "dnsmasq.pid"
 # Names cached by the forwarder. dnsmasq's default of 150 is sized for one host;
 # an office of a few dozen clients browsing asks for thousands of names.
 CACHE_SIZE = 1000
-
-# Log lines dnsmasq queues when we read its stderr slowly (man dnsmasq: "a sane
-# value would be 5-25"). Without it a stalled reader would block DHCP and DNS;
-# with it dnsmasq drops lines and logs how many.
-LOG_ASYNC_LINES = 25
 
 # Restart backoff: 0.2 s, 0.4 s, ... capped at 30 s; back to 0.2 s once a child
 # has run STABLE_AFTER seconds. DHCP clients retransmit for tens of seconds
@@ -214,12 +208,14 @@ def command(binary: str, conf: Path) -> list[str]:
     Not ``--log-dhcp``: it adds ~20 lines per DHCP message (measured: 80 for one
     lease), which would flush the daemon's bounded event ring; the plain log
     already names every DISCOVER/OFFER/REQUEST/ACK with address, MAC and name.
+    Not ``--log-async`` either: measured here, it does not stop dnsmasq from
+    blocking on a full stderr pipe (DNS stopped answering after ~630 unread
+    lines, with or without it), so the supervisor reads stderr without pause.
     """
     return [
         binary,
         "--keep-in-foreground",
         "--log-facility=-",
-        f"--log-async={LOG_ASYNC_LINES}",
         f"--conf-file={conf}",
     ]
 
@@ -278,16 +274,10 @@ def log_event(line: str, config: Config, at: float) -> Event | None:
         return event(at, "dnsmasq.log", source=source, msg=text)
     kind = d.group("kind").lower()
     words = d.group("rest").split()
-    address: str | None = None
-    mac: str | None = None
-    if words:
-        try:
-            address = str(IPv4Address(words[0]))
-            words.pop(0)
-        except AddressValueError:
-            address = None
-    if words and _MAC_RE.match(words[0]):
-        mac = words.pop(0).lower()
+    address = _ipv4(words[0]) if words else None
+    if address is not None:
+        words.pop(0)
+    mac = words.pop(0).lower() if words and _MAC_RE.match(words[0]) else None
     rest = " ".join(words) or None
     iface = d.group("iface")
     lan = next((lan.name for lan in config.lans if lan.interface == iface), None)
@@ -301,6 +291,13 @@ def log_event(line: str, config: Config, at: float) -> Event | None:
     fields["hostname" if kind == "ack" else "detail"] = rest
     fields["xid"] = d.group("xid")
     return event(at, "dhcp.lease" if kind == "ack" else f"dhcp.{kind}", **fields)
+
+
+def _ipv4(word: str) -> str | None:
+    try:
+        return str(IPv4Address(word))
+    except AddressValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- supervision
@@ -318,7 +315,7 @@ class _Child:
         self.proc = proc
         self.started_at = started_at
         self.ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.tail: deque[str] = deque(maxlen=3)
+        self.last_line = "(no output)"
         self.reader: asyncio.Task[None] | None = None
 
     @property
@@ -326,7 +323,7 @@ class _Child:
         return self.proc.pid
 
     def last_words(self) -> str:
-        return _strip_prefix(self.tail[-1]) if self.tail else "(no output)"
+        return _strip_prefix(self.last_line)
 
 
 class Dnsmasq:
@@ -371,16 +368,17 @@ class Dnsmasq:
     # ------------------------------------------------------------------ public
 
     async def start(self) -> None:
-        """Render, validate and start dnsmasq; raise DnsmasqError if it will not run."""
+        """Render, validate and start dnsmasq; raise DnsmasqError if it will not run.
+
+        After a failure nothing runs, and the next reload() tries again with its
+        config (an operator fixes a rejected config by reloading); stop() still
+        cleans up.
+        """
         async with self._lock:
             if self._active:
                 raise DnsmasqError("dnsmasq is already started")
             self._active = True
-            try:
-                await self._apply(self._config)
-            except BaseException:
-                self._active = False
-                raise
+            await self._apply(self._config)
 
     async def reload(self, config: Config) -> None:
         """Serve ``config``. If dnsmasq rejects it, raise DnsmasqError; the old one keeps serving.
@@ -512,12 +510,18 @@ class Dnsmasq:
                 line = raw.decode(errors="replace").strip()
                 if not line:
                     continue
-                child.tail.append(line)
-                ev = log_event(line, self._config, self._now())
-                if ev is not None:
-                    self._emit_event(ev)
+                child.last_line = line
                 if not child.ready.done() and _STARTED in line:
                     child.ready.set_result(True)
+                ev = log_event(line, self._config, self._now())
+                if ev is None:
+                    continue
+                try:
+                    self._emit_event(ev)
+                except Exception as exc:  # noqa: BLE001
+                    # Whatever the callback does, keep draining: dnsmasq blocks,
+                    # DHCP and DNS included, once its stderr pipe is full.
+                    self._last_error = f"event callback failed: {exc!r}"
         finally:
             if not child.ready.done():
                 child.ready.set_result(False)
@@ -534,11 +538,14 @@ class Dnsmasq:
     async def _terminate(self, child: _Child) -> None:
         """SIGTERM our child by its PID, SIGKILL after STOP_GRACE; reap it."""
         if child.proc.returncode is None:
-            child.proc.terminate()
+            # ProcessLookupError: it died on its own and is not reaped yet.
+            with suppress(ProcessLookupError):
+                child.proc.terminate()
             try:
                 await asyncio.wait_for(child.proc.wait(), STOP_GRACE)
             except TimeoutError:
-                child.proc.kill()
+                with suppress(ProcessLookupError):
+                    child.proc.kill()
                 await child.proc.wait()
         await self._drain(child)
 
