@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -160,9 +161,35 @@ def test_failed_up_removes_what_it_built(
 
 
 @pytest.mark.lab
+def test_with_block_tears_down_on_error(office: Config, tmp_path: Path) -> None:
+    lab = Lab(office, tag=f"{netns.run_tag()}w", state_root=tmp_path)
+    with pytest.raises(RuntimeError, match="boom"), lab:
+        assert set(lab.namespaces) <= netns.existing()
+        raise RuntimeError("boom")
+    assert not set(lab.namespaces) & netns.existing()
+    assert not lab.state_dir.exists()  # remove_state defaults to True
+
+
+@pytest.mark.lab
+def test_up_refuses_to_touch_a_namespace_that_is_not_its_own(
+    office: Config, tmp_path: Path
+) -> None:
+    lab = Lab(office, tag=f"{netns.run_tag()}x", state_root=tmp_path)
+    squatter = lab.topology.router_ns
+    with netns.namespaces(squatter):
+        with pytest.raises(LabError, match="already exist"):
+            lab.up()
+        assert squatter in netns.existing()  # not deleted by the failed up()
+        lab.down()  # nothing of its own to remove
+        assert squatter in netns.existing()
+    assert not set(lab.namespaces) & netns.existing()
+
+
+@pytest.mark.lab
 def test_another_process_can_take_the_lab_down(make_lab: Any) -> None:
     lab: Lab = make_lab()
     procs = [(p.pid, p.started) for p in lab.procs]
+    assert lab.state_dir in Lab.running(lab.state_dir.parent)
     other = Lab.attach(lab.state_dir)  # as `wanwatch lab down` would
     assert other.namespaces == lab.namespaces
     assert {p.pid for p in other.procs} == {pid for pid, _ in procs}
@@ -287,6 +314,7 @@ def test_udhcpc_helper_gets_and_records_a_lease(lab: Lab) -> None:
         assert lease.lease_time == 3600
         assert lease.server == lanaddr.ip
         assert lease.t > asked
+        assert lease.took is not None and 0 < lease.took < 10
         # Recorded as JSON in the lab's state dir ...
         recorded = json.loads((sd / "dhcp" / f"{client.lan}.json").read_text())
         assert recorded["ip"] == str(lease.address.ip) and recorded["event"] == "bound"
@@ -351,3 +379,31 @@ def test_yaml_written_is_plain_config_data(office: Config) -> None:
     data = yaml.safe_load(text)
     assert set(data) <= {"wans", "lans", "dns", "nat", "policy", "monitor", "hooks"}
     assert data["lans"][0]["dhcp"]["range"] == "192.168.19.2-192.168.19.254"
+
+
+@pytest.mark.lab
+def test_connect_loop_times_a_switch_of_uplink(routed_lab: Lab) -> None:
+    from wanwatch.lab import faults
+
+    lab = routed_lab
+    lan = lab.topology.clients[0].lan
+    with traffic.ConnectLoop(lab, lan, interval=0.02, timeout=0.5, max_seconds=60) as loop:
+        start = time.monotonic()
+        before = loop.first_success(after=start, deadline=start + 10)
+        assert before is not None and before.isp == PRIMARY
+        # The router moved by hand after a silent cut: what the daemon will do.
+        cut = faults.blackhole(lab, PRIMARY)
+        b = lab.lab_config.wan(BACKUP)
+        netns.ip("-n", lab.router_ns, "route", "replace", "default", "via", str(b.gateway))
+        hit = loop.first_success(after=cut.t_start, via=BACKUP, deadline=cut.t_start + 10)
+        assert hit is not None and hit.ok and hit.t1 > cut.t_start
+        assert hit.peer == str(lab.isp(BACKUP).public.ip)
+        attempts = loop.stop()
+    # Nothing started after the blackhole was in place got through the primary.
+    assert not [a for a in attempts if a.ok and a.isp == PRIMARY and a.t0 > cut.t_done]
+    # Fresh attempts on a 20 ms grid; one stuck in the blackhole (a timeout) does
+    # not hold up the next, since they overlap.
+    t0s = sorted(a.t0 for a in attempts)
+    assert len(t0s) >= 3
+    assert all(b - a >= 0.015 for a, b in itertools.pairwise(t0s)), t0s
+    assert all(a.error == "timeout" for a in attempts if not a.ok)

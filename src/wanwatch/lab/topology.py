@@ -32,6 +32,7 @@ one process (``wanwatch lab up``) can be taken down by another
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -406,6 +407,12 @@ class Lease:
     domain: str | None
     t: float  # CLOCK_MONOTONIC when the script ran (shared by all namespaces)
     wall: float
+    asked: float | None = None  # monotonic: when the client was started or asked to renew
+
+    @property
+    def took(self) -> float | None:
+        """Seconds from asking to the lease being applied."""
+        return None if self.asked is None else self.t - self.asked
 
     @classmethod
     def from_record(cls, lan: str, rec: Mapping[str, Any]) -> Lease:
@@ -431,6 +438,7 @@ class Lease:
 _UDHCPC_SCRIPT = '''\
 #!{python} -I
 """udhcpc event script of the wanwatch lab: configure the interface, record the lease."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -511,7 +519,7 @@ class DhcpClient:
             running = self.proc.alive()  # read before the lease: it may exit right after
             lease = self.lease()
             if lease is not None and lease.t > after:
-                return lease
+                return dataclasses.replace(lease, asked=after)
             if not running:
                 raise LabError(f"{self.lan}: udhcpc exited: {self.proc.stderr()[-500:]}")
             if time.monotonic() >= deadline:
@@ -579,6 +587,7 @@ class Lab:
         except ConfigError as exc:
             raise LabError(f"the derived lab config does not validate:\n{exc}") from exc
         self._procs: list[Proc] = []
+        self._owned: list[str] = []  # namespaces this lab created (or recorded as created)
         self._serial = 0
         self.whoami: Proc | None = None
         self.dns: Proc | None = None
@@ -647,7 +656,16 @@ class Lab:
         self.down()
 
     def up(self) -> Self:
-        """Build every namespace, link, address, ISP filter and fake-internet service."""
+        """Build every namespace, link, address, ISP filter and fake-internet service.
+
+        A no-op when already up. Refuses (touching nothing) if a namespace of the
+        same name exists: it is not ours to build on or to delete.
+        """
+        if self._owned:
+            return self
+        taken = set(self.namespaces) & netns.existing()
+        if taken:
+            raise LabError(f"namespaces already exist, not ours: {', '.join(sorted(taken))}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "run").mkdir(exist_ok=True)
         (self.state_dir / "dhcp").mkdir(exist_ok=True)
@@ -656,8 +674,6 @@ class Lab:
             load(self.config_path)  # the file as written, not just the text, must load
         except ConfigError as exc:
             raise LabError(f"{self.config_path} does not validate:\n{exc}") from exc
-        # Recorded before anything exists, so a down() after a failed up() finds it all.
-        self._save()
         try:
             self._build()
             self._start_services()
@@ -670,6 +686,10 @@ class Lab:
         topo = self.topology
         for ns in topo.namespaces:
             netns.create(ns)
+            # Recorded as soon as it exists, so a down() (from here or from another
+            # process) after a failed up() deletes exactly what was made.
+            self._owned.append(ns)
+            self._save()
         inet_cmds: list[str] = []
         for isp in topo.isps:
             netns.veth(isp.ns, isp.uplink_if, topo.inet_ns, isp.inet_if)
@@ -731,12 +751,13 @@ class Lab:
             except OSError as exc:
                 problems.append(f"stopping {proc.name} (pid {proc.pid}): {exc}")
         self._procs.clear()
-        for ns in reversed(self.namespaces):
+        for ns in reversed(self._owned):
             try:
                 netns.delete(ns)
             except (LabError, OSError, subprocess.TimeoutExpired) as exc:
                 problems.append(f"deleting namespace {ns}: {exc}")
-        left = set(self.namespaces) & netns.existing()
+        left = set(self._owned) & netns.existing()
+        self._owned.clear()
         if left:
             problems.append(f"namespaces still present: {', '.join(sorted(left))}")
         if self.remove_state:
@@ -754,8 +775,9 @@ class Lab:
             "source": self.config.source,
             "config": str(self.config_path),
             "client_dns": self.client_dns,
-            "namespaces": list(self.namespaces),
+            "namespaces": list(self._owned),
             "procs": [p.to_json() for p in self._procs],
+            "serial": self._serial,
         }
         tmp = self.state_dir / "lab.json.tmp"
         tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -778,14 +800,15 @@ class Lab:
             state_root=Path(state_dir).parent,
             client_dns=state.get("client_dns", "lab"),
         )
-        if list(lab.namespaces) != state["namespaces"]:
+        if not set(state["namespaces"]) <= set(lab.namespaces):
             raise LabError(f"{state_dir}: recorded namespaces do not match the recorded config")
+        lab._owned = list(state["namespaces"])
         for p in state["procs"]:
             proc = Proc(p["name"], p["ns"], p["pid"], p["started"], Path(p["out"]), Path(p["err"]))
             lab._procs.append(proc)
             lab.whoami = proc if proc.name == "whoami" else lab.whoami
             lab.dns = proc if proc.name == "dns" else lab.dns
-        lab._serial = len(lab._procs)
+        lab._serial = int(state.get("serial", len(lab._procs)))
         return lab
 
     @staticmethod

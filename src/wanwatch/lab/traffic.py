@@ -151,7 +151,18 @@ class ConnectLoop:
 
     def __enter__(self) -> ConnectLoop:
         self.start()
+        self.wait_started(time.monotonic() + 10)
         return self
+
+    def wait_started(self, deadline: float) -> None:
+        """Wait until the worker has reported its first attempt (it pays a Python start-up,
+        ~0.1 s): cut only after this, or the first attempts measure the start-up."""
+        while not self.poll() and not self._seen:
+            if self.finished or time.monotonic() >= deadline:
+                raise LabError(f"connect loop in {self.client} did not start")
+            if self.proc is not None and not self.proc.alive():
+                raise LabError(f"connect loop in {self.client} exited: {self.proc.stderr()}")
+            time.sleep(POLL)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -456,6 +467,7 @@ class PingStats:
     rtts_ms: tuple[float, ...]
     t0: float
     t1: float
+    first_lost_sent: float | None = None  # monotonic send time of the first unanswered echo
 
     @property
     def loss_pct(self) -> float:
@@ -492,7 +504,12 @@ def ping(
         argv += ["--source", str(source)]
     r = _run(lab, who, argv, "ping", count * interval + timeout + 10)[-1]
     return PingStats(
-        int(r["sent"]), int(r["received"]), tuple(r["rtts_ms"]), float(r["t0"]), float(r["t1"])
+        int(r["sent"]),
+        int(r["received"]),
+        tuple(r["rtts_ms"]),
+        float(r["t0"]),
+        float(r["t1"]),
+        r.get("first_lost_sent"),
     )
 
 
@@ -699,12 +716,14 @@ def _ping(args: argparse.Namespace) -> None:
             and arrived - sent_at[r_seq] <= args.timeout
         ):
             rtts[r_seq] = (arrived - sent_at[r_seq]) * 1000
+    lost = set(sent_at) - set(rtts)
     _emit(
         {
             "sent": len(sent_at),
             "received": len(rtts),
             "rtts_ms": [rtts[s] for s in sorted(rtts)],
-            "lost": sorted(set(sent_at) - set(rtts)),
+            "lost": sorted(lost),
+            "first_lost_sent": sent_at[min(lost)] if lost else None,
             "t0": t0,
             "t1": time.monotonic(),
         }
