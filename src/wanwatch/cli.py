@@ -227,5 +227,15 @@ def format_leases_table(rows: list[dict[str, Any]]) -> str:
     return format_leases([Lease.from_json(r) for r in rows])
 
 
+def _register_groups() -> None:
+    from wanwatch.lab.cli import lab
+    from wanwatch.routeros.cli import routeros
+
+    main.add_command(routeros)
+    main.add_command(lab)
+
+
+_register_groups()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

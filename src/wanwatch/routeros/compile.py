@@ -36,6 +36,7 @@ import json
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from math import gcd
+from pathlib import PurePath
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
@@ -50,7 +51,7 @@ MAX_DISTANCE = 255
 CHECK_GATEWAY_INTERVAL = 10.0
 CHECK_GATEWAY_MISSES = 2
 
-_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/,-")
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:/,-@%")
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,9 @@ def _ranked(cfg: Config) -> list[tuple[int, Wan]]:
     return sorted(enumerate(cfg.wans), key=lambda p: (p[1].priority, p[0]))
 
 
-def _name(prefix: str, wan: Wan) -> str:
-    return f"wanwatch-{wan.name}" if not prefix else f"{prefix}-{wan.name}"
+def _table(wan: Wan) -> str:
+    """The uplink's routing table (v7) / routing mark (v6), also its connection mark."""
+    return f"wanwatch-{wan.name}"
 
 
 def compile_config(cfg: Config, version: int = 7) -> Compiled:
@@ -154,7 +156,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
         raise RouterOSError(f"RouterOS version must be 6 or 7, not {version}")
     notes = _notes(cfg, version)
     s = _Script()
-    _removals(s, cfg, version)
+    _removals(s, version)
     _addresses(s, cfg)
     _dhcp(s, cfg)
     _dns(s, cfg)
@@ -166,7 +168,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
             for i, w in enumerate(cfg.wans):
                 s.add(
                     "routing table",
-                    name=value(_name("", w)),
+                    name=value(_table(w)),
                     fib="",
                     comment=_owned(f"wans[{i}] {w.name} routing table"),
                 )
@@ -175,12 +177,16 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
         _mangle(s, cfg)
     _netwatch(s, cfg, version)
     head = [
-        f"# wanwatch {__version__}: RouterOS {version} script for {cfg.source} "
+        f"# wanwatch {__version__}: RouterOS {version} script for {PurePath(cfg.source).name} "
         f"(policy: {cfg.policy.mode})",
         "# Paste into a terminal or /import it. Every object wanwatch owns has a comment",
         f'# starting with "{OWNED}"; the first lines remove those, so importing a newer',
-        "# export replaces exactly them and nothing else.",
+        "# export replaces exactly them and nothing else. /ip dns is a setting, not an",
+        "# object: its servers are overwritten. Addresses are removed and re-added, so",
+        "# run it from the console (or /import it) rather than over a wanwatch address.",
     ]
+    if version == 7:
+        head.append("# Needs RouterOS 7.4 or later (Netwatch type=icmp with thr-avg).")
     if notes:
         head.append("#")
         head.append("# Not expressible in RouterOS (reported, not dropped):")
@@ -188,7 +194,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     return Compiled("\n".join([*head, *s.lines]) + "\n", tuple(notes))
 
 
-def _removals(s: _Script, cfg: Config, version: int) -> None:
+def _removals(s: _Script, version: int) -> None:
     sections = ["tool netwatch", "ip firewall mangle", "ip firewall address-list"]
     sections += ["ip firewall nat", "ip route"]
     if version == 7:
@@ -334,13 +340,13 @@ def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
     if not lb:
         return
     for i, w in enumerate(cfg.wans):
-        table = _name("", w)
+        table = _table(w)
         order = [(i, w)] + [(j, o) for j, o in ranked if j != i]
         d = 0
         for j, o in order:
             for target in o.probe.targets:
                 d += 1
-                role = "own" if j == i else f"fallback via wans[{j}] {o.name}"
+                role = f"via {target}" if j == i else f"fallback via wans[{j}] {o.name} {target}"
                 _default(
                     s,
                     str(target),
@@ -382,7 +388,7 @@ def _default(
 
 
 def _mangle(s: _Script, cfg: Config) -> None:
-    marks = [_name("", w) for w in cfg.wans]
+    marks = [_table(w) for w in cfg.wans]
     for i, w in enumerate(cfg.wans):
         s.add(
             "ip firewall mangle",
@@ -441,7 +447,7 @@ def _mangle(s: _Script, cfg: Config) -> None:
 
 
 def _log_script(message: str) -> str:
-    return quote(f":log warning {quote(message)}")
+    return quote(f":log info {quote(message)}")
 
 
 def _hook_text(argv: tuple[str, ...] | None, wan: Wan) -> str:
@@ -526,7 +532,7 @@ def _notes(cfg: Config, version: int) -> list[str]:
             out.append(
                 f"hooks.{key}={json.dumps(list(argv))}: RouterOS cannot run a command; "
                 f"each Netwatch "
-                f"{key[3:]}-script logs it with :log warning instead (per probe target)"
+                f"{key[3:]}-script logs it with :log info instead (per probe target)"
             )
     for key in ("on_failover", "on_failback"):
         if getattr(hooks, key) is not None:

@@ -57,7 +57,8 @@ VERBS = frozenset(
 )
 _PATH_WORD = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _KEY = re.compile(r"^!?\.?[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_VERSION = re.compile(r"by RouterOS (\d+)\.")
+_VARIABLE = re.compile(r"(?<!\\)\$|^\(")  # $var or (expression): not evaluated
+_VERSION = re.compile(r"\bRouterOS (\d+)[.\s]")
 _ESCAPES = {
     "n": "\n",
     "r": "\r",
@@ -258,7 +259,7 @@ def parse_selector(raw: str, source: str, line: int) -> Selector | None:
         if w in ("where", "and"):
             continue
         parts = split_at(w, "=~")
-        if parts is None or not _KEY.match(parts[0]) or "$" in parts[2] or parts[2].startswith("("):
+        if parts is None or not _KEY.match(parts[0]) or _VARIABLE.search(parts[2]):
             supported = False
             continue
         conds.append(Condition(parts[0], parts[1], unquote(parts[2])))
@@ -386,11 +387,6 @@ class Gateway:
     address: IPv4Address | None
     interface: str | None  # from ``%iface``, or the interface itself
     table: str | None  # from ``@table``
-
-    @property
-    def on_link(self) -> bool:
-        """Written so that RouterOS takes it as directly reachable."""
-        return self.interface is not None
 
 
 @dataclass(frozen=True)
@@ -586,10 +582,18 @@ def matches(selector: Selector, props: Mapping[str, str]) -> bool:
         key = cond.key.lstrip("!")
         have = props.get(key, "")
         if cond.op == "~":
-            try:
-                ok = re.search(cond.value, have) is not None
-            except re.error:
-                return False
+            literal = _literal_regex(cond.value)
+            if literal is None:
+                return False  # not evaluated: see _literal_regex
+            text, head, tail = literal
+            if head and tail:
+                ok = have == text
+            elif head:
+                ok = have.startswith(text)
+            elif tail:
+                ok = have.endswith(text)
+            else:
+                ok = text in have
         else:
             ok = _same(key, have, cond.value)
             if cond.op == "!=":
@@ -597,6 +601,33 @@ def matches(selector: Selector, props: Mapping[str, str]) -> bool:
         if ok == negate:
             return False
     return True
+
+
+_REGEX_META = frozenset(".[]()*+?{}|\\")
+
+
+def _literal_regex(pattern: str) -> tuple[str, bool, bool] | None:
+    """``^literal$``-style patterns as (text, anchored at start, anchored at end).
+
+    Real selectors (``comment~"^wanwatch: "``) are literal; anything with regex
+    operators is not evaluated, so a hostile pattern cannot backtrack for ever.
+    """
+    head = pattern.startswith("^")
+    tail = pattern.endswith("$") and not pattern.endswith("\\$")
+    body = pattern[1 if head else 0 : len(pattern) - 1 if tail else len(pattern)]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body) and not body[i + 1].isalnum():
+            out.append(body[i + 1])
+            i += 2
+            continue
+        if c in _REGEX_META or c in "^$":
+            return None
+        out.append(c)
+        i += 1
+    return "".join(out), head, tail
 
 
 def _same(key: str, have: str, want: str) -> bool:

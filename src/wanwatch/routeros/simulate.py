@@ -54,7 +54,7 @@ from wanwatch.routeros.parse import (
 )
 
 CONNECTED_SCOPE = 10
-MAX_SETTLE_ROUNDS = 16
+MAX_SETTLE_ROUNDS = 10
 MAX_SCRIPT_DEPTH = 4
 # Recursion bound of ours, far beyond any real configuration (recursive routes in
 # practice go one or two levels deep); deeper chains count as unresolvable so that
@@ -95,6 +95,9 @@ class Choice:
     nexthop: str | None  # resolved first hop
     interface: str | None
     fallback: bool = False  # reached by falling back from a marked table to main
+    # Every first hop the route uses: an ECMP route (gateway=a,b) uses each usable
+    # member, and ``gateway``/``nexthop`` then list them comma-separated.
+    hops: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, str | None]:
         return {"gateway": self.gateway, "nexthop": self.nexthop}
@@ -324,8 +327,13 @@ class Evaluation:
                 return Choice(r, r.kind, None, None)
             u = self.usable(j)
             if u:
-                g, hop = u[0]
-                return Choice(r, g.text, hop.key, hop.interface)
+                return Choice(
+                    r,
+                    ",".join(g.text for g, _ in u),
+                    ",".join(dict.fromkeys(h.key for _, h in u)),
+                    ",".join(dict.fromkeys(h.interface for _, h in u if h.interface)) or None,
+                    hops=tuple(dict.fromkeys(h.key for _, h in u)),
+                )
         return None
 
     def defaults(self, table: str) -> list[int]:

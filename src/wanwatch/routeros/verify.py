@@ -105,7 +105,7 @@ def _describe(c: Choice | None) -> str:
     if c.nexthop is None:
         return f"{c.gateway} (line {c.route.line})"
     via = "" if c.nexthop == c.gateway else f" via {c.nexthop}"
-    iface = f" {c.interface}" if c.interface else ""
+    iface = f" {c.interface}" if c.interface and c.interface != c.gateway else ""
     fb = ", fallback to main" if c.fallback else ""
     return f"{c.gateway}{via}{iface} (line {c.route.line}{fb})"
 
@@ -122,6 +122,8 @@ class _Topology:
 
 def _discover(export: Export) -> _Topology:
     ev = Evaluation(export, BASELINE, checks=False)
+    # A route a Netwatch script may enable counts although the export disables it.
+    scripted = scripted_routes(export)
     ups: dict[str, tuple[str | None, int]] = {}
     targets: dict[str, int] = {}
     order = sorted(range(len(export.routes)), key=lambda i: export.routes[i].line)
@@ -134,7 +136,7 @@ def _discover(export: Export) -> _Topology:
                 targets.setdefault(str(g.address), r.line)
     for i in order:
         r = export.routes[i]
-        if ev.disabled[i] or r.kind != "unicast":
+        if (ev.disabled[i] and i not in scripted) or r.kind != "unicast":
             continue
         pins_target = r.dst.prefixlen == 32 and str(r.dst.network_address) in targets
         if not (r.is_default or pins_target):
@@ -154,7 +156,11 @@ def _discover(export: Export) -> _Topology:
 
 
 def scenarios_for(export: Export) -> list[Scenario]:
-    topo = _discover(export)
+    """The failure scenarios verify simulates for an export, baseline first."""
+    return _scenarios(_discover(export))
+
+
+def _scenarios(topo: _Topology) -> list[Scenario]:
     out = [BASELINE]
     out += [Scenario(f"gateway-down:{k}", down=frozenset({k})) for k in topo.uplinks]
     out += [Scenario(f"upstream-dead:{k}", upstream_dead=frozenset({k})) for k in topo.uplinks]
@@ -186,7 +192,7 @@ class _Findings:
 def verify_export(export: Export) -> Report:
     """Simulate every scenario and collect warnings."""
     topo = _discover(export)
-    scenarios = scenarios_for(export)
+    scenarios = _scenarios(topo)
     if len(scenarios) > MAX_SCENARIOS:
         raise RouterOSError(
             f"{export.source}:1: {len(scenarios)} failure scenarios (more than "
@@ -200,13 +206,25 @@ def verify_export(export: Export) -> Report:
     base_tables = base_ev.tables()
     results = [ScenarioResult(BASELINE.id, base_tables)]
     scripted = scripted_routes(export)
+    check_ev = Evaluation(export, BASELINE, checks=False)
+    # Structural checks first: when a scenario shows the same mistake again, the
+    # finding keeps the structural wording.
+    _leaks(export, found, check_ev)
+    _shared(export, found, check_ev, topo)
+    _no_check(export, found, base_ev, base_tables, scripted)
+    if len(topo.uplinks) > 1:  # with one uplink there is nothing to fall back to
+        _table_fallback(export, found, check_ev)
+    _masquerade(export, found, topo)
+    _thr_avg(export, found, base_ev, topo)
     for sc in scenarios[1:]:
         state = base_state.clone()
         ev, ok = settle(export, sc, state)
-        if not ok:
-            _flap(export, found, sc)
         tables = ev.tables()
         results.append(ScenarioResult(sc.id, tables))
+        if not ok:
+            # The state a flapping Netwatch stops in is arbitrary: say so, judge nothing.
+            _flap(export, found, sc)
+            continue
         _blackholes(export, found=found, sc=sc, ev=ev, tables=tables, scripted=scripted)
         if state.overlay != base_state.overlay:
             back_ev, _ = settle(export, BASELINE, state)
@@ -219,14 +237,6 @@ def verify_export(export: Export) -> Report:
                 state=state,
                 base_state=base_state,
             )
-
-    check_ev = Evaluation(export, BASELINE, checks=False)
-    _leaks(export, found, check_ev)
-    _shared(export, found, check_ev, topo)
-    _no_check(export, found, base_ev, base_tables, scripted)
-    _table_fallback(export, found, check_ev)
-    _masquerade(export, found, topo)
-    _thr_avg(export, found, base_ev, topo)
     return Report(
         export.source,
         export.version,
@@ -276,6 +286,7 @@ def _leaks(export: Export, found: _Findings, ev: Evaluation) -> None:
                 hop = _hop_of(ev, j)
                 if hop is not None:
                     hops.setdefault(hop.key, j)
+            target = g.address
             pins = [j for j in cands if export.routes[j].dst.prefixlen > 0]
             if not pins:
                 via = ", ".join(f"{k} (line {export.routes[j].line})" for k, j in hops.items())
@@ -286,21 +297,26 @@ def _leaks(export: Export, found: _Findings, ev: Evaluation) -> None:
                     f"{ts}; it resolves through default route(s) via {via or 'nothing'}, so "
                     "check-gateway tests whichever uplink is up, not this one",
                 )
-            elif len(hops) > 1:
-                pin = export.routes[pins[0]]
-                pin_hop = _hop_of(ev, pins[0])
-                others = [
-                    f"{k} (line {export.routes[j].line}, scope {export.routes[j].scope})"
-                    for k, j in hops.items()
-                    if pin_hop is None or k != pin_hop.key
-                ]
+                continue
+            pin_hop = _hop_of(ev, pins[0])
+            # Wider routes (defaults above all) that reach the target through another
+            # uplink. A second pin of the same host is a shared-target, not a leak.
+            others = []
+            for j in cands:
+                c = export.routes[j]
+                hop = _hop_of(ev, j)
+                if c.dst.prefixlen == 32 and c.dst.network_address == target:
+                    continue
+                if hop is not None and (pin_hop is None or hop.key != pin_hop.key):
+                    others.append(f"{hop.key} (line {c.line}, scope {c.scope})")
+            if others:
                 found.add(
                     "recursive-target-leak",
                     r.line,
                     f"target-scope={ts} lets {g.text} resolve through {', '.join(others)} "
-                    f"whenever its host route (line {pin.line}) is inactive: check-gateway "
-                    "then pings it through the wrong uplink; use scope=10 on the host route "
-                    "and target-scope=10 or 11 here",
+                    f"whenever its host route (line {export.routes[pins[0]].line}) is "
+                    "inactive: check-gateway then pings it through the wrong uplink; use "
+                    "scope=10 on the host route and target-scope=10 or 11 here",
                 )
 
 
@@ -393,9 +409,9 @@ def _blackholes(
 ) -> None:
     """A table still sending into a dead uplink while it has a route via another one."""
     for table, choice in tables.items():
-        if choice is None or choice.fallback or choice.nexthop is None:
+        if choice is None or choice.fallback or not choice.hops:
             continue
-        if not sc.faulty(choice.nexthop):
+        if not any(sc.faulty(h) for h in choice.hops):
             continue
         alternatives = [
             j

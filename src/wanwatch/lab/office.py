@@ -1,0 +1,114 @@
+"""The lab office with wanwatch itself as the router: one harness for demo, tests and bench.
+
+``Office`` starts ``wanwatch run`` inside the lab's router namespace (a process
+the lab owns, stopped by PID) and talks to it over its control socket, which
+lives on the shared filesystem and so is reachable from any namespace.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wanwatch.control import ControlError, request
+from wanwatch.errors import LabError
+from wanwatch.lab.topology import Lab, Proc
+
+POLL = 0.02
+
+
+class Office:
+    """A running lab plus a wanwatch daemon in its router namespace."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.daemon: Proc | None = None
+        self.socket = lab.state_dir / "wanwatch.sock"
+        self.daemon_state = lab.state_dir / "wanwatch-state"
+
+    @property
+    def config_path(self) -> Path:
+        return self.lab.config_path
+
+    # ------------------------------------------------------------------ daemon
+
+    def start(self, *, wait_active: str | None = None, timeout: float = 15.0) -> Proc:
+        """Start the daemon; optionally wait until ``wait_active`` carries traffic."""
+        if self.daemon is not None and self.daemon.alive():
+            raise LabError("the daemon is already running")
+        argv = [
+            sys.executable, "-m", "wanwatch.cli", "run",
+            "-c", str(self.config_path),
+            "--socket", str(self.socket),
+            "--state-dir", str(self.daemon_state),
+        ]  # fmt: skip
+        self.daemon = self.lab.spawn(self.lab.router_ns, argv, "wanwatch")
+        self.wait_for(lambda st: True, timeout, "the daemon's control socket")
+        if wait_active is not None:
+            self.wait_active(wait_active, timeout)
+        return self.daemon
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Signal the daemon and wait for it to exit; its exit code (None if it hung)."""
+        if self.daemon is None:
+            return None
+        proc, self.daemon = self.daemon, None
+        if proc.alive():
+            proc.send_signal(sig)
+        code = proc.wait(timeout)
+        if code is None and proc.alive():
+            self.lab.stop_proc(proc)
+            raise LabError(f"wanwatch did not exit within {timeout}s of {sig.name}")
+        return code
+
+    def log(self) -> str:
+        """Everything the daemon wrote (its event log is on stdout)."""
+        if self.daemon is None:
+            return ""
+        try:
+            return self.daemon.out.read_text(errors="replace") + self.daemon.stderr()
+        except FileNotFoundError:
+            return self.daemon.stderr()
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        return request(self.socket, "status", timeout=2.0)
+
+    def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        """Poll status until ``pred`` holds; raise LabError naming ``what`` otherwise."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | str = "no answer"
+        while time.monotonic() < deadline:
+            if self.daemon is not None and not self.daemon.alive():
+                raise LabError(f"wanwatch exited while waiting for {what}:\n{self.log()[-3000:]}")
+            try:
+                st = self.status()
+            except ControlError as exc:
+                last = str(exc)
+            else:
+                if pred(st):
+                    return st
+                last = st
+            time.sleep(POLL)
+        raise LabError(f"timed out after {timeout}s waiting for {what}; last status: {last}")
+
+    def wait_active(self, name: str, timeout: float = 15.0) -> dict[str, Any]:
+        return self.wait_for(
+            lambda st: st["active"][:1] == [name] and bool(st.get("applied")),
+            timeout,
+            f"{name} to carry traffic",
+        )
+
+    def wait_state(self, wan: str, state: str, timeout: float = 15.0) -> dict[str, Any]:
+        return self.wait_for(
+            lambda st: any(w["name"] == wan and w["state"] == state for w in st["wans"]),
+            timeout,
+            f"{wan} to be {state}",
+        )
