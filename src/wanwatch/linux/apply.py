@@ -82,6 +82,8 @@ from wanwatch.linux.netlink import (
     Rule,
 )
 
+__all__ = ["LinkWatcher", "LinuxBackend", "Uplink", "intent_from_config"]
+
 STATE_FILE = "linux-backend.json"
 OUR_TABLES = frozenset(range(TABLE_BASE + 1, TABLE_BASE + MAX_UPLINKS + 1))
 
@@ -147,7 +149,7 @@ class Uplink:
     mark: int
     rank: int  # 0 = best (priority, then config order)
     health: Health
-    address: IPv4Interface | None  # from the config, else the interface's own
+    address: IPv4Interface | None  # the configured one once present, else the interface's own
     index: int | None  # ifindex; None while the interface does not exist
 
     @property
@@ -164,11 +166,12 @@ def interface_address(
     Prefer a primary address on the gateway's subnet, then any primary one.
     """
     mine = [a for a in addresses if a.index == index]
-    for pick in (
+    picks: tuple[Callable[[Address], bool], ...] = (
         lambda a: not a.secondary and gateway in a.interface.network,
         lambda a: gateway in a.interface.network,
         lambda a: not a.secondary,
-    ):
+    )
+    for pick in picks:
         for a in mine:
             if pick(a):
                 return a.interface
@@ -183,8 +186,13 @@ def resolve(
     out: list[Uplink] = []
     for p in plans:
         link = links.get(p.interface)
-        address = p.address
-        if address is None and link is not None:
+        address: IPv4Interface | None = None
+        if link is not None and p.address is not None:
+            # The configured address counts once it is really there (we may have
+            # failed to add it); until then nothing may route through it.
+            there = any(a.index == link.index and a.interface == p.address for a in addresses)
+            address = p.address if there else None
+        elif link is not None:
             address = interface_address(link.index, p.gateway, addresses)
         out.append(
             Uplink(
@@ -226,9 +234,7 @@ def rules(uplinks: Sequence[Uplink]) -> list[Rule]:
         n = u.table - TABLE_BASE
         out.append(Rule(RULE_PRIO_FWMARK + n, u.table, fwmark=u.mark, fwmask=FWMARK_MASK))
         if u.address is not None:
-            out.append(
-                Rule(RULE_PRIO_SOURCE + n, u.table, src=IPv4Network(f"{u.address.ip}/32"))
-            )
+            out.append(Rule(RULE_PRIO_SOURCE + n, u.table, src=IPv4Network(f"{u.address.ip}/32")))
     return out
 
 
@@ -296,14 +302,21 @@ class _State:
 
     def save(self) -> None:
         """Write atomically (rename), so a kill mid-write leaves the old or the new file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(self.path.name + ".tmp")
         data = {"version": 1, "addresses": sorted([i, str(a)] for i, a in self.addresses)}
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            # Callers save before they add: what we cannot record, we do not add.
+            raise WanwatchError(f"cannot record our addresses in {self.path}: {exc}") from None
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise WanwatchError(f"cannot remove {self.path}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- the backend
@@ -466,7 +479,9 @@ class LinuxBackend:
         ]
         desired += [(n.interface, n.address) for n in self._config.lans if n.address is not None]
         present = {(a.ifname, a.interface) for a in addrs}
-        owned = set(state.addresses) | {(a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO}
+        owned = set(state.addresses) | {
+            (a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO
+        }
         missing: dict[str, Event] = {}
         for key in desired:
             ifname, iface = key
@@ -494,11 +509,12 @@ class LinuxBackend:
     def _reconcile_routes(
         self,
         out: list[Event],
+        *,
         kind: str,
         desired: Sequence[Route],
         current: Sequence[Route],
         managed: Callable[[Route], bool],
-        names: dict[tuple[IPv4Address | None, int | None], str],
+        names: dict[int | None, str],
         keep: frozenset[tuple[int, IPv4Network, int]] = frozenset(),
     ) -> None:
         """Make our routes in the managed slots equal ``desired``: replace first, delete after.
@@ -521,7 +537,7 @@ class LinuxBackend:
                     metric=d.metric,
                     proto=f.proto,
                     via=str(f.gateway) if f.gateway else None,
-                    wan=names.get((d.gateway, d.oif)),
+                    wan=names.get(d.oif),
                 )
                 continue
             placed.add(d.key)
@@ -534,13 +550,13 @@ class LinuxBackend:
             if d.table == RT_TABLE_MAIN and d.metric == DEFAULT_METRIC:
                 was = None
                 if before is not None:
-                    was = names.get((before.gateway, before.oif), str(before.gateway))
+                    was = names.get(before.oif, str(before.gateway))
                 fields: dict[str, FieldValue] = {"from": was}
                 out.append(
                     self._ev(
                         "route.switch",
                         **fields,
-                        to=names.get((d.gateway, d.oif)),
+                        to=names.get(d.oif),
                         via=str(d.gateway),
                         switch_ms=ms,
                     )
@@ -553,7 +569,7 @@ class LinuxBackend:
                         dst=str(d.dst),
                         metric=d.metric,
                         via=str(d.gateway) if d.gateway else None,
-                        wan=names.get((d.gateway, d.oif)),
+                        wan=names.get(d.oif),
                         kind="unreachable" if d.kind == RTN_UNREACHABLE else None,
                     )
                 )
@@ -570,7 +586,7 @@ class LinuxBackend:
                     dst=str(r.dst),
                     metric=r.metric,
                     via=str(r.gateway) if r.gateway else None,
-                    wan=names.get((r.gateway, r.oif)),
+                    wan=names.get(r.oif),
                 )
             )
 
@@ -598,7 +614,13 @@ class LinuxBackend:
             else frozenset()
         )
         self._reconcile_routes(
-            out, "main", desired, main, lambda r: r.dst == DEFAULT_DST, _names(ups), keep
+            out,
+            kind="main",
+            desired=desired,
+            current=main,
+            managed=lambda r: r.dst == DEFAULT_DST,
+            names=_names(ups),
+            keep=keep,
         )
 
     def _prune_main(self, out: list[Event], ups: list[Uplink], routes: list[Route]) -> None:
@@ -621,7 +643,12 @@ class LinuxBackend:
         desired = [r for u in ups for r in table_routes(u)]
         current = [r for r in routes if r.table in OUR_TABLES]
         self._reconcile_routes(
-            out, "table", desired, current, lambda r: r.table in OUR_TABLES, _names(ups)
+            out,
+            kind="table",
+            desired=desired,
+            current=current,
+            managed=lambda r: r.table in OUR_TABLES,
+            names=_names(ups),
         )
 
     def _sync_rules(self, out: list[Event], ups: list[Uplink]) -> None:
@@ -683,7 +710,9 @@ class LinuxBackend:
     def _unresolved(self, out: list[Event], ups: list[Uplink]) -> None:
         now: dict[str, Event] = {}
         for u in ups:
-            reason = "no_interface" if u.index is None else "no_address" if u.address is None else ""
+            reason = (
+                "no_interface" if u.index is None else "no_address" if u.address is None else ""
+            )
             if reason:
                 now[f"{u.name}/{reason}"] = self._ev(
                     "wan.unresolved", wan=u.name, interface=u.interface, reason=reason
@@ -694,7 +723,8 @@ class LinuxBackend:
 
     def _read(self) -> tuple[dict[str, Link], list[Address]]:
         nl = self._netlink
-        return nl.links(), nl.addresses()
+        links = nl.links()
+        return links, nl.addresses(links)
 
     def _config_pass(self, out: list[Event]) -> tuple[dict[str, Link], list[Address]]:
         """Addresses of the config, then a fresh read of links and addresses."""
@@ -702,7 +732,7 @@ class LinuxBackend:
         mark = len(out)
         self._step(out, "address", self._sync_addresses, links, addrs)
         if any(e.name.startswith("address.") for e in out[mark:]):
-            addrs = self._netlink.addresses()
+            addrs = self._netlink.addresses(links)
         return links, addrs
 
     def _start(self) -> list[Event]:
@@ -779,9 +809,7 @@ class LinuxBackend:
         self._step(out, "table", self._sync_tables, ups, routes)
         self._step(out, "rule", self._sync_rules, ups)
         self._last_intent = target
-        out.append(
-            self._ev("backend.reload", wans=len(config.wans), intent=target is not None)
-        )
+        out.append(self._ev("backend.reload", wans=len(config.wans), intent=target is not None))
         return out
 
     def _compatible_last_intent(self, config: Config) -> Intent | None:
@@ -825,8 +853,10 @@ class LinuxBackend:
             for key in sorted(owned, key=str):
                 ifname, iface = key
                 link = links.get(ifname)
-                if link is not None and key in present and self._netlink.del_address(
-                    link.index, iface
+                if (
+                    link is not None
+                    and key in present
+                    and self._netlink.del_address(link.index, iface)
                 ):
                     counts["addresses"] += 1
                     out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
@@ -859,5 +889,6 @@ class LinuxBackend:
         return watcher
 
 
-def _names(ups: Sequence[Uplink]) -> dict[tuple[IPv4Address | None, int | None], str]:
-    return {(u.gateway, u.index): u.name for u in ups}
+def _names(ups: Sequence[Uplink]) -> dict[int | None, str]:
+    """Uplink name by interface index, to name the uplink of a route in events."""
+    return {u.index: u.name for u in ups if u.index is not None}

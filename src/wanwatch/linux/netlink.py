@@ -94,7 +94,9 @@ class Route:
         kind = "unreachable " if self.kind == RTN_UNREACHABLE else ""
         via = f" via {self.gateway}" if self.gateway else ""
         dev = f" oif {self.oif}" if self.oif is not None else ""
-        return f"{kind}{self.dst}{via}{dev} table {self.table} metric {self.metric} proto {self.proto}"
+        return (
+            f"{kind}{self.dst}{via}{dev} table {self.table} metric {self.metric} proto {self.proto}"
+        )
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ class Rule:
             if self.suppress_prefixlen is not None
             else ""
         )
-        return f"{self.priority}: {sel} lookup {self.table}{tail} proto {self.proto}"
+        table = "main" if self.table == RT_TABLE_MAIN else str(self.table)
+        return f"{self.priority}: {sel} lookup {table}{tail} proto {self.proto}"
 
 
 def _wrap(op: str, allowed: frozenset[int], fn: Callable[..., Any], *args: Any, **kw: Any) -> bool:
@@ -192,8 +195,9 @@ class Netlink:
 
     # ----------------------------------------------------------------- addresses
 
-    def addresses(self) -> list[Address]:
-        names = {link.index: link.name for link in self.links().values()}
+    def addresses(self, links: dict[str, Link] | None = None) -> list[Address]:
+        """IPv4 addresses; pass ``links`` from a dump just made to spare another."""
+        names = {link.index: link.name for link in (links or self.links()).values()}
         out: list[Address] = []
         for m in self._dump("dump addresses", self._r.addr, "dump", family=socket.AF_INET):
             local = m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")

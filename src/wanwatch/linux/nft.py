@@ -102,8 +102,10 @@ def _check(intent: Intent) -> None:
     marks: set[int] = set()
     for u in intent.uplinks:
         if u.mark == 0 or u.mark & ~FWMARK_MASK:
-            raise NftError(f"uplink {u.name}: mark {u.mark:#x} is not a non-zero value under "
-                           f"the mask {FWMARK_MASK:#010x}")
+            raise NftError(
+                f"uplink {u.name}: mark {u.mark:#x} is not a non-zero value under "
+                f"the mask {FWMARK_MASK:#010x}"
+            )
         if u.mark in marks:
             raise NftError(f"uplink {u.name}: mark {u.mark:#x} is used twice")
         marks.add(u.mark)
@@ -188,7 +190,8 @@ def render(intent: Intent, config: Config) -> str:
         w("")
         w("\tchain nat {")
         w("\t\ttype nat hook postrouting priority srcnat; policy accept;")
-        w(f"\t\toifname {_ifset(intent.masquerade)} masquerade")
+        # IPv4 only: in an inet table a bare masquerade would also NAT the office's IPv6
+        w(f"\t\tmeta nfproto ipv4 oifname {_ifset(intent.masquerade)} masquerade")
         w("\t}")
 
     for u in uplinks:
@@ -234,7 +237,9 @@ def transaction(definition: str) -> str:
     return f"table {NFT_FAMILY} {NFT_TABLE}\ndelete table {NFT_FAMILY} {NFT_TABLE}\n{definition}"
 
 
-def _nft(nft: str, args: Sequence[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _nft(
+    nft: str, args: Sequence[str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             [nft, *args],
@@ -287,8 +292,9 @@ def delete_table(nft: str = "nft") -> bool:
     """Remove our table if it exists. True if there was one."""
     if running_fingerprint(nft) is None:
         return False
-    proc = _nft(nft, ["-f", "-"], f"table {NFT_FAMILY} {NFT_TABLE}\n"
-                                  f"delete table {NFT_FAMILY} {NFT_TABLE}\n")
+    proc = _nft(
+        nft, ["-f", "-"], f"table {NFT_FAMILY} {NFT_TABLE}\ndelete table {NFT_FAMILY} {NFT_TABLE}\n"
+    )
     if proc.returncode != 0:
         raise NftError(f"nft delete table: {proc.stderr.strip()}")
     return True
@@ -304,13 +310,18 @@ def _rol(x: int, k: int) -> int:
     return ((x << k) | (x >> (32 - k))) & _M32
 
 
+def _words(block: bytes) -> tuple[int, int, int]:
+    x, y, z = struct.unpack("<III", block)  # __get_unaligned_cpu32 on little endian
+    return int(x), int(y), int(z)
+
+
 def jhash(key: bytes, initval: int) -> int:
     """The kernel's jhash() (include/linux/jhash.h, Bob Jenkins' lookup3) on a little-endian CPU."""
     length = len(key)
     a = b = c = (0xDEADBEEF + length + initval) & _M32
     k = key
     while length > 12:
-        x, y, z = struct.unpack_from("<III", k)
+        x, y, z = _words(k[:12])
         a, b, c = (a + x) & _M32, (b + y) & _M32, (c + z) & _M32
         # __jhash_mix
         a = ((a - c) & _M32) ^ _rol(c, 4)
@@ -329,7 +340,7 @@ def jhash(key: bytes, initval: int) -> int:
         k = k[12:]
     if length == 0:
         return c
-    x, y, z = struct.unpack("<III", k + bytes(12 - length))
+    x, y, z = _words(k + bytes(12 - length))
     a, b, c = (a + x) & _M32, (b + y) & _M32, (c + z) & _M32
     # __jhash_final
     c = ((c ^ b) - _rol(b, 14)) & _M32
@@ -347,6 +358,7 @@ def predict_bucket(
     buckets: int,
     saddr: IPv4Address,
     daddr: IPv4Address,
+    *,
     proto: int,
     sport: int = 0,
     dport: int = 0,

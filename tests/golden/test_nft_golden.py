@@ -1,0 +1,138 @@
+"""Golden files for the nft renderer: ``tests/golden/nft/<case>.nft``.
+
+Each case is a config plus the uplink choice the engine would make. Rewrite the
+goldens after an intended change with ``WANWATCH_UPDATE_GOLDENS=1`` and read the
+diff. Every golden also passes the kernel's own check (``nft -c``) in a lab
+namespace: tests/lab/test_backend.py::test_every_golden_passes_nft_check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wanwatch.config import Config, Policy, load
+from wanwatch.engine.intent import Intent
+from wanwatch.linux.apply import intent_from_config
+from wanwatch.linux.nft import render, rendered_fingerprint
+
+HERE = Path(__file__).parent / "nft"
+OFFICE = Path(__file__).parents[2] / "examples" / "office.yaml"
+UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
+
+A, B = "INET-UTAMA", "BACKUP-INET"
+
+
+def _office(mode: str = "failover", classifier: str = "both-addresses") -> Config:
+    cfg = load(OFFICE)
+    return cfg.model_copy(update={"policy": Policy(mode=mode, classifier=classifier)})
+
+
+def _lb(classifier: str) -> Callable[[], tuple[Config, Intent]]:
+    def case() -> tuple[Config, Intent]:
+        cfg = _office("loadbalance", classifier)
+        return cfg, intent_from_config(cfg, active=(A, B), buckets=(A, B))
+
+    return case
+
+
+def _office_failover() -> tuple[Config, Intent]:
+    cfg = _office()
+    return cfg, intent_from_config(cfg, active=(A,))
+
+
+def _weights_2_1() -> tuple[Config, Intent]:
+    cfg = _office("loadbalance")
+    return cfg, intent_from_config(cfg, active=(A, B), buckets=(A, A, B))
+
+
+def _loadbalance_one_down() -> tuple[Config, Intent]:
+    cfg = _office("loadbalance")
+    return cfg, intent_from_config(cfg, active=(B,), buckets=(B,), flush=(A,))
+
+
+def _three() -> tuple[Config, Intent]:
+    cfg = load(HERE / "three.yaml")
+    buckets = ("FIBER",) * 3 + ("CABLE",) * 2 + ("LTE",)
+    return cfg, intent_from_config(cfg, active=("FIBER", "CABLE", "LTE"), buckets=buckets)
+
+
+def _masquerade_off() -> tuple[Config, Intent]:
+    cfg = load(HERE / "masquerade-off.yaml")
+    return cfg, intent_from_config(cfg, active=("PRIMARY",))
+
+
+CASES: dict[str, Callable[[], tuple[Config, Intent]]] = {
+    "office-failover": _office_failover,
+    "office-loadbalance-1-1": _lb("both-addresses"),
+    "office-loadbalance-2-1": _weights_2_1,
+    "office-loadbalance-one-down": _loadbalance_one_down,
+    "three-uplinks": _three,
+    "classifier-src-address": _lb("src-address"),
+    "classifier-dst-address": _lb("dst-address"),
+    "classifier-both-addresses-and-ports": _lb("both-addresses-and-ports"),
+    "classifier-src-address-and-port": _lb("src-address-and-port"),
+    "classifier-dst-address-and-port": _lb("dst-address-and-port"),
+    "masquerade-off": _masquerade_off,
+}
+
+
+def rendered(case: str) -> str:
+    """The ruleset text of one case (also used by the lab's nft -c check)."""
+    cfg, intent = CASES[case]()
+    return render(intent, cfg)
+
+
+def _compare(actual: str, golden: Path) -> None:
+    if UPDATE:
+        golden.write_text(actual, encoding="utf-8")
+    if not golden.exists():
+        pytest.fail(f"{golden} is missing; create it with WANWATCH_UPDATE_GOLDENS=1")
+    assert actual == golden.read_text(encoding="utf-8"), (
+        f"{golden.name} differs; if intended, rerun with WANWATCH_UPDATE_GOLDENS=1"
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_render_matches_golden(case: str) -> None:
+    _compare(rendered(case), HERE / f"{case}.nft")
+
+
+def test_no_stray_goldens() -> None:
+    """A golden without a case would never be checked again."""
+    assert {p.stem for p in HERE.glob("*.nft")} == set(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fingerprint_covers_the_ruleset(case: str) -> None:
+    text = rendered(case)
+    fp = rendered_fingerprint(text)
+    # The same text always carries the same fingerprint; another case's differs.
+    assert rendered_fingerprint(rendered(case)) == fp
+    others = {rendered_fingerprint(rendered(c)) for c in CASES if c != case}
+    assert fp not in others
+
+
+def test_failover_mode_does_not_touch_the_table_on_failover() -> None:
+    """In failover mode only the main default moves: no nft transaction on the fast path."""
+    cfg = _office()
+    before = render(intent_from_config(cfg, active=(A,)), cfg)
+    after = render(intent_from_config(cfg, active=(B,), flush=(A,)), cfg)
+    assert after == before
+
+
+def test_loadbalance_failover_changes_only_the_buckets() -> None:
+    cfg = _office("loadbalance")
+    both = render(intent_from_config(cfg, active=(A, B), buckets=(A, B)), cfg)
+    one = render(intent_from_config(cfg, active=(B,), buckets=(B,), flush=(A,)), cfg)
+    changed = [
+        (x, y)
+        for x, y in zip(both.splitlines(), one.splitlines(), strict=True)
+        if x != y and 'comment "wanwatch' not in x
+    ]
+    assert changed, "the bucket map must change"
+    for x, y in changed:
+        assert "jhash" in x or "buckets:" in x, (x, y)
