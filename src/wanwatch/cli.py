@@ -57,7 +57,10 @@ def main() -> None:
 
 @main.command()
 @config_option
-def check(config_path: Path) -> None:
+@click.option(
+    "--explain", is_flag=True, help="Also show each uplink's monitor settings and their meaning."
+)
+def check(config_path: Path, explain: bool) -> None:
     """Validate the config; exit 2 naming file, line and field of every mistake."""
     cfg = load_or_exit(config_path)
     click.echo(f"{config_path}: ok")
@@ -77,6 +80,27 @@ def check(config_path: Path) -> None:
             f"  lan {lan.name}: {lan.interface} {lan.address or '(interface address)'}{dhcp}"
         )
     click.echo(f"  policy: {cfg.policy.mode}; NAT masquerade: {cfg.nat.masquerade}")
+    if explain:
+        click.echo(explain_monitor(cfg))
+
+
+def explain_monitor(cfg: Config) -> str:
+    """Every uplink's effective monitor settings, with meaning and bounds from the model."""
+    from wanwatch.config import MONITOR_FIELDS, format_duration
+
+    lines = ["monitor (defaults < monitor: < the uplink's probe: block):"]
+    for wan in cfg.wans:
+        mon = cfg.monitor_for(wan).model_dump()
+        overridden = set(wan.probe.overrides())
+        lines.append(f"  {wan.name}:")
+        for key, (default, lo, hi, meaning) in MONITOR_FIELDS.items():
+            value = mon[key]
+            is_time = key not in ("down_after", "up_after", "degraded_loss")
+            shown = "unset" if value is None else format_duration(value) if is_time else value
+            where = "probe:" if key in overridden else "default" if value == default else "monitor:"
+            rng = f"{format_duration(lo)}-{format_duration(hi)}" if is_time else f"{lo:g}-{hi:g}"
+            lines.append(f"    {key:<14} {shown!s:<8} ({where}; {rng}) {meaning}")
+    return "\n".join(lines)
 
 
 @main.command()

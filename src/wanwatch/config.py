@@ -53,6 +53,8 @@ def parse_duration(value: object) -> float:
 
 def format_duration(seconds: float) -> str:
     """Shortest exact spelling of ``seconds`` in the units above."""
+    if seconds == 0:
+        return "0s"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"

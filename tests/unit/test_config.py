@@ -282,3 +282,15 @@ def test_cli_check_ok_and_exit_2(tmp_path: Path) -> None:
 def test_cli_missing_file_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["check", "-c", str(tmp_path / "nope.yaml")])
     assert res.exit_code == 2
+
+
+def test_cli_check_explain_shows_overrides_and_bounds(tmp_path: Path) -> None:
+    text = office_with("targets: [9.9.9.9, 8.8.4.4]", "targets: [9.9.9.9, 8.8.4.4]\n      hold: 2m")
+    path = tmp_path / "o.yaml"
+    path.write_text(text)
+    res = CliRunner().invoke(main, ["check", "-c", str(path), "--explain"])
+    assert res.exit_code == 0, res.output
+    backup = res.output.split("BACKUP-INET:", 1)[1]
+    assert "hold           2m       (probe:; 0s-1d)" in backup
+    primary = res.output.split("INET-UTAMA:", 1)[1].split("BACKUP-INET:", 1)[0]
+    assert "hold           10s      (default; 0s-1d)" in primary
