@@ -292,5 +292,5 @@ def test_cli_check_explain_shows_overrides_and_bounds(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     backup = res.output.split("BACKUP-INET:", 1)[1]
     assert "hold           2m       (probe:; 0s-1d)" in backup
-    primary = res.output.split("INET-UTAMA:", 1)[1].split("BACKUP-INET:", 1)[0]
+    primary = res.output.split("  INET-UTAMA:\n", 1)[1].split("BACKUP-INET:", 1)[0]
     assert "hold           10s      (default; 0s-1d)" in primary
