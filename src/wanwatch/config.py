@@ -76,7 +76,9 @@ _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 # time, and "infinite" / "ignore" as keywords, wherever they appear (option.c).
 _LEASE_TIME_WORD_RE = re.compile(r"^[0-9]+[wdhmsWDHMS]?$")
 _DHCP_HOST_KEYWORDS = ("infinite", "ignore")
-_DOMAIN_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9-]{1,63})*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+MAX_DOMAIN = 253  # RFC 1035 2.3.4: 255 octets on the wire = 253 characters as text
 
 
 def _ifname(value: object) -> str:
@@ -270,7 +272,9 @@ class Lan(_Model):
 
 def _domain(value: object) -> str:
     if not isinstance(value, str) or not _DOMAIN_RE.match(value):
-        raise ValueError(f"{value!r} is not a domain name")
+        raise ValueError(f"{value!r} is not a domain name (labels of letters, digits, '-')")
+    if len(value) > MAX_DOMAIN:
+        raise ValueError(f"a domain name has at most {MAX_DOMAIN} characters, not {len(value)}")
     return value
 
 

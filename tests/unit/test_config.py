@@ -294,3 +294,12 @@ def test_cli_check_explain_shows_overrides_and_bounds(tmp_path: Path) -> None:
     assert "hold           2m       (probe:; 0s-1d)" in backup
     primary = res.output.split("  INET-UTAMA:\n", 1)[1].split("BACKUP-INET:", 1)[0]
     assert "hold           10s      (default; 0s-1d)" in primary
+
+
+@pytest.mark.parametrize(
+    "domain", [".".join(["a" * 63] * 4), "office.-lan", "office.lan-", "-office.lan", "a..b"]
+)
+def test_domain_names_dnsmasq_would_refuse(domain: str) -> None:
+    # dnsmasq refuses names past ~1010 characters with "bad option"; RFC 1035 caps at 253
+    msg = one(office_with("dns:\n", f"dns:\n  domain: '{domain}'\n"))
+    assert "dns.domain:" in msg
