@@ -224,15 +224,23 @@ def format_status(st: dict[str, Any]) -> str:
     lines = [f"mode {st['mode']}, carrying new connections: {', '.join(st['active']) or '-'}"]
     if st.get("stale"):
         lines[0] += "  (no healthy uplink: last choice kept)"
-    lines.append(f"{'UPLINK':<16}{'STATE':<10}{'RTT':>9}{'LOSS':>7}  {'SINCE':<25}ROLE")
+    lines.append(f"{'UPLINK':<16}{'STATE':<10}{'RTT':>9}{'LOSS':>7}  {'SINCE':<30}ROLE")
     for w in st["wans"]:
         rtt = "-" if w["rtt_ms"] is None else f"{w['rtt_ms']:.1f}ms"
         role = "carrying" if w.get("carrying") else "standby"
         if not w.get("preferred", True) and w["state"] == "up":
             role += " (hold)"
         lines.append(
-            f"{w['name']:<16}{w['state']:<10}{rtt:>9}{w['loss_pct']:>6.1f}%  {w['since']:<25}{role}"
+            f"{w['name']:<16}{w['state']:<10}{rtt:>9}{w['loss_pct']:>6.1f}%  {w['since']:<30}{role}"
         )
+    if st.get("counters"):  # open connections per uplink and what they have moved
+        lines.append("")
+        lines.append(f"{'UPLINK':<16}{'CONNECTIONS':>12}{'IN':>10}{'OUT':>10}")
+        for name, c in st["counters"].items():
+            lines.append(
+                f"{name:<16}{c['connections']:>12}"
+                f"{_size(c['bytes_in']):>10}{_size(c['bytes_out']):>10}"
+            )
     if st.get("backend_error"):
         lines.append(f"backend error: {st['backend_error']}")
     if st.get("leases"):
@@ -243,6 +251,18 @@ def format_status(st: dict[str, Any]) -> str:
         lines.append("recent events:")
         lines.extend(f"  {e}" for e in st["events"][-10:])
     return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 1023B, 1.5K, 12.3M, 4.0G (powers of 1024)."""
+    if n < 1024:
+        return f"{n}B"
+    value = n / 1024
+    for unit in ("K", "M"):
+        if value < 1024:
+            return f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}G"
 
 
 def format_leases_table(rows: list[dict[str, Any]]) -> str:

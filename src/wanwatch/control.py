@@ -58,6 +58,8 @@ async def serve(path: Path, handler: Handler) -> asyncio.Server:
     old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
     try:
         server = await asyncio.start_unix_server(on_client, path=str(path))
+    except OSError as exc:  # e.g. a path longer than sun_path (108 bytes), a read-only dir
+        raise ControlError(f"{path}: cannot listen: {exc.strerror or exc}") from None
     finally:
         os.umask(old)
     os.chmod(path, 0o600)

@@ -99,7 +99,11 @@ class Daemon:
             (signal.SIGHUP, "reload"),
         ):
             loop.add_signal_handler(sig, self._signal, cmd)
-        server: asyncio.Server | None = None
+        # The socket before anything else: a daemon already listening there runs this
+        # router, and a second one must refuse before it touches the kernel -- it would
+        # adopt the first one's routes, rules, nft table and dnsmasq, and remove them
+        # all on its way out (ControlError, exit 1, nothing changed).
+        server = await serve(self.socket_path, self._answer)
         try:
             self._emit_all(self._backend.start())
             self._hub = ProbeHub(self._on_reply)
@@ -107,8 +111,13 @@ class Daemon:
             await self._hub.start()
             self._links = self._backend.link_watcher()
             loop.add_reader(self._links.fileno(), self._on_link)
-            for wan, up in self._backend.carrier().items():
-                if not up:
+            # carrier() is keyed by interface; the engine knows uplinks by name. A cable
+            # already out at start is DOWN at once, as a pull later would be.
+            by_iface = {w.interface: w.name for w in cfg.wans}
+            for ifname, up in self._backend.carrier().items():
+                wan = by_iface.get(ifname)
+                if wan is not None and not up:
+                    self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
                     self._emit_all(self._engine.carrier(wan, False, self.now()))
             # The supervisor stays idle (and says why) when there is nothing to serve.
             self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
@@ -116,7 +125,6 @@ class Daemon:
                 await self._dnsmasq.start()
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
-            server = await serve(self.socket_path, self._answer)
             self.emit(
                 event(
                     self.now(),
@@ -132,11 +140,10 @@ class Daemon:
             await self._shutdown(server)
         return 0
 
-    async def _shutdown(self, server: asyncio.Server | None) -> None:
-        if server is not None:
-            server.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
+    async def _shutdown(self, server: asyncio.Server) -> None:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
         if self._links is not None:
             asyncio.get_running_loop().remove_reader(self._links.fileno())
             self._links.close()
@@ -336,6 +343,7 @@ class Daemon:
             "stale": intent.stale,
             "applied": self._applied is not None and self._applied.active == intent.active,
             "backend_error": self._backend_error,
+            "counters": self._backend.counters() if self._backend else {},
             "dnsmasq": self._dnsmasq.status() if self._dnsmasq is not None else None,
             "leases": self._leases(),
             "events": [str(e) for e in list(self.events)[-20:]],

@@ -3,7 +3,9 @@
 Each hook is an argv list (never a shell), with ``{wan}``, ``{state}``, ``{from}``,
 ``{to}``, ``{event}`` and ``{detect_ms}`` substituted item by item. Hooks run as
 child processes with a timeout and never block the engine: the daemon starts
-them and moves on; a hook that outlives its timeout is killed by its PID.
+them and moves on; a hook that outlives its timeout is killed by its PID, with
+everything it started (its own process group). At shutdown the daemon waits a
+little for running hooks, then kills them the same way: none outlives it.
 """
 
 from __future__ import annotations
@@ -86,9 +88,15 @@ class HookRunner:
             return
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), self.hooks.timeout)
+        except asyncio.CancelledError:
+            # Shutdown (drain gave up on it): a hook must not outlive the daemon that
+            # started it -- SIGTERM leaves no process behind. asyncio itself would only
+            # kill the direct child, and only if its transport were closed.
+            _kill_group(proc.pid)
+            self._emit(event(self._now(), "hook.killed", hook=which, pid=proc.pid))
+            raise
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            _kill_group(proc.pid)
             await proc.wait()
             self._emit(
                 event(
@@ -113,6 +121,17 @@ class HookRunner:
         )
 
     async def drain(self, timeout: float) -> None:
-        """Wait (bounded) for running hooks, e.g. at shutdown."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        """Wait (bounded) for running hooks, e.g. at shutdown; kill those still running."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)  # each kills its process group, then ends
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL a hook and everything it started (its own session: pgid == its pid)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)

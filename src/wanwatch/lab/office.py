@@ -7,7 +7,9 @@ lives on the shared filesystem and so is reachable from any namespace.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,17 +24,23 @@ POLL = 0.02
 
 
 class Office:
-    """A running lab plus a wanwatch daemon in its router namespace."""
+    """A running lab plus a wanwatch daemon in its router namespace.
 
-    def __init__(self, lab: Lab) -> None:
+    ``config_path`` runs the daemon on another file than the lab's own config
+    (a copy with other hooks or timers); it must describe the same office.
+    """
+
+    def __init__(self, lab: Lab, config_path: Path | None = None) -> None:
         self.lab = lab
         self.daemon: Proc | None = None
+        self.last: Proc | None = None  # the latest daemon started, kept after it stops
         self.socket = lab.state_dir / "wanwatch.sock"
         self.daemon_state = lab.state_dir / "wanwatch-state"
+        self._config_path = config_path
 
     @property
     def config_path(self) -> Path:
-        return self.lab.config_path
+        return self._config_path or self.lab.config_path
 
     # ------------------------------------------------------------------ daemon
 
@@ -46,7 +54,7 @@ class Office:
             "--socket", str(self.socket),
             "--state-dir", str(self.daemon_state),
         ]  # fmt: skip
-        self.daemon = self.lab.spawn(self.lab.router_ns, argv, "wanwatch")
+        self.daemon = self.last = self.lab.spawn(self.lab.router_ns, argv, "wanwatch")
         self.wait_for(lambda st: True, timeout, "the daemon's control socket")
         if wait_active is not None:
             self.wait_active(wait_active, timeout)
@@ -59,20 +67,28 @@ class Office:
         proc, self.daemon = self.daemon, None
         if proc.alive():
             proc.send_signal(sig)
+        deadline = time.monotonic() + timeout
         code = proc.wait(timeout)
         if code is None and proc.alive():
             self.lab.stop_proc(proc)
             raise LabError(f"wanwatch did not exit within {timeout}s of {sig.name}")
+        if code is None and proc.popen is not None:
+            # Gone from /proc's point of view but not yet reapable: a thread group
+            # leader is a zombie while its other threads (our netlink worker) still
+            # exit, and waitpid() reaps it only after them (kernel: delay_group_leader).
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = proc.popen.wait(max(0.1, deadline - time.monotonic()))
         return code
 
     def log(self) -> str:
-        """Everything the daemon wrote (its event log is on stdout)."""
-        if self.daemon is None:
+        """Everything the latest daemon wrote (its event log is on stdout), even once stopped."""
+        proc = self.daemon or self.last
+        if proc is None:
             return ""
         try:
-            return self.daemon.out.read_text(errors="replace") + self.daemon.stderr()
+            return proc.out.read_text(errors="replace") + proc.stderr()
         except FileNotFoundError:
-            return self.daemon.stderr()
+            return proc.stderr()
 
     # ------------------------------------------------------------------ status
 
@@ -98,6 +114,41 @@ class Office:
                 last = st
             time.sleep(POLL)
         raise LabError(f"timed out after {timeout}s waiting for {what}; last status: {last}")
+
+    def events(
+        self, since: float | None = None, names: tuple[str, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """The daemon's recent events (``at`` is CLOCK_MONOTONIC, one clock for all
+        namespaces), optionally only those at/after ``since`` and named ``names``."""
+        found: list[dict[str, Any]] = request(self.socket, "events", timeout=2.0)["events"]
+        return [
+            e
+            for e in found
+            if (since is None or e["at"] >= since) and (not names or e["name"] in names)
+        ]
+
+    def wait_event(
+        self,
+        name: str,
+        *,
+        since: float,
+        timeout: float = 15.0,
+        where: Callable[[dict[str, Any]], bool] = lambda e: True,
+    ) -> dict[str, Any]:
+        """Poll until an event ``name`` at/after ``since`` satisfies ``where``; the first one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.daemon is not None and not self.daemon.alive():
+                raise LabError(f"wanwatch exited while waiting for {name}:\n{self.log()[-3000:]}")
+            try:
+                hits = [e for e in self.events(since, (name,)) if where(e)]
+            except ControlError:
+                hits = []
+            if hits:
+                return hits[0]
+            if time.monotonic() >= deadline:
+                raise LabError(f"timed out after {timeout}s waiting for event {name}")
+            time.sleep(POLL)
 
     def wait_active(self, name: str, timeout: float = 15.0) -> dict[str, Any]:
         return self.wait_for(
