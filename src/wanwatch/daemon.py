@@ -274,6 +274,12 @@ class Daemon:
             return
         old = self._config
         assert old is not None
+        if self._dnsmasq is not None:
+            try:  # everything is checked before anything is applied
+                await self._dnsmasq.validate(new)
+            except DnsmasqError as exc:
+                self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
+                return
         try:
             self._emit_all(self._backend.reload(new))
         except (NetlinkError, NftError) as exc:
@@ -281,6 +287,8 @@ class Daemon:
             return
         self._config = new
         self._emit_all(self._engine.reload(new, self.now()))
+        if self._links is not None:
+            self._links.watch(w.interface for w in new.wans)
         for wan in old.wans:
             if wan.name not in {w.name for w in new.wans}:
                 self._hub.remove_uplink(wan.name)

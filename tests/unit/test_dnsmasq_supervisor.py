@@ -285,6 +285,32 @@ def test_rejected_reload_keeps_the_old_one_serving(
     run(body)
 
 
+def test_validate_rejects_without_touching_the_running_one(
+    office: Config, fake: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[Event] = []
+
+    async def body() -> None:
+        sup = Dnsmasq(office, tmp_path, events.append, binary=fake, now=Clock())
+        await sup.start()
+        try:
+            pid = sup.status()["pid"]
+            before = (tmp_path / "dnsmasq.conf").read_text()
+            await sup.validate(office)  # the running config: accepted, nothing happens
+            render = dm.render
+            monkeypatch.setattr(dm, "render", lambda c, s: render(c, s) + "bad-option-for-test\n")
+            with pytest.raises(DnsmasqError, match="bad option"):
+                await sup.validate(office)
+            assert sup.status()["pid"] == pid and isinstance(pid, int) and alive(pid)
+            assert (tmp_path / "dnsmasq.conf").read_text() == before
+            assert sorted(p.name for p in tmp_path.glob("dnsmasq.conf*")) == ["dnsmasq.conf"]
+            assert not named(events, "dnsmasq.reload")
+        finally:
+            await sup.stop()
+
+    run(body)
+
+
 def test_reload_restarts_only_on_a_change(office: Config, fake: str, tmp_path: Path) -> None:
     events: list[Event] = []
     longer = loads(OFFICE.read_text().replace("lease_time: 1h", "lease_time: 2h"))

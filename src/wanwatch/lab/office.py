@@ -7,9 +7,7 @@ lives on the shared filesystem and so is reachable from any namespace.
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -67,17 +65,10 @@ class Office:
         proc, self.daemon = self.daemon, None
         if proc.alive():
             proc.send_signal(sig)
-        deadline = time.monotonic() + timeout
         code = proc.wait(timeout)
         if code is None and proc.alive():
             self.lab.stop_proc(proc)
             raise LabError(f"wanwatch did not exit within {timeout}s of {sig.name}")
-        if code is None and proc.popen is not None:
-            # Gone from /proc's point of view but not yet reapable: a thread group
-            # leader is a zombie while its other threads (our netlink worker) still
-            # exit, and waitpid() reaps it only after them (kernel: delay_group_leader).
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                code = proc.popen.wait(max(0.1, deadline - time.monotonic()))
         return code
 
     def log(self) -> str:

@@ -32,6 +32,7 @@ one process (``wanwatch lab up``) can be taken down by another
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -377,7 +378,14 @@ class Proc:
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.01)
-        return self.popen.poll() if self.popen is not None else None
+        if self.popen is None:
+            return None
+        # Gone from /proc's point of view but maybe not reapable yet: a thread-group
+        # leader stays a zombie until its other threads have exited, and waitpid()
+        # reaps it only then (kernel: delay_group_leader).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.popen.wait(max(0.1, deadline - time.monotonic()))
+        return None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -394,6 +394,25 @@ class Dnsmasq:
                 return
             await self._apply(config)
 
+    async def validate(self, config: Config) -> None:
+        """Raise DnsmasqError if dnsmasq would refuse ``config``; changes nothing running.
+
+        The daemon calls this before applying a reloaded config anywhere, so a
+        config dnsmasq refuses is refused as a whole (not half applied).
+        """
+        if idle_reason(config) is not None:
+            return
+        text = render(config, self._files.state_dir)
+        if text == self._rendered:
+            return
+        self._files.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = self._files.candidate.with_suffix(".check")
+        probe.write_text(text, encoding="utf-8")
+        try:
+            await check(probe, self._binary)
+        finally:
+            probe.unlink(missing_ok=True)
+
     async def stop(self) -> None:
         """Stop our dnsmasq (by its PID) and remove its runtime files; keep the leases."""
         async with self._lock:
