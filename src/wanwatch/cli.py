@@ -149,8 +149,21 @@ socket_option = click.option(
     show_default=True,
     help="Leases and last known state (set it per namespace: namespaces share one filesystem).",
 )
+@click.option(
+    "--metrics",
+    "metrics_address",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve Prometheus metrics there (e.g. 127.0.0.1:9107).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also log debug messages.")
-def run(config_path: Path, socket_path: Path, state_dir: Path, verbose: bool) -> None:
+def run(
+    config_path: Path,
+    socket_path: Path,
+    state_dir: Path,
+    metrics_address: str | None,
+    verbose: bool,
+) -> None:
     """Be the router (root): probe uplinks, steer routes, NAT, serve DHCP/DNS.
 
     SIGTERM/SIGINT stop cleanly and remove what wanwatch added; SIGHUP reloads the
@@ -162,6 +175,7 @@ def run(config_path: Path, socket_path: Path, state_dir: Path, verbose: bool) ->
     from wanwatch.daemon import Daemon
 
     load_or_exit(config_path)  # exit 2 before touching anything
+    metrics = _host_port(metrics_address) if metrics_address else None
     logging.basicConfig(
         stream=sys.stdout,
         level=logging.DEBUG if verbose else logging.INFO,
@@ -172,7 +186,7 @@ def run(config_path: Path, socket_path: Path, state_dir: Path, verbose: bool) ->
         click.echo("wanwatch run needs root (netlink, nftables, raw ICMP sockets).", err=True)
         sys.exit(1)
     try:
-        code = asyncio.run(Daemon(config_path, socket_path, state_dir).run())
+        code = asyncio.run(Daemon(config_path, socket_path, state_dir, metrics=metrics).run())
     except ConfigError as exc:  # the file changed between the check above and the start
         for problem in exc.problems:
             click.echo(problem, err=True)
@@ -181,6 +195,14 @@ def run(config_path: Path, socket_path: Path, state_dir: Path, verbose: bool) ->
         click.echo(f"wanwatch: {exc}", err=True)
         sys.exit(1)
     sys.exit(code)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        click.echo(f"--metrics: {text!r} is not HOST:PORT", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    return host.strip("[]"), int(port)
 
 
 @main.command()

@@ -16,12 +16,13 @@ import logging
 import os
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wanwatch import metrics
 from wanwatch.config import Config, load
 from wanwatch.control import serve
 from wanwatch.engine.core import Engine
@@ -49,12 +50,15 @@ class Daemon:
         socket_path: Path,
         state_dir: Path,
         clock: Callable[[], float] = time.monotonic,
+        metrics: tuple[str, int] | None = None,
     ) -> None:
         self.config_path = config_path
+        self.metrics_address = metrics
         self.socket_path = socket_path
         self.state_dir = state_dir
         self.now = clock
         self.events: deque[Event] = deque(maxlen=EVENT_RING)
+        self.event_counts: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._commands: asyncio.Queue[str] = asyncio.Queue()
         self._applied: Intent | None = None
@@ -72,6 +76,7 @@ class Daemon:
 
     def emit(self, ev: Event) -> None:
         self.events.append(ev)
+        self.event_counts[ev.name] += 1
         log.info("%s", ev)
         if self._hooks is not None:
             self._hooks.on_event(ev)
@@ -104,6 +109,7 @@ class Daemon:
         # adopt the first one's routes, rules, nft table and dnsmasq, and remove them
         # all on its way out (ControlError, exit 1, nothing changed).
         server = await serve(self.socket_path, self._answer)
+        metrics_server: asyncio.Server | None = None
         try:
             self._emit_all(self._backend.start())
             self._hub = ProbeHub(self._on_reply)
@@ -125,6 +131,7 @@ class Daemon:
                 await self._dnsmasq.start()
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
+            metrics_server = await self._serve_metrics()
             self.emit(
                 event(
                     self.now(),
@@ -137,8 +144,27 @@ class Daemon:
             )
             await self._loop()
         finally:
+            if metrics_server is not None:
+                metrics_server.close()
             await self._shutdown(server)
         return 0
+
+    async def _serve_metrics(self) -> asyncio.Server | None:
+        """Prometheus endpoint if asked for; a port we cannot bind degrades only metrics."""
+        if self.metrics_address is None:
+            return None
+        host, port = self.metrics_address
+        registry = metrics.registry_for(metrics.StatusCollector(self.status, self._counts))
+        try:
+            return await metrics.serve(host, port, registry)
+        except OSError as exc:
+            self.emit(
+                event(self.now(), "metrics.failed", address=f"{host}:{port}", error=exc.strerror)
+            )
+            return None
+
+    def _counts(self) -> dict[str, int]:
+        return dict(self.event_counts)
 
     async def _shutdown(self, server: asyncio.Server) -> None:
         server.close()

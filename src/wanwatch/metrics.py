@@ -1,14 +1,18 @@
 """Prometheus metrics, derived from the same status the control socket serves.
 
 A custom collector reads the daemon's status at scrape time, so there is no
-second bookkeeping path that could disagree with `wanwatch status`.
+second bookkeeping path that could disagree with `wanwatch status`. The HTTP
+endpoint runs on the daemon's own asyncio loop (no thread touches engine state).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -16,11 +20,13 @@ STATES = ("unknown", "up", "degraded", "down")
 
 
 class StatusCollector(Collector):
+    """Uplink gauges from ``status()``; event counters from ``counts()``."""
+
     def __init__(
-        self, status: Callable[[], dict[str, Any]], counters: Callable[[], dict[str, int]]
-    ):
+        self, status: Callable[[], dict[str, Any]], counts: Callable[[], Mapping[str, int]]
+    ) -> None:
         self._status = status
-        self._counters = counters
+        self._counts = counts
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         st = self._status()
@@ -46,8 +52,41 @@ class StatusCollector(Collector):
             probes = w.get("probes") or {}
             sent.add_metric([w["name"]], probes.get("sent", 0))
             replies.add_metric([w["name"]], probes.get("replies", 0))
-        yield from (state, carrying, rtt, loss, sent, replies)
-        for name, value in self._counters().items():
-            c = CounterMetricFamily(f"wanwatch_{name}", f"{name.replace('_', ' ')} since start")
-            c.add_metric([], value)
-            yield c
+        events = CounterMetricFamily("wanwatch_events", "events by name", labels=["event"])
+        for name, value in sorted(self._counts().items()):
+            events.add_metric([name], value)
+        yield from (state, carrying, rtt, loss, sent, replies, events)
+
+
+def registry_for(collector: Collector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
+
+
+async def serve(host: str, port: int, registry: CollectorRegistry) -> asyncio.Server:
+    """A minimal HTTP endpoint: any GET answers the exposition text."""
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            if request.startswith(b"GET "):
+                body = generate_latest(registry)
+                head = f"HTTP/1.0 200 OK\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
+            else:
+                body, head = b"only GET\n", "HTTP/1.0 405 Method Not Allowed\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            await writer.drain()
+        except (
+            TimeoutError,
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
+            pass  # a client that went away or spoke nonsense gets nothing
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    return await asyncio.start_server(on_client, host, port)

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Address
@@ -104,11 +104,16 @@ class Router:
         self.office: Office | None = None
 
     def start(
-        self, name: str = "daemon", *, wait_active: str | None = PRIMARY, **config: Any
+        self,
+        name: str = "daemon",
+        *,
+        wait_active: str | None = PRIMARY,
+        args: Sequence[str] = (),
+        **config: Any,
     ) -> Office:
         path = write_config(self.lab, name, **config)
         self.office = Office(self.lab, path)
-        self.office.start(wait_active=wait_active, timeout=30)
+        self.office.start(wait_active=wait_active, timeout=30, args=args)
         return self.office
 
 
@@ -259,8 +264,9 @@ def describe(attempts: list[Attempt]) -> str:
 
 
 def test_status_cli_table_and_json(router: Router) -> None:
-    """`wanwatch status` and `status --json` (the CLI, a subprocess) against the daemon."""
-    office = router.start()
+    """`wanwatch status` and `status --json` (the CLI, a subprocess) against the daemon,
+    and the same figures on its Prometheus endpoint."""
+    office = router.start(args=("--metrics", "127.0.0.1:9107"))
     lab = office.lab
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -296,6 +302,17 @@ def test_status_cli_table_and_json(router: Router) -> None:
     res = cli("--socket", str(lab.state_dir / "nobody.sock"))
     assert res.returncode == 1
     assert "no such socket" in res.stderr
+
+    # metrics listen on the router namespace's loopback, so scrape from inside it
+    scrape = (
+        "import urllib.request as u; "
+        "print(u.urlopen('http://127.0.0.1:9107/', timeout=5).read().decode())"
+    )
+    text = netns.sh(netns.ns_argv(lab.router_ns, [sys.executable, "-c", scrape])).stdout
+    assert f'wanwatch_uplink_state{{state="up",wan="{PRIMARY}"}} 1.0' in text
+    assert f'wanwatch_uplink_carrying{{wan="{PRIMARY}"}} 1.0' in text
+    assert f'wanwatch_uplink_carrying{{wan="{BACKUP}"}} 0.0' in text
+    assert 'wanwatch_events_total{event="daemon.started"} 1.0' in text
 
 
 def _failover_and_failback(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,11 @@ class Office:
 
     # ------------------------------------------------------------------ daemon
 
-    def start(self, *, wait_active: str | None = None, timeout: float = 15.0) -> Proc:
-        """Start the daemon; optionally wait until ``wait_active`` carries traffic."""
+    def start(
+        self, *, wait_active: str | None = None, timeout: float = 15.0, args: Sequence[str] = ()
+    ) -> Proc:
+        """Start the daemon (extra ``args`` for `wanwatch run`); optionally wait until
+        ``wait_active`` carries traffic."""
         if self.daemon is not None and self.daemon.alive():
             raise LabError("the daemon is already running")
         argv = [
@@ -51,6 +54,7 @@ class Office:
             "-c", str(self.config_path),
             "--socket", str(self.socket),
             "--state-dir", str(self.daemon_state),
+            *args,
         ]  # fmt: skip
         self.daemon = self.last = self.lab.spawn(self.lab.router_ns, argv, "wanwatch")
         self.wait_for(lambda st: True, timeout, "the daemon's control socket")
