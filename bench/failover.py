@@ -1,0 +1,650 @@
+"""Failover benchmark in the namespace lab; prints ONE JSON object (progress on stderr).
+
+    python bench/failover.py [--cuts N] [--carrier-cuts N] [--loss-minutes M] [--quick]
+
+Root. Builds the reference office (examples/office.yaml) with ``wanwatch run``
+as its router and measures, from a LAN client's point of view:
+
+- blackhole failover: the primary's ISP silently drops everything it forwards
+  while the client opens a new TCP connection every 20 ms; the figure is the
+  cut's start -> the first successful *new* connection through the backup
+  (CLOCK_MONOTONIC is one clock for all namespaces). The daemon's own
+  ``wan.down`` detect_ms and ``route.switch`` switch_ms come from its events;
+- failback: restore -> the first new connection through the primary again
+  (up_after good probes, then the hold);
+- carrier-loss failover: the ISP's end of the link goes down;
+- false failovers during a run with random loss plus delay ± jitter on the
+  primary, counted from the daemon's events, with the probe rate meanwhile;
+- probes per second per healthy uplink over a quiet spell;
+- the daemon's RSS/peak RSS and CPU, and its dnsmasq child's RSS.
+
+Each cut runs against a freshly started daemon warmed up for ``loss_window``:
+flap damping (the hold doubles for every down within 10 minutes) would
+otherwise make cut k wait 10 * 2^(k-1) s to be preferred again, and cuts
+would no longer be alike. bench/README.md explains every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from wanwatch.config import Config, load
+from wanwatch.control import ControlError, request
+from wanwatch.errors import LabError
+from wanwatch.lab import faults
+from wanwatch.lab.office import Office
+from wanwatch.lab.topology import Lab
+from wanwatch.lab.traffic import ConnectLoop
+
+ROOT = Path(__file__).resolve().parent.parent
+OFFICE = ROOT / "examples" / "office.yaml"
+
+FAILOVER_DEADLINE = 10.0  # a failover not seen by then is recorded as missed
+FAILBACK_DEADLINE = 120.0  # up_after + hold is ~13 s with the defaults
+CONNECT_INTERVAL = 0.02  # new connection every 20 ms while timing a failover
+FAILBACK_INTERVAL = 0.05  # coarser while timing the ~13 s failback
+START_TIMEOUT = 30.0
+CARRIER_WARMUP = 5.0  # carrier detection does not depend on the loss record
+EVENT_POLL = 10.0  # the daemon keeps 500 events; poll often enough to miss none
+PROGRESS_EVERY = 60.0
+# Issue 3, "Done when".
+TARGET_BLACKHOLE_MEDIAN_MS = 1000.0
+TARGET_BLACKHOLE_MAX_MS = 1500.0
+TARGET_CARRIER_MS = 100.0
+TARGET_PROBES_PER_S = 2.0
+TARGET_RSS_MB = 40.0
+MIN_CUTS = 10
+MIN_LOSS_MINUTES = 10.0
+
+
+def say(msg: str) -> None:
+    """Progress goes to stderr; stdout carries only the JSON."""
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def summary(values: Iterable[float], digits: int = 1) -> dict[str, Any]:
+    """count, median, p90 (nearest rank), min, max and every value, rounded."""
+    v = sorted(values)
+    if not v:
+        return {"count": 0}
+    return {
+        "count": len(v),
+        "median": round(statistics.median(v), digits),
+        "p90": round(v[math.ceil(0.9 * len(v)) - 1], digits),
+        "min": round(v[0], digits),
+        "max": round(v[-1], digits),
+        "values": [round(x, digits) for x in v],
+    }
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One look at a process in /proc: CPU ticks so far and memory (kB)."""
+
+    t: float  # monotonic
+    ticks: int  # utime + stime, all threads (proc(5))
+    rss_kb: int
+    hwm_kb: int
+    anon_kb: int  # RssAnon: the heap; the rest is mostly shared libraries mapped in (RssFile)
+    file_kb: int
+
+
+def proc_sample(pid: int) -> ProcSample:
+    t = time.monotonic()
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the command name, which may hold spaces but ends at the last ')'.
+    rest = stat[stat.rindex(")") + 2 :].split()
+    ticks = int(rest[11]) + int(rest[12])  # fields 14 and 15 of proc(5)
+    mem = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+            mem[key] = int(value.split()[0])
+    return ProcSample(
+        t,
+        ticks,
+        mem.get("VmRSS", 0),
+        mem.get("VmHWM", 0),
+        mem.get("RssAnon", 0),
+        mem.get("RssFile", 0),
+    )
+
+
+def cpu_pct(a: ProcSample, b: ProcSample) -> float:
+    """CPU used between two samples, in % of one core."""
+    hz = os.sysconf("SC_CLK_TCK")
+    return round(100.0 * (b.ticks - a.ticks) / hz / (b.t - a.t), 2)
+
+
+def mb(kb: int) -> float:
+    return round(kb / 1024, 1)
+
+
+def probe_counts(st: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(sent, replies) per uplink from a status answer."""
+    return {
+        w["name"]: (int(w["probes"].get("sent", 0)), int(w["probes"].get("replies", 0)))
+        for w in st["wans"]
+    }
+
+
+def probe_rates(
+    a: dict[str, Any], ta: float, b: dict[str, Any], tb: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Probes sent per second and the share of them unanswered (%), per uplink."""
+    ca, cb = probe_counts(a), probe_counts(b)
+    rate, lost = {}, {}
+    for name, (sent_b, rep_b) in cb.items():
+        sent_a, rep_a = ca.get(name, (0, 0))
+        sent = sent_b - sent_a
+        rate[name] = round(sent / (tb - ta), 3)
+        lost[name] = round(100.0 * (1 - (rep_b - rep_a) / sent), 1) if sent else 0.0
+    return rate, lost
+
+
+# --------------------------------------------------------------------------- events
+
+
+class EventLog:
+    """Every event the daemon reported, merged over repeated polls of its bounded ring."""
+
+    def __init__(self, office: Office) -> None:
+        self.office = office
+        self.events: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+        self.gaps = 0  # polls whose oldest event was newer than our newest: some were missed
+
+    def poll(self) -> list[dict[str, Any]]:
+        ring = request(self.office.socket, "events", timeout=5.0)["events"]
+        if self.events and ring and ring[0]["at"] > self.events[-1]["at"]:
+            self.gaps += 1
+        new = []
+        for e in ring:
+            key = json.dumps(e, sort_keys=True)
+            if key not in self._seen:
+                self._seen.add(key)
+                new.append(e)
+        self.events += new
+        return new
+
+    def between(self, t0: float, t1: float, *names: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if t0 <= e["at"] < t1 and (not names or e["name"] in names)]
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, lab: Lab, config: Config, rng: random.Random) -> None:
+        self.lab = lab
+        self.office = Office(lab)
+        wans = sorted(config.wans, key=lambda w: w.priority)
+        self.primary, self.backup = wans[0].name, wans[1].name
+        self.client = config.lans[0].name
+        self.monitor = lab.lab_config.monitor
+        self.rng = rng
+        self.exit_codes: list[int | None] = []
+
+    # ---------------------------------------------------------------- daemon
+
+    def start(self, warmup: float) -> dict[str, Any]:
+        """Start a fresh daemon; return once the primary carries, is preferred, both
+        uplinks are up, and ``warmup`` plus a random part of a probe interval passed
+        (the cut must not be in step with the probe schedule)."""
+        self.office.start(wait_active=self.primary, timeout=START_TIMEOUT)
+        self.ready(START_TIMEOUT)
+        time.sleep(warmup + self.rng.uniform(0, self.monitor.interval))
+        return self.ready(5.0)
+
+    def ready(self, timeout: float) -> dict[str, Any]:
+        def ok(st: dict[str, Any]) -> bool:
+            by = {w["name"]: w for w in st["wans"]}
+            return (
+                st["active"][:1] == [self.primary]
+                and bool(st.get("applied"))
+                and all(w["state"] == "up" for w in st["wans"])
+                and bool(by[self.primary]["preferred"])
+            )
+
+        return self.office.wait_for(ok, timeout, f"{self.primary} preferred, both uplinks up")
+
+    def stop(self) -> None:
+        self.exit_codes.append(self.office.stop())
+
+    def daemon_pid(self) -> int:
+        if self.office.daemon is None:
+            raise LabError("the daemon is not running")
+        return self.office.daemon.pid
+
+    # ---------------------------------------------------------------- timing a switch
+
+    def switch(
+        self,
+        cut: Callable[[], faults.FaultEvent],
+        via: str,
+        *,
+        interval: float,
+        deadline: float,
+    ) -> tuple[float | None, faults.FaultEvent, int]:
+        """Run ``cut`` while the client opens a new connection every ``interval``;
+        seconds to the first new connection answered through ``via`` (None: none by
+        ``deadline``), the fault, and how many attempts started after it failed."""
+        with ConnectLoop(
+            self.lab, self.client, interval=interval, timeout=1.0, max_seconds=deadline + 5
+        ) as loop:
+            fault = cut()
+            hit = loop.first_success(
+                after=fault.t_start, via=via, deadline=time.monotonic() + deadline
+            )
+            attempts = loop.attempts
+        until = hit.t0 if hit is not None else math.inf
+        failed = sum(1 for a in attempts if fault.t_start <= a.t0 < until and not a.ok)
+        took = None if hit is None else hit.t1 - fault.t_start
+        return took, fault, failed
+
+    def cut(self, kind: str, index: int, warmup: float) -> dict[str, Any]:
+        """One cut on a fresh daemon: fail over, restore, fail back; what was measured."""
+        self.start(warmup)
+        events = EventLog(self.office)
+        events.poll()
+        fault_fn = faults.blackhole if kind == "blackhole" else faults.carrier_loss
+        took, fault, failed = self.switch(
+            lambda: fault_fn(self.lab, self.primary),
+            self.backup,
+            interval=CONNECT_INTERVAL,
+            deadline=FAILOVER_DEADLINE,
+        )
+        back, restore, _ = self.switch(
+            lambda: faults.clear(
+                self.lab, self.primary, "blackhole" if kind == "blackhole" else "carrier"
+            ),
+            self.primary,
+            interval=FAILBACK_INTERVAL,
+            deadline=FAILBACK_DEADLINE,
+        )
+        events.poll()
+        self.stop()
+        rec: dict[str, Any] = {
+            "cut": index,
+            "failover_ms": None if took is None else round(took * 1000, 1),
+            "failed_attempts": failed,
+            "failback_s": None if back is None else round(back, 2),
+        }
+        down = events.between(fault.t_start, restore.t_start, "wan.down")
+        down = [e for e in down if e.get("wan") == self.primary]
+        if down:
+            d = down[0]
+            rec.update(
+                detect_ms=d.get("detect_ms"),
+                needed=d.get("needed"),
+                reason=d.get("reason"),
+                down_after_cut_ms=round((d["at"] - fault.t_start) * 1000, 1),
+            )
+        sw = [
+            e
+            for e in events.between(fault.t_start, restore.t_start, "route.switch")
+            if e.get("to") == self.backup
+        ]
+        if sw:
+            rec.update(
+                switch_ms=sw[0].get("switch_ms"),
+                switch_after_cut_ms=round((sw[0]["at"] - fault.t_start) * 1000, 1),
+            )
+        up = [
+            e
+            for e in events.between(restore.t_start, math.inf, "wan.up")
+            if e.get("wan") == self.primary
+        ]
+        fb = [
+            e
+            for e in events.between(restore.t_start, math.inf, "policy.failback")
+            if e.get("to") == self.primary
+        ]
+        if up:
+            rec.update(
+                up_after_restore_s=round(up[0]["at"] - restore.t_start, 2),
+                hold_s=up[0].get("hold_s"),
+            )
+        if fb:
+            rec["failback_event_after_restore_s"] = round(fb[0]["at"] - restore.t_start, 2)
+        rec["gaps"] = events.gaps
+        return rec
+
+    def cuts(self, kind: str, n: int, warmup: float) -> dict[str, Any]:
+        recs = []
+        for i in range(n):
+            rec = self.cut(kind, i + 1, warmup)
+            recs.append(rec)
+            say(
+                f"{kind} cut {i + 1}/{n}: failover {rec['failover_ms']} ms "
+                f"(daemon: down after {rec.get('down_after_cut_ms')} ms, detect_ms "
+                f"{rec.get('detect_ms')}, needed {rec.get('needed')}), failback "
+                f"{rec['failback_s']} s"
+            )
+
+        def values(key: str) -> list[float]:
+            return [float(r[key]) for r in recs if r.get(key) is not None]
+
+        return {
+            "cuts": n,
+            "missed": sum(1 for r in recs if r["failover_ms"] is None),
+            "failover_ms": summary(values("failover_ms")),
+            "detect_ms": summary(values("detect_ms"), 0),
+            "down_after_cut_ms": summary(values("down_after_cut_ms")),
+            "switch_after_cut_ms": summary(values("switch_after_cut_ms")),
+            "switch_ms": summary(values("switch_ms"), 3),
+            "failback_s": summary(values("failback_s"), 2),
+            "failback_event_after_restore_s": summary(values("failback_event_after_restore_s"), 2),
+            "up_after_restore_s": summary(values("up_after_restore_s"), 2),
+            "failback_missed": sum(1 for r in recs if r["failback_s"] is None),
+            "per_cut": recs,
+        }
+
+    # ---------------------------------------------------------------- quiet and lossy
+
+    def quiet(self, seconds: float) -> dict[str, Any]:
+        """Probe rate, CPU and memory over ``seconds`` with both uplinks healthy."""
+        pid = self.daemon_pid()
+        st0, p0 = self.office.status(), proc_sample(pid)
+        time.sleep(seconds)
+        st1, p1 = self.office.status(), proc_sample(pid)
+        rate, lost = probe_rates(st0, p0.t, st1, p1.t)
+        dns_pid = (st1.get("dnsmasq") or {}).get("pid")
+        dns = proc_sample(int(dns_pid)) if dns_pid else None
+        return {
+            "seconds": round(p1.t - p0.t, 1),
+            "probes_per_s": rate,
+            "unanswered_pct": lost,
+            "cpu_pct": cpu_pct(p0, p1),
+            "rss_mb": mb(p1.rss_kb),
+            "hwm_mb": mb(p1.hwm_kb),
+            "rss_anon_mb": mb(p1.anon_kb),
+            "rss_file_mb": mb(p1.file_kb),
+            "dnsmasq_rss_mb": None if dns is None else mb(dns.rss_kb),
+            "dnsmasq_hwm_mb": None if dns is None else mb(dns.hwm_kb),
+            "states": {w["name"]: w["state"] for w in st1["wans"]},
+        }
+
+    def lossy(
+        self,
+        minutes: float,
+        loss_pct: float,
+        loss_dir: faults.Direction,
+        delay_ms: float,
+        jitter_ms: float,
+        delay_dir: faults.Direction,
+    ) -> dict[str, Any]:
+        """Loss plus delay ± jitter on the primary for ``minutes``; false failovers and
+        the cost of watching a bad link."""
+        pid = self.daemon_pid()
+        events = EventLog(self.office)
+        events.poll()
+        seconds = minutes * 60
+        t_begin = time.monotonic()
+        faults.loss(self.lab, self.primary, loss_pct, loss_dir)
+        faults.delay(
+            self.lab,
+            self.primary,
+            delay_ms,
+            jitter_ms=jitter_ms,
+            direction=delay_dir,
+            max_seconds=seconds + 120,
+        )
+        st0, p0 = self.office.status(), proc_sample(pid)
+        end = p0.t + seconds
+        rtts: list[float] = []
+        next_say = p0.t + PROGRESS_EVERY
+        while (now := time.monotonic()) < end:
+            time.sleep(min(EVENT_POLL, end - now))
+            events.poll()
+            st = self.office.status()
+            prim = next(w for w in st["wans"] if w["name"] == self.primary)
+            rtt = prim["rtt_ms"]
+            if rtt is not None:
+                rtts.append(float(rtt))
+            if time.monotonic() >= next_say:
+                next_say += PROGRESS_EVERY
+                bad = len(events.between(t_begin, math.inf, "policy.failover", "wan.down"))
+                say(
+                    f"loss run: {(time.monotonic() - p0.t) / 60:.1f}/{minutes:g} min, "
+                    f"{self.primary} {prim['state']} rtt {rtt} ms, "
+                    f"failovers+downs so far {bad}"
+                )
+        st1, p1 = self.office.status(), proc_sample(pid)
+        events.poll()
+        faults.clear(self.lab, self.primary)
+        rate, lost = probe_rates(st0, p0.t, st1, p1.t)
+        run = events.between(t_begin, p1.t)
+        counts = Counter(e["name"] for e in run)
+        failovers = [e for e in run if e["name"] == "policy.failover"]
+        downs = [e for e in run if e["name"] == "wan.down" and e.get("wan") == self.primary]
+        return {
+            "minutes": round((p1.t - p0.t) / 60, 2),
+            "loss_pct": loss_pct,
+            "loss_direction": loss_dir,
+            "delay_ms": delay_ms,
+            "jitter_ms": jitter_ms,
+            "delay_direction": delay_dir,
+            "false_failovers": len(failovers),
+            "primary_downs": len(downs),
+            "primary_degraded": sum(
+                1 for e in run if e["name"] == "wan.degraded" and e.get("wan") == self.primary
+            ),
+            "bad_events": [
+                {**e, "after_s": round(e["at"] - t_begin, 2)} for e in [*downs, *failovers]
+            ],
+            "event_counts": dict(sorted(counts.items())),
+            "event_gaps": events.gaps,
+            "probes_per_s": rate,
+            "unanswered_pct": lost,
+            "primary_rtt_ms": summary(rtts),
+            "cpu_pct": cpu_pct(p0, p1),
+            "rss_mb": mb(p1.rss_kb),
+            "hwm_mb": mb(p1.hwm_kb),
+            "rss_anon_mb": mb(p1.anon_kb),
+            "rss_file_mb": mb(p1.file_kb),
+            "active_at_end": st1["active"],
+        }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def targets(out: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets: each with the measured value, whether it is met, and
+    whether the sample is as large as the issue asks."""
+    bh, cr, loss, quiet = out["blackhole"], out["carrier"], out["loss_run"], out["quiet"]
+    bh_ms = bh["failover_ms"]
+    rates = list(quiet["probes_per_s"].values())
+    hwm = max(quiet["hwm_mb"], loss["hwm_mb"])
+
+    def t(value: Any, met: bool, sample_ok: bool = True) -> dict[str, Any]:
+        return {"value": value, "met": met, "sample_ok": sample_ok}
+
+    enough_cuts = bh["cuts"] >= MIN_CUTS
+    return {
+        "blackhole_median_le_1000ms": t(
+            bh_ms.get("median"),
+            bh["missed"] == 0 and bh_ms.get("median", math.inf) <= TARGET_BLACKHOLE_MEDIAN_MS,
+            enough_cuts,
+        ),
+        "blackhole_max_le_1500ms": t(
+            bh_ms.get("max"),
+            bh["missed"] == 0 and bh_ms.get("max", math.inf) <= TARGET_BLACKHOLE_MAX_MS,
+            enough_cuts,
+        ),
+        "carrier_max_le_100ms": t(
+            cr["failover_ms"].get("max"),
+            cr["missed"] == 0 and cr["failover_ms"].get("max", math.inf) <= TARGET_CARRIER_MS,
+            cr["cuts"] >= 5,
+        ),
+        "zero_false_failovers": t(
+            loss["false_failovers"],
+            loss["false_failovers"] == 0,
+            loss["minutes"] >= MIN_LOSS_MINUTES,
+        ),
+        "probes_per_s_le_2": t(max(rates), max(rates) <= TARGET_PROBES_PER_S),
+        "rss_le_40mb": t(hwm, hwm <= TARGET_RSS_MB),
+    }
+
+
+def host_info() -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(
+                ["git", "--no-optional-locks", "-C", str(ROOT), *args],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    status = git("status", "--porcelain")
+    return {
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "wanwatch": metadata.version("wanwatch"),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "tree_dirty": None if status is None else bool(status),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    config = load(args.config)
+    rng = random.Random(args.seed)
+    t0 = time.monotonic()
+    out: dict[str, Any] = {
+        "bench": "failover",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": host_info(),
+        "config": str(args.config),
+    }
+    with Lab(config, client_dns="router") as lab:
+        bench = Bench(lab, config, rng)
+        monitor = lab.lab_config.monitor
+        warmup = monitor.loss_window if args.warmup is None else args.warmup
+        out.update(
+            primary=bench.primary,
+            backup=bench.backup,
+            client=bench.client,
+            monitor=monitor.model_dump(mode="json"),
+            warmup_s=warmup,
+        )
+        say(f"lab {lab.tag} up; starting wanwatch (quiet {args.quiet_seconds:g} s first)")
+        bench.start(5.0)
+        lease = lab.dhcp_lease(bench.client, timeout=15)
+        say(f"{bench.client} leased {lease.address}")
+        out["quiet"] = bench.quiet(args.quiet_seconds)
+        say(f"quiet: {json.dumps(out['quiet'])}")
+        say(
+            f"loss run: {args.loss_pct:g} % loss ({args.loss_direction}) + "
+            f"{args.delay_ms:g} ± {args.jitter_ms:g} ms ({args.delay_direction}) on "
+            f"{bench.primary} for {args.loss_minutes:g} min"
+        )
+        out["loss_run"] = bench.lossy(
+            args.loss_minutes,
+            args.loss_pct,
+            args.loss_direction,
+            args.delay_ms,
+            args.jitter_ms,
+            args.delay_direction,
+        )
+        bench.stop()
+        lr = out["loss_run"]
+        say(
+            f"loss run: {lr['false_failovers']} false failovers, probes/s "
+            f"{lr['probes_per_s']}, unanswered {lr['unanswered_pct']} %"
+        )
+        out["blackhole"] = bench.cuts("blackhole", args.cuts, warmup)
+        out["carrier"] = bench.cuts("carrier", args.carrier_cuts, min(warmup, CARRIER_WARMUP))
+        out["daemon_exit_codes"] = dict(Counter(str(c) for c in bench.exit_codes))
+    out["targets"] = targets(out)
+    out["host"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--cuts", type=int, help="blackhole cuts (default 10; quick 3)")
+    ap.add_argument("--carrier-cuts", type=int, help="carrier-loss cuts (default 5; quick 1)")
+    ap.add_argument("--loss-minutes", type=float, help="lossy run (default 10; quick 1)")
+    ap.add_argument("--quiet-seconds", type=float, help="quiet spell (default 60; quick 20)")
+    ap.add_argument("--quick", action="store_true", help="a smoke check: 3 cuts, 1 carrier, 1 min")
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        help="seconds a fresh daemon runs before a cut "
+        "(default: monitor.loss_window, so its loss record is full; quick 10)",
+    )
+    ap.add_argument("--loss-pct", type=float, default=20.0)
+    ap.add_argument("--loss-direction", choices=["up", "down", "both"], default="up")
+    ap.add_argument("--delay-ms", type=float, default=100.0)
+    ap.add_argument("--jitter-ms", type=float, default=20.0)
+    ap.add_argument("--delay-direction", choices=["up", "down", "both"], default="down")
+    ap.add_argument("--seed", type=int, default=1, help="random phase of each cut")
+    ap.add_argument("-c", "--config", type=Path, default=OFFICE)
+    args = ap.parse_args(argv)
+    quick = {
+        "cuts": 3,
+        "carrier_cuts": 1,
+        "loss_minutes": 1.0,
+        "quiet_seconds": 20.0,
+        "warmup": 10.0,
+    }
+    full = {
+        "cuts": 10,
+        "carrier_cuts": 5,
+        "loss_minutes": 10.0,
+        "quiet_seconds": 60.0,
+        "warmup": None,
+    }
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.cuts < 1 or args.carrier_cuts < 1 or args.loss_minutes <= 0 or args.quiet_seconds <= 0:
+        ap.error("cuts must be >= 1 and durations positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if os.geteuid() != 0:
+        say("needs root: it builds network namespaces")
+        return 2
+    try:
+        out = run(args)
+    except (LabError, ControlError) as exc:
+        say(f"bench failed: {exc}")
+        return 1
+    sys.stdout.write(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
