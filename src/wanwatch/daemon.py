@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wanwatch import metrics
 from wanwatch.config import Config, load
 from wanwatch.control import serve
 from wanwatch.engine.core import Engine
@@ -153,6 +152,8 @@ class Daemon:
         """Prometheus endpoint if asked for; a port we cannot bind degrades only metrics."""
         if self.metrics_address is None:
             return None
+        from wanwatch import metrics  # prometheus_client costs ~4 MB RSS: only when asked
+
         host, port = self.metrics_address
         registry = metrics.registry_for(metrics.StatusCollector(self.status, self._counts))
         try:
