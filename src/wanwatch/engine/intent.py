@@ -6,10 +6,14 @@ kernel to it; ``wanwatch plan`` prints it. Nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
+
+from wanwatch.config import Config
+from wanwatch.footprint import fwmark, table_id
 
 
 class Health(StrEnum):
@@ -85,6 +89,50 @@ class Intent:
         out: dict[str, Any] = conv(asdict(self))
         out["primary"] = self.primary
         return out
+
+
+def intent_from_config(
+    config: Config,
+    *,
+    active: Sequence[str] = (),
+    buckets: Sequence[str] = (),
+    flush: Sequence[str] = (),
+    health: Mapping[str, Health] | None = None,
+    stale: bool = False,
+) -> Intent:
+    """The Intent for ``config`` with a given choice of uplinks (no policy of its own).
+
+    The policy fills the choice; the backend uses it with no uplink active as its
+    baseline before the engine has spoken; tests and benches use it to pose a
+    state. Tables and marks come from footprint.py.
+    """
+    health = health or {}
+    return Intent(
+        mode=config.policy.mode,
+        uplinks=tuple(
+            UplinkPlan(
+                name=w.name,
+                interface=w.interface,
+                address=w.address,
+                gateway=w.gateway,
+                table=table_id(i),
+                mark=fwmark(i),
+                priority=w.priority,
+                weight=w.weight,
+                health=health.get(w.name, Health.UNKNOWN),
+                carrying=w.name in active,
+                probe_targets=w.probe.targets,
+            )
+            for i, w in enumerate(config.wans)
+        ),
+        lans=tuple(LanPlan(lan.name, lan.interface, lan.address) for lan in config.lans),
+        active=tuple(active),
+        buckets=tuple(buckets),
+        classifier=config.policy.classifier,
+        masquerade=tuple(w.interface for w in config.wans) if config.nat.masquerade else (),
+        flush=tuple(flush),
+        stale=stale,
+    )
 
 
 def describe_intent(intent: Intent) -> str:

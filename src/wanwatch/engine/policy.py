@@ -19,8 +19,7 @@ from functools import reduce
 from math import gcd
 
 from wanwatch.config import Config, Wan
-from wanwatch.engine.intent import Health, Intent, LanPlan, UplinkPlan
-from wanwatch.footprint import fwmark, table_id
+from wanwatch.engine.intent import Health, Intent, intent_from_config
 
 
 def allocate_buckets(weights: Sequence[tuple[str, int]]) -> tuple[str, ...]:
@@ -112,31 +111,13 @@ def decide(
         weight = {w.name: w.weight for w in config.wans}
         buckets = allocate_buckets([(a, weight[a]) for a in active])
 
-    uplinks = tuple(
-        UplinkPlan(
-            name=w.name,
-            interface=w.interface,
-            address=w.address,
-            gateway=w.gateway,
-            table=table_id(i),
-            mark=fwmark(i),
-            priority=w.priority,
-            weight=w.weight,
-            health=health_by_name.get(w.name, Health.UNKNOWN),
-            carrying=w.name in active,
-            probe_targets=w.probe.targets,
-        )
-        for i, w in enumerate(config.wans)
-    )
-    return Intent(
-        mode=config.policy.mode,
-        uplinks=uplinks,
-        lans=tuple(LanPlan(lan.name, lan.interface, lan.address) for lan in config.lans),
+    down = [w.name for w in config.wans if health_by_name.get(w.name) is Health.DOWN]
+    return intent_from_config(
+        config,
         active=active,
         buckets=buckets,
-        classifier=config.policy.classifier,
-        masquerade=tuple(w.interface for w in config.wans) if config.nat.masquerade else (),
-        flush=tuple(u.name for u in uplinks if u.health is Health.DOWN and u.name not in active),
+        flush=[name for name in down if name not in active],
+        health=health_by_name,
         stale=stale,
     )
 
