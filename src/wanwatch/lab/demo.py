@@ -5,25 +5,46 @@ clients take DHCP leases; the primary (the LTE modem) is cut silently while a
 client keeps opening new connections; traffic moves to the backup; the primary
 comes back and traffic returns after the hold; then a carrier-loss cut. Every
 step is bounded in time, and the lab is removed even on Ctrl-C.
+
+In loadbalance mode both uplinks are put in one priority tier (with the
+office's priorities only the best tier carries, pfSense-style, and the backup
+would show nothing), the split is shown over many client addresses, the
+throughput over two equally shaped ISPs, and the cuts are measured from a
+client whose connections hash to the primary, while a connection on the
+backup carries on.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address
 from typing import Any
 
 from wanwatch.config import Config
+from wanwatch.engine.policy import plan_for
 from wanwatch.errors import LabError
-from wanwatch.lab import faults
+from wanwatch.lab import faults, shaping
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import Lab
-from wanwatch.lab.traffic import ConnectLoop, dns_lookup, first_hop
+from wanwatch.lab.topology import WHOAMI_PORT, Lab
+from wanwatch.lab.traffic import (
+    ConnectLoop,
+    Flow,
+    add_client_addresses,
+    bulk,
+    connections,
+    dns_lookup,
+    first_hop,
+)
+from wanwatch.linux.nft import predict_bucket
 
 Say = Callable[[str], None]
 FAILOVER_DEADLINE = 10.0  # give up on a failover after this long (it takes ~1 s)
-SPLIT_CONNECTIONS = 60  # new connections per client to show the loadbalance split
+SPLIT_CLIENTS = 32  # extra client addresses that show the loadbalance split
+SPLIT_FIRST_HOST = 150  # ... from this host number of the first LAN up
+SHAPE_MBIT = 20.0  # each ISP's rate while the demo measures throughput
+THROUGHPUT_SECONDS = 4.0
 
 
 def _ms(seconds: float) -> str:
@@ -35,11 +56,24 @@ def _lan_names(cfg: Config) -> list[str]:
 
 
 def measure_switch(
-    lab: Lab, lan: str, via: str, cut: Callable[[], faults.FaultEvent], deadline: float
+    lab: Lab,
+    lan: str,
+    via: str,
+    cut: Callable[[], faults.FaultEvent],
+    deadline: float,
+    *,
+    source: IPv4Address | None = None,
 ) -> tuple[float, faults.FaultEvent]:
-    """Run ``cut`` while ``lan`` opens a new connection every 20 ms; seconds until the
-    first new connection answered through ``via``."""
-    with ConnectLoop(lab, lan, interval=0.02, timeout=1.0, max_seconds=deadline + 5) as loop:
+    """Run ``cut`` while ``lan`` (from ``source``, if given) opens a new connection every
+    20 ms; seconds until the first new connection answered through ``via``."""
+    with ConnectLoop(
+        lab,
+        lan,
+        interval=0.02,
+        timeout=1.0,
+        max_seconds=deadline + 5,
+        sources=[source] if source is not None else (),
+    ) as loop:
         fault = cut()
         hit = loop.first_success(after=fault.t_start, via=via, deadline=time.monotonic() + deadline)
     if hit is None:
@@ -71,6 +105,16 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
     primary, backup = wans[0].name, wans[1].name
     lans = _lan_names(config)
     figures: dict[str, Any] = {"mode": config.policy.mode}
+    balancing = config.policy.mode == "loadbalance"
+    tiers = sorted({w.priority for w in config.wans})
+    if balancing and len(tiers) > 1:
+        say(
+            f"loadbalance: only the best priority tier carries (here {primary} alone); "
+            f"the demo puts every uplink at priority {tiers[0]} to balance across them."
+        )
+        config = config.model_copy(
+            update={"wans": tuple(w.model_copy(update={"priority": tiers[0]}) for w in wans)}
+        )
     t_begin = time.monotonic()
     with Lab(config, client_dns="router") as lab:
         office = Office(lab)
@@ -79,6 +123,12 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
             f"{len(lans)} LAN clients ({len(lab.namespaces)} namespaces)."
         )
         office.start(wait_active=primary, timeout=20)
+        if balancing:
+            office.wait_for(
+                lambda st: len(st["active"]) == len(config.wans) and bool(st["applied"]),
+                20,
+                "every uplink to carry new connections",
+            )
         st = office.status()
         for w in st["wans"]:
             say(
@@ -113,19 +163,36 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
                 f"({ans.rtt_ms or 0:.1f} ms)"
             )
 
-        if config.policy.mode == "loadbalance":
-            figures["split"] = _show_split(lab, lans, say)
+        source: IPv4Address | None = None  # failover mode: the client's own address
+        survivor: Flow | None = None
+        who = client
+        if balancing:
+            sources = add_client_addresses(lab, client, SPLIT_CLIENTS, first=SPLIT_FIRST_HOST)
+            figures["split"] = _show_split(lab, office, client, sources, say)
+            figures["throughput"] = _show_throughput(lab, client, sources, say)
+            dst = lab.topology.whoami[0]
+            source = next(s for s in sources if _uplink_of(lab, s, dst) == primary)
+            on_backup = next(s for s in sources if _uplink_of(lab, s, dst) == backup)
+            survivor = Flow(lab, client, interval=0.05, source=on_backup, max_seconds=300).start()
+            survivor.wait_connected(time.monotonic() + 10)
+            who = f"{client} (from {source}, which hashes to {primary})"
+            say(f"\nA connection from {on_backup} stays open on {backup} through what follows.")
 
         say(
             f"\nCut {primary} silently (its Ethernet stays up, nothing beyond answers) "
-            f"while {client} opens a new connection every 20 ms ..."
+            f"while {who} opens a new connection every 20 ms ..."
         )
         took, cut = measure_switch(
-            lab, client, backup, lambda: faults.blackhole(lab, primary), FAILOVER_DEADLINE
+            lab,
+            client,
+            backup,
+            lambda: faults.blackhole(lab, primary),
+            FAILOVER_DEADLINE,
+            source=source,
         )
         figures["blackhole_failover_ms"] = round(took * 1000)
         say(f"  first new connection through {backup} {_ms(took)} after the cut.")
-        names = ("wan.down", "policy.failover", "route.switch", "conntrack.flush")
+        names = ("wan.down", "policy.failover", "route.switch", "nft.apply", "conntrack.flush")
         for line in _event_lines(office, names, cut.t_start):
             say(f"  event: {line}")
         if name is not None and router_dns is not None:
@@ -136,19 +203,38 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
             )
 
         say(f"\nRestore {primary}; it must stay up for the hold before traffic returns ...")
-        took, _ = measure_switch(lab, client, primary, lambda: faults.clear(lab, primary), 60.0)
+        took, _ = measure_switch(
+            lab, client, primary, lambda: faults.clear(lab, primary), 60.0, source=source
+        )
         figures["failback_s"] = round(took, 2)
         say(f"  new connections through {primary} again {took:.1f} s after it came back.")
 
         say(f"\nPull {primary}'s cable (carrier loss) ...")
         took, _ = measure_switch(
-            lab, client, backup, lambda: faults.carrier_loss(lab, primary), FAILOVER_DEADLINE
+            lab,
+            client,
+            backup,
+            lambda: faults.carrier_loss(lab, primary),
+            FAILOVER_DEADLINE,
+            source=source,
         )
         figures["carrier_failover_ms"] = round(took * 1000)
         say(f"  first new connection through {backup} {_ms(took)} after the cable was pulled.")
         faults.clear(lab, primary)
         office.wait_active(primary, timeout=60)
         say(f"  cable back: {primary} carries traffic again.")
+        if survivor is not None:
+            rep = survivor.stop()
+            figures["survivor_alive"] = rep.alive
+            say(
+                f"  the connection on {backup} "
+                + (
+                    f"carried on through all of it ({rep.exchanges} exchanges, "
+                    f"{len(rep.stalls)} stalls)."
+                    if rep.alive
+                    else f"broke: {rep.reason}."
+                )
+            )
 
         code = office.stop()
         figures["daemon_exit"] = code
@@ -158,18 +244,86 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
     return figures
 
 
-def _show_split(lab: Lab, lans: list[str], say: Say) -> dict[str, int]:
-    """Open new connections from every client and count which uplink carried each."""
+def _uplink_of(lab: Lab, src: IPv4Address, dst: IPv4Address, sport: int = 0) -> str:
+    """The uplink our ruleset gives a new TCP connection while every uplink is up."""
+    buckets = plan_for(lab.lab_config, set()).buckets
+    i = predict_bucket(
+        lab.lab_config.policy.classifier,
+        len(buckets),
+        src,
+        dst,
+        proto=6,
+        sport=sport,
+        dport=WHOAMI_PORT,
+    )
+    return buckets[i]
+
+
+def _show_split(
+    lab: Lab, office: Office, lan: str, sources: Sequence[IPv4Address], say: Say
+) -> dict[str, Any]:
+    """New connections from every client address to every server: which uplink took each,
+    against the weights and against the hash prediction; then the daemon's counters."""
+    cfg = lab.lab_config
     counts: Counter[str] = Counter()
-    for lan in lans:
-        with ConnectLoop(
-            lab, lan, interval=0.01, timeout=1.0, max_attempts=SPLIT_CONNECTIONS
-        ) as loop:
-            deadline = time.monotonic() + 20
-            while len(loop.attempts) < SPLIT_CONNECTIONS and time.monotonic() < deadline:
-                time.sleep(0.05)
-            counts.update(a.isp or "failed" for a in loop.attempts if a.ok)
+    unexpected = 0
+    for dst in lab.topology.whoami:
+        for a in connections(lab, lan, len(sources), sources=sources, dst=dst):
+            counts[a.isp or "failed"] += 1
+            if a.ok and a.src is not None:
+                unexpected += a.isp != _uplink_of(lab, IPv4Address(a.src), dst, a.sport or 0)
     total = sum(counts.values())
-    split = ", ".join(f"{k} {v} ({100 * v / total:.0f} %)" for k, v in sorted(counts.items()))
-    say(f"  load balancing: {total} new connections split {split}")
-    return dict(counts)
+    weights = {w.name: w.weight for w in cfg.wans}
+    say(
+        f"\nLoad balancing ({cfg.policy.classifier}): {len(sources)} client addresses x "
+        f"{len(lab.topology.whoami)} servers = {total} new connections"
+    )
+    for name, weight in weights.items():
+        say(
+            f"  {name:<12} {counts[name]:>4} ({100 * counts[name] / total:.0f} %; "
+            f"weight {weight} = {100 * weight / sum(weights.values()):.0f} %)"
+        )
+    if counts["failed"]:
+        say(f"  failed       {counts['failed']:>4}")
+    say(f"  connections off their predicted uplink: {unexpected}")
+    try:
+        counters = office.wait_for(
+            lambda st: sum(c["connections"] for c in st.get("counters", {}).values()) >= total,
+            10,
+            "the daemon's counters to show the new connections",
+        )["counters"]
+    except LabError as exc:  # the demo goes on; the counters are only narrated
+        say(f"  wanwatch status counters: not available ({exc})")
+        counters = {}
+    else:
+        say(
+            "  wanwatch status counts per uplink: "
+            + ", ".join(f"{name} {c['connections']} connections" for name, c in counters.items())
+        )
+    return {"connections": dict(counts), "off_prediction": unexpected, "counters": counters}
+
+
+def _show_throughput(
+    lab: Lab, lan: str, sources: Sequence[IPv4Address], say: Say
+) -> dict[str, Any]:
+    """Shape both ISPs to the same rate; 1 bulk flow, then 8 from different clients."""
+    wans = [w.name for w in lab.lab_config.wans]
+    for wan in wans:
+        shaping.shape(lab, wan, SHAPE_MBIT)
+    capacity = SHAPE_MBIT * len(wans)
+    say(f"\nThroughput, each ISP shaped to {SHAPE_MBIT:g} Mbit/s (tc tbf on the ISP side):")
+    out: dict[str, Any] = {"capacity_mbit": capacity}
+    try:
+        for flows in (1, 8):
+            r = bulk(lab, lan, flows=flows, seconds=THROUGHPUT_SECONDS, sources=sources[:flows])
+            mbit = r.bits_per_second / 1e6
+            out[f"flows_{flows}_mbit"] = round(mbit, 1)
+            spread = ", ".join(f"{k} {v}" for k, v in sorted(r.flows_by_isp().items()))
+            say(
+                f"  {flows} flow{'s' if flows > 1 else ''} ({spread}): {mbit:.1f} Mbit/s, "
+                f"{100 * mbit / capacity:.0f} % of {capacity:g}"
+            )
+    finally:
+        for wan in wans:
+            shaping.unshape(lab, wan)
+    return out

@@ -11,7 +11,16 @@ masquerades its customers to its own public address, ``peer`` names the ISP a
 connection came through; the echo keeps long-lived flows busy for
 flow-survival tests.
 
-Run as ``python -m wanwatch.lab.services whoami --listen ADDR ... [--port N]``.
+bulk protocol (TCP, port 5201): a source/sink for throughput. On a new
+connection the server sends the same JSON hello line, then reads one JSON
+request line ``{"mode": "source"|"sink", "until": T}`` (T is CLOCK_MONOTONIC,
+one clock for every namespace). ``source``: it sends zeros until ``T`` and
+closes. ``sink``: it counts what arrives until the client shuts its side down,
+then answers ``{"bytes": N}`` and closes. Every connection ends by
+``MAX_BULK_SECONDS`` whatever the client asked. (The client measures
+throughput itself, from its kernel's TCP counters.)
+
+Run as ``python -m wanwatch.lab.services whoami|bulk --listen ADDR ... [--port N]``.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import argparse
 import asyncio
 import json
 import signal
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -27,11 +37,20 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 WHOAMI_PORT = 8080
+BULK_PORT = 5201  # iperf's port: what an admin would expect a throughput test on
 DNS_PORT = 53
 
 # Bounds: a stray client loop cannot pile up connections or keep one open forever.
 MAX_CONNECTIONS = 4000
 IDLE_TIMEOUT = 900.0
+MAX_BULK_SECONDS = 300.0
+BULK_CHUNK = 1 << 16
+# Send buffer of a bulk socket (the kernel doubles it). Autotuned buffers grow to
+# tcp_wmem's 4 MiB: seconds of backlog on a shaped link, sent after the run ends.
+# 256 KiB is still many times a lab path's bandwidth-delay product.
+BULK_SNDBUF = 256 * 1024
+BULK_GRACE = 15.0  # how long a sink waits past ``until`` for the client's last bytes
+_REQUEST_TIMEOUT = 10.0
 
 
 # --------------------------------------------------------------------------- launch helpers
@@ -42,6 +61,16 @@ def whoami_argv(
 ) -> list[str]:
     """argv of a whoami server on ``listen`` (run it inside the internet namespace)."""
     argv = [sys.executable, "-m", "wanwatch.lab.services", "whoami", "--port", str(port)]
+    for a in listen:
+        argv += ["--listen", str(a)]
+    return [*argv, "--max-seconds", str(max_seconds)]
+
+
+def bulk_argv(
+    listen: Sequence[IPv4Address], port: int = BULK_PORT, max_seconds: float = 24 * 3600
+) -> list[str]:
+    """argv of a bulk source/sink server on ``listen`` (run it inside the internet namespace)."""
+    argv = [sys.executable, "-m", "wanwatch.lab.services", "bulk", "--port", str(port)]
     for a in listen:
         argv += ["--listen", str(a)]
     return [*argv, "--max-seconds", str(max_seconds)]
@@ -122,10 +151,88 @@ class _Whoami:
             writer.close()
 
 
+# --------------------------------------------------------------------------- bulk server
+
+
+class _Bulk:
+    """Throughput source/sink; one JSON hello line, one request line, then bytes."""
+
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.open = 0
+        self.served = 0
+        self.refused = 0
+        self.broken = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open >= self.max_connections:
+            self.refused += 1
+            writer.close()
+            return
+        self.open += 1
+        self.served += 1
+        peer = writer.get_extra_info("peername")
+        local = writer.get_extra_info("sockname")
+        try:
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, BULK_SNDBUF
+            )
+            hello = {"peer": peer[0], "port": peer[1], "local": local[0], "t": time.monotonic()}
+            writer.write(json.dumps(hello).encode() + b"\n")
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), _REQUEST_TIMEOUT)
+            req = json.loads(line)
+            # Never longer than MAX_BULK_SECONDS, whatever the client asked.
+            until = min(float(req["until"]), time.monotonic() + MAX_BULK_SECONDS)
+            if req.get("mode") == "source":
+                await self._source(writer, until)
+            else:
+                await self._sink(reader, writer, until)
+        except (TimeoutError, ConnectionError, OSError, ValueError, KeyError, TypeError):
+            # A client that vanished or sent nonsense ends its own connection only.
+            self.broken += 1
+        finally:
+            self.open -= 1
+            writer.close()
+
+    @staticmethod
+    async def _source(writer: asyncio.StreamWriter, until: float) -> None:
+        chunk = bytes(BULK_CHUNK)
+        while time.monotonic() < until:
+            writer.write(chunk)
+            # A link that stops taking data (a cut) must not hold the connection forever.
+            await asyncio.wait_for(writer.drain(), max(1.0, until - time.monotonic() + 1.0))
+
+    @staticmethod
+    async def _sink(
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        until: float,
+    ) -> None:
+        total = 0
+        # The client shuts down its side at ``until``; its send buffer still drains.
+        deadline = until + BULK_GRACE
+        while (left := deadline - time.monotonic()) > 0:
+            data = await asyncio.wait_for(reader.read(BULK_CHUNK), left)
+            if not data:
+                break
+            total += len(data)
+        writer.write(json.dumps({"bytes": total}).encode() + b"\n")
+        await writer.drain()
+
+
 async def _serve(
-    listen: Sequence[str], port: int, max_seconds: float, idle_timeout: float, max_conn: int
+    listen: Sequence[str],
+    port: int,
+    max_seconds: float,
+    idle_timeout: float,
+    max_conn: int,
+    *,
+    kind: str = "whoami",
 ) -> None:
-    state = _Whoami(idle_timeout, max_conn)
+    state: _Whoami | _Bulk = (
+        _Whoami(idle_timeout, max_conn) if kind == "whoami" else _Bulk(max_conn)
+    )
     servers = [await asyncio.start_server(state.handle, host, port) for host in listen]
     _emit({"ev": "listening", "listen": list(listen), "port": port, "t": time.monotonic()})
     stop = asyncio.Event()
@@ -164,9 +271,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     w.add_argument("--max-seconds", type=float, default=24 * 3600)
     w.add_argument("--idle-timeout", type=float, default=IDLE_TIMEOUT)
     w.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS)
+    b = sub.add_parser("bulk", help="TCP throughput source/sink")
+    b.add_argument("--listen", action="append", required=True)
+    b.add_argument("--port", type=int, default=BULK_PORT)
+    b.add_argument("--max-seconds", type=float, default=24 * 3600)
+    b.add_argument("--max-connections", type=int, default=256)
     args = parser.parse_args(argv)
+    idle = getattr(args, "idle_timeout", IDLE_TIMEOUT)
     asyncio.run(
-        _serve(args.listen, args.port, args.max_seconds, args.idle_timeout, args.max_connections)
+        _serve(args.listen, args.port, args.max_seconds, idle, args.max_connections, kind=args.cmd)
     )
     return 0
 

@@ -16,8 +16,18 @@ picks the first attempt started after T that succeeded and that the whoami
 server saw coming from the wanted ISP's public address; its ``t1`` is when
 the client got its answer.
 
-Worker entry point: ``python -m wanwatch.lab.traffic connect|flow|hop|dns|ping``.
-It imports only the standard library, so it starts fast.
+For load balancing: :func:`connections` opens a batch of new connections,
+optionally from several client addresses (:func:`add_client_addresses`: more
+office machines behind the client's one veth, so an address-hashing
+classifier sees many inputs), each reporting the client address and port the
+router hashed and the ISP that carried it; :func:`bulk` runs N parallel bulk
+TCP flows against the lab's source/sink server (services.py) and reports the
+bytes of each flow and its ISP, the throughput read from the kernel's TCP
+counters at the two ends of a measurement window.
+
+Worker entry point: ``python -m wanwatch.lab.traffic connect|flow|bulk|hop|dns|ping``.
+It imports only the standard library (and wanwatch's own small helpers), so it
+starts fast.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import socket
 import statistics
 import struct
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +51,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from wanwatch.errors import LabError
+from wanwatch.lab import netns
 from wanwatch.lab.netns import Tail
 
 if TYPE_CHECKING:
@@ -87,6 +99,8 @@ class Attempt:
     peer: str | None  # our address as the server saw it (the ISP's public address)
     isp: str | None  # the uplink that address belongs to
     error: str | None
+    src: str | None = None  # the client's own address and port (what the router hashed)
+    sport: int | None = None
 
     @property
     def ms(self) -> float:
@@ -111,6 +125,7 @@ class ConnectLoop:
         timeout: float = 1.0,
         max_seconds: float = DEFAULT_MAX_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
+        sources: Sequence[IPv4Address] = (),
     ) -> None:
         self.lab = lab
         self.client = client
@@ -120,6 +135,7 @@ class ConnectLoop:
         self.timeout = timeout
         self.max_seconds = max_seconds
         self.max_attempts = max_attempts
+        self.sources = tuple(sources)  # attempt n binds sources[n % len]; () = the default
         self.proc: Proc | None = None
         self._tail: Tail | None = None
         self._seen: list[Attempt] = []
@@ -142,6 +158,8 @@ class ConnectLoop:
             "--max-attempts",
             str(self.max_attempts),
         )
+        for src in self.sources:
+            argv += ["--source", str(src)]
         if until_via is not None:
             argv += ["--until-peer", str(self.lab.isp(until_via).public.ip)]
         if until_after is not None:
@@ -186,6 +204,8 @@ class ConnectLoop:
                         peer=peer,
                         isp=self.lab.isp_of(peer) if peer else None,
                         error=r.get("error"),
+                        src=r.get("src"),
+                        sport=r.get("sport"),
                     )
                 )
         self._seen += new
@@ -296,9 +316,11 @@ class Flow:
         interval: float = 0.1,
         stall_after: float = 1.0,
         max_seconds: float = 600.0,
+        source: IPv4Address | None = None,
     ) -> None:
         self.lab = lab
         self.client = client
+        self.source = source  # bind to this client address (default: the kernel's choice)
         self.argv = _worker(
             "flow",
             "--dst",
@@ -312,6 +334,8 @@ class Flow:
             "--max-seconds",
             str(max_seconds),
         )
+        if source is not None:
+            self.argv += ["--source", str(source)]
         self.proc: Proc | None = None
 
     def start(self) -> Flow:
@@ -358,6 +382,224 @@ class Flow:
         if self.proc is not None:
             self.lab.stop_proc(self.proc)
         return self.report()
+
+
+def connections(
+    lab: Lab,
+    client: str,
+    count: int,
+    *,
+    sources: Sequence[IPv4Address] = (),
+    dst: IPv4Address | None = None,
+    interval: float = 0.005,
+    timeout: float = 2.0,
+) -> list[Attempt]:
+    """Open ``count`` new connections from ``client`` (attempt n from ``sources[n % len]``);
+    every attempt, when all have finished. Bounded by count and by time."""
+    budget = count * interval + timeout + 30
+    loop = ConnectLoop(
+        lab,
+        client,
+        dst=dst,
+        interval=interval,
+        timeout=timeout,
+        max_seconds=budget,
+        max_attempts=count,
+        sources=sources,
+    )
+    loop.start()
+    try:
+        deadline = time.monotonic() + budget + 10
+        while not loop.finished:
+            running = loop.proc is not None and loop.proc.alive()  # read before the output
+            loop.poll()
+            if not running and not loop.finished:
+                raise LabError(f"connections from {client}: worker exited early")
+            if time.monotonic() >= deadline:
+                raise LabError(f"{count} connections from {client} did not finish in time")
+            time.sleep(POLL * 4)
+        return loop.attempts
+    finally:
+        loop.stop()
+
+
+def add_client_addresses(lab: Lab, lan: str, count: int, *, first: int = 101) -> list[IPv4Address]:
+    """Give the LAN's client ``count`` more addresses on its subnet, from host ``first`` up,
+    skipping those it has; they stand for more office machines behind one veth.
+
+    The client must already have its own address and default route (client_static,
+    or a DHCP lease). Hosts beyond the subnet are refused.
+    """
+    c = lab.client(lan)
+    if c.network is None:
+        raise LabError(f"LAN {lan} has no subnet in the config")
+    shown = netns.sh(["ip", "-j", "-n", c.ns, "-4", "addr", "show", "dev", c.ifname]).stdout
+    have = {
+        IPv4Address(a["local"]) for link in json.loads(shown) for a in link.get("addr_info", [])
+    }
+    hosts = list(c.network.hosts())
+    picked: list[IPv4Address] = []
+    for addr in hosts[first - 1 :]:
+        if len(picked) == count:
+            break
+        if addr not in have and addr != c.gateway:
+            picked.append(addr)
+    if len(picked) < count:
+        raise LabError(f"LAN {lan}: only {len(picked)} free addresses from host {first}")
+    prefix = c.network.prefixlen
+    netns.batch(c.ns, [f"addr add {a}/{prefix} dev {c.ifname}" for a in picked])
+    return picked
+
+
+# --------------------------------------------------------------------------- bulk throughput
+
+
+BULK_PORT = 5201  # services.BULK_PORT (not imported: workers stay light)
+BULK_SNDBUF = 256 * 1024  # services.BULK_SNDBUF: a bounded backlog when a run ends
+MAX_BULK_FLOWS = 64
+MAX_BULK_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class BulkFlow:
+    """One bulk TCP flow: where it came from, which uplink carried it, what it moved."""
+
+    index: int
+    src: str | None
+    sport: int | None
+    peer: str | None  # the flow's address as the server saw it (an ISP's public address)
+    isp: str | None
+    bytes: int  # over the whole run
+    window_bytes: int  # inside the measurement window (kernel TCP counters at its ends)
+    error: str | None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """N parallel flows for a while; throughput is what was delivered inside the window."""
+
+    direction: str  # "down": internet -> office; "up": office -> internet
+    flows: tuple[BulkFlow, ...]
+    window: tuple[float, float]  # monotonic start and end of the measurement window
+
+    @property
+    def seconds(self) -> float:
+        return self.window[1] - self.window[0]
+
+    @property
+    def bits_per_second(self) -> float:
+        """Aggregate goodput (TCP payload) in the window."""
+        return sum(f.window_bytes for f in self.flows) * 8 / self.seconds
+
+    def by_isp(self) -> dict[str, float]:
+        """Goodput per uplink (bit/s) in the window; flows of no known uplink under ``"?"``."""
+        out: dict[str, float] = {}
+        for f in self.flows:
+            key = f.isp or "?"
+            out[key] = out.get(key, 0.0) + f.window_bytes * 8 / self.seconds
+        return out
+
+    def flows_by_isp(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.flows:
+            key = f.isp or "?"
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"flow {f.index}: {f.error}" for f in self.flows if f.error]
+
+
+def bulk_server(lab: Lab) -> Proc:
+    """The lab's bulk source/sink server (services.py) on the whoami addresses; started on
+    first use inside the internet namespace, stopped by the lab like its other processes."""
+    from wanwatch.lab import services
+
+    for proc in lab.procs:
+        if proc.name == "bulk" and proc.alive():
+            return proc
+    argv = services.bulk_argv(lab.topology.whoami, BULK_PORT)
+    proc = lab.spawn(lab.inet_ns, argv, "bulk")
+    deadline = time.monotonic() + 10
+    while not any(r.get("ev") == "listening" for r in proc.records()):
+        if not proc.alive() or time.monotonic() >= deadline:
+            lab.stop_proc(proc)
+            raise LabError(f"bulk server did not start: {proc.stderr()[-800:]}")
+        time.sleep(POLL)
+    return proc
+
+
+def bulk(
+    lab: Lab,
+    client: str,
+    *,
+    flows: int,
+    seconds: float,
+    direction: str = "down",
+    warmup: float = 1.0,
+    sources: Sequence[IPv4Address] = (),
+    dst: IPv4Address | None = None,
+) -> BulkResult:
+    """Run ``flows`` parallel bulk TCP flows between ``client`` and the fake internet.
+
+    ``direction="down"`` has the server send (a download, the office's usual
+    bulk), ``"up"`` the client. Every flow connects first; then all start
+    together and run ``seconds``; the throughput is what the receiving end's
+    TCP delivered from ``warmup`` on, read from the client kernel's counters
+    (acked bytes for "up"). TCP counts bytes delivered in order, so data held
+    behind a loss at either end of the window moves across it: up to one
+    congestion window of noise per flow, less the longer the window. The
+    warm-up keeps slow start and its burst of losses out (a 0.5 s warm-up read
+    2 % over the shaped link's goodput ceiling here; 1 s reads it).
+    Flow n binds ``sources[n % len]`` when given.
+    """
+    if not 1 <= flows <= MAX_BULK_FLOWS:
+        raise LabError(f"bulk flows must be 1-{MAX_BULK_FLOWS}")
+    if not 0 <= warmup < seconds <= MAX_BULK_SECONDS:
+        raise LabError(f"bulk needs 0 <= warmup < seconds <= {MAX_BULK_SECONDS:.0f}")
+    if direction not in ("down", "up"):
+        raise LabError(f"bulk direction is 'down' or 'up', not {direction!r}")
+    bulk_server(lab)
+    argv = _worker(
+        "bulk",
+        "--dst",
+        str(dst or lab.topology.whoami[0]),
+        "--port",
+        str(BULK_PORT),
+        "--flows",
+        str(flows),
+        "--seconds",
+        str(seconds),
+        "--warmup",
+        str(warmup),
+        "--direction",
+        direction,
+    )
+    for src in sources:
+        argv += ["--source", str(src)]
+    records = _run(lab, client, argv, "bulk", seconds + 30)
+    end = next((r for r in records if r.get("ev") == "end"), None)
+    if end is None:
+        raise LabError(f"bulk from {client} did not report its end")
+    out = []
+    for r in records:
+        if "flow" not in r:
+            continue
+        peer = r.get("peer")
+        out.append(
+            BulkFlow(
+                index=int(r["flow"]),
+                src=r.get("src"),
+                sport=r.get("sport"),
+                peer=peer,
+                isp=lab.isp_of(peer) if peer else None,
+                bytes=int(r.get("bytes", 0)),
+                window_bytes=int(r.get("window_bytes", 0)),
+                error=r.get("error"),
+            )
+        )
+    return BulkResult(direction, tuple(out), (float(end["w0"]), float(end["w1"])))
 
 
 # --------------------------------------------------------------------------- first hop
@@ -551,13 +793,19 @@ async def _connect_loop(args: argparse.Namespace) -> None:
     max_pending = int(args.timeout / args.interval) + 2
     done = asyncio.Event()
 
+    sources = args.source or [None]
+
     async def attempt(seq: int) -> None:
         t0 = time.monotonic()
-        rec: dict[str, Any] = {"seq": seq, "t0": t0}
+        src = sources[seq % len(sources)]
+        rec: dict[str, Any] = {"seq": seq, "t0": t0, "src": src}
         writer = None
         try:
             async with asyncio.timeout(args.timeout):
-                reader, writer = await asyncio.open_connection(args.dst, args.port)
+                reader, writer = await asyncio.open_connection(
+                    args.dst, args.port, local_addr=(src, 0) if src else None
+                )
+                rec["src"], rec["sport"] = writer.get_extra_info("sockname")[:2]
                 hello = json.loads(await reader.readline())
             rec.update(ok=True, peer=hello["peer"])
         except (OSError, TimeoutError, ValueError, KeyError) as exc:
@@ -605,7 +853,11 @@ def _flow(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGINT, on_signal)
     end = time.monotonic() + args.max_seconds
     try:
-        sock = socket.create_connection((args.dst, args.port), timeout=args.stall_after * 3)
+        sock = socket.create_connection(
+            (args.dst, args.port),
+            timeout=args.stall_after * 3,
+            source_address=(args.source, 0) if args.source else None,
+        )
         line = b""
         while not line.endswith(b"\n"):
             chunk = sock.recv(4096)
@@ -652,6 +904,118 @@ def _flow(args: argparse.Namespace) -> None:
     finally:
         sock.close()
     _emit({"ev": "end", "t": time.monotonic(), "exchanges": seq})
+
+
+# struct tcp_info (linux/tcp.h): tcpi_bytes_acked and tcpi_bytes_received, u64 each.
+_TCPI_BYTES_ACKED = 120
+_TCPI_BYTES_RECEIVED = 128
+_TCP_INFO_LEN = 136
+
+
+def _tcp_bytes(sock: socket.socket, direction: str) -> int | None:
+    """Bytes the kernel has delivered on ``sock`` so far: received ("down") or acked ("up").
+
+    Read from TCP_INFO, so it counts what crossed the network at this instant,
+    however late the reading thread gets to its data.
+    """
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+    except OSError:
+        return None
+    off = _TCPI_BYTES_RECEIVED if direction == "down" else _TCPI_BYTES_ACKED
+    if len(info) < off + 8:
+        return None
+    value: int = struct.unpack_from("=Q", info, off)[0]
+    return value
+
+
+def _bulk_flow(args: argparse.Namespace, sock: socket.socket, start: float, until: float) -> int:
+    """One flow of the bulk worker, once connected: wait for ``start``, run until ``until``;
+    the payload bytes it moved, as counted by the receiving end."""
+    time.sleep(max(0.0, start - time.monotonic()))
+    mode = "source" if args.direction == "down" else "sink"
+    sock.sendall(json.dumps({"mode": mode, "until": until}).encode() + b"\n")
+    sock.settimeout(max(1.0, until - time.monotonic()) + 20.0)
+    total = 0
+    if args.direction == "down":
+        while chunk := sock.recv(1 << 16):
+            total += len(chunk)
+        return total
+    data = bytes(1 << 16)
+    while time.monotonic() < until:
+        sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+    answer = b""
+    while not answer.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionResetError(errno.ECONNRESET, "closed before the byte count")
+        answer += chunk
+    return int(json.loads(answer)["bytes"])
+
+
+def _bulk(args: argparse.Namespace) -> None:
+    sources = args.source or [None]
+    socks: list[socket.socket | None] = []
+    recs: list[dict[str, Any]] = []
+    for i in range(args.flows):
+        src = sources[i % len(sources)]
+        rec: dict[str, Any] = {"flow": i, "src": src}
+        try:
+            sock = socket.create_connection(
+                (args.dst, args.port), timeout=5.0, source_address=(src, 0) if src else None
+            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BULK_SNDBUF)
+            rec["src"], rec["sport"] = sock.getsockname()[:2]
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ConnectionResetError(errno.ECONNRESET, "closed before the hello")
+                line += chunk
+            rec["peer"] = json.loads(line)["peer"]
+            socks.append(sock)
+        except (OSError, ValueError, KeyError) as exc:
+            rec["error"] = "connect: " + _errname(exc)
+            socks.append(None)
+        recs.append(rec)
+    # All flows start together, a little after the last one connected.
+    start = time.monotonic() + 0.05
+    w0, w1 = start + args.warmup, start + args.seconds
+
+    def run(i: int, sock: socket.socket) -> None:
+        try:
+            recs[i]["bytes"] = _bulk_flow(args, sock, start, w1)
+        except (OSError, ValueError, KeyError) as exc:
+            recs[i]["error"] = _errname(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(i, sock), daemon=True)
+        for i, sock in enumerate(socks)
+        if sock is not None
+    ]
+    for t in threads:
+        t.start()
+    # The window is read from the kernel's counters at its two ends (not from when
+    # the flows' threads happen to read their data), and timed when it was read: on
+    # a busy machine this thread may wake tens of ms late.
+    marks: list[list[int | None]] = []
+    read_at: list[float] = []
+    for at in (w0, w1):
+        time.sleep(max(0.0, at - time.monotonic()))
+        before = time.monotonic()
+        marks.append([_tcp_bytes(s, args.direction) if s else None for s in socks])
+        read_at.append((before + time.monotonic()) / 2)
+    for t in threads:
+        t.join(timeout=max(0.0, w1 + 10 - time.monotonic()))
+    for i, maybe in enumerate(socks):
+        a, b = marks[0][i], marks[1][i]
+        recs[i]["window_bytes"] = b - a if a is not None and b is not None else 0
+        if maybe is not None:
+            maybe.close()
+    for rec in recs:
+        _emit(rec)
+    _emit({"ev": "end", "start": start, "w0": read_at[0], "w1": read_at[1], "t": time.monotonic()})
 
 
 def _checksum(data: bytes) -> int:
@@ -841,12 +1205,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--max-attempts", type=int, default=MAX_ATTEMPTS)
     c.add_argument("--until-peer", default=None, help="stop at the first success seen from this")
     c.add_argument("--until-after", type=float, default=0.0, help="...started at/after this")
+    c.add_argument("--source", action="append", help="bind attempt n to the n-th (cycling)")
     f = sub.add_parser("flow", help="one long-lived echo connection")
     f.add_argument("--dst", required=True)
     f.add_argument("--port", type=int, default=WHOAMI_PORT)
     f.add_argument("--interval", type=float, default=0.1)
     f.add_argument("--stall-after", type=float, default=1.0)
     f.add_argument("--max-seconds", type=float, default=600.0)
+    f.add_argument("--source", default=None, help="bind to this client address")
+    b = sub.add_parser("bulk", help="parallel bulk TCP flows to the bulk server")
+    b.add_argument("--dst", required=True)
+    b.add_argument("--port", type=int, default=BULK_PORT)
+    b.add_argument("--flows", type=int, default=1)
+    b.add_argument("--seconds", type=float, default=5.0)
+    b.add_argument("--warmup", type=float, default=1.0)
+    b.add_argument("--direction", choices=["down", "up"], default="down")
+    b.add_argument("--source", action="append", help="bind flow n to the n-th (cycling)")
     h = sub.add_parser("hop", help="who answers a TTL-limited UDP probe")
     h.add_argument("--dst", required=True)
     h.add_argument("--ttl", type=int, default=2)
@@ -869,6 +1243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_connect_loop(args))
     elif args.cmd == "flow":
         _flow(args)
+    elif args.cmd == "bulk":
+        args.flows = max(1, min(args.flows, MAX_BULK_FLOWS))
+        args.seconds = min(args.seconds, MAX_BULK_SECONDS)
+        _bulk(args)
     elif args.cmd == "hop":
         _hop(args)
     elif args.cmd == "dns":
