@@ -46,7 +46,15 @@ def lab() -> None:
 @lab.command()
 @lab_config
 @mode_option
-def up(config_path: Path, mode: str | None) -> None:
+@click.option(
+    "--shape",
+    "shape_mbit",
+    type=click.FloatRange(0.1, 10000),
+    default=None,
+    metavar="MBIT",
+    help="Limit each ISP to this many Mbit/s both ways (tc tbf on the ISP side).",
+)
+def up(config_path: Path, mode: str | None, shape_mbit: float | None) -> None:
     """Build the lab and start wanwatch as its router; leave it running."""
     from wanwatch.cli import load_or_exit
     from wanwatch.lab.office import Office
@@ -61,11 +69,18 @@ def up(config_path: Path, mode: str | None) -> None:
         the_lab.up()
         office = Office(the_lab)
         office.start(wait_active=min(cfg.wans, key=lambda w: w.priority).name, timeout=20)
+        if shape_mbit is not None:
+            from wanwatch.lab.shaping import shape
+
+            for wan in cfg.wans:
+                shape(the_lab, wan.name, shape_mbit)
     except (LabError, KeyboardInterrupt):
         the_lab.down()
         raise
     click.echo(f"lab {the_lab.tag} is up; wanwatch runs in {the_lab.router_ns}.")
     click.echo(f"  config:   {the_lab.config_path}")
+    if shape_mbit is not None:
+        click.echo(f"  each ISP shaped to {shape_mbit:g} Mbit/s both ways")
     click.echo(f"  status:   wanwatch status --socket {office.socket}")
     for lan in cfg.lans:
         ns = the_lab.ns_for(lan.name)

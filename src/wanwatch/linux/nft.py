@@ -186,6 +186,15 @@ def render(intent: Intent, config: Config) -> str:
     w(f"\t\tct state new oifname vmap {{ {pins} }}")
     w("\t}")
 
+    w("")
+    w("\tchain forward {")
+    w("\t\ttype filter hook forward priority filter; policy accept;")
+    w("\t\t# conntrack calls a packet invalid when it fits no connection (say, a late")
+    w("\t\t# retransmission of a deleted flow): NAT skips it, so it would leave")
+    w("\t\t# with its private source address. RouterOS's default firewall drops these too.")
+    w(f"\t\tmeta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop")
+    w("\t}")
+
     if intent.masquerade:
         w("")
         w("\tchain nat {")
