@@ -30,19 +30,17 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
-import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _common import ROOT, host_info, say, summary
 
 from wanwatch.config import Config, load
 from wanwatch.control import ControlError, request
@@ -52,7 +50,6 @@ from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import ConnectLoop
 
-ROOT = Path(__file__).resolve().parent.parent
 OFFICE = ROOT / "examples" / "office.yaml"
 
 FAILOVER_DEADLINE = 10.0  # a failover not seen by then is recorded as missed
@@ -73,28 +70,7 @@ MIN_CUTS = 10
 MIN_LOSS_MINUTES = 10.0
 
 
-def say(msg: str) -> None:
-    """Progress goes to stderr; stdout carries only the JSON."""
-    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
-    sys.stderr.flush()
-
-
 # --------------------------------------------------------------------------- figures
-
-
-def summary(values: Iterable[float], digits: int = 1) -> dict[str, Any]:
-    """count, median, p90 (nearest rank), min, max and every value, rounded."""
-    v = sorted(values)
-    if not v:
-        return {"count": 0}
-    return {
-        "count": len(v),
-        "median": round(statistics.median(v), digits),
-        "p90": round(v[math.ceil(0.9 * len(v)) - 1], digits),
-        "min": round(v[0], digits),
-        "max": round(v[-1], digits),
-        "values": [round(x, digits) for x in v],
-    }
 
 
 @dataclass(frozen=True)
@@ -505,32 +481,6 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
         ),
         "probes_per_s_le_2": t(max(rates), max(rates) <= TARGET_PROBES_PER_S),
         "rss_le_40mb": t(hwm, hwm <= TARGET_RSS_MB),
-    }
-
-
-def host_info() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            res = subprocess.run(
-                ["git", "--no-optional-locks", "-C", str(ROOT), *args],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return res.stdout.strip() if res.returncode == 0 else None
-
-    status = git("status", "--porcelain")
-    return {
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "wanwatch": metadata.version("wanwatch"),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "tree_dirty": None if status is None else bool(status),
     }
 
 

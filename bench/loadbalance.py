@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -54,12 +53,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
+
+from _common import ROOT, host_info, say, summary
 
 from wanwatch.config import Config, load
 from wanwatch.engine.policy import plan_for
@@ -78,7 +78,6 @@ from wanwatch.lab.traffic import (
 )
 from wanwatch.linux.nft import predict_bucket
 
-ROOT = Path(__file__).resolve().parent.parent
 OFFICE = ROOT / "examples" / "office.yaml"
 
 START_TIMEOUT = 30.0
@@ -94,25 +93,6 @@ TARGET_FAILOVER_MEDIAN_MS = 1000.0
 TARGET_FAILOVER_MAX_MS = 1500.0
 PORTS = "both-addresses-and-ports"
 BOTH = "both-addresses"
-
-
-def say(msg: str) -> None:
-    """Progress goes to stderr; stdout carries only the JSON."""
-    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
-    sys.stderr.flush()
-
-
-def summary(values: Iterable[float], digits: int = 1) -> dict[str, Any]:
-    v = sorted(values)
-    if not v:
-        return {"count": 0}
-    return {
-        "count": len(v),
-        "median": round(statistics.median(v), digits),
-        "min": round(v[0], digits),
-        "max": round(v[-1], digits),
-        "values": [round(x, digits) for x in v],
-    }
 
 
 def office_config(
@@ -448,32 +428,6 @@ def cuts(office: Config, mode: str, n: int, warmup: float, rng: random.Random) -
 
 
 # --------------------------------------------------------------------------- run
-
-
-def host_info() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            res = subprocess.run(
-                ["git", "--no-optional-locks", "-C", str(ROOT), *args],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return res.stdout.strip() if res.returncode == 0 else None
-
-    status = git("status", "--porcelain")
-    return {
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "wanwatch": metadata.version("wanwatch"),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "tree_dirty": None if status is None else bool(status),
-    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
