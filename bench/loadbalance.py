@@ -75,8 +75,8 @@ from wanwatch.lab.traffic import (
     add_client_addresses,
     bulk,
     connections,
+    predicted_uplink,
 )
-from wanwatch.linux.nft import predict_bucket
 
 OFFICE = ROOT / "examples" / "office.yaml"
 
@@ -129,23 +129,6 @@ def start(office: Office, timeout: float = START_TIMEOUT) -> None:
         timeout,
         f"{', '.join(want)} up and carrying",
     )
-
-
-def uplink_of(
-    lab: Lab, src: str | IPv4Address, dst: IPv4Address, sport: int = 0, dport: int = WHOAMI_PORT
-) -> str:
-    """The uplink our ruleset gives a new TCP connection while every uplink is up."""
-    buckets = plan_for(lab.lab_config, set()).buckets
-    i = predict_bucket(
-        lab.lab_config.policy.classifier,
-        len(buckets),
-        IPv4Address(str(src)),
-        dst,
-        proto=6,
-        sport=sport,
-        dport=dport,
-    )
-    return buckets[i]
 
 
 # --------------------------------------------------------------------------- stickiness
@@ -267,7 +250,9 @@ def split_report(
     total = len(ok)
     shares = {n: 100 * per[n] / total for n in weights} if total else {}
     want = {n: 100 * w / sum(weights.values()) for n, w in weights.items()}
-    off = sum(1 for dst, a in ok if a.isp != uplink_of(lab, a.src or "", dst, a.sport or 0, dport))
+    off = sum(
+        1 for dst, a in ok if a.isp != predicted_uplink(lab, a.src or "", dst, a.sport or 0, dport)
+    )
     error = max(abs(shares[n] - want[n]) for n in weights) if total else None
     return {
         "classifier": cfg.policy.classifier,
@@ -336,8 +321,8 @@ def cut_once(
     survivor: Flow | None = None
     source: list[IPv4Address] = []
     if balancing:
-        source = [next(s for s in sources if uplink_of(lab, s, dst) == primary)]
-        on_backup = next(s for s in sources if uplink_of(lab, s, dst) == backup)
+        source = [next(s for s in sources if predicted_uplink(lab, s, dst) == primary)]
+        on_backup = next(s for s in sources if predicted_uplink(lab, s, dst) == backup)
         survivor = Flow(lab, lan, interval=0.05, stall_after=0.5, source=on_backup).start()
         survivor.wait_connected(time.monotonic() + 10)
     try:

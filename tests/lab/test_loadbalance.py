@@ -36,7 +36,7 @@ from wanwatch.config import Config
 from wanwatch.engine.policy import plan_for
 from wanwatch.lab import faults, netns, shaping
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import WHOAMI_PORT, Lab
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     BULK_PORT,
     Attempt,
@@ -45,6 +45,7 @@ from wanwatch.lab.traffic import (
     add_client_addresses,
     bulk,
     connections,
+    predicted_uplink,
 )
 from wanwatch.linux.nft import predict_bucket
 
@@ -100,24 +101,9 @@ def running(make_lab: LabFactory, config: Config) -> tuple[Lab, Office]:
     return lab, office
 
 
-def predicted(lab: Lab, src: str | IPv4Address | None, dst: IPv4Address, sport: int = 0) -> str:
-    """The uplink our ruleset gives a new TCP connection to ``dst`` while every uplink is up."""
-    b = plan_for(lab.lab_config, set()).buckets
-    i = predict_bucket(
-        lab.lab_config.policy.classifier,
-        len(b),
-        IPv4Address(str(src)),
-        dst,
-        proto=6,
-        sport=sport,
-        dport=WHOAMI_PORT,
-    )
-    return b[i]
-
-
 def hashing_to(lab: Lab, wan: str, sources: list[IPv4Address], dst: IPv4Address) -> IPv4Address:
     """The first of ``sources`` whose connections to ``dst`` hash to ``wan``."""
-    return next(s for s in sources if predicted(lab, s, dst) == wan)
+    return next(s for s in sources if predicted_uplink(lab, s, dst) == wan)
 
 
 def all_ok(attempts: list[Attempt]) -> list[Attempt]:
@@ -196,7 +182,7 @@ def test_split_follows_the_weights(
         seen += [(dst, a) for a in got]
     assert len(seen) == 480
     # Every connection took exactly the uplink its hash bucket names ...
-    wrong = [(dst, a) for dst, a in seen if a.isp != predicted(lab, a.src, dst)]
+    wrong = [(dst, a) for dst, a in seen if a.isp != predicted_uplink(lab, a.src, dst)]
     assert not wrong, wrong[:5]
     # ... and the buckets follow the weights, so the split does: these 480 fixed
     # inputs give 53.8 % (1:1) and 64.0 % (2:1) to the primary.
@@ -294,7 +280,7 @@ def test_src_address_keeps_each_client_on_one_uplink(make_lab: LabFactory, offic
                 uplinks.setdefault(str(a.src), set()).add(a.isp)
     assert len(uplinks) == 40
     for src, isps in uplinks.items():
-        assert isps == {predicted(lab, src, lab.topology.whoami[0])}, src
+        assert isps == {predicted_uplink(lab, src, lab.topology.whoami[0])}, src
     assert set().union(*uplinks.values()) == {PRIMARY, BACKUP}  # both carry clients
     bcp38_clean(lab)
 

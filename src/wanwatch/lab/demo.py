@@ -23,11 +23,10 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from wanwatch.config import Config
-from wanwatch.engine.policy import plan_for
 from wanwatch.errors import LabError
 from wanwatch.lab import faults, shaping
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import WHOAMI_PORT, Lab
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     ConnectLoop,
     Flow,
@@ -36,8 +35,8 @@ from wanwatch.lab.traffic import (
     connections,
     dns_lookup,
     first_hop,
+    predicted_uplink,
 )
-from wanwatch.linux.nft import predict_bucket
 
 Say = Callable[[str], None]
 FAILOVER_DEADLINE = 10.0  # give up on a failover after this long (it takes ~1 s)
@@ -171,8 +170,8 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
             figures["split"] = _show_split(lab, office, client, sources, say)
             figures["throughput"] = _show_throughput(lab, client, sources, say)
             dst = lab.topology.whoami[0]
-            source = next(s for s in sources if _uplink_of(lab, s, dst) == primary)
-            on_backup = next(s for s in sources if _uplink_of(lab, s, dst) == backup)
+            source = next(s for s in sources if predicted_uplink(lab, s, dst) == primary)
+            on_backup = next(s for s in sources if predicted_uplink(lab, s, dst) == backup)
             survivor = Flow(lab, client, interval=0.05, source=on_backup, max_seconds=300).start()
             survivor.wait_connected(time.monotonic() + 10)
             who = f"{client} (from {source}, which hashes to {primary})"
@@ -244,21 +243,6 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
     return figures
 
 
-def _uplink_of(lab: Lab, src: IPv4Address, dst: IPv4Address, sport: int = 0) -> str:
-    """The uplink our ruleset gives a new TCP connection while every uplink is up."""
-    buckets = plan_for(lab.lab_config, set()).buckets
-    i = predict_bucket(
-        lab.lab_config.policy.classifier,
-        len(buckets),
-        src,
-        dst,
-        proto=6,
-        sport=sport,
-        dport=WHOAMI_PORT,
-    )
-    return buckets[i]
-
-
 def _show_split(
     lab: Lab, office: Office, lan: str, sources: Sequence[IPv4Address], say: Say
 ) -> dict[str, Any]:
@@ -271,7 +255,7 @@ def _show_split(
         for a in connections(lab, lan, len(sources), sources=sources, dst=dst):
             counts[a.isp or "failed"] += 1
             if a.ok and a.src is not None:
-                unexpected += a.isp != _uplink_of(lab, IPv4Address(a.src), dst, a.sport or 0)
+                unexpected += a.isp != predicted_uplink(lab, a.src or "", dst, a.sport or 0)
     total = sum(counts.values())
     weights = {w.name: w.weight for w in cfg.wans}
     say(

@@ -117,45 +117,13 @@ def dnsmasq_argv(conf: Path, pid_file: Path, lease_file: Path) -> list[str]:
 # --------------------------------------------------------------------------- whoami server
 
 
-class _Whoami:
-    def __init__(self, idle_timeout: float, max_connections: int) -> None:
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
-        self.open = 0
-        self.served = 0
-        self.refused = 0
-        self.broken = 0
+class _Server:
+    """One lab server: bounded connections, a JSON hello line naming the peer as the
+    server saw it (so a client can tell which ISP NATed it), then ``serve``."""
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.open >= self.max_connections:
-            self.refused += 1
-            writer.close()
-            return
-        self.open += 1
-        self.served += 1
-        peer = writer.get_extra_info("peername")
-        local = writer.get_extra_info("sockname")
-        try:
-            hello = {"peer": peer[0], "port": peer[1], "local": local[0], "t": time.monotonic()}
-            writer.write(json.dumps(hello).encode() + b"\n")
-            await writer.drain()
-            while data := await asyncio.wait_for(reader.read(65536), self.idle_timeout):
-                writer.write(data)
-                await writer.drain()
-        except (TimeoutError, ConnectionError, OSError):
-            # The peer vanished (reset after a NAT change, or idle): that is what
-            # the flow tests provoke, so it is counted, not treated as a fault.
-            self.broken += 1
-        finally:
-            self.open -= 1
-            writer.close()
-
-
-# --------------------------------------------------------------------------- bulk server
-
-
-class _Bulk:
-    """Throughput source/sink; one JSON hello line, one request line, then bytes."""
+    # A peer that vanished (reset after a NAT change, idle, a cut) or sent nonsense
+    # ends its own connection: the flow tests provoke it, so it is counted, not a fault.
+    ENDS_CONNECTION: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError, OSError)
 
     def __init__(self, max_connections: int) -> None:
         self.max_connections = max_connections
@@ -174,26 +142,54 @@ class _Bulk:
         peer = writer.get_extra_info("peername")
         local = writer.get_extra_info("sockname")
         try:
-            writer.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_SNDBUF, BULK_SNDBUF
-            )
+            self.prepare(writer)
             hello = {"peer": peer[0], "port": peer[1], "local": local[0], "t": time.monotonic()}
             writer.write(json.dumps(hello).encode() + b"\n")
             await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), _REQUEST_TIMEOUT)
-            req = json.loads(line)
-            # Never longer than MAX_BULK_SECONDS, whatever the client asked.
-            until = min(float(req["until"]), time.monotonic() + MAX_BULK_SECONDS)
-            if req.get("mode") == "source":
-                await self._source(writer, until)
-            else:
-                await self._sink(reader, writer, until)
-        except (TimeoutError, ConnectionError, OSError, ValueError, KeyError, TypeError):
-            # A client that vanished or sent nonsense ends its own connection only.
+            await self.serve(reader, writer)
+        except self.ENDS_CONNECTION:
             self.broken += 1
         finally:
             self.open -= 1
             writer.close()
+
+    def prepare(self, writer: asyncio.StreamWriter) -> None:
+        """Socket options before the hello."""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class _Whoami(_Server):
+    """Echoes whatever the client sends until it is idle for ``idle_timeout``."""
+
+    def __init__(self, idle_timeout: float, max_connections: int) -> None:
+        super().__init__(max_connections)
+        self.idle_timeout = idle_timeout
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await asyncio.wait_for(reader.read(65536), self.idle_timeout):
+            writer.write(data)
+            await writer.drain()
+
+
+class _Bulk(_Server):
+    """Throughput source/sink; after the hello, one request line, then bytes."""
+
+    ENDS_CONNECTION = (*_Server.ENDS_CONNECTION, ValueError, KeyError, TypeError)
+
+    def prepare(self, writer: asyncio.StreamWriter) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BULK_SNDBUF)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = await asyncio.wait_for(reader.readline(), _REQUEST_TIMEOUT)
+        req = json.loads(line)
+        # Never longer than MAX_BULK_SECONDS, whatever the client asked.
+        until = min(float(req["until"]), time.monotonic() + MAX_BULK_SECONDS)
+        if req.get("mode") == "source":
+            await self._source(writer, until)
+        else:
+            await self._sink(reader, writer, until)
 
     @staticmethod
     async def _source(writer: asyncio.StreamWriter, until: float) -> None:
@@ -230,9 +226,7 @@ async def _serve(
     *,
     kind: str = "whoami",
 ) -> None:
-    state: _Whoami | _Bulk = (
-        _Whoami(idle_timeout, max_conn) if kind == "whoami" else _Bulk(max_conn)
-    )
+    state: _Server = _Whoami(idle_timeout, max_conn) if kind == "whoami" else _Bulk(max_conn)
     servers = [await asyncio.start_server(state.handle, host, port) for host in listen]
     _emit({"ev": "listening", "listen": list(listen), "port": port, "t": time.monotonic()})
     stop = asyncio.Event()

@@ -50,9 +50,11 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
+from wanwatch.engine.policy import plan_for
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
 from wanwatch.lab.netns import Tail
+from wanwatch.linux.nft import predict_bucket
 
 if TYPE_CHECKING:
     from wanwatch.lab.topology import Lab, Proc
@@ -241,6 +243,28 @@ class ConnectLoop:
         if self.proc is not None:
             self.lab.stop_proc(self.proc)
         return self.attempts if self._tail is not None else []
+
+
+def predicted_uplink(
+    lab: Lab,
+    src: IPv4Address | str,
+    dst: IPv4Address,
+    sport: int = 0,
+    dport: int = WHOAMI_PORT,
+) -> str:
+    """The uplink wanwatch's ruleset gives a new TCP connection while every uplink is up
+    (load balancing: the bucket nft's jhash picks, computed the same way here)."""
+    buckets = plan_for(lab.lab_config, set()).buckets
+    i = predict_bucket(
+        lab.lab_config.policy.classifier,
+        len(buckets),
+        IPv4Address(str(src)),
+        dst,
+        proto=6,
+        sport=sport,
+        dport=dport,
+    )
+    return buckets[i]
 
 
 def first_new_connection(
