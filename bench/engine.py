@@ -124,12 +124,10 @@ def cheap_backup(config: Config) -> Config:
     """The office with the backup probed every 5 s: it only has to be there, and
     halving the simulated probes doubles the virtual days the bench affords."""
     wans = tuple(
-        w.model_copy(update={"probe": w.probe.model_copy(update={"interval": 5.0})})
-        if w.name == BACKUP
-        else w
+        w.replace(probe=w.probe.replace(interval=5.0)) if w.name == BACKUP else w
         for w in config.wans
     )
-    return config.model_copy(update={"wans": wans})
+    return config.replace(wans=wans)
 
 
 def lossy_run(config: Config, loss: float, hours: float, seed: int) -> dict[str, Any]:

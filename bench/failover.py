@@ -502,7 +502,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             primary=bench.primary,
             backup=bench.backup,
             client=bench.client,
-            monitor=monitor.model_dump(mode="json"),
+            monitor=monitor.to_data(),
             warmup_s=warmup,
         )
         say(f"lab {lab.tag} up; starting wanwatch (quiet {args.quiet_seconds:g} s first)")

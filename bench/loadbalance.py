@@ -109,11 +109,11 @@ def office_config(
         ws = weights or tuple(w.weight for w in wans)
         prio = min(w.priority for w in wans)
         wans = tuple(
-            w.model_copy(update={"weight": weight, **({"priority": prio} if one_tier else {})})
+            w.replace(**{"weight": weight, **({"priority": prio} if one_tier else {})})
             for w, weight in zip(wans, ws, strict=True)
         )
-    policy = office.policy.model_copy(update={"mode": mode, "classifier": classifier})
-    return office.model_copy(update={"wans": wans, "policy": policy})
+    policy = office.policy.replace(mode=mode, classifier=classifier)
+    return office.replace(wans=wans, policy=policy)
 
 
 def start(office: Office, timeout: float = START_TIMEOUT) -> None:

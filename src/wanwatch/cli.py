@@ -90,7 +90,7 @@ def explain_monitor(cfg: Config) -> str:
 
     lines = ["monitor (defaults < monitor: < the uplink's probe: block):"]
     for wan in cfg.wans:
-        mon = cfg.monitor_for(wan).model_dump()
+        mon = cfg.monitor_for(wan).to_data()
         overridden = set(wan.probe.overrides())
         lines.append(f"  {wan.name}:")
         for key, (default, lo, hi, meaning) in MONITOR_FIELDS.items():

@@ -28,7 +28,7 @@ A, B = "INET-UTAMA", "BACKUP-INET"
 
 def _office(mode: str = "failover", classifier: str = "both-addresses") -> Config:
     cfg = load(OFFICE)
-    return cfg.model_copy(update={"policy": Policy(mode=mode, classifier=classifier)})
+    return cfg.replace(policy=Policy(mode=mode, classifier=classifier))
 
 
 def _lb(classifier: str) -> Callable[[], tuple[Config, Intent]]:

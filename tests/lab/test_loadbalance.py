@@ -69,18 +69,16 @@ def loadbalance(
 ) -> Config:
     """The office in loadbalance mode; ``one_tier`` puts both uplinks at priority 1."""
     wans = tuple(
-        w.model_copy(update={"weight": weight, **({"priority": 1} if one_tier else {})})
+        w.replace(**{"weight": weight, **({"priority": 1} if one_tier else {})})
         for w, weight in zip(office.wans, weights, strict=True)
     )
     update: dict[str, Any] = {
         "wans": wans,
-        "policy": office.policy.model_copy(
-            update={"mode": "loadbalance", "classifier": classifier}
-        ),
+        "policy": office.policy.replace(mode="loadbalance", classifier=classifier),
     }
     if hold is not None:
-        update["monitor"] = office.monitor.model_copy(update={"hold": hold})
-    return office.model_copy(update=update)
+        update["monitor"] = office.monitor.replace(hold=hold)
+    return office.replace(**update)
 
 
 def carrying(office: Office, names: list[str], timeout: float = START_TIMEOUT) -> None:

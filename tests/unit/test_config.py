@@ -6,10 +6,13 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wanwatch.cli import main
-from wanwatch.config import format_duration, load, loads, parse_duration
+from wanwatch.config import Monitor, format_duration, load, loads, parse_duration
 from wanwatch.errors import ConfigError
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
@@ -303,3 +306,87 @@ def test_domain_names_dnsmasq_would_refuse(domain: str) -> None:
     # dnsmasq refuses names past ~1010 characters with "bad option"; RFC 1035 caps at 253
     msg = one(office_with("dns:\n", f"dns:\n  domain: '{domain}'\n"))
     assert "dns.domain:" in msg
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("'2'", "not a whole number"), ("true", "not a whole number"), ("1.5", "not a whole number")],
+)
+def test_numbers_are_strict(value: str, message: str) -> None:
+    # YAML text, booleans and fractions are not quietly turned into a priority
+    msg = one(office_with("    priority: 2\n", f"    priority: {value}\n"))
+    assert msg.endswith(f"wans[1].priority: {message}")
+
+
+def test_probe_overrides_have_the_monitor_bounds() -> None:
+    # a per-uplink override is held to the same bounds as the global monitor block
+    text = office_with(
+        "targets: [9.9.9.9, 8.8.4.4]", "targets: [9.9.9.9, 8.8.4.4]\n      interval: 20ms"
+    )
+    msg = one(text)
+    line = line_of(text, "interval: 20ms")
+    assert msg == f"t.yaml:{line}: wans[1].probe.interval: must be at least 100ms"
+
+
+def test_every_problem_inside_one_item() -> None:
+    text = office_with(
+        "    priority: 2\n    weight: 1", "    priority: 0\n    weight: x\n    colour: red"
+    )
+    found = problems(text)
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "wans[1].priority: must be at least 1",
+        "wans[1].weight: not a whole number",
+        "wans[1].colour: unknown key",
+    ]
+
+
+def test_policy_mode_names_the_choices() -> None:
+    msg = one(office_with("mode: failover", "mode: roundrobin"))
+    assert msg.endswith("policy.mode: must be one of 'failover' or 'loadbalance'")
+
+
+def test_from_data_validates_like_the_file() -> None:
+    mon = Monitor.from_data({"interval": "250ms", "hold": "1m"})
+    assert (mon.interval, mon.hold, mon.up_after) == (0.25, 60.0, 5)
+    with pytest.raises(ConfigError) as info:
+        Monitor.from_data({"interval": "fast", "up_after": 0})
+    assert [p.split(": ", 1)[1] for p in info.value.problems] == [
+        "interval: not a duration: 'fast' (use 500ms, 10s, 5m, 1h, 1d or seconds)",
+        "up_after: must be at least 1",
+    ]
+
+
+def _paths(data: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out = [path]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += _paths(v, (*path, i))
+    return out
+
+
+_JUNK = [None, "x", 0, -1, 1.5, True, [], {}, [None], ["x", 3], {"a": 1}, "1.2.3.4", "10.0.0.1/8"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_broken_value_is_a_config_error_never_a_crash(data: st.DataObject) -> None:
+    office = yaml.safe_load(OFFICE.read_text())
+    paths = _paths(office)[1:]
+    for _ in range(data.draw(st.integers(1, 3))):
+        *parent, last = data.draw(st.sampled_from(paths))
+        node = office
+        try:
+            for p in parent:
+                node = node[p]
+            node[last] = data.draw(st.sampled_from(_JUNK))
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier junk value replaced this path's parent
+    try:
+        cfg = loads(yaml.safe_dump(office), "fuzz.yaml")
+    except ConfigError as exc:
+        assert exc.problems and all(p.startswith("fuzz.yaml:") for p in exc.problems)
+    else:
+        assert cfg.wans  # whatever was accepted is a whole, usable config

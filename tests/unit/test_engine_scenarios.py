@@ -28,7 +28,7 @@ def office() -> Config:
 
 
 def loadbalance(cfg: Config) -> Config:
-    return cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"mode": "loadbalance"})})
+    return cfg.replace(policy=cfg.policy.replace(mode="loadbalance"))
 
 
 def simulate(cfg: Config, until: float, seed: int = 1, **links: LinkModel) -> Simulator:
@@ -173,11 +173,7 @@ def test_startup_with_a_dead_primary_selects_the_backup(office: Config) -> None:
 
 
 def test_loadbalance_drops_the_dead_uplink_from_the_hash(office: Config) -> None:
-    cfg = loadbalance(
-        office.model_copy(
-            update={"wans": tuple(w.model_copy(update={"priority": 1}) for w in office.wans)}
-        )
-    )
+    cfg = loadbalance(office.replace(wans=tuple(w.replace(priority=1) for w in office.wans)))
     sim = simulate(cfg, 120, primary=LinkModel(rtt=0.045, outages=[(60, 90)]))
     assert sim.engine.intent().active == (P, B)
     mid = next(i for t, i in reversed(sim.intents) if t <= 80)
@@ -192,7 +188,7 @@ def test_reload_keeps_health_of_surviving_uplinks(office: Config) -> None:
     sim = simulate(office, 20)
     engine = sim.engine
     assert {s.name: s.state for s in engine.status(20)} == {P: Health.UP, B: Health.UP}
-    only_backup = office.model_copy(update={"wans": (office.wans[1],)})
+    only_backup = office.replace(wans=(office.wans[1],))
     events = engine.reload(only_backup, 20.0)
     assert events[0].name == "engine.reload" and events[0].fields["removed"] == P
     assert [e.name for e in events[1:]] == ["policy.failover"]

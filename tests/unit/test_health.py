@@ -250,7 +250,7 @@ A, B = IPv4Address("198.51.100.1"), IPv4Address("198.51.100.2")
 
 
 def monitor(**overrides: object) -> UplinkMonitor:
-    return UplinkMonitor("W", [A, B], Monitor.model_validate(overrides), 0.0)
+    return UplinkMonitor("W", [A, B], Monitor.from_data(overrides), 0.0)
 
 
 def test_healthy_cadence_rotates_over_targets() -> None:

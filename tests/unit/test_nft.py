@@ -28,7 +28,7 @@ A, B = "INET-UTAMA", "BACKUP-INET"
 
 
 def office(mode: str = "loadbalance", classifier: str = "both-addresses") -> Config:
-    return load(OFFICE).model_copy(update={"policy": Policy(mode=mode, classifier=classifier)})
+    return load(OFFICE).replace(policy=Policy(mode=mode, classifier=classifier))
 
 
 # --------------------------------------------------------------------------- jhash
@@ -120,7 +120,7 @@ def test_masquerade_is_one_rule_over_the_intents_interfaces() -> None:
     assert [ln.strip() for ln in text.splitlines() if "masquerade" in ln and "#" not in ln] == [
         'meta nfproto ipv4 oifname { "ether1", "ether2" } masquerade'
     ]
-    off = cfg.model_copy(update={"nat": cfg.nat.model_copy(update={"masquerade": False})})
+    off = cfg.replace(nat=cfg.nat.replace(masquerade=False))
     assert "type nat" not in render(intent_from_config(off, active=(A,)), off)
 
 

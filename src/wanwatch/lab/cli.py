@@ -63,7 +63,7 @@ def up(config_path: Path, mode: str | None, shape_mbit: float | None) -> None:
     _need_root()
     cfg = load_or_exit(config_path)
     if mode is not None:
-        cfg = cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"mode": mode})})
+        cfg = cfg.replace(policy=cfg.policy.replace(mode=mode))
     the_lab = Lab(cfg, client_dns="router", remove_state=False)
     try:
         the_lab.up()

@@ -97,9 +97,7 @@ def _event_lines(office: Office, names: tuple[str, ...], since: float) -> list[s
 def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
     """Run the demo; return the figures it measured."""
     if mode is not None:
-        config = config.model_copy(
-            update={"policy": config.policy.model_copy(update={"mode": mode})}
-        )
+        config = config.replace(policy=config.policy.replace(mode=mode))
     wans = sorted(config.wans, key=lambda w: w.priority)
     primary, backup = wans[0].name, wans[1].name
     lans = _lan_names(config)
@@ -111,9 +109,7 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
             f"loadbalance: only the best priority tier carries (here {primary} alone); "
             f"the demo puts every uplink at priority {tiers[0]} to balance across them."
         )
-        config = config.model_copy(
-            update={"wans": tuple(w.model_copy(update={"priority": tiers[0]}) for w in wans)}
-        )
+        config = config.replace(wans=tuple(w.replace(priority=tiers[0]) for w in wans))
     t_begin = time.monotonic()
     with Lab(config, client_dns="router") as lab:
         office = Office(lab)

@@ -280,7 +280,7 @@ def lab_config_data(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
     (``client_dns="router"`` drops ``dhcp.dns`` so clients are told to ask the
     router). Everything else, hooks included, is kept.
     """
-    data: dict[str, Any] = cfg.model_dump(mode="json", exclude_none=True)
+    data: dict[str, Any] = cfg.to_data(drop_none=True)
     dns_map = {str(a): str(b) for a, b in topo.dns_map}
     for wan, isp in zip(data["wans"], topo.isps, strict=True):
         wan["probe"]["targets"] = [str(t) for t in isp.targets]
@@ -297,7 +297,7 @@ def lab_config_data(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
             dhcp.pop("dns", None)
         elif "dns" in dhcp:
             dhcp["dns"] = [dns_map.get(a, a) for a in dhcp["dns"]]
-    monitor = cfg.monitor.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    monitor = cfg.monitor.to_data(drop_none=True, drop_defaults=True)
     if monitor:
         data["monitor"] = monitor
     else:
