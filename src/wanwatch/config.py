@@ -198,8 +198,8 @@ def _some_uplink(wans: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class _Model(Struct, frozen=True):
-    """A frozen, typed config section (subclasses inherit frozen). Fields named in
-    ``_internal`` are not read from YAML."""
+    """A frozen, typed config section. msgspec passes ``frozen`` on to subclasses;
+    they repeat it for mypy. Fields named in ``_internal`` are not read from YAML."""
 
     _internal: ClassVar[tuple[str, ...]] = ()
 
@@ -279,7 +279,7 @@ _DegradedRtt = Annotated[Duration, _mon("degraded_rtt")]
 _LossWindow = Annotated[Duration, _mon("loss_window")]
 
 
-class Monitor(_Model):
+class Monitor(_Model, frozen=True):
     """How an uplink is judged. Defaults are meant to be right for an LTE primary."""
 
     interval: _Interval = MONITOR_FIELDS["interval"][0]
@@ -295,7 +295,7 @@ class Monitor(_Model):
     loss_window: _LossWindow = MONITOR_FIELDS["loss_window"][0]
 
 
-class Probe(_Model):
+class Probe(_Model, frozen=True):
     """Where an uplink's health is measured, and per-uplink monitor overrides."""
 
     targets: Annotated[tuple[IPv4Address, ...], Meta(min_length=1), Check(_distinct)]
@@ -315,7 +315,7 @@ class Probe(_Model):
         return {k: v for k in MONITOR_FIELDS if (v := getattr(self, k)) is not None}
 
 
-class Wan(_Model, kw_only=True):
+class Wan(_Model, frozen=True, kw_only=True):
     """An uplink."""
 
     name: Name
@@ -327,13 +327,13 @@ class Wan(_Model, kw_only=True):
     probe: Probe
 
 
-class StaticLease(_Model):
+class StaticLease(_Model, frozen=True):
     mac: Annotated[str, Check(_mac)]
     address: IPv4Address
     hostname: Annotated[str, Check(_hostname)] | None = None
 
 
-class Dhcp(_Model):
+class Dhcp(_Model, frozen=True):
     """A DHCP pool on a LAN."""
 
     range: Annotated[tuple[IPv4Address, IPv4Address], Parse(_dhcp_range)]
@@ -344,7 +344,7 @@ class Dhcp(_Model):
     static: tuple[StaticLease, ...] = ()
 
 
-class Lan(_Model):
+class Lan(_Model, frozen=True):
     """A network behind the router."""
 
     name: Name
@@ -353,12 +353,12 @@ class Lan(_Model):
     dhcp: Dhcp | None = None
 
 
-class Dns(_Model):
+class Dns(_Model, frozen=True):
     upstream: tuple[IPv4Address, ...] = ()  # where the router's forwarder asks
     domain: Annotated[str, Check(_domain)] | None = None  # local domain for LAN names
 
 
-class Nat(_Model):
+class Nat(_Model, frozen=True):
     masquerade: bool = True
 
 
@@ -372,12 +372,12 @@ Classifier = Literal[
 ]
 
 
-class Policy(_Model):
+class Policy(_Model, frozen=True):
     mode: Literal["failover", "loadbalance"] = "failover"
     classifier: Classifier = "both-addresses"  # loadbalance: fields hashed per connection
 
 
-class Hooks(_Model):
+class Hooks(_Model, frozen=True):
     """Commands run on uplink events, as argv lists (never a shell)."""
 
     on_down: Argv | None = None
@@ -387,7 +387,7 @@ class Hooks(_Model):
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 
-class Config(_Model):
+class Config(_Model, frozen=True):
     _internal: ClassVar[tuple[str, ...]] = ("source",)
 
     wans: Annotated[tuple[Wan, ...], Meta(description="at least one uplink"), Check(_some_uplink)]
