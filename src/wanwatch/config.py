@@ -680,6 +680,17 @@ def _enumerate_valid(items: list[_T | None]) -> Iterator[tuple[int, _T]]:
             yield i, item
 
 
+def _once(col: _Walker, seen: dict[Any, Path_], key: Any, at: Path_, *, used: str) -> None:
+    """Report field ``at`` if an earlier item already has ``key`` ("``used`` <that
+    item>"); a None key was already reported as invalid."""
+    if key is None:
+        return
+    if key in seen:
+        col.add(at, f"{used} {format_path(seen[key])}")
+    else:
+        seen[key] = at[:-1]
+
+
 def _cross_check(col: _Walker, wans: list[Any], lans: list[Any], dns: Dns | None) -> None:
     """Checks across items. Items may be partial (fields None where invalid)."""
     names: dict[str, Path_] = {}
@@ -689,25 +700,14 @@ def _cross_check(col: _Walker, wans: list[Any], lans: list[Any], dns: Dns | None
     members += [(("lans", i), lan) for i, lan in _enumerate_valid(lans)]
     path: Path_
     for path, item in members:
-        if item.name is None:
-            pass  # already reported as invalid
-        elif item.name in names:
-            col.add(
-                (*path, "name"),
-                f"name {item.name!r} already used by {format_path(names[item.name])}",
-            )
-        else:
-            names[item.name] = path
-        if item.interface is None:
-            pass
-        elif item.interface in ifaces:
-            col.add(
-                (*path, "interface"),
-                f"interface {item.interface!r} already used by "
-                f"{format_path(ifaces[item.interface])}",
-            )
-        else:
-            ifaces[item.interface] = path
+        _once(col, names, item.name, (*path, "name"), used=f"name {item.name!r} already used by")
+        _once(
+            col,
+            ifaces,
+            item.interface,
+            (*path, "interface"),
+            used=f"interface {item.interface!r} already used by",
+        )
         if item.address is not None:
             if item.address.network.prefixlen >= 31 and isinstance(item, Lan):
                 col.add((*path, "address"), "a LAN needs a prefix of /30 or shorter")
@@ -796,32 +796,14 @@ def _cross_check(col: _Walker, wans: list[Any], lans: list[Any], dns: Dns | None
             continue
         for s_i, s in _enumerate_valid(list(lan.dhcp.static or ())):
             spath: Path_ = ("lans", i, "dhcp", "static", s_i)
-            if s.mac is None:
-                pass  # already reported as invalid
-            elif s.mac in macs:
-                col.add(
-                    (*spath, "mac"),
-                    f"{s.mac} already has a static lease at {format_path(macs[s.mac])}",
-                )
-            else:
-                macs[s.mac] = spath
-            if s.hostname is not None:
-                if s.hostname.lower() in hostnames:
-                    col.add(
-                        (*spath, "hostname"),
-                        f"{s.hostname} already names {format_path(hostnames[s.hostname.lower()])}",
-                    )
-                else:
-                    hostnames[s.hostname.lower()] = spath
+            _once(col, macs, s.mac, (*spath, "mac"), used=f"{s.mac} already has a static lease at")
+            hostname = s.hostname.lower() if s.hostname is not None else None
+            _once(
+                col, hostnames, hostname, (*spath, "hostname"), used=f"{s.hostname} already names"
+            )
+            _once(col, fixed, s.address, (*spath, "address"), used=f"{s.address} already given to")
             if s.address is None:
                 continue
-            if s.address in fixed:
-                col.add(
-                    (*spath, "address"),
-                    f"{s.address} already given to {format_path(fixed[s.address])}",
-                )
-            else:
-                fixed[s.address] = spath
             if lan.address is not None:
                 if s.address not in lan.address.network:
                     col.add(
