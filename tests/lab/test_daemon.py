@@ -39,7 +39,7 @@ from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import WHOAMI_PORT, Lab
-from wanwatch.lab.traffic import Attempt, ConnectLoop, Flow, first_new_connection
+from wanwatch.lab.traffic import Attempt, ConnectLoop, Flow, first_new_connection, lone_resets
 
 pytestmark = pytest.mark.lab
 
@@ -514,6 +514,32 @@ def test_probes_never_leak(office_lab: Lab, router: Router) -> None:
         assert lab.bcp38_drops(PRIMARY) == 0 and lab.bcp38_drops(BACKUP) == 0
     finally:
         netns.nft(lab.inet_ns, "table inet ww_test_leak\ndelete table inet ww_test_leak\n")
+
+
+def test_invalid_packets_are_dropped_not_sent_with_a_private_source(
+    office_lab: Lab, router: Router
+) -> None:
+    """A packet conntrack calls invalid skips NAT; our forward chain drops it before an
+    uplink. Control: with that one rule deleted, the same packets reach the ISP with
+    the client's private source, where its BCP38 filter counts them."""
+    lab, count = office_lab, 20
+    router.start("invalid")
+    dst = lab.topology.whoami[0]
+
+    def caught() -> int:
+        return lab.bcp38_drops(PRIMARY) + lab.bcp38_drops(BACKUP)
+
+    before = caught()
+    assert lone_resets(lab, CLIENT, dst, count) == count
+    assert caught() == before
+
+    chain = netns.nft_json(lab.router_ns, "chain", "inet", "wanwatch", "forward")
+    (handle,) = (r["rule"]["handle"] for r in chain if "invalid" in json.dumps(r.get("rule")))
+    netns.nsrun(
+        lab.router_ns, "nft", "delete", "rule", "inet", "wanwatch", "forward", "handle", str(handle)
+    )
+    assert lone_resets(lab, CLIENT, dst, count) == count
+    assert caught() >= before + count
 
 
 def test_only_the_failed_uplinks_flows_are_flushed(router: Router) -> None:

@@ -64,6 +64,7 @@ WHOAMI_PORT = 8080
 DEFAULT_MAX_SECONDS = 120.0
 MAX_ATTEMPTS = 100_000
 POLL = 0.005  # how often the library side looks at a worker's output
+RST_GAP = 0.01  # between two lone TCP resets
 
 
 # =========================================================================== library side
@@ -779,6 +780,13 @@ def ping(
     )
 
 
+def lone_resets(lab: Lab, who: str, dst: IPv4Address | str, count: int = 20) -> int:
+    """TCP resets that belong to no connection, from ``who`` to ``dst``'s whoami port:
+    conntrack calls each one invalid, so NAT never sees it. How many were sent."""
+    argv = _worker("rst", "--dst", str(dst), "--count", str(count))
+    return int(_run(lab, who, argv, "rst", count * RST_GAP + 10)[-1]["sent"])
+
+
 # =========================================================================== worker side
 # Runs inside a lab namespace; standard library only. Its stdout is its report.
 
@@ -1051,6 +1059,22 @@ def _checksum(data: bytes) -> int:
     return ~s & 0xFFFF
 
 
+def _rst(args: argparse.Namespace) -> None:
+    # A raw TCP socket: the kernel writes the IP header, we write the TCP one.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    sock.connect((args.dst, args.port))  # picks the route, hence the source address
+    src = sock.getsockname()[0]
+    pseudo = socket.inet_aton(src) + socket.inet_aton(args.dst) + struct.pack("!BBH", 0, 6, 20)
+    for i in range(args.count):
+        # sport, dport, seq, ack, data offset 5 words, flags RST, window, checksum, urgent
+        head = struct.pack(
+            "!HHIIBBHHH", 40000 + i, args.port, random.getrandbits(32), 0, 5 << 4, 0x04, 0, 0, 0
+        )
+        sock.send(head[:16] + struct.pack("!H", _checksum(pseudo + head)) + head[18:])
+        time.sleep(RST_GAP)
+    _emit({"sent": args.count, "src": src})
+
+
 def _recv_icmp(sock: socket.socket, until: float) -> tuple[bytes, str] | None:
     """One ICMP message (without its IP header) and its source, or None at ``until``."""
     while True:
@@ -1261,6 +1285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.01)
     p.add_argument("--timeout", type=float, default=1.0)
     p.add_argument("--source", default=None)
+    r = sub.add_parser("rst", help="TCP resets of no connection (conntrack: invalid)")
+    r.add_argument("--dst", required=True)
+    r.add_argument("--port", type=int, default=WHOAMI_PORT)
+    r.add_argument("--count", type=int, default=20)
     args = parser.parse_args(argv)
     if args.cmd == "connect":
         args.max_attempts = min(args.max_attempts, MAX_ATTEMPTS)
@@ -1275,6 +1303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _hop(args)
     elif args.cmd == "dns":
         _dns(args)
+    elif args.cmd == "rst":
+        args.count = min(args.count, MAX_ATTEMPTS)
+        _rst(args)
     else:
         args.count = min(args.count, MAX_ATTEMPTS)
         _ping(args)
