@@ -367,7 +367,7 @@ class LinuxBackend:
 
         Read from conntrack (conntrack.usage: entries by our ct mark, bytes from
         conntrack accounting) on a thread of its own, so that neither steering
-        nor the caller waits for the dump (about 12 us per entry): a reading
+        nor the caller waits for the dump (about 0.1 ms per entry): a reading
         younger than ``max_age`` is returned as it is; one younger than
         ``wait_older_than`` is returned while a fresh one is taken in the
         background; otherwise this waits for the fresh one. When conntrack cannot
