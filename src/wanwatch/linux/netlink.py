@@ -11,7 +11,8 @@ IPv4 only, like the rest of wanwatch.
 pyroute2's synchronous API runs a private asyncio loop per call, so it cannot be
 called from a thread whose own loop is running; the backend calls this module
 from one worker thread of its own (apply.py). :class:`LinkWatcher` uses a plain
-non-blocking netlink socket instead, so it can live in the daemon's loop.
+non-blocking netlink socket instead, so it can live in the daemon's loop;
+pyroute2 still builds its request and decodes what it reads.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from types import TracebackType
 from typing import Any, Self
 
 from pyroute2.iproute.linux import IPRoute
+from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.exceptions import NetlinkError as _PyrNetlinkError
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTMGRP_LINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from wanwatch.errors import NetlinkError
 from wanwatch.footprint import RT_PROTO
@@ -364,15 +367,6 @@ def _rule_kw(r: Rule) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- link events
 
-_NLMSG_HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-_RTM_NEWLINK = 16
-_RTM_DELLINK = 17
-_RTM_GETLINK = 18
-_NLMSG_ERROR = 2
-_NLMSG_DONE = 3
-_NLM_F_REQUEST = 0x1
-_NLM_F_DUMP = 0x300
-_RTMGRP_LINK = 0x1
 _RCVBUF = 1 << 20
 
 
@@ -396,6 +390,7 @@ class LinkWatcher:
         self._sock: socket.socket | None = None
         self._state: dict[str, bool] = {}
         self._seq = 0
+        self._marshal = MarshalRtnl()
 
     def open(self) -> None:
         """Subscribe, then read the current state (so no change between the two is lost)."""
@@ -406,7 +401,7 @@ class LinkWatcher:
         )
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            sock.bind((0, _RTMGRP_LINK))
+            sock.bind((0, RTMGRP_LINK))
         except OSError as exc:
             sock.close()
             raise NetlinkError(f"cannot listen for link events: {exc.strerror}") from None
@@ -474,8 +469,9 @@ class LinkWatcher:
                 after = self.state()
                 changes.extend((n, up) for n, up in after.items() if before.get(n) != up)
                 continue
-            for name, up in self._parse(data):
-                self._note(name, up, changes)
+            for item in self._parse(data):
+                if isinstance(item, tuple):
+                    self._note(*item, changes)
 
     def _note(self, name: str, up: bool, changes: list[tuple[str, bool]]) -> None:
         if name not in self._watch:
@@ -484,23 +480,16 @@ class LinkWatcher:
             changes.append((name, up))
         self._state[name] = up
 
-    def _parse(self, data: bytes) -> list[tuple[str, bool]]:
-        out: list[tuple[str, bool]] = []
-        offset = 0
-        while offset + _NLMSG_HDR.size <= len(data):
-            length, kind = _NLMSG_HDR.unpack_from(data, offset)[:2]
-            if length < _NLMSG_HDR.size:
-                break
-            if kind in (_RTM_NEWLINK, _RTM_DELLINK):
-                msg = ifinfmsg(data[offset : offset + length])
-                msg.decode()
-                name = msg.get_attr("IFLA_IFNAME")
-                if name is not None:
-                    flags = msg["flags"]
-                    up = kind == _RTM_NEWLINK and bool(flags & _IFF_UP and flags & _IFF_LOWER_UP)
-                    out.append((name, up))
-            offset += (length + 3) & ~3
-        return out
+    def _parse(self, data: bytes) -> Iterator[tuple[str, bool] | int]:
+        """pyroute2 splits and decodes what one recv() returned: (ifname, carrier up)
+        for each link message, the sequence number of an end of dump."""
+        for msg in self._marshal.parse(data):
+            kind = msg["header"]["type"]
+            if kind in (NLMSG_DONE, NLMSG_ERROR):
+                yield msg["header"]["sequence_number"]
+            elif kind in (RTM_NEWLINK, RTM_DELLINK) and (name := msg.get_attr("IFLA_IFNAME")):
+                flags = msg["flags"]
+                yield name, kind == RTM_NEWLINK and bool(flags & _IFF_UP and flags & _IFF_LOWER_UP)
 
     def _resync(self) -> None:
         """Blocking RTM_GETLINK dump on our socket; sets the state without reporting."""
@@ -508,27 +497,23 @@ class LinkWatcher:
         if sock is None:
             raise NetlinkError("LinkWatcher is not open")
         self._seq += 1
-        body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)
-        hdr = _NLMSG_HDR.pack(
-            _NLMSG_HDR.size + len(body), _RTM_GETLINK, _NLM_F_REQUEST | _NLM_F_DUMP, self._seq, 0
-        )
+        request = ifinfmsg()
+        request["family"] = socket.AF_UNSPEC
+        request["header"]["type"] = RTM_GETLINK
+        request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
+        request["header"]["sequence_number"] = self._seq
+        request.encode()
         sock.settimeout(5.0)
         seen: dict[str, bool] = {}
         try:
-            sock.send(hdr + body)
+            sock.send(request.data)
             done = False
             while not done:
-                data = sock.recv(65536)
-                offset = 0
-                while offset + _NLMSG_HDR.size <= len(data):
-                    length, kind, _flags, seq, _pid = _NLMSG_HDR.unpack_from(data, offset)
-                    if length < _NLMSG_HDR.size:
-                        break
-                    if seq == self._seq and kind in (_NLMSG_DONE, _NLMSG_ERROR):
+                for item in self._parse(sock.recv(65536)):
+                    if isinstance(item, tuple):
+                        seen[item[0]] = item[1]
+                    elif item == self._seq:
                         done = True
-                    offset += (length + 3) & ~3
-                for name, up in self._parse(data):
-                    seen[name] = up
         except OSError as exc:
             raise NetlinkError(f"link dump: {exc.strerror or exc}") from None
         finally:
