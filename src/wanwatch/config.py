@@ -486,7 +486,6 @@ def _ip_hook(tp: type, obj: Any) -> Any:
     raise ValueError(_NOT_IP[tp])
 
 
-_AT_RE = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<at>[^`]*)`)?$", re.S)
 _STEP_RE = re.compile(r"\[(\d+)\]|\.([^.\[]+)")
 _EXPECTED_RE = re.compile(r"^Expected `(\w+)`, got `\w+`$")
 _BOUND_RE = re.compile(r"^Expected `\w+` (>=|<=) (\S+)$")
@@ -516,8 +515,8 @@ def _friendly(message: str, tp: Any, duration: bool) -> str:
     return message
 
 
-def _steps(at: str | None) -> Path_:
-    return tuple(int(i) if i else key for i, key in _STEP_RE.findall(at or ""))
+def _steps(at: str) -> Path_:
+    return tuple(int(i) if i else key for i, key in _STEP_RE.findall(at))
 
 
 _BAD: Any = object()  # a value that was rejected (and reported)
@@ -601,10 +600,10 @@ class _Walker:
                     value = rule.fn(value)
         except ValueError as exc:
             if isinstance(exc, msgspec.ValidationError):
-                m = _AT_RE.match(str(exc))
-                assert m is not None  # the pattern matches any text
+                # msgspec says where inside the value: "<what> - at `$[1].key`"
+                what, _, at = str(exc).partition(" - at `$")
                 duration = Parse(parse_duration) in rules
-                self.add((*path, *_steps(m["at"])), _friendly(m["msg"], tp, duration))
+                self.add((*path, *_steps(at.rstrip("`"))), _friendly(what, tp, duration))
             else:
                 self.add(path, str(exc))
             return _BAD
