@@ -106,8 +106,12 @@ def dump(mark: int | None = None, mask: int = FWMARK_MASK) -> list[Flow]:
 
 
 def _bytes(counters: Any) -> int:
-    """CTA_COUNTERS_BYTES of a CTA_COUNTERS_ORIG/REPLY attribute; 0 without accounting."""
-    return int(counters.get_attr("CTA_COUNTERS_BYTES") or 0) if counters is not None else 0
+    """The bytes of a CTA_COUNTERS_ORIG/REPLY attribute (64 bit, or 32 from old kernels);
+    0 without accounting."""
+    if counters is None:
+        return 0
+    wide = counters.get_attr("CTA_COUNTERS_BYTES")
+    return int(wide if wide is not None else counters.get_attr("CTA_COUNTERS32_BYTES") or 0)
 
 
 @dataclass(frozen=True)
