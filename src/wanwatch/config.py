@@ -385,6 +385,7 @@ class Hooks(_Model, frozen=True):
     on_up: Argv | None = None
     on_failover: Argv | None = None
     on_failback: Argv | None = None
+    on_admin: Argv | None = None  # wanwatch disable / enable
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 

@@ -45,7 +45,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -53,7 +53,7 @@ from typing import Any, TypeVar
 
 from wanwatch.config import Config
 from wanwatch.engine.events import Event, FieldValue, event
-from wanwatch.engine.intent import Health, Intent, UplinkPlan, intent_from_config
+from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan, intent_from_config
 from wanwatch.errors import WanwatchError
 from wanwatch.footprint import (
     DEFAULT_METRIC,
@@ -80,15 +80,15 @@ from wanwatch.linux.netlink import (
     Route,
     Rule,
 )
+from wanwatch.linux.watch import DriftWatcher
+from wanwatch.status import Usage
 
 __all__ = ["LinkWatcher", "LinuxBackend", "Uplink", "intent_from_config"]
 
 log = logging.getLogger("wanwatch")
 
 STATE_FILE = "linux-backend.json"
-COUNTERS_MAX_AGE = 1.0  # seconds a counters() reading is returned as it is
-COUNTERS_WAIT_AGE = 2.0  # ...and returned while a fresh one is taken in the background
-COUNTERS_WAIT = 5.0  # longest wait for a fresh reading
+COUNTERS_MAX_AGE = 1.0  # seconds before counters() takes a fresh reading in the background
 OUR_TABLES = frozenset(range(TABLE_BASE + 1, TABLE_BASE + MAX_UPLINKS + 1))
 
 _T = TypeVar("_T")
@@ -109,6 +109,7 @@ class Uplink:
     mark: int
     rank: int  # 0 = best (priority, then config order)
     health: Health
+    admin: Admin
     address: IPv4Interface | None  # the configured one once present, else the interface's own
     index: int | None  # ifindex; None while the interface does not exist
 
@@ -163,6 +164,7 @@ def resolve(
                 mark=p.mark,
                 rank=rank[p.name],
                 health=p.health,
+                admin=p.admin,
                 address=address,
                 index=link.index if link is not None else None,
             )
@@ -222,7 +224,9 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
         else:
             keep = True
     for u in uplinks:
-        if u is primary or u.health == Health.DOWN or not u.usable:
+        if u is primary or u.health == Health.DOWN or u.admin is not Admin.ENABLED:
+            continue  # a fallback default takes new connections: not for these
+        if not u.usable:
             continue
         out.append(
             Route(
@@ -310,8 +314,8 @@ class LinuxBackend:
         self._strict = False
         # counters(): the last reading (when, counters), the one being taken, its thread,
         # and each uplink's (mark, address) as the worker last resolved them.
-        self._usage: tuple[float, dict[str, dict[str, int]]] | None = None
-        self._usage_job: Future[tuple[float, dict[str, dict[str, int]]]] | None = None
+        self._usage: tuple[float, dict[str, Usage]] | None = None
+        self._usage_job: Future[tuple[float, dict[str, Usage]]] | None = None
         self._usage_pool: ThreadPoolExecutor | None = None
         self._own: dict[str, tuple[int, IPv4Address | None]] = {}
 
@@ -326,9 +330,17 @@ class LinuxBackend:
         """
         return self._call(self._start)
 
-    def apply(self, intent: Intent) -> list[Event]:
-        """Reconcile to ``intent``. Failures become ``backend.error`` events; never raises."""
-        return self._call(self._apply, intent)
+    def apply(self, intent: Intent, *, full: bool = False) -> list[Event]:
+        """Reconcile to ``intent``. Failures become ``backend.error`` events; never raises.
+
+        ``full`` also checks every sysctl we set (a repair pass: someone may have
+        turned forwarding off); otherwise only those of uplinks that appeared.
+        """
+        return self._call(self._apply, intent, full)
+
+    def apply_soon(self, intent: Intent, *, full: bool = False) -> Future[list[Event]]:
+        """:meth:`apply` without waiting: its Future (for ``asyncio.wrap_future``)."""
+        return self._submit(self._apply, intent, full)
 
     def reload(self, config: Config, intent: Intent | None = None) -> list[Event]:
         """Switch to a new config: add what it has, remove what only the old one had.
@@ -360,38 +372,31 @@ class LinuxBackend:
         """An open LinkWatcher on the uplink interfaces, in the backend's namespace."""
         return self._call(self._open_watcher)
 
-    def counters(
-        self, max_age: float = COUNTERS_MAX_AGE, wait_older_than: float = COUNTERS_WAIT_AGE
-    ) -> dict[str, dict[str, int]]:
-        """Per uplink: ``{"connections", "bytes_out", "bytes_in"}`` of the open office connections.
+    def drift_watcher(self) -> DriftWatcher:
+        """An open DriftWatcher, in the backend's namespace."""
+        return self._call(self._open_drift_watcher)
 
-        Read from conntrack (conntrack.usage: entries by our ct mark, bytes from
-        conntrack accounting) on a thread of its own, so that neither steering
-        nor the caller waits for the dump (about 0.1 ms per entry): a reading
-        younger than ``max_age`` is returned as it is; one younger than
-        ``wait_older_than`` is returned while a fresh one is taken in the
-        background; otherwise this waits for the fresh one. When conntrack cannot
-        be read the error is logged and the last reading ({} if none) returned.
-        Call it from one thread at a time (the daemon's loop).
+    def counters(self, max_age: float = COUNTERS_MAX_AGE) -> tuple[float | None, dict[str, Usage]]:
+        """The last conntrack reading per uplink and its age in seconds; never waits.
+
+        Per uplink: open office connections and the bytes they moved (conntrack.usage:
+        entries by our ct mark, bytes from conntrack accounting). The dump takes about
+        0.1 ms per entry, so it runs on a thread of its own: a reading older than
+        ``max_age`` starts a fresh one in the background and is returned as it is
+        meanwhile (age None and {} before the first). Errors are logged; the last
+        reading stays. Call it from one thread at a time (the daemon's loop).
         """
         now = self._now()
         job = self._usage_job
         if job is not None and job.done():
             self._usage_job = None
             self._collect_usage(job)
-        if self._usage is not None and now - self._usage[0] < max_age:
-            return self._usage[1]
-        if self._usage_job is None:
+        stale = self._usage is None or now - self._usage[0] >= max_age
+        if stale and self._usage_job is None:
             self._usage_job = self._submit_usage(now)
-        if self._usage is not None and now - self._usage[0] < wait_older_than:
-            return self._usage[1]
-        job = self._usage_job
-        if wait([job], timeout=COUNTERS_WAIT).done:
-            self._usage_job = None
-            self._collect_usage(job)
-        else:
-            log.warning("counters: conntrack dump still running after %.0f s", COUNTERS_WAIT)
-        return self._usage[1] if self._usage is not None else {}
+        if self._usage is None:
+            return None, {}
+        return now - self._usage[0], self._usage[1]
 
     @property
     def config(self) -> Config:
@@ -400,11 +405,14 @@ class LinuxBackend:
     # ----------------------------------------------------------------- worker
 
     def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return self._submit(fn, *args).result()
+
+    def _submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
         with self._worker_lock:
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanwatch-nl")
             worker = self._worker
-        return worker.submit(fn, *args).result()
+        return worker.submit(fn, *args)
 
     def _end_worker(self) -> None:
         with self._worker_lock:
@@ -769,9 +777,9 @@ class LinuxBackend:
         finally:
             self._strict = False
 
-    def _apply(self, intent: Intent) -> list[Event]:
+    def _apply(self, intent: Intent, full: bool = False) -> list[Event]:
         out: list[Event] = []
-        self._step(out, "sysctl", self._sysctls, False)
+        self._step(out, "sysctl", self._sysctls, full)
         try:
             links, addrs = self._config_pass(out)
             ups = resolve(intent.uplinks, links, addrs)
@@ -893,7 +901,7 @@ class LinuxBackend:
 
     # ----------------------------------------------------------------- counters
 
-    def _submit_usage(self, now: float) -> Future[tuple[float, dict[str, dict[str, int]]]]:
+    def _submit_usage(self, now: float) -> Future[tuple[float, dict[str, Usage]]]:
         if self._usage_pool is None:
             # Its thread is started from the worker, so it is born in the backend's
             # namespace (a thread inherits its creator's; conntrack is per namespace).
@@ -909,10 +917,10 @@ class LinuxBackend:
     @staticmethod
     def _read_usage(
         now: float, own: dict[str, tuple[int, IPv4Address | None]]
-    ) -> tuple[float, dict[str, dict[str, int]]]:
-        return now, {name: u.to_json() for name, u in conntrack.usage(own).items()}
+    ) -> tuple[float, dict[str, Usage]]:
+        return now, conntrack.usage(own)
 
-    def _collect_usage(self, job: Future[tuple[float, dict[str, dict[str, int]]]]) -> None:
+    def _collect_usage(self, job: Future[tuple[float, dict[str, Usage]]]) -> None:
         try:
             self._usage = job.result()
         except WanwatchError as exc:
@@ -921,6 +929,12 @@ class LinuxBackend:
     def _remember(self, ups: Sequence[Uplink]) -> None:
         """The marks and addresses counters() needs (the worker's view, shared by assignment)."""
         self._own = {u.name: (u.mark, u.address.ip if u.address else None) for u in ups}
+
+    @staticmethod
+    def _open_drift_watcher() -> DriftWatcher:
+        watcher = DriftWatcher()
+        watcher.open()
+        return watcher
 
     def _open_watcher(self) -> LinkWatcher:
         watcher = LinkWatcher(w.interface for w in self._config.wans)
