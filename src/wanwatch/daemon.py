@@ -35,6 +35,7 @@ from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dnsmasq import Dnsmasq
+from wanwatch.linux.netlink import RT_TABLE_MAIN
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
 from wanwatch.repair import Retry, TugOfWar
@@ -610,7 +611,8 @@ def _object_of(e: Event) -> str | None:
     if e.name == "route.switch":
         return "route main default (active uplink)"
     if e.name.startswith("route."):
-        return f"route table {f.get('table')} {f.get('dst')} metric {f.get('metric')}"
+        table = "main" if f.get("table") == RT_TABLE_MAIN else f.get("table")
+        return f"route table {table} {f.get('dst')} metric {f.get('metric')}"
     if e.name.startswith("rule."):
         return f"rule {f.get('rule')}"
     if e.name.startswith("address."):
