@@ -228,3 +228,44 @@ def test_poisson_upper_bound() -> None:
 
     assert poisson_upper(0, 3.0) == pytest.approx(0.9986, abs=1e-3)
     assert poisson_upper(5, 1.0) == pytest.approx(10.51, rel=0.01)  # chi2(0.95, 12) / 2
+
+
+# --------------------------------------------------------------------------- traffic trigger
+
+
+def test_traffic_starts_the_burst_before_the_next_probe_would(office: Config) -> None:
+    """Ten cuts at random phases of the probe cadence, with and without LAN traffic."""
+    quicker = []
+    for k in range(10):
+        cut = 60.0 + k * 0.047  # spread over one 500 ms interval
+        downs = []
+        for traffic in ((0.0, 200.0),), ():
+            link = LinkModel(rtt=0.045, jitter=0.005, outages=[(cut, 150)], traffic=traffic)
+            sim = simulate(office, 120, primary=link)
+            down = first_after(sim.events, "wan.down", cut, wan=P)
+            assert down is not None and down.fields["reason"] == "lost"
+            downs.append(down.at - cut)
+            suspects = sim.named("wan.suspect", P)
+            if traffic:
+                assert [(e.at, e.fields["trigger"]) for e in suspects] == [
+                    (pytest.approx(cut + link.stall_after), "traffic")
+                ]
+            else:
+                assert suspects == []
+        quicker.append(downs[1] - downs[0])
+        # the burst: 6 probes 25 ms apart from the stall, the last one's timeout
+        assert downs[0] <= link.stall_after + 5 * 0.025 + 0.151
+    # a cut just before a healthy probe gains least: that probe starts the run anyway
+    assert min(quicker) >= 0 and sorted(quicker)[5] > 0.2
+
+
+def test_a_one_way_flow_at_twenty_percent_loss_never_fails_over(office: Config) -> None:
+    """The kernel reports a stall every 75 ms for an hour; the probes still decide."""
+    lossy = LinkModel(rtt=0.1, jitter=0.02, loss=0.2, one_way=[(0.0, 3600.0)])
+    sim = simulate(office, 3600, seed=7, primary=lossy)
+    names = {e.name for e in sim.events}
+    assert not names & {"wan.down", "wan.degraded", "policy.failover", "target.silent"}
+    assert sim.primary_at(3600) == P
+    assert sim.engine.probes_sent()[P] / 3600 <= 2.02  # the same budget as without it
+    # bursts were started, but loss-started episodes already use much of the budget
+    assert 0 < len(sim.named("wan.suspect", P)) < 3600 / 0.5

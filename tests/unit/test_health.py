@@ -328,3 +328,95 @@ def test_no_probes_while_carrier_is_down() -> None:
     assert m.next_wakeup() == math.inf
     m.carrier(True, 11.0)
     assert len(m.due(11.0)) == 1
+
+
+# --------------------------------------------------------------------------- traffic trigger
+
+
+def up_monitor(**overrides: object) -> UplinkMonitor:
+    """UP at t=0.52 with a 20 ms RTT (timeouts floored at 150 ms)."""
+    m = monitor(**overrides)
+    for t in (0.0, 0.5):
+        ((_, seq),) = m.due(t)
+        m.reply(seq, 0.02, t + 0.02)
+    assert m.state.health is Health.UP
+    return m
+
+
+def test_a_stall_on_an_answering_link_costs_one_probe_and_changes_nothing() -> None:
+    m = up_monitor()
+    before = (m.state, m.sent)
+    events = m.traffic_stall(0.7)
+    assert [(e.name, e.fields) for e in events] == [
+        ("wan.suspect", {"wan": "W", "trigger": "traffic"})
+    ]
+    ((_, seq),) = m.due(0.7)  # at once, not at the 1.0 s healthy slot
+    assert m.due(0.7) == []
+    assert m.reply(seq, 0.02, 0.72) == []
+    assert m.due(0.725) == [] and m.due(0.9) == []  # the burst ended with the answer
+    assert m.sent == before[1] + 1
+    assert m.state.health is Health.UP and not m.state.suspicious
+    assert m.state.downs == before[0].downs and m.triggers == 1
+
+
+def test_a_stall_on_a_dead_link_starts_the_burst_and_probes_decide() -> None:
+    def down_at(trigger: bool) -> tuple[float, int]:
+        m = up_monitor(fast_interval="25ms")
+        cut = 0.6  # nothing answers from here on; next healthy probe at 1.0
+        t = cut
+        if trigger:
+            t = 0.675
+            assert m.traffic_stall(t)
+        while m.state.health is not Health.DOWN:
+            m.expire(t)
+            m.due(t)
+            t = round(t + 0.005, 3)
+        return m.state.since, m.state.run_needed
+
+    early, needed = down_at(trigger=True)
+    late, late_needed = down_at(trigger=False)
+    # burst probes from 0.675 every 25 ms (on this 5 ms grid); the needed-th times out
+    # 150 ms after it left, instead of starting after the 1.0 s probe's own timeout
+    assert early == pytest.approx(0.675 + (needed - 1) * 0.025 + 0.15, abs=0.015)
+    # (the 1.0 s probe is the first loss; the fast ones start when it times out)
+    assert late == pytest.approx(1.15 + (late_needed - 2) * 0.025 + 0.15, abs=0.015)
+
+
+def test_stalls_are_refused_unless_up_and_not_already_probing_fast() -> None:
+    m = monitor()
+    assert m.traffic_stall(0.0) == []  # UNKNOWN: the rise decides
+    m = up_monitor()
+    m.due(1.0)
+    m.expire(1.2)  # a lost healthy probe: suspicion is already under way
+    assert m.state.suspicious and m.traffic_stall(1.2) == []
+    m = up_monitor()
+    m.carrier(False, 1.0)
+    assert m.traffic_stall(1.1) == [] and m.due(1.1) == []
+
+
+def test_a_one_way_flow_cannot_keep_an_uplink_probing_fast() -> None:
+    """Stalls reported every 10 ms for 10 minutes on a link that answers every probe."""
+    m = up_monitor()
+    start_sent, t = m.sent, 0.6
+    bursts = []
+    while t < 600.6:
+        if m.traffic_stall(t):
+            bursts.append(t)
+        for _, seq in m.due(t):
+            m.reply(seq, 0.02, t + 0.001)
+        m.expire(t)
+        t = round(t + 0.01, 2)
+    rate = (m.sent - start_sent) / 600
+    assert rate <= 2.0 + 0.01  # the <= 2 probes/s budget of the healthy cadence
+    assert min(b - a for a, b in itertools.pairwise(bursts)) >= 0.5 - 1e-9  # one per interval
+    assert len(bursts) == m.triggers < 600 / 0.5  # and some refused for the budget
+    assert m.state.health is Health.UP and m.state.downs == ()
+
+
+def test_a_stall_after_a_burst_waits_for_the_next_interval() -> None:
+    m = up_monitor()
+    assert m.traffic_stall(0.7)
+    ((_, seq),) = m.due(0.7)
+    m.reply(seq, 0.02, 0.72)
+    assert m.traffic_stall(1.1) == []  # within one interval of the last burst
+    assert m.traffic_stall(1.2) != []

@@ -6,6 +6,7 @@ The daemon's loop, with ``now`` from a monotonic clock::
     for req in engine.due(now): send   # probes to send now
     ... wait until engine.next_wakeup() or a reply / link event:
     events = engine.reply(wan, seq, rtt, now)  or  engine.carrier(wan, up, now)
+    events = engine.traffic_stall(wan, now)  # kernel: traffic out, nothing back
     engine.intent()                     # reconcile the kernel when it changed
 
 The engine owns every timeout: the daemon never decides a probe is lost.
@@ -102,6 +103,23 @@ class Engine:
         if m is None:
             return []
         return self._replan(m.carrier(up, now), now)
+
+    def traffic_stall(self, wan: str, now: float) -> list[Event]:
+        """The kernel saw traffic leave ``wan`` with nothing coming back: probe now.
+
+        Only a trigger: it may start the confirmation burst early (rate limited),
+        never mark the uplink down by itself.
+        """
+        self._now = max(self._now, now)
+        m = self._monitors.get(wan)
+        if m is None:
+            return []
+        return m.traffic_stall(now)
+
+    def rtt(self, wan: str) -> float | None:
+        """Smoothed RTT of ``wan``'s probes (RFC 6298), None before the first answer."""
+        m = self._monitors.get(wan)
+        return None if m is None else m.rtt.srtt
 
     def set_admin(self, wan: str, admin: Admin, now: float) -> list[Event]:
         """The operator's choice for ``wan``; raises KeyError for an unknown uplink."""

@@ -31,6 +31,14 @@ How a dead uplink is told from a lossy one (figures: ``python bench/engine.py``)
   samples; an outage's own losses are dropped when it is declared DOWN, and
   nothing is recorded while DOWN. A loss whose probe left before the latest
   reply does not count toward ``k`` (the link answered after it left).
+* Early trigger from the office's own traffic (``traffic_stall``): when the
+  kernel sees packets leave the uplink and nothing come back for a few RTTs,
+  the confirmation burst (probes every ``fast_interval``) starts at once instead
+  of after the next healthy probe and its timeout. It only starts probing:
+  DOWN still needs ``k`` lost pinned probes, so a quiet or one-way flow cannot
+  fail an uplink over. Bursts are rate limited (one per ``interval``, none while
+  the recent extra probes use MAX_TRIGGER_SHARE of the budget), so the budget
+  above still holds; an idle line never triggers.
 * A target that stays silent while another answers is set aside (target.silent)
   and rechecked every RECHECK_INTERVAL; the uplink is DOWN only when every
   target still in use is silent at once.
@@ -87,6 +95,13 @@ RTT_RECOVERED: Final = 0.8  # leave DEGRADED below this fraction of degraded_rtt
 # left the uplink unprobed for ~2.7 s after each false alarm (bench, 10 % loss).
 BUDGET_TAU: Final = 60.0
 MIN_HEALTHY_SHARE: Final = 0.25  # the healthy interval stretches at most 4x
+# Bursts started by traffic (traffic_stall) are refused while the recent extra
+# probes take this share of the budget: half of what the healthy cadence can give
+# up, the other half left for loss-started episodes, so the stretch never hits
+# its floor and the rate stays one probe per ``interval`` (a one-way flow at 20 %
+# loss and 100 ms RTT: 2.00 /s, test_engine_scenarios; with the whole 0.75 it was
+# 2.06 /s).
+MAX_TRIGGER_SHARE: Final = (1.0 - MIN_HEALTHY_SHARE) / 2
 
 
 # --------------------------------------------------------------------------- figures
@@ -500,6 +515,11 @@ class UplinkMonitor:
         self._next_fast = now
         self._extra = 0.0  # decaying average of suspicion + recheck probes per second
         self._extra_at = now
+        # A burst started by traffic_stall: fast probes before any loss; its own
+        # ``needed`` stands in for the run's until a probe of it is lost.
+        self._burst_needed = 0
+        self._next_trigger = now
+        self.triggers = 0  # bursts started by traffic, for the bench and tests
 
     # ----------------------------------------------------------------- configuration
 
@@ -527,7 +547,7 @@ class UplinkMonitor:
             if t.silent and now >= t.recheck_at:
                 t.recheck_at = now + RECHECK_INTERVAL
                 out.append(self._send(t, now, _RECHECK))
-        if self.state.suspicious:
+        if self._fast():
             fast = self._params.fast_interval
             while now >= self._next_fast and self._room() > 0:
                 out.append(self._send(self._rotate(), now, _FAST))
@@ -551,7 +571,7 @@ class UplinkMonitor:
         s = self.state
         times = [p.deadline for p in self._outstanding.values()]
         if s.carrier:
-            if s.suspicious:
+            if self._fast():
                 if self._room() > 0:
                     times.append(self._next_fast)
             else:
@@ -561,6 +581,10 @@ class UplinkMonitor:
             times.append(at)
         return min(times, default=math.inf)
 
+    def _fast(self) -> bool:
+        """A suspicion episode or a traffic-started burst is under way."""
+        return self.state.suspicious or self._burst_needed > 0
+
     def _room(self) -> int:
         """Probes that may still be sent in this episode: never more than could count."""
         s = self.state
@@ -569,7 +593,31 @@ class UplinkMonitor:
             for p in self._outstanding.values()
             if p.kind != _RECHECK and p.sent_at >= s.last_reply
         )
-        return s.run_needed - s.run_lost - in_flight
+        needed = s.run_needed if s.suspicious else self._burst_needed
+        return needed - s.run_lost - in_flight
+
+    def traffic_stall(self, now: float) -> list[Event]:
+        """Traffic leaves the uplink and nothing returns: start the burst now, if allowed.
+
+        Refused while the uplink is not UP/DEGRADED, already probing fast, within
+        ``interval`` of the previous burst, or while the recent extra probes take
+        MAX_TRIGGER_SHARE of the budget.
+        """
+        s = self.state
+        interval = self._params.interval
+        if (
+            not s.carrier
+            or s.health not in (Health.UP, Health.DEGRADED)
+            or self._fast()
+            or now < self._next_trigger
+            or self._extra_rate(now) * interval >= MAX_TRIGGER_SHARE
+        ):
+            return []
+        self._burst_needed = self._needed(now)
+        self._next_fast = now
+        self._next_trigger = now + interval
+        self.triggers += 1
+        return [event(now, "wan.suspect", wan=self.wan, trigger="traffic")]
 
     def _rotate(self) -> _Target:
         targets = self._targets
@@ -628,9 +676,10 @@ class UplinkMonitor:
                     self.loss.unlose(probe.sample)
             else:
                 self.loss.add(_Sample(now, t, False))
-        was_suspicious = self.state.suspicious
+        was_fast = self._fast()
+        self._burst_needed = 0  # the link answered: a burst has done its job
         events += self._step(Answered(now))
-        if was_suspicious and not self.state.suspicious:
+        if was_fast and not self.state.suspicious:
             # The episode proved the link alive just now: restart the cadence from here.
             self._next_healthy = max(self._next_healthy, now + self._params.interval)
         events += self._judge_quality(now)
@@ -663,6 +712,8 @@ class UplinkMonitor:
         needed = self._needed(now)
         was_down = self.state.health is Health.DOWN
         events = self._step(Lost(now, probe.sent_at, needed))
+        if self.state.suspicious or self.state.health is Health.DOWN:
+            self._burst_needed = 0  # the loss run has taken over (or ended it)
         if not was_down and self.state.health is Health.DOWN:
             # The outage's own losses say nothing about the link's normal loss.
             start = self.state.run_start
@@ -712,6 +763,7 @@ class UplinkMonitor:
     def carrier(self, up: bool, now: float) -> list[Event]:
         if not up:
             self._outstanding.clear()  # nothing can come back over a dead link
+            self._burst_needed = 0
         events = self._step(CarrierChange(now, up))
         if up:
             self._next_healthy = now

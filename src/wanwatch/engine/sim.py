@@ -4,6 +4,12 @@ It drives an :class:`Engine` exactly as the daemon does (tick, due, reply,
 carrier at the times they happen) against modelled uplinks: base RTT, normal
 jitter, iid loss per probe round trip, silent outages, carrier loss and
 per-target silence. Seeded, so every run of a scenario is identical.
+
+Traffic model (the daemon's kernel stall watcher, linux/traffic.py): while LAN
+traffic flows both ways (``traffic``), a silent outage is reported to the engine
+``stall_after`` seconds after it starts; a one-way flow (``one_way``: packets
+leave, nothing comes back, the link itself is fine) is reported as a stall every
+``stall_after`` seconds, the most the watcher could ever say.
 """
 
 from __future__ import annotations
@@ -41,6 +47,21 @@ class LinkModel:
     outages: Sequence[Span] = ()  # silent blackhole: carrier up, nothing answers
     carrier_down: Sequence[Span] = ()  # the Ethernet link itself is down
     silent_targets: Mapping[IPv4Address, Sequence[Span]] = field(default_factory=dict)
+    traffic: Sequence[Span] = ()  # LAN traffic through this uplink, both ways
+    one_way: Sequence[Span] = ()  # LAN traffic out only, nothing ever answers it
+    stall_after: float = 0.075  # the stall watcher's latency (poll + window)
+
+    def stalls(self) -> list[float]:
+        """When the stall watcher reports this uplink (see the module docstring)."""
+        out = [
+            a + self.stall_after
+            for a, b in self.outages
+            if a + self.stall_after < b and any(t0 <= a < t1 for t0, t1 in self.traffic)
+        ]
+        for t0, t1 in self.one_way:
+            n = int((t1 - t0) / self.stall_after)
+            out += [t0 + i * self.stall_after for i in range(1, n + 1)]
+        return sorted(out)
 
     def loss_at(self, t: float) -> float:
         if not self.loss_changes:
@@ -78,6 +99,8 @@ class Simulator:
         carrier.sort(key=lambda c: (c[0], c[1], c[2]))
         self._carrier = carrier
         self._carrier_i = 0
+        self._stalls = sorted((t, name) for name, link in self.links.items() for t in link.stalls())
+        self._stall_i = 0
 
     def run_until(self, end: float) -> None:
         """Advance virtual time to ``end``, feeding the engine as the daemon would."""
@@ -88,6 +111,8 @@ class Simulator:
                 t = min(t, self._replies[0][0])
             if self._carrier_i < len(self._carrier):
                 t = min(t, self._carrier[self._carrier_i][0])
+            if self._stall_i < len(self._stalls):
+                t = min(t, self._stalls[self._stall_i][0])
             if t > end:
                 break
             if t <= self.now:
@@ -109,6 +134,10 @@ class Simulator:
             _, name, up = self._carrier[self._carrier_i]
             self._carrier_i += 1
             out += engine.carrier(name, up, now)
+        while self._stall_i < len(self._stalls) and self._stalls[self._stall_i][0] <= now:
+            _, name = self._stalls[self._stall_i]
+            self._stall_i += 1
+            out += engine.traffic_stall(name, now)
         while self._replies and self._replies[0][0] <= now:
             _, _, name, seq, rtt = heapq.heappop(self._replies)
             out += engine.reply(name, seq, rtt, now)
