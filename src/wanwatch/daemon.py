@@ -36,6 +36,7 @@ from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dnsmasq import Dnsmasq
 from wanwatch.linux.netlink import RT_TABLE_MAIN
+from wanwatch.linux.traffic import TrafficWatch
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
 from wanwatch.repair import Retry, TugOfWar
@@ -97,6 +98,7 @@ class Daemon:
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
         self._drift: DriftWatcher | None = None
+        self._traffic: TrafficWatch | None = None
         self._backend_error: str | None = None
         self._retry = Retry()
         self._tug = TugOfWar()
@@ -156,6 +158,8 @@ class Daemon:
             for fd in self._drift.filenos():
                 loop.add_reader(fd, self._on_drift, fd)
             self._next_full_pass = self.now() + FULL_PASS_INTERVAL
+            self._traffic = TrafficWatch(self._on_stall, self._engine.rtt, self.emit, self.now)
+            self._traffic.start({w.name: w.interface for w in cfg.wans})
             # carrier() is keyed by interface; the engine knows uplinks by name. A cable
             # already out at start is DOWN at once, as a pull later would be.
             by_iface = {w.interface: w.name for w in cfg.wans}
@@ -212,6 +216,8 @@ class Daemon:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         loop = asyncio.get_running_loop()
+        if self._traffic is not None:
+            self._traffic.stop()
         if self._links is not None:
             loop.remove_reader(self._links.fileno())
             self._links.close()
@@ -269,6 +275,12 @@ class Daemon:
         self._emit_all(self._engine.reply(wan, seq, rtt, at))
         self._steer()
         self._wake.set()
+
+    def _on_stall(self, wan: str, at: float) -> None:
+        """Traffic left ``wan`` and nothing came back: the engine may probe at once."""
+        if self._engine is not None and (evs := self._engine.traffic_stall(wan, at)):
+            self._emit_all(evs)
+            self._wake.set()
 
     def _on_link(self) -> None:
         if self._links is None or self._engine is None or self._config is None:
@@ -456,6 +468,8 @@ class Daemon:
         self._emit_all(self._engine.reload(new, self.now()))
         if self._links is not None:
             self._links.watch(w.interface for w in new.wans)
+        if self._traffic is not None:
+            self._traffic.watch({w.name: w.interface for w in new.wans})
         for wan in old.wans:
             if wan.name not in {w.name for w in new.wans}:
                 self._hub.remove_uplink(wan.name)

@@ -39,7 +39,15 @@ from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import WHOAMI_PORT, Lab
-from wanwatch.lab.traffic import Attempt, ConnectLoop, Flow, first_new_connection, lone_resets
+from wanwatch.lab.traffic import (
+    Attempt,
+    ConnectLoop,
+    Flow,
+    Stream,
+    first_new_connection,
+    lone_resets,
+    udp_sink,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -946,3 +954,50 @@ def test_second_daemon_on_the_same_socket_touches_nothing(router: Router) -> Non
     assert st["active"] == [PRIMARY] and st["backend_error"] is None
     hit = first_new_connection(lab, CLIENT, after=time.monotonic(), deadline=time.monotonic() + 10)
     assert hit is not None and hit.isp == PRIMARY
+
+
+def test_lan_traffic_starts_the_burst_when_the_primary_goes_silent(router: Router) -> None:
+    """With the office's traffic flowing, a blackhole is first noticed by the kernel's
+    counters (packets out, nothing back): the daemon says so (wan.suspect
+    trigger=traffic) and its probes then confirm it (wan.down reason=lost)."""
+    lab = router.lab
+    office = router.start("traffic-cut")
+    whoami = lab.topology.whoami[0]
+    with Stream(lab, CLIENT, whoami, rate=250, seconds=60):
+        time.sleep(2.0)  # the stream's flows are pinned to the primary by now
+        assert office.events(names=("wan.suspect",)) == []  # answered traffic: no trigger
+        cut = faults.blackhole(lab, PRIMARY)
+        down = office.wait_event(
+            "wan.down", since=cut.t_start, timeout=FAILOVER_DEADLINE,
+            where=lambda e: e["wan"] == PRIMARY,
+        )  # fmt: skip
+    assert down["reason"] == "lost"
+    suspects = [
+        e
+        for e in office.events(since=cut.t_start, names=("wan.suspect",))
+        if e["wan"] == PRIMARY and e["at"] <= down["at"]
+    ]
+    assert [e["trigger"] for e in suspects] == ["traffic"]
+    office.wait_active(BACKUP)
+
+
+def test_a_one_way_flow_on_a_healthy_uplink_changes_nothing(router: Router) -> None:
+    """UDP out to a port that never answers: the counters show a stall again and again,
+    the probes keep answering, and the uplink stays up and carrying."""
+    lab = router.lab
+    office = router.start("one-way")
+    start = time.monotonic()
+    sink = udp_sink(lab, seconds=30)
+    try:
+        with Stream(lab, CLIENT, lab.topology.whoami[0], rate=200, seconds=20, proto="udp"):
+            time.sleep(12.0)
+    finally:
+        lab.stop_proc(sink)
+    received = [r.get("received") for r in sink.records() if r.get("ev") == "end"]
+    assert received and received[0] > 0  # the flow did leave through the router
+    suspects = office.events(since=start, names=("wan.suspect",))
+    assert suspects and {e["wan"] for e in suspects} == {PRIMARY}  # it did trigger bursts
+    bad = office.events(since=start, names=("wan.down", "policy.failover", "wan.degraded"))
+    assert bad == []
+    st = office.status()
+    assert st["active"] == [PRIMARY] and by_name(st)[PRIMARY]["state"] == "up"

@@ -25,7 +25,12 @@ TCP flows against the lab's source/sink server (services.py) and reports the
 bytes of each flow and its ISP, the throughput read from the kernel's TCP
 counters at the two ends of a measurement window.
 
-Worker entry point: ``python -m wanwatch.lab.traffic connect|flow|bulk|hop|dns|ping``.
+Background load: :class:`Stream` sends packets at a steady rate through the
+router for a bench or a test, either ICMP echoes that the far host answers (two
+ways) or UDP datagrams to a :func:`udp_sink` that never answers (one way).
+
+Worker entry point:
+``python -m wanwatch.lab.traffic connect|flow|bulk|hop|dns|ping|stream|sink``.
 It imports only the standard library (and wanwatch's own small helpers), so it
 starts fast.
 """
@@ -63,6 +68,9 @@ WHOAMI_PORT = 8080
 # A bound for every worker that is not told otherwise.
 DEFAULT_MAX_SECONDS = 120.0
 MAX_ATTEMPTS = 100_000
+MAX_STREAM_RATE = 5000.0  # packets per second a Stream may send
+MAX_STREAM_SECONDS = 7200.0
+SINK_PORT = 9009  # udp_sink's port on the fake internet
 POLL = 0.005  # how often the library side looks at a worker's output
 RST_GAP = 0.01  # between two lone TCP resets
 
@@ -780,6 +788,73 @@ def ping(
     )
 
 
+# --------------------------------------------------------------------------- background load
+
+
+class Stream:
+    """Packets from ``who`` to ``dst`` at ``rate`` per second for at most ``seconds``.
+
+    ``proto="icmp"``: echo requests (the far host's kernel answers each, so the
+    router forwards 2 * rate packets per second); ``proto="udp"``: datagrams to
+    ``port`` that nothing answers when :func:`udp_sink` listens there. Every
+    ``rotate`` seconds it starts a new flow (a new echo id or source port), as an
+    office's new connections do, so a new conntrack entry follows the uplink
+    that carries new connections. Bounded in time and in count (rate * seconds).
+    """
+
+    def __init__(
+        self,
+        lab: Lab,
+        who: str,
+        dst: IPv4Address | str,
+        *,
+        rate: float,
+        seconds: float,
+        proto: str = "icmp",
+        port: int = SINK_PORT,
+        rotate: float = 1.0,
+    ) -> None:
+        self.lab = lab
+        self.who = who
+        self.argv = _worker(
+            "stream",
+            "--dst",
+            str(dst),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--proto",
+            proto,
+            "--port",
+            str(port),
+            "--rotate",
+            str(rotate),
+        )
+        self.proc: Proc | None = None
+
+    def __enter__(self) -> Stream:
+        self.proc = self.lab.spawn(self.lab.ns_for(self.who), self.argv, "stream")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> dict[str, Any]:
+        """Stop it; its report: packets ``sent`` and answers ``received``."""
+        if self.proc is None:
+            return {}
+        self.lab.stop_proc(self.proc)
+        records = self.proc.records()
+        return records[-1] if records else {}
+
+
+def udp_sink(lab: Lab, seconds: float, port: int = SINK_PORT) -> Proc:
+    """A UDP port on the fake internet that reads and never answers (stop it by PID)."""
+    argv = _worker("sink", "--port", str(port), "--seconds", str(seconds))
+    return lab.spawn(lab.inet_ns, argv, "sink")
+
+
 def lone_resets(lab: Lab, who: str, dst: IPv4Address | str, count: int = 20) -> int:
     """TCP resets that belong to no connection, from ``who`` to ``dst``'s whoami port:
     conntrack calls each one invalid, so NAT never sees it. How many were sent."""
@@ -1142,6 +1217,91 @@ def _ping(args: argparse.Namespace) -> None:
     )
 
 
+def _stream(args: argparse.Namespace) -> None:
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def new_flow() -> socket.socket:
+        if args.proto == "icmp":
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a new source port
+        sock.setblocking(False)
+        return sock
+
+    payload = b"wanwatch-lab-stream" + bytes(16)
+    sock = new_flow()
+    ident = random.randrange(1, 0xFFFF)
+    gap = 1.0 / args.rate
+    t0 = time.monotonic()
+    end = t0 + args.seconds
+    count = int(args.rate * args.seconds)
+    sent = received = flows = 0
+    next_send = t0
+    next_flow = t0 + args.rotate
+    _emit({"ev": "started", "t": t0})
+    while not stopping and sent < count and (now := time.monotonic()) < end:
+        if now >= next_flow:
+            next_flow = now + args.rotate
+            flows += 1
+            ident = ident % 0xFFFE + 1
+            if args.proto == "udp":
+                sock.close()
+                sock = new_flow()
+        if now >= next_send:
+            try:
+                if args.proto == "icmp":
+                    seq = sent & 0xFFFF
+                    head = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+                    msg = struct.pack("!BBHHH", 8, 0, _checksum(head + payload), ident, seq)
+                    sock.sendto(msg + payload, (args.dst, 0))
+                else:
+                    sock.sendto(payload, (args.dst, args.port))
+            except OSError:
+                pass  # no route or buffer full while the uplink changes: counted as not sent
+            else:
+                sent += 1
+            next_send += gap
+            continue
+        ready, _, _ = select.select([sock], [], [], max(0.0, next_send - now))
+        while ready:
+            try:
+                sock.recv(65535)  # answers are only counted (any ICMP, for a rough figure)
+            except BlockingIOError:
+                break
+            received += 1
+    sock.close()
+    _emit({"ev": "end", "t": time.monotonic(), "sent": sent, "received": received, "flows": flows})
+
+
+def _sink(args: argparse.Namespace) -> None:
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", args.port))
+    end = time.monotonic() + args.seconds
+    _emit({"ev": "listening", "port": args.port})
+    n = 0
+    while not stopping and (left := end - time.monotonic()) > 0:
+        ready, _, _ = select.select([sock], [], [], min(left, 0.2))
+        if ready:
+            sock.recv(65535)
+            n += 1
+    _emit({"ev": "end", "received": n})
+
+
 def _hop(args: argparse.Namespace) -> None:
     raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -1289,8 +1449,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--dst", required=True)
     r.add_argument("--port", type=int, default=WHOAMI_PORT)
     r.add_argument("--count", type=int, default=20)
+    st = sub.add_parser("stream", help="packets at a steady rate: ICMP echo or one-way UDP")
+    st.add_argument("--dst", required=True)
+    st.add_argument("--rate", type=float, default=500.0)
+    st.add_argument("--seconds", type=float, default=60.0)
+    st.add_argument("--proto", choices=["icmp", "udp"], default="icmp")
+    st.add_argument("--port", type=int, default=SINK_PORT)
+    st.add_argument("--rotate", type=float, default=1.0, help="a new flow every this many s")
+    sk = sub.add_parser("sink", help="a UDP port that reads and never answers")
+    sk.add_argument("--port", type=int, default=SINK_PORT)
+    sk.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
-    if args.cmd == "connect":
+    if args.cmd in ("stream", "sink"):
+        args.seconds = min(args.seconds, MAX_STREAM_SECONDS)
+    if args.cmd == "stream":
+        args.rate = max(1.0, min(args.rate, MAX_STREAM_RATE))
+        args.rotate = max(0.05, args.rotate)
+        _stream(args)
+    elif args.cmd == "sink":
+        _sink(args)
+    elif args.cmd == "connect":
         args.max_attempts = min(args.max_attempts, MAX_ATTEMPTS)
         asyncio.run(_connect_loop(args))
     elif args.cmd == "flow":

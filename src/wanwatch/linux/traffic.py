@@ -1,0 +1,209 @@
+"""The office's own traffic as an early sign of a silent uplink.
+
+When packets keep leaving an uplink and nothing comes back for a few of its
+RTTs, the daemon tells the engine (``Engine.traffic_stall``), which may start its
+confirmation burst at once instead of waiting for the next healthy probe. It is
+only a trigger: the pinned probes and the engine's sequential test still decide.
+
+Where the signal comes from: the uplink interface's own packet counters
+(``struct rtnl_link_stats64``, <linux/if_link.h>), read with one RTM_GETSTATS
+request per uplink asking for IFLA_STATS_LINK_64 only (net/core/rtnetlink.c,
+rtnl_stats_get): a 200-byte answer that pyroute2 decodes (``ifstatsmsg``). The
+kernel counts every packet; Python reads two numbers per uplink per POLL,
+whatever the packet rate. Measured against the other candidates at 1,000
+packets/s through the lab router (``bench/signal_cost.py``, figures in
+bench/README.md): conntrack events cost per connection, not per poll, and a
+flow that was established before the cut sends none at all; ``nft list
+counters`` forks nft on every poll; NFLOG has no decoder in pyroute2.
+
+What the counters cannot tell apart: rx counts every packet that arrives, so an
+uplink that keeps receiving unsolicited packets (scans, broadcasts) after it
+stopped answering shows no stall, and the probes find it as before; a one-way
+flow (a UDP stream nobody answers) stalls all the time, which the engine's rate
+limit makes harmless (at most one burst per ``interval``, within the probe
+budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pyroute2.netlink import NLM_F_REQUEST, NLMSG_ERROR
+from pyroute2.netlink.rtnl import RTM_GETSTATS, RTM_NEWSTATS
+from pyroute2.netlink.rtnl.ifstatsmsg import ifstatsmsg
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from wanwatch.engine.events import Event, event
+
+# Counters are read this often. A stall is seen POLL + WINDOW_MIN to 2 * POLL +
+# WINDOW_MIN after the last packet came back (~90 ms on average); each read of
+# one uplink costs ~32 us of CPU (RTM_GETSTATS, pyroute2 decode), so two uplinks
+# cost ~0.26 % of a core at this rate.
+POLL = 0.025
+# "A few RTTs": nothing back for STALL_RTTS smoothed RTTs, and never less than
+# WINDOW_MIN, which spans two polls so one late read cannot fake a stall.
+STALL_RTTS = 3.0
+WINDOW_MIN = 0.05
+# Packets that must have left unanswered: more than an idle line's own probes
+# send in the window (one per ``interval``), so a quiet office never triggers.
+MIN_PACKETS = 4
+_IFLA_STATS_LINK_64 = 1  # filter_mask bit: 1 << (IFLA_STATS_LINK_64 - 1), <linux/if_link.h>
+
+
+class StallDetector:
+    """One uplink's counters in, "stalled" out: packets left for a window, none came back.
+
+    Pure: ``sample(now, tx, rx, srtt)`` with the counters as read. It reports
+    each poll while the stall lasts (the engine rate-limits), and starts over
+    when anything arrives.
+    """
+
+    __slots__ = ("_quiet_tx", "_rx", "_tx_since")
+
+    def __init__(self) -> None:
+        self._rx: int | None = None
+        self._quiet_tx = 0  # tx when rx last moved
+        self._tx_since: float | None = None  # first read that saw tx move after that
+
+    def sample(self, now: float, tx: int, rx: int, srtt: float | None) -> bool:
+        if self._rx is None or rx != self._rx or tx < self._quiet_tx:
+            # something came back (or the counters restarted): a new quiet spell
+            self._rx, self._quiet_tx, self._tx_since = rx, tx, None
+            return False
+        if tx == self._quiet_tx:
+            return False
+        if self._tx_since is None:
+            self._tx_since = now  # these packets left after the previous read
+            return False
+        window = max(WINDOW_MIN, STALL_RTTS * srtt) if srtt is not None else WINDOW_MIN
+        return tx - self._quiet_tx >= MIN_PACKETS and now - self._tx_since >= window
+
+
+@dataclass(frozen=True, slots=True)
+class _Uplink:
+    wan: str
+    ifname: str
+    request: bytes
+
+
+class TrafficWatch:
+    """Reads the uplinks' counters every POLL on the running loop; reports stalls.
+
+    ``on_stall(wan, now)`` is called for each read that finds one. The socket
+    lives in the network namespace of the thread that calls :meth:`start`. A
+    socket error stops the watch and is reported as ``traffic.watch_failed``;
+    an uplink whose interface is missing is skipped until it appears.
+    """
+
+    def __init__(
+        self,
+        on_stall: Callable[[str, float], None],
+        rtt: Callable[[str], float | None],
+        emit: Callable[[Event], None],
+        now: Callable[[], float],
+    ) -> None:
+        self._on_stall = on_stall
+        self._rtt = rtt
+        self._emit = emit
+        self._now = now
+        self._sock: socket.socket | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._uplinks: dict[int, _Uplink] = {}  # by ifindex
+        self._names: dict[str, str] = {}  # wan -> ifname
+        self._detectors: dict[str, StallDetector] = {}
+        self._marshal = MarshalRtnl()
+
+    def start(self, uplinks: Mapping[str, str]) -> None:
+        """Watch ``uplinks`` (wan name -> interface name) from now on."""
+        loop = asyncio.get_running_loop()
+        try:
+            sock = socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+            )
+        except OSError as exc:
+            self._fail(exc)
+            return
+        sock.setblocking(False)
+        self._sock = sock
+        loop.add_reader(sock.fileno(), self._read)
+        self.watch(uplinks)
+        self._timer = loop.call_later(POLL, self._poll)
+
+    def watch(self, uplinks: Mapping[str, str]) -> None:
+        """A new set of uplinks (config reload); detectors of kept ones go on."""
+        self._names = dict(uplinks)
+        self._detectors = {w: self._detectors.get(w) or StallDetector() for w in uplinks}
+        self._uplinks = {}
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    def _resolve(self) -> None:
+        """ifindex of each watched interface (if_nametoindex(3), this namespace)."""
+        known = {u.wan for u in self._uplinks.values()}
+        for wan, ifname in self._names.items():
+            if wan in known:
+                continue
+            try:
+                index = socket.if_nametoindex(ifname)
+            except OSError:
+                continue  # not there (yet): the carrier watch reports it
+            msg = ifstatsmsg()
+            msg["header"]["type"] = RTM_GETSTATS
+            msg["header"]["flags"] = NLM_F_REQUEST
+            msg["header"]["sequence_number"] = index
+            msg["ifindex"] = index
+            msg["filter_mask"] = _IFLA_STATS_LINK_64
+            msg.encode()
+            self._uplinks[index] = _Uplink(wan, ifname, bytes(msg.data))
+
+    def _poll(self) -> None:
+        if self._sock is None:
+            return
+        self._timer = asyncio.get_running_loop().call_later(POLL, self._poll)
+        if len(self._uplinks) < len(self._names):
+            self._resolve()
+        try:
+            for u in self._uplinks.values():
+                self._sock.send(u.request)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _read(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._fail(exc)
+                return
+            now = self._now()
+            for msg in self._marshal.parse(data):
+                kind = msg["header"]["type"]
+                if kind == NLMSG_ERROR:  # ENODEV: the interface went; resolve it again
+                    self._uplinks.pop(msg["header"]["sequence_number"], None)
+                    continue
+                u = self._uplinks.get(msg["ifindex"]) if kind == RTM_NEWSTATS else None
+                stats = msg.get_attr("IFLA_STATS_LINK_64") if u is not None else None
+                if u is None or stats is None:
+                    continue
+                d = self._detectors[u.wan]
+                if d.sample(now, stats["tx_packets"], stats["rx_packets"], self._rtt(u.wan)):
+                    self._on_stall(u.wan, now)
+
+    def _fail(self, exc: OSError) -> None:
+        self.stop()
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        self._emit(event(self._now(), "traffic.watch_failed", error=exc.strerror or name))
