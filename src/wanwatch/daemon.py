@@ -215,10 +215,7 @@ class Daemon:
         if self._links is not None:
             loop.remove_reader(self._links.fileno())
             self._links.close()
-        if self._drift is not None:
-            for fd in self._drift.filenos():
-                loop.remove_reader(fd)
-            self._drift.close()
+        self._close_drift(loop)
         if self._hub is not None:
             await self._hub.close()
         if self._dnsmasq is not None:
@@ -356,8 +353,11 @@ class Daemon:
         try:
             kinds = self._drift.read(fd)
         except NetlinkError as exc:
+            # A broken socket would wake us forever: stop listening; the periodic
+            # full pass still repairs, only later.
             self.emit(event(self.now(), "drift.watch_failed", error=str(exc)))
-            kinds = {"unknown"}
+            self._close_drift(asyncio.get_running_loop())
+            return
         if not kinds:
             return
         now = self.now()
@@ -367,6 +367,13 @@ class Daemon:
         if self._repair_at is None or due < self._repair_at:
             self._repair_at = due
         self._wake.set()
+
+    def _close_drift(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._drift is not None:
+            for fd in self._drift.filenos():
+                loop.remove_reader(fd)
+            self._drift.close()
+            self._drift = None
 
     def _maybe_repair(self) -> None:
         """Start a reconcile pass off the loop when drift, a retry or the safety net is due."""
