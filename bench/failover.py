@@ -18,6 +18,15 @@ as its router and measures, from a LAN client's point of view:
 - probes per second per healthy uplink over a quiet spell;
 - the daemon's RSS/peak RSS and CPU, and its dnsmasq child's RSS.
 
+``--lan-traffic PPS`` runs the office's own traffic through the router for the
+whole bench: the LAN client's ICMP echo stream (PPS / 2 echoes per second, each
+answered, so PPS packets per second cross the router; a new flow every second, so
+new flows follow the uplink carrying new connections), on top of the connection
+loop of each cut. The quiet spell is then measured twice, without and with it
+(``quiet`` and ``quiet_traffic``), and every ``wan.suspect`` (trigger=traffic)
+the daemon reports is counted: per cut (``per_cut[].trigger``) and in the loss
+run. The loss run's loss also hits that traffic.
+
 ``--load`` keeps the daemon busy while every cut is timed: LOAD_CALLERS
 concurrent ``status`` callers on its control socket and a Prometheus scrape every
 LOAD_SCRAPE_EVERY seconds (the daemon then runs with ``--metrics`` on the router
@@ -56,7 +65,7 @@ from wanwatch.errors import LabError
 from wanwatch.lab import faults
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
-from wanwatch.lab.traffic import ConnectLoop
+from wanwatch.lab.traffic import ConnectLoop, Stream
 
 OFFICE = ROOT / "examples" / "office.yaml"
 
@@ -74,8 +83,13 @@ TARGET_BLACKHOLE_MAX_MS = 1500.0
 TARGET_CARRIER_MS = 100.0
 TARGET_PROBES_PER_S = 2.0
 TARGET_RSS_MB = 40.0
+# Issue 15, with --lan-traffic: failover helped by the office's own traffic.
+TARGET_TRAFFIC_MEDIAN_MS = 500.0
+TARGET_TRAFFIC_MAX_MS = 800.0
+TARGET_TRAFFIC_CPU_PCT = 1.0
 MIN_CUTS = 10
 MIN_LOSS_MINUTES = 10.0
+STREAM_MAX_SECONDS = 7200.0  # bound of the --lan-traffic stream (the bench takes ~25 min)
 LOAD_CALLERS = 50
 LOAD_SCRAPE_EVERY = 0.1
 LOAD_METRICS = "127.0.0.1:9107"  # the router namespace's own loopback
@@ -358,6 +372,16 @@ class Bench:
         down = [e for e in down if e.get("wan") == self.primary]
         if down:
             d = down[0]
+            suspect = [
+                e
+                for e in events.between(fault.t_start, d["at"] + 1e-6, "wan.suspect")
+                if e.get("wan") == self.primary
+            ]
+            if suspect:
+                rec.update(
+                    trigger=suspect[0].get("trigger"),
+                    suspect_after_cut_ms=round((suspect[0]["at"] - fault.t_start) * 1000, 1),
+                )
             rec.update(
                 detect_ms=d.get("detect_ms"),
                 needed=d.get("needed"),
@@ -414,6 +438,8 @@ class Bench:
             "missed": sum(1 for r in recs if r["failover_ms"] is None),
             "failover_ms": summary(values("failover_ms")),
             "detect_ms": summary(values("detect_ms"), 0),
+            "triggered": sum(1 for r in recs if r.get("trigger") == "traffic"),
+            "suspect_after_cut_ms": summary(values("suspect_after_cut_ms")),
             "down_after_cut_ms": summary(values("down_after_cut_ms")),
             "switch_after_cut_ms": summary(values("switch_after_cut_ms")),
             "switch_ms": summary(values("switch_ms"), 3),
@@ -517,6 +543,9 @@ class Bench:
             "bad_events": [
                 {**e, "after_s": round(e["at"] - t_begin, 2)} for e in [*downs, *failovers]
             ],
+            "traffic_triggers": sum(
+                1 for e in run if e["name"] == "wan.suspect" and e.get("wan") == self.primary
+            ),
             "event_counts": dict(sorted(counts.items())),
             "event_gaps": events.gaps,
             "probes_per_s": rate,
@@ -546,7 +575,24 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
         return {"value": value, "met": met, "sample_ok": sample_ok}
 
     enough_cuts = bh["cuts"] >= MIN_CUTS
-    return {
+    extra = {}
+    if "quiet_traffic" in out:
+        cpu = out["quiet_traffic"]["cpu_pct"]
+        missed = bh["missed"] > 0
+        extra = {
+            "traffic_blackhole_median_le_500ms": t(
+                bh_ms.get("median"),
+                not missed and bh_ms.get("median", math.inf) <= TARGET_TRAFFIC_MEDIAN_MS,
+                enough_cuts,
+            ),
+            "traffic_blackhole_max_le_800ms": t(
+                bh_ms.get("max"),
+                not missed and bh_ms.get("max", math.inf) <= TARGET_TRAFFIC_MAX_MS,
+                enough_cuts,
+            ),
+            "traffic_cpu_le_1pct": t(cpu, cpu <= TARGET_TRAFFIC_CPU_PCT),
+        }
+    return extra | {
         "blackhole_median_le_1000ms": t(
             bh_ms.get("median"),
             bh["missed"] == 0 and bh_ms.get("median", math.inf) <= TARGET_BLACKHOLE_MEDIAN_MS,
@@ -599,6 +645,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"{bench.client} leased {lease.address}")
         out["quiet"] = bench.quiet(args.quiet_seconds)
         say(f"quiet: {json.dumps(out['quiet'])}")
+        stream = None
+        if args.lan_traffic:
+            out["lan_traffic_pps"] = args.lan_traffic
+            stream = Stream(
+                lab, bench.client, lab.topology.whoami[0], rate=args.lan_traffic / 2,
+                seconds=STREAM_MAX_SECONDS,
+            ).__enter__()  # fmt: skip
+            time.sleep(2.0)
+            out["quiet_traffic"] = bench.quiet(args.quiet_seconds)
+            say(f"quiet with {args.lan_traffic:g} packets/s: {json.dumps(out['quiet_traffic'])}")
         say(
             f"loss run: {args.loss_pct:g} % loss ({args.loss_direction}) + "
             f"{args.delay_ms:g} ± {args.jitter_ms:g} ms ({args.delay_direction}) on "
@@ -621,6 +677,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["blackhole"] = bench.cuts("blackhole", args.cuts, warmup)
         out["carrier"] = bench.cuts("carrier", args.carrier_cuts, min(warmup, CARRIER_WARMUP))
         out["daemon_exit_codes"] = dict(Counter(str(c) for c in bench.exit_codes))
+        if stream is not None:
+            out["lan_stream"] = stream.stop()
         if args.load:
             out["load"] = {
                 "status_callers": LOAD_CALLERS,
@@ -653,6 +711,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--delay-direction", choices=["up", "down", "both"], default="down")
     ap.add_argument("--seed", type=int, default=1, help="random phase of each cut")
     ap.add_argument("-c", "--config", type=Path, default=OFFICE)
+    ap.add_argument(
+        "--lan-traffic",
+        type=float,
+        default=0.0,
+        metavar="PPS",
+        help="packets/s of LAN traffic through the router for the whole bench (e.g. 1000)",
+    )
     ap.add_argument(
         "--load",
         action="store_true",

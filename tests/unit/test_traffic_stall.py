@@ -67,8 +67,8 @@ def test_an_idle_line_with_its_probes_never_stalls() -> None:
 
 def test_anything_coming_back_starts_over_and_a_counter_reset_is_not_a_stall() -> None:
     d = StallDetector()
-    readings = [(0, 0), (10, 0), (20, 0), (30, 1), (40, 1), (50, 1)]
-    assert feed(d, readings) == []  # rx moved at 0.075: the window restarts there
+    readings = [(0, 0), (10, 0), (20, 1), (30, 1), (40, 2)]
+    assert feed(d, readings) == []  # rx moved before each window was over: it starts over
     d = StallDetector()
     assert feed(d, [(1000, 50), (1010, 50), (5, 50), (6, 50)]) == []
 
@@ -78,3 +78,14 @@ def test_no_reading_before_the_first_is_a_stall() -> None:
     assert d.sample(0.0, 100, 0, None) is False
     assert d.sample(1.0, 200, 0, None) is False  # first sight of tx moving
     assert d.sample(1.0 + WINDOW_MIN, 300, 0, None) is True
+
+
+def test_busy_only_while_packets_leave() -> None:
+    """What TrafficWatch reads every POLL; an idle uplink is read every IDLE_POLL."""
+    d = StallDetector()
+    d.sample(0.0, 0, 0, None)
+    assert not d.busy
+    d.sample(0.05, MIN_PACKETS, 3, None)
+    assert d.busy
+    d.sample(0.1, MIN_PACKETS + 1, 4, None)  # one probe: idle again
+    assert not d.busy

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import math
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,18 +40,23 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from wanwatch.engine.events import Event, event
 
-# Counters are read this often. A stall is seen POLL + WINDOW_MIN to 2 * POLL +
-# WINDOW_MIN after the last packet came back (~90 ms on average); each read of
-# one uplink costs ~32 us of CPU (RTM_GETSTATS, pyroute2 decode), so two uplinks
-# cost ~0.26 % of a core at this rate.
-POLL = 0.025
+# Counters are read this often. A stall is reported POLL + WINDOW_MIN to
+# 2 * POLL + WINDOW_MIN after the last packet came back (125 ms on average in the
+# lab). The cost is mostly the wakeup itself (bench/stall_signal.py: an empty
+# asyncio timer at 40 /s already took 0.4 % of a core on the lab VM), hence one
+# wakeup per read and not a faster one.
+POLL = 0.05
 # "A few RTTs": nothing back for STALL_RTTS smoothed RTTs, and never less than
-# WINDOW_MIN, which spans two polls so one late read cannot fake a stall.
+# WINDOW_MIN (one POLL: the stall must show in two reads in a row).
 STALL_RTTS = 3.0
 WINDOW_MIN = 0.05
 # Packets that must have left unanswered: more than an idle line's own probes
 # send in the window (one per ``interval``), so a quiet office never triggers.
+# An uplink whose last read saw fewer leave is idle, and read every IDLE_POLL
+# only: nothing leaves it to be left unanswered (a quiet office then costs a
+# fifth of the wakeups).
 MIN_PACKETS = 4
+IDLE_POLL = 0.25
 _IFLA_STATS_LINK_64 = 1  # filter_mask bit: 1 << (IFLA_STATS_LINK_64 - 1), <linux/if_link.h>
 
 
@@ -62,14 +68,18 @@ class StallDetector:
     when anything arrives.
     """
 
-    __slots__ = ("_quiet_tx", "_rx", "_tx_since")
+    __slots__ = ("_last_tx", "_quiet_tx", "_rx", "_tx_since", "busy")
 
     def __init__(self) -> None:
         self._rx: int | None = None
         self._quiet_tx = 0  # tx when rx last moved
         self._tx_since: float | None = None  # first read that saw tx move after that
+        self._last_tx: int | None = None
+        self.busy = False  # the last read saw at least MIN_PACKETS leave
 
     def sample(self, now: float, tx: int, rx: int, srtt: float | None) -> bool:
+        self.busy = self._last_tx is not None and tx - self._last_tx >= MIN_PACKETS
+        self._last_tx = tx
         if self._rx is None or rx != self._rx or tx < self._quiet_tx:
             # something came back (or the counters restarted): a new quiet spell
             self._rx, self._quiet_tx, self._tx_since = rx, tx, None
@@ -91,12 +101,17 @@ class _Uplink:
 
 
 class TrafficWatch:
-    """Reads the uplinks' counters every POLL on the running loop; reports stalls.
+    """Reads the uplinks' counters every POLL (IDLE_POLL if idle) on the running loop.
 
     ``on_stall(wan, now)`` is called for each read that finds one. The socket
     lives in the network namespace of the thread that calls :meth:`start`. A
     socket error stops the watch and is reported as ``traffic.watch_failed``;
     an uplink whose interface is missing is skipped until it appears.
+
+    The kernel answers an rtnetlink request inside the sender's ``send()``
+    (net/netlink/af_netlink.c, netlink_unicast_kernel calls rtnetlink_rcv
+    synchronously), so the answers are read right after sending, in the same
+    wakeup; one that is somehow not there yet is read on the next one.
     """
 
     def __init__(
@@ -115,6 +130,7 @@ class TrafficWatch:
         self._uplinks: dict[int, _Uplink] = {}  # by ifindex
         self._names: dict[str, str] = {}  # wan -> ifname
         self._detectors: dict[str, StallDetector] = {}
+        self._read_at: dict[str, float] = {}
         self._marshal = MarshalRtnl()
 
     def start(self, uplinks: Mapping[str, str]) -> None:
@@ -129,7 +145,6 @@ class TrafficWatch:
             return
         sock.setblocking(False)
         self._sock = sock
-        loop.add_reader(sock.fileno(), self._read)
         self.watch(uplinks)
         self._timer = loop.call_later(POLL, self._poll)
 
@@ -138,13 +153,13 @@ class TrafficWatch:
         self._names = dict(uplinks)
         self._detectors = {w: self._detectors.get(w) or StallDetector() for w in uplinks}
         self._uplinks = {}
+        self._read_at = {}
 
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._sock is not None:
-            asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
 
@@ -170,14 +185,21 @@ class TrafficWatch:
     def _poll(self) -> None:
         if self._sock is None:
             return
-        self._timer = asyncio.get_running_loop().call_later(POLL, self._poll)
         if len(self._uplinks) < len(self._names):
             self._resolve()
+        now = self._now()
+        due = now - IDLE_POLL + POLL / 2
         try:
             for u in self._uplinks.values():
-                self._sock.send(u.request)
+                if self._detectors[u.wan].busy or self._read_at.get(u.wan, -math.inf) <= due:
+                    self._read_at[u.wan] = now
+                    self._sock.send(u.request)
         except OSError as exc:
             self._fail(exc)
+            return
+        self._read()
+        busy = any(d.busy for d in self._detectors.values())
+        self._timer = asyncio.get_running_loop().call_later(POLL if busy else IDLE_POLL, self._poll)
 
     def _read(self) -> None:
         sock = self._sock
