@@ -11,18 +11,18 @@ process in the router namespace. Each reports the CPU it used (utime + stime,
 its children included) while the traffic flowed:
 
 - ``stats``: what the daemon uses (wanwatch.linux.traffic.TrafficWatch):
-  RTM_GETSTATS for each uplink every POLL, pyroute2 decoding the answers;
+  RTM_GETSTATS for each uplink every 50 ms, pyroute2 decoding the answers;
 - ``conntrack``: a socket on the conntrack event groups NEW, UPDATE and
   DESTROY (what a "new flow out, no reply within k RTTs" detector needs),
   pyroute2 decoding every event;
-- ``nft``: ``nft list table inet wanwatch`` every POLL (reading rule counters
+- ``nft``: ``nft list table inet wanwatch`` every 50 ms (reading rule counters
   of our own table the only way nft offers: a new nft process each time).
 
 NFLOG is not measured: pyroute2 has no decoder for nfnetlink_log messages, and
 wanwatch writes no netlink parser of its own.
 
 Fields: ``candidates.<name>``: ``cpu_pct`` (of one core), ``cpu_ms_per_s``,
-``messages`` (netlink messages decoded, or nft runs), ``seconds``;
+``messages`` (conntrack events decoded, reads of the counters, or nft runs), ``seconds``;
 ``forwarded_pps``: packets per second the primary uplink carried (tx + rx, from
 its counters) during the ``stats`` run; ``host``: as in bench/failover.py.
 """
@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import ROOT, host_info, say
+
+from wanwatch.linux.traffic import POLL
 
 OFFICE = ROOT / "examples" / "office.yaml"
 CANDIDATES = ("stats", "conntrack", "nft")
@@ -86,7 +88,8 @@ def _stats(seconds: float, uplinks: dict[str, str]) -> dict[str, Any]:
     c1 = _cpu()
     last = _link_packets(uplinks)
     pps = {w: round(sum(last[w]) - sum(first[w])) / (t1 - t0) for w in uplinks}
-    polls = int((t1 - t0) / 0.025) * len(uplinks)
+    # every uplink that carries traffic is read every POLL (wakeups, not messages)
+    polls = int((t1 - t0) / POLL)
     return {"cpu_s": c1 - c0, "seconds": t1 - t0, "messages": polls, "pps": pps, **counts}
 
 
@@ -141,7 +144,7 @@ def _nft(seconds: float) -> dict[str, Any]:
             ["nft", "list", "table", "inet", "wanwatch"], capture_output=True, check=False
         )
         n += 1
-        nxt += 0.025
+        nxt += POLL
         time.sleep(max(0.0, nxt - time.monotonic()))
     t1, c1 = time.monotonic(), _cpu()
     return {"cpu_s": c1 - c0, "seconds": t1 - t0, "messages": n}
