@@ -15,7 +15,7 @@ What the kernel holds while we run (``F`` = footprint.py):
   resolves its gateway by itself) and, last, ``unreachable default`` at
   ``F.UNREACHABLE_METRIC``: a packet meant for a dead uplink fails instead of
   falling through to the main table and leaving, NATed, by another uplink
-  (LAB-NOTES: that is how a probe reports the wrong uplink healthy);
+  (docs/lab-notes.md: that is how a probe reports the wrong uplink healthy);
 * rules: ``lookup main suppress_prefixlength 0`` (LAN, connected and admin
   routes win), ``fwmark <mark>/<F.FWMARK_MASK> lookup <table>`` and
   ``from <uplink address> lookup <table>`` (the router's own packets leave by
