@@ -43,15 +43,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address
 
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.parse import (
-    Command,
-    Export,
-    Gateway,
-    Route,
-    Selector,
-    commands,
-    matches,
-)
+from wanwatch.routeros.commands import Command, Selector, commands, matches
+from wanwatch.routeros.model import Export, Gateway, Route
 
 CONNECTED_SCOPE = 10
 MAX_SETTLE_ROUNDS = 10

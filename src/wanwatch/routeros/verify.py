@@ -19,7 +19,8 @@ from typing import Any
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.parse import Export, parse_file, parse_text
+from wanwatch.routeros.model import Export
+from wanwatch.routeros.parse import parse_file, parse_text
 from wanwatch.routeros.simulate import (
     BASELINE,
     Choice,
