@@ -59,6 +59,7 @@ def test_corpus_file(path: Path) -> None:
     assert {s["id"]: s["tables"] for s in got["scenarios"]} == want["scenarios"]
     assert [[w["code"], w["line"]] for w in got["warnings"]] == want["warnings"]
     assert got["skipped_lines"] == want["skipped_lines"]
+    assert [[n["line"], n["message"]] for n in got["notes"]] == want.get("notes", [])
 
 
 def test_corpus_flags_every_contract_code() -> None:
@@ -87,11 +88,14 @@ def test_official_recipe_names_the_carrying_uplink() -> None:
 
 def test_json_shape_is_the_contract() -> None:
     got = verify_file(CORPUS / "v7-leak-target-scope.rsc").to_json()
-    assert set(got) == {"scenarios", "warnings", "skipped_lines"}
+    assert set(got) == {"scenarios", "warnings", "skipped_lines", "notes"}
     for s in got["scenarios"]:
         assert set(s) == {"id", "tables"}
         for choice in s["tables"].values():
-            assert choice is None or set(choice) == {"gateway", "nexthop"}
+            assert choice is None or set(choice) in (
+                {"gateway", "nexthop"},
+                {"gateway", "nexthop", "ecmp"},
+            )
     for w in got["warnings"]:
         assert set(w) == {"code", "line", "message"}
         assert isinstance(w["line"], int) and w["message"]

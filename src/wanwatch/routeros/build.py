@@ -4,6 +4,7 @@ selectors to their items, and type every value (RouterOS defaults from the manua
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import (
     AddressValueError,
@@ -12,9 +13,9 @@ from ipaddress import (
     IPv4Network,
     NetmaskValueError,
 )
+from typing import TypeVar
 
-from wanwatch.errors import RouterOSError
-from wanwatch.routeros.commands import Command, matches, yes_no
+from wanwatch.routeros.commands import Command, Selector, Skipped, matches, yes_no
 from wanwatch.routeros.lexer import located
 from wanwatch.routeros.model import (
     Address,
@@ -31,6 +32,8 @@ from wanwatch.routeros.model import (
     RoutingRule,
     RoutingTable,
 )
+
+T = TypeVar("T")
 
 # Bound that keeps the simulator cheap: it is polynomial in the number of routes.
 MAX_ROUTES = 2000
@@ -67,10 +70,47 @@ _SECTIONS: dict[str, str] = {
     "ip dhcp-server lease": "list",
     "ip dhcp-client": "list",
     "interface pppoe-client": "list",
+    "interface l2tp-client": "list",
+    "interface pptp-client": "list",
+    "interface sstp-client": "list",
+    "interface ovpn-client": "list",
+    "interface lte": "list",
+    "interface lte apn": "list",
     "tool netwatch": "list",
     "system script": "list",
     "ip dns": "single",
 }
+
+
+# Client interfaces whose default route RouterOS adds at run time: section -> the
+# prefix of the names RouterOS gives unnamed ones, and whether the interface goes down
+# with its peer (a PPP session ends when the server stops answering; a DHCP lease on
+# Ethernet outlives a dead gateway).
+CLIENTS: dict[str, tuple[str, bool]] = {
+    "ip dhcp-client": ("", False),
+    "interface pppoe-client": ("pppoe-out", True),
+    "interface l2tp-client": ("l2tp-out", True),
+    "interface pptp-client": ("pptp-out", True),
+    "interface sstp-client": ("sstp-out", True),
+    "interface ovpn-client": ("ovpn-out", True),
+    "interface lte": ("lte", True),
+}
+# Sections of hardware-made items: an export only ``set``s them, found by default name.
+_HARDWARE = frozenset({"interface lte", "interface lte apn"})
+
+
+class _InvalidItemError(Exception):
+    """A value RouterOS would reject: the item is not modelled (line, reason)."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+def item_names(args: dict[str, str] | Mapping[str, str]) -> set[str]:
+    """The words a command may name an item by: its name, or a client's interface."""
+    return {v for k in ("name", "interface", "default-name") if (v := args.get(k))}
 
 
 class Builder:
@@ -79,14 +119,27 @@ class Builder:
         self.items: dict[str, list[_Item]] = {k: [] for k, v in _SECTIONS.items() if v == "list"}
         self.single: dict[str, _Item] = {}
         self.skipped = 0
+        self.notes: list[tuple[int, str]] = []
 
-    def feed(self, cmd: Command) -> None:
+    def skip(self, line: int, note: str | None = None) -> None:
+        self.skipped += 1
+        if note is not None:
+            self.notes.append((line, note))
+
+    def feed(self, cmd: Command | Skipped) -> None:
+        if isinstance(cmd, Skipped):
+            self.skip(cmd.line, cmd.note)
+            return
         kind = _SECTIONS.get(cmd.path)
         if kind is None or cmd.by_number:
             self.skipped += 1
             return
+        if cmd.note is not None:
+            self.skip(cmd.line, cmd.note)
+            return
         if cmd.bad_key is not None:
-            raise located(self.source, cmd.line, f"{cmd.bad_key!r} is not a property name")
+            self.skip(cmd.line, f"{cmd.bad_key!r} is not a property name")
+            return
         if kind == "single":
             if cmd.verb != "set":
                 self.skipped += 1
@@ -103,10 +156,16 @@ class Builder:
             self._apply(item, cmd)
             items.append(item)
         elif cmd.verb in ("set", "enable", "disable", "remove"):
-            if cmd.selector is None:
+            names = {f for f in cmd.flags if not f.startswith("!")}
+            if cmd.selector is not None:
+                chosen = [it for it in items if matches(cmd.selector, it.args)]
+            elif names:
+                chosen = [it for it in items if item_names(it.args) & names]
+            else:
                 self.skipped += 1
                 return
-            chosen = [it for it in items if matches(cmd.selector, it.args)]
+            if not chosen and cmd.path in _HARDWARE and cmd.selector is not None:
+                chosen = [self._hardware_item(cmd.path, cmd.selector, cmd.line)]
             if cmd.verb == "remove":
                 keep = [it for it in items if not any(it is c for c in chosen)]
                 items[:] = keep
@@ -120,11 +179,24 @@ class Builder:
         else:
             self.skipped += 1
 
+    def _hardware_item(self, path: str, selector: Selector, line: int) -> _Item:
+        """The item a ``set [ find default-name=lte1 ]`` refers to, made on first use."""
+        args = {c.key: c.value for c in selector.conditions if c.op == "="}
+        if "default-name" in args:
+            args.setdefault("name", args["default-name"])
+        if args.get("default") == "yes":
+            args.setdefault("name", "default")
+        item = _Item(line, args, set())
+        self.items[path].append(item)
+        return item
+
     def _apply(self, item: _Item, cmd: Command) -> None:
         for k, v in cmd.args.items():
             item.args[k] = v
             item.lines[k] = cmd.line
         for f in cmd.flags:
+            if item_names(item.args) & {f} and cmd.verb != "add":
+                continue  # the item's name, naming it, not a flag
             if f.startswith("!"):
                 item.args.pop(f[1:], None)
             else:
@@ -133,10 +205,21 @@ class Builder:
 
     # ---------------------------------------------------------------- typing helpers
 
-    def err(self, item: _Item, key: str, reason: str) -> RouterOSError:
-        return located(
-            self.source, item.line_of(key), f"{key}={item.args.get(key, '')!r}: {reason}"
-        )
+    def err(self, item: _Item, key: str, reason: str) -> _InvalidItemError:
+        return _InvalidItemError(item.line_of(key), f"{key}={item.args.get(key, '')!r}: {reason}")
+
+    def typed(self, items: list[_Item], make: Callable[[_Item], T | None]) -> tuple[T, ...]:
+        """Each item typed by ``make``; one RouterOS would reject is skipped with a note."""
+        out: list[T] = []
+        for i in items:
+            try:
+                value = make(i)
+            except _InvalidItemError as exc:
+                self.skip(exc.line, exc.reason)
+                continue
+            if value is not None:
+                out.append(value)
+        return tuple(out)
 
     def num(self, item: _Item, key: str, default: int, lo: int, hi: int) -> int:
         v = item.get(key)
@@ -174,9 +257,8 @@ class Builder:
 
     def build(self, version: int | None) -> Export:
         it = self.items
-        addresses = tuple(a for a in map(self._address, it["ip address"]) if a is not None)
-        routes = [self._route(i) for i in it["ip route"]]
-        dynamic = bool(it["ip dhcp-client"] or it["interface pppoe-client"])
+        addresses = self.typed(it["ip address"], self._address)
+        routes = list(self.typed(it["ip route"], self._route))
         routes += self._client_routes()
         if len(routes) > MAX_ROUTES:
             raise located(
@@ -189,39 +271,45 @@ class Builder:
                 version = 6
         lists: dict[str, set[str]] = {}
         for m in it["interface list member"]:
-            if self.flag(m, "disabled"):
-                continue
-            lists.setdefault(m.get("list") or "", set()).add(m.get("interface") or "")
+            if m.get("disabled") not in ("yes", "true") and "disabled" not in m.flags:
+                lists.setdefault(m.get("list") or "", set()).add(m.get("interface") or "")
         dns = self.single.get("ip dns")
         return Export(
             source=self.source,
             version=version,
             addresses=addresses,
             routes=tuple(routes),
-            tables=tuple(
-                RoutingTable(i.line, i.get("name") or "", self.flag(i, "fib"))
-                for i in it["routing table"]
+            tables=self.typed(
+                it["routing table"],
+                lambda i: RoutingTable(i.line, i.get("name") or "", self.flag(i, "fib")),
             ),
-            rules=tuple(self._rule(i) for i in it["routing rule"] + it["ip route rule"]),
-            nat=tuple(self._nat(i) for i in it["ip firewall nat"]),
-            mangle=tuple(self._mangle(i) for i in it["ip firewall mangle"]),
+            rules=self.typed(it["routing rule"] + it["ip route rule"], self._rule),
+            nat=self.typed(it["ip firewall nat"], self._nat),
+            mangle=self.typed(it["ip firewall mangle"], self._mangle),
             interface_lists={k: frozenset(v) for k, v in lists.items()},
             pools=tuple(
                 Pool(i.line, i.get("name") or "", i.get("ranges") or "") for i in it["ip pool"]
             ),
-            dhcp_servers=tuple(self._dhcp_server(i) for i in it["ip dhcp-server"]),
-            dhcp_networks=tuple(self._dhcp_network(i) for i in it["ip dhcp-server network"]),
+            dhcp_servers=self.typed(it["ip dhcp-server"], self._dhcp_server),
+            dhcp_networks=self.typed(it["ip dhcp-server network"], self._dhcp_network),
             leases=tuple(
                 Lease(i.line, i.get("address") or "", i.get("mac-address") or "", i.get("server"))
                 for i in it["ip dhcp-server lease"]
             ),
-            netwatch=tuple(n for n in map(self._netwatch, it["tool netwatch"]) if n is not None),
+            netwatch=self.typed(it["tool netwatch"], self._netwatch),
             scripts={i.get("name") or "": i.get("source") or "" for i in it["system script"]},
             dns_servers=tuple(
                 s for s in ((dns.get("servers") or "").split(",") if dns else []) if s
             ),
             skipped_lines=self.skipped,
-            dynamic_addresses=dynamic,
+            dynamic_addresses=any(it[section] for section in CLIENTS),
+            peer_links=frozenset(
+                name
+                for section, (_, peer) in CLIENTS.items()
+                if peer
+                for name, _ in self._clients(section)
+            ),
+            notes=tuple(sorted(self.notes)),
         )
 
     def _address(self, i: _Item) -> Address | None:
@@ -232,7 +320,7 @@ class Builder:
             raise self.err(i, "address", "not an IPv4 address/prefix") from None
         iface = i.get("interface")
         if not iface:
-            raise located(self.source, i.line, "/ip address without interface=")
+            raise _InvalidItemError(i.line, "/ip address without interface=")
         if self.flag(i, "disabled"):
             return None  # a disabled address gives no connected route
         return Address(i.line, a, iface)
@@ -251,7 +339,7 @@ class Builder:
             raise self.err(i, "type", "not unicast, blackhole, unreachable or prohibit")
         gateways = tuple(self._gateway(i, g) for g in (i.get("gateway") or "").split(",") if g)
         if kind == "unicast" and not gateways:
-            raise located(self.source, i.line, "route without gateway= (and not a blackhole)")
+            raise _InvalidItemError(i.line, "route without gateway= (and not a blackhole)")
         check = (i.get("check-gateway") or "").lower() or None
         if check == "none":
             check = None
@@ -283,25 +371,50 @@ class Builder:
             return Gateway(body, None, body, table or None)
         return Gateway(body, a, iface or None, table or None)
 
+    def _clients(self, section: str) -> list[tuple[str, _Item]]:
+        """(interface name, item) of each client of a section, unnamed ones numbered."""
+        prefix = CLIENTS[section][0]
+        key = "interface" if section == "ip dhcp-client" else "name"
+        out = []
+        for n, i in enumerate(self.items[section], start=1):
+            out.append((i.get(key) or f"{prefix}{n}", i))
+        return out
+
     def _client_routes(self) -> list[Route]:
-        """Default routes DHCP and PPPoE clients add at run time (not in the export)."""
+        """Default routes that DHCP, PPP and LTE clients add at run time (not in the
+        export). add-default-route defaults: yes for DHCP and LTE APN profiles, no for
+        PPP clients; default-route-distance: 1, for LTE APN profiles 2 (RouterOS
+        manual: DHCP client, PPPoE client, LTE APN profile properties)."""
+        apns = {i.get("name") or "": i for i in self.items["interface lte apn"]}
         out: list[Route] = []
-        for section, iface_key, default in (
-            ("ip dhcp-client", "interface", "yes"),
-            ("interface pppoe-client", "name", "no"),
-        ):
-            for i in self.items[section]:
-                add = (i.get("add-default-route") or default).lower()
-                if add in ("no", "false") or self.flag(i, "disabled"):
+        for section in CLIENTS:
+            for iface, i in self._clients(section):
+                settings = {"add-default-route": "no", "default-route-distance": "1"}
+                if section == "ip dhcp-client":
+                    settings["add-default-route"] = "yes"
+                elif section == "interface lte":
+                    settings = {"add-default-route": "yes", "default-route-distance": "2"}
+                    profile = (i.get("apn-profiles") or "default").split(",")[0]
+                    if profile in apns:
+                        settings.update(apns[profile].args)
+                settings.update(i.args)
+                item = _Item(i.line, settings, i.flags, i.lines)
+                try:
+                    add = self.flag(item, "add-default-route")
+                    distance = self.num(item, "default-route-distance", 1, 0, 255)
+                    disabled = self.flag(item, "disabled")
+                except _InvalidItemError as exc:
+                    self.skip(exc.line, exc.reason)
                     continue
-                iface = i.get(iface_key) or ""
+                if not add or disabled:
+                    continue
                 check = (i.get("check-gateway") or "").lower() or None
                 out.append(
                     Route(
                         line=i.line,
                         dst=IPv4Network("0.0.0.0/0"),
                         gateways=(Gateway(iface, None, iface, None),),
-                        distance=self.num(i, "default-route-distance", 1, 0, 255),
+                        distance=distance,
                         scope=30,
                         target_scope=10,
                         check=None if check == "none" else check,
@@ -309,8 +422,8 @@ class Builder:
                         kind="unicast",
                         disabled=False,
                         comment=i.get("comment") or "",
-                        raw=dict(i.args),
-                        origin=section.split()[-1],
+                        raw={**i.args, "interface": iface},
+                        origin=section,
                     )
                 )
         return out
@@ -324,6 +437,8 @@ class Builder:
             i.get("table") or "main",
             other,
             self.flag(i, "disabled"),
+            self.word(i, "src-address"),
+            self.word(i, "interface"),
         )
 
     def _nat(self, i: _Item) -> NatRule:
@@ -347,6 +462,7 @@ class Builder:
             self.word(i, "in-interface"),
             self.word(i, "connection-mark"),
             self.flag(i, "disabled"),
+            self.word(i, "in-interface-list"),
         )
 
     def _dhcp_server(self, i: _Item) -> DhcpServer:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 
-from wanwatch.routeros.lexer import logical_lines, split_at, split_tokens, statements, unquote
+from wanwatch.errors import RouterOSError
+from wanwatch.routeros.lexer import located, scan, split_at, split_tokens, unquote
 
 VERBS = frozenset(
     {
@@ -64,7 +65,8 @@ class Command:
     flags: frozenset[str]  # bare words (``fib``, ``blackhole``) and ``!key`` unsets
     selector: Selector | None = None
     by_number: bool = False  # ``set 0 ...``: print numbers, meaningless in a file
-    bad_key: str | None = None  # a token that is not ``key=value``; fatal only where modeled
+    bad_key: str | None = None  # a token that is not ``key=value``; matters only where modelled
+    note: str | None = None  # why a modelled section must not take it (unknown variable, ...)
 
 
 def parse_selector(raw: str, source: str, line: int) -> Selector | None:
@@ -90,50 +92,165 @@ def parse_selector(raw: str, source: str, line: int) -> Selector | None:
     return Selector(tuple(conds), supported)
 
 
-def commands(text: str, source: str) -> Iterator[Command | int]:
-    """Commands of a script or export; an int is the line number of a skipped line."""
+@dataclass(frozen=True)
+class Skipped:
+    """A statement the reader does not model; ``note`` says why when it matters
+    (an unreadable statement, an unknown variable, an item RouterOS marked invalid)."""
+
+    line: int
+    note: str | None = None
+    scripting: bool = False  # RouterOS script language (``:if``, ``:global``, ...)
+
+
+# Top-level menus of RouterOS: a relative path at the root (``ip route disable ...``,
+# as Netwatch scripts write them; they run from the root menu) must start with one.
+_ROOT_MENUS = frozenset(
+    {
+        "interface", "ip", "ipv6", "routing", "system", "tool", "queue", "ppp",
+        "user", "snmp", "certificate", "radius", "file", "log", "caps-man",
+        "container", "disk", "mpls", "port", "special-login",
+    }
+)  # fmt: skip
+_SCOPE_WORDS = (":global", ":local", ":set")
+_VAR_REF = re.compile(r'(?<!\\)\$(?:"([^"]*)"|([A-Za-z0-9_-]+))')
+_LITERAL = re.compile(r'^(?:"(?:[^"\\$]|\\.)*"|[A-Za-z0-9_.:/,@%-]+)$')
+# Comments RouterOS's /export prints before an item it could not apply, e.g.
+# "# DHCP client can not run on slave interface!" above an /ip dhcp-client add: one
+# short sentence ending in "!", saying what cannot be.
+_INVALID_MARKER = re.compile(
+    r"^#\s*[^#]*\b(?:can ?not|cannot|invalid|not found|not running|unknown)\b[^#]*!$",
+    re.IGNORECASE,
+)
+_MARKER_MAX = 80  # the markers are one short sentence; longer comments are the user's
+
+
+def commands(text: str, source: str) -> Iterator[Command | Skipped]:
+    """Commands of a script or export, and the statements skipped, in order.
+
+    Blocks ``{ }`` run their statements in place; ``:global``/``:local``/``:set``
+    with a literal value define variables that later commands may use (``$name``).
+    Everything else that is scripting (``:if``, ``:foreach``, ``:for`` with their
+    ``do={ }`` bodies, ``:log``, ...) is skipped as one statement.
+    """
     section = ""
-    for line, logical in logical_lines(text):
-        if logical.lstrip().startswith("#"):
+    outer: list[str] = []  # sections of the enclosing blocks
+    variables: dict[str, str | None] = {}
+    marker: tuple[int, str] | None = None  # the comment line just read, if a marker
+    for piece in scan(text):
+        if piece.kind == "comment":
+            is_marker = len(piece.text) <= _MARKER_MAX and _INVALID_MARKER.match(piece.text)
+            marker = (piece.line, piece.text) if is_marker else None
             continue
-        for stmt in statements(logical):
-            stripped = stmt.strip()
-            if not stripped or stripped.startswith("#"):
-                continue
-            if stripped.startswith((":", "{", "$")):
-                yield line  # scripting, not configuration
-                continue
-            tokens = split_tokens(stripped, source, line)
-            path_words: list[str] = []
-            verb = ""
-            rest = tokens
-            if tokens[0].startswith("/"):
-                path_words = [w for w in tokens[0].split("/") if w]
-                rest = tokens[1:]
-                if path_words and path_words[-1] in VERBS:
-                    verb = path_words.pop()
-                while not verb and rest and _PATH_WORD.match(rest[0]):
-                    if rest[0] in VERBS:
-                        verb = rest[0]
-                    else:
-                        path_words.append(rest[0])
-                    rest = rest[1:]
-                if not all(_PATH_WORD.match(w) for w in path_words):
-                    section = "?"
-                    yield line
-                    continue
-                section = " ".join(path_words)
-                if not verb:
-                    if rest:
-                        yield line
-                    continue
+        pending = marker[1].lstrip("# ") if marker and marker[0] == piece.line - 1 else None
+        marker = None
+        if piece.kind == "open":
+            outer.append(section)
+        elif piece.kind == "close":
+            if outer:
+                section = outer.pop()
             else:
-                verb = rest[0]
-                rest = rest[1:]
-                if verb not in VERBS or not section:
-                    yield line
-                    continue
-            yield _command(line, section, verb, rest, source)
+                yield Skipped(piece.line, "unbalanced '}'")
+        elif piece.kind == "broken":
+            yield Skipped(piece.line, piece.text)
+        elif piece.kind == "fatal":
+            raise located(source, piece.line, piece.text)
+        else:
+            stmt = piece.text
+            if stmt.startswith(_SCOPE_WORDS):
+                _define(stmt, variables)
+            if stmt.startswith((":", "$", "(", "[")):
+                yield Skipped(piece.line, scripting=True)  # not configuration
+                continue
+            cmd, section = _statement_command(piece.line, stmt, section, variables, source)
+            if isinstance(cmd, Command) and pending is not None:
+                cmd = replace(cmd, note=f"RouterOS marks this item invalid: {pending}")
+            if cmd is not None:
+                yield cmd
+
+
+def _define(stmt: str, variables: dict[str, str | None]) -> None:
+    """Record ``:global name value``; a value that is not a literal is unknown."""
+    try:
+        words = split_tokens(stmt, "<script>", 0)
+    except RouterOSError:
+        return
+    if len(words) < 2 or not re.fullmatch(r"[A-Za-z0-9_-]+", words[1]):
+        return
+    name = words[1]
+    if len(words) == 2:
+        variables.setdefault(name, None)  # declared; value set elsewhere
+        return
+    value = " ".join(words[2:])
+    variables[name] = unquote(value) if len(words) == 3 and _LITERAL.match(value) else None
+
+
+def _substitute(stmt: str, variables: Mapping[str, str | None]) -> tuple[str, str | None]:
+    """``$name`` replaced by its literal value; the name of an unknown one, if any."""
+    if "$" not in stmt:
+        return stmt, None
+    out: list[str] = []
+    last = 0
+    unknown: str | None = None
+    for m in _VAR_REF.finditer(stmt):
+        name = m.group(1) if m.group(1) is not None else m.group(2)
+        value = variables.get(name)
+        if value is None:
+            unknown = unknown or name
+            continue
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+        quoted = stmt.count('"', 0, m.start()) % 2 == 1
+        out.append(stmt[last : m.start()])
+        out.append(escaped if quoted else f'"{escaped}"')
+        last = m.end()
+    out.append(stmt[last:])
+    return "".join(out), unknown
+
+
+def _statement_command(
+    line: int, stmt: str, section: str, variables: Mapping[str, str | None], source: str
+) -> tuple[Command | Skipped | None, str]:
+    """The command of one statement, and the section that holds after it."""
+    stmt, unknown = _substitute(stmt, variables)
+    try:
+        return _tokens_command(line, split_tokens(stmt, source, line), section, unknown, source)
+    except RouterOSError as exc:
+        return Skipped(line, str(exc).removeprefix(f"{source}:{line}: ")), section
+
+
+def _tokens_command(
+    line: int, tokens: list[str], section: str, unknown: str | None, source: str
+) -> tuple[Command | Skipped | None, str]:
+    if not tokens:
+        return None, section
+    path_words: list[str] = [] if tokens[0].startswith("/") else section.split()
+    rest = tokens
+    absolute = tokens[0].startswith("/")
+    verb = ""
+    if absolute:
+        path_words = [w for w in tokens[0].split("/") if w]
+        rest = tokens[1:]
+        if path_words and path_words[-1] in VERBS:
+            verb = path_words.pop()
+    elif not section and (tokens[0] not in _ROOT_MENUS):
+        return Skipped(line), section
+    while not verb and rest and _PATH_WORD.match(rest[0]):
+        if rest[0] in VERBS:
+            verb = rest[0]
+        else:
+            path_words.append(rest[0])
+        rest = rest[1:]
+    if not all(_PATH_WORD.match(w) for w in path_words):
+        return Skipped(line), "?"
+    path = " ".join(path_words)
+    if not verb:
+        # A path alone changes the current menu; anything after it is not a command.
+        return (Skipped(line) if rest else None), path
+    if not path or path.startswith("?"):
+        return Skipped(line), section
+    cmd = _command(line, path, verb, rest, source)
+    if unknown is not None:
+        cmd = replace(cmd, note=f"uses ${unknown}, whose value is not known before it runs")
+    return cmd, section
 
 
 def _command(line: int, section: str, verb: str, rest: list[str], source: str) -> Command:

@@ -4,6 +4,7 @@ escapes, bracket groups, ``key=value`` splitting and top-level ``;`` statements.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from wanwatch.errors import RouterOSError
 
@@ -24,28 +25,116 @@ def located(source: str, line: int, reason: str) -> RouterOSError:
     return RouterOSError(f"{source}:{line}: {reason}")
 
 
-def logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Physical lines joined at ``\\`` continuations, with the first line's number.
+@dataclass(frozen=True)
+class Piece:
+    """One unit of script text: a statement, a ``#`` comment, the opening or closing
+    brace of a block, or a statement that cannot be read (``text`` says why)."""
 
-    RouterOS breaks long lines (also inside quoted strings) with a backslash and
-    indents the rest; the indentation is not part of the value.
+    kind: str  # statement | comment | open | close | broken | fatal
+    line: int
+    text: str
+
+
+def scan(text: str) -> Iterator[Piece]:
+    """The pieces of a script, in order; never fails.
+
+    Statements end at a newline or a top-level ``;``. A ``\\`` at the end of a
+    line continues it and the next line's indentation is dropped (RouterOS breaks
+    long lines so, also inside quoted strings). A quoted string or a bracket may
+    span lines. A ``{`` or ``}`` where a statement would begin opens or closes a
+    block. A statement with an unbalanced closing bracket is ``broken`` and reading
+    resumes on the next line; a string or bracket still open at the end of the text
+    swallowed the rest of it, a syntax error RouterOS refuses the whole script for,
+    and ends the scan as ``fatal``.
     """
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        start = i
-        parts = [lines[i].rstrip("\r")]
-        while i + 1 < len(lines) and _continues(parts[-1]):
-            parts[-1] = parts[-1][:-1]
+    n = len(text)
+    pos, line = 0, 1
+    while pos < n:
+        c = text[pos]
+        if c == "\n":
+            pos, line = pos + 1, line + 1
+        elif c in " \t\r\f\v;":
+            pos += 1
+        elif c == "\\" and text.startswith("\n", pos + 1):
+            pos, line = pos + 2, line + 1
+        elif c == "#":
+            end = _line_end(text, pos)
+            yield Piece("comment", line, text[pos:end].rstrip("\r"))
+            pos = end
+        elif c in "{}":
+            yield Piece("open" if c == "{" else "close", line, c)
+            pos += 1
+        else:
+            stmt, end, end_line, problem = _statement(text, pos, line)
+            if problem is None:
+                yield Piece("statement", line, stmt)
+                pos, line = end, end_line
+            elif end >= n:
+                yield Piece("fatal", end_line, problem)
+                return
+            else:
+                yield Piece("broken", line, problem)
+                pos, line = _line_end(text, pos) + 1, line + 1
+
+
+def _line_end(text: str, pos: int) -> int:
+    end = text.find("\n", pos)
+    return len(text) if end < 0 else end
+
+
+def _statement(text: str, pos: int, line: int) -> tuple[str, int, int, str | None]:
+    """(statement, end position, line at the end, problem) starting at ``pos``."""
+    n = len(text)
+    out: list[str] = []
+    stack: list[tuple[str, int]] = []  # expected closer, line of its opener
+    in_string = False
+    string_line = string_col = line
+    i = pos
+    closers = {"[": "]", "(": ")", "{": "}"}
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if text.startswith("\n", i + 1) or text.startswith("\r\n", i + 1):
+                i = text.index("\n", i) + 1
+                line += 1
+                while i < n and text[i] in " \t":
+                    i += 1
+                continue
+            out.append(text[i : i + 2])
+            i += 2
+            continue
+        if in_string:
+            if c == '"':
+                in_string = False
+            elif c == "\n":
+                line += 1
+            out.append(c)
             i += 1
-            parts.append(lines[i].rstrip("\r").lstrip(" \t"))
-        yield start + 1, "".join(parts)
+            continue
+        if c == '"':
+            in_string, string_line = True, line
+            string_col = i - text.rfind("\n", 0, i)
+        elif c in closers:
+            stack.append((closers[c], line))
+        elif c in "])}":
+            if not stack and c == "}":
+                break  # closes the enclosing block: ``{ /ip route add ... }``
+            if not stack or stack[-1][0] != c:
+                return "", i, line, f"unbalanced {c!r}"
+            stack.pop()
+        elif c in "\n;":
+            if not stack:
+                break
+            if c == "\n":
+                line += 1
+        out.append(c)
         i += 1
-
-
-def _continues(line: str) -> bool:
-    n = len(line) - len(line.rstrip("\\"))
-    return n % 2 == 1
+    if in_string:
+        return "", i, string_line, f"unterminated quoted string starting at column {string_col}"
+    if stack:
+        closer, opened = stack[-1]
+        return "", i, opened, f"unclosed bracket: expected {closer!r} before end of file"
+    return "".join(out).rstrip(" \t\r"), i, line, None
 
 
 def split_tokens(text: str, source: str, line: int) -> list[str]:
@@ -55,7 +144,7 @@ def split_tokens(text: str, source: str, line: int) -> list[str]:
     i = 0
     closers = {"[": "]", "(": ")", "{": "}"}
     while i < n:
-        while i < n and text[i] in " \t\r\f\v":
+        while i < n and text[i] in " \t\r\n\f\v":
             i += 1
         if i >= n:
             break
@@ -75,7 +164,7 @@ def split_tokens(text: str, source: str, line: int) -> list[str]:
                     raise located(source, line, f"unbalanced {c!r} at column {i + 1}")
                 stack.pop()
                 i += 1
-            elif c in " \t\r\f\v" and not stack:
+            elif c in " \t\r\n\f\v" and not stack:
                 break
             else:
                 i += 1
@@ -153,35 +242,3 @@ def split_at(raw: str, ops: str) -> tuple[str, str, str] | None:
             return key, op, raw[i + 1 :]
         i += 1
     return None
-
-
-def statements(logical: str) -> list[str]:
-    """Split at top-level ``;`` (scripts put several commands on one line)."""
-    if ";" not in logical:
-        return [logical]
-    out: list[str] = []
-    depth = 0
-    start = 0
-    i = 0
-    n = len(logical)
-    while i < n:
-        c = logical[i]
-        if c == '"':
-            j = i + 1
-            while j < n and logical[j] != '"':
-                j += 2 if logical[j] == "\\" else 1
-            i = j + 1
-            continue
-        if c == "\\":
-            i += 2
-            continue
-        if c in "[({":
-            depth += 1
-        elif c in "])}":
-            depth -= 1
-        elif c == ";" and depth == 0:
-            out.append(logical[start:i])
-            start = i + 1
-        i += 1
-    out.append(logical[start:])
-    return out

@@ -39,7 +39,9 @@ class Route:
     disabled: bool
     comment: str
     raw: Mapping[str, str]  # properties as written, for ``find`` in scripts
-    origin: str = "static"  # static | dhcp-client | pppoe-client (synthesised)
+    # static, or the client section that adds it at run time ("ip dhcp-client",
+    # "interface pppoe-client", "interface lte", ...)
+    origin: str = "static"
 
     @property
     def is_default(self) -> bool:
@@ -67,6 +69,8 @@ class RoutingRule:
     table: str
     other_matchers: bool  # src/dst/interface matchers: not a pure mark rule
     disabled: bool
+    src_address: str | None = None
+    interface: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class MangleRule:
     in_interface: str | None
     connection_mark: str | None
     disabled: bool
+    in_interface_list: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,3 +165,7 @@ class Export:
     dns_servers: tuple[str, ...]
     skipped_lines: int
     dynamic_addresses: bool  # DHCP/PPP clients give interfaces addresses not in the file
+    # Interfaces that exist only while their peer answers (PPPoE, L2TP, ... sessions,
+    # LTE): a dead first hop takes them, and every route through them, down.
+    peer_links: frozenset[str] = frozenset()
+    notes: tuple[tuple[int, str], ...] = ()  # (line, why) for statements not modelled

@@ -4,9 +4,12 @@ The stages, one module each: :mod:`lexer` (text to tokens), :mod:`commands`
 (tokens to commands and ``find`` selectors), :mod:`build` (commands to the
 :mod:`model`). Everything the model does not cover is skipped and counted.
 
-Tolerant of what it does not model, strict about what it does: a value RouterOS
-itself would have rejected (``distance=abc``), an unterminated string or an
-unbalanced bracket raises :class:`RouterOSError` naming the line and the reason.
+Never stops on what it cannot read: a value RouterOS itself would have rejected
+(``distance=abc``), an unterminated string, an unbalanced bracket, a variable of
+unknown value or an item the export marks invalid makes that statement "not
+modelled", with a note naming the line and the reason. :class:`RouterOSError` only
+for input that is not a RouterOS script at all (binary, no command in it) or too
+large to simulate.
 """
 
 from __future__ import annotations
@@ -17,14 +20,13 @@ from pathlib import Path
 from wanwatch.errors import RouterOSError
 from wanwatch.routeros.build import MAX_ROUTES, Builder, parse_duration
 from wanwatch.routeros.commands import Command, commands
-from wanwatch.routeros.lexer import located, logical_lines, split_tokens, unquote
+from wanwatch.routeros.lexer import located, split_tokens, unquote
 from wanwatch.routeros.model import Export
 
 __all__ = [
     "MAX_ROUTES",
     "Command",
     "commands",
-    "logical_lines",
     "parse_duration",
     "parse_file",
     "parse_text",
@@ -46,11 +48,12 @@ def parse_text(text: str, source: str = "<memory>") -> Export:
         raise located(source, text.count("\n", 0, nul) + 1, "NUL byte: not a text export")
     version: int | None = None
     builder = Builder(source)
+    script = False
     for item in commands(text, source):
-        if isinstance(item, int):
-            builder.skipped += 1
-        else:
-            builder.feed(item)
+        script = script or isinstance(item, Command) or item.scripting
+        builder.feed(item)
+    if not script:
+        raise located(source, 1, "not a RouterOS script: no RouterOS command in it")
     head = _VERSION.search(text[:2000])
     if head:
         version = int(head.group(1))
