@@ -95,8 +95,11 @@ CLIENTS: dict[str, tuple[str, bool]] = {
     "interface ovpn-client": ("ovpn-out", True),
     "interface lte": ("lte", True),
 }
-# Sections of hardware-made items: an export only ``set``s them, found by default name.
-_HARDWARE = frozenset({"interface lte", "interface lte apn"})
+# Sections whose items a script may ``set`` without adding them: hardware-made ones
+# (an export finds them by default name) and clients a configuration script
+# changes on a router that has them. A ``set [ find name=X ]`` that matches nothing
+# in the file refers to such an item.
+_ON_ROUTER = frozenset({*CLIENTS, "interface lte apn"})
 
 
 class _InvalidItemError(Exception):
@@ -164,8 +167,9 @@ class Builder:
             else:
                 self.skipped += 1
                 return
-            if not chosen and cmd.path in _HARDWARE and cmd.selector is not None:
-                chosen = [self._hardware_item(cmd.path, cmd.selector, cmd.line)]
+            if not chosen and cmd.path in _ON_ROUTER and cmd.selector is not None:
+                made = self._router_item(cmd.path, cmd.selector, cmd.line)
+                chosen = [made] if made is not None else []
             if cmd.verb == "remove":
                 keep = [it for it in items if not any(it is c for c in chosen)]
                 items[:] = keep
@@ -179,13 +183,16 @@ class Builder:
         else:
             self.skipped += 1
 
-    def _hardware_item(self, path: str, selector: Selector, line: int) -> _Item:
-        """The item a ``set [ find default-name=lte1 ]`` refers to, made on first use."""
+    def _router_item(self, path: str, selector: Selector, line: int) -> _Item | None:
+        """The item a ``set [ find default-name=lte1 ]`` refers to, made on first use;
+        None unless the selector names it."""
         args = {c.key: c.value for c in selector.conditions if c.op == "="}
         if "default-name" in args:
             args.setdefault("name", args["default-name"])
         if args.get("default") == "yes":
             args.setdefault("name", "default")
+        if not selector.supported or not item_names(args):
+            return None
         item = _Item(line, args, set())
         self.items[path].append(item)
         return item
@@ -341,7 +348,9 @@ class Builder:
         if kind == "unicast" and not gateways:
             raise _InvalidItemError(i.line, "route without gateway= (and not a blackhole)")
         check = (i.get("check-gateway") or "").lower() or None
-        if check == "none":
+        if check == "none" or not any(g.address for g in gateways):
+            # check-gateway pings or ARPs a gateway address; an interface gateway
+            # (pppoe-out1) has none, so the check tests nothing.
             check = None
         table = i.get("routing-table") or i.get("routing-mark") or "main"
         return Route(

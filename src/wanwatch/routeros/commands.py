@@ -5,7 +5,7 @@ evaluation of a ``find`` against an object's properties."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 
@@ -99,7 +99,7 @@ class Skipped:
 
     line: int
     note: str | None = None
-    scripting: bool = False  # RouterOS script language (``:if``, ``:global``, ...)
+    scripting: bool = False  # RouterOS syntax, not configuration (``:if``, ``:global``, ...)
 
 
 # Top-level menus of RouterOS: a relative path at the root (``ip route disable ...``,
@@ -127,16 +127,33 @@ _MARKER_MAX = 80  # the markers are one short sentence; longer comments are the 
 def commands(text: str, source: str) -> Iterator[Command | Skipped]:
     """Commands of a script or export, and the statements skipped, in order.
 
-    Blocks ``{ }`` run their statements in place; ``:global``/``:local``/``:set``
-    with a literal value define variables that later commands may use (``$name``).
-    Everything else that is scripting (``:if``, ``:foreach``, ``:for`` with their
-    ``do={ }`` bodies, ``:log``, ...) is skipped as one statement.
+    Blocks ``{ }`` and the body of ``:do { } on-error={ }`` (which always runs)
+    run their statements in place; ``:global``/``:local``/``:set`` with a literal
+    value define variables that later commands may use (``$name``). Everything
+    else that is scripting (``:if``, ``:foreach``, ``:for`` with their ``do={ }``
+    bodies, ``:log``, ...) is skipped as one statement.
     """
-    section = ""
+    yield from _run(text, source, 1, "", {}, depth=0)
+
+
+# Nesting of ``:do { }`` bodies read; deeper ones are skipped (each level rescans).
+_MAX_DO_DEPTH = 8
+_DO = re.compile(r"^:do\s*\{")
+
+
+def _run(
+    text: str,
+    source: str,
+    first_line: int,
+    section: str,
+    variables: dict[str, str | None],
+    *,
+    depth: int,
+) -> Generator[Command | Skipped, None, str]:
+    """The commands of ``text`` read from menu ``section``; returns the menu after."""
     outer: list[str] = []  # sections of the enclosing blocks
-    variables: dict[str, str | None] = {}
     marker: tuple[int, str] | None = None  # the comment line just read, if a marker
-    for piece in scan(text):
+    for piece in scan(text, first_line):
         if piece.kind == "comment":
             is_marker = len(piece.text) <= _MARKER_MAX and _INVALID_MARKER.match(piece.text)
             marker = (piece.line, piece.text) if is_marker else None
@@ -158,6 +175,12 @@ def commands(text: str, source: str) -> Iterator[Command | Skipped]:
             stmt = piece.text
             if stmt.startswith(_SCOPE_WORDS):
                 _define(stmt, variables)
+            if _DO.match(stmt) and depth < _MAX_DO_DEPTH:
+                start = stmt.index("{") + 1
+                body = stmt[start : _matching_brace(stmt, start)]
+                line = piece.line + stmt.count("\n", 0, start)
+                yield from _run(body, source, line, section, variables, depth=depth + 1)
+                continue
             if stmt.startswith((":", "$", "(", "[")):
                 yield Skipped(piece.line, scripting=True)  # not configuration
                 continue
@@ -166,6 +189,30 @@ def commands(text: str, source: str) -> Iterator[Command | Skipped]:
                 cmd = replace(cmd, note=f"RouterOS marks this item invalid: {pending}")
             if cmd is not None:
                 yield cmd
+    return section
+
+
+def _matching_brace(stmt: str, start: int) -> int:
+    """Index of the ``}`` closing the ``{`` just before ``start`` (the scanner has
+    checked that brackets balance outside strings)."""
+    depth = 1
+    i = start
+    in_string = False
+    while i < len(stmt):
+        c = stmt[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            in_string = not in_string
+        elif not in_string and c in "[({":
+            depth += 1
+        elif not in_string and c in "])}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return len(stmt)
 
 
 def _define(stmt: str, variables: dict[str, str | None]) -> None:
@@ -231,8 +278,9 @@ def _tokens_command(
         rest = tokens[1:]
         if path_words and path_words[-1] in VERBS:
             verb = path_words.pop()
-    elif not section and (tokens[0] not in _ROOT_MENUS):
-        return Skipped(line), section
+    elif not section and tokens[0] not in _ROOT_MENUS:
+        # A verb outside any menu: RouterOS syntax (a pasted fragment of a section).
+        return Skipped(line, scripting=tokens[0] in VERBS), section
     while not verb and rest and _PATH_WORD.match(rest[0]):
         if rest[0] in VERBS:
             verb = rest[0]

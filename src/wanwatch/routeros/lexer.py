@@ -35,7 +35,7 @@ class Piece:
     text: str
 
 
-def scan(text: str) -> Iterator[Piece]:
+def scan(text: str, line: int = 1) -> Iterator[Piece]:
     """The pieces of a script, in order; never fails.
 
     Statements end at a newline or a top-level ``;``. A ``\\`` at the end of a
@@ -48,7 +48,7 @@ def scan(text: str) -> Iterator[Piece]:
     and ends the scan as ``fatal``.
     """
     n = len(text)
-    pos, line = 0, 1
+    pos = 0
     while pos < n:
         c = text[pos]
         if c == "\n":
