@@ -185,13 +185,15 @@ class Builder:
 
     def _router_item(self, path: str, selector: Selector, line: int) -> _Item | None:
         """The item a ``set [ find default-name=lte1 ]`` refers to, made on first use;
-        None unless the selector names it."""
+        None unless the selector names it. A bare ``set [ find ]`` in ``/interface lte``
+        sets the router's one modem (the command then names it)."""
         args = {c.key: c.value for c in selector.conditions if c.op == "="}
         if "default-name" in args:
             args.setdefault("name", args["default-name"])
         if args.get("default") == "yes":
             args.setdefault("name", "default")
-        if not selector.supported or not item_names(args):
+        modem = path == "interface lte" and not selector.conditions
+        if not selector.supported or not (item_names(args) or modem):
             return None
         item = _Item(line, args, set())
         self.items[path].append(item)
