@@ -125,6 +125,23 @@ def test_lte_apn_profile_gives_the_default_route_and_its_distance() -> None:
     assert e.peer_links == frozenset({"lte1"})
 
 
+def test_a_tunnel_goes_down_with_the_uplink_that_carries_it() -> None:
+    text = (
+        TWO_UPLINKS
+        + "/interface l2tp-client\n"
+        + "add name=l2tp-out1 connect-to=203.0.113.7 add-default-route=yes\n"
+        + "/ip route\nadd dst-address=203.0.113.7 gateway=10.1.0.1\n"
+        + "add gateway=10.2.0.1 distance=2 check-gateway=ping\n"
+        + "add gateway=10.1.0.1 distance=3 check-gateway=ping\n"
+    )
+    got = carriers(text)
+    assert got["baseline"]["gateway"] == "l2tp-out1"
+    # Its server is reached through 10.1.0.1: that uplink's failure ends the tunnel.
+    assert got["gateway-down:10.1.0.1"]["gateway"] == "10.2.0.1"
+    assert got["upstream-dead:10.1.0.1"]["gateway"] == "10.2.0.1"
+    assert got["gateway-down:10.2.0.1"]["gateway"] == "l2tp-out1"
+
+
 def test_static_route_wins_a_distance_tie_with_a_dhcp_route() -> None:
     text = (
         "# by RouterOS 6.49\n/ip dhcp-client\nadd interface=ether3\n"

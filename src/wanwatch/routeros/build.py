@@ -95,6 +95,12 @@ CLIENTS: dict[str, tuple[str, bool]] = {
     "interface ovpn-client": ("ovpn-out", True),
     "interface lte": ("lte", True),
 }
+_TUNNELS = (
+    "interface l2tp-client",
+    "interface pptp-client",
+    "interface sstp-client",
+    "interface ovpn-client",
+)
 # Sections whose items a script may ``set`` without adding them: hardware-made ones
 # (an export finds them by default name) and clients a configuration script
 # changes on a router that has them. A ``set [ find name=X ]`` that matches nothing
@@ -312,6 +318,11 @@ class Builder:
             ),
             skipped_lines=self.skipped,
             dynamic_addresses=any(it[section] for section in CLIENTS),
+            tunnels={
+                name: i.get("connect-to") or ""
+                for section in _TUNNELS
+                for name, i in self._clients(section)
+            },
             peer_links=frozenset(
                 name
                 for section, (_, peer) in CLIENTS.items()

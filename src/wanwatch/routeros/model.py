@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 
@@ -168,4 +168,7 @@ class Export:
     # Interfaces that exist only while their peer answers (PPPoE, L2TP, ... sessions,
     # LTE): a dead first hop takes them, and every route through them, down.
     peer_links: frozenset[str] = frozenset()
+    # Tunnel clients (L2TP, PPTP, SSTP, OVPN) -> connect-to, as written: a tunnel is
+    # carried by whichever uplink reaches its server.
+    tunnels: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[tuple[int, str], ...] = ()  # (line, why) for statements not modelled

@@ -169,6 +169,7 @@ class Evaluation:
                     )
         self._usable: dict[int, tuple[tuple[Gateway, Hop], ...]] = {}
         self._on_link: dict[IPv4Address, bool] = {}
+        self._carried: dict[str, bool] = {}
         self._stack: set[int] = set()
         self._recursive_intent = {
             g.address
@@ -227,6 +228,8 @@ class Evaluation:
         if g.address is None:
             if g.text in self.export.peer_links and g.text in self.scenario.down:
                 return None  # the session or link is down with its peer
+            if g.text in self.export.tunnels and not self.carried(g.text):
+                return None
             return Hop(g.text, g.interface)
         if g.interface is not None:
             return Hop(str(g.address), g.interface)
@@ -314,23 +317,41 @@ class Evaluation:
             return False
         return target not in sc.silent
 
-    def forward(self, addr: IPv4Address) -> Hop | None:
-        """Where ``main`` sends a packet to ``addr`` (longest prefix, then distance)."""
+    def forward(self, addr: IPv4Address | None, avoid: frozenset[str] = frozenset()) -> Hop | None:
+        """Where ``main`` sends a packet to ``addr`` (longest prefix, then distance);
+        ``None`` stands for any internet address. Routes through ``avoid`` are skipped."""
         conn = None
         for net, iface in self.connected:
-            if addr in net and (conn is None or net.prefixlen > conn[0]):
+            if addr is not None and addr in net and (conn is None or net.prefixlen > conn[0]):
                 conn = (net.prefixlen, iface)
         by_len = self.index.get("main", {})
-        for plen in range(32, -1, -1):
+        for plen in range(32 if addr is not None else 0, -1, -1):
             if conn is not None and conn[0] >= plen:
                 return Hop(str(addr), conn[1])
-            for j in by_len.get(plen, {}).get(int(addr) & _mask(plen)) or ():
-                if self.export.routes[j].kind != "unicast":
+            key = int(addr) & _mask(plen) if addr is not None else 0
+            for j in by_len.get(plen, {}).get(key) or ():
+                r = self.export.routes[j]
+                if r.kind != "unicast":
                     return None
+                if any(g.address is None and g.text in avoid for g in r.gateways):
+                    continue
                 u = self.usable(j)
                 if u:
                     return u[0][1]
         return None
+
+    def carried(self, tunnel: str) -> bool:
+        """Whether a tunnel's server is reachable: through the uplink ``main`` uses
+        for its connect-to address, other tunnels aside (any uplink for a name)."""
+        if tunnel not in self._carried:
+            self._carried[tunnel] = False  # a tunnel cannot carry itself
+            try:
+                server: IPv4Address | None = IPv4Address(self.export.tunnels[tunnel])
+            except AddressValueError:
+                server = None
+            hop = self.forward(server, frozenset(self.export.tunnels))
+            self._carried[tunnel] = hop is not None and not self.scenario.faulty(hop.key)
+        return self._carried[tunnel]
 
     def host_up(self, addr: IPv4Address) -> bool:
         hop = self.forward(addr)
