@@ -3,8 +3,8 @@ classic failover mistakes.
 
 Scenarios: ``baseline``; ``gateway-down:<gw>`` and ``upstream-dead:<gw>`` for every
 uplink first hop; ``target-silent:<addr>`` for every probe target (an address used
-as a recursive gateway or watched by Netwatch). Warning codes are a contract
-(issue 6): ``recursive-target-leak``, ``no-check``, ``shared-target``,
+as a recursive gateway or watched by Netwatch). Warning codes are a contract:
+``recursive-target-leak``, ``no-check``, ``shared-target``,
 ``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``;
 this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
 ``netwatch-flap``.
@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
 from wanwatch.errors import RouterOSError
 from wanwatch.routeros.model import Export, Route
 from wanwatch.routeros.parse import parse_file, parse_text
+from wanwatch.routeros.report import Finding, Report, ScenarioResult, describe
 from wanwatch.routeros.simulate import (
     BASELINE,
     Choice,
@@ -43,76 +43,6 @@ MAX_SCENARIOS = 256
 # floor below which a Netwatch entry turns a slow uplink into a dead one.
 NETWATCH_THR_AVG_DEFAULT = 0.1
 LTE_RTT_FLOOR = float(MONITOR_FIELDS["degraded_rtt"][0])
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    line: int
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "line": self.line, "message": self.message}
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    id: str
-    tables: dict[str, Choice | None]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "tables": {t: (c.to_json() if c else None) for t, c in self.tables.items()},
-        }
-
-
-@dataclass(frozen=True)
-class Report:
-    source: str
-    version: int | None
-    scenarios: tuple[ScenarioResult, ...]
-    warnings: tuple[Finding, ...]
-    skipped_lines: int
-    notes: tuple[tuple[int, str], ...] = ()  # statements not modelled, and why
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "scenarios": [s.to_json() for s in self.scenarios],
-            "warnings": [w.to_json() for w in self.warnings],
-            "skipped_lines": self.skipped_lines,
-            "notes": [{"line": line, "message": msg} for line, msg in self.notes],
-        }
-
-    def to_text(self) -> str:
-        lines = [
-            f"{self.source}: RouterOS v{self.version or '?'} export, "
-            f"{len(self.scenarios)} scenarios, {self.skipped_lines} lines not modelled"
-        ]
-        for s in self.scenarios:
-            parts = []
-            for t, c in s.tables.items():
-                parts.append(f"{t}={_describe(c)}")
-            lines.append(f"  {s.id}: " + "; ".join(parts))
-        lines += [f"  line {line}: not modelled: {msg}" for line, msg in self.notes]
-        if self.warnings:
-            lines.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}:")
-            lines += [f"  line {w.line}: {w.code}: {w.message}" for w in self.warnings]
-        else:
-            lines.append("no warnings")
-        return "\n".join(lines)
-
-
-def _describe(c: Choice | None) -> str:
-    if c is None:
-        return "none (no active default route)"
-    if c.nexthop is None:
-        return f"{c.gateway} (line {c.route.line})"
-    via = "" if c.nexthop == c.gateway else f" via {c.nexthop}"
-    iface = f" {c.interface}" if c.interface and c.interface != c.gateway else ""
-    fb = ", fallback to main" if c.fallback else ""
-    ecmp = f", ECMP with {', '.join(c.hops[1:])}" if len(c.members) > 1 else ""
-    return f"{c.gateway}{via}{iface} (line {c.route.line}{fb}{ecmp})"
 
 
 # --------------------------------------------------------------------------- discovery
@@ -489,8 +419,8 @@ def _failback(
         found.add(
             "no-failback",
             line,
-            f"after {sc.id} recovers, table {table} stays on {_describe(now)} instead of "
-            f"{_describe(choice)}: a Netwatch script changed route(s) at line(s) "
+            f"after {sc.id} recovers, table {table} stays on {describe(now)} instead of "
+            f"{describe(choice)}: a Netwatch script changed route(s) at line(s) "
             f"{', '.join(map(str, changed)) or '?'} and nothing changes them back "
             "(its host stays down, or its up-script does not undo the down-script)",
         )
