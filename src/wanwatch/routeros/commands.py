@@ -113,6 +113,7 @@ _ROOT_MENUS = frozenset(
 )  # fmt: skip
 _SCOPE_WORDS = (":global", ":local", ":set")
 _VAR_REF = re.compile(r'(?<!\\)\$(?:"([^"]*)"|([A-Za-z0-9_-]+))')
+_QUOTE = re.compile(r'(?<!\\)"')  # a quote that opens or closes a string
 _LITERAL = re.compile(r'^(?:"(?:[^"\\$]|\\.)*"|[A-Za-z0-9_.:/,@%-]+)$')
 # Comments RouterOS's /export prints before an item it could not apply, e.g.
 # "# DHCP client can not run on slave interface!" above an /ip dhcp-client add: one
@@ -245,7 +246,7 @@ def _substitute(stmt: str, variables: Mapping[str, str | None]) -> tuple[str, st
             unknown = unknown or name
             continue
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-        quoted = stmt.count('"', 0, m.start()) % 2 == 1
+        quoted = len(_QUOTE.findall(stmt, 0, m.start())) % 2 == 1
         out.append(stmt[last : m.start()])
         out.append(escaped if quoted else f'"{escaped}"')
         last = m.end()

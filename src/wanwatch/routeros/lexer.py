@@ -1,5 +1,9 @@
-"""RouterOS script text to tokens: line continuations, quoted strings with RouterOS
-escapes, bracket groups, ``key=value`` splitting and top-level ``;`` statements."""
+"""RouterOS script text to statements and tokens.
+
+:func:`scan` cuts the text into statements (newlines and top-level ``;``, ``\\``
+continuations, quoted strings and brackets that span lines), comments and block
+braces; :func:`split_tokens` cuts a statement into words, keeping quotes and
+brackets together; :func:`unquote` and :func:`split_at` read a word's value."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ _HEX = frozenset("0123456789ABCDEF")
 
 
 def located(source: str, line: int, reason: str) -> RouterOSError:
+    """The error for ``source:line: reason``."""
     return RouterOSError(f"{source}:{line}: {reason}")
 
 
@@ -36,7 +41,7 @@ class Piece:
 
 
 def scan(text: str, line: int = 1) -> Iterator[Piece]:
-    """The pieces of a script, in order; never fails.
+    """The pieces of a script, in order; never raises.
 
     Statements end at a newline or a top-level ``;``. A ``\\`` at the end of a
     line continues it and the next line's indentation is dropped (RouterOS breaks
