@@ -268,7 +268,7 @@ class Daemon:
                     await asyncio.wait_for(self._wake.wait(), delay)
 
     def _signal(self, cmd: str) -> None:
-        """Signal handlers only enqueue (STYLE.md, point 1); the loop acts."""
+        """Signal handlers only enqueue; the loop acts (no work in a signal handler)."""
         self._commands.put_nowait(cmd)
         self._wake.set()
 
