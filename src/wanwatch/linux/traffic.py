@@ -10,11 +10,13 @@ Where the signal comes from: the uplink interface's own packet counters
 request per uplink asking for IFLA_STATS_LINK_64 only (net/core/rtnetlink.c,
 rtnl_stats_get): a 200-byte answer that pyroute2 decodes (``ifstatsmsg``). The
 kernel counts every packet; Python reads two numbers per uplink per POLL,
-whatever the packet rate. Measured against the other candidates at 1,000
-packets/s through the lab router (``bench/signal_cost.py``, figures in
-bench/README.md): conntrack events cost per connection, not per poll, and a
-flow that was established before the cut sends none at all; ``nft list
-counters`` forks nft on every poll; NFLOG has no decoder in pyroute2.
+whatever the packet rate. Measured against the other candidates with ~1,400
+packets/s through the lab router (``bench/stall_signal.py``,
+bench/results/stall-signal-2026-12-05.json): these reads 0.61 % of a core;
+conntrack's NEW/UPDATE/DESTROY events 2.7 % (their cost grows with new
+connections, and a flow established before the cut sends no event at all, so
+they cannot see the office's long-lived traffic stop); ``nft list table`` every
+50 ms 6.4 % (a new nft process each time). NFLOG has no decoder in pyroute2.
 
 What the counters cannot tell apart: rx counts every packet that arrives, so an
 uplink that keeps receiving unsolicited packets (scans, broadcasts) after it
