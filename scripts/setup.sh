@@ -12,6 +12,7 @@ packages=(
   busybox                                  # udhcpc and nslookup for the lab's LAN clients
   libnetfilter-queue-dev                   # delay/jitter emulation in the lab (no netem here)
   iputils-ping procps
+  chromium chromium-driver                 # headless browser for the status page's lab test
 )
 missing=()
 for p in "${packages[@]}"; do

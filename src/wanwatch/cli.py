@@ -10,14 +10,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from wanwatch import __version__
 from wanwatch.config import Config, load
-from wanwatch.control import DEFAULT_SOCKET
 from wanwatch.errors import ConfigError, WanwatchError
+from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from wanwatch.logs import LogFormat
 
 EXIT_BAD_INPUT = 2
 
@@ -25,8 +28,9 @@ config_option = click.option(
     "-c",
     "--config",
     "config_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
+    default=str(DEFAULT_CONFIG),
+    show_default=True,
     help="The office YAML file (see examples/office.yaml).",
 )
 
@@ -145,7 +149,7 @@ socket_option = click.option(
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default="/var/lib/wanwatch",
+    default=str(DEFAULT_STATE_DIR),
     show_default=True,
     help="Leases and last known state (set it per namespace: namespaces share one filesystem).",
 )
@@ -156,12 +160,29 @@ socket_option = click.option(
     default=None,
     help="Serve Prometheus metrics there (e.g. 127.0.0.1:9107).",
 )
+@click.option(
+    "--http",
+    "http_address",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve the read-only status page, /api/status and /metrics there (e.g. 127.0.0.1:9180).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one event a line (no timestamp under journald); json: one object a line.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also log debug messages.")
 def run(
+    *,
     config_path: Path,
     socket_path: Path,
     state_dir: Path,
     metrics_address: str | None,
+    http_address: str | None,
+    log_format: LogFormat,
     verbose: bool,
 ) -> None:
     """Be the router (root): probe uplinks, steer routes, NAT, serve DHCP/DNS.
@@ -170,23 +191,20 @@ def run(
     config (an invalid one is refused and the old one keeps running).
     """
     import asyncio
-    import logging
 
+    from wanwatch import logs
     from wanwatch.daemon import Daemon
 
     load_or_exit(config_path)  # exit 2 before touching anything
-    metrics = _host_port(metrics_address) if metrics_address else None
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
+    metrics = _host_port("--metrics", metrics_address) if metrics_address else None
+    http = _host_port("--http", http_address) if http_address else None
+    logs.setup(log_format, verbose)
     if os.geteuid() != 0:
         click.echo("wanwatch run needs root (netlink, nftables, raw ICMP sockets).", err=True)
         sys.exit(1)
     try:
-        code = asyncio.run(Daemon(config_path, socket_path, state_dir, metrics=metrics).run())
+        daemon = Daemon(config_path, socket_path, state_dir, metrics=metrics, http=http)
+        code = asyncio.run(daemon.run())
     except ConfigError as exc:  # the file changed between the check above and the start
         for problem in exc.problems:
             click.echo(problem, err=True)
@@ -197,10 +215,10 @@ def run(
     sys.exit(code)
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(option: str, text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        click.echo(f"--metrics: {text!r} is not HOST:PORT", err=True)
+        click.echo(f"{option}: {text!r} is not HOST:PORT", err=True)
         sys.exit(EXIT_BAD_INPUT)
     return host.strip("[]"), int(port)
 
@@ -239,6 +257,14 @@ def leases(socket_path: Path, as_json: bool) -> None:
         click.echo(json.dumps(answer["leases"], indent=2))
         return
     click.echo(format_leases_table(answer["leases"]))
+
+
+@main.command("systemd-unit")
+def systemd_unit() -> None:
+    """Print the systemd unit (Type=notify, watchdog, hardening) for this installation."""
+    from wanwatch.systemd import unit
+
+    click.echo(unit(), nl=False)
 
 
 def format_status(st: dict[str, Any]) -> str:

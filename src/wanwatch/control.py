@@ -17,7 +17,6 @@ from typing import Any
 
 from wanwatch.errors import WanwatchError
 
-DEFAULT_SOCKET = Path("/run/wanwatch.sock")
 MAX_REQUEST = 64 * 1024
 
 

@@ -29,17 +29,18 @@ from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent
 from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
 from wanwatch.footprint import fwmark
+from wanwatch.history import History
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dnsmasq import Dnsmasq
 from wanwatch.probe.icmp import ProbeHub
+from wanwatch.sdnotify import Notifier
 
 log = logging.getLogger("wanwatch")
 
 EVENT_RING = 500  # events kept for `wanwatch status`
 STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steering routes
-DEFAULT_STATE_DIR = Path("/var/lib/wanwatch")
 
 
 class Daemon:
@@ -49,10 +50,13 @@ class Daemon:
         socket_path: Path,
         state_dir: Path,
         clock: Callable[[], float] = time.monotonic,
+        *,
         metrics: tuple[str, int] | None = None,
+        http: tuple[str, int] | None = None,
     ) -> None:
         self.config_path = config_path
         self.metrics_address = metrics
+        self.http_address = http
         self.socket_path = socket_path
         self.state_dir = state_dir
         self.now = clock
@@ -70,13 +74,21 @@ class Daemon:
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
         self._backend_error: str | None = None
+        self.history = History(clock)
+        self._notify = Notifier()  # systemd's NOTIFY_SOCKET, if any
+        self._observers: list[Callable[[Event], None]] = [
+            self.history.on_event,
+            self._notify.on_event,
+        ]
 
     # ------------------------------------------------------------------ events
 
     def emit(self, ev: Event) -> None:
         self.events.append(ev)
         self.event_counts[ev.name] += 1
-        log.info("%s", ev)
+        log.info("%s", ev, extra={"event": ev})
+        for observe in self._observers:
+            observe(ev)
         if self._hooks is not None:
             self._hooks.on_event(ev)
 
@@ -109,6 +121,7 @@ class Daemon:
         # all on its way out (ControlError, exit 1, nothing changed).
         server = await serve(self.socket_path, self._answer)
         metrics_server: asyncio.Server | None = None
+        http_server: asyncio.Server | None = None
         try:
             self._emit_all(self._backend.start())
             self._hub = ProbeHub(self._on_reply)
@@ -131,6 +144,7 @@ class Daemon:
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
             metrics_server = await self._serve_metrics()
+            http_server = await self._serve_http()
             self.emit(
                 event(
                     self.now(),
@@ -143,8 +157,9 @@ class Daemon:
             )
             await self._loop()
         finally:
-            if metrics_server is not None:
-                metrics_server.close()
+            for srv in (metrics_server, http_server):
+                if srv is not None:
+                    srv.close()
             await self._shutdown(server)
         return 0
 
@@ -163,6 +178,25 @@ class Daemon:
                 event(self.now(), "metrics.failed", address=f"{host}:{port}", error=exc.strerror)
             )
             return None
+
+    async def _serve_http(self) -> asyncio.Server | None:
+        """The status page if asked for; a port we cannot bind degrades only the page."""
+        if self.http_address is None:
+            return None
+        from wanwatch.web import app, http
+
+        host, port = self.http_address
+        page = app.StatusPage(
+            self.status, lambda: self.events, self.history, self._counts, self.now
+        )
+        try:
+            server = await http.serve(host, port, page.handle)
+        except OSError as exc:
+            address = f"{host}:{port}"
+            self.emit(event(self.now(), "http.failed", address=address, error=exc.strerror))
+            return None
+        self._observers.append(page.on_event)
+        return server
 
     def _counts(self) -> dict[str, int]:
         return dict(self.event_counts)
@@ -202,7 +236,11 @@ class Daemon:
             for req in self._engine.due(now):
                 self._hub.send(req.wan, req.target, req.seq)
             self._steer()
-            delay = max(0.0, min(self._engine.next_wakeup() - self.now(), 1.0))
+            if self.history.due(now):
+                self.history.sample(now, self._engine.status(now))
+            # WATCHDOG=1 from here: a loop that stops turning stops it (sd_watchdog_enabled(3)).
+            watchdog = self._notify.pet(self.now())
+            delay = max(0.0, min(self._engine.next_wakeup() - self.now(), 1.0, watchdog))
             self._wake.clear()
             if self._commands.empty():
                 with contextlib.suppress(TimeoutError):
