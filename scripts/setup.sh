@@ -13,6 +13,7 @@ packages=(
   libnetfilter-queue-dev                   # delay/jitter emulation in the lab (no netem here)
   iputils-ping procps
   chromium chromium-driver                 # headless browser for the status page's lab test
+  systemd                                  # systemd-analyze verify for the shipped unit
 )
 missing=()
 for p in "${packages[@]}"; do

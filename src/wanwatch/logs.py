@@ -78,8 +78,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup(fmt: LogFormat = "text", verbose: bool = False, stream: TextIO | None = None) -> None:
-    """Configure the root logger for the daemon: one handler on ``stream`` (stdout)."""
+def setup(
+    fmt: LogFormat = "text", verbose: bool = False, stream: TextIO | None = None
+) -> logging.Handler:
+    """Add the daemon's handler on ``stream`` (stdout) to the root logger; return it."""
     stream = sys.stdout if stream is None else stream
     formatter: logging.Formatter
     if fmt == "json":
@@ -93,7 +95,6 @@ def setup(fmt: LogFormat = "text", verbose: bool = False, stream: TextIO | None 
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    return handler

@@ -10,6 +10,7 @@ Times are CLOCK_MONOTONIC, shared by every namespace and the daemon's events.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -19,14 +20,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from wanwatch.config import Config, load
+from wanwatch.config import load
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.lab
 
 log = logging.getLogger(__name__)
 
+SharedLab = Callable[..., contextlib.AbstractContextManager[Lab]]  # fixture (conftest.py)
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"  # examples/office.yaml, priority 1 and 2
 BROWSER = Path(__file__).with_name("browser.py")
 PAGE = "127.0.0.1:9180"
@@ -45,19 +47,9 @@ WATCHDOG_USEC = 2_000_000
 
 
 @pytest.fixture(scope="module")
-def service_lab(office: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = Lab(
-        office,
-        tag=netns.run_tag(),
-        state_root=tmp_path_factory.mktemp("service-labs"),
-        remove_state=False,
-    )
-    lab.up()
-    try:
+def service_lab(shared_lab: SharedLab) -> Iterator[Lab]:
+    with shared_lab("service-labs") as lab:
         yield lab
-    finally:
-        lab.down()
-        assert not set(lab.namespaces) & netns.existing()
 
 
 @pytest.fixture
