@@ -4,7 +4,7 @@ One lab for the module; each test starts ``wanwatch run`` in its router namespac
 and stops it with SIGTERM. systemd's side of sd_notify(3) is played by a
 datagram socket of the test's own on the shared filesystem (``NOTIFY_SOCKET``);
 the page is driven by Debian's headless chromium through selenium, run inside the
-router namespace (tests/lab/browser.py) because the page listens on its loopback.
+router namespace (wanwatch.lab.browser) because the page listens on its loopback.
 Times are CLOCK_MONOTONIC, shared by every namespace and the daemon's events.
 """
 
@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from wanwatch.config import load
-from wanwatch.lab import faults, netns
+from wanwatch.lab import faults
+from wanwatch.lab.browser import Browser
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
 
@@ -38,7 +35,6 @@ log = logging.getLogger(__name__)
 
 SharedLab = Callable[..., contextlib.AbstractContextManager[Lab]]  # fixture (conftest.py)
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"  # examples/office.yaml, priority 1 and 2
-BROWSER = Path(__file__).with_name("browser.py")
 PAGE = "127.0.0.1:9180"
 # The page polls every second and the daemon re-encodes right after an event: a
 # failover must show within this long of the daemon deciding it.
@@ -149,45 +145,6 @@ def test_sd_notify_ready_watchdog_stopping(office_daemon: Office, tmp_path: Path
         assert stopped, office_daemon.log()[-3000:]
     finally:
         notify.close()
-
-
-class Browser:
-    """tests/lab/browser.py running in the router namespace; one JSON line per command."""
-
-    def __init__(self, lab: Lab, url: str) -> None:
-        argv = netns.ns_argv(lab.router_ns, [sys.executable, str(BROWSER), url])
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "HOME": str(lab.state_dir)},
-        )
-        assert self.read()["started"]
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise AssertionError(f"browser helper exited: {err[-3000:]}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def ask(self, cmd: str, **args: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self) -> None:
-        """Quit chromium (the helper's ``finally``) and close our pipes; kill a hung helper."""
-        try:
-            self.proc.communicate('{"cmd": "quit"}\n', timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate(timeout=5)
 
 
 def test_status_page_in_a_browser(office_daemon: Office, tmp_path: Path) -> None:

@@ -95,8 +95,8 @@ async def roundtrip(port: int, request: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("request_bytes", "status_line", "has_body"),
     [
-        (b"GET /api/status?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200 OK", True),
-        (b"HEAD / HTTP/1.1\r\n\r\n", b"HTTP/1.1 200 OK", False),
+        (b"GET /api/status?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK", True),
+        (b"HEAD / HTTP/1.0\r\n\r\n", b"HTTP/1.1 200 OK", False),
         (b"POST /api/status HTTP/1.1\r\n\r\n", b"HTTP/1.1 405 Method Not Allowed", True),
         (b"hello\r\n\r\n", b"HTTP/1.1 400 Bad Request", True),
         (b"GET /missing HTTP/1.0\r\n\r\n", b"HTTP/1.1 404 Not Found", True),
@@ -122,6 +122,38 @@ def test_server(request_bytes: bytes, status_line: bytes, has_body: bool) -> Non
     length = int(headers[b"Content-Length"])
     assert length > 0
     assert len(body) == (length if has_body else 0)
+
+
+def test_persistent_connection_answers_each_request_in_turn() -> None:
+    """A page polls over one connection (HTTP/1.1 default): both answers, then our close."""
+    page = Fake().page()
+
+    async def go() -> list[bytes]:
+        server = await http.serve("127.0.0.1", 0, page.handle)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            heads = []
+            for path in (b"/api/status", b"/app.js"):
+                writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                await reader.readexactly(length)
+                heads.append(head)
+            writer.write(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            rest = await asyncio.wait_for(reader.read(), 5)  # EOF: the server closed
+            heads.append(rest.split(b"\r\n\r\n")[0])
+            writer.close()
+            await writer.wait_closed()
+            return heads
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    heads = asyncio.run(go())
+    assert all(h.startswith(b"HTTP/1.1 200 OK") for h in heads)
+    assert b"Connection: keep-alive" in heads[0] and b"Connection: keep-alive" in heads[1]
+    assert b"Connection: close" in heads[2]
 
 
 def test_server_drops_an_oversized_request() -> None:

@@ -9,7 +9,7 @@ const HISTORY_EVERY_MS = 10000;
 const HOUR_S = 3600;
 const SVG = "http://www.w3.org/2000/svg";
 
-let history = { wans: {} };
+let history = { wans: {}, period_s: 10 };
 let lastLogKey = "";
 let lastTimelineKey = "";
 
@@ -51,8 +51,11 @@ function size(n) {
 function chart(title, series, now, kind) {
   const W = 360, H = 50;
   const box = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img" });
-  const x = (t) => ((t - (now - HOUR_S)) / HOUR_S) * W;
-  const step = W / 360;
+  // The last hour, or less while the daemon has not run that long.
+  const first = series && series.t.length ? series.t[0] - history.period_s : now - HOUR_S;
+  const span = Math.max(60, Math.min(HOUR_S, now - first));
+  const x = (t) => ((t - (now - span)) / span) * W;
+  const step = Math.max(1, (history.period_s / span) * W);
   let peak = 0;
   if (series) {
     series.t.forEach((t, i) => {
@@ -64,6 +67,7 @@ function chart(title, series, now, kind) {
       peak = Math.max(1, ...series.rtt_ms.filter((v) => v !== null)) * 1.2;
       let run = [];
       const flush = () => {
+        if (run.length === 1) run.unshift(`${(parseFloat(run[0]) - step).toFixed(1)},${run[0].split(",")[1]}`);
         if (run.length) box.append(svg("polyline", { class: "rtt", points: run.join(" ") }));
         run = [];
       };
@@ -82,8 +86,9 @@ function chart(title, series, now, kind) {
     }
   }
   const label = kind === "rtt" ? `max ${peak ? (peak / 1.2).toFixed(1) : "–"} ms` : "0–100 %";
-  box.setAttribute("aria-label", `${title} over the last hour`);
-  return el("div", { class: "chart" }, el("div", { class: "title" }, el("span", {}, `${title}, last hour`), el("span", {}, label)), box);
+  const last = span >= HOUR_S ? "last hour" : `last ${ago(span)}`;
+  box.setAttribute("aria-label", `${title}, ${last}`);
+  return el("div", { class: "chart" }, el("div", { class: "title" }, el("span", {}, `${title}, ${last}`), el("span", {}, label)), box);
 }
 
 function fact(name, value) {
