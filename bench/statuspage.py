@@ -35,7 +35,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from _common import ROOT, host_info, say, summary
+from _common import ROOT, host_info, lab_main, say, summary
 from failover import proc_sample
 
 from wanwatch.config import load
@@ -197,16 +197,7 @@ def main() -> int:
     if args.scrape:
         print(json.dumps(scrape(args.scrape)))
         return 0
-    if os.geteuid() != 0:
-        say("needs root: it builds network namespaces")
-        return 2
-    try:
-        out = run(args)
-    except LabError as exc:
-        say(f"bench failed: {exc}")
-        return 1
-    sys.stdout.write(json.dumps(out, indent=1) + "\n")
-    return 0
+    return lab_main(lambda: run(args), (LabError,))
 
 
 if __name__ == "__main__":
