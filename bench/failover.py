@@ -1,6 +1,6 @@
 """Failover benchmark in the namespace lab; prints ONE JSON object (progress on stderr).
 
-    python bench/failover.py [--cuts N] [--carrier-cuts N] [--loss-minutes M] [--quick]
+    python bench/failover.py [--cuts N] [--carrier-cuts N] [--loss-minutes M] [--quick] [--load]
 
 Root. Builds the reference office (examples/office.yaml) with ``wanwatch run``
 as its router and measures, from a LAN client's point of view:
@@ -18,6 +18,12 @@ as its router and measures, from a LAN client's point of view:
 - probes per second per healthy uplink over a quiet spell;
 - the daemon's RSS/peak RSS and CPU, and its dnsmasq child's RSS.
 
+``--load`` keeps the daemon busy while every cut is timed: LOAD_CALLERS
+concurrent ``status`` callers on its control socket and a Prometheus scrape every
+LOAD_SCRAPE_EVERY seconds (the daemon then runs with ``--metrics`` on the router
+namespace's loopback). Compare its medians with a run without it: nothing a
+reader asks may slow a failover down.
+
 Each cut runs against a freshly started daemon warmed up for ``loss_window``:
 flap damping (the hold doubles for every down within 10 minutes) would
 otherwise make cut k wait 10 * 2^(k-1) s to be preferred again, and cuts
@@ -27,11 +33,13 @@ would no longer be alike. bench/README.md explains every figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import random
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -68,6 +76,22 @@ TARGET_PROBES_PER_S = 2.0
 TARGET_RSS_MB = 40.0
 MIN_CUTS = 10
 MIN_LOSS_MINUTES = 10.0
+LOAD_CALLERS = 50
+LOAD_SCRAPE_EVERY = 0.1
+LOAD_METRICS = "127.0.0.1:9107"  # the router namespace's own loopback
+# The scraper runs inside the router namespace; bounded in count and time.
+_SCRAPER = """
+import json, sys, time, urllib.request
+n, errors, every, end = 0, 0, float(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end and n < 100000:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=2).read()
+    except OSError:
+        errors += 1
+    n += 1
+    time.sleep(every)
+print(json.dumps({"scrapes": n, "errors": errors}))
+"""
 
 
 # --------------------------------------------------------------------------- figures
@@ -167,12 +191,71 @@ class EventLog:
         return [e for e in self.events if t0 <= e["at"] < t1 and (not names or e["name"] in names)]
 
 
+# --------------------------------------------------------------------------- load
+
+
+class Load:
+    """Status callers and a metrics scraper running while a cut is timed."""
+
+    def __init__(self, office: Office, max_seconds: float) -> None:
+        self.office = office
+        self.max_seconds = max_seconds
+        self.calls = 0
+        self.errors = 0
+        self.latency_ms: list[float] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._scraper: Any = None
+
+    def _caller(self) -> None:
+        end = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                request(self.office.socket, "status", timeout=5.0)
+                ok = True
+            except ControlError:
+                ok = False
+            with self._lock:
+                self.calls += 1
+                self.errors += not ok
+                self.latency_ms.append((time.monotonic() - t0) * 1000)
+
+    def __enter__(self) -> Load:
+        lab = self.office.lab
+        argv = [
+            sys.executable, "-c", _SCRAPER, f"http://{LOAD_METRICS}/metrics",
+            str(LOAD_SCRAPE_EVERY), str(self.max_seconds),
+        ]  # fmt: skip
+        self._scraper = lab.spawn(lab.router_ns, argv, "scraper")
+        for _ in range(LOAD_CALLERS):
+            t = threading.Thread(target=self._caller, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+        if self._scraper is not None:
+            self.office.lab.stop_proc(self._scraper)
+
+    def report(self) -> dict[str, Any]:
+        latency = summary(self.latency_ms)
+        latency.pop("values", None)  # thousands of them
+        return {"status_calls": self.calls, "status_errors": self.errors, "status_ms": latency}
+
+
 # --------------------------------------------------------------------------- the bench
 
 
 class Bench:
-    def __init__(self, lab: Lab, config: Config, rng: random.Random) -> None:
+    def __init__(self, lab: Lab, config: Config, rng: random.Random, load: bool = False) -> None:
         self.lab = lab
+        self.load = load
+        self.loads: list[dict[str, Any]] = []
         self.office = Office(lab)
         wans = sorted(config.wans, key=lambda w: w.priority)
         self.primary, self.backup = wans[0].name, wans[1].name
@@ -187,7 +270,8 @@ class Bench:
         """Start a fresh daemon; return once the primary carries, is preferred, both
         uplinks are up, and ``warmup`` plus a random part of a probe interval passed
         (the cut must not be in step with the probe schedule)."""
-        self.office.start(wait_active=self.primary, timeout=START_TIMEOUT)
+        args = ("--metrics", LOAD_METRICS) if self.load else ()
+        self.office.start(wait_active=self.primary, timeout=START_TIMEOUT, args=args)
         self.ready(START_TIMEOUT)
         time.sleep(warmup + self.rng.uniform(0, self.monitor.interval))
         return self.ready(5.0)
@@ -244,12 +328,16 @@ class Bench:
         events = EventLog(self.office)
         events.poll()
         fault_fn = faults.blackhole if kind == "blackhole" else faults.carrier_loss
-        took, fault, failed = self.switch(
-            lambda: fault_fn(self.lab, self.primary),
-            self.backup,
-            interval=CONNECT_INTERVAL,
-            deadline=FAILOVER_DEADLINE,
-        )
+        with contextlib.ExitStack() as stack:
+            load = stack.enter_context(Load(self.office, FAILOVER_DEADLINE)) if self.load else None
+            took, fault, failed = self.switch(
+                lambda: fault_fn(self.lab, self.primary),
+                self.backup,
+                interval=CONNECT_INTERVAL,
+                deadline=FAILOVER_DEADLINE,
+            )
+        if load is not None:
+            self.loads.append(load.report())
         back, restore, _ = self.switch(
             lambda: faults.clear(
                 self.lab, self.primary, "blackhole" if kind == "blackhole" else "carrier"
@@ -495,7 +583,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": str(args.config),
     }
     with Lab(config, client_dns="router") as lab:
-        bench = Bench(lab, config, rng)
+        bench = Bench(lab, config, rng, load=args.load)
         monitor = lab.lab_config.monitor
         warmup = monitor.loss_window if args.warmup is None else args.warmup
         out.update(
@@ -533,6 +621,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["blackhole"] = bench.cuts("blackhole", args.cuts, warmup)
         out["carrier"] = bench.cuts("carrier", args.carrier_cuts, min(warmup, CARRIER_WARMUP))
         out["daemon_exit_codes"] = dict(Counter(str(c) for c in bench.exit_codes))
+        if args.load:
+            out["load"] = {
+                "status_callers": LOAD_CALLERS,
+                "scrape_every_s": LOAD_SCRAPE_EVERY,
+                "per_cut": bench.loads,
+            }
     out["targets"] = targets(out)
     out["host"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     out["seconds"] = round(time.monotonic() - t0, 1)
@@ -559,6 +653,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--delay-direction", choices=["up", "down", "both"], default="down")
     ap.add_argument("--seed", type=int, default=1, help="random phase of each cut")
     ap.add_argument("-c", "--config", type=Path, default=OFFICE)
+    ap.add_argument(
+        "--load",
+        action="store_true",
+        help=f"{LOAD_CALLERS} status callers and a scrape every {LOAD_SCRAPE_EVERY} s during cuts",
+    )
     args = ap.parse_args(argv)
     quick = {
         "cuts": 3,

@@ -243,6 +243,43 @@ def status(socket_path: Path, as_json: bool) -> None:
 
 @main.command()
 @socket_option
+@click.argument("wan")
+@click.option(
+    "--drain",
+    is_flag=True,
+    help="Only stop new connections; the open ones finish on this uplink.",
+)
+def disable(socket_path: Path, wan: str, drain: bool) -> None:
+    """Take uplink WAN out of service (root); kept across daemon restarts.
+
+    Without --drain it carries nothing at all: its open connections are deleted
+    and move to another uplink on their next packet.
+    """
+    _admin(socket_path, "disable", wan=wan, drain=drain)
+
+
+@main.command()
+@socket_option
+@click.argument("wan")
+def enable(socket_path: Path, wan: str) -> None:
+    """Put uplink WAN back in service (root): its probes decide again."""
+    _admin(socket_path, "enable", wan=wan)
+
+
+def _admin(socket_path: Path, cmd: str, **args: Any) -> None:
+    from wanwatch.control import ControlError, request
+
+    try:
+        answer = request(socket_path, cmd, **args)
+    except ControlError as exc:
+        click.echo(f"wanwatch {cmd}: {exc}", err=True)
+        sys.exit(1)
+    note = "" if answer.get("saved") else " (not saved: lost on restart, see the log)"
+    click.echo(f"{answer['wan']}: {answer['admin']}{note}")
+
+
+@main.command()
+@socket_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def leases(socket_path: Path, as_json: bool) -> None:
     """List the DHCP clients on each LAN (address, MAC, hostname, expiry)."""
@@ -267,38 +304,54 @@ def systemd_unit() -> None:
     click.echo(unit(), nl=False)
 
 
-def format_status(st: dict[str, Any]) -> str:
+def format_status(answer: dict[str, Any]) -> str:
     """The status answer as a table for people."""
-    lines = [f"mode {st['mode']}, carrying new connections: {', '.join(st['active']) or '-'}"]
-    if st.get("stale"):
+    from wanwatch.status import from_json
+
+    st = from_json(answer)
+    lines = [f"mode {st.mode}, carrying new connections: {', '.join(st.active) or '-'}"]
+    if st.stale:
         lines[0] += "  (no healthy uplink: last choice kept)"
     lines.append(f"{'UPLINK':<16}{'STATE':<10}{'RTT':>9}{'LOSS':>7}  {'SINCE':<30}ROLE")
-    for w in st["wans"]:
-        rtt = "-" if w["rtt_ms"] is None else f"{w['rtt_ms']:.1f}ms"
-        role = "carrying" if w.get("carrying") else "standby"
-        if not w.get("preferred", True) and w["state"] == "up":
-            role += " (hold)"
+    for w in st.wans:
+        rtt = "-" if w.rtt_ms is None else f"{w.rtt_ms:.1f}ms"
+        role = "carrying" if w.carrying else "standby"
+        if w.admin != "enabled":
+            role = w.admin
         lines.append(
-            f"{w['name']:<16}{w['state']:<10}{rtt:>9}{w['loss_pct']:>6.1f}%  {w['since']:<30}{role}"
+            f"{w.name:<16}{w.state:<10}{rtt:>9}{w.loss_pct:>6.1f}%  {w.since:<30}{role}"
+            + _phase(w.phase, w.progress)
         )
-    if st.get("counters"):  # open connections per uplink and what they have moved
+    if st.counters:  # open connections per uplink and what they have moved
         lines.append("")
         lines.append(f"{'UPLINK':<16}{'CONNECTIONS':>12}{'IN':>10}{'OUT':>10}")
-        for name, c in st["counters"].items():
+        for name, c in st.counters.items():
             lines.append(
-                f"{name:<16}{c['connections']:>12}"
-                f"{_size(c['bytes_in']):>10}{_size(c['bytes_out']):>10}"
+                f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
-    if st.get("backend_error"):
-        lines.append(f"backend error: {st['backend_error']}")
-    if st.get("leases"):
+    for step, error in st.failed_steps.items():
+        lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
+    for obj in st.contested:
+        lines.append(f"contested (another program keeps removing it; repair backs off): {obj}")
+    if st.leases:
         lines.append("")
-        lines.append(format_leases_table(st["leases"]))
-    if st.get("events"):
+        lines.append(format_leases_table(st.leases))
+    if st.events:
         lines.append("")
         lines.append("recent events:")
-        lines.extend(f"  {e}" for e in st["events"][-10:])
+        lines.extend(f"  {e}" for e in st.events[-10:])
     return "\n".join(lines)
+
+
+def _phase(phase: str | None, progress: dict[str, float]) -> str:
+    """What is under way for one uplink, e.g. ``suspect 3/6 lost``, ``hold 7.5 s left``."""
+    if phase == "suspect":
+        return f"  suspect {progress['lost']:.0f}/{progress['needed']:.0f} lost"
+    if phase == "rising":
+        return f"  rising {progress['good']:.0f}/{progress['needed']:.0f} good"
+    if phase == "hold":
+        return f"  hold {progress['hold_left_s']:.1f} s left"
+    return ""
 
 
 def _size(n: int) -> str:

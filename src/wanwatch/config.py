@@ -385,6 +385,7 @@ class Hooks(_Model, frozen=True):
     on_up: Argv | None = None
     on_failover: Argv | None = None
     on_failback: Argv | None = None
+    on_admin: Argv | None = None  # wanwatch disable / enable
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 
@@ -436,8 +437,16 @@ class _Located:
         return self.lines.get(p, 1)
 
 
+# Deeper than any real config; also where a recursive YAML alias (``&a [*a]``,
+# which yaml.compose returns as a cyclic node graph) is stopped.
+MAX_NESTING = 32
+
+
 def _construct(node: yaml.Node, path: Path_, out: _Located) -> Any:
     out.lines[path] = node.start_mark.line + 1
+    if len(path) > MAX_NESTING:
+        out.problems.append((path, "nested too deep (a recursive alias?)"))
+        return None
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -22,11 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from wanwatch import status as st
 from wanwatch.config import Config, load
 from wanwatch.control import serve
 from wanwatch.engine.core import Engine
-from wanwatch.engine.events import Event, event
-from wanwatch.engine.intent import Intent
+from wanwatch.engine.events import Event, FieldValue, event
+from wanwatch.engine.intent import Admin, Intent
 from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
 from wanwatch.footprint import fwmark
 from wanwatch.history import History
@@ -34,13 +36,41 @@ from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dnsmasq import Dnsmasq
+from wanwatch.linux.netlink import RT_TABLE_MAIN
+from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
+from wanwatch.repair import Retry, TugOfWar
 from wanwatch.sdnotify import Notifier
 
 log = logging.getLogger("wanwatch")
 
 EVENT_RING = 500  # events kept for `wanwatch status`
 STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steering routes
+ADMIN_FILE = "admin.json"  # the operator's disable/enable choices, kept across restarts
+# A burst of kernel notifications (a whole table flushed) is repaired in one pass
+# this long after the first of them.
+DRIFT_DEBOUNCE = 0.05
+# A full reconcile pass this often whatever was heard: the safety net for changes
+# that send no notification (e.g. the conntrack accounting sysctl).
+FULL_PASS_INTERVAL = 10.0
+# Many readers at once (a dashboard, scrapers, scripts polling `status`) share one
+# snapshot this young, so their number does not multiply the loop's work.
+STATUS_MAX_AGE = 0.05
+# Kernel objects a reconcile event changed, named for drift.repaired.
+_CHANGES = frozenset(
+    {
+        "route.switch",
+        "route.set",
+        "route.withdraw",
+        "route.remove",
+        "rule.add",
+        "rule.remove",
+        "address.add",
+        "address.remove",
+        "nft.apply",
+        "sysctl.set",
+    }
+)
 
 
 class Daemon:
@@ -73,7 +103,16 @@ class Daemon:
         self._dnsmasq: Dnsmasq | None = None
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
+        self._drift: DriftWatcher | None = None
         self._backend_error: str | None = None
+        self._retry = Retry()
+        self._tug = TugOfWar()
+        self._repair_at: float | None = None  # a drift repair pass is due then
+        self._drift_since: float | None = None  # first notice of the drift it repairs
+        self._repairing = False
+        self._next_full_pass = 0.0
+        self._repairs = 0
+        self._snapshot: tuple[float, st.Status, dict[str, Any]] | None = None
         self.history = History(clock)
         self._notify = Notifier()  # systemd's NOTIFY_SOCKET, if any
         self._observers: list[Callable[[Event], None]] = [
@@ -108,6 +147,7 @@ class Daemon:
         self._started_at = self.now()
         self._hooks = HookRunner(cfg.hooks, self.emit, self.now)
         self._engine = Engine(cfg, self.now())
+        self._restore_admin()
         self._backend = LinuxBackend(cfg, self.state_dir, now=self.now)
         for sig, cmd in (
             (signal.SIGTERM, "stop"),
@@ -129,6 +169,10 @@ class Daemon:
             await self._hub.start()
             self._links = self._backend.link_watcher()
             loop.add_reader(self._links.fileno(), self._on_link)
+            self._drift = self._backend.drift_watcher()
+            for fd in self._drift.filenos():
+                loop.add_reader(fd, self._on_drift, fd)
+            self._next_full_pass = self.now() + FULL_PASS_INTERVAL
             # carrier() is keyed by interface; the engine knows uplinks by name. A cable
             # already out at start is DOWN at once, as a pull later would be.
             by_iface = {w.interface: w.name for w in cfg.wans}
@@ -170,7 +214,9 @@ class Daemon:
         from wanwatch import metrics  # prometheus_client costs ~4 MB RSS: only when asked
 
         host, port = self.metrics_address
-        registry = metrics.registry_for(metrics.StatusCollector(self.status, self._counts))
+        registry = metrics.registry_for(
+            metrics.StatusCollector(lambda: self._status_snapshot()[0], self._counts)
+        )
         try:
             return await metrics.serve(host, port, registry)
         except OSError as exc:
@@ -187,7 +233,7 @@ class Daemon:
 
         host, port = self.http_address
         page = app.StatusPage(
-            self.status, lambda: self.events, self.history, self._counts, self.now
+            self._status_snapshot, lambda: self.events, self.history, self._counts, self.now
         )
         try:
             server = await http.serve(host, port, page.handle)
@@ -205,9 +251,11 @@ class Daemon:
         server.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+        loop = asyncio.get_running_loop()
         if self._links is not None:
-            asyncio.get_running_loop().remove_reader(self._links.fileno())
+            loop.remove_reader(self._links.fileno())
             self._links.close()
+        self._close_drift(loop)
         if self._hub is not None:
             await self._hub.close()
         if self._dnsmasq is not None:
@@ -236,18 +284,23 @@ class Daemon:
             for req in self._engine.due(now):
                 self._hub.send(req.wan, req.target, req.seq)
             self._steer()
+            self._maybe_repair()
             if self.history.due(now):
                 self.history.sample(now, self._engine.status(now))
+            wake = self._engine.next_wakeup()
+            for t in (self._repair_at, self._retry.due):
+                if t is not None and not self._repairing:
+                    wake = min(wake, t)
             # WATCHDOG=1 from here: a loop that stops turning stops it (sd_watchdog_enabled(3)).
             watchdog = self._notify.pet(self.now())
-            delay = max(0.0, min(self._engine.next_wakeup() - self.now(), 1.0, watchdog))
+            delay = max(0.0, min(wake - self.now(), 1.0, watchdog))
             self._wake.clear()
             if self._commands.empty():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
 
     def _signal(self, cmd: str) -> None:
-        """Signal handlers only enqueue (STYLE.md, point 1); the loop acts."""
+        """Signal handlers only enqueue; the loop acts (no work in a signal handler)."""
         self._commands.put_nowait(cmd)
         self._wake.set()
 
@@ -285,14 +338,8 @@ class Daemon:
         try:
             evs = self._backend.apply(intent)
         except (NetlinkError, NftError) as exc:
-            # Keep running on what the kernel has; retry on the next change or tick.
-            msg = str(exc)
-            if msg != self._backend_error:
-                self.emit(event(self.now(), "backend.error", error=msg))
-            self._backend_error = msg
-            return
-        self._backend_error = None
-        self._emit_all(evs)
+            evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
+        self._emit_all(self._outcome(evs))
         if self._applied is None or intent.active != self._applied.active:
             self.emit(
                 event(
@@ -304,6 +351,112 @@ class Daemon:
                 )
             )
         self._applied = intent
+
+    def _outcome(self, evs: list[Event]) -> list[Event]:
+        """Note a pass's failed steps (retried with backoff); the events worth logging.
+
+        A failure is logged when it first happens or its error changes, not on
+        every retry; ``status`` shows it until a pass succeeds.
+        """
+        now = self.now()
+        failed = {
+            str(e.fields.get("step")): str(e.fields.get("error"))
+            for e in evs
+            if e.name == "backend.error"
+        }
+        before = self._retry.failed
+        self._retry.record(failed, now)
+        self._backend_error = next(iter(failed.values()), None)
+        out = [
+            e
+            for e in evs
+            if e.name != "backend.error"
+            or before.get(str(e.fields.get("step"))) != e.fields.get("error")
+        ]
+        if failed:
+            assert self._retry.due is not None  # set by record() when something failed
+            out.append(
+                event(
+                    now,
+                    "backend.retry",
+                    steps=",".join(sorted(failed)),
+                    attempt=self._retry.attempts,
+                    in_s=round(self._retry.due - now, 2),
+                )
+            )
+        elif before:
+            out.append(event(now, "backend.recovered", steps=",".join(sorted(before))))
+        return out
+
+    # ------------------------------------------------------------------ drift
+
+    def _on_drift(self, fd: int) -> None:
+        """Something we own may have changed in the kernel: repair it soon (debounced)."""
+        if self._drift is None:
+            return
+        try:
+            kinds = self._drift.read(fd)
+        except NetlinkError as exc:
+            # A broken socket would wake us forever: stop listening; the periodic
+            # full pass still repairs, only later.
+            self.emit(event(self.now(), "drift.watch_failed", error=str(exc)))
+            self._close_drift(asyncio.get_running_loop())
+            return
+        if not kinds:
+            return
+        now = self.now()
+        if self._drift_since is None:
+            self._drift_since = now
+        due = max(now + DRIFT_DEBOUNCE, self._tug.hold_until(now))
+        if self._repair_at is None or due < self._repair_at:
+            self._repair_at = due
+        self._wake.set()
+
+    def _close_drift(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._drift is not None:
+            for fd in self._drift.filenos():
+                loop.remove_reader(fd)
+            self._drift.close()
+            self._drift = None
+
+    def _maybe_repair(self) -> None:
+        """Start a reconcile pass off the loop when drift, a retry or the safety net is due."""
+        if self._repairing or self._applied is None or self._backend is None:
+            return
+        now = self.now()
+        drift = self._repair_at is not None and now >= self._repair_at
+        if not (drift or self._retry.is_due(now) or now >= self._next_full_pass):
+            return
+        self._repair_at = None
+        self._next_full_pass = now + FULL_PASS_INTERVAL
+        since, self._drift_since = self._drift_since, None
+        self._repairing = True
+        # The worker runs passes in order: a steer submitted after this one lands last.
+        job = asyncio.wrap_future(self._backend.apply_soon(self._applied, full=True))
+        job.add_done_callback(lambda j: self._repaired(j, since))
+
+    def _repaired(self, job: asyncio.Future[list[Event]], since: float | None) -> None:
+        self._repairing = False
+        try:
+            evs = job.result()
+        except (NetlinkError, NftError) as exc:
+            evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
+        except asyncio.CancelledError:
+            return
+        now = self.now()
+        out: list[Event] = []
+        for e in self._outcome(evs):
+            obj = _object_of(e)
+            if obj is None:
+                out.append(e)
+                continue
+            self._repairs += 1
+            after = None if since is None else round((now - since) * 1000, 1)
+            out.append(event(now, "drift.repaired", object=obj, action=e.name, after_ms=after))
+            out += self._tug.repaired(obj, now)
+        out += self._tug.settle(now)
+        self._emit_all(out)
+        self._wake.set()
 
     def _verdicts_ready(self, intent: Intent) -> bool:
         """At start the engine's first Intent is a stale guess until probes speak.
@@ -374,55 +527,130 @@ class Daemon:
 
     # ------------------------------------------------------------------ control socket
 
-    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any]:
         cmd = request.get("cmd")
         if cmd == "status":
-            return self.status()
+            return self._status_snapshot()[1]
         if cmd == "leases":
             return {"leases": self._leases()}
         if cmd == "events":
             return {"events": [e.to_json() for e in self.events]}
-        return {"error": f"unknown command {cmd!r} (status, leases, events)"}
+        if cmd in ("disable", "enable"):
+            if uid != 0:
+                return {"error": f"{cmd} is for root only"}
+            wan = request.get("wan")
+            admin = Admin.ENABLED
+            if cmd == "disable":
+                admin = Admin.DRAIN if request.get("drain") is True else Admin.DISABLED
+            return self._set_admin(wan, admin)
+        return {"error": f"unknown command {cmd!r} (status, leases, events, disable, enable)"}
+
+    # ------------------------------------------------------------------ operator controls
+
+    def _set_admin(self, wan: Any, admin: Admin) -> dict[str, Any]:
+        assert self._engine is not None
+        try:
+            evs = self._engine.set_admin(str(wan), admin, self.now())
+        except KeyError:
+            return {"error": f"no uplink named {wan!r}"}
+        self._emit_all(evs)
+        saved = self._save_admin()
+        self._steer()
+        self._wake.set()
+        return {"wan": wan, "admin": admin.value, "saved": saved}
+
+    def _save_admin(self) -> bool:
+        """Keep the operator's choices in the state directory (atomic rename)."""
+        assert self._engine is not None
+        path = self.state_dir / ADMIN_FILE
+        data = {"version": 1, "uplinks": {n: a.value for n, a in self._engine.admin().items()}}
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            self.emit(event(self.now(), "admin.save_failed", path=str(path), error=exc.strerror))
+            return False
+        return True
+
+    def _restore_admin(self) -> None:
+        """Re-apply the choices of an earlier run; unreadable or unknown ones are reported."""
+        assert self._engine is not None
+        path = self.state_dir / ADMIN_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            choices = {str(k): Admin(v) for k, v in data["uplinks"].items()}
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.emit(event(self.now(), "admin.unreadable", path=str(path), error=str(exc)))
+            return
+        for wan, admin in choices.items():
+            try:
+                self._emit_all(self._engine.set_admin(wan, admin, self.now()))
+            except KeyError:
+                self.emit(event(self.now(), "admin.unknown_wan", wan=wan, admin=admin.value))
+
+    # ------------------------------------------------------------------ status
 
     def _wall(self, mono: float) -> str:
         wall = time.time() - (self.now() - mono)
         return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
 
-    def status(self) -> dict[str, Any]:
+    def _status_snapshot(self) -> tuple[st.Status, dict[str, Any]]:
+        """The status and its JSON, computed at most once per STATUS_MAX_AGE."""
+        now = self.now()
+        snap = self._snapshot
+        if snap is None or now - snap[0] >= STATUS_MAX_AGE:
+            status = self.status()
+            snap = self._snapshot = (now, status, st.to_json(status))
+        return snap[1], snap[2]
+
+    def status(self) -> st.Status:
+        """Everything ``wanwatch status`` shows; cheap: nothing here waits for the kernel."""
         assert self._engine is not None
         now = self.now()
         intent = self._engine.intent()
         probes = self._hub.stats() if self._hub is not None else {}
-        wans = []
-        for s in self._engine.status(now):
-            wans.append(
-                {
-                    "name": s.name,
-                    "state": s.state.value,
-                    "rtt_ms": None if s.rtt_ms is None else round(s.rtt_ms, 1),
-                    "loss_pct": round(s.loss_pct, 1),
-                    "since": self._wall(s.since),
-                    "for_s": round(now - s.since, 1),
-                    "preferred": s.preferred,
-                    "carrying": s.name in intent.active,
-                    "targets": s.targets,
-                    "probes": probes.get(s.name, {}),
-                }
+        age, counters = self._backend.counters() if self._backend else (None, {})
+        wans = [
+            st.UplinkStatus(
+                name=s.name,
+                state=s.state.value,
+                rtt_ms=None if s.rtt_ms is None else round(s.rtt_ms, 1),
+                loss_pct=round(s.loss_pct, 1),
+                since=self._wall(s.since),
+                for_s=round(now - s.since, 1),
+                preferred=s.preferred,
+                carrying=s.name in intent.active,
+                admin=s.admin.value,
+                phase=s.phase,
+                progress=s.progress,
+                targets=s.targets,
+                probes=st.ProbeStats(**probes.get(s.name, {})),
             )
-        return {
-            "wans": wans,
-            "active": list(intent.active),
-            "mode": intent.mode,
-            "stale": intent.stale,
-            "applied": self._applied is not None and self._applied.active == intent.active,
-            "backend_error": self._backend_error,
-            "counters": self._backend.counters() if self._backend else {},
-            "dnsmasq": self._dnsmasq.status() if self._dnsmasq is not None else None,
-            "leases": self._leases(),
-            "events": [str(e) for e in list(self.events)[-20:]],
-            "uptime_s": round(now - self._started_at, 1),
-            "pid": os.getpid(),
-        }
+            for s in self._engine.status(now)
+        ]
+        retry = self._retry
+        return st.Status(
+            wans=wans,
+            active=list(intent.active),
+            mode=intent.mode,
+            stale=intent.stale,
+            applied=self._applied == intent and not retry.failed,
+            backend_error=self._backend_error,
+            failed_steps=dict(retry.failed),
+            retry_in_s=None if retry.due is None else round(max(0.0, retry.due - now), 2),
+            contested=self._tug.contested(),
+            repairs=self._repairs,
+            counters=counters,
+            counters_age_s=None if age is None else round(age, 2),
+            dnsmasq=self._dnsmasq.status() if self._dnsmasq is not None else None,
+            leases=self._leases(),
+            events=[str(e) for e in list(self.events)[-20:]],
+            uptime_s=round(now - self._started_at, 1),
+            pid=os.getpid(),
+        )
 
     def _leases(self) -> list[dict[str, Any]]:
         if self._dnsmasq is None or self._config is None:
@@ -433,3 +661,22 @@ class Daemon:
             log.warning("leases: %s", exc)
             return []
         return [lease.to_json() for lease in leases]
+
+
+def _object_of(e: Event) -> str | None:
+    """The kernel object a reconcile event changed, as drift.repaired names it; else None."""
+    if e.name not in _CHANGES:
+        return None
+    f: dict[str, FieldValue] = e.fields
+    if e.name == "route.switch":
+        return "route main default (active uplink)"
+    if e.name.startswith("route."):
+        table = "main" if f.get("table") == RT_TABLE_MAIN else f.get("table")
+        return f"route table {table} {f.get('dst')} metric {f.get('metric')}"
+    if e.name.startswith("rule."):
+        return f"rule {f.get('rule')}"
+    if e.name.startswith("address."):
+        return f"address {f.get('address')} dev {f.get('interface')}"
+    if e.name == "sysctl.set":
+        return f"sysctl {f.get('key')}"
+    return "nft table inet wanwatch"

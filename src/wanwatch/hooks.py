@@ -25,6 +25,10 @@ HOOK_FOR_EVENT = {
     "wan.up": "on_up",
     "policy.failover": "on_failover",
     "policy.failback": "on_failback",
+    # the operator's wanwatch disable/enable; {state} is disabled, drained or enabled
+    "wan.disabled": "on_admin",
+    "wan.drained": "on_admin",
+    "wan.enabled": "on_admin",
 }
 PLACEHOLDERS = ("wan", "state", "from", "to", "event", "detect_ms")
 MAX_RUNNING = 16  # a flapping uplink must not fork-bomb the router

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from wanwatch.status import Status
 from wanwatch.web import http
 
 STATES = ("unknown", "up", "degraded", "down")
+ADMIN = ("enabled", "drain", "disabled")
 
 
 class StatusCollector(Collector):
     """Uplink gauges from ``status()``; event counters from ``counts()``."""
 
     def __init__(
-        self, status: Callable[[], dict[str, Any]], counts: Callable[[], Mapping[str, int]]
+        self, status: Callable[[], Status], counts: Callable[[], Mapping[str, int]]
     ) -> None:
         self._status = status
         self._counts = counts
@@ -42,22 +43,41 @@ class StatusCollector(Collector):
         loss = GaugeMetricFamily(
             "wanwatch_uplink_loss_ratio", "windowed probe loss", labels=["wan"]
         )
+        admin = GaugeMetricFamily(
+            "wanwatch_uplink_admin",
+            "1 for the operator's choice (wanwatch disable/enable)",
+            labels=["wan", "admin"],
+        )
         sent = CounterMetricFamily("wanwatch_probes_sent", "probes sent", labels=["wan"])
         replies = CounterMetricFamily("wanwatch_probe_replies", "probe replies", labels=["wan"])
-        for w in st["wans"]:
+        for w in st.wans:
             for s in STATES:
-                state.add_metric([w["name"], s], 1.0 if w["state"] == s else 0.0)
-            carrying.add_metric([w["name"]], 1.0 if w.get("carrying") else 0.0)
-            if w["rtt_ms"] is not None:
-                rtt.add_metric([w["name"]], w["rtt_ms"] / 1000)
-            loss.add_metric([w["name"]], w["loss_pct"] / 100)
-            probes = w.get("probes") or {}
-            sent.add_metric([w["name"]], probes.get("sent", 0))
-            replies.add_metric([w["name"]], probes.get("replies", 0))
+                state.add_metric([w.name, s], 1.0 if w.state == s else 0.0)
+            for a in ADMIN:
+                admin.add_metric([w.name, a], 1.0 if w.admin == a else 0.0)
+            carrying.add_metric([w.name], 1.0 if w.carrying else 0.0)
+            if w.rtt_ms is not None:
+                rtt.add_metric([w.name], w.rtt_ms / 1000)
+            loss.add_metric([w.name], w.loss_pct / 100)
+            sent.add_metric([w.name], w.probes.sent)
+            replies.add_metric([w.name], w.probes.replies)
+        applied = GaugeMetricFamily(
+            "wanwatch_dataplane_applied", "1 if the kernel holds what the engine wants"
+        )
+        applied.add_metric([], 1.0 if st.applied else 0.0)
+        failed = GaugeMetricFamily(
+            "wanwatch_reconcile_failed_steps", "reconcile steps failing now (retried)"
+        )
+        failed.add_metric([], float(len(st.failed_steps)))
+        contested = GaugeMetricFamily(
+            "wanwatch_drift_contested", "kernel objects another program keeps removing"
+        )
+        contested.add_metric([], float(len(st.contested)))
         events = CounterMetricFamily("wanwatch_events", "events by name", labels=["event"])
         for name, value in sorted(self._counts().items()):
             events.add_metric([name], value)
-        yield from (state, carrying, rtt, loss, sent, replies, events)
+        yield from (state, admin, carrying, rtt, loss, sent, replies, applied, failed, contested)
+        yield events
 
 
 def registry_for(collector: Collector) -> CollectorRegistry:

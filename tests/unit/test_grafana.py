@@ -11,15 +11,23 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from wanwatch import metrics
+from wanwatch.status import from_json
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "docs" / "grafana-dashboard.json"
-STATUS: dict[str, Any] = {
-    "wans": [
-        {"name": "A", "state": "up", "rtt_ms": 1.0, "loss_pct": 0.0, "carrying": True,
-         "probes": {"sent": 1, "replies": 1}},
-    ],
-}  # fmt: skip
+STATUS = from_json(
+    {
+        "wans": [
+            {"name": "A", "state": "up", "rtt_ms": 1.0, "loss_pct": 0.0, "since": "2026-12-05",
+             "for_s": 1.0, "preferred": True, "carrying": True, "admin": "enabled",
+             "phase": None, "progress": {}, "targets": {}, "probes": {"sent": 1, "replies": 1}},
+        ],
+        "active": ["A"], "mode": "failover", "stale": False, "applied": True,
+        "backend_error": None, "failed_steps": {}, "retry_in_s": None, "contested": [],
+        "repairs": 0, "counters": {}, "counters_age_s": None, "dnsmasq": None, "leases": [],
+        "events": [], "uptime_s": 1.0, "pid": 1,
+    }
+)  # fmt: skip
 
 
 def exprs(node: Any) -> Iterator[str]:

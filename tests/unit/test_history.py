@@ -5,11 +5,15 @@ from __future__ import annotations
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import event
 from wanwatch.engine.health import Health
+from wanwatch.engine.intent import Admin
 from wanwatch.history import History
 
 
 def wan(name: str, rtt: float | None, loss: float, state: Health = Health.UP) -> WanStatus:
-    return WanStatus(name, state, rtt, loss, since=0.0, preferred=True, targets={})
+    return WanStatus(
+        name, state, rtt, loss, since=0.0, preferred=True, targets={},
+        admin=Admin.ENABLED, phase=None, progress={},
+    )  # fmt: skip
 
 
 def test_one_sample_per_period_in_a_ring_of_fixed_size() -> None:

@@ -22,6 +22,7 @@ from wanwatch.probe.icmp import (
     ProbeHub,
     build_echo,
     checksum,
+    kernel_rtt_ns,
     make_payload,
     parse_reply,
 )
@@ -304,3 +305,30 @@ def test_start_without_raw_socket_permission_says_why(monkeypatch: pytest.Monkey
     hub.add_uplink("a", "wan1", 1 << 16, None)
     with pytest.raises(ProbeError, match="need root"):
         asyncio.run(hub.start())
+
+
+# --------------------------------------------------------------------------- kernel timestamps
+
+
+def sent_at(mono_ns: int, wall_ns: int) -> Pending:
+    return Pending(1, TARGET, mono_ns, wall_ns)
+
+
+def test_rtt_comes_from_the_kernel_arrival_time_not_from_when_the_loop_read_it() -> None:
+    p = sent_at(1_000_000_000, 5_000_000_000_000)
+    # reply arrived 20 ms after sending; the busy loop read it 300 ms after sending
+    assert kernel_rtt_ns(p, 1_300_000_000, 5_000_020_000_000) == 20_000_000
+
+
+@pytest.mark.parametrize(
+    "arrival_wall_ns",
+    [
+        5_000_000_000_000 - 3600 * 10**9,  # wall clock stepped back an hour
+        5_000_000_000_000 + 3600 * 10**9,  # ... or forward
+        None,  # no timestamp (control message missing)
+    ],
+    ids=["clock-back", "clock-forward", "none"],
+)
+def test_a_stepped_wall_clock_falls_back_to_the_monotonic_rtt(arrival_wall_ns: int | None) -> None:
+    p = sent_at(1_000_000_000, 5_000_000_000_000)
+    assert kernel_rtt_ns(p, 1_030_000_000, arrival_wall_ns) == 30_000_000

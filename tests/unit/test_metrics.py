@@ -3,18 +3,47 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from wanwatch import metrics
+from wanwatch.status import ProbeStats, Status, UplinkStatus
 
-STATUS: dict[str, Any] = {
-    "wans": [
-        {"name": "INET-UTAMA", "state": "down", "rtt_ms": None, "loss_pct": 100.0,
-         "carrying": False, "probes": {"sent": 40, "replies": 12}},
-        {"name": "BACKUP-INET", "state": "up", "rtt_ms": 31.5, "loss_pct": 2.0,
-         "carrying": True, "probes": {"sent": 38, "replies": 38}},
+
+def uplink(
+    name: str,
+    state: str,
+    rtt_ms: float | None,
+    loss: float,
+    carrying: bool,
+    sent: int,
+    replies: int,
+    admin: str = "enabled",
+) -> UplinkStatus:
+    return UplinkStatus(
+        name=name,
+        state=state,
+        rtt_ms=rtt_ms,
+        loss_pct=loss,
+        since="2026-12-05T00:00:00+00:00",
+        for_s=1.0,
+        preferred=True,
+        carrying=carrying,
+        admin=admin,
+        phase=None,
+        progress={},
+        targets={},
+        probes=ProbeStats(sent=sent, replies=replies),
+    )
+
+
+STATUS = Status(
+    wans=[
+        uplink("INET-UTAMA", "down", None, 100.0, False, 40, 12, admin="drain"),
+        uplink("BACKUP-INET", "up", 31.5, 2.0, True, 38, 38),
     ],
-}  # fmt: skip
+    active=["BACKUP-INET"], mode="failover", stale=False, applied=False, backend_error="x",
+    failed_steps={"nft": "x"}, retry_in_s=0.4, contested=[], repairs=0, counters={},
+    counters_age_s=None, dnsmasq=None, leases=[], events=[], uptime_s=1.0, pid=1,
+)  # fmt: skip
 
 
 def scrape() -> str:
@@ -48,3 +77,7 @@ def test_metrics_follow_status() -> None:
     assert 'wanwatch_uplink_loss_ratio{wan="INET-UTAMA"} 1.0' in text
     assert 'wanwatch_probes_sent_total{wan="INET-UTAMA"} 40.0' in text
     assert 'wanwatch_events_total{event="policy.failover"} 2.0' in text
+    assert 'wanwatch_uplink_admin{admin="drain",wan="INET-UTAMA"} 1.0' in text
+    assert 'wanwatch_uplink_admin{admin="enabled",wan="INET-UTAMA"} 0.0' in text
+    assert "wanwatch_dataplane_applied 0.0" in text
+    assert "wanwatch_reconcile_failed_steps 1.0" in text

@@ -11,7 +11,28 @@ import pytest
 
 from wanwatch.engine.events import Event, event
 from wanwatch.history import History
+from wanwatch.status import Status, from_json
 from wanwatch.web import app, http
+
+
+def uplink_json(name: str, carrying: bool) -> dict[str, Any]:
+    return {
+        "name": name, "state": "up", "rtt_ms": 1.5, "loss_pct": 0.0,
+        "since": "2026-12-05T00:00:00+00:00", "for_s": 1.0, "preferred": True,
+        "carrying": carrying, "admin": "enabled", "phase": None, "progress": {},
+        "targets": {}, "probes": {"sent": 4, "replies": 4},
+    }  # fmt: skip
+
+
+def status_json(active: list[str]) -> dict[str, Any]:
+    """A ``wanwatch status --json`` document (status.Status) with uplinks A and B."""
+    return {
+        "wans": [uplink_json(n, n in active) for n in ("A", "B")],
+        "active": list(active), "mode": "failover", "stale": False, "applied": True,
+        "backend_error": None, "failed_steps": {}, "retry_in_s": None, "contested": [],
+        "repairs": 0, "counters": {}, "counters_age_s": None, "dnsmasq": None,
+        "leases": [], "events": [], "uptime_s": 1.0, "pid": 1,
+    }  # fmt: skip
 
 
 class Fake:
@@ -23,15 +44,10 @@ class Fake:
         self.active = ["A"]
         self.events: deque[Event] = deque([event(99.0, "daemon.started", pid=1)], maxlen=500)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> tuple[Status, dict[str, Any]]:
         self.builds += 1
-        return {
-            "wans": [
-                {"name": "A", "state": "up", "rtt_ms": 1.5, "loss_pct": 0.0, "carrying": True},
-                {"name": "B", "state": "up", "rtt_ms": 2.0, "loss_pct": 0.0, "carrying": False},
-            ],
-            "active": list(self.active),
-        }
+        doc = status_json(self.active)
+        return from_json(doc), doc
 
     def page(self) -> app.StatusPage:
         h = History(lambda: self.now, wall=lambda: 1_000_000.0 + self.now)

@@ -19,8 +19,9 @@ from ipaddress import IPv4Address
 
 from wanwatch.config import Config
 from wanwatch.engine.events import Event, event
-from wanwatch.engine.health import UplinkMonitor
-from wanwatch.engine.intent import Health, Intent
+from wanwatch.engine.health import HealthState
+from wanwatch.engine.intent import Admin, Health, Intent
+from wanwatch.engine.monitor import UplinkMonitor
 from wanwatch.engine.policy import decide
 
 
@@ -40,6 +41,11 @@ class WanStatus:
     since: float
     preferred: bool
     targets: dict[str, str]  # address -> answering | silent | unknown
+    admin: Admin
+    # What is under way: "suspect" (losses so far / needed for DOWN), "rising"
+    # (good answers / needed for UP), "hold" (seconds left before failback), or None.
+    phase: str | None
+    progress: dict[str, float]
 
 
 # At start every uplink is UNKNOWN. Choosing before the better ones had their
@@ -66,6 +72,7 @@ class Engine:
             for w in config.wans
         }
         self._detect_ms: dict[str, int] = {}
+        self._admin: dict[str, Admin] = {}
         self._now = now
         self._settle_by: float | None = now + STARTUP_GRACE  # None once settled
         self._intent = decide(config, self._health(), self._preferred(), None)
@@ -97,6 +104,24 @@ class Engine:
             return []
         return self._replan(m.carrier(up, now), now)
 
+    def set_admin(self, wan: str, admin: Admin, now: float) -> list[Event]:
+        """The operator's choice for ``wan``; raises KeyError for an unknown uplink."""
+        self._now = max(self._now, now)
+        if wan not in self._monitors:
+            raise KeyError(wan)
+        if self._admin.get(wan, Admin.ENABLED) is admin:
+            return []
+        if admin is Admin.ENABLED:
+            self._admin.pop(wan, None)
+        else:
+            self._admin[wan] = admin
+        name = {Admin.ENABLED: "wan.enabled", Admin.DRAIN: "wan.drained"}.get(admin, "wan.disabled")
+        return [event(now, name, wan=wan), *self._replan_now(now)]
+
+    def admin(self) -> dict[str, Admin]:
+        """Uplinks the operator took out of service (enabled ones are absent)."""
+        return dict(self._admin)
+
     def tick(self, now: float) -> list[Event]:
         """Expire outstanding probes and run hold timers."""
         self._now = max(self._now, now)
@@ -126,6 +151,7 @@ class Engine:
         self._config = config
         for n in removed:
             self._detect_ms.pop(n, None)
+            self._admin.pop(n, None)
         events = [
             event(
                 now,
@@ -154,6 +180,7 @@ class Engine:
         for name, m in self._monitors.items():
             s = m.state
             srtt = m.rtt.srtt
+            phase, progress = _progress(s, now)
             out.append(
                 WanStatus(
                     name=name,
@@ -163,6 +190,9 @@ class Engine:
                     since=s.since,
                     preferred=s.preferred,
                     targets=m.target_states(),
+                    admin=self._admin.get(name, Admin.ENABLED),
+                    phase=phase,
+                    progress=progress,
                 )
             )
         return out
@@ -195,11 +225,11 @@ class Engine:
             if now < self._settle_by and Health.UNKNOWN in health.values():
                 return []
             self._settle_by = None
-            self._intent = decide(self._config, health, self._preferred(), old)
+            self._intent = decide(self._config, health, self._preferred(), old, self._admin)
             if self._intent.stale:
                 return [event(now, "policy.stale", keeping=",".join(self._intent.active))]
             return [event(now, "policy.select", to=",".join(self._intent.active))]
-        new = decide(self._config, health, self._preferred(), old)
+        new = decide(self._config, health, self._preferred(), old, self._admin)
         self._intent = new
         if new.stale:
             if old.stale and old.active == new.active:
@@ -208,17 +238,24 @@ class Engine:
         if new.active == old.active:
             return []
         dropped = [a for a in old.active if a not in new.active]
-        failed = [a for a in dropped if health.get(a) is not Health.UP]
+        failed = [a for a in dropped if health.get(a) is not Health.UP or a in self._admin]
         if old.stale or failed:
             cause = failed[0] if failed else None
+            reason = None
+            if cause in self._admin:
+                reason = self._admin[cause].value
+            elif cause is not None:
+                reason = health.get(cause, Health.UNKNOWN).value
             return [
                 event(
                     now,
                     "policy.failover",
                     **{"from": ",".join(old.active), "to": ",".join(new.active)},
                     cause=cause,
-                    reason=None if cause is None else health.get(cause, Health.UNKNOWN).value,
-                    detect_ms=self._detect_ms.get(cause) if cause else None,
+                    reason=reason,
+                    detect_ms=self._detect_ms.get(cause)
+                    if cause and cause not in self._admin
+                    else None,
                 )
             ]
         return [
@@ -226,3 +263,15 @@ class Engine:
                 now, "policy.failback", **{"from": ",".join(old.active), "to": ",".join(new.active)}
             )
         ]
+
+
+def _progress(s: HealthState, now: float) -> tuple[str | None, dict[str, float]]:
+    """The episode under way for one uplink, for ``status`` (see WanStatus.phase)."""
+    if s.suspicious:
+        return "suspect", {"lost": s.run_lost, "needed": s.run_needed}
+    if s.health in (Health.UNKNOWN, Health.DOWN) and s.carrier and s.good_run > 0:
+        return "rising", {"good": s.good_run, "needed": s.rise_needed}
+    due = s.preferred_at
+    if due is not None and s.health in (Health.UP, Health.DEGRADED):
+        return "hold", {"hold_left_s": round(max(0.0, due - now), 1)}
+    return None, {}

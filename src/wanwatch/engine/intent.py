@@ -25,6 +25,14 @@ class Health(StrEnum):
     DOWN = "down"
 
 
+class Admin(StrEnum):
+    """The operator's choice for an uplink (``wanwatch disable/enable``)."""
+
+    ENABLED = "enabled"
+    DRAIN = "drain"  # no new connections; the open ones keep their uplink
+    DISABLED = "disabled"  # no traffic at all: its connections are deleted
+
+
 @dataclass(frozen=True)
 class UplinkPlan:
     name: str
@@ -38,6 +46,7 @@ class UplinkPlan:
     health: Health
     carrying: bool  # takes new connections
     probe_targets: tuple[IPv4Address, ...]
+    admin: Admin = Admin.ENABLED
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,7 @@ def intent_from_config(
     buckets: Sequence[str] = (),
     flush: Sequence[str] = (),
     health: Mapping[str, Health] | None = None,
+    admin: Mapping[str, Admin] | None = None,
     stale: bool = False,
 ) -> Intent:
     """The Intent for ``config`` with a given choice of uplinks (no policy of its own).
@@ -107,6 +117,7 @@ def intent_from_config(
     state. Tables and marks come from footprint.py.
     """
     health = health or {}
+    admin = admin or {}
     return Intent(
         mode=config.policy.mode,
         uplinks=tuple(
@@ -122,6 +133,7 @@ def intent_from_config(
                 health=health.get(w.name, Health.UNKNOWN),
                 carrying=w.name in active,
                 probe_targets=w.probe.targets,
+                admin=admin.get(w.name, Admin.ENABLED),
             )
             for i, w in enumerate(config.wans)
         ),
@@ -155,6 +167,8 @@ def describe_intent(intent: Intent) -> str:
     for u in intent.uplinks:
         addr = u.address or "(interface address)"
         role = "carrying" if u.carrying else "standby"
+        if u.admin is not Admin.ENABLED:
+            role = u.admin.value
         lines.append(
             f"  {u.name:<14} {u.health.value:<9} {role:<9} {u.interface} {addr} via {u.gateway}"
             f"  table {u.table} mark {u.mark:#x} priority {u.priority} weight {u.weight}"

@@ -10,6 +10,10 @@ are usable, in order of preference:
 
 With none usable the previous choice is kept and the Intent is marked stale:
 failing over into nothing would only drop the connections that still work.
+
+An uplink the operator disabled or drains (``wanwatch disable``) is never
+usable, whatever its health; a disabled one's connections are deleted as a
+dead one's are, a drained one keeps them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from functools import reduce
 from math import gcd
 
 from wanwatch.config import Config, Wan
-from wanwatch.engine.intent import Health, Intent, intent_from_config
+from wanwatch.engine.intent import Admin, Health, Intent, intent_from_config
 
 
 def allocate_buckets(weights: Sequence[tuple[str, int]]) -> tuple[str, ...]:
@@ -92,10 +96,13 @@ def decide(
     health_by_name: Mapping[str, Health],
     preferred_by_name: Mapping[str, bool],
     previous: Intent | None,
+    admin: Mapping[str, Admin] | None = None,
 ) -> Intent:
     """The Intent for these uplink states; ``previous`` is kept when nothing is usable."""
-    names = {w.name for w in config.wans}
-    usable = _usable(config.wans, health_by_name, preferred_by_name)
+    admin = admin or {}
+    enabled = [w for w in config.wans if admin.get(w.name, Admin.ENABLED) is Admin.ENABLED]
+    names = {w.name for w in enabled}
+    usable = _usable(enabled, health_by_name, preferred_by_name)
     stale = not usable
     if usable:
         active = _carriers(config, usable)
@@ -104,20 +111,26 @@ def decide(
         if config.policy.mode == "failover":
             active = active[:1]
     else:
-        active = _carriers(config, config.wans)
+        active = _carriers(config, enabled) if enabled else ()
 
     buckets: tuple[str, ...] = ()
     if config.policy.mode == "loadbalance":
         weight = {w.name: w.weight for w in config.wans}
         buckets = allocate_buckets([(a, weight[a]) for a in active])
 
-    down = [w.name for w in config.wans if health_by_name.get(w.name) is Health.DOWN]
+    gone = [
+        w.name
+        for w in config.wans
+        if health_by_name.get(w.name) is Health.DOWN
+        or admin.get(w.name, Admin.ENABLED) is Admin.DISABLED
+    ]
     return intent_from_config(
         config,
         active=active,
         buckets=buckets,
-        flush=[name for name in down if name not in active],
+        flush=[name for name in gone if name not in active],
         health=health_by_name,
+        admin=admin,
         stale=stale,
     )
 

@@ -49,6 +49,7 @@ from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 from wanwatch.errors import NetlinkError, SysctlError
 from wanwatch.footprint import FWMARK_MASK
 from wanwatch.linux.sysctl import PROC_SYS, SysctlChange
+from wanwatch.status import Usage
 
 
 @dataclass(frozen=True)
@@ -112,22 +113,6 @@ def _bytes(counters: Any) -> int:
         return 0
     wide = counters.get_attr("CTA_COUNTERS_BYTES")
     return int(wide if wide is not None else counters.get_attr("CTA_COUNTERS32_BYTES") or 0)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What the office's connections pinned to one uplink have moved so far."""
-
-    connections: int = 0
-    bytes_out: int = 0  # toward the internet
-    bytes_in: int = 0  # toward the office
-
-    def to_json(self) -> dict[str, int]:
-        return {
-            "connections": self.connections,
-            "bytes_out": self.bytes_out,
-            "bytes_in": self.bytes_in,
-        }
 
 
 def usage(

@@ -2,7 +2,7 @@
 
 A probe for uplink X must leave through X even when X is not the active route,
 and must fail - never succeed through another uplink - when X is dead
-(LAB-NOTES "Routing and probes"). Each uplink gets its own raw socket with:
+(docs/lab-notes.md, "Routing and probes"). Each uplink gets its own raw socket with:
 
 - ``SO_MARK`` = the uplink's fwmark: the backend's rule ``fwmark M/FWMARK_MASK
   lookup <uplink table>`` sends it via the uplink's gateway, whatever the main
@@ -24,7 +24,7 @@ as on-link and ARPs for it. So pass the uplink's real fwmark, never 0.
 
 Why raw sockets and not ``SOCK_DGRAM``/``IPPROTO_ICMP`` ("ping sockets"): those
 need ``net.ipv4.ping_group_range`` opened inside the namespace (even root gets
-EACCES otherwise, LAB-NOTES), and the kernel rewrites the echo identifier to
+EACCES otherwise: docs/lab-notes.md), and the kernel rewrites the echo identifier to
 the socket's local port, so the identifier is not ours to choose. The daemon
 runs as root, so raw sockets cost nothing. A raw ICMP socket sees every ICMP
 packet delivered to its namespace (narrowed here to its device and to echo
@@ -75,6 +75,14 @@ _RECV_SIZE = 4096
 # After a failed socket open (interface missing, address not there yet), retry
 # at most this often: an interface such as ppp0 may appear later.
 REOPEN_INTERVAL_NS = 1_000_000_000
+
+# socket(7): SO_TIMESTAMPNS makes the kernel attach each datagram's arrival time
+# (CLOCK_REALTIME, struct timespec) as an SCM_TIMESTAMPNS control message. Python's
+# socket module does not export the constant; 35 is its value in
+# <asm-generic/socket.h> (SO_TIMESTAMPNS_OLD, also SCM_TIMESTAMPNS).
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 
 # Send errors that mean the socket's device binding is stale (the interface was
 # deleted, maybe re-created with a new index): reopen the socket.
@@ -150,7 +158,8 @@ class Pending:
 
     seq: int  # the caller's sequence number (the wire carries its low 16 bits)
     target: IPv4Address
-    sent_ns: int
+    sent_ns: int  # the hub's (monotonic) clock
+    sent_wall_ns: int = 0  # CLOCK_REALTIME at the same moment: kernel timestamps use it
 
 
 class PendingProbes:
@@ -372,7 +381,7 @@ class ProbeHub:
         if up.sock is None:
             up.send_errors += 1
             return
-        wire_seq = up.pending.add(Pending(seq, target, now))
+        wire_seq = up.pending.add(Pending(seq, target, now, time.time_ns()))
         packet = build_echo(up.ident, wire_seq, make_payload(now))
         try:
             up.sock.sendto(packet, (str(target), 0))
@@ -393,7 +402,7 @@ class ProbeHub:
             return
         for _ in range(_READ_BATCH):
             try:
-                data = sock.recv(_RECV_SIZE)
+                data, ancillary, _flags, _addr = sock.recvmsg(_RECV_SIZE, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -408,7 +417,8 @@ class ProbeHub:
                 up.ignored += 1
                 continue
             up.replies += 1
-            self._on_reply(wan, probe.seq, (now - probe.sent_ns) / 1e9, now / 1e9)
+            rtt_ns = kernel_rtt_ns(probe, now, _arrival_wall_ns(ancillary))
+            self._on_reply(wan, probe.seq, rtt_ns / 1e9, (probe.sent_ns + rtt_ns) / 1e9)
             if up.sock is not sock:
                 return  # the callback reconfigured or removed this uplink
 
@@ -429,6 +439,32 @@ class ProbeHub:
         }
 
 
+def kernel_rtt_ns(probe: Pending, read_ns: int, arrival_wall_ns: int | None) -> int:
+    """The probe's round trip up to the kernel's receive timestamp, in ns.
+
+    The time we read the reply at (``read_ns``, monotonic) also counts however
+    long the event loop was busy elsewhere; the kernel's timestamp does not. But
+    it is wall-clock time: if the clock was stepped (NTP, an admin) between send
+    and arrival the difference is meaningless, so it is used only when it is
+    non-negative and no longer than the monotonic measurement (plus 1 ms for the
+    two clocks being read at slightly different moments); otherwise the
+    monotonic figure stands.
+    """
+    user = read_ns - probe.sent_ns
+    if arrival_wall_ns is None or not probe.sent_wall_ns:
+        return user
+    kernel = arrival_wall_ns - probe.sent_wall_ns
+    return kernel if 0 <= kernel <= user + 1_000_000 else user
+
+
+def _arrival_wall_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return int(sec) * 1_000_000_000 + int(nsec)
+    return None
+
+
 def _raw_socket() -> socket.socket:
     return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 
@@ -437,6 +473,7 @@ def _open_socket(spec: UplinkSpec) -> socket.socket:
     sock = _raw_socket()
     try:
         sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         # Only echo replies reach us (raw(7) ICMP_FILTER: a set bit filters that type).
         sock.setsockopt(
             SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFF_FFFF ^ (1 << ICMP_ECHO_REPLY))

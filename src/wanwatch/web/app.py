@@ -18,6 +18,7 @@ import msgspec
 
 from wanwatch.engine.events import Event
 from wanwatch.history import History
+from wanwatch.status import Status
 from wanwatch.web.http import Response, text
 
 TTL = 0.5  # seconds a cached JSON answer is served as it is
@@ -54,11 +55,14 @@ class _Cached:
 
 
 class StatusPage:
-    """Answers the page's requests from the daemon's state; ``on_event`` marks it changed."""
+    """Answers the page's requests from the daemon's state; ``on_event`` marks it changed.
+
+    ``status`` returns the daemon's shared status snapshot and its JSON.
+    """
 
     def __init__(
         self,
-        status: Callable[[], dict[str, Any]],
+        status: Callable[[], tuple[Status, dict[str, Any]]],
         events: Callable[[], Iterable[Event]],
         history: History,
         counts: Callable[[], Mapping[str, int]],
@@ -85,7 +89,7 @@ class StatusPage:
         wall = self._history.wall
         log = list(self._events())[-LOG_LINES:]
         return {
-            **self._status(),
+            **self._status()[1],
             "timeline": self._history.timeline(),
             "log": [{"at": round(wall(e.at), 3), "name": e.name, "text": str(e)} for e in log],
         }
@@ -106,5 +110,6 @@ class StatusPage:
         if self._metrics is None:
             from wanwatch import metrics  # ~4 MB RSS: only once someone scrapes
 
-            self._metrics = metrics.exposition(metrics.StatusCollector(self._status, self._counts))
+            collector = metrics.StatusCollector(lambda: self._status()[0], self._counts)
+            self._metrics = metrics.exposition(collector)
         return self._metrics()

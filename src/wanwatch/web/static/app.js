@@ -95,10 +95,21 @@ function fact(name, value) {
   return el("div", {}, el("dt", {}, name), el("dd", {}, value));
 }
 
+// What the health machine is in the middle of: losses towards DOWN, answers towards
+// UP, or the hold before failback (status.UplinkStatus.phase/progress).
+function phase(w) {
+  const p = w.progress || {};
+  if (w.phase === "suspect") return ` · suspect: ${p.lost}/${p.needed} lost`;
+  if (w.phase === "rising") return ` · rising: ${p.good}/${p.needed} good`;
+  if (w.phase === "hold") return ` · hold: ${Math.ceil(p.hold_left_s)} s left`;
+  return "";
+}
+
 function wanCard(w, st, now) {
   const probes = w.probes || {};
   const counters = (st.counters || {})[w.name];
   const badges = [el("span", { class: `badge ${w.state}` }, w.state)];
+  if (w.admin && w.admin !== "enabled") badges.push(el("span", { class: "badge down" }, w.admin));
   if (w.carrying) badges.push(el("span", { class: "badge carrying" }, "carrying"));
   else if (w.state === "up" && w.preferred === false) badges.push(el("span", { class: "badge" }, "hold"));
   const facts = el("dl", { class: "facts" },
@@ -116,7 +127,7 @@ function wanCard(w, st, now) {
   const series = history.wans[w.name];
   return el("article", { class: "wan", "data-wan": w.name, "data-state": w.state, "data-carrying": String(!!w.carrying) },
     el("h3", {}, w.name, ...badges),
-    el("p", { class: "since" }, `${w.state} since ${clock(since)} (${ago(w.for_s ?? now - since)})`),
+    el("p", { class: "since" }, `${w.state} since ${clock(since)} (${ago(w.for_s ?? now - since)})${phase(w)}`),
     facts,
     chart("RTT", series, now, "rtt"),
     chart("loss", series, now, "loss"),
@@ -165,6 +176,7 @@ function render(st) {
   const sub = [`mode ${st.mode}`];
   if (st.stale) sub.push("no healthy uplink: last choice kept");
   if (st.backend_error) sub.push(`backend error: ${st.backend_error}`);
+  for (const [step, error] of Object.entries(st.failed_steps || {})) sub.push(`not applied: ${step}: ${error}`);
   document.getElementById("mode").textContent = sub.join(" · ");
   document.getElementById("wans").replaceChildren(...st.wans.map((w) => wanCard(w, st, now)));
 

@@ -1,0 +1,79 @@
+"""The status contract: what ``wanwatch status``, ``/metrics`` and the web page read.
+
+One typed shape, built by the daemon and decoded by every reader, so a field
+cannot mean one thing to the CLI and another to the metrics. The JSON keys are
+a public contract (``wanwatch status --json``): extend, never rename.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class ProbeStats(msgspec.Struct, frozen=True):
+    """The probe socket's counters for one uplink (probe/icmp.py)."""
+
+    sent: int = 0
+    replies: int = 0
+    send_errors: int = 0
+    ignored: int = 0
+    pending: int = 0
+    evicted: int = 0
+    ident: int = 0
+    last_errno: int = 0
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """Open office connections on one uplink and the bytes they moved (conntrack)."""
+
+    connections: int
+    bytes_out: int
+    bytes_in: int
+
+
+class UplinkStatus(msgspec.Struct, frozen=True):
+    name: str
+    state: str  # up | down | degraded | unknown
+    rtt_ms: float | None
+    loss_pct: float
+    since: str  # ISO 8601, UTC, when ``state`` began
+    for_s: float
+    preferred: bool  # past its hold after a comeback
+    carrying: bool  # takes new connections now
+    admin: str  # enabled | drain | disabled (wanwatch disable/enable)
+    phase: str | None  # suspect | rising | hold | None: the episode under way
+    progress: dict[str, float]  # {"lost", "needed"} | {"good", "needed"} | {"hold_left_s"}
+    targets: dict[str, str]  # probe target -> answering | silent | unknown
+    probes: ProbeStats
+
+
+class Status(msgspec.Struct, frozen=True):
+    wans: list[UplinkStatus]
+    active: list[str]  # uplinks carrying new connections, best first
+    mode: str
+    stale: bool  # no uplink healthy: the last choice is kept on purpose
+    applied: bool  # the kernel holds what the engine wants
+    backend_error: str | None  # the latest failure, until a pass succeeds
+    failed_steps: dict[str, str]  # reconcile step -> error, until it succeeds
+    retry_in_s: float | None  # when the failed steps are tried again
+    contested: list[str]  # objects another program keeps removing (repair backs off)
+    repairs: int  # drift repairs since start
+    counters: dict[str, Usage]
+    counters_age_s: float | None  # age of the conntrack reading (read off the loop)
+    dnsmasq: dict[str, Any] | None
+    leases: list[dict[str, Any]]
+    events: list[str]  # the latest events, oldest first
+    uptime_s: float
+    pid: int
+
+
+def to_json(status: Status) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(status)
+    return out
+
+
+def from_json(data: Any) -> Status:
+    """Decode a status answer; raises msgspec.ValidationError if it is not one."""
+    return msgspec.convert(data, Status)

@@ -1,0 +1,199 @@
+"""The daemon's self-healing against a fake backend: retries, drift repair, tug-of-war.
+
+No root and no kernel: the backend records what it is asked and fails on cue;
+the clock is a variable. What is checked is what an operator sees: status and events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wanwatch.config import load
+from wanwatch.daemon import DRIFT_DEBOUNCE, FULL_PASS_INTERVAL, Daemon
+from wanwatch.engine.core import Engine
+from wanwatch.engine.events import Event, event
+from wanwatch.engine.intent import Intent
+from wanwatch.repair import CONTEST_REPAIRS, RETRY_BACKOFF
+
+OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
+
+
+class FakeBackend:
+    def __init__(self) -> None:
+        self.fail: dict[str, str] = {}  # step -> error, while set
+        self.changes: list[tuple[str, dict[str, Any]]] = []  # what the next pass repairs
+        self.passes: list[tuple[Intent, bool]] = []
+
+    def _pass(self, intent: Intent, full: bool) -> list[Event]:
+        self.passes.append((intent, full))
+        out = [event(0.0, "backend.error", step=s, error=e) for s, e in self.fail.items()]
+        out += [event(0.0, name, **fields) for name, fields in self.changes]
+        self.changes = []
+        return out
+
+    def apply(self, intent: Intent, *, full: bool = False) -> list[Event]:
+        return self._pass(intent, full)
+
+    def apply_soon(self, intent: Intent, *, full: bool = False) -> Future[list[Event]]:
+        f: Future[list[Event]] = Future()
+        f.set_result(self._pass(intent, full))
+        return f
+
+    def counters(self) -> tuple[None, dict[str, Any]]:
+        return None, {}
+
+
+class FakeWatcher:
+    def read(self, fd: int) -> set[str]:
+        return {"nft"}
+
+
+class Clock:
+    t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> tuple[Daemon, FakeBackend, Clock]:
+    clock = Clock()
+    d = Daemon(OFFICE, tmp_path / "s.sock", tmp_path / "state", clock=clock)
+    d._config = load(OFFICE)
+    d._engine = Engine(d._config, clock.t - 10)  # past the startup grace: it decides
+    d._engine.tick(clock.t)
+    backend = FakeBackend()
+    d._backend = backend  # type: ignore[assignment]
+    d._drift = FakeWatcher()  # type: ignore[assignment]
+    d._started_at = clock.t - 10
+    d._next_full_pass = clock.t + FULL_PASS_INTERVAL  # as run() sets it
+    return d, backend, clock
+
+
+def names(d: Daemon) -> list[str]:
+    return [e.name for e in d.events]
+
+
+async def settle() -> None:
+    for _ in range(3):  # let wrap_future's done callbacks run
+        await asyncio.sleep(0)
+
+
+def test_a_failed_step_is_shown_retried_with_backoff_and_cleared(
+    daemon: tuple[Daemon, FakeBackend, Clock],
+) -> None:
+    d, backend, clock = daemon
+
+    async def go() -> None:
+        backend.fail = {"nft": "nft -f failed: Operation not permitted"}
+        d._steer()
+        st = d.status()
+        assert not st.applied and st.failed_steps == {"nft": backend.fail["nft"]}
+        assert st.backend_error == backend.fail["nft"]
+        assert st.retry_in_s == RETRY_BACKOFF.first
+        assert names(d).count("backend.error") == 1 and "backend.retry" in names(d)
+        clock.t += RETRY_BACKOFF.first / 2
+        d._maybe_repair()
+        assert len(backend.passes) == 1  # not yet
+        clock.t += RETRY_BACKOFF.first / 2
+        d._maybe_repair()
+        await settle()
+        assert len(backend.passes) == 2 and backend.passes[-1][1] is True  # a full pass
+        assert names(d).count("backend.error") == 1  # same error: not logged again
+        assert d.status().retry_in_s == RETRY_BACKOFF.delay(2)  # backing off
+        backend.fail = {}
+        clock.t += RETRY_BACKOFF.delay(2)
+        d._maybe_repair()
+        await settle()
+        st = d.status()
+        assert st.applied and st.failed_steps == {} and st.backend_error is None
+        assert names(d)[-1] == "backend.recovered"
+
+    asyncio.run(go())
+
+
+def test_drift_is_repaired_after_a_short_debounce_and_named(
+    daemon: tuple[Daemon, FakeBackend, Clock],
+) -> None:
+    d, backend, clock = daemon
+
+    async def go() -> None:
+        d._steer()
+        d._on_drift(3)
+        d._maybe_repair()
+        assert len(backend.passes) == 1  # debounced: not at once
+        backend.changes = [("nft.apply", {"mode": "failover"})]
+        clock.t += DRIFT_DEBOUNCE
+        d._maybe_repair()
+        await settle()
+        repaired = [e for e in d.events if e.name == "drift.repaired"]
+        assert len(repaired) == 1
+        assert repaired[0].fields["object"] == "nft table inet wanwatch"
+        assert repaired[0].fields["after_ms"] == pytest.approx(DRIFT_DEBOUNCE * 1000)
+        assert d.status().repairs == 1
+
+    asyncio.run(go())
+
+
+def test_a_tug_of_war_is_detected_and_repairs_back_off(
+    daemon: tuple[Daemon, FakeBackend, Clock],
+) -> None:
+    d, backend, clock = daemon
+
+    async def go() -> None:
+        d._steer()
+        for _ in range(CONTEST_REPAIRS + 1):  # someone deletes our table again and again
+            d._on_drift(3)
+            backend.changes = [("nft.apply", {})]
+            clock.t += d._repair_at - clock.t if d._repair_at else 0
+            d._maybe_repair()
+            await settle()
+            clock.t += 1.0
+        assert "drift.contested" in names(d)
+        assert d.status().contested == ["nft table inet wanwatch"]
+        d._on_drift(3)
+        assert d._repair_at is not None and d._repair_at >= clock.t + 4.0  # backed off
+
+    asyncio.run(go())
+
+
+def test_the_safety_net_pass_runs_without_any_notification(
+    daemon: tuple[Daemon, FakeBackend, Clock],
+) -> None:
+    d, backend, clock = daemon
+
+    async def go() -> None:
+        d._steer()
+        clock.t += FULL_PASS_INTERVAL
+        backend.changes = [("sysctl.set", {"key": "net.netfilter.nf_conntrack_acct"})]
+        d._maybe_repair()
+        await settle()
+        [e] = [e for e in d.events if e.name == "drift.repaired"]
+        assert e.fields["object"] == "sysctl net.netfilter.nf_conntrack_acct"
+
+    asyncio.run(go())
+
+
+def test_disable_is_root_only_kept_in_the_state_dir_and_restored(
+    daemon: tuple[Daemon, FakeBackend, Clock], tmp_path: Path
+) -> None:
+    d, backend, clock = daemon
+    d.state_dir.mkdir(parents=True)
+    assert "root only" in d._answer({"cmd": "disable", "wan": "INET-UTAMA"}, 1000)["error"]
+    assert "no uplink" in d._answer({"cmd": "disable", "wan": "NOPE"}, 0)["error"]
+    answer = d._answer({"cmd": "disable", "wan": "INET-UTAMA", "drain": True}, 0)
+    assert answer == {"wan": "INET-UTAMA", "admin": "drain", "saved": True}
+    st = d.status()
+    assert st.active == ["BACKUP-INET"] and st.wans[0].admin == "drain"
+    assert backend.passes[-1][0].active == ("BACKUP-INET",)
+
+    again = Daemon(OFFICE, tmp_path / "s2.sock", d.state_dir, clock=clock)
+    again._engine = Engine(load(OFFICE), clock.t)
+    again._restore_admin()
+    assert again._engine.admin() == {"INET-UTAMA": d._engine.admin()["INET-UTAMA"]}
+    assert d._answer({"cmd": "enable", "wan": "INET-UTAMA"}, 0)["admin"] == "enabled"
