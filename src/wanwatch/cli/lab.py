@@ -102,7 +102,7 @@ def down() -> None:
     "--json", "as_json", is_flag=True, help="Print the measured figures as JSON at the end."
 )
 def demo(config_path: Path, mode: str | None, as_json: bool) -> None:
-    """Run the paper's test: cut the primary, measure failover, failback and carrier loss."""
+    """Run the failover test: cut the primary, measure failover, failback and carrier loss."""
     from wanwatch.lab.demo import run
 
     _need_root()

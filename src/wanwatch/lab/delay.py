@@ -1,7 +1,7 @@
 """Delay and jitter without netem: a userspace NFQUEUE releaser.
 
 This kernel has no ``tc netem`` and nft's own ``queue`` statement is missing,
-but the iptables ``NFQUEUE`` target works (LAB-NOTES). The fault code sends an
+but the iptables ``NFQUEUE`` target works (docs/lab-notes.md). The fault code sends an
 ISP's packets to a queue; this process, started inside that ISP's namespace,
 holds each packet for ``delay ± jitter`` (uniform, drawn per packet like
 netem's default, so packets may be reordered when jitter exceeds their

@@ -1,4 +1,4 @@
-"""`wanwatch lab demo`: the paper's test, end to end, narrated with measured figures.
+"""`wanwatch lab demo`: the office's failover test, end to end, narrated with measured figures.
 
 The reference office comes up in namespaces with wanwatch as its router; LAN
 clients take DHCP leases; the primary (the LTE modem) is cut silently while a
