@@ -162,36 +162,14 @@ class _Walker:
         return cls(**values)  # Struct __init__ checks nothing: partial parents are fine
 
     def value(self, tp: Any, raw: Any, path: Path_) -> Any:
-        metas: list[Meta] = []
-        rules: list[Parse | Check] = []
-        optional = False
-        while True:  # peel Annotated[...] and X | None down to the type itself
-            if get_origin(tp) is Annotated:
-                tp, *extra = get_args(tp)
-                metas += [x for x in extra if isinstance(x, Meta)]
-                rules += [x for x in extra if isinstance(x, Parse | Check)]
-            elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
-                optional = True
-                (tp,) = (a for a in get_args(tp) if a is not type(None))
-            else:
-                break
+        tp, metas, rules, optional = _peel(tp)
         if raw is None and optional:
             return None
         try:
             for rule in rules:
                 if isinstance(rule, Parse):
                     raw = rule.fn(raw)
-            if _is_model(tp):
-                value = self.struct(tp, raw, path)
-            elif get_origin(tp) is tuple and _is_model(get_args(tp)[0]):
-                if not isinstance(raw, list):
-                    self.add(path, "must be a list")
-                    return _BAD
-                items = (self.struct(get_args(tp)[0], r, (*path, i)) for i, r in enumerate(raw))
-                value = tuple(None if it is _BAD else it for it in items)  # keeps indexes
-            else:
-                target = Annotated.__class_getitem__((tp, *metas)) if metas else tp  # type: ignore[attr-defined]
-                value = msgspec.convert(raw, target, strict=True, dec_hook=_ip_hook)
+            value = self._typed(tp, metas, raw, path)
             if value is _BAD:
                 return _BAD
             for rule in rules:
@@ -207,6 +185,36 @@ class _Walker:
                 self.add(path, str(exc))
             return _BAD
         return value
+
+    def _typed(self, tp: Any, metas: list[Meta], raw: Any, path: Path_) -> Any:
+        """``raw`` as ``tp`` within ``metas``: a section, a list of sections, or a value."""
+        if _is_model(tp):
+            return self.struct(tp, raw, path)
+        if get_origin(tp) is tuple and _is_model(get_args(tp)[0]):
+            if not isinstance(raw, list):
+                self.add(path, "must be a list")
+                return _BAD
+            items = (self.struct(get_args(tp)[0], r, (*path, i)) for i, r in enumerate(raw))
+            return tuple(None if it is _BAD else it for it in items)  # keeps indexes
+        target = Annotated.__class_getitem__((tp, *metas)) if metas else tp  # type: ignore[attr-defined]
+        return msgspec.convert(raw, target, strict=True, dec_hook=_ip_hook)
+
+
+def _peel(tp: Any) -> tuple[Any, list[Meta], list[Parse | Check], bool]:
+    """Annotated[...] and X | None peeled down to X: (X, bounds, rules, optional)."""
+    metas: list[Meta] = []
+    rules: list[Parse | Check] = []
+    optional = False
+    while True:
+        if get_origin(tp) is Annotated:
+            tp, *extra = get_args(tp)
+            metas += [x for x in extra if isinstance(x, Meta)]
+            rules += [x for x in extra if isinstance(x, Parse | Check)]
+        elif get_origin(tp) in (Union, types.UnionType) and type(None) in get_args(tp):
+            optional = True
+            (tp,) = (a for a in get_args(tp) if a is not type(None))
+        else:
+            return tp, metas, rules, optional
 
 
 def _metas(tp: Any) -> list[Meta]:
