@@ -1,11 +1,11 @@
 """Client-side measurement in the lab: new connections, long-lived flows, first hop, DNS, ping.
 
-Every measurement runs as a worker process (``wanwatch.lab.worker``) inside a lab
-namespace (a LAN client, usually), started through :meth:`Lab.spawn` so the lab stops it by PID
-whatever happens, and bounded in attempts and time. Workers write one JSON
-object per line with ``time.monotonic()`` timestamps: CLOCK_MONOTONIC is one
-clock for all namespaces, so a worker's timestamps compare directly with a
-fault's (faults.FaultEvent) or a bench's own.
+Every measurement runs as a worker process (``wanwatch.lab.worker``) inside a
+lab namespace (a LAN client, usually), started through :meth:`Lab.spawn` so the
+lab stops it by PID whatever happens, and bounded in attempts and time. Workers
+write one JSON object per line with ``time.monotonic()`` timestamps:
+CLOCK_MONOTONIC is one clock for all namespaces, so a worker's timestamps
+compare directly with a fault's (faults.FaultEvent) or a bench's own.
 
 The shape a failover bench needs -- "cut at T, first successful *new*
 connection via the backup at T+x" with ~10 ms resolution -- is
