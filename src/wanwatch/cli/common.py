@@ -24,6 +24,8 @@ CONFIG_HELP = "The office YAML file (see examples/office.yaml)."
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
 
 def config_option(default: Path | None = None, help_text: str = CONFIG_HELP) -> Callable[[F], F]:
     """``-c/--config FILE`` into ``config_path``; required unless ``default`` exists."""

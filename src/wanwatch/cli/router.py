@@ -14,6 +14,7 @@ from wanwatch.cli.common import (
     EXIT_FINDING,
     config_option,
     echo_problems,
+    json_option,
     load_or_exit,
     need_root,
 )
@@ -73,7 +74,7 @@ def explain_monitor(cfg: Config) -> str:
 @click.command()
 @config_option()
 @click.option("--down", "down", multiple=True, metavar="WAN", help="Treat this uplink as down.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     """Print the dataplane wanwatch wants for a given uplink state (no root needed)."""
     from wanwatch.engine.policy import plan_for
@@ -169,18 +170,23 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@click.command()
-@socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(socket_path: Path, as_json: bool) -> None:
-    """Ask the running daemon how the uplinks are and who carries traffic."""
+def ask_daemon(socket_path: Path, what: str) -> dict[str, Any]:
+    """The daemon's answer to ``what`` over its control socket, or exit 1 saying why not."""
     from wanwatch.control import ControlError, request
 
     try:
-        answer = request(socket_path, "status")
+        return request(socket_path, what)
     except ControlError as exc:
-        click.echo(f"wanwatch status: {exc}", err=True)
+        click.echo(f"wanwatch {what}: {exc}", err=True)
         sys.exit(EXIT_FINDING)
+
+
+@click.command()
+@socket_option
+@json_option
+def status(socket_path: Path, as_json: bool) -> None:
+    """Ask the running daemon how the uplinks are and who carries traffic."""
+    answer = ask_daemon(socket_path, "status")
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -189,16 +195,10 @@ def status(socket_path: Path, as_json: bool) -> None:
 
 @click.command()
 @socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def leases(socket_path: Path, as_json: bool) -> None:
     """List the DHCP clients on each LAN (address, MAC, hostname, expiry)."""
-    from wanwatch.control import ControlError, request
-
-    try:
-        answer = request(socket_path, "leases")
-    except ControlError as exc:
-        click.echo(f"wanwatch leases: {exc}", err=True)
-        sys.exit(EXIT_FINDING)
+    answer = ask_daemon(socket_path, "leases")
     if as_json:
         click.echo(json.dumps(answer["leases"], indent=2))
         return

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from wanwatch.cli.common import EXIT_BAD_INPUT, EXIT_FINDING, config_option, load_or_exit
+from wanwatch.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FINDING,
+    config_option,
+    json_option,
+    load_or_exit,
+)
 from wanwatch.errors import RouterOSError
 
 
@@ -44,7 +50,7 @@ def export(config_path: Path, ros_version: str) -> None:
 
 @routeros.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def verify(file: Path, as_json: bool) -> None:
     """Simulate failures on a RouterOS export and flag classic failover mistakes.
 
