@@ -491,11 +491,15 @@ class Builder:
             return []
         out: list[Selector] = []
         for c in cmds:
-            if not isinstance(c, Command) or (c.path, c.verb) != ("ip route", "set"):
+            if not isinstance(c, Command) or c.path != "ip route":
                 continue
-            gateway = c.args.get("gateway")
-            if gateway is None or "$" not in gateway:
+            if "$" not in c.args.get("gateway", ""):
                 continue  # no gateway learnt at run time: nothing follows the client
+            if c.verb == "add":
+                self.notes.append((line, "client script adds routes at run time: not modelled"))
+                continue
+            if c.verb != "set":
+                continue
             if c.selector is None or not c.selector.supported or not c.selector.conditions:
                 self.notes.append(
                     (line, "client script sets a route's gateway without a literal [find ...]: "
