@@ -515,10 +515,13 @@ class Builder:
         down when its link or session is. A route two clients re-point has whichever
         gateway came up last: left as written, with a note."""
         owners: dict[int, set[str]] = {}
+        read: dict[str, tuple[Selector, ...]] = {}  # a profile serves many clients
         for iface, line, script in self._client_scripts():
-            for selector in self._repointed(line, script):
+            if script not in read:
+                read[script] = tuple(dict.fromkeys(self._repointed(line, script)))
+            for selector in read[script]:
                 for k, r in enumerate(routes):
-                    if r.origin == "static" and matches(selector, r.raw):
+                    if r.origin == "static" and r.kind == "unicast" and matches(selector, r.raw):
                         owners.setdefault(k, set()).add(iface)
         out = list(routes)
         for k, ifaces in sorted(owners.items()):
