@@ -1,4 +1,4 @@
-"""One exception family for the whole program (STYLE.md, point 9)."""
+"""One exception family for the whole program: callers catch ``WanwatchError``."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ uplink 2 in 203.0.113.0/24), masquerades its customers to its public address
 (so a server can tell which ISP a connection came through) and drops customer
 packets whose source is not in its customer subnet (BCP38: a packet leaving
 through the wrong uplink is caught, not hidden by the ISP's NAT). The ISP's
-customer link stays up when its "signal" is cut (faults.py), like the
-paper's LTE modem.
+customer link stays up when its "signal" is cut (faults.py), like an
+LTE modem that lost its signal.
 
 The lab runs on its own config, derived from the office config: same uplinks,
 LANs and addresses, with every public address replaced by a lab one (probe
@@ -59,7 +59,7 @@ DEFAULT_STATE_ROOT = Path("/run/wanwatch-lab")
 
 # The fake internet: uplink k (config order) reaches it through ISP k on its own
 # documentation range (RFC 5737). Never 192.0.2.0/24: the host's own uplink
-# lives there (LAB-NOTES).
+# lives there (docs/lab-notes.md).
 ISP_PUBLIC_NETS = (IPv4Network("198.51.100.0/24"), IPv4Network("203.0.113.0/24"))
 # Host numbers inside each range.
 _INET_SIDE = 1  # the internet's address on the ISP link (x.x.x.1/30)

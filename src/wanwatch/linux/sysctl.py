@@ -3,17 +3,17 @@
 ``net.*`` sysctls are per network namespace: /proc/sys/net shows the namespace
 of the thread that opens the file, so this touches only the router's own
 namespace (or host). What we changed is returned, so the daemon can report it;
-it may stay after we stop (DESIGN.md).
+it may stay after we stop (docs/architecture.md).
 
 * ``net.ipv4.ip_forward = 1``: we route between LANs and uplinks.
 * ``rp_filter`` loose on every uplink: replies of a connection pinned to the
   backup arrive there while the main default points at the primary; strict
-  reverse-path filtering would drop them (LAB-NOTES: 0 or 2 on a policy-routing
+  reverse-path filtering would drop them (docs/lab-notes.md: 0 or 2 on a policy-routing
   router). The kernel uses max(all, interface), so the interface is set to 2
   only when the effective value is 1 (strict); ``all`` is never lowered.
 * ``ignore_routes_with_linkdown = 1`` on every uplink: once the carrier is gone
   the kernel skips that uplink's routes (our main default included) and uses the
-  next default before the daemon reacts (LAB-NOTES). The kernel ORs all with the
+  next default before the daemon reacts (docs/lab-notes.md). The kernel ORs all with the
   interface, so the interface alone is enough.
 """
 

@@ -1,66 +1,33 @@
-"""The ``wanwatch`` command line. Thin: parse arguments, call one layer, print.
-
-Exit codes: 0 fine, 1 a finding (warnings, a failed check against a live system),
-2 bad input (config or file) with nothing applied.
-"""
+"""``wanwatch check|plan|run|status|leases``: the office config and the router daemon."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from wanwatch import __version__
-from wanwatch.config import Config, load
+from wanwatch.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FINDING,
+    config_option,
+    echo_problems,
+    json_option,
+    load_or_exit,
+    need_root,
+)
+from wanwatch.config import Config
 from wanwatch.errors import ConfigError, WanwatchError
 from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
     from wanwatch.logs import LogFormat
 
-EXIT_BAD_INPUT = 2
 
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULT_CONFIG),
-    show_default=True,
-    help="The office YAML file (see examples/office.yaml).",
-)
-
-
-def load_or_exit(path: Path) -> Config:
-    """Load the config or print every problem and exit 2 (nothing applied)."""
-    try:
-        return load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        n = len(exc.problems)
-        click.echo(f"{n} problem{'s' if n != 1 else ''}; nothing applied.", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wanwatch")
-def main() -> None:
-    """Keep a small office online when an uplink dies.
-
-    One YAML file describes the uplinks, LANs and policy. wanwatch either is the
-    router on a Linux box (run, status, leases) or configures a MikroTik
-    (routeros export / verify). `wanwatch lab demo` shows it working in network
-    namespaces.
-    """
-
-
-@main.command()
-@config_option
+@click.command()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @click.option(
     "--explain", is_flag=True, help="Also show each uplink's monitor settings and their meaning."
 )
@@ -107,10 +74,10 @@ def explain_monitor(cfg: Config) -> str:
     return "\n".join(lines)
 
 
-@main.command()
-@config_option
+@click.command()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @click.option("--down", "down", multiple=True, metavar="WAN", help="Treat this uplink as down.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     """Print the dataplane wanwatch wants for a given uplink state (no root needed)."""
     from wanwatch.engine.policy import plan_for
@@ -143,8 +110,8 @@ socket_option = click.option(
 )
 
 
-@main.command()
-@config_option
+@click.command()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @socket_option
 @click.option(
     "--state-dir",
@@ -199,19 +166,16 @@ def run(
     metrics = _host_port("--metrics", metrics_address) if metrics_address else None
     http = _host_port("--http", http_address) if http_address else None
     logs.setup(log_format, verbose)
-    if os.geteuid() != 0:
-        click.echo("wanwatch run needs root (netlink, nftables, raw ICMP sockets).", err=True)
-        sys.exit(1)
+    need_root("wanwatch run needs root (netlink, nftables, raw ICMP sockets).")
     try:
         daemon = Daemon(config_path, socket_path, state_dir, metrics=metrics, http=http)
         code = asyncio.run(daemon.run())
     except ConfigError as exc:  # the file changed between the check above and the start
-        for problem in exc.problems:
-            click.echo(problem, err=True)
+        echo_problems(exc)
         sys.exit(EXIT_BAD_INPUT)
     except WanwatchError as exc:
         click.echo(f"wanwatch: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FINDING)
     sys.exit(code)
 
 
@@ -223,25 +187,30 @@ def _host_port(option: str, text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@main.command()
-@socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(socket_path: Path, as_json: bool) -> None:
-    """Ask the running daemon how the uplinks are and who carries traffic."""
+def ask_daemon(socket_path: Path, what: str, **args: Any) -> dict[str, Any]:
+    """The daemon's answer to ``what`` over its control socket, or exit 1 saying why not."""
     from wanwatch.control import ControlError, request
 
     try:
-        answer = request(socket_path, "status")
+        return request(socket_path, what, **args)
     except ControlError as exc:
-        click.echo(f"wanwatch status: {exc}", err=True)
-        sys.exit(1)
+        click.echo(f"wanwatch {what}: {exc}", err=True)
+        sys.exit(EXIT_FINDING)
+
+
+@click.command()
+@socket_option
+@json_option
+def status(socket_path: Path, as_json: bool) -> None:
+    """Ask the running daemon how the uplinks are and who carries traffic."""
+    answer = ask_daemon(socket_path, "status")
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
     click.echo(format_status(answer))
 
 
-@main.command()
+@click.command()
 @socket_option
 @click.argument("wan")
 @click.option(
@@ -258,7 +227,7 @@ def disable(socket_path: Path, wan: str, drain: bool) -> None:
     _admin(socket_path, "disable", wan=wan, drain=drain)
 
 
-@main.command()
+@click.command()
 @socket_option
 @click.argument("wan")
 def enable(socket_path: Path, wan: str) -> None:
@@ -267,36 +236,24 @@ def enable(socket_path: Path, wan: str) -> None:
 
 
 def _admin(socket_path: Path, cmd: str, **args: Any) -> None:
-    from wanwatch.control import ControlError, request
-
-    try:
-        answer = request(socket_path, cmd, **args)
-    except ControlError as exc:
-        click.echo(f"wanwatch {cmd}: {exc}", err=True)
-        sys.exit(1)
+    answer = ask_daemon(socket_path, cmd, **args)
     note = "" if answer.get("saved") else " (not saved: lost on restart, see the log)"
     click.echo(f"{answer['wan']}: {answer['admin']}{note}")
 
 
-@main.command()
+@click.command()
 @socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def leases(socket_path: Path, as_json: bool) -> None:
     """List the DHCP clients on each LAN (address, MAC, hostname, expiry)."""
-    from wanwatch.control import ControlError, request
-
-    try:
-        answer = request(socket_path, "leases")
-    except ControlError as exc:
-        click.echo(f"wanwatch leases: {exc}", err=True)
-        sys.exit(1)
+    answer = ask_daemon(socket_path, "leases")
     if as_json:
         click.echo(json.dumps(answer["leases"], indent=2))
         return
     click.echo(format_leases_table(answer["leases"]))
 
 
-@main.command("systemd-unit")
+@click.command("systemd-unit")
 def systemd_unit() -> None:
     """Print the systemd unit (Type=notify, watchdog, hardening) for this installation."""
     from wanwatch.systemd import unit
@@ -372,15 +329,4 @@ def format_leases_table(rows: list[dict[str, Any]]) -> str:
     return format_leases([Lease.from_json(r) for r in rows])
 
 
-def _register_groups() -> None:
-    from wanwatch.lab.cli import lab
-    from wanwatch.routeros.cli import routeros
-
-    main.add_command(routeros)
-    main.add_command(lab)
-
-
-_register_groups()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+COMMANDS = (check, plan, run, status, disable, enable, leases, systemd_unit)

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from wanwatch.cli.common import EXIT_FINDING, config_option, load_or_exit, need_root
 from wanwatch.errors import LabError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "office.yaml"
 
 
 def _need_root() -> None:
-    if os.geteuid() != 0:
-        click.echo("the lab needs root (it builds network namespaces).", err=True)
-        sys.exit(1)
+    need_root("the lab needs root (it builds network namespaces).")
 
 
-lab_config = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None,
-    required=not DEFAULT_CONFIG.exists(),
-    show_default=True,
-    help="Office config to reproduce (public addresses are replaced by lab ones).",
+lab_config = config_option(
+    DEFAULT_CONFIG, "Office config to reproduce (public addresses are replaced by lab ones)."
 )
 mode_option = click.option(
     "--mode",
@@ -56,7 +47,6 @@ def lab() -> None:
 )
 def up(config_path: Path, mode: str | None, shape_mbit: float | None) -> None:
     """Build the lab and start wanwatch as its router; leave it running."""
-    from wanwatch.cli import load_or_exit
     from wanwatch.lab.office import Office
     from wanwatch.lab.topology import Lab
 
@@ -112,8 +102,7 @@ def down() -> None:
     "--json", "as_json", is_flag=True, help="Print the measured figures as JSON at the end."
 )
 def demo(config_path: Path, mode: str | None, as_json: bool) -> None:
-    """Run the paper's test: cut the primary, measure failover, failback and carrier loss."""
-    from wanwatch.cli import load_or_exit
+    """Run the failover test: cut the primary, measure failover, failback and carrier loss."""
     from wanwatch.lab.demo import run
 
     _need_root()
@@ -122,6 +111,6 @@ def demo(config_path: Path, mode: str | None, as_json: bool) -> None:
         figures = run(cfg, click.echo, mode=mode)
     except LabError as exc:
         click.echo(f"demo failed: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FINDING)
     if as_json:
         click.echo(json.dumps(figures))
