@@ -17,6 +17,7 @@ import click
 from wanwatch import __version__
 from wanwatch.config import Config, load
 from wanwatch.control import DEFAULT_SOCKET
+from wanwatch.dynamic import kind, plan_gateway, runtime_facts
 from wanwatch.errors import ConfigError, WanwatchError
 
 EXIT_BAD_INPUT = 2
@@ -68,8 +69,8 @@ def check(config_path: Path, explain: bool) -> None:
         addr = w.address or "(interface's own address)"
         targets = ", ".join(str(t) for t in w.probe.targets)
         click.echo(
-            f"  wan {w.name}: {w.interface} {addr} via {w.gateway}, priority {w.priority}, "
-            f"weight {w.weight}, probes {targets}"
+            f"  wan {w.name}: {w.interface} {addr} {plan_gateway(w.gateway, kind(w))}, "
+            f"priority {w.priority}, weight {w.weight}, probes {targets}"
         )
     for lan in cfg.lans:
         dhcp = ""
@@ -80,6 +81,7 @@ def check(config_path: Path, explain: bool) -> None:
             f"  lan {lan.name}: {lan.interface} {lan.address or '(interface address)'}{dhcp}"
         )
     click.echo(f"  policy: {cfg.policy.mode}; NAT masquerade: {cfg.nat.masquerade}")
+    echo_runtime_facts(cfg)
     if explain:
         click.echo(explain_monitor(cfg))
 
@@ -127,6 +129,15 @@ def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     from wanwatch.engine.intent import describe_intent
 
     click.echo(describe_intent(intent))
+    echo_runtime_facts(cfg)
+
+
+def echo_runtime_facts(cfg: Config) -> None:
+    """What only run time knows about dynamic uplinks (dynamic.py), for check and plan."""
+    facts = runtime_facts(cfg)
+    if facts:
+        click.echo("known only at run time:")
+        click.echo("\n".join(f"  {f}" for f in facts))
 
 
 socket_option = click.option(

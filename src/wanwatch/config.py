@@ -21,12 +21,24 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Literal,
+    Self,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+)
 
 import msgspec
 import yaml
 from msgspec import Meta, Struct
 
+from wanwatch import dynamic
 from wanwatch.errors import ConfigError
 
 # --------------------------------------------------------------------------- field rules
@@ -316,13 +328,19 @@ class Probe(_Model, frozen=True):
         return {k: v for k in MONITOR_FIELDS if (v := getattr(self, k)) is not None}
 
 
+if TYPE_CHECKING:
+    WanAddress = IPv4Interface | Literal["dhcp"]
+else:  # msgspec cannot convert a union of a custom type and a literal: Parse does it all
+    WanAddress = Annotated[Any, Parse(dynamic.parse_wan_address)]
+
+
 class Wan(_Model, frozen=True, kw_only=True):
-    """An uplink."""
+    """An uplink (dynamic.py: ``address: dhcp``, point-to-point without ``gateway``)."""
 
     name: Name
     interface: IfName
-    address: IPv4Interface | None = None
-    gateway: IPv4Address
+    address: WanAddress | None = None
+    gateway: IPv4Address | None = None
     priority: Annotated[int, Meta(ge=1, le=255)] = 1  # lower is preferred (RouterOS distance)
     weight: Annotated[int, Meta(ge=1, le=100)] = 1  # share of new connections in loadbalance
     probe: Probe
@@ -709,7 +727,7 @@ def _cross_check(col: _Walker, wans: list[Any], lans: list[Any], dns: Dns | None
             (*path, "interface"),
             used=f"interface {item.interface!r} already used by",
         )
-        if item.address is not None:
+        if isinstance(item.address, IPv4Interface):
             if item.address.network.prefixlen >= 31 and isinstance(item, Lan):
                 col.add((*path, "address"), "a LAN needs a prefix of /30 or shorter")
             elif (
@@ -732,7 +750,11 @@ def _cross_check(col: _Walker, wans: list[Any], lans: list[Any], dns: Dns | None
     target_owner: dict[IPv4Address, Path_] = {}
     for i, w in _enumerate_valid(wans):
         path = ("wans", i)
-        if w.address is not None and w.gateway is not None:
+        if (
+            isinstance(w.address, IPv4Interface)
+            and w.gateway is not None
+            and w.address.network.prefixlen < 32  # dynamic.check_wans says why not
+        ):
             if w.gateway not in w.address.network:
                 col.add(
                     (*path, "gateway"),
@@ -767,6 +789,8 @@ def _cross_check(col: _Walker, wans: list[Any], lans: list[Any], dns: Dns | None
                 )
             else:
                 target_owner[t] = path
+
+    dynamic.check_wans(col.add, wans)
 
     pools: list[tuple[Path_, IPv4Address, IPv4Address]] = []
     for i, lan in _enumerate_valid(lans):

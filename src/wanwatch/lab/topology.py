@@ -52,6 +52,7 @@ from typing import Any, Literal, Self
 import yaml
 
 from wanwatch.config import Config, format_duration, load, loads
+from wanwatch.dynamic import static_address
 from wanwatch.errors import ConfigError, LabError
 from wanwatch.lab import netns, services
 
@@ -190,7 +191,7 @@ def plan(cfg: Config, tag: str) -> Topology:
         net = ISP_PUBLIC_NETS[k]
         if len(wan.probe.targets) > _MAX_TARGETS:
             raise LabError(f"{wan.name}: the lab maps at most {_MAX_TARGETS} probe targets")
-        prefix = wan.address.network.prefixlen if wan.address is not None else 24
+        prefix = a.network.prefixlen if (a := static_address(wan)) is not None else 24
         isps.append(
             Isp(
                 wan=wan.name,
@@ -257,7 +258,7 @@ def _dns_map(cfg: Config) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
     Addresses inside the config's own subnets (the router, a LAN server) and
     fake-internet addresses are kept as they are.
     """
-    own = [w.address.network for w in cfg.wans if w.address is not None]
+    own = [a.network for w in cfg.wans if (a := static_address(w)) is not None]
     own += [lan.address.network for lan in cfg.lans if lan.address is not None]
     outside = [
         a for a in _dns_addresses(cfg) if not _is_lab_host(a) and not any(a in n for n in own)

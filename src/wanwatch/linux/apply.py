@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from wanwatch.config import Config
+from wanwatch.dynamic import DHCP, Kind, static_address
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan, intent_from_config
 from wanwatch.errors import WanwatchError
@@ -104,7 +105,7 @@ class Uplink:
 
     name: str
     interface: str
-    gateway: IPv4Address
+    gateway: IPv4Address | None  # None: point-to-point without a peer address (via the device)
     table: int
     mark: int
     rank: int  # 0 = best (priority, then config order)
@@ -112,15 +113,28 @@ class Uplink:
     admin: Admin
     address: IPv4Interface | None  # the configured one once present, else the interface's own
     index: int | None  # ifindex; None while the interface does not exist
+    kind: Kind = "static"
+    peer: IPv4Address | None = None  # point-to-point: the kernel's peer address, the gateway
 
     @property
     def usable(self) -> bool:
-        """Can carry a route: the interface exists and has an address (the gateway resolves)."""
-        return self.index is not None and self.address is not None
+        """Can carry a route: the interface exists and has an address (the gateway resolves);
+        a DHCP uplink also needs the router of its lease."""
+        return (
+            self.index is not None
+            and self.address is not None
+            and (self.gateway is not None or self.kind != "dhcp")
+        )
+
+    def default(self, table: int, metric: int = 0) -> Route:
+        """Its default route: via the gateway (or peer), else via the device itself."""
+        if self.gateway is None:
+            return Route(table, DEFAULT_DST, metric=metric, oif=self.index, scope=RT_SCOPE_LINK)
+        return Route(table, DEFAULT_DST, metric=metric, gateway=self.gateway, oif=self.index)
 
 
 def interface_address(
-    index: int, gateway: IPv4Address, addresses: Iterable[Address]
+    index: int, gateway: IPv4Address | None, addresses: Iterable[Address]
 ) -> IPv4Interface | None:
     """The address an uplink without a configured one uses: the interface's own.
 
@@ -128,8 +142,8 @@ def interface_address(
     """
     mine = [a for a in addresses if a.index == index]
     picks: tuple[Callable[[Address], bool], ...] = (
-        lambda a: not a.secondary and gateway in a.interface.network,
-        lambda a: gateway in a.interface.network,
+        lambda a: not a.secondary and gateway is not None and gateway in a.interface.network,
+        lambda a: gateway is not None and gateway in a.interface.network,
         lambda a: not a.secondary,
     )
     for pick in picks:
@@ -153,13 +167,19 @@ def resolve(
             # failed to add it); until then nothing may route through it.
             there = any(a.index == link.index and a.interface == p.address for a in addresses)
             address = p.address if there else None
-        elif link is not None:
+        elif link is not None and p.kind != "dhcp":  # a DHCP uplink uses its lease only
             address = interface_address(link.index, p.gateway, addresses)
+        peer = None
+        if p.kind == "point-to-point" and link is not None and address is not None:
+            peer = next(
+                (a.peer for a in addresses if a.index == link.index and a.interface == address),
+                None,
+            )
         out.append(
             Uplink(
                 name=p.name,
                 interface=p.interface,
-                gateway=p.gateway,
+                gateway=p.gateway if p.gateway is not None else peer,
                 table=p.table,
                 mark=p.mark,
                 rank=rank[p.name],
@@ -167,6 +187,8 @@ def resolve(
                 admin=p.admin,
                 address=address,
                 index=link.index if link is not None else None,
+                kind=p.kind,
+                peer=peer,
             )
         )
     return out
@@ -186,7 +208,17 @@ def table_routes(u: Uplink) -> list[Route]:
                     prefsrc=u.address.ip,
                 )
             )
-        routes.append(Route(u.table, DEFAULT_DST, gateway=u.gateway, oif=u.index))
+        if u.peer is not None:  # the table resolves the peer by itself, as the subnet above
+            routes.append(
+                Route(
+                    u.table,
+                    IPv4Network(f"{u.peer}/32"),
+                    oif=u.index,
+                    scope=RT_SCOPE_LINK,
+                    prefsrc=u.address.ip,
+                )
+            )
+        routes.append(u.default(u.table))
     return routes
 
 
@@ -212,15 +244,7 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
     keep = False
     if primary is not None:
         if primary.usable:
-            out.append(
-                Route(
-                    RT_TABLE_MAIN,
-                    DEFAULT_DST,
-                    metric=DEFAULT_METRIC,
-                    gateway=primary.gateway,
-                    oif=primary.index,
-                )
-            )
+            out.append(primary.default(RT_TABLE_MAIN, DEFAULT_METRIC))
         else:
             keep = True
     for u in uplinks:
@@ -228,15 +252,7 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
             continue  # a fallback default takes new connections: not for these
         if not u.usable:
             continue
-        out.append(
-            Route(
-                RT_TABLE_MAIN,
-                DEFAULT_DST,
-                metric=FALLBACK_METRIC_BASE + u.rank,
-                gateway=u.gateway,
-                oif=u.index,
-            )
-        )
+        out.append(u.default(RT_TABLE_MAIN, FALLBACK_METRIC_BASE + u.rank))
     return out, keep
 
 
@@ -318,6 +334,9 @@ class LinuxBackend:
         self._usage_job: Future[tuple[float, dict[str, Usage]]] | None = None
         self._usage_pool: ThreadPoolExecutor | None = None
         self._own: dict[str, tuple[int, IPv4Address | None]] = {}
+        # DHCP uplink name -> the address of its lease, as the last Intent gave it.
+        self._leased: dict[str, IPv4Interface] = {}
+        self._resolved: dict[str, tuple[IPv4Interface | None, IPv4Address | None]] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -397,6 +416,11 @@ class LinuxBackend:
         if self._usage is None:
             return None, {}
         return now - self._usage[0], self._usage[1]
+
+    def resolved(self) -> dict[str, tuple[IPv4Interface | None, IPv4Address | None]]:
+        """Each uplink's address and next hop as the last pass found them (None: not there,
+        or via the device); never waits (the worker's view, shared by assignment)."""
+        return self._resolved
 
     @property
     def config(self) -> Config:
@@ -488,13 +512,15 @@ class LinuxBackend:
             out.append(self._ev("state.unreadable", error=state.problem))
             state.problem = None
         desired: list[AddrKey] = [
-            (w.interface, w.address) for w in self._config.wans if w.address is not None
+            (w.interface, a) for w in self._config.wans if (a := static_address(w)) is not None
         ]
+        desired += [(w.interface, a) for w in self._config.wans if (a := self._leased.get(w.name))]
         desired += [(n.interface, n.address) for n in self._config.lans if n.address is not None]
         present = {(a.ifname, a.interface) for a in addrs}
         owned = set(state.addresses) | {
             (a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO
         }
+        dhcp_ifaces = {w.interface for w in self._config.wans if w.address == DHCP}
         missing: dict[str, Event] = {}
         for key in desired:
             ifname, iface = key
@@ -515,6 +541,13 @@ class LinuxBackend:
             if link is not None and key in present:
                 nl.del_address(link.index, iface)
                 out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
+            if ifname in dhcp_ifaces:
+                # A lease renumbered or lost: the flows NATed to the old address are dead
+                # (replies go nowhere); delete them so clients retry at once (conntrack.py).
+                n = conntrack.flush_uplink(iface.ip, None)
+                out.append(
+                    self._ev("conntrack.flush", interface=ifname, address=str(iface.ip), deleted=n)
+                )
             if key in state.addresses:
                 state.addresses.discard(key)
                 state.save()
@@ -570,7 +603,7 @@ class LinuxBackend:
                         "route.switch",
                         **fields,
                         to=names.get(d.oif),
-                        via=str(d.gateway),
+                        via=str(d.gateway) if d.gateway else None,
                         switch_ms=ms,
                     )
                 )
@@ -779,9 +812,14 @@ class LinuxBackend:
 
     def _apply(self, intent: Intent, full: bool = False) -> list[Event]:
         out: list[Event] = []
+        self._leased = {
+            u.name: u.address for u in intent.uplinks if u.kind == "dhcp" and u.address is not None
+        }
         self._step(out, "sysctl", self._sysctls, full)
         try:
             links, addrs = self._config_pass(out)
+            if self._sysctl_done - set(links):  # an uplink's interface went: set it up anew
+                self._sysctl_done &= set(links)  # when it comes back (a new device, defaults)
             ups = resolve(intent.uplinks, links, addrs)
             routes = self._netlink.routes()
         except WanwatchError as exc:
@@ -929,6 +967,7 @@ class LinuxBackend:
     def _remember(self, ups: Sequence[Uplink]) -> None:
         """The marks and addresses counters() needs (the worker's view, shared by assignment)."""
         self._own = {u.name: (u.mark, u.address.ip if u.address else None) for u in ups}
+        self._resolved = {u.name: (u.address, u.gateway) for u in ups}
 
     @staticmethod
     def _open_drift_watcher() -> DriftWatcher:

@@ -40,6 +40,7 @@ from pathlib import PurePath
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
+from wanwatch.dynamic import static_address
 from wanwatch.errors import RouterOSError
 
 OWNED = "wanwatch: "
@@ -301,7 +302,7 @@ def _nat(s: _Script, cfg: Config) -> None:
 
 def _local_list(s: _Script, cfg: Config) -> None:
     """Destinations that must never be balanced: our own subnets."""
-    members = [(f"wans[{i}] {w.name}", w.address) for i, w in enumerate(cfg.wans)]
+    members = [(f"wans[{i}] {w.name}", static_address(w)) for i, w in enumerate(cfg.wans)]
     members += [(f"lans[{i}] {lan.name}", lan.address) for i, lan in enumerate(cfg.lans)]
     for item, addr in members:
         if addr is not None:
