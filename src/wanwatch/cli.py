@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from wanwatch.config import Config, load
 from wanwatch.control import DEFAULT_SOCKET
 from wanwatch.dynamic import kind, plan_gateway, runtime_facts
 from wanwatch.errors import ConfigError, WanwatchError
+
+if TYPE_CHECKING:
+    from wanwatch.status import UplinkStatus
 
 EXIT_BAD_INPUT = 2
 
@@ -314,6 +317,7 @@ def format_status(answer: dict[str, Any]) -> str:
             lines.append(
                 f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
+    lines += [line for w in st.wans if (line := _dynamic_line(w))]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:
@@ -326,6 +330,23 @@ def format_status(answer: dict[str, Any]) -> str:
         lines.append("recent events:")
         lines.extend(f"  {e}" for e in st.events[-10:])
     return "\n".join(lines)
+
+
+def _dynamic_line(w: UplinkStatus) -> str | None:
+    """An uplink that is not static, or whose interface is absent: how it is reached now."""
+    if w.link == "absent":
+        return f"{w.name}: interface absent (adopted when it appears)"
+    if w.kind == "dhcp":
+        lease = w.lease
+        if lease is None:
+            return f"{w.name}: dhcp, no lease"
+        return (
+            f"{w.name}: dhcp lease {lease.address} via {lease.router or '-'} from "
+            f"{lease.server or '-'}, {lease.lease_s} s, renewed {lease.age_s:g} s ago"
+        )
+    if w.kind == "point-to-point":
+        return f"{w.name}: point-to-point {w.address or '-'} via {w.gateway or 'the device'}"
+    return None
 
 
 def _phase(phase: str | None, progress: dict[str, float]) -> str:

@@ -315,12 +315,18 @@ class Daemon:
         else:
             # A new address or gateway is another path: judged afresh (engine.renumbered).
             self._emit_all(self._engine.renumbered(wan, self.now()))
+        if self._applied is None and self._backend is not None:
+            # Before the first verdicts only the uplink's own address, table and rules
+            # are set (prepare): which uplink carries traffic waits, as at any start.
+            self._emit_all(self._outcome(self._backend.prepare(self._intent())))
+        else:
+            self._steer(force=True)
+        # After the address is on the interface: probes bind to it (re-pinned).
         assert self._config is not None
         w = self._config.wan(wan)
         self._hub.add_uplink(
             wan, w.interface, fwmark(self._config.wans.index(w)), self._dynamic.probe_source(wan)
         )
-        self._steer(force=True)
         self._wake.set()
 
     # ------------------------------------------------------------------ steering
@@ -329,9 +335,7 @@ class Daemon:
         """Reconcile the kernel to the engine's Intent when it changed (or when forced)."""
         if self._engine is None or self._backend is None:
             return
-        intent = self._engine.intent()
-        if self._dynamic is not None:
-            intent = self._dynamic.overlay(intent)  # DHCP uplinks: address, gateway of the lease
+        intent = self._intent()
         if intent == self._applied and not force:
             return
         if self._applied is None and not self._verdicts_ready(intent):
@@ -353,6 +357,12 @@ class Daemon:
                 )
             )
         self._applied = intent
+
+    def _intent(self) -> Intent:
+        """The engine's Intent, DHCP uplinks with the address and gateway of their lease."""
+        assert self._engine is not None
+        intent = self._engine.intent()
+        return self._dynamic.overlay(intent) if self._dynamic is not None else intent
 
     def _outcome(self, evs: list[Event]) -> list[Event]:
         """Note a pass's failed steps (retried with backoff); the events worth logging.
@@ -599,7 +609,7 @@ class Daemon:
         """Everything ``wanwatch status`` shows; cheap: nothing here waits for the kernel."""
         assert self._engine is not None
         now = self.now()
-        intent = self._engine.intent()
+        intent = self._intent()
         probes = self._hub.stats() if self._hub is not None else {}
         age, counters = self._backend.counters() if self._backend else (None, {})
         extra = self._dynamic_status()

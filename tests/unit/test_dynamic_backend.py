@@ -132,3 +132,44 @@ def test_lines_that_are_not_ours_or_are_malformed() -> None:
     assert parse_line("udhcpc: started, v1.35.0", 0.0) is None
     bad = "wanwatch-lease\tbound\t10.1.1.300\t24\t\t\t60\t"
     assert parse_line(bad, 0.0) == ("malformed", None)
+
+
+def test_status_text_and_json_show_lease_link_and_peer() -> None:
+    from wanwatch import status as st
+    from wanwatch.cli import format_status
+
+    def up(name: str, **extra: object) -> dict[str, object]:
+        return {
+            "name": name, "state": "up", "rtt_ms": 1.0, "loss_pct": 0.0,
+            "since": "2026-12-05T12:00:00+00:00", "for_s": 1.0, "preferred": True,
+            "carrying": True, "admin": "enabled", "phase": None, "progress": {},
+            "targets": {}, "probes": {}, **extra,
+        }  # fmt: skip
+
+    lease = {"address": "10.100.0.123/24", "router": "10.100.0.1", "dns": [],
+             "lease_s": 120, "server": "10.100.0.1", "age_s": 3.0}  # fmt: skip
+    answer = {
+        "wans": [
+            up("D", kind="dhcp", lease=lease, address=lease["address"], gateway="10.100.0.1"),
+            up("P", kind="point-to-point", address="10.201.255.2/32", gateway="10.201.255.1"),
+            up("U", state="down", link="absent", present=False),
+            up("S"),  # an older daemon's answer: no new fields at all
+        ],
+        "active": ["D"], "mode": "failover", "stale": False, "applied": True,
+        "backend_error": None, "failed_steps": {}, "retry_in_s": None, "contested": [],
+        "repairs": 0, "counters": {}, "counters_age_s": None, "dnsmasq": None,
+        "leases": [], "events": [], "uptime_s": 1.0, "pid": 1,
+    }  # fmt: skip
+    decoded = st.from_json(answer)
+    assert decoded.wans[0].lease == st.LeaseStatus("10.100.0.123/24", "10.100.0.1", [], 120,
+                                                   "10.100.0.1", 3.0)  # fmt: skip
+    assert (decoded.wans[3].kind, decoded.wans[3].link, decoded.wans[3].present) == (
+        "static",
+        "up",
+        True,
+    )
+    text = format_status(answer)
+    assert "D: dhcp lease 10.100.0.123/24 via 10.100.0.1 from 10.100.0.1, 120 s" in text
+    assert "P: point-to-point 10.201.255.2/32 via 10.201.255.1" in text
+    assert "U: interface absent (adopted when it appears)" in text
+    assert "S:" not in text

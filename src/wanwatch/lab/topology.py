@@ -52,9 +52,9 @@ from typing import Any, Literal, Self
 import yaml
 
 from wanwatch.config import Config, format_duration, load, loads
-from wanwatch.dynamic import static_address
+from wanwatch.dynamic import Kind, kind, static_address
 from wanwatch.errors import ConfigError, LabError
-from wanwatch.lab import netns, services
+from wanwatch.lab import netns, services, uplinks
 
 DEFAULT_STATE_ROOT = Path("/run/wanwatch-lab")
 
@@ -98,6 +98,7 @@ class Isp:
     inet_side: IPv4Interface  # the internet's address on that link
     inet_if: str  # the internet namespace's interface toward this ISP
     targets: tuple[IPv4Address, ...]  # this uplink's probe targets (fake-internet hosts)
+    kind: Kind = "static"  # dhcp: the ISP serves DHCP; point-to-point: peer addresses (uplinks.py)
     cust_if: str = CUST_IF
     uplink_if: str = UPLINK_IF
 
@@ -191,19 +192,19 @@ def plan(cfg: Config, tag: str) -> Topology:
         net = ISP_PUBLIC_NETS[k]
         if len(wan.probe.targets) > _MAX_TARGETS:
             raise LabError(f"{wan.name}: the lab maps at most {_MAX_TARGETS} probe targets")
-        prefix = a.network.prefixlen if (a := static_address(wan)) is not None else 24
         isps.append(
             Isp(
                 wan=wan.name,
                 index=k,
                 ns=f"{pre}isp{k + 1}",
                 router_if=wan.interface,
-                gateway=IPv4Interface(f"{wan.gateway}/{prefix}"),
+                gateway=uplinks.isp_side(wan, k),
                 public=IPv4Interface(f"{_host(net, _ISP_PUBLIC)}/{_LINK_PREFIX}"),
                 inet_side=IPv4Interface(f"{_host(net, _INET_SIDE)}/{_LINK_PREFIX}"),
                 inet_if=f"isp{k + 1}",
                 # Positional, so planning the lab config again gives the same lab.
                 targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(wan.probe.targets))),
+                kind=kind(wan),
             )
         )
     clients = tuple(
@@ -707,7 +708,7 @@ class Lab:
                 isp.ns,
                 [
                     f"addr add {isp.public} dev {isp.uplink_if}",
-                    f"addr add {isp.gateway} dev {isp.cust_if}",
+                    *uplinks.cust_commands(isp),
                     f"route add default via {isp.inet_side.ip} dev {isp.uplink_if}",
                 ],
             )
@@ -718,6 +719,7 @@ class Lab:
         netns.batch(topo.inet_ns, inet_cmds)
         for c in topo.clients:
             netns.veth(c.ns, c.ifname, topo.router_ns, c.router_if)
+        uplinks.build(self)
 
     def _start_services(self) -> None:
         topo = self.topology

@@ -357,6 +357,11 @@ class LinuxBackend:
         """
         return self._call(self._apply, intent, full)
 
+    def prepare(self, intent: Intent) -> list[Event]:
+        """Addresses, per-uplink tables and rules for ``intent``, not which uplink carries
+        traffic (main-table defaults, nft): safe before the engine's first verdict."""
+        return self._call(self._prepare, intent)
+
     def apply_soon(self, intent: Intent, *, full: bool = False) -> Future[list[Event]]:
         """:meth:`apply` without waiting: its Future (for ``asyncio.wrap_future``)."""
         return self._submit(self._apply, intent, full)
@@ -810,12 +815,11 @@ class LinuxBackend:
         finally:
             self._strict = False
 
-    def _apply(self, intent: Intent, full: bool = False) -> list[Event]:
-        out: list[Event] = []
+    def _resolve(self, out: list[Event], intent: Intent) -> tuple[list[Uplink], list[Route]] | None:
+        """Leased addresses of ``intent``, the config pass, then each uplink as it is now."""
         self._leased = {
             u.name: u.address for u in intent.uplinks if u.kind == "dhcp" and u.address is not None
         }
-        self._step(out, "sysctl", self._sysctls, full)
         try:
             links, addrs = self._config_pass(out)
             if self._sysctl_done - set(links):  # an uplink's interface went: set it up anew
@@ -824,9 +828,27 @@ class LinuxBackend:
             routes = self._netlink.routes()
         except WanwatchError as exc:
             out.append(self._ev("backend.error", step="read", error=str(exc)))
-            return out
+            return None
         self._remember(ups)
         self._unresolved(out, ups)
+        return ups, routes
+
+    def _prepare(self, intent: Intent) -> list[Event]:
+        out: list[Event] = []
+        found = self._resolve(out, intent)
+        if found is not None:
+            ups, routes = found
+            self._step(out, "table", self._sync_tables, ups, routes)
+            self._step(out, "rule", self._sync_rules, ups)
+        return out
+
+    def _apply(self, intent: Intent, full: bool = False) -> list[Event]:
+        out: list[Event] = []
+        self._step(out, "sysctl", self._sysctls, full)
+        found = self._resolve(out, intent)
+        if found is None:
+            return out
+        ups, routes = found
         # Order matters for speed and safety: new connections move first (route,
         # then nft buckets), then the dead uplink's flows go, then the rest.
         self._step(out, "route", self._sync_main, intent, ups, routes)
