@@ -8,9 +8,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 from wanwatch.config import loads
-from wanwatch.engine.intent import Intent
+from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.footprint import DEFAULT_METRIC
-from wanwatch.linux.apply import intent_from_config, main_defaults, resolve, rules, table_routes
+from wanwatch.linux.desired import main_defaults, resolve, rules, table_routes
 from wanwatch.linux.dhcp_client import SCRIPT, parse_line
 from wanwatch.linux.netlink import DEFAULT_DST, RT_SCOPE_LINK, RT_TABLE_MAIN, Address, Link, Route
 
