@@ -55,24 +55,25 @@ def cust_commands(isp: Isp) -> list[str]:
     return [f"addr add {isp.gateway} dev {isp.cust_if}"]
 
 
-def _ptp(isp: Isp, n: int) -> tuple[IPv4Address, IPv4Address]:
+def ptp_pair(isp: Isp, n: int = 0) -> tuple[IPv4Address, IPv4Address]:
+    """(ISP, router) point-to-point addresses; ``n`` = 1 after :func:`ptp_reconnect`."""
     base = isp.gateway.network.network_address
     return base + PTP_HOSTS[n][0], base + PTP_HOSTS[n][1]
 
 
 def _ptp_commands(isp: Isp, n: int) -> list[str]:
-    near, far = _ptp(isp, n)
+    near, far = ptp_pair(isp, n)
     return [f"addr replace {near}/32 peer {far}/32 dev {isp.cust_if}"]
 
 
 def _router_ptp(lab: Lab, isp: Isp, n: int) -> None:
-    near, far = _ptp(isp, n)
+    near, far = ptp_pair(isp, n)
     netns.batch(lab.router_ns, [f"addr replace {far}/32 peer {near}/32 dev {isp.router_if}"])
 
 
 def ptp_router_address(isp: Isp, n: int = 0) -> IPv4Address:
     """The router's point-to-point address (``n`` = 1 after :func:`ptp_reconnect`)."""
-    return _ptp(isp, n)[1]
+    return ptp_pair(isp, n)[1]
 
 
 def build(lab: Lab) -> None:
@@ -170,7 +171,7 @@ def renumber(lab: Lab, wan: str, udhcpc_pid: int) -> float:
 def ptp_reconnect(lab: Lab, wan: str) -> float:
     """A PPP reconnect: both ends get new addresses; CLOCK_MONOTONIC of the change."""
     isp = lab.isp(wan)
-    old_near, old_far = _ptp(isp, 0)
+    old_near, old_far = ptp_pair(isp, 0)
     at = time.monotonic()
     # A peer address is named with its peer to delete it (the kernel matches both).
     netns.batch(lab.router_ns, [f"addr del {old_far}/32 peer {old_near} dev {isp.router_if}"])
@@ -201,7 +202,7 @@ def replug(lab: Lab, wan: str, name: str | None = None) -> float:
     at = time.monotonic()
     netns.batch(isp.ns, cust_commands(isp))
     if isp.kind == "point-to-point":
-        near, far = _ptp(isp, 0)
+        near, far = ptp_pair(isp, 0)
         netns.batch(lab.router_ns, [f"addr replace {far}/32 peer {near}/32 dev {ifname}"])
     elif isp.kind == "dhcp":
         stop_dhcp(lab, wan)  # bound to the old port: serve the new one
