@@ -148,8 +148,9 @@ def stop_dhcp(lab: Lab, wan: str) -> None:
         lab.stop_proc(proc)
 
 
-def renumber(lab: Lab, wan: str, udhcpc_pid: int) -> float:
-    """Move the ISP's pool and make the client renew now; CLOCK_MONOTONIC of the renew.
+def renumber(lab: Lab, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
+    """Move the ISP's pool (to ``pool``: 1, or 0 to move back) and make the client renew
+    now; CLOCK_MONOTONIC of the renew.
 
     The client (``udhcpc_pid``, wanwatch's child: its status names it) renews on
     SIGUSR1 (busybox udhcpc); the server NAKs the old address, the client starts
@@ -159,7 +160,7 @@ def renumber(lab: Lab, wan: str, udhcpc_pid: int) -> float:
     isp = lab.isp(wan)
     _, _, leases = _dhcp_files(lab, isp)
     leases.unlink(missing_ok=True)  # forget the old lease: the client's address is no longer ours
-    start_dhcp(lab, wan, pool=1)
+    start_dhcp(lab, wan, pool=pool)
     at = time.monotonic()
     os.kill(udhcpc_pid, signal.SIGUSR1)
     return at

@@ -23,13 +23,12 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from wanwatch.engine.events import Event, FieldValue, event
-from wanwatch.linux.dnsmasq import STABLE_AFTER, STOP_GRACE, backoff
+from wanwatch.linux.dnsmasq import STABLE_AFTER, backoff, terminate
 
 SCRIPT_FILE = "udhcpc-script"
 MARK = "wanwatch-lease"
@@ -236,16 +235,8 @@ class DhcpClient:
 
     async def _terminate(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
-        with suppress(ProcessLookupError):  # it died on its own, not reaped yet
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE)
-        except TimeoutError:
-            with suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        if proc is not None:
+            await terminate(proc)
 
 
 def write_script(state_dir: Path) -> Path:
