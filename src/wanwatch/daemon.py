@@ -35,8 +35,10 @@ from wanwatch.history import History
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
+from wanwatch.linux.dhcp_client import Lease
 from wanwatch.linux.dnsmasq import Dnsmasq
 from wanwatch.linux.netlink import RT_TABLE_MAIN
+from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
 from wanwatch.repair import Retry, TugOfWar
@@ -104,6 +106,7 @@ class Daemon:
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
         self._drift: DriftWatcher | None = None
+        self._dynamic: DynamicUplinks | None = None
         self._backend_error: str | None = None
         self._retry = Retry()
         self._tug = TugOfWar()
@@ -164,10 +167,15 @@ class Daemon:
         http_server: asyncio.Server | None = None
         try:
             self._emit_all(self._backend.start())
+            self._links = self._backend.link_watcher()
+            self._dynamic = DynamicUplinks(
+                cfg, self.state_dir, self.emit, self._on_lease, now=self.now
+            )
+            for w in cfg.wans:
+                self._dynamic.link(w.interface, self._links.present(w.interface))
             self._hub = ProbeHub(self._on_reply)
             self._configure_probes(cfg)
             await self._hub.start()
-            self._links = self._backend.link_watcher()
             loop.add_reader(self._links.fileno(), self._on_link)
             self._drift = self._backend.drift_watcher()
             for fd in self._drift.filenos():
@@ -176,8 +184,9 @@ class Daemon:
             # carrier() is keyed by interface; the engine knows uplinks by name. A cable
             # already out at start is DOWN at once, as a pull later would be.
             by_iface = {w.interface: w.name for w in cfg.wans}
-            for ifname, up in self._backend.carrier().items():
+            for ifname, carrier in self._backend.carrier().items():
                 wan = by_iface.get(ifname)
+                up = wan is not None and self._dynamic.usable_link(wan, carrier)
                 if wan is not None and not up:
                     self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
                     self._emit_all(self._engine.carrier(wan, False, self.now()))
@@ -258,6 +267,8 @@ class Daemon:
         self._close_drift(loop)
         if self._hub is not None:
             await self._hub.close()
+        if self._dynamic is not None:
+            await self._dynamic.stop()  # udhcpc releases its leases (-R)
         if self._dnsmasq is not None:
             await self._dnsmasq.stop()
         if self._backend is not None:
@@ -312,15 +323,51 @@ class Daemon:
         self._wake.set()
 
     def _on_link(self) -> None:
-        if self._links is None or self._engine is None or self._config is None:
+        if (
+            self._links is None
+            or self._engine is None
+            or self._config is None
+            or self._dynamic is None
+            or self._hub is None
+        ):
             return
         by_iface = {w.interface: w.name for w in self._config.wans}
-        for ifname, up in self._links.read():
+        adopted = False
+        for ifname, carrier in self._links.read():
             wan = by_iface.get(ifname)
-            if wan is not None:
-                self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
-                self._emit_all(self._engine.carrier(wan, up, self.now()))
-        self._steer()
+            if wan is None:
+                continue
+            present = self._links.present(ifname)
+            if self._dynamic.link(ifname, present) and present:
+                self._hub.reopen(wan)  # a new device: its probes bind to the new ifindex
+                adopted = True
+            up = self._dynamic.usable_link(wan, carrier)
+            self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=carrier))
+            self._emit_all(self._engine.carrier(wan, up, self.now()))
+        self._steer(force=adopted)  # a device that appeared gets its routes and rules now
+        self._wake.set()
+
+    def _on_lease(self, wan: str, lease: Lease | None, why: str) -> None:
+        """A DHCP uplink gained, changed or lost its lease: apply it live."""
+        if self._engine is None or self._hub is None or self._dynamic is None:
+            return
+        if lease is None:
+            self._emit_all(self._engine.carrier(wan, False, self.now()))
+        else:
+            # A new address or gateway is another path: judged afresh (engine.renumbered).
+            self._emit_all(self._engine.renumbered(wan, self.now()))
+        if self._applied is None and self._backend is not None:
+            # Before the first verdicts only the uplink's own address, table and rules
+            # are set (prepare): which uplink carries traffic waits, as at any start.
+            self._emit_all(self._outcome(self._backend.prepare(self._intent())))
+        else:
+            self._steer(force=True)
+        # After the address is on the interface: probes bind to it (re-pinned).
+        assert self._config is not None
+        w = self._config.wan(wan)
+        self._hub.add_uplink(
+            wan, w.interface, fwmark(self._config.wans.index(w)), self._dynamic.probe_source(wan)
+        )
         self._wake.set()
 
     # ------------------------------------------------------------------ steering
@@ -329,7 +376,7 @@ class Daemon:
         """Reconcile the kernel to the engine's Intent when it changed (or when forced)."""
         if self._engine is None or self._backend is None:
             return
-        intent = self._engine.intent()
+        intent = self._intent()
         if intent == self._applied and not force:
             return
         if self._applied is None and not self._verdicts_ready(intent):
@@ -351,6 +398,12 @@ class Daemon:
                 )
             )
         self._applied = intent
+
+    def _intent(self) -> Intent:
+        """The engine's Intent, DHCP uplinks with the address and gateway of their lease."""
+        assert self._engine is not None
+        intent = self._engine.intent()
+        return self._dynamic.overlay(intent) if self._dynamic is not None else intent
 
     def _outcome(self, evs: list[Event]) -> list[Event]:
         """Note a pass's failed steps (retried with backoff); the events worth logging.
@@ -467,10 +520,11 @@ class Daemon:
         return not intent.stale or self.now() - self._started_at >= STARTUP_VERDICT_WAIT
 
     def _configure_probes(self, cfg: Config) -> None:
-        assert self._hub is not None
+        assert self._hub is not None and self._dynamic is not None
         for i, wan in enumerate(cfg.wans):
-            source = wan.address.ip if wan.address is not None else None
-            self._hub.add_uplink(wan.name, wan.interface, fwmark(i), source)
+            self._hub.add_uplink(
+                wan.name, wan.interface, fwmark(i), self._dynamic.probe_source(wan.name)
+            )
 
     # ------------------------------------------------------------------ reload
 
@@ -507,6 +561,11 @@ class Daemon:
         self._emit_all(self._engine.reload(new, self.now()))
         if self._links is not None:
             self._links.watch(w.interface for w in new.wans)
+        if self._dynamic is not None:
+            await self._dynamic.reload(new)
+            if self._links is not None:
+                for w in new.wans:
+                    self._dynamic.link(w.interface, self._links.present(w.interface))
         for wan in old.wans:
             if wan.name not in {w.name for w in new.wans}:
                 self._hub.remove_uplink(wan.name)
@@ -610,9 +669,10 @@ class Daemon:
         """Everything ``wanwatch status`` shows; cheap: nothing here waits for the kernel."""
         assert self._engine is not None
         now = self.now()
-        intent = self._engine.intent()
+        intent = self._intent()
         probes = self._hub.stats() if self._hub is not None else {}
         age, counters = self._backend.counters() if self._backend else (None, {})
+        extra = self._dynamic_status()
         wans = [
             st.UplinkStatus(
                 name=s.name,
@@ -628,6 +688,7 @@ class Daemon:
                 progress=s.progress,
                 targets=s.targets,
                 probes=st.ProbeStats(**probes.get(s.name, {})),
+                **extra.get(s.name, {}),
             )
             for s in self._engine.status(now)
         ]
@@ -651,6 +712,19 @@ class Daemon:
             uptime_s=round(now - self._started_at, 1),
             pid=os.getpid(),
         )
+
+    def _dynamic_status(self) -> dict[str, dict[str, Any]]:
+        """Per uplink: kind, link, address and gateway in use, lease (linux/uplinks.py)."""
+        if self._dynamic is None or self._backend is None or self._config is None:
+            return {}
+        resolved = self._backend.resolved()
+        carrier = self._links.state() if self._links is not None else {}
+        return {
+            w.name: self._dynamic.status(
+                w.name, carrier.get(w.interface, False), resolved.get(w.name)
+            )
+            for w in self._config.wans
+        }
 
     def _leases(self) -> list[dict[str, Any]]:
         if self._dnsmasq is None or self._config is None:

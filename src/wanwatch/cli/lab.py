@@ -12,6 +12,7 @@ from wanwatch.cli.common import EXIT_FINDING, config_option, load_or_exit, need_
 from wanwatch.errors import LabError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "office.yaml"
+DYNAMIC_CONFIG = DEFAULT_CONFIG.with_name("office-dynamic.yaml")
 
 
 def _need_root() -> None:
@@ -45,13 +46,18 @@ def lab() -> None:
     metavar="MBIT",
     help="Limit each ISP to this many Mbit/s both ways (tc tbf on the ISP side).",
 )
-def up(config_path: Path, mode: str | None, shape_mbit: float | None) -> None:
+@click.option(
+    "--dynamic",
+    is_flag=True,
+    help=f"Uplinks that are not static: {DYNAMIC_CONFIG.name} (DHCP from the ISP, PPP-like).",
+)
+def up(config_path: Path, mode: str | None, shape_mbit: float | None, dynamic: bool) -> None:
     """Build the lab and start wanwatch as its router; leave it running."""
     from wanwatch.lab.office import Office
     from wanwatch.lab.topology import Lab
 
     _need_root()
-    cfg = load_or_exit(config_path)
+    cfg = load_or_exit(DYNAMIC_CONFIG if dynamic else config_path)
     if mode is not None:
         cfg = cfg.replace(policy=cfg.policy.replace(mode=mode))
     the_lab = Lab(cfg, client_dns="router", remove_state=False)
@@ -75,6 +81,12 @@ def up(config_path: Path, mode: str | None, shape_mbit: float | None) -> None:
     for lan in cfg.lans:
         ns = the_lab.ns_for(lan.name)
         click.echo(f"  client {lan.name}: ip netns exec {ns} <command>")
+    for isp in the_lab.topology.isps:
+        if isp.kind == "dhcp":
+            click.echo(f"  {isp.wan}: DHCP from {isp.ns} (dnsmasq there), lease in status")
+        elif isp.kind == "point-to-point":
+            click.echo(f"  {isp.wan}: point-to-point, {isp.router_if} has a peer address")
+        click.echo(f"    unplug it: ip -n {the_lab.router_ns} link del {isp.router_if}")
     click.echo("  take it down: wanwatch lab down")
 
 

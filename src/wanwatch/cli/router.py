@@ -19,11 +19,13 @@ from wanwatch.cli.common import (
     need_root,
 )
 from wanwatch.config import Config
+from wanwatch.dynamic import kind, plan_gateway, runtime_facts
 from wanwatch.errors import ConfigError, WanwatchError
 from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
     from wanwatch.logs import LogFormat
+    from wanwatch.status import UplinkStatus
 
 
 @click.command()
@@ -39,8 +41,8 @@ def check(config_path: Path, explain: bool) -> None:
         addr = w.address or "(interface's own address)"
         targets = ", ".join(str(t) for t in w.probe.targets)
         click.echo(
-            f"  wan {w.name}: {w.interface} {addr} via {w.gateway}, priority {w.priority}, "
-            f"weight {w.weight}, probes {targets}"
+            f"  wan {w.name}: {w.interface} {addr} {plan_gateway(w.gateway, kind(w))}, "
+            f"priority {w.priority}, weight {w.weight}, probes {targets}"
         )
     for lan in cfg.lans:
         dhcp = ""
@@ -51,6 +53,7 @@ def check(config_path: Path, explain: bool) -> None:
             f"  lan {lan.name}: {lan.interface} {lan.address or '(interface address)'}{dhcp}"
         )
     click.echo(f"  policy: {cfg.policy.mode}; NAT masquerade: {cfg.nat.masquerade}")
+    echo_runtime_facts(cfg)
     if explain:
         click.echo(explain_monitor(cfg))
 
@@ -98,6 +101,15 @@ def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     from wanwatch.engine.intent import describe_intent
 
     click.echo(describe_intent(intent))
+    echo_runtime_facts(cfg)
+
+
+def echo_runtime_facts(cfg: Config) -> None:
+    """What only run time knows about dynamic uplinks (dynamic.py), for check and plan."""
+    facts = runtime_facts(cfg)
+    if facts:
+        click.echo("known only at run time:")
+        click.echo("\n".join(f"  {f}" for f in facts))
 
 
 socket_option = click.option(
@@ -286,6 +298,7 @@ def format_status(answer: dict[str, Any]) -> str:
             lines.append(
                 f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
+    lines += [line for w in st.wans if (line := _dynamic_line(w))]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:
@@ -298,6 +311,23 @@ def format_status(answer: dict[str, Any]) -> str:
         lines.append("recent events:")
         lines.extend(f"  {e}" for e in st.events[-10:])
     return "\n".join(lines)
+
+
+def _dynamic_line(w: UplinkStatus) -> str | None:
+    """An uplink that is not static, or whose interface is absent: how it is reached now."""
+    if w.link == "absent":
+        return f"{w.name}: interface absent (adopted when it appears)"
+    if w.kind == "dhcp":
+        lease = w.lease
+        if lease is None:
+            return f"{w.name}: dhcp, no lease"
+        return (
+            f"{w.name}: dhcp lease {lease.address} via {lease.router or '-'} from "
+            f"{lease.server or '-'}, {lease.lease_s} s, renewed {lease.age_s:g} s ago"
+        )
+    if w.kind == "point-to-point":
+        return f"{w.name}: point-to-point {w.address or '-'} via {w.gateway or 'the device'}"
+    return None
 
 
 def _phase(phase: str | None, progress: dict[str, float]) -> str:

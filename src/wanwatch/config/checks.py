@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, TypeVar
 
+from wanwatch import dynamic
 from wanwatch.config.fields import Path_, format_path
 from wanwatch.config.model import Dns, Lan, Wan
 
@@ -50,6 +51,7 @@ def cross_check(report: Report, wans: list[Any], lans: list[Any], dns: Dns | Non
     nets = check_members(report, wans, lans)
     check_overlaps(report, nets)
     check_uplinks(report, wans, nets)
+    dynamic.check_wans(report, wans)
     pools = check_pools(report, lans)
     check_static_leases(report, lans, pools)
     if dns is not None:
@@ -75,7 +77,7 @@ def check_members(report: Report, wans: list[Any], lans: list[Any]) -> list[_Net
             (*path, "interface"),
             used=f"interface {item.interface!r} already used by",
         )
-        if item.address is not None:
+        if isinstance(item.address, IPv4Interface):
             if problem := _address_problem(item.address, is_lan=isinstance(item, Lan)):
                 report((*path, "address"), problem)
             nets.append(_Net((*path, "address"), item.address.network, item.address.ip))
@@ -109,7 +111,11 @@ def check_uplinks(report: Report, wans: list[Any], nets: list[_Net]) -> None:
     target_owner: dict[IPv4Address, Path_] = {}
     for i, w in _enumerate_valid(wans):
         path: Path_ = ("wans", i)
-        if w.address is not None and w.gateway is not None:
+        if (
+            isinstance(w.address, IPv4Interface)
+            and w.gateway is not None
+            and w.address.network.prefixlen < 32  # dynamic.check_wans says why not
+        ):
             if w.gateway not in w.address.network:
                 report(
                     (*path, "gateway"),

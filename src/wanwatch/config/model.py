@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 import msgspec
 from msgspec import Meta, Struct
 
+from wanwatch import dynamic
 from wanwatch.config.fields import (
     Argv,
     Check,
@@ -148,13 +149,19 @@ class Probe(Model, frozen=True):
         return {k: v for k in MONITOR_FIELDS if (v := getattr(self, k)) is not None}
 
 
+if TYPE_CHECKING:
+    WanAddress = IPv4Interface | Literal["dhcp"]
+else:  # msgspec cannot convert a union of a custom type and a literal: Parse does it all
+    WanAddress = Annotated[Any, Parse(dynamic.parse_wan_address)]
+
+
 class Wan(Model, frozen=True, kw_only=True):
-    """An uplink."""
+    """An uplink (dynamic.py: ``address: dhcp``, point-to-point without ``gateway``)."""
 
     name: Name
     interface: IfName
-    address: IPv4Interface | None = None
-    gateway: IPv4Address
+    address: WanAddress | None = None
+    gateway: IPv4Address | None = None
     priority: Annotated[int, Meta(ge=1, le=255)] = 1  # lower is preferred (RouterOS distance)
     weight: Annotated[int, Meta(ge=1, le=100)] = 1  # share of new connections in loadbalance
     probe: Probe

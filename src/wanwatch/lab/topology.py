@@ -52,8 +52,9 @@ from typing import Any, Literal, Self
 import yaml
 
 from wanwatch.config import Config, format_duration, load, loads
+from wanwatch.dynamic import Kind, kind, static_address
 from wanwatch.errors import ConfigError, LabError
-from wanwatch.lab import netns, services
+from wanwatch.lab import netns, services, uplinks
 
 DEFAULT_STATE_ROOT = Path("/run/wanwatch-lab")
 
@@ -97,6 +98,7 @@ class Isp:
     inet_side: IPv4Interface  # the internet's address on that link
     inet_if: str  # the internet namespace's interface toward this ISP
     targets: tuple[IPv4Address, ...]  # this uplink's probe targets (fake-internet hosts)
+    kind: Kind = "static"  # dhcp: the ISP serves DHCP; point-to-point: peer addresses (uplinks.py)
     cust_if: str = CUST_IF
     uplink_if: str = UPLINK_IF
 
@@ -190,19 +192,19 @@ def plan(cfg: Config, tag: str) -> Topology:
         net = ISP_PUBLIC_NETS[k]
         if len(wan.probe.targets) > _MAX_TARGETS:
             raise LabError(f"{wan.name}: the lab maps at most {_MAX_TARGETS} probe targets")
-        prefix = wan.address.network.prefixlen if wan.address is not None else 24
         isps.append(
             Isp(
                 wan=wan.name,
                 index=k,
                 ns=f"{pre}isp{k + 1}",
                 router_if=wan.interface,
-                gateway=IPv4Interface(f"{wan.gateway}/{prefix}"),
+                gateway=uplinks.isp_side(wan, k),
                 public=IPv4Interface(f"{_host(net, _ISP_PUBLIC)}/{_LINK_PREFIX}"),
                 inet_side=IPv4Interface(f"{_host(net, _INET_SIDE)}/{_LINK_PREFIX}"),
                 inet_if=f"isp{k + 1}",
                 # Positional, so planning the lab config again gives the same lab.
                 targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(wan.probe.targets))),
+                kind=kind(wan),
             )
         )
     clients = tuple(
@@ -257,7 +259,7 @@ def _dns_map(cfg: Config) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
     Addresses inside the config's own subnets (the router, a LAN server) and
     fake-internet addresses are kept as they are.
     """
-    own = [w.address.network for w in cfg.wans if w.address is not None]
+    own = [a.network for w in cfg.wans if (a := static_address(w)) is not None]
     own += [lan.address.network for lan in cfg.lans if lan.address is not None]
     outside = [
         a for a in _dns_addresses(cfg) if not _is_lab_host(a) and not any(a in n for n in own)
@@ -706,7 +708,7 @@ class Lab:
                 isp.ns,
                 [
                     f"addr add {isp.public} dev {isp.uplink_if}",
-                    f"addr add {isp.gateway} dev {isp.cust_if}",
+                    *uplinks.cust_commands(isp),
                     f"route add default via {isp.inet_side.ip} dev {isp.uplink_if}",
                 ],
             )
@@ -717,6 +719,7 @@ class Lab:
         netns.batch(topo.inet_ns, inet_cmds)
         for c in topo.clients:
             netns.veth(c.ns, c.ifname, topo.router_ns, c.router_if)
+        uplinks.build(self)
 
     def _start_services(self) -> None:
         topo = self.topology

@@ -303,6 +303,22 @@ def _ipv4(word: str) -> str | None:
 # --------------------------------------------------------------------------- supervision
 
 
+async def terminate(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM a child of ours by its PID, SIGKILL after STOP_GRACE; reap it.
+    Also for the DHCP clients of uplinks (dhcp_client.py)."""
+    if proc.returncode is not None:
+        return
+    # ProcessLookupError: it died on its own and is not reaped yet.
+    with suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), STOP_GRACE)
+    except TimeoutError:
+        with suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
 def backoff(attempt: int) -> float:
     """Seconds before restart number ``attempt`` (1-based) of a crash series."""
     return float(min(BACKOFF_FIRST * 2 ** (attempt - 1), BACKOFF_MAX))
@@ -556,16 +572,7 @@ class Dnsmasq:
 
     async def _terminate(self, child: _Child) -> None:
         """SIGTERM our child by its PID, SIGKILL after STOP_GRACE; reap it."""
-        if child.proc.returncode is None:
-            # ProcessLookupError: it died on its own and is not reaped yet.
-            with suppress(ProcessLookupError):
-                child.proc.terminate()
-            try:
-                await asyncio.wait_for(child.proc.wait(), STOP_GRACE)
-            except TimeoutError:
-                with suppress(ProcessLookupError):
-                    child.proc.kill()
-                await child.proc.wait()
+        await terminate(child.proc)
         await self._drain(child)
 
     async def _halt(self) -> None:
