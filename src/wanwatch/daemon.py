@@ -25,7 +25,7 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config, load
-from wanwatch.control import serve
+from wanwatch.control import encode, serve
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.intent import Admin, Intent
@@ -111,7 +111,7 @@ class Daemon:
         self._repairing = False
         self._next_full_pass = 0.0
         self._repairs = 0
-        self._snapshot: tuple[float, st.Status, dict[str, Any]] | None = None
+        self._snapshot: tuple[float, st.Status, bytes] | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -548,7 +548,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ control socket
 
-    def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any] | bytes:
         cmd = request.get("cmd")
         if cmd == "status":
             return self._status_snapshot()[1]
@@ -618,13 +618,13 @@ class Daemon:
         wall = time.time() - (self.now() - mono)
         return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
 
-    def _status_snapshot(self) -> tuple[st.Status, dict[str, Any]]:
-        """The status and its JSON, computed at most once per STATUS_MAX_AGE."""
+    def _status_snapshot(self) -> tuple[st.Status, bytes]:
+        """The status and its encoded answer, computed at most once per STATUS_MAX_AGE."""
         now = self.now()
         snap = self._snapshot
         if snap is None or now - snap[0] >= STATUS_MAX_AGE:
             status = self.status()
-            snap = self._snapshot = (now, status, st.to_json(status))
+            snap = self._snapshot = (now, status, encode(st.to_json(status)))
         return snap[1], snap[2]
 
     def status(self) -> st.Status:
