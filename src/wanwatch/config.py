@@ -398,6 +398,7 @@ class Config(_Model, frozen=True):
     policy: Policy = Policy()
     monitor: Monitor = Monitor()
     hooks: Hooks = Hooks()
+    ha: ha_config.Ha | None = None  # a router pair (wanwatch.ha)
     source: str = "<memory>"  # the file it came from
 
     def wan(self, name: str) -> Wan:
@@ -654,6 +655,7 @@ def _validated(cls: type[_M], located: _Located, source: str) -> _M:
     value = walker.struct(cls, located.data, ())
     if isinstance(value, Config):
         _cross_check(walker, list(value.wans or ()), list(value.lans or ()), value.dns)
+        ha_config.check(walker, value)
         value = value.replace(source=source)
     if walker.problems:
         walker.problems.sort(key=lambda p: p[0])
@@ -827,3 +829,7 @@ def _cross_check(col: _Walker, wans: list[Any], lans: list[Any], dns: Dns | None
                         f"{u} is inside {format_path(n.path[:-1])}: "
                         "upstream DNS is beyond the uplinks",
                     )
+
+
+# Last: wanwatch.ha builds its section on the model above (a cycle Python resolves here).
+from wanwatch import ha as ha_config  # noqa: E402
