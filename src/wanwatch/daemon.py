@@ -27,12 +27,21 @@ from wanwatch.control import serve
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent
-from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
+from wanwatch.errors import (
+    ConfigError,
+    DnsmasqError,
+    HaError,
+    NetlinkError,
+    NftError,
+    WanwatchError,
+)
 from wanwatch.footprint import fwmark
+from wanwatch.ha import local_view
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dnsmasq import Dnsmasq
+from wanwatch.linux.pair import Pair
 from wanwatch.probe.icmp import ProbeHub
 
 log = logging.getLogger("wanwatch")
@@ -67,6 +76,7 @@ class Daemon:
         self._backend: LinuxBackend | None = None
         self._hub: ProbeHub | None = None
         self._dnsmasq: Dnsmasq | None = None
+        self._pair: Pair | None = None  # keepalived + conntrackd of a router pair
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
         self._backend_error: str | None = None
@@ -89,6 +99,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
         cfg = load(self.config_path)  # ConfigError propagates: nothing applied yet
+        shared, cfg = cfg, local_view(cfg)  # a pair: own addresses here, shared ones in VRRP
         self._config = cfg
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -125,9 +136,15 @@ class Daemon:
                     self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
                     self._emit_all(self._engine.carrier(wan, False, self.now()))
             # The supervisor stays idle (and says why) when there is nothing to serve.
-            self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
+            self._dnsmasq = Dnsmasq(shared, self.state_dir, self.emit, now=self.now)
             try:
-                await self._dnsmasq.start()
+                if shared.ha is not None:  # dnsmasq follows the master (Pair.follow)
+                    self._pair = Pair(shared, self.state_dir, self.emit, now=self.now)
+                    await self._pair.start()
+                else:
+                    await self._dnsmasq.start()
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
             metrics_server = await self._serve_metrics()
@@ -176,6 +193,8 @@ class Daemon:
             self._links.close()
         if self._hub is not None:
             await self._hub.close()
+        if self._pair is not None:
+            await self._pair.stop()
         if self._dnsmasq is not None:
             await self._dnsmasq.stop()
         if self._backend is not None:
@@ -202,6 +221,8 @@ class Daemon:
             for req in self._engine.due(now):
                 self._hub.send(req.wan, req.target, req.seq)
             self._steer()
+            if self._pair is not None and self._dnsmasq is not None:
+                await self._pair.follow(self._engine.status(now), self._dnsmasq)
             delay = max(0.0, min(self._engine.next_wakeup() - self.now(), 1.0))
             self._wake.clear()
             if self._commands.empty():
@@ -286,7 +307,8 @@ class Daemon:
     async def _reload(self) -> None:
         assert self._engine is not None and self._backend is not None and self._hub is not None
         try:
-            new = load(self.config_path)
+            new_shared = load(self.config_path)
+            new = local_view(new_shared)
         except ConfigError as exc:
             self.emit(
                 event(
@@ -303,7 +325,7 @@ class Daemon:
         assert old is not None
         if self._dnsmasq is not None:
             try:  # everything is checked before anything is applied
-                await self._dnsmasq.validate(new)
+                await self._dnsmasq.validate(new_shared)
             except DnsmasqError as exc:
                 self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
                 return
@@ -322,7 +344,7 @@ class Daemon:
         self._configure_probes(new)
         if self._hooks is not None:
             self._hooks.hooks = new.hooks
-        await self._reload_dnsmasq(new)
+        await self._reload_dnsmasq(new_shared)
         self._steer(force=True)
         self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 
@@ -380,6 +402,7 @@ class Daemon:
             "backend_error": self._backend_error,
             "counters": self._backend.counters() if self._backend else {},
             "dnsmasq": self._dnsmasq.status() if self._dnsmasq is not None else None,
+            "ha": self._pair.status() if self._pair is not None else None,
             "leases": self._leases(),
             "events": [str(e) for e in list(self.events)[-20:]],
             "uptime_s": round(now - self._started_at, 1),

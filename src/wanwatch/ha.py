@@ -16,7 +16,7 @@ addresses); keepalived adds and removes the shared ones.
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from msgspec import Meta
 
@@ -53,7 +53,10 @@ class HaLan(HaSegment, frozen=True, kw_only=True):
 
 
 class HaWan(HaSegment, frozen=True, kw_only=True):
+    _internal: ClassVar[tuple[str, ...]] = ("shared",)
+
     wan: Name  # the wans[] entry whose address is the shared NAT address
+    shared: IPv4Interface | None = None  # set by local_view(): the pair's NAT address
 
 
 class HaSync(_Model, frozen=True):
@@ -179,7 +182,27 @@ def local_view(config: Config) -> Config:
         return config
     own_lan = {hl.lan: hl.address for hl in ha.lans}
     own_wan = {hw.wan: hw.address for hw in ha.wans}
+    shared = {w.name: w.address for w in config.wans}
     return config.replace(
+        ha=ha.replace(wans=tuple(hw.replace(shared=shared[hw.wan]) for hw in ha.wans)),
         lans=tuple(lan.replace(address=own_lan.get(lan.name, lan.address)) for lan in config.lans),
         wans=tuple(w.replace(address=own_wan.get(w.name, w.address)) for w in config.wans),
     )
+
+
+def snat(config: Config) -> list[tuple[str, IPv4Address, IPv4Address]]:
+    """(interface, own address, shared address) of each uplink NATed to the pair's address.
+
+    For a config from :func:`local_view`; empty without a pair. Forwarded
+    connections leave with the shared address, so the other router can carry
+    them on after a takeover (conntrackd hands over the mapping; the kernel
+    keeps using it). The router's own packets (probes, DNS) keep its own address.
+    """
+    if config.ha is None:
+        return []
+    wans = {w.name: w for w in config.wans}
+    out = []
+    for hw in config.ha.wans:
+        if hw.shared is not None and hw.address is not None:
+            out.append((wans[hw.wan].interface, hw.address.ip, hw.shared.ip))
+    return out

@@ -49,13 +49,18 @@ class Program:
     name: str  # event prefix and the name in messages
     argv: tuple[str, ...]
     marker: str  # an argv element naming our instance (our config file)
-    pid_file: Path  # where the program writes its PID (a stale copy is found by it)
+    # Where the program writes its PID, to find a stale copy by; None: look for
+    # one by its command line.
+    pid_file: Path | None
     ready: Callable[[str], bool]  # this log line says the program is serving
     log_event: Callable[[str, float], Event | None]  # a log line as an event
     last_words: Callable[[str], str] = str.strip  # a log line as an error message
     error: type[WanwatchError] = WanwatchError
     start_fields: dict[str, FieldValue] = field(default_factory=dict)
-    merge_stdout: bool = False  # read stdout too (programs that log there)
+    merge_stdout: bool = False  # read stdout and stderr (programs that log to stdout)
+    # Left behind by a killed copy and refused at start (conntrackd's lock file):
+    # removed before each start, once no copy of ours runs.
+    leftovers: tuple[Path, ...] = ()
 
 
 class Child:
@@ -117,12 +122,15 @@ class Supervisor:
 
     async def spawn(self) -> Child:
         p = self.program
+        for path in p.leftovers:
+            path.unlink(missing_ok=True)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *p.argv,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.STDOUT if p.merge_stdout else asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
+                # merged: stderr into the stdout pipe, read as one log
+                stdout=asyncio.subprocess.PIPE if p.merge_stdout else asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.STDOUT if p.merge_stdout else asyncio.subprocess.PIPE,
             )
         except OSError as exc:
             raise p.error(f"cannot run {p.argv[0]}: {exc.strerror}") from None
@@ -166,28 +174,35 @@ class Supervisor:
         Only a process whose command line names our own config file is touched,
         so another instance of the program on the machine is never hit.
         """
+        for pid in self._stale_pids():
+            self._emit("stale", pid=pid)
+            # It may exit on its own between the check and the signal.
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            while self._runs_ours(pid):
+                if time.monotonic() > deadline:
+                    with suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    break
+                await asyncio.sleep(0.02)
+            if self.program.pid_file is not None:
+                self.program.pid_file.unlink(missing_ok=True)
+
+    def _stale_pids(self) -> list[int]:
+        """Our program's PIDs not started by us: from its pid file, or by command line."""
         pid_file = self.program.pid_file
-        try:
-            pid = int(pid_file.read_text(encoding="ascii").strip())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError):
-            pid_file.unlink(missing_ok=True)
-            return
-        if not self._runs_ours(pid):
-            return
-        self._emit("stale", pid=pid)
-        # It may exit on its own between the check and the signal.
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        while self._runs_ours(pid):
-            if time.monotonic() > deadline:
-                with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                break
-            await asyncio.sleep(0.02)
-        pid_file.unlink(missing_ok=True)
+        if pid_file is None:
+            candidates = [int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit()]
+        else:
+            try:
+                candidates = [int(pid_file.read_text(encoding="ascii").strip())]
+            except FileNotFoundError:
+                return []
+            except (OSError, ValueError):
+                pid_file.unlink(missing_ok=True)
+                return []
+        return [pid for pid in candidates if pid != self.pid and self._runs_ours(pid)]
 
     # ------------------------------------------------------------------ internals
 
@@ -198,9 +213,9 @@ class Supervisor:
         return self.program.last_words(child.last_line)
 
     async def _read_log(self, child: Child) -> None:
-        stream = child.proc.stderr
+        stream = child.proc.stdout if self.program.merge_stdout else child.proc.stderr
         if stream is None:  # pragma: no cover - we always ask for a pipe
-            raise self.program.error(f"{self.program.name} was started without a stderr pipe")
+            raise self.program.error(f"{self.program.name} was started without a log pipe")
         try:
             while raw := await stream.readline():
                 line = raw.decode(errors="replace").strip()

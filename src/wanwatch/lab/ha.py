@@ -1,0 +1,201 @@
+"""A router pair in network namespaces: two wanwatch routers on shared LAN and ISP segments.
+
+::
+
+    [lanN] eth0 ─┬─ eth0a ── <lan if> [rtr]  <wan if> ── custa ─┬─ cust [ispK] ── [inet]
+       (bridge)  └─ eth0b ── <lan if> [rtrb] <wan if> ── custb ─┘ (bridge)
+                             [rtr] <sync if> ──── <sync if> [rtrb]
+
+Built on :class:`~wanwatch.lab.topology.Lab` (same fake internet, ISPs,
+clients and services): only the wiring differs. Each LAN client's ``eth0`` and
+each ISP's customer port ``cust`` become bridges, with one port per router, so
+both routers sit on every segment as two boxes on one switch would; a veth
+links the routers' sync interfaces. Router A runs in the lab's usual router
+namespace, router B in ``ww<tag>-rtrb``, each with its own derived config
+(``office-lab.yaml``, ``office-lab-b.yaml``), socket and state directory.
+
+The sync link's addresses are configured here, as an operator would set up
+the link between the two boxes; wanwatch uses them (conntrackd) and applies
+the uplink and LAN addresses itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from wanwatch.config import Config, load
+from wanwatch.errors import LabError
+from wanwatch.lab import netns
+from wanwatch.lab.office import Office
+from wanwatch.lab.topology import ClientDns, Lab, isp_ruleset, lab_config_text
+
+STATE_ROOT = Path("/run/wanwatch-lab-pair")  # not the single-router labs': `lab down` keeps apart
+PEER = "rtrb"
+PEER_CONFIG = "office-lab-b.yaml"
+SIDES = ("a", "b")
+
+
+def pair_paths(config: Path) -> tuple[Path, Path]:
+    """Router A's and router B's config: ``X-a.yaml`` and ``X-b.yaml``."""
+    if not config.name.endswith("-a.yaml"):
+        raise LabError(f"{config}: a pair's configs are named NAME-a.yaml and NAME-b.yaml")
+    return config, config.with_name(config.name[: -len("-a.yaml")] + "-b.yaml")
+
+
+class PairLab(Lab):
+    """The reference office served by two wanwatch routers. ``peer`` is router B's config.
+
+    Without ``peer`` (re-attaching to a running lab), router B's lab config is
+    read from the state directory.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        peer: Config | None = None,
+        *,
+        tag: str | None = None,
+        state_root: Path = STATE_ROOT,
+        client_dns: ClientDns = "router",
+        remove_state: bool = True,
+    ) -> None:
+        super().__init__(
+            config,
+            tag=tag,
+            state_root=state_root,
+            client_dns=client_dns,
+            remove_state=remove_state,
+        )
+        if peer is None:
+            peer = load(self.state_dir / PEER_CONFIG)
+        if config.ha is None or peer.ha is None:
+            raise LabError("both routers of a pair need an ha: section")
+        if config.replace(ha=None, source="") != peer.replace(ha=None, source=""):
+            raise LabError("the two routers' configs must differ only in their ha: section")
+        if config.ha.sync.interface != peer.ha.sync.interface:
+            raise LabError("the lab wires both routers' sync interfaces: give them one name")
+        self.peer_config = peer
+        self.peer_text = lab_config_text(peer, self.topology, client_dns)
+        self.peer_ns = f"{netns.PREFIX}{self.tag}-{PEER}"
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return (*self.topology.namespaces, self.peer_ns)
+
+    @property
+    def peer_config_path(self) -> Path:
+        return self.state_dir / PEER_CONFIG
+
+    def router(self, side: str) -> str:
+        """Namespace of router ``a`` or ``b``."""
+        return {"a": self.router_ns, "b": self.peer_ns}[side]
+
+    def ns_for(self, who: str) -> str:
+        return (
+            self.peer_ns
+            if who in ("b", "peer")
+            else super().ns_for("router" if who == "a" else who)
+        )
+
+    def up(self) -> PairLab:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.peer_config_path.write_text(self.peer_text)
+        super().up()
+        return self
+
+    def _build(self) -> None:
+        topo = self.topology
+        for ns in self.namespaces:
+            netns.create(ns)
+            self._owned.append(ns)
+            self._save()
+        inet_cmds: list[str] = []
+        for isp in topo.isps:
+            netns.veth(isp.ns, isp.uplink_if, topo.inet_ns, isp.inet_if)
+            self._switch(isp.ns, isp.cust_if, isp.router_if)
+            netns.batch(
+                isp.ns,
+                [
+                    f"addr add {isp.public} dev {isp.uplink_if}",
+                    f"addr add {isp.gateway} dev {isp.cust_if}",
+                    f"route add default via {isp.inet_side.ip} dev {isp.uplink_if}",
+                ],
+            )
+            netns.sysctl(isp.ns, {"net.ipv4.ip_forward": 1})
+            netns.nft(isp.ns, isp_ruleset(isp))
+            inet_cmds.append(f"addr add {isp.inet_side} dev {isp.inet_if}")
+        inet_cmds += [f"addr add {h}/32 dev lo" for h in topo.hosts]
+        netns.batch(topo.inet_ns, inet_cmds)
+        for c in topo.clients:
+            self._switch(c.ns, c.ifname, c.router_if)
+        sync_a, sync_b = (cfg.ha.sync for cfg in (self.config, self.peer_config) if cfg.ha)
+        netns.veth(self.router_ns, sync_a.interface, self.peer_ns, sync_b.interface)
+        netns.batch(self.router_ns, [f"addr add {sync_a.address} dev {sync_a.interface}"])
+        netns.batch(self.peer_ns, [f"addr add {sync_b.address} dev {sync_b.interface}"])
+
+    def _switch(self, ns: str, bridge: str, router_if: str) -> None:
+        """A bridge ``bridge`` in ``ns`` with a port to ``router_if`` of each router."""
+        netns.batch(ns, [f"link add {bridge} type bridge", f"link set {bridge} up"])
+        for side in SIDES:
+            port = f"{bridge}{side}"
+            netns.veth(ns, port, self.router(side), router_if)
+            netns.batch(ns, [f"link set {port} master {bridge}"])
+
+    # ---------------------------------------------------------------- faults
+
+    def unplug(self, side: str, *, lans: bool = True, wans: bool = True) -> float:
+        """Take router ``side``'s switch ports down (its cables pulled); the time it happened."""
+        cmds: list[tuple[str, str]] = []
+        if lans:
+            cmds += [(c.ns, f"{c.ifname}{side}") for c in self.topology.clients]
+        if wans:
+            cmds += [(i.ns, f"{i.cust_if}{side}") for i in self.topology.isps]
+        at = time.monotonic()
+        for ns, port in cmds:
+            netns.batch(ns, [f"link set {port} down"])
+        return at
+
+    def plug(self, side: str) -> None:
+        """Bring router ``side``'s switch ports back up."""
+        for c in self.topology.clients:
+            netns.batch(c.ns, [f"link set {c.ifname}{side} up"])
+        for i in self.topology.isps:
+            netns.batch(i.ns, [f"link set {i.cust_if}{side} up"])
+
+    def kill_router(self, side: str) -> float:
+        """Power router ``side`` off: SIGKILL every process in its namespace, pull its cables.
+
+        Every process in a lab router namespace was started by this lab (wanwatch
+        and what wanwatch started); each is killed by its PID. The time of the kill.
+        """
+        ns = self.router(side)
+        out = netns.sh(["ip", "netns", "pids", ns]).stdout.split()
+        at = time.monotonic()
+        for pid in out:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                continue  # it exited on its own meanwhile
+        self.unplug(side)
+        return at
+
+
+def offices(lab: PairLab) -> tuple[Office, Office]:
+    """wanwatch for router A and router B (not started)."""
+    a = Office(lab)
+    b = Office(lab, lab.peer_config_path)
+    b.router_ns = lab.peer_ns
+    b.socket = lab.state_dir / "wanwatch-b.sock"
+    b.daemon_state = lab.state_dir / "wanwatch-b-state"
+    return a, b
+
+
+def wait_role(office: Office, role: str, timeout: float) -> float:
+    """Wait until ``office``'s router reports VRRP role ``role``; when it did (monotonic)."""
+    office.wait_for(
+        lambda st: (st.get("ha") or {}).get("role") == role, timeout, f"VRRP role {role}"
+    )
+    return time.monotonic()
