@@ -165,6 +165,30 @@ class PairLab(Lab):
         for i in self.topology.isps:
             netns.batch(i.ns, [f"link set {i.cust_if}{side} up"])
 
+    def silence(self, side: str, on: bool = True) -> float:
+        """Every ISP silently drops router ``side``'s own packets (its cables stay in).
+
+        Like an LTE modem that lost signal: only the router's probes can tell,
+        through the track file. Forwarded office traffic (NATed to the shared
+        address) is not dropped. The time it took effect.
+        """
+        cfg = self.config if side == "a" else self.peer_config
+        assert cfg.ha is not None  # checked in __init__
+        own = {hw.wan: hw.address.ip for hw in cfg.ha.wans}
+        at = time.monotonic()
+        for isp in self.topology.isps:
+            table = f"ww_silence_{side}"
+            rules = f"table ip {table}\ndelete table ip {table}\n"
+            if on:
+                addr = own[isp.wan]
+                rules += (
+                    f"table ip {table} {{\n\tchain forward {{\n"
+                    "\t\ttype filter hook forward priority filter - 1; policy accept;\n"
+                    f"\t\tip saddr {addr} drop\n\t\tip daddr {addr} drop\n\t}}\n}}\n"
+                )
+            netns.nft(isp.ns, rules)
+        return at
+
     def kill_router(self, side: str) -> float:
         """Power router ``side`` off: SIGKILL every process in its namespace, pull its cables.
 
