@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wanwatch.engine.events import Event, event
-from wanwatch.errors import DnsmasqError, HaError
-from wanwatch.linux import conntrackd, keepalived
+from wanwatch.errors import DnsmasqError, HaError, SysctlError
+from wanwatch.linux import conntrackd, keepalived, sysctl
 from wanwatch.linux.supervisor import Program, Supervisor
 
 if TYPE_CHECKING:
@@ -124,6 +124,12 @@ class Pair:
         """Render, check and start conntrackd, then keepalived; raise HaError if either fails."""
         cfg, d = self._config, self._state_dir
         d.mkdir(parents=True, exist_ok=True)
+        try:
+            changes = sysctl.ensure_pair()
+        except SysctlError as exc:
+            raise HaError(str(exc)) from None
+        for c in changes:
+            self._emit(event(self._now(), "sysctl.set", key=c.key, old=c.old, new=c.new))
         self.cfiles.conf.write_text(conntrackd.render(cfg, d), encoding="utf-8")
         self.kfiles.conf.write_text(keepalived.render(cfg, d), encoding="utf-8")
         await keepalived.check(self.kfiles.conf, self._keepalived_bin)
