@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 import pytest
 import yaml
 
 from wanwatch.config import ConfigError, load, loads
-from wanwatch.ha import local_view
+from wanwatch.engine.intent import intent_from_config
+from wanwatch.ha import local_view, snat
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 A = EXAMPLES / "office-ha-a.yaml"
@@ -110,3 +111,20 @@ def test_error_names_the_line() -> None:
     line = next(n for n, s in enumerate(text.splitlines(), 1) if "vrid: 300" in s)
     (problem,) = _problems(text)
     assert problem.startswith(f"pair.yaml:{line}: ha.lans[1].vrid:"), problem
+
+
+def test_forwarded_traffic_is_nated_to_the_shared_address() -> None:
+    local = local_view(load(A))
+    assert snat(local) == [
+        ("ether1", IPv4Address("192.168.0.3"), IPv4Address("192.168.0.2")),
+        ("ether2", IPv4Address("192.168.18.3"), IPv4Address("192.168.18.2")),
+    ]
+    assert snat(load(EXAMPLES / "office.yaml")) == []
+
+
+def test_a_pair_deletes_no_flow() -> None:
+    # conntrackd would replicate the delete to the peer that may carry the flow on
+    single = intent_from_config(load(EXAMPLES / "office.yaml"), flush=["INET-UTAMA"])
+    pair = intent_from_config(local_view(load(A)), flush=["INET-UTAMA"])
+    assert single.flush == ("INET-UTAMA",)
+    assert pair.flush == ()

@@ -24,13 +24,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from wanwatch.config import Config, load
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import ClientDns, Lab, isp_ruleset, lab_config_text
+from wanwatch.lab.traffic import ConnectLoop, Flow
 
 STATE_ROOT = Path("/run/wanwatch-lab-pair")  # not the single-router labs': `lab down` keeps apart
 PEER = "rtrb"
@@ -223,3 +226,89 @@ def wait_role(office: Office, role: str, timeout: float) -> float:
         lambda st: (st.get("ha") or {}).get("role") == role, timeout, f"VRRP role {role}"
     )
     return time.monotonic()
+
+
+# --------------------------------------------------------------------------- lab up / down / demo
+
+DEFAULT_A = Path(__file__).resolve().parents[3] / "examples" / "office-ha-a.yaml"
+DEMO_FLOWS = 5
+DEMO_DEADLINE = 15.0
+Say = Callable[[str], None]
+
+
+def up(config_a: Config, config_b: Config, say: Say) -> PairLab:
+    """Build the pair lab for routers A and B and start both; leave it running."""
+    lab = PairLab(config_a, config_b, remove_state=False)
+    try:
+        lab.up()
+        a, b = offices(lab)
+        a.start(timeout=DEMO_DEADLINE)
+        b.start(timeout=DEMO_DEADLINE)
+        wait_role(a, "MASTER", DEMO_DEADLINE)
+    except (LabError, KeyboardInterrupt):
+        lab.down()
+        raise
+    say(
+        f"pair lab {lab.tag} is up: router A ({lab.router_ns}) is master, B ({lab.peer_ns}) backup."
+    )
+    say(f"  status A: wanwatch status --socket {a.socket}")
+    say(f"  status B: wanwatch status --socket {b.socket}")
+    for c in lab.topology.clients:
+        say(f"  client {c.lan}: ip netns exec {c.ns} <command>")
+    say("  take it down: wanwatch lab down --ha")
+    return lab
+
+
+def down_all(say: Say) -> None:
+    """Take down every pair lab this machine runs."""
+    dirs = PairLab.running(STATE_ROOT)
+    if not dirs:
+        say("no pair lab is running.")
+    for state_dir in dirs:
+        lab = PairLab.attach(state_dir)
+        lab.remove_state = True
+        lab.down()
+        say(f"pair lab {lab.tag} removed.")
+
+
+def demo(config_a: Config, config_b: Config, say: Say) -> dict[str, Any]:
+    """Kill the master router while the office works; show the office carrying on."""
+    figures: dict[str, Any] = {}
+    with PairLab(config_a, config_b) as lab:
+        a, b = offices(lab)
+        say("Two wanwatch routers in namespaces; starting both (keepalived + conntrackd each).")
+        a.start(timeout=DEMO_DEADLINE)
+        b.start(timeout=DEMO_DEADLINE)
+        wait_role(a, "MASTER", DEMO_DEADLINE)
+        wait_role(b, "BACKUP", DEMO_DEADLINE)
+        say("Router A is master (holds the LAN gateways and the uplinks' NAT addresses).")
+        lan = lab.topology.clients[0].lan
+        client = lab.dhcp_client(lan)
+        lease = client.wait_lease(time.monotonic() + DEMO_DEADLINE)
+        say(f"The {lan} client got {lease.address} from {lease.server}, gateway {lease.router}.")
+        flows = [Flow(lab, lan, interval=0.05, max_seconds=120).start() for _ in range(DEMO_FLOWS)]
+        for f in flows:
+            f.wait_connected(time.monotonic() + DEMO_DEADLINE)
+        say(f"{DEMO_FLOWS} long-lived TCP connections through NAT exchange bytes every 50 ms.")
+        time.sleep(1.0)
+        with ConnectLoop(lab, lan) as loop:
+            killed = lab.kill_router("a")
+            say("Router A killed: SIGKILL of everything in it, cables pulled.")
+            first = loop.first_success(after=killed, deadline=killed + DEMO_DEADLINE)
+        if first is None:
+            raise LabError("no new connection went through router B")
+        wait_role(b, "MASTER", DEMO_DEADLINE)
+        figures["new_connection_ms"] = round((first.t1 - killed) * 1000)
+        say(f"New connections go out through router B after {figures['new_connection_ms']} ms.")
+        time.sleep(3.0)
+        alive = [
+            f for f in flows if (r := f.report()).broken_at is None and (r.last_ok or 0) > killed
+        ]
+        figures["flows_survived"] = f"{len(alive)}/{DEMO_FLOWS}"
+        say(f"Established connections still exchanging through B: {figures['flows_survived']}.")
+        asked = client.renew()
+        renewed = client.wait_lease(asked + 60, after=asked)
+        figures["lease_kept"] = renewed.address == lease.address
+        say(f"The client renewed its lease with B ({renewed.server}): still {renewed.address}.")
+        client.stop()
+    return figures

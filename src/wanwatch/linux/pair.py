@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from wanwatch.linux.dnsmasq import Dnsmasq
 
 # keepalived --log-console: "Sat Dec  5 12:13:27 2026: Startup complete"
-_KEEPALIVED_PREFIX = re.compile(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}: ")
+_KEEPALIVED_PREFIX = re.compile(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}:\s*")
 # conntrackd in the foreground: "[Sat Dec  5 12:13:06 2026] (pid=21507) [notice] ..."
 _CONNTRACKD_PREFIX = re.compile(r"^\[[^]]*\] \(pid=\d+\) (?:\[(?P<level>\w+)\] )?")
 _STATE_RE = re.compile(r"^\((?P<instance>[^)]+)\) Entering (?P<state>[A-Z]+) STATE")
