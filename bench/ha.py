@@ -38,7 +38,7 @@ from _common import ROOT, host_info, say, summary
 
 from wanwatch.config import load
 from wanwatch.control import request
-from wanwatch.lab.ha import PairLab, offices, wait_role
+from wanwatch.lab.ha import PairLab, start, wait_role
 from wanwatch.lab.office import Office
 from wanwatch.lab.traffic import ConnectLoop, Flow
 
@@ -78,9 +78,9 @@ def _outcome(flows: list[Flow], since: float) -> dict[str, Any]:
         rep = f.report()
         if rep.broken_at is not None or (rep.last_ok or 0) <= since:
             lost += 1
-        for start, end in rep.stalls:
-            if start >= since - 2.0:
-                stall = max(stall, (end or time.monotonic()) - start)
+        for begin, end in rep.stalls:
+            if begin >= since - 2.0:
+                stall = max(stall, (end or time.monotonic()) - begin)
     return {"lost": lost, "longest_stall_ms": round(stall * 1000, 1)}
 
 
@@ -98,11 +98,7 @@ def _round(
     lab = PairLab(load(A), load(B), remove_state=True)
     try:
         lab.up()
-        a, b = offices(lab)
-        a.start(timeout=START_TIMEOUT)
-        b.start(timeout=START_TIMEOUT)
-        wait_role(a, "MASTER", START_TIMEOUT)
-        wait_role(b, "BACKUP", START_TIMEOUT)
+        a, b = start(lab, START_TIMEOUT)
         lab.dhcp_lease(LAN)
         flows = [Flow(lab, LAN, interval=0.05, max_seconds=300).start() for _ in range(n_flows)]
         for f in flows:
@@ -173,6 +169,19 @@ def main() -> None:
     def fig(name: str, key: str) -> dict[str, Any]:
         return summary([r[key] for r in runs[name] if r.get(key) is not None])
 
+    def flows(name: str, prefix: str = "") -> dict[str, Any]:
+        return {
+            "flows_lost": sum(r[f"{prefix}flows_lost"] for r in runs[name]),
+            "flows": sum(r["flows"] for r in runs[name]),
+            "longest_stall_ms": fig(name, f"{prefix}longest_stall_ms"),
+        }
+
+    def takeover(name: str) -> dict[str, Any]:
+        return {
+            **{k: fig(name, k) for k in ("new_connection_ms", "backup_master_ms")},
+            **flows(name),
+        }
+
     out = {
         "bench": "ha",
         "started": started,
@@ -184,33 +193,16 @@ def main() -> None:
         },
         "rounds": rounds,
         "flows_per_round": n_flows,
-        "kill": {
-            "new_connection_ms": fig("kill", "new_connection_ms"),
-            "backup_master_ms": fig("kill", "backup_master_ms"),
-            "flows_lost": sum(r["flows_lost"] for r in runs["kill"]),
-            "longest_stall_ms": fig("kill", "longest_stall_ms"),
-            "flows": sum(r["flows"] for r in runs["kill"]),
-        },
-        "lan_down": {
-            "new_connection_ms": fig("lan_down", "new_connection_ms"),
-            "backup_master_ms": fig("lan_down", "backup_master_ms"),
-            "flows_lost": sum(r["flows_lost"] for r in runs["lan_down"]),
-            "longest_stall_ms": fig("lan_down", "longest_stall_ms"),
-            "flows": sum(r["flows"] for r in runs["lan_down"]),
-        },
+        "kill": takeover("kill"),
+        "lan_down": takeover("lan_down"),
         "uplinks_dead": {
-            "detect_ms": fig("uplinks_dead", "detect_ms"),
-            "backup_master_ms": fig("uplinks_dead", "backup_master_ms"),
+            **{k: fig("uplinks_dead", k) for k in ("detect_ms", "backup_master_ms")},
             "after_detection_ms": fig("uplinks_dead", "after_detection_ms"),
-            "flows_lost": sum(r["flows_lost"] for r in runs["uplinks_dead"]),
-            "longest_stall_ms": fig("uplinks_dead", "longest_stall_ms"),
-            "flows": sum(r["flows"] for r in runs["uplinks_dead"]),
+            **flows("uplinks_dead"),
         },
         "failback": {
             "master_ms": fig("uplinks_dead", "failback_master_ms"),
-            "flows_lost": sum(r["failback_flows_lost"] for r in runs["uplinks_dead"]),
-            "longest_stall_ms": fig("uplinks_dead", "failback_longest_stall_ms"),
-            "flows": sum(r["flows"] for r in runs["uplinks_dead"]),
+            **flows("uplinks_dead", "failback_"),
         },
         "runs": runs,
     }

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from msgspec import Meta
 
-from wanwatch.config import Check, Duration, IfName, Name, _Model
+from wanwatch.config import Check, Duration, IfName, Lan, Name, Wan, _Model
 
 if TYPE_CHECKING:
     from wanwatch.config import Config, _Walker
@@ -84,44 +84,31 @@ def check(col: _Walker, config: Config) -> None:
     ha = config.ha
     if ha is None:
         return
-    lans = {lan.name: lan for lan in config.lans or () if lan is not None}
-    wans = {w.name: w for w in config.wans or () if w is not None}
+    lans: dict[str, Lan | Wan] = {x.name: x for x in config.lans or () if x is not None}
+    wans: dict[str, Lan | Wan] = {x.name: x for x in config.wans or () if x is not None}
     segments: list[tuple[tuple[str | int, ...], HaSegment, IPv4Interface | None]] = []
-    for i, hl in enumerate(ha.lans or ()):
-        if hl is None:
-            continue
-        lan = lans.get(hl.lan)
-        if lan is None:
-            col.add(("ha", "lans", i, "lan"), f"no LAN is named {hl.lan!r}")
-            continue
-        if lan.address is None:
-            col.add(
-                ("ha", "lans", i, "lan"),
-                f"LAN {hl.lan!r} needs an address: it is the gateway the master holds",
-            )
-        elif hl.address is not None and lan.dhcp is not None and lan.dhcp.range is not None:
-            lo, hi = lan.dhcp.range
-            if lo <= hl.address.ip <= hi:
-                col.add(
-                    ("ha", "lans", i, "address"),
-                    f"{hl.address.ip} is inside the DHCP pool {lo}-{hi} of LAN {hl.lan!r}",
-                )
-        segments.append((("ha", "lans", i), hl, lan.address))
-    for i, hw in enumerate(ha.wans or ()):
-        if hw is None:
-            continue
-        wan = wans.get(hw.wan)
-        if wan is None:
-            col.add(("ha", "wans", i, "wan"), f"no uplink is named {hw.wan!r}")
-            continue
-        if wan.address is None:
-            col.add(
-                ("ha", "wans", i, "wan"),
-                f"uplink {hw.wan!r} needs an address: it is the NAT address the master holds",
-            )
-        elif wan.gateway is not None and hw.address is not None and hw.address.ip == wan.gateway:
-            col.add(("ha", "wans", i, "address"), f"{hw.address.ip} is the uplink's gateway")
-        segments.append((("ha", "wans", i), hw, wan.address))
+    kinds = (
+        ("lans", "lan", "LAN", lans, "the gateway the master holds"),
+        ("wans", "wan", "uplink", wans, "the NAT address the master holds"),
+    )
+    for kind, key, what, items, role in kinds:
+        entries: tuple[HaSegment | None, ...] = getattr(ha, kind) or ()
+        for i, seg in enumerate(entries):
+            if seg is None:
+                continue
+            path: tuple[str | int, ...] = ("ha", kind, i)
+            name = getattr(seg, key)
+            item = items.get(name)
+            if item is None:
+                col.add((*path, key), f"no {what} is named {name!r}")
+                continue
+            if item.address is None:
+                col.add((*path, key), f"{what} {name!r} needs an address: it is {role}")
+            elif seg.address is not None:
+                clash = _own_clash(seg.address.ip, item)
+                if clash:
+                    col.add((*path, "address"), f"{seg.address.ip} {clash} of {what} {name!r}")
+            segments.append((path, seg, item.address))
     for path, seg, shared in segments:
         if seg.address is not None and shared is not None:
             if seg.address.network != shared.network:
@@ -173,6 +160,16 @@ def check(col: _Walker, config: Config) -> None:
                 ("ha", "sync", "interface"),
                 f"{sync.interface} is a LAN or uplink: the state sync needs a link of its own",
             )
+
+
+def _own_clash(own: IPv4Address, item: Lan | Wan) -> str | None:
+    """Why a router's own address cannot be ``own`` on ``item``'s segment, if it cannot."""
+    if isinstance(item, Wan) and own == item.gateway:
+        return "is the gateway"
+    dhcp = item.dhcp if isinstance(item, Lan) else None
+    if dhcp is not None and dhcp.range is not None and dhcp.range[0] <= own <= dhcp.range[1]:
+        return f"is inside the DHCP pool {dhcp.range[0]}-{dhcp.range[1]}"
+    return None
 
 
 def local_view(config: Config) -> Config:

@@ -10,7 +10,7 @@ tests/lab/test_ha.py runs the rendered file in the real conntrackd.
 from __future__ import annotations
 
 import asyncio
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,42 +22,28 @@ from wanwatch.linux import conntrackd, keepalived
 HERE = Path(__file__).parent / "ha"
 EXAMPLES = Path(__file__).parents[2] / "examples"
 STATE_DIR = Path("/var/lib/wanwatch")
-UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
+Compare = Callable[[str, Path], None]  # the ``golden`` fixture (conftest.py)
 ROUTERS = {
     "office-ha-a": EXAMPLES / "office-ha-a.yaml",
     "office-ha-b": EXAMPLES / "office-ha-b.yaml",
 }
 
 
-def _compare(actual: str, golden: Path) -> None:
-    if UPDATE:
-        golden.write_text(actual, encoding="utf-8")
-    if not golden.exists():
-        pytest.fail(f"{golden} is missing; create it with WANWATCH_UPDATE_GOLDENS=1")
-    assert actual == golden.read_text(encoding="utf-8"), (
-        f"{golden.name} differs; if intended, rerun with WANWATCH_UPDATE_GOLDENS=1"
-    )
+@pytest.mark.parametrize("router", sorted(ROUTERS))
+def test_keepalived_matches_golden(router: str, golden: Compare) -> None:
+    golden(keepalived.render(load(ROUTERS[router]), STATE_DIR), HERE / f"{router}.keepalived.conf")
 
 
 @pytest.mark.parametrize("router", sorted(ROUTERS))
-def test_keepalived_matches_golden(router: str) -> None:
-    _compare(
-        keepalived.render(load(ROUTERS[router]), STATE_DIR), HERE / f"{router}.keepalived.conf"
-    )
+def test_conntrackd_matches_golden(router: str, golden: Compare) -> None:
+    golden(conntrackd.render(load(ROUTERS[router]), STATE_DIR), HERE / f"{router}.conntrackd.conf")
 
 
-@pytest.mark.parametrize("router", sorted(ROUTERS))
-def test_conntrackd_matches_golden(router: str) -> None:
-    _compare(
-        conntrackd.render(load(ROUTERS[router]), STATE_DIR), HERE / f"{router}.conntrackd.conf"
-    )
-
-
-def test_notify_matches_golden() -> None:
+def test_notify_matches_golden(golden: Compare) -> None:
     text = keepalived.render_notify(
         STATE_DIR, "/usr/sbin/conntrackd", STATE_DIR / "conntrackd.conf"
     )
-    _compare(text, HERE / "notify.sh")
+    golden(text, HERE / "notify.sh")
 
 
 @pytest.mark.parametrize("router", sorted(ROUTERS))

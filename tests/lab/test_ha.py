@@ -20,7 +20,7 @@ import pytest
 
 from wanwatch.config import load
 from wanwatch.lab import netns
-from wanwatch.lab.ha import PairLab, offices, wait_role
+from wanwatch.lab.ha import PairLab, start, wait_role
 from wanwatch.lab.office import Office
 from wanwatch.lab.traffic import ConnectLoop, Flow, FlowReport
 
@@ -43,11 +43,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[PairLab, Office, Office]]:
     )
     try:
         lab.up()
-        a, b = offices(lab)
-        a.start(timeout=DEADLINE)
-        b.start(timeout=DEADLINE)
-        wait_role(a, "MASTER", DEADLINE)
-        wait_role(b, "BACKUP", DEADLINE)
+        a, b = start(lab, DEADLINE)
         yield lab, a, b
     finally:
         lab.down()

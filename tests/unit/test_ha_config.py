@@ -67,7 +67,7 @@ def test_local_view_puts_own_addresses_in_place_of_shared_ones() -> None:
         ("ha.lans.1.vrid", 19, None),  # another interface: the same VRID is fine
         ("ha.wans.0.vrid", 19, None),  # a VRID is per segment (RFC 5798 5.2.3)
         ("ha.lans.0.lan", "nosuch", r"ha\.lans\[0\]\.lan: no LAN is named 'nosuch'"),
-        ("ha.wans.0.address", "192.168.0.1/24", r"is the uplink's gateway"),
+        ("ha.wans.0.address", "192.168.0.1/24", r"192\.168\.0\.1 is the gateway of uplink"),
         ("ha.priority", 255, r"ha\.priority: must be at most 254"),
         ("ha.advert_interval", "5ms", r"ha\.advert_interval"),
         ("ha.lans.0.password", "secret", r"ha\.lans\[0\]\.password: a password needs VRRPv2"),

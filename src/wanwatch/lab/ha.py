@@ -32,7 +32,7 @@ from wanwatch.config import Config, load
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import ClientDns, Lab, isp_ruleset, lab_config_text
+from wanwatch.lab.topology import ClientDns, Lab, lab_config_text
 from wanwatch.lab.traffic import ConnectLoop, Flow
 
 STATE_ROOT = Path("/run/wanwatch-lab-pair")  # not the single-router labs': `lab down` keeps apart
@@ -110,42 +110,19 @@ class PairLab(Lab):
         return self
 
     def _build(self) -> None:
-        topo = self.topology
-        for ns in self.namespaces:
-            netns.create(ns)
-            self._owned.append(ns)
-            self._save()
-        inet_cmds: list[str] = []
-        for isp in topo.isps:
-            netns.veth(isp.ns, isp.uplink_if, topo.inet_ns, isp.inet_if)
-            self._switch(isp.ns, isp.cust_if, isp.router_if)
-            netns.batch(
-                isp.ns,
-                [
-                    f"addr add {isp.public} dev {isp.uplink_if}",
-                    f"addr add {isp.gateway} dev {isp.cust_if}",
-                    f"route add default via {isp.inet_side.ip} dev {isp.uplink_if}",
-                ],
-            )
-            netns.sysctl(isp.ns, {"net.ipv4.ip_forward": 1})
-            netns.nft(isp.ns, isp_ruleset(isp))
-            inet_cmds.append(f"addr add {isp.inet_side} dev {isp.inet_if}")
-        inet_cmds += [f"addr add {h}/32 dev lo" for h in topo.hosts]
-        netns.batch(topo.inet_ns, inet_cmds)
-        for c in topo.clients:
-            self._switch(c.ns, c.ifname, c.router_if)
+        super()._build()
         sync_a, sync_b = (cfg.ha.sync for cfg in (self.config, self.peer_config) if cfg.ha)
         netns.veth(self.router_ns, sync_a.interface, self.peer_ns, sync_b.interface)
         netns.batch(self.router_ns, [f"addr add {sync_a.address} dev {sync_a.interface}"])
         netns.batch(self.peer_ns, [f"addr add {sync_b.address} dev {sync_b.interface}"])
 
-    def _switch(self, ns: str, bridge: str, router_if: str) -> None:
-        """A bridge ``bridge`` in ``ns`` with a port to ``router_if`` of each router."""
-        netns.batch(ns, [f"link add {bridge} type bridge", f"link set {bridge} up"])
+    def _plug_router(self, ns: str, ifname: str, router_if: str) -> None:
+        """A bridge ``ifname`` in ``ns`` with a port to ``router_if`` of each router."""
+        netns.batch(ns, [f"link add {ifname} type bridge", f"link set {ifname} up"])
         for side in SIDES:
-            port = f"{bridge}{side}"
+            port = f"{ifname}{side}"
             netns.veth(ns, port, self.router(side), router_if)
-            netns.batch(ns, [f"link set {port} master {bridge}"])
+            netns.batch(ns, [f"link set {port} master {ifname}"])
 
     # ---------------------------------------------------------------- faults
 
@@ -220,6 +197,16 @@ def offices(lab: PairLab) -> tuple[Office, Office]:
     return a, b
 
 
+def start(lab: PairLab, timeout: float) -> tuple[Office, Office]:
+    """Start wanwatch on both routers; return once A is master and B backup."""
+    a, b = offices(lab)
+    a.start(timeout=timeout)
+    b.start(timeout=timeout)
+    wait_role(a, "MASTER", timeout)
+    wait_role(b, "BACKUP", timeout)
+    return a, b
+
+
 def wait_role(office: Office, role: str, timeout: float) -> float:
     """Wait until ``office``'s router reports VRRP role ``role``; when it did (monotonic)."""
     office.wait_for(
@@ -241,10 +228,7 @@ def up(config_a: Config, config_b: Config, say: Say) -> PairLab:
     lab = PairLab(config_a, config_b, remove_state=False)
     try:
         lab.up()
-        a, b = offices(lab)
-        a.start(timeout=DEMO_DEADLINE)
-        b.start(timeout=DEMO_DEADLINE)
-        wait_role(a, "MASTER", DEMO_DEADLINE)
+        a, b = start(lab, DEMO_DEADLINE)
     except (LabError, KeyboardInterrupt):
         lab.down()
         raise
@@ -275,12 +259,8 @@ def demo(config_a: Config, config_b: Config, say: Say) -> dict[str, Any]:
     """Kill the master router while the office works; show the office carrying on."""
     figures: dict[str, Any] = {}
     with PairLab(config_a, config_b) as lab:
-        a, b = offices(lab)
         say("Two wanwatch routers in namespaces; starting both (keepalived + conntrackd each).")
-        a.start(timeout=DEMO_DEADLINE)
-        b.start(timeout=DEMO_DEADLINE)
-        wait_role(a, "MASTER", DEMO_DEADLINE)
-        wait_role(b, "BACKUP", DEMO_DEADLINE)
+        b = start(lab, DEMO_DEADLINE)[1]
         say("Router A is master (holds the LAN gateways and the uplinks' NAT addresses).")
         lan = lab.topology.clients[0].lan
         client = lab.dhcp_client(lan)

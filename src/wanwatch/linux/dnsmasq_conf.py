@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wanwatch.errors import DnsmasqError
 from wanwatch.linux.dnsmasq_log import strip_prefix
+from wanwatch.linux.supervisor import config_test
 
 if TYPE_CHECKING:
     from wanwatch.config import Config, Lan
@@ -187,23 +187,5 @@ def command(binary: str, conf: Path) -> list[str]:
 
 async def check(conf: Path, binary: str = "dnsmasq") -> None:
     """``dnsmasq --test`` on ``conf``; raise DnsmasqError with dnsmasq's own words."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *command(binary, conf),
-            "--test",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    except OSError as exc:
-        raise DnsmasqError(f"cannot run {binary}: {exc.strerror}") from None
-    try:
-        output, _ = await asyncio.wait_for(proc.communicate(), TEST_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise DnsmasqError(f"{binary} --test did not finish in {TEST_TIMEOUT:g} s") from None
-    if proc.returncode != 0:
-        lines = [strip_prefix(s) for s in output.decode(errors="replace").splitlines()]
-        message = "; ".join(s for s in lines if s) or f"exit code {proc.returncode}"
-        raise DnsmasqError(f"dnsmasq rejected {conf}: {message}")
+    argv = [*command(binary, conf), "--test"]
+    await config_test(argv, f"dnsmasq rejected {conf}", DnsmasqError, TEST_TIMEOUT, strip_prefix)

@@ -18,12 +18,12 @@ Every file lives in the state directory: namespaces share one filesystem.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wanwatch.errors import HaError
+from wanwatch.linux.supervisor import config_test
 
 if TYPE_CHECKING:
     from wanwatch.config import Config
@@ -215,24 +215,5 @@ def command(binary: str, files: KeepalivedFiles) -> list[str]:
 
 async def check(conf: Path, binary: str = "keepalived") -> None:
     """``keepalived --config-test`` on ``conf``; raise HaError with keepalived's own words."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            binary,
-            f"--use-file={conf}",
-            "--config-test",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    except OSError as exc:
-        raise HaError(f"cannot run {binary}: {exc.strerror}") from None
-    try:
-        output, _ = await asyncio.wait_for(proc.communicate(), TEST_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise HaError(f"{binary} --config-test did not finish in {TEST_TIMEOUT:g} s") from None
-    if proc.returncode != 0:
-        lines = [s.strip() for s in output.decode(errors="replace").splitlines()]
-        message = "; ".join(s for s in lines if s) or f"exit code {proc.returncode}"
-        raise HaError(f"keepalived rejected {conf}: {message}")
+    argv = [binary, f"--use-file={conf}", "--config-test"]
+    await config_test(argv, f"keepalived rejected {conf}", HaError, TEST_TIMEOUT)

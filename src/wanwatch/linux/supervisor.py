@@ -16,7 +16,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,39 @@ STABLE_AFTER = 30.0
 READY_TIMEOUT = 10.0  # from exec to the program's "ready" line
 STOP_GRACE = 5.0  # SIGTERM -> SIGKILL
 DRAIN_TIMEOUT = 1.0  # log lines after exit; forked children may hold stderr open
+
+
+async def config_test(
+    argv: Sequence[str],
+    rejected: str,
+    error: type[WanwatchError],
+    timeout: float,
+    words: Callable[[str], str] = str.strip,
+) -> None:
+    """Run a program's own config test (``argv``); raise ``error`` unless it exits 0.
+
+    The message is ``rejected`` followed by the program's own words (each output
+    line through ``words``).
+    """
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    except OSError as exc:
+        raise error(f"cannot run {argv[0]}: {exc.strerror}") from None
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise error(f"{argv[0]} {argv[-1]} did not finish in {timeout:g} s") from None
+    if proc.returncode != 0:
+        lines = [words(s) for s in output.decode(errors="replace").splitlines()]
+        message = "; ".join(s for s in lines if s) or f"exit code {proc.returncode}"
+        raise error(f"{rejected}: {message}")
 
 
 def backoff(attempt: int) -> float:
