@@ -41,7 +41,7 @@ from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dnsmasq import Dnsmasq
-from wanwatch.linux.pair import Pair
+from wanwatch.linux.pair import Pair, validate_reload
 from wanwatch.probe.icmp import ProbeHub
 
 log = logging.getLogger("wanwatch")
@@ -330,6 +330,11 @@ class Daemon:
                 self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
                 return
         try:
+            await validate_reload(old, new_shared, self.state_dir)
+        except HaError as exc:
+            self.emit(event(self.now(), "config.rejected", reason="ha", error=str(exc)))
+            return
+        try:
             self._emit_all(self._backend.reload(new))
         except (NetlinkError, NftError) as exc:
             self.emit(event(self.now(), "config.rejected", reason="backend", error=str(exc)))
@@ -345,6 +350,11 @@ class Daemon:
         if self._hooks is not None:
             self._hooks.hooks = new.hooks
         await self._reload_dnsmasq(new_shared)
+        if self._pair is not None:
+            try:
+                await self._pair.reload(new_shared)
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
         self._steer(force=True)
         self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 

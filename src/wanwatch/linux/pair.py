@@ -146,6 +146,24 @@ class Pair:
             await self._conntrackd.halt()
             raise
 
+    async def reload(self, config: Config) -> None:
+        """Serve a reloaded config: restart keepalived and conntrackd if their files change.
+
+        keepalived's SIGTERM hands the master role over for the restart (a
+        priority-0 advert), and the better router takes it back once this one
+        advertises again; conntrackd's state travels with it.
+        """
+        d = self._state_dir
+        before = (keepalived.render(self._config, d), conntrackd.render(self._config, d))
+        if (keepalived.render(config, d), conntrackd.render(config, d)) == before:
+            self._config = config
+            return
+        await self._keepalived.halt()
+        await self._conntrackd.halt()
+        self._config = config
+        self._down = None
+        await self.start()
+
     def uplinks_down(self, count: int) -> None:
         """Tell keepalived how many uplinks are not up (a no-op when unchanged)."""
         if count == self._down:
@@ -220,3 +238,22 @@ class Pair:
         tmp.write_text(text, encoding="utf-8")
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+
+
+async def validate_reload(old: Config, new: Config, state_dir: Path) -> None:
+    """Raise HaError if ``new`` cannot replace ``old`` by a reload; changes nothing.
+
+    Joining or leaving a pair changes which addresses this router applies
+    itself: that takes a restart. A pair's new keepalived.conf must pass
+    keepalived's own config test.
+    """
+    if (old.ha is None) != (new.ha is None):
+        raise HaError("an ha: section cannot be added or removed by a reload; restart wanwatch")
+    if new.ha is None:
+        return
+    probe = state_dir / (keepalived.CONF_FILE + ".check")
+    probe.write_text(keepalived.render(new, state_dir), encoding="utf-8")
+    try:
+        await keepalived.check(probe)
+    finally:
+        probe.unlink(missing_ok=True)
