@@ -29,14 +29,23 @@ from wanwatch.control import encode, serve
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.intent import Admin, Intent
-from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
+from wanwatch.errors import (
+    ConfigError,
+    DnsmasqError,
+    HaError,
+    NetlinkError,
+    NftError,
+    WanwatchError,
+)
 from wanwatch.footprint import fwmark
+from wanwatch.ha import local_view
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dhcp_client import Lease
 from wanwatch.linux.dnsmasq import Dnsmasq
 from wanwatch.linux.netlink import RT_TABLE_MAIN
+from wanwatch.linux.pair import Pair, validate_reload
 from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
@@ -99,6 +108,7 @@ class Daemon:
         self._backend: LinuxBackend | None = None
         self._hub: ProbeHub | None = None
         self._dnsmasq: Dnsmasq | None = None
+        self._pair: Pair | None = None  # keepalived + conntrackd of a router pair
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
         self._drift: DriftWatcher | None = None
@@ -131,6 +141,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
         cfg = load(self.config_path)  # ConfigError propagates: nothing applied yet
+        shared, cfg = cfg, local_view(cfg)  # a pair: own addresses here, shared ones in VRRP
         self._config = cfg
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -178,9 +189,15 @@ class Daemon:
                     self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
                     self._emit_all(self._engine.carrier(wan, False, self.now()))
             # The supervisor stays idle (and says why) when there is nothing to serve.
-            self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
+            self._dnsmasq = Dnsmasq(shared, self.state_dir, self.emit, now=self.now)
             try:
-                await self._dnsmasq.start()
+                if shared.ha is not None:  # dnsmasq follows the master (Pair.follow)
+                    self._pair = Pair(shared, self.state_dir, self.emit, now=self.now)
+                    await self._pair.start()
+                else:
+                    await self._dnsmasq.start()
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
             metrics_server = await self._serve_metrics()
@@ -235,6 +252,8 @@ class Daemon:
             await self._hub.close()
         if self._dynamic is not None:
             await self._dynamic.stop()  # udhcpc releases its leases (-R)
+        if self._pair is not None:
+            await self._pair.stop()
         if self._dnsmasq is not None:
             await self._dnsmasq.stop()
         if self._backend is not None:
@@ -262,6 +281,8 @@ class Daemon:
                 self._hub.send(req.wan, req.target, req.seq)
             self._steer()
             self._maybe_repair()
+            if self._pair is not None and self._dnsmasq is not None:
+                await self._pair.follow(self._engine.status(now), self._dnsmasq)
             wake = self._engine.next_wakeup()
             for t in (self._repair_at, self._retry.due):
                 if t is not None and not self._repairing:
@@ -493,7 +514,8 @@ class Daemon:
     async def _reload(self) -> None:
         assert self._engine is not None and self._backend is not None and self._hub is not None
         try:
-            new = load(self.config_path)
+            new_shared = load(self.config_path)
+            new = local_view(new_shared)
         except ConfigError as exc:
             self.emit(
                 event(
@@ -510,10 +532,15 @@ class Daemon:
         assert old is not None
         if self._dnsmasq is not None:
             try:  # everything is checked before anything is applied
-                await self._dnsmasq.validate(new)
+                await self._dnsmasq.validate(new_shared)
             except DnsmasqError as exc:
                 self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
                 return
+        try:
+            await validate_reload(old, new_shared, self.state_dir)
+        except HaError as exc:
+            self.emit(event(self.now(), "config.rejected", reason="ha", error=str(exc)))
+            return
         try:
             self._emit_all(self._backend.reload(new))
         except (NetlinkError, NftError) as exc:
@@ -534,7 +561,12 @@ class Daemon:
         self._configure_probes(new)
         if self._hooks is not None:
             self._hooks.hooks = new.hooks
-        await self._reload_dnsmasq(new)
+        await self._reload_dnsmasq(new_shared)
+        if self._pair is not None:
+            try:
+                await self._pair.reload(new_shared)
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
         self._steer(force=True)
         self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 
@@ -669,6 +701,7 @@ class Daemon:
             counters=counters,
             counters_age_s=None if age is None else round(age, 2),
             dnsmasq=self._dnsmasq.status() if self._dnsmasq is not None else None,
+            ha=self._pair.status() if self._pair is not None else None,
             leases=self._leases(),
             events=[str(e) for e in list(self.events)[-20:]],
             uptime_s=round(now - self._started_at, 1),
