@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -27,7 +28,7 @@ from wanwatch import status as st
 from wanwatch.config import Config, load
 from wanwatch.control import encode, serve
 from wanwatch.engine.core import Engine
-from wanwatch.engine.events import Event, FieldValue, event
+from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Admin, Intent
 from wanwatch.errors import (
     ConfigError,
@@ -44,12 +45,11 @@ from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dhcp_client import Lease
 from wanwatch.linux.dnsmasq import Dnsmasq
-from wanwatch.linux.netlink import RT_TABLE_MAIN
 from wanwatch.linux.pair import Pair, validate_reload
 from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
-from wanwatch.repair import Retry, TugOfWar
+from wanwatch.repair import Healer
 
 log = logging.getLogger("wanwatch")
 
@@ -57,12 +57,6 @@ EVENT_RING = 500  # events kept for `wanwatch status`
 STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steering routes
 DEFAULT_STATE_DIR = Path("/var/lib/wanwatch")
 ADMIN_FILE = "admin.json"  # the operator's disable/enable choices, kept across restarts
-# A burst of kernel notifications (a whole table flushed) is repaired in one pass
-# this long after the first of them.
-DRIFT_DEBOUNCE = 0.05
-# A full reconcile pass this often whatever was heard: the safety net for changes
-# that send no notification (e.g. the conntrack accounting sysctl).
-FULL_PASS_INTERVAL = 10.0
 # Many readers at once (a dashboard, scrapers, scripts polling `status`) share one
 # snapshot this young, so their number does not multiply the loop's work.
 STATUS_MAX_AGE = 0.05
@@ -113,14 +107,7 @@ class Daemon:
         self._links: LinkWatcher | None = None
         self._drift: DriftWatcher | None = None
         self._dynamic: DynamicUplinks | None = None
-        self._backend_error: str | None = None
-        self._retry = Retry()
-        self._tug = TugOfWar()
-        self._repair_at: float | None = None  # a drift repair pass is due then
-        self._drift_since: float | None = None  # first notice of the drift it repairs
-        self._repairing = False
-        self._next_full_pass = 0.0
-        self._repairs = 0
+        self._heal = Healer(clock())
         self._snapshot: tuple[float, st.Status, bytes] | None = None
 
     # ------------------------------------------------------------------ events
@@ -178,7 +165,7 @@ class Daemon:
             self._drift = self._backend.drift_watcher()
             for fd in self._drift.filenos():
                 loop.add_reader(fd, self._on_drift, fd)
-            self._next_full_pass = self.now() + FULL_PASS_INTERVAL
+            self._heal = Healer(self.now())
             # carrier() is keyed by interface; the engine knows uplinks by name. A cable
             # already out at start is DOWN at once, as a pull later would be.
             by_iface = {w.interface: w.name for w in cfg.wans}
@@ -283,10 +270,7 @@ class Daemon:
             self._maybe_repair()
             if self._pair is not None and self._dnsmasq is not None:
                 await self._pair.follow(self._engine.status(now), self._dnsmasq)
-            wake = self._engine.next_wakeup()
-            for t in (self._repair_at, self._retry.due):
-                if t is not None and not self._repairing:
-                    wake = min(wake, t)
+            wake = min(self._engine.next_wakeup(), self._heal.wake_at() or math.inf)
             delay = max(0.0, min(wake - self.now(), 1.0))
             self._wake.clear()
             if self._commands.empty():
@@ -342,7 +326,7 @@ class Daemon:
         if self._applied is None and self._backend is not None:
             # Before the first verdicts only the uplink's own address, table and rules
             # are set (prepare): which uplink carries traffic waits, as at any start.
-            self._emit_all(self._outcome(self._backend.prepare(self._intent())))
+            self._emit_all(self._heal.outcome(self._backend.prepare(self._intent()), self.now()))
         else:
             self._steer(force=True)
         # After the address is on the interface: probes bind to it (re-pinned).
@@ -369,7 +353,7 @@ class Daemon:
             evs = self._backend.apply(intent)
         except (NetlinkError, NftError) as exc:
             evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
-        self._emit_all(self._outcome(evs))
+        self._emit_all(self._heal.outcome(evs, self.now()))
         if self._applied is None or intent.active != self._applied.active:
             self.emit(
                 event(
@@ -388,42 +372,6 @@ class Daemon:
         intent = self._engine.intent()
         return self._dynamic.overlay(intent) if self._dynamic is not None else intent
 
-    def _outcome(self, evs: list[Event]) -> list[Event]:
-        """Note a pass's failed steps (retried with backoff); the events worth logging.
-
-        A failure is logged when it first happens or its error changes, not on
-        every retry; ``status`` shows it until a pass succeeds.
-        """
-        now = self.now()
-        failed = {
-            str(e.fields.get("step")): str(e.fields.get("error"))
-            for e in evs
-            if e.name == "backend.error"
-        }
-        before = self._retry.failed
-        self._retry.record(failed, now)
-        self._backend_error = next(iter(failed.values()), None)
-        out = [
-            e
-            for e in evs
-            if e.name != "backend.error"
-            or before.get(str(e.fields.get("step"))) != e.fields.get("error")
-        ]
-        if failed:
-            assert self._retry.due is not None  # set by record() when something failed
-            out.append(
-                event(
-                    now,
-                    "backend.retry",
-                    steps=",".join(sorted(failed)),
-                    attempt=self._retry.attempts,
-                    in_s=round(self._retry.due - now, 2),
-                )
-            )
-        elif before:
-            out.append(event(now, "backend.recovered", steps=",".join(sorted(before))))
-        return out
-
     # ------------------------------------------------------------------ drift
 
     def _on_drift(self, fd: int) -> None:
@@ -438,15 +386,9 @@ class Daemon:
             self.emit(event(self.now(), "drift.watch_failed", error=str(exc)))
             self._close_drift(asyncio.get_running_loop())
             return
-        if not kinds:
-            return
-        now = self.now()
-        if self._drift_since is None:
-            self._drift_since = now
-        due = max(now + DRIFT_DEBOUNCE, self._tug.hold_until(now))
-        if self._repair_at is None or due < self._repair_at:
-            self._repair_at = due
-        self._wake.set()
+        if kinds:
+            self._heal.noticed(self.now())
+            self._wake.set()
 
     def _close_drift(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._drift is not None:
@@ -457,41 +399,23 @@ class Daemon:
 
     def _maybe_repair(self) -> None:
         """Start a reconcile pass off the loop when drift, a retry or the safety net is due."""
-        if self._repairing or self._applied is None or self._backend is None:
+        if self._applied is None or self._backend is None:
             return
-        now = self.now()
-        drift = self._repair_at is not None and now >= self._repair_at
-        if not (drift or self._retry.is_due(now) or now >= self._next_full_pass):
+        since = self._heal.start(self.now())
+        if since is False:
             return
-        self._repair_at = None
-        self._next_full_pass = now + FULL_PASS_INTERVAL
-        since, self._drift_since = self._drift_since, None
-        self._repairing = True
         # The worker runs passes in order: a steer submitted after this one lands last.
         job = asyncio.wrap_future(self._backend.apply_soon(self._applied, full=True))
         job.add_done_callback(lambda j: self._repaired(j, since))
 
     def _repaired(self, job: asyncio.Future[list[Event]], since: float | None) -> None:
-        self._repairing = False
         try:
             evs = job.result()
         except (NetlinkError, NftError) as exc:
             evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
         except asyncio.CancelledError:
             return
-        now = self.now()
-        out: list[Event] = []
-        for e in self._outcome(evs):
-            obj = _object_of(e)
-            if obj is None:
-                out.append(e)
-                continue
-            self._repairs += 1
-            after = None if since is None else round((now - since) * 1000, 1)
-            out.append(event(now, "drift.repaired", object=obj, action=e.name, after_ms=after))
-            out += self._tug.repaired(obj, now)
-        out += self._tug.settle(now)
-        self._emit_all(out)
+        self._emit_all(self._heal.finished(evs, since, self.now()))
         self._wake.set()
 
     def _verdicts_ready(self, intent: Intent) -> bool:
@@ -686,18 +610,18 @@ class Daemon:
             )
             for s in self._engine.status(now)
         ]
-        retry = self._retry
+        retry = self._heal.retry
         return st.Status(
             wans=wans,
             active=list(intent.active),
             mode=intent.mode,
             stale=intent.stale,
             applied=self._applied == intent and not retry.failed,
-            backend_error=self._backend_error,
+            backend_error=self._heal.error,
             failed_steps=dict(retry.failed),
             retry_in_s=None if retry.due is None else round(max(0.0, retry.due - now), 2),
-            contested=self._tug.contested(),
-            repairs=self._repairs,
+            contested=self._heal.tug.contested(),
+            repairs=self._heal.repairs,
             counters=counters,
             counters_age_s=None if age is None else round(age, 2),
             dnsmasq=self._dnsmasq.status() if self._dnsmasq is not None else None,
@@ -730,22 +654,3 @@ class Daemon:
             log.warning("leases: %s", exc)
             return []
         return [lease.to_json() for lease in leases]
-
-
-def _object_of(e: Event) -> str | None:
-    """The kernel object a reconcile event changed, as drift.repaired names it; else None."""
-    if e.name not in _CHANGES:
-        return None
-    f: dict[str, FieldValue] = e.fields
-    if e.name == "route.switch":
-        return "route main default (active uplink)"
-    if e.name.startswith("route."):
-        table = "main" if f.get("table") == RT_TABLE_MAIN else f.get("table")
-        return f"route table {table} {f.get('dst')} metric {f.get('metric')}"
-    if e.name.startswith("rule."):
-        return f"rule {f.get('rule')}"
-    if e.name.startswith("address."):
-        return f"address {f.get('address')} dev {f.get('interface')}"
-    if e.name == "sysctl.set":
-        return f"sysctl {f.get('key')}"
-    return "nft table inet wanwatch"
