@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -25,23 +26,31 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config, load
-from wanwatch.control import serve
+from wanwatch.control import encode, serve
 from wanwatch.engine.core import Engine
-from wanwatch.engine.events import Event, FieldValue, event
+from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Admin, Intent
-from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
+from wanwatch.errors import (
+    ConfigError,
+    DnsmasqError,
+    HaError,
+    NetlinkError,
+    NftError,
+    WanwatchError,
+)
 from wanwatch.footprint import fwmark
+from wanwatch.ha import local_view
 from wanwatch.history import History
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dhcp_client import Lease
 from wanwatch.linux.dnsmasq import Dnsmasq
-from wanwatch.linux.netlink import RT_TABLE_MAIN
+from wanwatch.linux.pair import Pair, validate_reload
 from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
-from wanwatch.repair import Retry, TugOfWar
+from wanwatch.repair import Healer
 from wanwatch.sdnotify import Notifier
 
 log = logging.getLogger("wanwatch")
@@ -49,12 +58,6 @@ log = logging.getLogger("wanwatch")
 EVENT_RING = 500  # events kept for `wanwatch status`
 STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steering routes
 ADMIN_FILE = "admin.json"  # the operator's disable/enable choices, kept across restarts
-# A burst of kernel notifications (a whole table flushed) is repaired in one pass
-# this long after the first of them.
-DRIFT_DEBOUNCE = 0.05
-# A full reconcile pass this often whatever was heard: the safety net for changes
-# that send no notification (e.g. the conntrack accounting sysctl).
-FULL_PASS_INTERVAL = 10.0
 # Many readers at once (a dashboard, scrapers, scripts polling `status`) share one
 # snapshot this young, so their number does not multiply the loop's work.
 STATUS_MAX_AGE = 0.05
@@ -103,19 +106,13 @@ class Daemon:
         self._backend: LinuxBackend | None = None
         self._hub: ProbeHub | None = None
         self._dnsmasq: Dnsmasq | None = None
+        self._pair: Pair | None = None  # keepalived + conntrackd of a router pair
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
         self._drift: DriftWatcher | None = None
         self._dynamic: DynamicUplinks | None = None
-        self._backend_error: str | None = None
-        self._retry = Retry()
-        self._tug = TugOfWar()
-        self._repair_at: float | None = None  # a drift repair pass is due then
-        self._drift_since: float | None = None  # first notice of the drift it repairs
-        self._repairing = False
-        self._next_full_pass = 0.0
-        self._repairs = 0
-        self._snapshot: tuple[float, st.Status, dict[str, Any]] | None = None
+        self._heal = Healer(clock())
+        self._snapshot: tuple[float, st.Status, bytes] | None = None
         self.history = History(clock)
         self._notify = Notifier()  # systemd's NOTIFY_SOCKET, if any
         self._observers: list[Callable[[Event], None]] = [
@@ -143,6 +140,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
         cfg = load(self.config_path)  # ConfigError propagates: nothing applied yet
+        shared, cfg = cfg, local_view(cfg)  # a pair: own addresses here, shared ones in VRRP
         self._config = cfg
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -163,8 +161,7 @@ class Daemon:
         # adopt the first one's routes, rules, nft table and dnsmasq, and remove them
         # all on its way out (ControlError, exit 1, nothing changed).
         server = await serve(self.socket_path, self._answer)
-        metrics_server: asyncio.Server | None = None
-        http_server: asyncio.Server | None = None
+        servers: list[asyncio.Server] = []  # metrics and the status page, when asked for
         try:
             self._emit_all(self._backend.start())
             self._links = self._backend.link_watcher()
@@ -180,7 +177,7 @@ class Daemon:
             self._drift = self._backend.drift_watcher()
             for fd in self._drift.filenos():
                 loop.add_reader(fd, self._on_drift, fd)
-            self._next_full_pass = self.now() + FULL_PASS_INTERVAL
+            self._heal = Healer(self.now())
             # carrier() is keyed by interface; the engine knows uplinks by name. A cable
             # already out at start is DOWN at once, as a pull later would be.
             by_iface = {w.interface: w.name for w in cfg.wans}
@@ -191,13 +188,18 @@ class Daemon:
                     self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
                     self._emit_all(self._engine.carrier(wan, False, self.now()))
             # The supervisor stays idle (and says why) when there is nothing to serve.
-            self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
+            self._dnsmasq = Dnsmasq(shared, self.state_dir, self.emit, now=self.now)
             try:
-                await self._dnsmasq.start()
+                if shared.ha is not None:  # dnsmasq follows the master (Pair.follow)
+                    self._pair = Pair(shared, self.state_dir, self.emit, now=self.now)
+                    await self._pair.start()
+                else:
+                    await self._dnsmasq.start()
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
-            metrics_server = await self._serve_metrics()
-            http_server = await self._serve_http()
+            servers = await self._serve_extras()
             self.emit(
                 event(
                     self.now(),
@@ -210,9 +212,8 @@ class Daemon:
             )
             await self._loop()
         finally:
-            for srv in (metrics_server, http_server):
-                if srv is not None:
-                    srv.close()
+            for srv in servers:
+                srv.close()
             await self._shutdown(server)
         return 0
 
@@ -234,6 +235,10 @@ class Daemon:
             )
             return None
 
+    async def _serve_extras(self) -> list[asyncio.Server]:
+        found = [await self._serve_metrics(), await self._serve_http()]
+        return [srv for srv in found if srv is not None]
+
     async def _serve_http(self) -> asyncio.Server | None:
         """The status page if asked for; a port we cannot bind degrades only the page."""
         if self.http_address is None:
@@ -242,7 +247,11 @@ class Daemon:
 
         host, port = self.http_address
         page = app.StatusPage(
-            self._status_snapshot, lambda: self.events, self.history, self._counts, self.now
+            lambda: self._status_snapshot()[0],
+            lambda: self.events,
+            self.history,
+            self._counts,
+            self.now,
         )
         try:
             server = await http.serve(host, port, page.handle)
@@ -269,6 +278,8 @@ class Daemon:
             await self._hub.close()
         if self._dynamic is not None:
             await self._dynamic.stop()  # udhcpc releases its leases (-R)
+        if self._pair is not None:
+            await self._pair.stop()
         if self._dnsmasq is not None:
             await self._dnsmasq.stop()
         if self._backend is not None:
@@ -296,12 +307,11 @@ class Daemon:
                 self._hub.send(req.wan, req.target, req.seq)
             self._steer()
             self._maybe_repair()
+            if self._pair is not None and self._dnsmasq is not None:
+                await self._pair.follow(self._engine.status(now), self._dnsmasq)
             if self.history.due(now):
                 self.history.sample(now, self._engine.status(now))
-            wake = self._engine.next_wakeup()
-            for t in (self._repair_at, self._retry.due):
-                if t is not None and not self._repairing:
-                    wake = min(wake, t)
+            wake = min(self._engine.next_wakeup(), self._heal.wake_at() or math.inf)
             # WATCHDOG=1 from here: a loop that stops turning stops it (sd_watchdog_enabled(3)).
             watchdog = self._notify.pet(self.now())
             delay = max(0.0, min(wake - self.now(), 1.0, watchdog))
@@ -359,7 +369,7 @@ class Daemon:
         if self._applied is None and self._backend is not None:
             # Before the first verdicts only the uplink's own address, table and rules
             # are set (prepare): which uplink carries traffic waits, as at any start.
-            self._emit_all(self._outcome(self._backend.prepare(self._intent())))
+            self._emit_all(self._heal.outcome(self._backend.prepare(self._intent()), self.now()))
         else:
             self._steer(force=True)
         # After the address is on the interface: probes bind to it (re-pinned).
@@ -386,7 +396,7 @@ class Daemon:
             evs = self._backend.apply(intent)
         except (NetlinkError, NftError) as exc:
             evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
-        self._emit_all(self._outcome(evs))
+        self._emit_all(self._heal.outcome(evs, self.now()))
         if self._applied is None or intent.active != self._applied.active:
             self.emit(
                 event(
@@ -405,42 +415,6 @@ class Daemon:
         intent = self._engine.intent()
         return self._dynamic.overlay(intent) if self._dynamic is not None else intent
 
-    def _outcome(self, evs: list[Event]) -> list[Event]:
-        """Note a pass's failed steps (retried with backoff); the events worth logging.
-
-        A failure is logged when it first happens or its error changes, not on
-        every retry; ``status`` shows it until a pass succeeds.
-        """
-        now = self.now()
-        failed = {
-            str(e.fields.get("step")): str(e.fields.get("error"))
-            for e in evs
-            if e.name == "backend.error"
-        }
-        before = self._retry.failed
-        self._retry.record(failed, now)
-        self._backend_error = next(iter(failed.values()), None)
-        out = [
-            e
-            for e in evs
-            if e.name != "backend.error"
-            or before.get(str(e.fields.get("step"))) != e.fields.get("error")
-        ]
-        if failed:
-            assert self._retry.due is not None  # set by record() when something failed
-            out.append(
-                event(
-                    now,
-                    "backend.retry",
-                    steps=",".join(sorted(failed)),
-                    attempt=self._retry.attempts,
-                    in_s=round(self._retry.due - now, 2),
-                )
-            )
-        elif before:
-            out.append(event(now, "backend.recovered", steps=",".join(sorted(before))))
-        return out
-
     # ------------------------------------------------------------------ drift
 
     def _on_drift(self, fd: int) -> None:
@@ -455,15 +429,9 @@ class Daemon:
             self.emit(event(self.now(), "drift.watch_failed", error=str(exc)))
             self._close_drift(asyncio.get_running_loop())
             return
-        if not kinds:
-            return
-        now = self.now()
-        if self._drift_since is None:
-            self._drift_since = now
-        due = max(now + DRIFT_DEBOUNCE, self._tug.hold_until(now))
-        if self._repair_at is None or due < self._repair_at:
-            self._repair_at = due
-        self._wake.set()
+        if kinds:
+            self._heal.noticed(self.now())
+            self._wake.set()
 
     def _close_drift(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._drift is not None:
@@ -474,41 +442,23 @@ class Daemon:
 
     def _maybe_repair(self) -> None:
         """Start a reconcile pass off the loop when drift, a retry or the safety net is due."""
-        if self._repairing or self._applied is None or self._backend is None:
+        if self._applied is None or self._backend is None:
             return
-        now = self.now()
-        drift = self._repair_at is not None and now >= self._repair_at
-        if not (drift or self._retry.is_due(now) or now >= self._next_full_pass):
+        since = self._heal.start(self.now())
+        if since is False:
             return
-        self._repair_at = None
-        self._next_full_pass = now + FULL_PASS_INTERVAL
-        since, self._drift_since = self._drift_since, None
-        self._repairing = True
         # The worker runs passes in order: a steer submitted after this one lands last.
         job = asyncio.wrap_future(self._backend.apply_soon(self._applied, full=True))
         job.add_done_callback(lambda j: self._repaired(j, since))
 
     def _repaired(self, job: asyncio.Future[list[Event]], since: float | None) -> None:
-        self._repairing = False
         try:
             evs = job.result()
         except (NetlinkError, NftError) as exc:
             evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
         except asyncio.CancelledError:
             return
-        now = self.now()
-        out: list[Event] = []
-        for e in self._outcome(evs):
-            obj = _object_of(e)
-            if obj is None:
-                out.append(e)
-                continue
-            self._repairs += 1
-            after = None if since is None else round((now - since) * 1000, 1)
-            out.append(event(now, "drift.repaired", object=obj, action=e.name, after_ms=after))
-            out += self._tug.repaired(obj, now)
-        out += self._tug.settle(now)
-        self._emit_all(out)
+        self._emit_all(self._heal.finished(evs, since, self.now()))
         self._wake.set()
 
     def _verdicts_ready(self, intent: Intent) -> bool:
@@ -531,7 +481,8 @@ class Daemon:
     async def _reload(self) -> None:
         assert self._engine is not None and self._backend is not None and self._hub is not None
         try:
-            new = load(self.config_path)
+            new_shared = load(self.config_path)
+            new = local_view(new_shared)
         except ConfigError as exc:
             self.emit(
                 event(
@@ -548,10 +499,15 @@ class Daemon:
         assert old is not None
         if self._dnsmasq is not None:
             try:  # everything is checked before anything is applied
-                await self._dnsmasq.validate(new)
+                await self._dnsmasq.validate(new_shared)
             except DnsmasqError as exc:
                 self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
                 return
+        try:
+            await validate_reload(old, new_shared, self.state_dir)
+        except HaError as exc:
+            self.emit(event(self.now(), "config.rejected", reason="ha", error=str(exc)))
+            return
         try:
             self._emit_all(self._backend.reload(new))
         except (NetlinkError, NftError) as exc:
@@ -572,7 +528,12 @@ class Daemon:
         self._configure_probes(new)
         if self._hooks is not None:
             self._hooks.hooks = new.hooks
-        await self._reload_dnsmasq(new)
+        await self._reload_dnsmasq(new_shared)
+        if self._pair is not None:
+            try:
+                await self._pair.reload(new_shared)
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
         self._steer(force=True)
         self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 
@@ -586,7 +547,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ control socket
 
-    def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any] | bytes:
         cmd = request.get("cmd")
         if cmd == "status":
             return self._status_snapshot()[1]
@@ -656,13 +617,13 @@ class Daemon:
         wall = time.time() - (self.now() - mono)
         return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
 
-    def _status_snapshot(self) -> tuple[st.Status, dict[str, Any]]:
-        """The status and its JSON, computed at most once per STATUS_MAX_AGE."""
+    def _status_snapshot(self) -> tuple[st.Status, bytes]:
+        """The status and its encoded answer, computed at most once per STATUS_MAX_AGE."""
         now = self.now()
         snap = self._snapshot
         if snap is None or now - snap[0] >= STATUS_MAX_AGE:
             status = self.status()
-            snap = self._snapshot = (now, status, st.to_json(status))
+            snap = self._snapshot = (now, status, encode(st.to_json(status)))
         return snap[1], snap[2]
 
     def status(self) -> st.Status:
@@ -692,21 +653,22 @@ class Daemon:
             )
             for s in self._engine.status(now)
         ]
-        retry = self._retry
+        retry = self._heal.retry
         return st.Status(
             wans=wans,
             active=list(intent.active),
             mode=intent.mode,
             stale=intent.stale,
             applied=self._applied == intent and not retry.failed,
-            backend_error=self._backend_error,
+            backend_error=self._heal.error,
             failed_steps=dict(retry.failed),
             retry_in_s=None if retry.due is None else round(max(0.0, retry.due - now), 2),
-            contested=self._tug.contested(),
-            repairs=self._repairs,
+            contested=self._heal.tug.contested(),
+            repairs=self._heal.repairs,
             counters=counters,
             counters_age_s=None if age is None else round(age, 2),
             dnsmasq=self._dnsmasq.status() if self._dnsmasq is not None else None,
+            ha=self._pair.status() if self._pair is not None else None,
             leases=self._leases(),
             events=[str(e) for e in list(self.events)[-20:]],
             uptime_s=round(now - self._started_at, 1),
@@ -735,22 +697,3 @@ class Daemon:
             log.warning("leases: %s", exc)
             return []
         return [lease.to_json() for lease in leases]
-
-
-def _object_of(e: Event) -> str | None:
-    """The kernel object a reconcile event changed, as drift.repaired names it; else None."""
-    if e.name not in _CHANGES:
-        return None
-    f: dict[str, FieldValue] = e.fields
-    if e.name == "route.switch":
-        return "route main default (active uplink)"
-    if e.name.startswith("route."):
-        table = "main" if f.get("table") == RT_TABLE_MAIN else f.get("table")
-        return f"route table {table} {f.get('dst')} metric {f.get('metric')}"
-    if e.name.startswith("rule."):
-        return f"rule {f.get('rule')}"
-    if e.name.startswith("address."):
-        return f"address {f.get('address')} dev {f.get('interface')}"
-    if e.name == "sysctl.set":
-        return f"sysctl {f.get('key')}"
-    return "nft table inet wanwatch"

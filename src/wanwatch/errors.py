@@ -41,3 +41,7 @@ class LabError(WanwatchError):
 
 class ProbeError(WanwatchError):
     """The prober cannot work at all (no raw sockets) or was used out of order."""
+
+
+class HaError(WanwatchError):
+    """keepalived or conntrackd rejected its configuration or could not be supervised."""

@@ -86,6 +86,7 @@ class Status(msgspec.Struct, frozen=True):
     events: list[str]  # the latest events, oldest first
     uptime_s: float
     pid: int
+    ha: dict[str, Any] | None = None  # the router pair (linux/pair.py), None without one
 
 
 def to_json(status: Status) -> dict[str, Any]:

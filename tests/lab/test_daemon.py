@@ -631,7 +631,8 @@ def test_both_uplinks_dead_and_back(router: Router) -> None:
     assert hit is not None, "no traffic after both uplinks came back"
     st = office.wait_active(PRIMARY, FAILBACK_DEADLINE)
     assert st["stale"] is False
-    assert all(w["state"] == "up" for w in st["wans"])
+    # The backup rises on its own probes, which may finish a little after the primary's.
+    office.wait_for(lambda st: all(w["state"] == "up" for w in st["wans"]), 5.0, "both up")
     hit = first_new_connection(lab, CLIENT, after=time.monotonic(), deadline=time.monotonic() + 10)
     assert hit is not None and hit.isp == PRIMARY
 

@@ -44,10 +44,9 @@ class Fake:
         self.active = ["A"]
         self.events: deque[Event] = deque([event(99.0, "daemon.started", pid=1)], maxlen=500)
 
-    def status(self) -> tuple[Status, dict[str, Any]]:
+    def status(self) -> Status:
         self.builds += 1
-        doc = status_json(self.active)
-        return from_json(doc), doc
+        return from_json(status_json(self.active))
 
     def page(self) -> app.StatusPage:
         h = History(lambda: self.now, wall=lambda: 1_000_000.0 + self.now)

@@ -22,6 +22,12 @@ def _need_root() -> None:
 lab_config = config_option(
     DEFAULT_CONFIG, "Office config to reproduce (public addresses are replaced by lab ones)."
 )
+ha_option = click.option(
+    "--ha",
+    is_flag=True,
+    help="A router pair (keepalived + conntrackd): -c names router A's NAME-a.yaml "
+    "(default examples/office-ha-a.yaml), NAME-b.yaml is router B's.",
+)
 mode_option = click.option(
     "--mode",
     type=click.Choice(["failover", "loadbalance"]),
@@ -38,6 +44,7 @@ def lab() -> None:
 @lab.command()
 @lab_config
 @mode_option
+@ha_option
 @click.option(
     "--shape",
     "shape_mbit",
@@ -51,12 +58,20 @@ def lab() -> None:
     is_flag=True,
     help=f"Uplinks that are not static: {DYNAMIC_CONFIG.name} (DHCP from the ISP, PPP-like).",
 )
-def up(config_path: Path, mode: str | None, shape_mbit: float | None, dynamic: bool) -> None:
+def up(
+    config_path: Path, mode: str | None, ha: bool, shape_mbit: float | None, dynamic: bool
+) -> None:
     """Build the lab and start wanwatch as its router; leave it running."""
     from wanwatch.lab.office import Office
     from wanwatch.lab.topology import Lab
 
     _need_root()
+    if ha:
+        from wanwatch.lab import ha as pair
+
+        a, b = pair.pair_paths(pair.DEFAULT_A if config_path == DEFAULT_CONFIG else config_path)
+        pair.up(load_or_exit(a), load_or_exit(b), click.echo)
+        return
     cfg = load_or_exit(DYNAMIC_CONFIG if dynamic else config_path)
     if mode is not None:
         cfg = cfg.replace(policy=cfg.policy.replace(mode=mode))
@@ -91,11 +106,17 @@ def up(config_path: Path, mode: str | None, shape_mbit: float | None, dynamic: b
 
 
 @lab.command()
-def down() -> None:
+@ha_option
+def down(ha: bool) -> None:
     """Stop every lab this machine runs (their processes by PID, namespaces by name)."""
     from wanwatch.lab.topology import Lab
 
     _need_root()
+    if ha:
+        from wanwatch.lab import ha as pair
+
+        pair.down_all(click.echo)
+        return
     dirs = Lab.running()
     if not dirs:
         click.echo("no lab is running.")
@@ -110,17 +131,25 @@ def down() -> None:
 @lab.command()
 @lab_config
 @mode_option
+@ha_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the measured figures as JSON at the end."
 )
-def demo(config_path: Path, mode: str | None, as_json: bool) -> None:
-    """Run the failover test: cut the primary, measure failover, failback and carrier loss."""
+def demo(config_path: Path, mode: str | None, ha: bool, as_json: bool) -> None:
+    """Run the failover test: cut the primary, measure failover, failback and carrier loss.
+
+    With --ha: kill the master router of a pair and show the office carrying on."""
     from wanwatch.lab.demo import run
 
     _need_root()
-    cfg = load_or_exit(config_path)
     try:
-        figures = run(cfg, click.echo, mode=mode)
+        if ha:
+            from wanwatch.lab import ha as pair
+
+            a, b = pair.pair_paths(pair.DEFAULT_A if config_path == DEFAULT_CONFIG else config_path)
+            figures = pair.demo(load_or_exit(a), load_or_exit(b), click.echo)
+        else:
+            figures = run(load_or_exit(config_path), click.echo, mode=mode)
     except LabError as exc:
         click.echo(f"demo failed: {exc}", err=True)
         sys.exit(EXIT_FINDING)

@@ -19,6 +19,7 @@ from msgspec import Meta
 
 from wanwatch.config.checks import cross_check
 from wanwatch.config.fields import Check, Parse, Path_, format_duration, format_path, parse_duration
+from wanwatch.config.ha import check_ha
 from wanwatch.config.model import Config, Model
 from wanwatch.errors import ConfigError
 
@@ -274,6 +275,7 @@ def _validated(cls: type[_M], located: _Located, source: str) -> _M:
     value = walker.struct(cls, located.data, ())
     if isinstance(value, Config):
         cross_check(walker.add, list(value.wans or ()), list(value.lans or ()), value.dns)
+        check_ha(walker.add, value)
         value = value.replace(source=source)
     if walker.problems:
         walker.problems.sort(key=lambda p: p[0])

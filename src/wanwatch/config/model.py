@@ -228,6 +228,62 @@ class Hooks(Model, frozen=True):
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 
+# --- a router pair (wanwatch.ha explains the design)
+
+# RFC 5798 5.2.7: the advertisement interval is 12 bits of centiseconds.
+ADVERT_MIN = 0.01
+ADVERT_MAX = 40.95
+# RFC 3768 5.3.6: simple-text authentication data is 8 octets.
+PASSWORD_MAX = 8
+
+
+def _password(value: str) -> str:
+    if not 1 <= len(value.encode()) <= PASSWORD_MAX or any(c.isspace() for c in value):
+        raise ValueError(f"a VRRP password is 1-{PASSWORD_MAX} bytes without spaces")
+    return value
+
+
+class HaSegment(Model, frozen=True, kw_only=True):
+    """One VRRP instance: this router's own address on a segment and the instance id."""
+
+    address: IPv4Interface  # this router's own address; the section's address is the shared one
+    # RFC 5798 5.2.3; one per segment, so the same id may serve several segments
+    vrid: Annotated[int, Meta(ge=1, le=255)]
+    # VRRPv2 simple-text authentication (RFC 3768 5.3.6); VRRPv3 has none.
+    password: Annotated[str, Check(_password)] | None = None
+
+
+class HaLan(HaSegment, frozen=True, kw_only=True):
+    lan: Name  # the lans[] entry whose address is the shared gateway
+
+
+class HaWan(HaSegment, frozen=True, kw_only=True):
+    _internal: ClassVar[tuple[str, ...]] = ("shared",)
+
+    wan: Name  # the wans[] entry whose address is the shared NAT address
+    shared: IPv4Interface | None = None  # set by local_view(): the pair's NAT address
+
+
+class HaSync(Model, frozen=True):
+    """The link between the two routers that carries conntrackd's state."""
+
+    interface: IfName
+    address: IPv4Interface  # this router's address on it
+    peer: IPv4Address  # the other router's address on it
+
+
+class Ha(Model, frozen=True, kw_only=True):
+    """This router's part of a pair."""
+
+    # RFC 5798 5.2.4: 255 is reserved for the owner of the address, 0 for resigning.
+    priority: Annotated[int, Meta(ge=1, le=254)]
+    preempt: bool = True  # the higher priority takes the master role back
+    advert_interval: Annotated[Duration, Meta(ge=ADVERT_MIN, le=ADVERT_MAX)] = 0.1
+    sync: HaSync
+    lans: Annotated[tuple[HaLan, ...], Meta(min_length=1)]
+    wans: tuple[HaWan, ...] = ()
+
+
 class Config(Model, frozen=True):
     _internal: ClassVar[tuple[str, ...]] = ("source",)
 
@@ -238,6 +294,7 @@ class Config(Model, frozen=True):
     policy: Policy = Policy()
     monitor: Monitor = Monitor()
     hooks: Hooks = Hooks()
+    ha: Ha | None = None  # a router pair (wanwatch.ha)
     source: str = "<memory>"  # the file it came from
 
     def wan(self, name: str) -> Wan:

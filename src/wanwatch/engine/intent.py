@@ -145,7 +145,9 @@ def intent_from_config(
         buckets=tuple(buckets),
         classifier=config.policy.classifier,
         masquerade=tuple(w.interface for w in config.wans) if config.nat.masquerade else (),
-        flush=tuple(flush),
+        # A router pair deletes no flow: conntrackd would replicate the delete to
+        # the peer, which may be about to carry that flow on as the new master.
+        flush=tuple(flush) if config.ha is None else (),
         stale=stale,
     )
 

@@ -694,7 +694,7 @@ class Lab:
 
     def _build(self) -> None:
         topo = self.topology
-        for ns in topo.namespaces:
+        for ns in self.namespaces:
             netns.create(ns)
             # Recorded as soon as it exists, so a down() (from here or from another
             # process) after a failed up() deletes exactly what was made.
@@ -703,7 +703,7 @@ class Lab:
         inet_cmds: list[str] = []
         for isp in topo.isps:
             netns.veth(isp.ns, isp.uplink_if, topo.inet_ns, isp.inet_if)
-            netns.veth(isp.ns, isp.cust_if, topo.router_ns, isp.router_if)
+            self._plug_router(isp.ns, isp.cust_if, isp.router_if)
             netns.batch(
                 isp.ns,
                 [
@@ -718,8 +718,12 @@ class Lab:
         inet_cmds += [f"addr add {h}/32 dev lo" for h in topo.hosts]
         netns.batch(topo.inet_ns, inet_cmds)
         for c in topo.clients:
-            netns.veth(c.ns, c.ifname, topo.router_ns, c.router_if)
+            self._plug_router(c.ns, c.ifname, c.router_if)
         uplinks.build(self)
+
+    def _plug_router(self, ns: str, ifname: str, router_if: str) -> None:
+        """Link ``ifname`` in ``ns`` to the router's ``router_if`` (a router pair: a switch)."""
+        netns.veth(ns, ifname, self.router_ns, router_if)
 
     def _start_services(self) -> None:
         topo = self.topology

@@ -28,7 +28,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from wanwatch.engine.events import Event, FieldValue, event
-from wanwatch.linux.dnsmasq import STABLE_AFTER, backoff, terminate
+from wanwatch.linux.supervisor import STABLE_AFTER, backoff, terminate
 
 SCRIPT_FILE = "udhcpc-script"
 MARK = "wanwatch-lease"

@@ -91,3 +91,17 @@ def ensure_uplink(interface: str, root: Path = PROC_SYS) -> list[SysctlChange]:
         out.append(SysctlChange(_key((*conf, interface, "rp_filter")), dev, "2"))
     _ensure(root, (*conf, interface, "ignore_routes_with_linkdown"), "1", out)
     return out
+
+
+def ensure_pair(root: Path = PROC_SYS) -> list[SysctlChange]:
+    """``nf_conntrack_tcp_be_liberal = 1`` on a router of a pair.
+
+    A connection that comes back to this router (failback) meets its own old
+    conntrack entry, whose TCP window stopped while the peer carried it; strict
+    window tracking calls the next segments INVALID, which NAT skips and our
+    forward chain drops. Liberal tracking marks only out-of-window RSTs invalid
+    (the kernel's nf_conntrack-sysctl documentation).
+    """
+    out: list[SysctlChange] = []
+    _ensure(root, ("net", "netfilter", "nf_conntrack_tcp_be_liberal"), "1", out)
+    return out

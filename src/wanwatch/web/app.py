@@ -18,7 +18,7 @@ import msgspec
 
 from wanwatch.engine.events import Event
 from wanwatch.history import History
-from wanwatch.status import Status
+from wanwatch.status import Status, to_json
 from wanwatch.web.http import Response, text
 
 TTL = 0.5  # seconds a cached JSON answer is served as it is
@@ -57,12 +57,12 @@ class _Cached:
 class StatusPage:
     """Answers the page's requests from the daemon's state; ``on_event`` marks it changed.
 
-    ``status`` returns the daemon's shared status snapshot and its JSON.
+    ``status`` returns the daemon's shared status snapshot.
     """
 
     def __init__(
         self,
-        status: Callable[[], tuple[Status, dict[str, Any]]],
+        status: Callable[[], Status],
         events: Callable[[], Iterable[Event]],
         history: History,
         counts: Callable[[], Mapping[str, int]],
@@ -89,7 +89,7 @@ class StatusPage:
         wall = self._history.wall
         log = list(self._events())[-LOG_LINES:]
         return {
-            **self._status()[1],
+            **to_json(self._status()),
             "timeline": self._history.timeline(),
             "log": [{"at": round(wall(e.at), 3), "name": e.name, "text": str(e)} for e in log],
         }
@@ -110,6 +110,6 @@ class StatusPage:
         if self._metrics is None:
             from wanwatch import metrics  # ~4 MB RSS: only once someone scrapes
 
-            collector = metrics.StatusCollector(lambda: self._status()[0], self._counts)
+            collector = metrics.StatusCollector(self._status, self._counts)
             self._metrics = metrics.exposition(collector)
         return self._metrics()
