@@ -113,6 +113,7 @@ class Daemon:
         self._dynamic: DynamicUplinks | None = None
         self._heal = Healer(clock())
         self._snapshot: tuple[float, st.Status, bytes] | None = None
+        self._servers: list[asyncio.Server] = []  # metrics and the status page, if asked for
         self.history = History(clock)
         self._notify = Notifier()  # systemd's NOTIFY_SOCKET, if any
         self._observers: list[Callable[[Event], None]] = [
@@ -161,7 +162,6 @@ class Daemon:
         # adopt the first one's routes, rules, nft table and dnsmasq, and remove them
         # all on its way out (ControlError, exit 1, nothing changed).
         server = await serve(self.socket_path, self._answer)
-        servers: list[asyncio.Server] = []  # metrics and the status page, when asked for
         try:
             self._emit_all(self._backend.start())
             self._links = self._backend.link_watcher()
@@ -199,7 +199,7 @@ class Daemon:
                 self.emit(event(self.now(), "ha.failed", error=str(exc)))
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
-            servers = await self._serve_extras()
+            await self._serve_extras()
             self.emit(
                 event(
                     self.now(),
@@ -212,8 +212,6 @@ class Daemon:
             )
             await self._loop()
         finally:
-            for srv in servers:
-                srv.close()
             await self._shutdown(server)
         return 0
 
@@ -235,9 +233,10 @@ class Daemon:
             )
             return None
 
-    async def _serve_extras(self) -> list[asyncio.Server]:
+    async def _serve_extras(self) -> None:
+        """Metrics and the status page, each only when asked for; closed by _shutdown."""
         found = [await self._serve_metrics(), await self._serve_http()]
-        return [srv for srv in found if srv is not None]
+        self._servers = [srv for srv in found if srv is not None]
 
     async def _serve_http(self) -> asyncio.Server | None:
         """The status page if asked for; a port we cannot bind degrades only the page."""
@@ -267,6 +266,8 @@ class Daemon:
 
     async def _shutdown(self, server: asyncio.Server) -> None:
         server.close()
+        for extra in self._servers:
+            extra.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         loop = asyncio.get_running_loop()
