@@ -480,10 +480,36 @@ class Daemon:
     # ------------------------------------------------------------------ reload
 
     async def _reload(self) -> None:
-        assert self._engine is not None and self._backend is not None and self._hub is not None
+        """SIGHUP: check the whole new config first; apply it only if every part accepts it."""
+        assert self._engine is not None and self._backend is not None
+        checked = await self._checked_reload()
+        if checked is None:
+            return
+        new_shared, new = checked
+        try:
+            self._emit_all(self._backend.reload(new))
+        except (NetlinkError, NftError) as exc:
+            self.emit(event(self.now(), "config.rejected", reason="backend", error=str(exc)))
+            return
+        old, self._config = self._config, new
+        assert old is not None
+        self._emit_all(self._engine.reload(new, self.now()))
+        await self._reload_uplinks(old, new)
+        if self._hooks is not None:
+            self._hooks.hooks = new.hooks
+        await self._reload_dnsmasq(new_shared)
+        if self._pair is not None:
+            try:
+                await self._pair.reload(new_shared)
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
+        self._steer(force=True)
+        self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
+
+    async def _checked_reload(self) -> tuple[Config, Config] | None:
+        """The new config (shared, and this router's view), or None after saying why not."""
         try:
             new_shared = load(self.config_path)
-            new = local_view(new_shared)
         except ConfigError as exc:
             self.emit(
                 event(
@@ -495,27 +521,23 @@ class Daemon:
             )
             for problem in exc.problems:
                 log.warning("config: %s", problem)
-            return
-        old = self._config
-        assert old is not None
-        if self._dnsmasq is not None:
-            try:  # everything is checked before anything is applied
-                await self._dnsmasq.validate(new_shared)
-            except DnsmasqError as exc:
-                self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
-                return
+            return None
+        assert self._config is not None
         try:
-            await validate_reload(old, new_shared, self.state_dir)
+            if self._dnsmasq is not None:
+                await self._dnsmasq.validate(new_shared)
+            await validate_reload(self._config, new_shared, self.state_dir)
+        except DnsmasqError as exc:
+            self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
+            return None
         except HaError as exc:
             self.emit(event(self.now(), "config.rejected", reason="ha", error=str(exc)))
-            return
-        try:
-            self._emit_all(self._backend.reload(new))
-        except (NetlinkError, NftError) as exc:
-            self.emit(event(self.now(), "config.rejected", reason="backend", error=str(exc)))
-            return
-        self._config = new
-        self._emit_all(self._engine.reload(new, self.now()))
+            return None
+        return new_shared, local_view(new_shared)
+
+    async def _reload_uplinks(self, old: Config, new: Config) -> None:
+        """Watch, lease and probe the new config's uplinks; forget the removed ones."""
+        assert self._hub is not None
         if self._links is not None:
             self._links.watch(w.interface for w in new.wans)
         if self._dynamic is not None:
@@ -527,16 +549,6 @@ class Daemon:
             if wan.name not in {w.name for w in new.wans}:
                 self._hub.remove_uplink(wan.name)
         self._configure_probes(new)
-        if self._hooks is not None:
-            self._hooks.hooks = new.hooks
-        await self._reload_dnsmasq(new_shared)
-        if self._pair is not None:
-            try:
-                await self._pair.reload(new_shared)
-            except HaError as exc:  # the peer carries the office
-                self.emit(event(self.now(), "ha.failed", error=str(exc)))
-        self._steer(force=True)
-        self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 
     async def _reload_dnsmasq(self, new: Config) -> None:
         if self._dnsmasq is None:
