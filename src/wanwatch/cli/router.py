@@ -1,62 +1,35 @@
-"""The ``wanwatch`` command line. Thin: parse arguments, call one layer, print.
-
-Exit codes: 0 fine, 1 a finding (warnings, a failed check against a live system),
-2 bad input (config or file) with nothing applied.
-"""
+"""``wanwatch check|plan|run|status|leases``: the office config and the router daemon."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from wanwatch import __version__
-from wanwatch.config import Config, load
-from wanwatch.control import DEFAULT_SOCKET
-from wanwatch.errors import ConfigError, WanwatchError
-
-EXIT_BAD_INPUT = 2
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The office YAML file (see examples/office.yaml).",
+from wanwatch.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FINDING,
+    config_option,
+    echo_problems,
+    json_option,
+    load_or_exit,
+    need_root,
 )
+from wanwatch.config import Config
+from wanwatch.dynamic import kind, plan_gateway, runtime_facts
+from wanwatch.errors import ConfigError, WanwatchError
+from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from wanwatch.logs import LogFormat
+    from wanwatch.status import UplinkStatus
 
 
-def load_or_exit(path: Path) -> Config:
-    """Load the config or print every problem and exit 2 (nothing applied)."""
-    try:
-        return load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        n = len(exc.problems)
-        click.echo(f"{n} problem{'s' if n != 1 else ''}; nothing applied.", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wanwatch")
-def main() -> None:
-    """Keep a small office online when an uplink dies.
-
-    One YAML file describes the uplinks, LANs and policy. wanwatch either is the
-    router on a Linux box (run, status, leases) or configures a MikroTik
-    (routeros export / verify). `wanwatch lab demo` shows it working in network
-    namespaces.
-    """
-
-
-@main.command()
-@config_option
+@click.command()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @click.option(
     "--explain", is_flag=True, help="Also show each uplink's monitor settings and their meaning."
 )
@@ -68,8 +41,8 @@ def check(config_path: Path, explain: bool) -> None:
         addr = w.address or "(interface's own address)"
         targets = ", ".join(str(t) for t in w.probe.targets)
         click.echo(
-            f"  wan {w.name}: {w.interface} {addr} via {w.gateway}, priority {w.priority}, "
-            f"weight {w.weight}, probes {targets}"
+            f"  wan {w.name}: {w.interface} {addr} {plan_gateway(w.gateway, kind(w))}, "
+            f"priority {w.priority}, weight {w.weight}, probes {targets}"
         )
     for lan in cfg.lans:
         dhcp = ""
@@ -80,6 +53,7 @@ def check(config_path: Path, explain: bool) -> None:
             f"  lan {lan.name}: {lan.interface} {lan.address or '(interface address)'}{dhcp}"
         )
     click.echo(f"  policy: {cfg.policy.mode}; NAT masquerade: {cfg.nat.masquerade}")
+    echo_runtime_facts(cfg)
     if explain:
         click.echo(explain_monitor(cfg))
 
@@ -103,10 +77,10 @@ def explain_monitor(cfg: Config) -> str:
     return "\n".join(lines)
 
 
-@main.command()
-@config_option
+@click.command()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @click.option("--down", "down", multiple=True, metavar="WAN", help="Treat this uplink as down.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     """Print the dataplane wanwatch wants for a given uplink state (no root needed)."""
     from wanwatch.engine.policy import plan_for
@@ -127,6 +101,15 @@ def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     from wanwatch.engine.intent import describe_intent
 
     click.echo(describe_intent(intent))
+    echo_runtime_facts(cfg)
+
+
+def echo_runtime_facts(cfg: Config) -> None:
+    """What only run time knows about dynamic uplinks (dynamic.py), for check and plan."""
+    facts = runtime_facts(cfg)
+    if facts:
+        click.echo("known only at run time:")
+        click.echo("\n".join(f"  {f}" for f in facts))
 
 
 socket_option = click.option(
@@ -139,13 +122,13 @@ socket_option = click.option(
 )
 
 
-@main.command()
-@config_option
+@click.command()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @socket_option
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default="/var/lib/wanwatch",
+    default=str(DEFAULT_STATE_DIR),
     show_default=True,
     help="Leases and last known state (set it per namespace: namespaces share one filesystem).",
 )
@@ -156,12 +139,29 @@ socket_option = click.option(
     default=None,
     help="Serve Prometheus metrics there (e.g. 127.0.0.1:9107).",
 )
+@click.option(
+    "--http",
+    "http_address",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve the read-only status page, /api/status and /metrics there (e.g. 127.0.0.1:9180).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one event a line (no timestamp under journald); json: one object a line.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also log debug messages.")
 def run(
+    *,
     config_path: Path,
     socket_path: Path,
     state_dir: Path,
     metrics_address: str | None,
+    http_address: str | None,
+    log_format: LogFormat,
     verbose: bool,
 ) -> None:
     """Be the router (root): probe uplinks, steer routes, NAT, serve DHCP/DNS.
@@ -170,60 +170,59 @@ def run(
     config (an invalid one is refused and the old one keeps running).
     """
     import asyncio
-    import logging
 
+    from wanwatch import logs
     from wanwatch.daemon import Daemon
 
     load_or_exit(config_path)  # exit 2 before touching anything
-    metrics = _host_port(metrics_address) if metrics_address else None
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    if os.geteuid() != 0:
-        click.echo("wanwatch run needs root (netlink, nftables, raw ICMP sockets).", err=True)
-        sys.exit(1)
+    metrics = _host_port("--metrics", metrics_address) if metrics_address else None
+    http = _host_port("--http", http_address) if http_address else None
+    logs.setup(log_format, verbose)
+    need_root("wanwatch run needs root (netlink, nftables, raw ICMP sockets).")
     try:
-        code = asyncio.run(Daemon(config_path, socket_path, state_dir, metrics=metrics).run())
+        daemon = Daemon(config_path, socket_path, state_dir, metrics=metrics, http=http)
+        code = asyncio.run(daemon.run())
     except ConfigError as exc:  # the file changed between the check above and the start
-        for problem in exc.problems:
-            click.echo(problem, err=True)
+        echo_problems(exc)
         sys.exit(EXIT_BAD_INPUT)
     except WanwatchError as exc:
         click.echo(f"wanwatch: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FINDING)
     sys.exit(code)
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(option: str, text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        click.echo(f"--metrics: {text!r} is not HOST:PORT", err=True)
+        click.echo(f"{option}: {text!r} is not HOST:PORT", err=True)
         sys.exit(EXIT_BAD_INPUT)
     return host.strip("[]"), int(port)
 
 
-@main.command()
-@socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(socket_path: Path, as_json: bool) -> None:
-    """Ask the running daemon how the uplinks are and who carries traffic."""
+def ask_daemon(socket_path: Path, what: str, **args: Any) -> dict[str, Any]:
+    """The daemon's answer to ``what`` over its control socket, or exit 1 saying why not."""
     from wanwatch.control import ControlError, request
 
     try:
-        answer = request(socket_path, "status")
+        return request(socket_path, what, **args)
     except ControlError as exc:
-        click.echo(f"wanwatch status: {exc}", err=True)
-        sys.exit(1)
+        click.echo(f"wanwatch {what}: {exc}", err=True)
+        sys.exit(EXIT_FINDING)
+
+
+@click.command()
+@socket_option
+@json_option
+def status(socket_path: Path, as_json: bool) -> None:
+    """Ask the running daemon how the uplinks are and who carries traffic."""
+    answer = ask_daemon(socket_path, "status")
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
     click.echo(format_status(answer))
 
 
-@main.command()
+@click.command()
 @socket_option
 @click.argument("wan")
 @click.option(
@@ -240,7 +239,7 @@ def disable(socket_path: Path, wan: str, drain: bool) -> None:
     _admin(socket_path, "disable", wan=wan, drain=drain)
 
 
-@main.command()
+@click.command()
 @socket_option
 @click.argument("wan")
 def enable(socket_path: Path, wan: str) -> None:
@@ -249,33 +248,29 @@ def enable(socket_path: Path, wan: str) -> None:
 
 
 def _admin(socket_path: Path, cmd: str, **args: Any) -> None:
-    from wanwatch.control import ControlError, request
-
-    try:
-        answer = request(socket_path, cmd, **args)
-    except ControlError as exc:
-        click.echo(f"wanwatch {cmd}: {exc}", err=True)
-        sys.exit(1)
+    answer = ask_daemon(socket_path, cmd, **args)
     note = "" if answer.get("saved") else " (not saved: lost on restart, see the log)"
     click.echo(f"{answer['wan']}: {answer['admin']}{note}")
 
 
-@main.command()
+@click.command()
 @socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def leases(socket_path: Path, as_json: bool) -> None:
     """List the DHCP clients on each LAN (address, MAC, hostname, expiry)."""
-    from wanwatch.control import ControlError, request
-
-    try:
-        answer = request(socket_path, "leases")
-    except ControlError as exc:
-        click.echo(f"wanwatch leases: {exc}", err=True)
-        sys.exit(1)
+    answer = ask_daemon(socket_path, "leases")
     if as_json:
         click.echo(json.dumps(answer["leases"], indent=2))
         return
     click.echo(format_leases_table(answer["leases"]))
+
+
+@click.command("systemd-unit")
+def systemd_unit() -> None:
+    """Print the systemd unit (Type=notify, watchdog, hardening) for this installation."""
+    from wanwatch.systemd import unit
+
+    click.echo(unit(), nl=False)
 
 
 def format_status(answer: dict[str, Any]) -> str:
@@ -303,6 +298,7 @@ def format_status(answer: dict[str, Any]) -> str:
             lines.append(
                 f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
+    lines += [line for w in st.wans if (line := _dynamic_line(w))]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:
@@ -315,6 +311,23 @@ def format_status(answer: dict[str, Any]) -> str:
         lines.append("recent events:")
         lines.extend(f"  {e}" for e in st.events[-10:])
     return "\n".join(lines)
+
+
+def _dynamic_line(w: UplinkStatus) -> str | None:
+    """An uplink that is not static, or whose interface is absent: how it is reached now."""
+    if w.link == "absent":
+        return f"{w.name}: interface absent (adopted when it appears)"
+    if w.kind == "dhcp":
+        lease = w.lease
+        if lease is None:
+            return f"{w.name}: dhcp, no lease"
+        return (
+            f"{w.name}: dhcp lease {lease.address} via {lease.router or '-'} from "
+            f"{lease.server or '-'}, {lease.lease_s} s, renewed {lease.age_s:g} s ago"
+        )
+    if w.kind == "point-to-point":
+        return f"{w.name}: point-to-point {w.address or '-'} via {w.gateway or 'the device'}"
+    return None
 
 
 def _phase(phase: str | None, progress: dict[str, float]) -> str:
@@ -346,15 +359,4 @@ def format_leases_table(rows: list[dict[str, Any]]) -> str:
     return format_leases([Lease.from_json(r) for r in rows])
 
 
-def _register_groups() -> None:
-    from wanwatch.lab.cli import lab
-    from wanwatch.routeros.cli import routeros
-
-    main.add_command(routeros)
-    main.add_command(lab)
-
-
-_register_groups()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+COMMANDS = (check, plan, run, status, disable, enable, leases, systemd_unit)

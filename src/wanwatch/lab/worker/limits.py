@@ -1,0 +1,10 @@
+"""Bounds every traffic worker enforces, whatever its caller asks."""
+
+DEFAULT_MAX_SECONDS = 120.0  # a worker that is not told otherwise
+MAX_ATTEMPTS = 100_000  # connections, echoes or resets of one worker
+MAX_BULK_FLOWS = 64
+MAX_BULK_SECONDS = 120.0
+RST_GAP = 0.01  # between two lone TCP resets
+MAX_STREAM_RATE = 5000.0  # packets per second of one stream
+MAX_STREAM_SECONDS = 7200.0
+SINK_PORT = 9009  # the UDP sink's port on the fake internet
