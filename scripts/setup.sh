@@ -11,6 +11,7 @@ packages=(
   dnsmasq-base                             # DHCP/DNS server binary only (no system service)
   busybox                                  # udhcpc and nslookup for the lab's LAN clients
   libnetfilter-queue-dev                   # delay/jitter emulation in the lab (no netem here)
+  faketime                                 # libfaketime: the lab moves the daemon's wall clock, not the host's
   iputils-ping procps
 )
 missing=()
