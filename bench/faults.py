@@ -95,6 +95,7 @@ class Bench:
             "repaired_objects": sorted({str(e.get("object")) for e in repairs}),
             "traffic_ms": ms(None if hit is None else hit.t1 - fault.t_start),
             "failed_connections": len(seen.failed(fault.t_start)),
+            "failures": seen.errors(fault.t_start),
             "flow_survived": seen.flow_survived,
             "flow_longest_stall_ms": ms(seen.longest_stall),
             "survived": whole is not None and hit is not None,
@@ -139,6 +140,7 @@ class Bench:
         return {
             "recovery_ms": ms(None if hit is None else hit.t1 - back.t_start),
             "failed_connections": len(seen.failed(back.t_start, until)),
+            "failures": seen.errors(back.t_start, until),
             "via_dead_primary": sum(1 for a in seen.attempts if a.isp == self.primary),
             "survived": hit is not None,
         }
@@ -168,6 +170,7 @@ class Bench:
             "junk_answer": abuse.junk[:120],
             "malformed_answer": abuse.malformed[:120],
             "failed_connections": len(seen.failed(t0)),
+            "failures": seen.errors(t0),
             "flow_survived": seen.flow_survived,
             "survived": same
             and routing
@@ -194,6 +197,7 @@ class Bench:
             "recovery_ms": None,
             "rejected_after_ms": ms(rejected["at"] - hup.t_start),
             "failed_connections": len(seen.failed(hup.t_start)),
+            "failures": seen.errors(hup.t_start),
             "flow_survived": seen.flow_survived,
             "reloaded": bool(self.events(hup.t_start, "config.reloaded")),
             "survived": routing and not seen.failed(hup.t_start),
@@ -217,6 +221,7 @@ class Bench:
         return {
             "recovery_ms": ms(ready - t0),
             "failed_connections": len(seen.failed(t0)),
+            "failures": seen.errors(t0),
             "flow_survived": seen.flow_survived,
             "flow_longest_stall_ms": ms(seen.longest_stall),
             "adopted": bool(start) and start[0].get("nft") == "adopted",
@@ -248,6 +253,7 @@ class Bench:
             "primary_downs": len(downs),
             "hold_s": ups[-1].get("hold_s") if ups else None,
             "failed_connections": len(seen.failed(t0)),
+            "failures": seen.errors(t0),
             "survived": hit is not None,
         }
 
@@ -281,6 +287,7 @@ class Bench:
             "max_loss_pct": worst_loss,
             "replies_kept_coming": replies_grew,
             "failed_connections": len(seen.failed(t0)),
+            "failures": seen.errors(t0),
             "flow_survived": seen.flow_survived,
             "survived": states_ok and not bad and replies_grew and not seen.failed(t0),
         }

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from wanwatch.config import Config
+from wanwatch.control import request
 from wanwatch.lab import chaos, faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
@@ -81,6 +82,14 @@ def healthy(bed: chaos.Testbed) -> Iterator[chaos.Testbed]:
     finally:
         faults.clear_all(bed.lab)
         bed.clock.set("+0")
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
 
 
 def repaired(office: Office, since: float, word: str) -> list[dict[str, Any]]:
@@ -334,3 +343,61 @@ def test_wall_clock_jump_changes_no_uplink_state(healthy: chaos.Testbed) -> None
             assert office.events(since=jump.t_start, names=bad) == [], offset
     seen = watch.outcome()
     assert seen.failed(seen.attempts[0].t0) == [] and seen.flow_survived
+
+
+# --------------------------------------------------------------------------- operator controls
+
+
+def _admin(office: Office, wan: str) -> str:
+    return next(str(w["admin"]) for w in office.status()["wans"] if w["name"] == wan)
+
+
+@pytest.mark.parametrize("drain", [True, False], ids=["drain", "disable"])
+def test_disable_primary_moves_new_connections_to_backup(
+    healthy: chaos.Testbed, drain: bool
+) -> None:
+    """`disable` of the carrying primary: new connections go through the backup; with
+    --drain the primary's existing flow carries on, without it that flow is reset. The
+    choice survives a restart on the same state dir; `enable` gives the primary back."""
+    lab, office = healthy.lab, healthy.office
+    try:
+        with chaos.Watch(lab, CLIENT) as watch:
+            t = time.monotonic()
+            answer = request(office.socket, "disable", wan=PRIMARY, drain=drain)
+            assert answer["admin"] == ("drain" if drain else "disabled") and answer["saved"]
+            hit = watch.loop.first_success(
+                after=t, via=BACKUP, deadline=time.monotonic() + SWITCH_DEADLINE
+            )
+            assert hit is not None, "no new connection through the backup"
+            moved = hit.t0
+            if drain:
+                n = watch.exchanges()
+                wait_until(lambda: watch.exchanges() >= n + 10, 10, "the drained flow to go on")
+            else:
+                wait_until(watch.flow_broken, 15, "the flow to be reset")
+            wait_until(
+                lambda: sum(a.t0 > moved + 0.2 for a in watch.loop.attempts) >= 5,
+                10,
+                "new connections after the move",
+            )
+        seen = watch.outcome()
+        assert seen.flow is not None and seen.flow.isp == PRIMARY
+        assert seen.flow_survived is drain, seen.flow
+        late = [a for a in seen.attempts if a.t0 > moved + 0.2]
+        assert late and all(a.ok and a.isp == BACKUP for a in late), late[:3]
+        st = office.status()
+        assert st["active"] == [BACKUP] and _admin(office, PRIMARY) == answer["admin"]
+
+        office.stop()
+        healthy.start(active=BACKUP)
+        assert _admin(office, PRIMARY) == answer["admin"]
+        now = time.monotonic()
+        hit = first_new_connection(lab, CLIENT, after=now, deadline=now + SWITCH_DEADLINE)
+        assert hit is not None and hit.isp == BACKUP
+    finally:
+        # The choice is kept in the state dir: undo it even if the daemon died meanwhile.
+        if office.daemon is None or not office.daemon.alive():
+            healthy.start(active=BACKUP)
+        request(office.socket, "enable", wan=PRIMARY)
+    healthy.settled(FAILBACK_DEADLINE)
+    assert _admin(office, PRIMARY) == "enabled"
