@@ -536,8 +536,9 @@ def office_config(lab: Lab, name: str, **monitor: float) -> Path:
 
 
 class Testbed:
-    """A lab with the daemon as its router, on a wall clock we can move, and the kernel
-    footprint it builds when healthy (the baseline every repair is checked against)."""
+    """A lab with the daemon as its router (on a wall clock we can move, when asked), and
+    the kernel footprint it builds when healthy (the baseline every repair is checked
+    against)."""
 
     def __init__(self, lab: Lab, config: Path, primary: str) -> None:
         self.lab = lab
@@ -545,12 +546,24 @@ class Testbed:
         self.clock = WallClock(lab.state_dir / "faketime")
         self.primary = primary
         self.baseline: Footprint | None = None
+        # Only the clock fault runs the daemon under libfaketime: the preload itself
+        # stalls threaded Python processes when the clock moves (see clock_spells).
+        self.faked = False
 
     def start(self, timeout: float = 30.0, active: str | None = None) -> None:
-        """Start the daemon on the faked clock (offset +0 until told otherwise); return
-        once ``active`` (default: the primary) carries traffic."""
-        with self.clock.children():
+        """Start the daemon (on the faked clock if :attr:`faked`); return once ``active``
+        (default: the primary) carries traffic."""
+        with self.clock.children() if self.faked else contextlib.nullcontext():
             self.office.start(wait_active=active or self.primary, timeout=timeout)
+
+    def restart(self, *, faked: bool, timeout: float) -> None:
+        """Stop the daemon (SIGTERM) and start it again, on the faked clock or not."""
+        if self.office.daemon is not None:
+            self.office.stop()
+        self.faked = faked
+        if faked:
+            self.clock.set("+0")
+        self.heal(timeout)
 
     def settled(self, timeout: float) -> dict[str, object]:
         """Wait until the primary carries (applied), is preferred and every uplink is up."""
@@ -594,3 +607,61 @@ class Testbed:
         elif not self.whole(10.0):
             raise LabError("a freshly started daemon did not build its footprint")
         return True
+
+
+@dataclass(frozen=True)
+class ClockSpell:
+    """What ``status`` said, polled every 100 ms, while the wall clock sat at one offset."""
+
+    offset: str
+    jump: Injected
+    states: frozenset[str]  # every uplink state seen
+    actives: frozenset[tuple[str, ...]]  # every set of carrying uplinks seen
+    max_rtt_ms: float | None  # None: some uplink had no RTT at some poll
+    max_loss_pct: float
+    replies: dict[str, int]  # probe replies per uplink over the spell
+
+
+def clock_spells(bed: Testbed, offsets: tuple[str, ...], seconds: float) -> list[ClockSpell]:
+    """Move the daemon's wall clock to each offset in turn and watch it ``seconds``."""
+    out = []
+    for offset in offsets:
+        jump = bed.clock.set(offset)
+        first = bed.office.status()
+        states: set[str] = set()
+        actives: set[tuple[str, ...]] = set()
+        rtts: list[float | None] = []
+        losses: list[float] = []
+        end = time.monotonic() + seconds
+        while True:
+            # Generous: libfaketime 0.9.10 also rewrites the deadlines of
+            # pthread_cond_timedwait (nm -D shows it intercepted), which CPython's GIL
+            # waits on, so right after a jump any threaded Python process can stall
+            # about a second -- measured here with a bare asyncio server under the same
+            # preload (up to 1.3 s; 0.05 s without it). A slow answer is the tool's.
+            st = request(bed.office.socket, "status", timeout=10.0)
+            for w in st["wans"]:
+                states.add(str(w["state"]))
+                rtts.append(w["rtt_ms"])
+                losses.append(float(w["loss_pct"]))
+            actives.add(tuple(st["active"]))
+            if time.monotonic() >= end:
+                break
+            time.sleep(0.1)
+        replies = {
+            w["name"]: int(w["probes"]["replies"]) - int(v["probes"]["replies"])
+            for w, v in zip(st["wans"], first["wans"], strict=True)
+        }
+        worst = None if None in rtts else max(float(r) for r in rtts if r is not None)
+        out.append(
+            ClockSpell(
+                offset,
+                jump,
+                frozenset(states),
+                frozenset(actives),
+                worst,
+                max(losses),
+                replies,
+            )
+        )
+    return out
