@@ -437,8 +437,16 @@ class _Located:
         return self.lines.get(p, 1)
 
 
+# Deeper than any real config; also where a recursive YAML alias (``&a [*a]``,
+# which yaml.compose returns as a cyclic node graph) is stopped.
+MAX_NESTING = 32
+
+
 def _construct(node: yaml.Node, path: Path_, out: _Located) -> Any:
     out.lines[path] = node.start_mark.line + 1
+    if len(path) > MAX_NESTING:
+        out.problems.append((path, "nested too deep (a recursive alias?)"))
+        return None
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:

@@ -52,6 +52,9 @@ DRIFT_DEBOUNCE = 0.05
 # A full reconcile pass this often whatever was heard: the safety net for changes
 # that send no notification (e.g. the conntrack accounting sysctl).
 FULL_PASS_INTERVAL = 10.0
+# Many readers at once (a dashboard, scrapers, scripts polling `status`) share one
+# snapshot this young, so their number does not multiply the loop's work.
+STATUS_MAX_AGE = 0.05
 # Kernel objects a reconcile event changed, named for drift.repaired.
 _CHANGES = frozenset(
     {
@@ -105,6 +108,7 @@ class Daemon:
         self._repairing = False
         self._next_full_pass = 0.0
         self._repairs = 0
+        self._snapshot: tuple[float, st.Status, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -195,7 +199,9 @@ class Daemon:
         from wanwatch import metrics  # prometheus_client costs ~4 MB RSS: only when asked
 
         host, port = self.metrics_address
-        registry = metrics.registry_for(metrics.StatusCollector(self.status, self._counts))
+        registry = metrics.registry_for(
+            metrics.StatusCollector(lambda: self._status_snapshot()[0], self._counts)
+        )
         try:
             return await metrics.serve(host, port, registry)
         except OSError as exc:
@@ -215,10 +221,7 @@ class Daemon:
         if self._links is not None:
             loop.remove_reader(self._links.fileno())
             self._links.close()
-        if self._drift is not None:
-            for fd in self._drift.filenos():
-                loop.remove_reader(fd)
-            self._drift.close()
+        self._close_drift(loop)
         if self._hub is not None:
             await self._hub.close()
         if self._dnsmasq is not None:
@@ -259,7 +262,7 @@ class Daemon:
                     await asyncio.wait_for(self._wake.wait(), delay)
 
     def _signal(self, cmd: str) -> None:
-        """Signal handlers only enqueue (STYLE.md, point 1); the loop acts."""
+        """Signal handlers only enqueue; the loop acts (no work in a signal handler)."""
         self._commands.put_nowait(cmd)
         self._wake.set()
 
@@ -356,8 +359,11 @@ class Daemon:
         try:
             kinds = self._drift.read(fd)
         except NetlinkError as exc:
+            # A broken socket would wake us forever: stop listening; the periodic
+            # full pass still repairs, only later.
             self.emit(event(self.now(), "drift.watch_failed", error=str(exc)))
-            kinds = {"unknown"}
+            self._close_drift(asyncio.get_running_loop())
+            return
         if not kinds:
             return
         now = self.now()
@@ -367,6 +373,13 @@ class Daemon:
         if self._repair_at is None or due < self._repair_at:
             self._repair_at = due
         self._wake.set()
+
+    def _close_drift(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._drift is not None:
+            for fd in self._drift.filenos():
+                loop.remove_reader(fd)
+            self._drift.close()
+            self._drift = None
 
     def _maybe_repair(self) -> None:
         """Start a reconcile pass off the loop when drift, a retry or the safety net is due."""
@@ -479,7 +492,7 @@ class Daemon:
     def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any]:
         cmd = request.get("cmd")
         if cmd == "status":
-            return st.to_json(self.status())
+            return self._status_snapshot()[1]
         if cmd == "leases":
             return {"leases": self._leases()}
         if cmd == "events":
@@ -545,6 +558,15 @@ class Daemon:
     def _wall(self, mono: float) -> str:
         wall = time.time() - (self.now() - mono)
         return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
+
+    def _status_snapshot(self) -> tuple[st.Status, dict[str, Any]]:
+        """The status and its JSON, computed at most once per STATUS_MAX_AGE."""
+        now = self.now()
+        snap = self._snapshot
+        if snap is None or now - snap[0] >= STATUS_MAX_AGE:
+            status = self.status()
+            snap = self._snapshot = (now, status, st.to_json(status))
+        return snap[1], snap[2]
 
     def status(self) -> st.Status:
         """Everything ``wanwatch status`` shows; cheap: nothing here waits for the kernel."""

@@ -390,3 +390,16 @@ def test_any_broken_value_is_a_config_error_never_a_crash(data: st.DataObject) -
         assert exc.problems and all(p.startswith("fuzz.yaml:") for p in exc.problems)
     else:
         assert cfg.wans  # whatever was accepted is a whole, usable config
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["wans: &a [*a]\n", "wans: " + "[" * 40 + "]" * 40 + "\n"],
+    ids=["recursive-alias", "deep-nesting"],
+)
+def test_recursive_alias_or_deep_nesting_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        loads(text, "x.yaml")
+    assert any(
+        "nested too deep" in p and p.startswith("x.yaml:1: wans[0]") for p in err.value.problems
+    )

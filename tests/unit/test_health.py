@@ -10,26 +10,30 @@ import pytest
 
 from wanwatch.config import Monitor
 from wanwatch.engine.health import (
-    FALSE_DOWNS_PER_DAY,
-    LOSS_FLOOR,
-    PRIOR_SAMPLES,
     Answered,
     CarrierChange,
     Clock,
     HealthState,
-    LossWindow,
     Lost,
     Quality,
-    RttEstimator,
     Rules,
-    UplinkMonitor,
-    _Sample,
-    binomial_tail,
     initial_state,
-    needed_losses,
     step,
 )
 from wanwatch.engine.intent import Health
+from wanwatch.engine.monitor import (
+    FALSE_DOWNS_PER_DAY,
+    UplinkMonitor,
+)
+from wanwatch.engine.stats import (
+    LOSS_FLOOR,
+    PRIOR_SAMPLES,
+    LossWindow,
+    ProbeSample,
+    RttEstimator,
+    binomial_tail,
+    needed_losses,
+)
 
 RULES = Rules("W", up_after=5, hold=10.0, max_hold=300.0, degraded_loss=40.0, degraded_rtt=1.0)
 ALPHA = FALSE_DOWNS_PER_DAY * 0.5 / 86400
@@ -198,10 +202,10 @@ def test_rtt_estimator_follows_rfc6298() -> None:
 
 def test_loss_window_prunes_unloses_and_drops() -> None:
     w = LossWindow(10.0, 100.0)
-    a = _Sample(1.0, "x", True)
+    a = ProbeSample(1.0, "x", True)
     w.add(a)
-    w.add(_Sample(2.0, "y", False))
-    w.add(_Sample(15.0, "y", True))
+    w.add(ProbeSample(2.0, "y", False))
+    w.add(ProbeSample(15.0, "y", True))
     assert w.counts(15.0) == ((1, 1), (3, 2))
     w.unlose(a)  # a late reply: only the long window still holds it
     assert w.counts(15.0) == ((1, 1), (3, 1))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wanwatch.config import loads
-from wanwatch.engine.intent import Health
+from wanwatch.engine.intent import Health, intent_from_config
 from wanwatch.errors import SysctlError
 from wanwatch.footprint import (
     DEFAULT_METRIC,
@@ -21,9 +21,8 @@ from wanwatch.footprint import (
     UNREACHABLE_METRIC,
 )
 from wanwatch.linux import sysctl
-from wanwatch.linux.apply import (
+from wanwatch.linux.desired import (
     Uplink,
-    intent_from_config,
     interface_address,
     main_defaults,
     resolve,

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wanwatch.errors import RouterOSError
+from wanwatch.routeros.lexer import Piece, scan
 from wanwatch.routeros.parse import (
     MAX_ROUTES,
-    logical_lines,
     parse_duration,
     parse_file,
     parse_text,
@@ -35,11 +35,29 @@ def error_of(text: str) -> str:
 
 def test_continuations_join_and_drop_indentation() -> None:
     text = 'add a=1 \\\n    b="x\\\n    y"\nadd c=2\n'
-    assert list(logical_lines(text)) == [(1, 'add a=1 b="xy"'), (4, "add c=2"), (5, "")]
+    assert list(scan(text)) == [
+        Piece("statement", 1, 'add a=1 b="xy"'),
+        Piece("statement", 4, "add c=2"),
+    ]
 
 
 def test_even_backslashes_do_not_continue() -> None:
-    assert list(logical_lines('add a="x\\\\"\nadd b=1')) == [(1, 'add a="x\\\\"'), (2, "add b=1")]
+    assert list(scan('add a="x\\\\"\nadd b=1')) == [
+        Piece("statement", 1, 'add a="x\\\\"'),
+        Piece("statement", 2, "add b=1"),
+    ]
+
+
+def test_strings_and_brackets_span_lines_blocks_and_semicolons_split() -> None:
+    text = '{\n/system script add source="a\nb"; add x=1\n:if (1) do={\n :log info x\n}\n}\n# c\n'
+    assert list(scan(text)) == [
+        Piece("open", 1, "{"),
+        Piece("statement", 2, '/system script add source="a\nb"'),
+        Piece("statement", 3, "add x=1"),
+        Piece("statement", 4, ":if (1) do={\n :log info x\n}"),
+        Piece("close", 7, "}"),
+        Piece("comment", 8, "# c"),
+    ]
 
 
 def test_quotes_and_brackets_stay_one_token() -> None:
@@ -172,8 +190,8 @@ def test_dhcp_and_pppoe_clients_add_their_default_routes() -> None:
         "add name=pppoe-out2 interface=ether3\n"
     )
     assert [(r.origin, r.gateway_text, r.distance) for r in e.routes] == [
-        ("dhcp-client", "ether1", 3),
-        ("pppoe-client", "pppoe-out1", 1),
+        ("ip dhcp-client", "ether1", 3),
+        ("interface pppoe-client", "pppoe-out1", 1),
     ]
     assert e.dynamic_addresses
 
@@ -212,6 +230,21 @@ def test_bad_duration_is_none() -> None:
     ("text", "line", "reason"),
     [
         ('/ip route\nadd gateway=1.1.1.1 comment="open\n', 2, "unterminated quoted string"),
+        ("/ip route\nadd gateway=[find\n", 2, "unclosed bracket"),
+        ("/ip route\nadd gateway=1.1.1.1\x00\n", 2, "NUL byte"),
+        ("just some text\nover two lines\n", 1, "not a RouterOS script"),
+        ("", 1, "not a RouterOS script"),
+    ],
+)
+def test_errors_name_line_and_reason(text: str, line: int, reason: str) -> None:
+    msg = error_of(text)
+    assert msg.startswith(f"t.rsc:{line}: "), msg
+    assert reason in msg
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "reason"),
+    [
         ("/ip route\n\nadd gateway=1.1.1.1 distance=x\n", 3, "distance='x': not a whole number"),
         ("/ip route\nadd gateway=1.1.1.1 \\\n  distance=300\n", 2, "not a whole number 0-255"),
         ("/ip address\nadd address=10.0.0.300/24 interface=e\n", 2, "not an IPv4 address"),
@@ -219,16 +252,17 @@ def test_bad_duration_is_none() -> None:
         ("/ip route\nadd dst-address=8.8.8.8/33 gateway=1.1.1.1\n", 2, "not an IPv4 prefix"),
         ("/ip route\nadd distance=2\n", 2, "route without gateway"),
         ("/ip route\nadd gateway=1.1.1.1 =x\n", 2, "is not a property name"),
-        ("/ip route\nadd gateway=[find\n", 2, "unclosed bracket"),
         ("/ip route\nadd gateway=1.1.1.1]\n", 2, "unbalanced"),
-        ("/ip route\nadd gateway=1.1.1.1\x00\n", 2, "NUL byte"),
         ("/ip dhcp-server\nadd name=d lease-time=forever\n", 2, "not a RouterOS duration"),
+        ("/ip route\nadd gateway=$gw\n", 2, "uses $gw, whose value is not known"),
+        ("/ip route\n}\n", 2, "unbalanced '}'"),
     ],
 )
-def test_errors_name_line_and_reason(text: str, line: int, reason: str) -> None:
-    msg = error_of(text)
-    assert msg.startswith(f"t.rsc:{line}: "), msg
-    assert reason in msg
+def test_bad_statements_are_notes_and_the_rest_is_read(text: str, line: int, reason: str) -> None:
+    e = parse_text(text + "/ip route\nadd gateway=10.9.9.9 comment=after\n", "t.rsc")
+    ((got_line, note),) = e.notes
+    assert got_line == line and reason in note
+    assert [r.comment for r in e.routes] == ["after"]
 
 
 def test_unmodelled_sections_tolerate_odd_tokens() -> None:
@@ -316,6 +350,24 @@ _WORDS = st.sampled_from(
         "/ip route",
         "/ip/route/add",
         "/ip address",
+        "{",
+        "}",
+        ":do {",
+        "} on-error={}",
+        ":global g 10.0.0.1",
+        ":local h",
+        "gateway=$g",
+        "gateway=$h",
+        '"a\nb"',
+        "\n# DHCP client can not run on slave interface!\n",
+        "ip route disable [find comment=x]",
+        "/interface pppoe-client",
+        "/interface lte apn",
+        "/ip dhcp-client",
+        "name=pppoe-out1",
+        "add-default-route=yes",
+        "default-route-distance=2",
+        "set [find default-name=lte1]",
         "/tool netwatch",
         "/routing table",
         "/ip firewall nat",

@@ -116,12 +116,20 @@ def test_disabled_and_blackhole_routes() -> None:
 
 
 def test_interface_gateway_and_percent_interface() -> None:
+    # A PPPoE session ends with its server: the interface, and the route, go down.
     text = (
-        "/ip route\nadd gateway=pppoe-out1 check-gateway=ping\n"
+        "/interface pppoe-client\nadd name=pppoe-out1 interface=ether1\n"
+        "/ip route\nadd gateway=pppoe-out1\n"
         "add gateway=10.9.9.9%ether2 distance=2\n"
     )
     assert main_of(text) == ("pppoe-out1", "pppoe-out1")
     assert main_of(text, down("pppoe-out1")) == ("10.9.9.9", "10.9.9.9")
+    # An Ethernet interface stays up when the modem behind it stops answering, and
+    # check-gateway has no address to test on an interface gateway.
+    ether = (
+        "/ip route\nadd gateway=ether3 check-gateway=ping\nadd gateway=10.9.9.9%ether2 distance=2\n"
+    )
+    assert main_of(ether, down("ether3")) == ("ether3", "ether3")
 
 
 def test_unknown_subnets_are_assumed_on_link_without_addresses() -> None:

@@ -59,6 +59,7 @@ def test_corpus_file(path: Path) -> None:
     assert {s["id"]: s["tables"] for s in got["scenarios"]} == want["scenarios"]
     assert [[w["code"], w["line"]] for w in got["warnings"]] == want["warnings"]
     assert got["skipped_lines"] == want["skipped_lines"]
+    assert [[n["line"], n["message"]] for n in got["notes"]] == want.get("notes", [])
 
 
 def test_corpus_flags_every_contract_code() -> None:
@@ -87,11 +88,14 @@ def test_official_recipe_names_the_carrying_uplink() -> None:
 
 def test_json_shape_is_the_contract() -> None:
     got = verify_file(CORPUS / "v7-leak-target-scope.rsc").to_json()
-    assert set(got) == {"scenarios", "warnings", "skipped_lines"}
+    assert set(got) == {"scenarios", "warnings", "skipped_lines", "notes"}
     for s in got["scenarios"]:
         assert set(s) == {"id", "tables"}
         for choice in s["tables"].values():
-            assert choice is None or set(choice) == {"gateway", "nexthop"}
+            assert choice is None or set(choice) in (
+                {"gateway", "nexthop"},
+                {"gateway", "nexthop", "ecmp"},
+            )
     for w in got["warnings"]:
         assert set(w) == {"code", "line", "message"}
         assert isinstance(w["line"], int) and w["message"]
@@ -140,15 +144,17 @@ _GWS = ["10.1.0.1", "10.2.0.1", "8.8.8.8", "9.9.9.9", "ether1", "10.9.0.1%ether2
 
 @st.composite
 def failover_exports(draw: st.DrawFn) -> str:
-    lines = ["/ip address"]
+    lines = [draw(st.sampled_from(["", "# by RouterOS 6.49", "# by RouterOS 7.15"])), "/ip address"]
     for i in draw(st.lists(st.sampled_from([1, 2]), unique=True)):
         lines.append(f"add address=10.{i}.0.2/24 interface=ether{i}")
     if draw(st.booleans()):
         lines += ["/ip dhcp-client", "add interface=ether3"]
+    if draw(st.booleans()):
+        lines += ["/interface pppoe-client", "add name=pppoe-out1 add-default-route=yes"]
     lines.append("/ip route")
     for _ in range(draw(st.integers(0, 8))):
         dst = draw(st.sampled_from(["", "dst-address=8.8.8.8 ", "dst-address=9.9.9.9/32 "]))
-        gw = draw(st.sampled_from([*_GWS, "8.8.8.8,10.2.0.1"]))
+        gw = draw(st.sampled_from([*_GWS, "8.8.8.8,10.2.0.1", "pppoe-out1"]))
         extra = draw(
             st.lists(
                 st.sampled_from(
@@ -176,11 +182,13 @@ def failover_exports(draw: st.DrawFn) -> str:
     lines.append("/tool netwatch")
     for _ in range(draw(st.integers(0, 2))):
         host = draw(st.sampled_from(["8.8.8.8", "9.9.9.9", "10.1.0.1"]))
-        down = draw(st.sampled_from(["disable", "set", "log"]))
+        down = draw(st.sampled_from(["disable", "set", "log", "relative", "client"]))
         script = {
             "disable": "/ip route disable [find comment=A]",
             "set": "/ip route set [find comment=A] distance=9",
             "log": ":log info x",
+            "relative": "ip route disable [find comment=A]",
+            "client": "/interface pppoe-client set [find name=pppoe-out1] default-route-distance=9",
         }[down]
         up = draw(st.sampled_from(["/ip route enable [find comment=A]", ""]))
         lines.append(f'add host={host} type=icmp down-script="{script}" up-script="{up}"')

@@ -19,8 +19,9 @@ from ipaddress import IPv4Address
 
 from wanwatch.config import Config
 from wanwatch.engine.events import Event, event
-from wanwatch.engine.health import HealthState, UplinkMonitor
+from wanwatch.engine.health import HealthState
 from wanwatch.engine.intent import Admin, Health, Intent
+from wanwatch.engine.monitor import UplinkMonitor
 from wanwatch.engine.policy import decide
 
 

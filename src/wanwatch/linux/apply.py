@@ -15,7 +15,7 @@ What the kernel holds while we run (``F`` = footprint.py):
   resolves its gateway by itself) and, last, ``unreachable default`` at
   ``F.UNREACHABLE_METRIC``: a packet meant for a dead uplink fails instead of
   falling through to the main table and leaving, NATed, by another uplink
-  (LAB-NOTES: that is how a probe reports the wrong uplink healthy);
+  (docs/lab-notes.md: that is how a probe reports the wrong uplink healthy);
 * rules: ``lookup main suppress_prefixlength 0`` (LAN, connected and admin
   routes win), ``fwmark <mark>/<F.FWMARK_MASK> lookup <table>`` and
   ``from <uplink address> lookup <table>`` (the router's own packets leave by
@@ -35,255 +35,41 @@ these methods straight from a coroutine (they block for milliseconds) or via
 ``asyncio.to_thread``. The worker is created by the first call (normally
 ``start()``) and lives in the network namespace that the calling thread was in
 at that moment; ``stop()`` and ``close()`` end it.
+
+The parts: desired.py (what should exist), reconcile.py (the steps that make
+it so), statefile.py (the addresses we added), this module (the worker thread,
+the public API and the conntrack counters).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, TypeVar
 
 from wanwatch.config import Config
-from wanwatch.engine.events import Event, FieldValue, event
-from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan, intent_from_config
+from wanwatch.engine.events import Event
+from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import WanwatchError
-from wanwatch.footprint import (
-    DEFAULT_METRIC,
-    FALLBACK_METRIC_BASE,
-    FWMARK_MASK,
-    MAX_UPLINKS,
-    RT_PROTO,
-    RULE_PRIO_FWMARK,
-    RULE_PRIO_SOURCE,
-    RULE_PRIO_SUPPRESS,
-    TABLE_BASE,
-    UNREACHABLE_METRIC,
-)
-from wanwatch.linux import conntrack, nft, sysctl
-from wanwatch.linux.netlink import (
-    DEFAULT_DST,
-    RT_SCOPE_LINK,
-    RT_TABLE_MAIN,
-    RTN_UNREACHABLE,
-    Address,
-    Link,
-    LinkWatcher,
-    Netlink,
-    Route,
-    Rule,
-)
+from wanwatch.linux import conntrack, sysctl
+from wanwatch.linux.desired import Uplink
+from wanwatch.linux.netlink import LinkWatcher
+from wanwatch.linux.reconcile import STATE_FILE, Reconciler
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.status import Usage
 
-__all__ = ["LinkWatcher", "LinuxBackend", "Uplink", "intent_from_config"]
+__all__ = ["STATE_FILE", "LinkWatcher", "LinuxBackend", "Uplink", "intent_from_config"]
 
 log = logging.getLogger("wanwatch")
 
-STATE_FILE = "linux-backend.json"
 COUNTERS_MAX_AGE = 1.0  # seconds before counters() takes a fresh reading in the background
-OUR_TABLES = frozenset(range(TABLE_BASE + 1, TABLE_BASE + MAX_UPLINKS + 1))
 
 _T = TypeVar("_T")
-AddrKey = tuple[str, IPv4Interface]  # (interface name, address)
-
-
-# --------------------------------------------------------------------------- desired state
-
-
-@dataclass(frozen=True)
-class Uplink:
-    """An uplink as the kernel sees it now: its plan plus what was resolved from the kernel."""
-
-    name: str
-    interface: str
-    gateway: IPv4Address
-    table: int
-    mark: int
-    rank: int  # 0 = best (priority, then config order)
-    health: Health
-    admin: Admin
-    address: IPv4Interface | None  # the configured one once present, else the interface's own
-    index: int | None  # ifindex; None while the interface does not exist
-
-    @property
-    def usable(self) -> bool:
-        """Can carry a route: the interface exists and has an address (the gateway resolves)."""
-        return self.index is not None and self.address is not None
-
-
-def interface_address(
-    index: int, gateway: IPv4Address, addresses: Iterable[Address]
-) -> IPv4Interface | None:
-    """The address an uplink without a configured one uses: the interface's own.
-
-    Prefer a primary address on the gateway's subnet, then any primary one.
-    """
-    mine = [a for a in addresses if a.index == index]
-    picks: tuple[Callable[[Address], bool], ...] = (
-        lambda a: not a.secondary and gateway in a.interface.network,
-        lambda a: gateway in a.interface.network,
-        lambda a: not a.secondary,
-    )
-    for pick in picks:
-        for a in mine:
-            if pick(a):
-                return a.interface
-    return None
-
-
-def resolve(
-    plans: Sequence[UplinkPlan], links: dict[str, Link], addresses: Sequence[Address]
-) -> list[Uplink]:
-    order = sorted(range(len(plans)), key=lambda i: (plans[i].priority, i))
-    rank = {plans[i].name: r for r, i in enumerate(order)}
-    out: list[Uplink] = []
-    for p in plans:
-        link = links.get(p.interface)
-        address: IPv4Interface | None = None
-        if link is not None and p.address is not None:
-            # The configured address counts once it is really there (we may have
-            # failed to add it); until then nothing may route through it.
-            there = any(a.index == link.index and a.interface == p.address for a in addresses)
-            address = p.address if there else None
-        elif link is not None:
-            address = interface_address(link.index, p.gateway, addresses)
-        out.append(
-            Uplink(
-                name=p.name,
-                interface=p.interface,
-                gateway=p.gateway,
-                table=p.table,
-                mark=p.mark,
-                rank=rank[p.name],
-                health=p.health,
-                admin=p.admin,
-                address=address,
-                index=link.index if link is not None else None,
-            )
-        )
-    return out
-
-
-def table_routes(u: Uplink) -> list[Route]:
-    """The routes of one uplink's table."""
-    routes = [Route(u.table, DEFAULT_DST, metric=UNREACHABLE_METRIC, kind=RTN_UNREACHABLE)]
-    if u.usable and u.address is not None and u.index is not None:
-        if u.address.network.prefixlen < 32:
-            routes.append(
-                Route(
-                    u.table,
-                    u.address.network,
-                    oif=u.index,
-                    scope=RT_SCOPE_LINK,
-                    prefsrc=u.address.ip,
-                )
-            )
-        routes.append(Route(u.table, DEFAULT_DST, gateway=u.gateway, oif=u.index))
-    return routes
-
-
-def rules(uplinks: Sequence[Uplink]) -> list[Rule]:
-    out = [Rule(RULE_PRIO_SUPPRESS, RT_TABLE_MAIN, suppress_prefixlen=0)]
-    for u in uplinks:
-        n = u.table - TABLE_BASE
-        out.append(Rule(RULE_PRIO_FWMARK + n, u.table, fwmark=u.mark, fwmask=FWMARK_MASK))
-        if u.address is not None:
-            out.append(Rule(RULE_PRIO_SOURCE + n, u.table, src=IPv4Network(f"{u.address.ip}/32")))
-    return out
-
-
-def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route], bool]:
-    """Our main-table defaults for ``intent``, primary first.
-
-    The second value is True when the primary is known but cannot be routed now
-    (no interface or no address): the current primary route is then kept.
-    """
-    by_name = {u.name: u for u in uplinks}
-    primary = by_name.get(intent.primary) if intent.primary else None
-    out: list[Route] = []
-    keep = False
-    if primary is not None:
-        if primary.usable:
-            out.append(
-                Route(
-                    RT_TABLE_MAIN,
-                    DEFAULT_DST,
-                    metric=DEFAULT_METRIC,
-                    gateway=primary.gateway,
-                    oif=primary.index,
-                )
-            )
-        else:
-            keep = True
-    for u in uplinks:
-        if u is primary or u.health == Health.DOWN or u.admin is not Admin.ENABLED:
-            continue  # a fallback default takes new connections: not for these
-        if not u.usable:
-            continue
-        out.append(
-            Route(
-                RT_TABLE_MAIN,
-                DEFAULT_DST,
-                metric=FALLBACK_METRIC_BASE + u.rank,
-                gateway=u.gateway,
-                oif=u.index,
-            )
-        )
-    return out, keep
-
-
-# --------------------------------------------------------------------------- state file
-
-
-@dataclass
-class _State:
-    """What we added that the kernel cannot mark for us: addresses (IFA_PROTO is a hint only)."""
-
-    path: Path
-    addresses: set[AddrKey] = field(default_factory=set)
-    problem: str | None = None
-
-    @classmethod
-    def load(cls, path: Path) -> _State:
-        state = cls(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            state.addresses = {(str(i), IPv4Interface(a)) for i, a in data.get("addresses", [])}
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            # Unreadable: fall back to the kernel's marks (IFA_PROTO) and say so.
-            state.problem = f"{path}: {exc}"
-        return state
-
-    def save(self) -> None:
-        """Write atomically (rename), so a kill mid-write leaves the old or the new file."""
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        data = {"version": 1, "addresses": sorted([i, str(a)] for i, a in self.addresses)}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            # Callers save before they add: what we cannot record, we do not add.
-            raise WanwatchError(f"cannot record our addresses in {self.path}: {exc}") from None
-
-    def remove(self) -> None:
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise WanwatchError(f"cannot remove {self.path}: {exc}") from None
-
-
-# --------------------------------------------------------------------------- the backend
 
 
 class LinuxBackend:
@@ -298,26 +84,14 @@ class LinuxBackend:
         nft_binary: str = "nft",
         proc_sys: Path = sysctl.PROC_SYS,
     ) -> None:
-        self._config = config
-        self._state_dir = Path(state_dir)
         self._now = now
-        self._nft = nft_binary
-        self._proc_sys = proc_sys
+        self._r = Reconciler(config, state_dir, now, nft_binary, proc_sys)
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
-        self._nl: Netlink | None = None
-        self._state: _State | None = None
-        self._last_intent: Intent | None = None
-        self._flushed: set[str] = set()
-        self._sysctl_done: set[str] = set()
-        self._warned: dict[str, set[str]] = {}
-        self._strict = False
-        # counters(): the last reading (when, counters), the one being taken, its thread,
-        # and each uplink's (mark, address) as the worker last resolved them.
+        # counters(): the last reading (when, counters), the one being taken, its thread
         self._usage: tuple[float, dict[str, Usage]] | None = None
         self._usage_job: Future[tuple[float, dict[str, Usage]]] | None = None
         self._usage_pool: ThreadPoolExecutor | None = None
-        self._own: dict[str, tuple[int, IPv4Address | None]] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -328,7 +102,7 @@ class LinuxBackend:
         they are (a killed run's state keeps traffic flowing) until the first
         ``apply()``. Raises a WanwatchError if the kernel refuses a step.
         """
-        return self._call(self._start)
+        return self._call(self._r.start)
 
     def apply(self, intent: Intent, *, full: bool = False) -> list[Event]:
         """Reconcile to ``intent``. Failures become ``backend.error`` events; never raises.
@@ -336,11 +110,11 @@ class LinuxBackend:
         ``full`` also checks every sysctl we set (a repair pass: someone may have
         turned forwarding off); otherwise only those of uplinks that appeared.
         """
-        return self._call(self._apply, intent, full)
+        return self._call(self._r.apply, intent, full)
 
     def apply_soon(self, intent: Intent, *, full: bool = False) -> Future[list[Event]]:
         """:meth:`apply` without waiting: its Future (for ``asyncio.wrap_future``)."""
-        return self._submit(self._apply, intent, full)
+        return self._submit(self._r.apply, intent, full)
 
     def reload(self, config: Config, intent: Intent | None = None) -> list[Event]:
         """Switch to a new config: add what it has, remove what only the old one had.
@@ -349,32 +123,32 @@ class LinuxBackend:
         the last Intent is kept if the uplinks did not change, else the nft table
         falls back to the baseline (no load balancing) until the next ``apply()``.
         """
-        return self._call(self._reload, config, intent)
+        return self._call(self._r.reload, config, intent)
 
     def stop(self) -> list[Event]:
         """Remove exactly what we added (sysctls stay), then end the worker."""
         try:
-            return self._call(self._stop)
+            return self._call(self._r.stop)
         finally:
             self._end_worker()
 
     def close(self) -> None:
         """Let go of sockets and the worker, leaving the kernel as it is (like a kill)."""
         if self._worker is not None:
-            self._call(self._close_sockets)
+            self._call(self._r.close)
         self._end_worker()
 
     def carrier(self) -> dict[str, bool]:
         """Carrier of each uplink interface now (a missing interface reads False)."""
-        return self._call(self._carrier)
+        return self._call(self._r.carrier)
 
     def link_watcher(self) -> LinkWatcher:
         """An open LinkWatcher on the uplink interfaces, in the backend's namespace."""
-        return self._call(self._open_watcher)
+        return self._call(self._r.open_link_watcher)
 
     def drift_watcher(self) -> DriftWatcher:
         """An open DriftWatcher, in the backend's namespace."""
-        return self._call(self._open_drift_watcher)
+        return self._call(self._r.open_drift_watcher)
 
     def counters(self, max_age: float = COUNTERS_MAX_AGE) -> tuple[float | None, dict[str, Usage]]:
         """The last conntrack reading per uplink and its age in seconds; never waits.
@@ -400,7 +174,7 @@ class LinuxBackend:
 
     @property
     def config(self) -> Config:
-        return self._config
+        return self._r.config
 
     # ----------------------------------------------------------------- worker
 
@@ -424,481 +198,6 @@ class LinuxBackend:
             pool.shutdown(wait=True, cancel_futures=True)
         self._usage = self._usage_job = None
 
-    def _close_sockets(self) -> None:
-        if self._nl is not None:
-            self._nl.close()
-            self._nl = None
-
-    @property
-    def _netlink(self) -> Netlink:
-        if self._nl is None:
-            self._nl = Netlink()
-            self._nl.open()
-        return self._nl
-
-    def _state_file(self) -> _State:
-        if self._state is None:
-            self._state = _State.load(self._state_dir / STATE_FILE)
-        return self._state
-
-    # ----------------------------------------------------------------- events
-
-    def _ev(self, name: str, **fields: FieldValue) -> Event:
-        return event(self._now(), name, **fields)
-
-    def _step(self, out: list[Event], step: str, fn: Callable[..., None], *args: Any) -> None:
-        """Run one reconcile step; in apply() a failure is an event and the next step runs."""
-        try:
-            fn(out, *args)
-        except WanwatchError as exc:
-            if self._strict:
-                raise
-            out.append(self._ev("backend.error", step=step, error=str(exc)))
-
-    def _warn(self, out: list[Event], kind: str, now: dict[str, Event]) -> None:
-        """Report the warnings of ``kind`` that are new since the last pass (not every apply)."""
-        before = self._warned.get(kind, set())
-        out.extend(e for k, e in now.items() if k not in before)
-        self._warned[kind] = set(now)
-
-    # ----------------------------------------------------------------- steps
-
-    def _sysctls(self, out: list[Event], forwarding: bool) -> None:
-        changes: list[sysctl.SysctlChange] = []
-        if forwarding:
-            changes += sysctl.ensure_forwarding(self._proc_sys)
-            # counters() reads bytes from conntrack accounting, which is off by default.
-            changes += conntrack.ensure_accounting(self._proc_sys)
-        wanted = [w.interface for w in self._config.wans]
-        if not forwarding and set(wanted) <= self._sysctl_done:
-            return
-        present = sysctl.uplink_interfaces_present(wanted, self._proc_sys)
-        for ifname in present:
-            if forwarding or ifname not in self._sysctl_done:
-                changes += sysctl.ensure_uplink(ifname, self._proc_sys)
-        self._sysctl_done = set(present)
-        out.extend(self._ev("sysctl.set", key=c.key, old=c.old, new=c.new) for c in changes)
-
-    def _sync_addresses(
-        self, out: list[Event], links: dict[str, Link], addrs: list[Address]
-    ) -> None:
-        nl = self._netlink
-        state = self._state_file()
-        if state.problem is not None:
-            out.append(self._ev("state.unreadable", error=state.problem))
-            state.problem = None
-        desired: list[AddrKey] = [
-            (w.interface, w.address) for w in self._config.wans if w.address is not None
-        ]
-        desired += [(n.interface, n.address) for n in self._config.lans if n.address is not None]
-        present = {(a.ifname, a.interface) for a in addrs}
-        owned = set(state.addresses) | {
-            (a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO
-        }
-        missing: dict[str, Event] = {}
-        for key in desired:
-            ifname, iface = key
-            if key in present:
-                continue
-            link = links.get(ifname)
-            if link is None:
-                missing[ifname] = self._ev("link.missing", interface=ifname, address=str(iface))
-                continue
-            state.addresses.add(key)  # recorded before it exists: a kill in between is harmless
-            state.save()
-            nl.add_address(link.index, iface)
-            out.append(self._ev("address.add", interface=ifname, address=str(iface)))
-        self._warn(out, "link.missing", missing)
-        for key in sorted(owned - set(desired), key=str):
-            ifname, iface = key
-            link = links.get(ifname)
-            if link is not None and key in present:
-                nl.del_address(link.index, iface)
-                out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
-            if key in state.addresses:
-                state.addresses.discard(key)
-                state.save()
-
-    def _reconcile_routes(
-        self,
-        out: list[Event],
-        *,
-        kind: str,
-        desired: Sequence[Route],
-        current: Sequence[Route],
-        managed: Callable[[Route], bool],
-        names: dict[int | None, str],
-        keep: frozenset[tuple[int, IPv4Network, int]] = frozenset(),
-    ) -> None:
-        """Make our routes in the managed slots equal ``desired``: replace first, delete after.
-
-        A slot (table, dst, metric) held by a foreign route is reported and left
-        alone: ``replace`` would swap whatever route sits there, ours or not.
-        """
-        nl = self._netlink
-        foreign = {r.key: r for r in current if r.proto != RT_PROTO and managed(r)}
-        ours = [r for r in current if r.proto == RT_PROTO and managed(r)]
-        placed: set[tuple[int, IPv4Network, int]] = set()
-        conflicts: dict[str, Event] = {}
-        for d in desired:
-            f = foreign.get(d.key)
-            if f is not None:
-                conflicts[f"{d.key}"] = self._ev(
-                    "route.conflict",
-                    table=d.table,
-                    dst=str(d.dst),
-                    metric=d.metric,
-                    proto=f.proto,
-                    via=str(f.gateway) if f.gateway else None,
-                    wan=names.get(d.oif),
-                )
-                continue
-            placed.add(d.key)
-            if d in ours:
-                continue
-            before = next((r for r in ours if r.key == d.key), None)
-            t0 = time.perf_counter()
-            nl.replace_route(d)
-            ms = round((time.perf_counter() - t0) * 1000, 3)
-            if d.table == RT_TABLE_MAIN and d.metric == DEFAULT_METRIC:
-                was = None
-                if before is not None:
-                    was = names.get(before.oif, str(before.gateway))
-                fields: dict[str, FieldValue] = {"from": was}
-                out.append(
-                    self._ev(
-                        "route.switch",
-                        **fields,
-                        to=names.get(d.oif),
-                        via=str(d.gateway),
-                        switch_ms=ms,
-                    )
-                )
-            else:
-                out.append(
-                    self._ev(
-                        "route.set",
-                        table=d.table,
-                        dst=str(d.dst),
-                        metric=d.metric,
-                        via=str(d.gateway) if d.gateway else None,
-                        wan=names.get(d.oif),
-                        kind="unreachable" if d.kind == RTN_UNREACHABLE else None,
-                    )
-                )
-        self._warn(out, f"{kind}.conflict", conflicts)
-        for r in ours:
-            if r.key in placed or r.key in keep:
-                continue  # kept as it is, or already swapped by the replace above
-            nl.del_route(r)
-            primary = r.table == RT_TABLE_MAIN and r.metric == DEFAULT_METRIC
-            out.append(
-                self._ev(
-                    "route.withdraw" if primary else "route.remove",
-                    table=r.table,
-                    dst=str(r.dst),
-                    metric=r.metric,
-                    via=str(r.gateway) if r.gateway else None,
-                    wan=names.get(r.oif),
-                )
-            )
-
-    def _sync_main(
-        self, out: list[Event], intent: Intent, ups: list[Uplink], routes: list[Route]
-    ) -> None:
-        desired, keep_primary = main_defaults(intent, ups)
-        main = [r for r in routes if r.table == RT_TABLE_MAIN and r.dst == DEFAULT_DST]
-        # A foreign default with a lower metric carries the LAN's traffic instead of
-        # ours; we may not touch it, so we say so.
-        shadow = {
-            f"{r.gateway}/{r.metric}": self._ev(
-                "route.shadowed",
-                via=str(r.gateway) if r.gateway else None,
-                metric=r.metric,
-                proto=r.proto,
-            )
-            for r in main
-            if r.proto != RT_PROTO and r.metric < DEFAULT_METRIC
-        }
-        self._warn(out, "route.shadowed", shadow)
-        keep = (
-            frozenset({(RT_TABLE_MAIN, DEFAULT_DST, DEFAULT_METRIC)})
-            if keep_primary
-            else frozenset()
-        )
-        self._reconcile_routes(
-            out,
-            kind="main",
-            desired=desired,
-            current=main,
-            managed=lambda r: r.dst == DEFAULT_DST,
-            names=_names(ups),
-            keep=keep,
-        )
-
-    def _prune_main(self, out: list[Event], ups: list[Uplink], routes: list[Route]) -> None:
-        """Without an Intent: drop our main defaults through uplinks the config no longer has."""
-        known = {(u.gateway, u.index) for u in ups if u.usable}
-        for r in routes:
-            if r.table == RT_TABLE_MAIN and r.proto == RT_PROTO and (r.gateway, r.oif) not in known:
-                self._netlink.del_route(r)
-                out.append(
-                    self._ev(
-                        "route.withdraw" if r.metric == DEFAULT_METRIC else "route.remove",
-                        table=r.table,
-                        dst=str(r.dst),
-                        metric=r.metric,
-                        via=str(r.gateway) if r.gateway else None,
-                    )
-                )
-
-    def _sync_tables(self, out: list[Event], ups: list[Uplink], routes: list[Route]) -> None:
-        desired = [r for u in ups for r in table_routes(u)]
-        current = [r for r in routes if r.table in OUR_TABLES]
-        self._reconcile_routes(
-            out,
-            kind="table",
-            desired=desired,
-            current=current,
-            managed=lambda r: r.table in OUR_TABLES,
-            names=_names(ups),
-        )
-
-    def _sync_rules(self, out: list[Event], ups: list[Uplink]) -> None:
-        nl = self._netlink
-        ours = [r for r in nl.rules() if r.proto == RT_PROTO]
-        want = rules(ups)
-        exists: dict[str, Event] = {}
-        for r in want:
-            if r in ours:
-                continue
-            if nl.add_rule(r):
-                out.append(self._ev("rule.add", rule=str(r)))
-            else:  # EEXIST: an identical foreign rule already does the job
-                exists[str(r)] = self._ev("rule.foreign", rule=str(r))
-        self._warn(out, "rule.foreign", exists)
-        for r in ours:
-            if r not in want and nl.del_rule(r):
-                out.append(self._ev("rule.remove", rule=str(r)))
-
-    def _sync_nft(self, out: list[Event], intent: Intent) -> None:
-        definition = nft.render(intent, self._config)
-        want = nft.rendered_fingerprint(definition)
-        if nft.running_fingerprint(self._nft) == want:
-            return
-        ms = nft.apply_ruleset(definition, self._nft)
-        out.append(
-            self._ev(
-                "nft.apply",
-                mode=intent.mode,
-                buckets=",".join(intent.buckets) or None,
-                classifier=intent.classifier if intent.buckets else None,
-                masquerade=",".join(intent.masquerade) or None,
-                fingerprint=want,
-                apply_ms=round(ms, 1),
-            )
-        )
-
-    def _flush(self, out: list[Event], intent: Intent, ups: list[Uplink]) -> None:
-        """Delete the flows of each uplink that newly entered ``intent.flush``."""
-        by_name = {u.name: u for u in ups}
-        self._flushed &= set(intent.flush)
-        for name in intent.flush:
-            u = by_name.get(name)
-            if name in self._flushed or u is None:
-                continue
-            t0 = time.perf_counter()
-            n = conntrack.flush_uplink(u.address.ip if u.address else None, u.mark)
-            self._flushed.add(name)
-            out.append(
-                self._ev(
-                    "conntrack.flush",
-                    wan=name,
-                    deleted=n,
-                    address=str(u.address.ip) if u.address else None,
-                    flush_ms=round((time.perf_counter() - t0) * 1000, 1),
-                )
-            )
-
-    def _unresolved(self, out: list[Event], ups: list[Uplink]) -> None:
-        now: dict[str, Event] = {}
-        for u in ups:
-            reason = (
-                "no_interface" if u.index is None else "no_address" if u.address is None else ""
-            )
-            if reason:
-                now[f"{u.name}/{reason}"] = self._ev(
-                    "wan.unresolved", wan=u.name, interface=u.interface, reason=reason
-                )
-        self._warn(out, "wan.unresolved", now)
-
-    # ----------------------------------------------------------------- entry points (worker)
-
-    def _read(self) -> tuple[dict[str, Link], list[Address]]:
-        nl = self._netlink
-        links = nl.links()
-        return links, nl.addresses(links)
-
-    def _config_pass(self, out: list[Event]) -> tuple[dict[str, Link], list[Address]]:
-        """Addresses of the config, then a fresh read of links and addresses."""
-        links, addrs = self._read()
-        mark = len(out)
-        self._step(out, "address", self._sync_addresses, links, addrs)
-        if any(e.name.startswith("address.") for e in out[mark:]):
-            addrs = self._netlink.addresses(links)
-        return links, addrs
-
-    def _start(self) -> list[Event]:
-        self._strict = True
-        try:
-            out: list[Event] = []
-            self._sysctls(out, True)
-            links, addrs = self._config_pass(out)
-            base = intent_from_config(self._config)
-            ups = resolve(base.uplinks, links, addrs)
-            self._remember(ups)
-            self._unresolved(out, ups)
-            routes = self._netlink.routes()
-            self._sync_tables(out, ups, routes)
-            self._sync_rules(out, ups)
-            running = nft.running_fingerprint(self._nft)
-            if not running:  # none, or a table of our name without our fingerprint
-                self._sync_nft(out, base)
-            adopted = [r for r in routes if r.table == RT_TABLE_MAIN and r.proto == RT_PROTO]
-            out.append(
-                self._ev(
-                    "backend.start",
-                    adopted_defaults=len(adopted),
-                    nft="adopted" if running else "installed",
-                    state_dir=str(self._state_dir),
-                )
-            )
-            return out
-        finally:
-            self._strict = False
-
-    def _apply(self, intent: Intent, full: bool = False) -> list[Event]:
-        out: list[Event] = []
-        self._step(out, "sysctl", self._sysctls, full)
-        try:
-            links, addrs = self._config_pass(out)
-            ups = resolve(intent.uplinks, links, addrs)
-            routes = self._netlink.routes()
-        except WanwatchError as exc:
-            out.append(self._ev("backend.error", step="read", error=str(exc)))
-            return out
-        self._remember(ups)
-        self._unresolved(out, ups)
-        # Order matters for speed and safety: new connections move first (route,
-        # then nft buckets), then the dead uplink's flows go, then the rest.
-        self._step(out, "route", self._sync_main, intent, ups, routes)
-        self._step(out, "nft", self._sync_nft, intent)
-        self._step(out, "conntrack", self._flush, intent, ups)
-        self._step(out, "table", self._sync_tables, ups, routes)
-        self._step(out, "rule", self._sync_rules, ups)
-        self._last_intent = intent
-        return out
-
-    def _reload(self, config: Config, intent: Intent | None) -> list[Event]:
-        self._config = config
-        self._sysctl_done = set()
-        out: list[Event] = []
-        self._step(out, "sysctl", self._sysctls, False)
-        try:
-            links, addrs = self._config_pass(out)
-            target = intent if intent is not None else self._compatible_last_intent(config)
-            base = target if target is not None else intent_from_config(config)
-            ups = resolve(base.uplinks, links, addrs)
-            routes = self._netlink.routes()
-        except WanwatchError as exc:
-            out.append(self._ev("backend.error", step="read", error=str(exc)))
-            return out
-        self._remember(ups)
-        self._unresolved(out, ups)
-        if target is not None:
-            self._step(out, "route", self._sync_main, target, ups, routes)
-        else:
-            self._step(out, "route", self._prune_main, ups, routes)
-        self._step(out, "nft", self._sync_nft, base)
-        if target is not None:
-            self._step(out, "conntrack", self._flush, target, ups)
-        self._step(out, "table", self._sync_tables, ups, routes)
-        self._step(out, "rule", self._sync_rules, ups)
-        self._last_intent = target
-        out.append(self._ev("backend.reload", wans=len(config.wans), intent=target is not None))
-        return out
-
-    def _compatible_last_intent(self, config: Config) -> Intent | None:
-        """The last Intent, if the new config left its uplinks and policy exactly as they were."""
-        last = self._last_intent
-        if last is None:
-            return None
-        base = intent_from_config(config)
-
-        def sig(i: Intent) -> tuple[Any, ...]:
-            ups = [(u.name, u.interface, u.address, u.gateway, u.table, u.mark) for u in i.uplinks]
-            return (ups, i.mode, i.classifier, i.masquerade)
-
-        return last if sig(last) == sig(base) else None
-
-    def _stop(self) -> list[Event]:
-        out: list[Event] = []
-        counts = {"routes": 0, "rules": 0, "addresses": 0}
-        removed: list[bool] = []
-
-        def drop_nft(out: list[Event]) -> None:
-            removed.append(nft.delete_table(self._nft))
-
-        def drop_rules(out: list[Event]) -> None:
-            for r in self._netlink.rules():
-                if r.proto == RT_PROTO and self._netlink.del_rule(r):
-                    counts["rules"] += 1
-
-        def drop_routes(out: list[Event]) -> None:
-            for r in self._netlink.routes():
-                if r.proto == RT_PROTO and self._netlink.del_route(r):
-                    counts["routes"] += 1
-
-        def drop_addresses(out: list[Event]) -> None:
-            state = self._state_file()
-            links, addrs = self._read()
-            owned = set(state.addresses) | {
-                (a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO
-            }
-            present = {(a.ifname, a.interface) for a in addrs}
-            for key in sorted(owned, key=str):
-                ifname, iface = key
-                link = links.get(ifname)
-                if (
-                    link is not None
-                    and key in present
-                    and self._netlink.del_address(link.index, iface)
-                ):
-                    counts["addresses"] += 1
-                    out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
-                state.addresses.discard(key)
-            state.remove()
-
-        self._step(out, "nft", drop_nft)
-        self._step(out, "rule", drop_rules)
-        self._step(out, "route", drop_routes)
-        self._step(out, "address", drop_addresses)
-        out.append(self._ev("backend.stop", nft=bool(removed and removed[0]), **counts))
-        self._close_sockets()
-        self._state = None
-        self._last_intent = None
-        self._flushed = set()
-        self._warned = {}
-        self._sysctl_done = set()
-        return out
-
-    def _carrier(self) -> dict[str, bool]:
-        links = self._netlink.links()
-        return {
-            w.interface: (links[w.interface].carrier if w.interface in links else False)
-            for w in self._config.wans
-        }
-
     # ----------------------------------------------------------------- counters
 
     def _submit_usage(self, now: float) -> Future[tuple[float, dict[str, Usage]]]:
@@ -906,7 +205,7 @@ class LinuxBackend:
             # Its thread is started from the worker, so it is born in the backend's
             # namespace (a thread inherits its creator's; conntrack is per namespace).
             self._usage_pool = self._call(self._new_usage_pool)
-        return self._usage_pool.submit(self._read_usage, now, dict(self._own))
+        return self._usage_pool.submit(self._read_usage, now, dict(self._r.own))
 
     @staticmethod
     def _new_usage_pool() -> ThreadPoolExecutor:
@@ -925,23 +224,3 @@ class LinuxBackend:
             self._usage = job.result()
         except WanwatchError as exc:
             log.warning("counters: %s", exc)
-
-    def _remember(self, ups: Sequence[Uplink]) -> None:
-        """The marks and addresses counters() needs (the worker's view, shared by assignment)."""
-        self._own = {u.name: (u.mark, u.address.ip if u.address else None) for u in ups}
-
-    @staticmethod
-    def _open_drift_watcher() -> DriftWatcher:
-        watcher = DriftWatcher()
-        watcher.open()
-        return watcher
-
-    def _open_watcher(self) -> LinkWatcher:
-        watcher = LinkWatcher(w.interface for w in self._config.wans)
-        watcher.open()
-        return watcher
-
-
-def _names(ups: Sequence[Uplink]) -> dict[int | None, str]:
-    """Uplink name by interface index, to name the uplink of a route in events."""
-    return {u.index: u.name for u in ups if u.index is not None}

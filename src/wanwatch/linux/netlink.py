@@ -1,6 +1,6 @@
 """The one netlink adapter: pyroute2 inside, plain frozen dataclasses outside.
 
-Every kernel request names the errnos it tolerates (STYLE.md, point 6): an
+Every kernel request names the errnos it tolerates (docs/architecture.md): an
 ``add`` may meet EEXIST (it is already there), a ``del`` may meet ENOENT /
 ESRCH (already gone; routes answer ESRCH, rules ENOENT) or EADDRNOTAVAIL (the
 kernel's "no such address"). Anything else becomes a :class:`NetlinkError` that
@@ -379,7 +379,7 @@ class LinkWatcher:
     sends RTM_NEWLINK for every flag or statistics change). A deleted interface
     reads as carrier down. If the kernel dropped notifications (ENOBUFS), the
     state is read again in full and the differences are returned. Carrier loss
-    reaches this socket about 12 ms after the link drops (LAB-NOTES).
+    reaches this socket about 12 ms after the link drops (docs/lab-notes.md).
 
     The socket lives in the network namespace of the thread that calls
     :meth:`open`. It is plain non-blocking I/O, safe inside an asyncio loop.

@@ -21,7 +21,8 @@ the admin's other mark bits are preserved by every rule):
 * every packet, forwarded or the router's own (output ``route`` chain, so the
   kernel routes again), gets its connection's uplink bits restored into the
   packet mark, and the ``fwmark/mask lookup <table>`` rules choose the uplink;
-* ``oifname { uplinks } masquerade``: one rule NATs every uplink (LAB-NOTES).
+* ``oifname { uplinks } masquerade``: one rule NATs every uplink
+  (docs/lab-notes.md, "NAT and conntrack").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A probe for uplink X must leave through X even when X is not the active route,
 and must fail - never succeed through another uplink - when X is dead
-(LAB-NOTES "Routing and probes"). Each uplink gets its own raw socket with:
+(docs/lab-notes.md, "Routing and probes"). Each uplink gets its own raw socket with:
 
 - ``SO_MARK`` = the uplink's fwmark: the backend's rule ``fwmark M/FWMARK_MASK
   lookup <uplink table>`` sends it via the uplink's gateway, whatever the main
@@ -24,7 +24,7 @@ as on-link and ARPs for it. So pass the uplink's real fwmark, never 0.
 
 Why raw sockets and not ``SOCK_DGRAM``/``IPPROTO_ICMP`` ("ping sockets"): those
 need ``net.ipv4.ping_group_range`` opened inside the namespace (even root gets
-EACCES otherwise, LAB-NOTES), and the kernel rewrites the echo identifier to
+EACCES otherwise: docs/lab-notes.md), and the kernel rewrites the echo identifier to
 the socket's local port, so the identifier is not ours to choose. The daemon
 runs as root, so raw sockets cost nothing. A raw ICMP socket sees every ICMP
 packet delivered to its namespace (narrowed here to its device and to echo

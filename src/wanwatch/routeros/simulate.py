@@ -20,15 +20,26 @@ The rules modelled, with their sources:
   every 10 s, two misses in a row - MikroTik staff on the forum, "check-gateway
   question"; the simulation only needs the steady state.)
 * The active default route of a table is the usable one with the lowest distance
-  (ties: the first in the file). Marked traffic whose table has no active default
-  route falls back to ``main`` - v6: "if route with specific routing mark is not
-  found then main routing table is used" (MikroTik forum); v7 Policy Routing: "if
+  (ties: a static route before one a client adds at run time, then the first in the
+  file). In RouterOS 7 every usable route of that same distance is active too: equal
+  distance makes an ECMP route (v7 manual, IP Routing; the v6 manual makes ECMP
+  only of one route with several gateways).
+* Client-made default routes (DHCP, PPPoE, L2TP, ..., LTE) are routes via their
+  interface. A PPP session or an LTE link ends when its peer stops answering, so a
+  dead first hop takes the interface and its routes down; a DHCP lease on Ethernet
+  outlives a dead gateway unless the client checks it.
+* Marked traffic whose table has no active default route falls back to ``main`` -
+  v6: "if route with specific routing mark is not found then main routing table is
+  used" (MikroTik forum); v7 Policy Routing: "if
   the mangle marked traffic can be resolved in the table then route rules will never
   see this traffic", i.e. it continues to the rules and ``main`` - unless a routing
   rule for that mark says ``action=lookup-only-in-table`` (or drop/unreachable).
 * Netwatch: a host is up when a ping routed by ``main`` answers; on each change its
-  up-script or down-script runs (from ``unknown`` too, as the v6 manual says). The
-  scripts' ``/ip route enable|disable|set [find ...]`` commands are applied.
+  up-script or down-script runs (from ``unknown`` too, as the v6 manual says), from
+  the root menu, so relative paths (``ip route disable ...``) work as absolute ones.
+  Applied: ``enable``/``disable``/``set`` (``disabled=``, ``distance=``) of routes,
+  of DHCP/PPP/LTE clients (``default-route-distance=``, ``add-default-route=``) and
+  of interfaces, by ``[find ...]`` or by name.
 
 A scenario says which uplink first hops are dead (nothing answers, the gateway
 included), which answer but have nothing behind them (the LTE modem without
@@ -43,15 +54,9 @@ from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address
 
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.parse import (
-    Command,
-    Export,
-    Gateway,
-    Route,
-    Selector,
-    commands,
-    matches,
-)
+from wanwatch.routeros.build import CLIENTS, item_names
+from wanwatch.routeros.commands import Command, Selector, commands, matches, yes_no
+from wanwatch.routeros.model import Export, Gateway, Route
 
 CONNECTED_SCOPE = 10
 MAX_SETTLE_ROUNDS = 10
@@ -98,9 +103,14 @@ class Choice:
     # Every first hop the route uses: an ECMP route (gateway=a,b) uses each usable
     # member, and ``gateway``/``nexthop`` then list them comma-separated.
     hops: tuple[str, ...] = ()
+    # Every route of an ECMP set (v7, equal distance), this one first.
+    members: tuple[Route, ...] = ()
 
-    def to_json(self) -> dict[str, str | None]:
-        return {"gateway": self.gateway, "nexthop": self.nexthop}
+    def to_json(self) -> dict[str, str | list[str] | None]:
+        out: dict[str, str | list[str] | None] = {"gateway": self.gateway, "nexthop": self.nexthop}
+        if len(self.hops) > 1:
+            out["ecmp"] = list(self.hops)
+        return out
 
     def key(self) -> tuple[int, str | None]:
         return (self.route.line, self.nexthop)
@@ -150,9 +160,16 @@ class Evaluation:
         for bucket in self.index.values():
             for by_net in bucket.values():
                 for lst in by_net.values():
-                    lst.sort(key=lambda j: (self.distance[j], routes[j].line))
+                    lst.sort(
+                        key=lambda j: (
+                            self.distance[j],
+                            routes[j].origin != "static",
+                            routes[j].line,
+                        )
+                    )
         self._usable: dict[int, tuple[tuple[Gateway, Hop], ...]] = {}
         self._on_link: dict[IPv4Address, bool] = {}
+        self._carried: dict[str, bool] = {}
         self._stack: set[int] = set()
         self._recursive_intent = {
             g.address
@@ -209,6 +226,10 @@ class Evaluation:
     def resolve(self, g: Gateway, i: int) -> Hop | None:
         r = self.export.routes[i]
         if g.address is None:
+            if g.text in self.export.peer_links and g.text in self.scenario.down:
+                return None  # the session or link is down with its peer
+            if g.text in self.export.tunnels and not self.carried(g.text):
+                return None
             return Hop(g.text, g.interface)
         if g.interface is not None:
             return Hop(str(g.address), g.interface)
@@ -296,23 +317,41 @@ class Evaluation:
             return False
         return target not in sc.silent
 
-    def forward(self, addr: IPv4Address) -> Hop | None:
-        """Where ``main`` sends a packet to ``addr`` (longest prefix, then distance)."""
+    def forward(self, addr: IPv4Address | None, avoid: frozenset[str] = frozenset()) -> Hop | None:
+        """Where ``main`` sends a packet to ``addr`` (longest prefix, then distance);
+        ``None`` stands for any internet address. Routes through ``avoid`` are skipped."""
         conn = None
         for net, iface in self.connected:
-            if addr in net and (conn is None or net.prefixlen > conn[0]):
+            if addr is not None and addr in net and (conn is None or net.prefixlen > conn[0]):
                 conn = (net.prefixlen, iface)
         by_len = self.index.get("main", {})
-        for plen in range(32, -1, -1):
+        for plen in range(32 if addr is not None else 0, -1, -1):
             if conn is not None and conn[0] >= plen:
                 return Hop(str(addr), conn[1])
-            for j in by_len.get(plen, {}).get(int(addr) & _mask(plen)) or ():
-                if self.export.routes[j].kind != "unicast":
+            key = int(addr) & _mask(plen) if addr is not None else 0
+            for j in by_len.get(plen, {}).get(key) or ():
+                r = self.export.routes[j]
+                if r.kind != "unicast":
                     return None
+                if any(g.address is None and g.text in avoid for g in r.gateways):
+                    continue
                 u = self.usable(j)
                 if u:
                     return u[0][1]
         return None
+
+    def carried(self, tunnel: str) -> bool:
+        """Whether a tunnel's server is reachable: through the uplink ``main`` uses
+        for its connect-to address, other tunnels aside (any uplink for a name)."""
+        if tunnel not in self._carried:
+            self._carried[tunnel] = False  # a tunnel cannot carry itself
+            try:
+                server: IPv4Address | None = IPv4Address(self.export.tunnels[tunnel])
+            except AddressValueError:
+                server = None
+            hop = self.forward(server, frozenset(self.export.tunnels))
+            self._carried[tunnel] = hop is not None and not self.scenario.faulty(hop.key)
+        return self._carried[tunnel]
 
     def host_up(self, addr: IPv4Address) -> bool:
         hop = self.forward(addr)
@@ -321,20 +360,31 @@ class Evaluation:
     # ---------------------------------------------------------------- selection
 
     def select(self, table: str) -> Choice | None:
+        members: list[tuple[int, tuple[tuple[Gateway, Hop], ...]]] = []
         for j in self.index.get(table, {}).get(0, {}).get(0, ()):
             r = self.export.routes[j]
+            if members and (
+                self.export.version != 7 or self.distance[j] != self.distance[members[0][0]]
+            ):
+                break
             if r.kind != "unicast":
-                return Choice(r, r.kind, None, None)
+                if members:
+                    break
+                return Choice(r, r.kind, None, None, members=(r,))
             u = self.usable(j)
             if u:
-                return Choice(
-                    r,
-                    ",".join(g.text for g, _ in u),
-                    ",".join(dict.fromkeys(h.key for _, h in u)),
-                    ",".join(dict.fromkeys(h.interface for _, h in u if h.interface)) or None,
-                    hops=tuple(dict.fromkeys(h.key for _, h in u)),
-                )
-        return None
+                members.append((j, u))
+        if not members:
+            return None
+        first, u = members[0]
+        return Choice(
+            self.export.routes[first],
+            ",".join(g.text for g, _ in u),
+            ",".join(dict.fromkeys(h.key for _, h in u)),
+            ",".join(dict.fromkeys(h.interface for _, h in u if h.interface)) or None,
+            hops=tuple(dict.fromkeys(h.key for _, m in members for _, h in m)),
+            members=tuple(self.export.routes[j] for j, _ in members),
+        )
 
     def defaults(self, table: str) -> list[int]:
         """Enabled default routes of a table, best first."""
@@ -385,15 +435,36 @@ def no_fallback_rule(export: Export, table: str) -> int | None:
 
 @dataclass(frozen=True)
 class Effect:
-    """One ``/ip route`` change a Netwatch script makes."""
+    """One change a Netwatch script makes to routes, clients or interfaces."""
 
-    selector: Selector
+    section: str  # "ip route", a client section, or "interface ..."
+    selector: Selector | None  # ``[find ...]``; None: by name
+    names: frozenset[str]
     disabled: bool | None
     distance: int | None
 
 
+def _effect(c: Command) -> Effect | None:
+    names = frozenset(f for f in c.flags if not f.startswith("!"))
+    if c.verb not in ("enable", "disable", "set") or (c.selector is None and not names):
+        return None
+    if c.path != "ip route" and c.path not in CLIENTS and not c.path.startswith("interface"):
+        return None
+    disabled = None if c.verb == "set" else c.verb == "disable"
+    dist_key = "distance" if c.path == "ip route" else "default-route-distance"
+    if c.verb == "set":
+        dis = yes_no(c.args.get("disabled", ""))
+        add = yes_no(c.args.get("add-default-route", ""))
+        disabled = dis if dis is not None else (None if add is None else not add)
+    dist = c.args.get(dist_key)
+    distance = int(dist) if dist is not None and dist.isdigit() and int(dist) <= 255 else None
+    if disabled is None and distance is None:
+        return None
+    return Effect(c.path, c.selector, names, disabled, distance)
+
+
 def script_effects(export: Export, script: str, depth: int = 0) -> list[Effect]:
-    """The ``/ip route`` changes a RouterOS script makes (what this reader understands)."""
+    """The changes a RouterOS script makes (what this reader understands)."""
     if depth > MAX_SCRIPT_DEPTH:
         return []
     name = script.strip()
@@ -401,10 +472,12 @@ def script_effects(export: Export, script: str, depth: int = 0) -> list[Effect]:
         return script_effects(export, export.scripts[name], depth + 1)
     out: list[Effect] = []
     try:
-        cmds = [c for c in commands(script, "<script>") if isinstance(c, Command)]
+        cmds = list(commands(script, "<script>"))
     except RouterOSError:
-        return []  # RouterOS would reject the script too; it changes nothing
+        return []  # RouterOS refuses the whole script; it changes nothing
     for c in cmds:
+        if not isinstance(c, Command) or c.note is not None:
+            continue
         if c.path == "system script" and c.verb == "run":
             names = set(c.flags) | ({c.args["number"]} if "number" in c.args else set())
             if c.selector is not None:
@@ -412,19 +485,8 @@ def script_effects(export: Export, script: str, depth: int = 0) -> list[Effect]:
             for n in sorted(names):
                 if n in export.scripts:
                     out += script_effects(export, export.scripts[n], depth + 1)
-        elif c.path == "ip route" and c.selector is not None:
-            if c.verb in ("enable", "disable"):
-                out.append(Effect(c.selector, c.verb == "disable", None))
-            elif c.verb == "set":
-                dis = c.args.get("disabled")
-                dist = c.args.get("distance")
-                out.append(
-                    Effect(
-                        c.selector,
-                        None if dis is None else dis.lower() in ("yes", "true"),
-                        int(dist) if dist is not None and dist.isdigit() else None,
-                    )
-                )
+        elif (effect := _effect(c)) is not None:
+            out.append(effect)
     return out
 
 
@@ -435,20 +497,35 @@ def scripted_routes(export: Export) -> dict[int, int]:
         if nw.disabled:
             continue
         for effect in script_effects(export, nw.up_script) + script_effects(export, nw.down_script):
-            for i in _selected(export, effect.selector):
+            for i in _selected(export, effect):
                 out.setdefault(i, nw.line)
     return out
 
 
-def _selected(export: Export, selector: Selector) -> Iterable[int]:
+def _picks(effect: Effect, props: Mapping[str, str]) -> bool:
+    if effect.selector is not None:
+        return matches(effect.selector, props)
+    return bool(item_names(props) & effect.names)
+
+
+def _selected(export: Export, effect: Effect) -> Iterable[int]:
     for i, r in enumerate(export.routes):
-        if r.origin == "static" and matches(selector, r.raw):
+        if effect.section == "ip route":
+            hit = r.origin == "static" and _picks(effect, r.raw)
+        elif effect.section in CLIENTS:
+            hit = r.origin == effect.section and _picks(effect, r.raw)
+        else:  # an interface: the routes through it
+            hit = any(
+                g.interface is not None and _picks(effect, {"name": g.interface})
+                for g in r.gateways
+            )
+        if hit:
             yield i
 
 
 def _apply(export: Export, state: State, script: str) -> None:
     for effect in script_effects(export, script):
-        for i in _selected(export, effect.selector):
+        for i in _selected(export, effect):
             r = export.routes[i]
             disabled, distance = state.overlay.get(i, (r.disabled, r.distance))
             if effect.disabled is not None:

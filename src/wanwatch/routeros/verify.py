@@ -3,8 +3,8 @@ classic failover mistakes.
 
 Scenarios: ``baseline``; ``gateway-down:<gw>`` and ``upstream-dead:<gw>`` for every
 uplink first hop; ``target-silent:<addr>`` for every probe target (an address used
-as a recursive gateway or watched by Netwatch). Warning codes are a contract
-(issue 6): ``recursive-target-leak``, ``no-check``, ``shared-target``,
+as a recursive gateway or watched by Netwatch). Warning codes are a contract:
+``recursive-target-leak``, ``no-check``, ``shared-target``,
 ``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``;
 this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
 ``netwatch-flap``.
@@ -13,13 +13,14 @@ this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.parse import Export, parse_file, parse_text
+from wanwatch.routeros.model import Export, Route
+from wanwatch.routeros.parse import parse_file, parse_text
+from wanwatch.routeros.report import Finding, Report, ScenarioResult, describe
 from wanwatch.routeros.simulate import (
     BASELINE,
     Choice,
@@ -42,72 +43,6 @@ MAX_SCENARIOS = 256
 # floor below which a Netwatch entry turns a slow uplink into a dead one.
 NETWATCH_THR_AVG_DEFAULT = 0.1
 LTE_RTT_FLOOR = float(MONITOR_FIELDS["degraded_rtt"][0])
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    line: int
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "line": self.line, "message": self.message}
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    id: str
-    tables: dict[str, Choice | None]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "tables": {t: (c.to_json() if c else None) for t, c in self.tables.items()},
-        }
-
-
-@dataclass(frozen=True)
-class Report:
-    source: str
-    version: int | None
-    scenarios: tuple[ScenarioResult, ...]
-    warnings: tuple[Finding, ...]
-    skipped_lines: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "scenarios": [s.to_json() for s in self.scenarios],
-            "warnings": [w.to_json() for w in self.warnings],
-            "skipped_lines": self.skipped_lines,
-        }
-
-    def to_text(self) -> str:
-        lines = [
-            f"{self.source}: RouterOS v{self.version or '?'} export, "
-            f"{len(self.scenarios)} scenarios, {self.skipped_lines} lines not modelled"
-        ]
-        for s in self.scenarios:
-            parts = []
-            for t, c in s.tables.items():
-                parts.append(f"{t}={_describe(c)}")
-            lines.append(f"  {s.id}: " + "; ".join(parts))
-        if self.warnings:
-            lines.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}:")
-            lines += [f"  line {w.line}: {w.code}: {w.message}" for w in self.warnings]
-        else:
-            lines.append("no warnings")
-        return "\n".join(lines)
-
-
-def _describe(c: Choice | None) -> str:
-    if c is None:
-        return "none (no active default route)"
-    if c.nexthop is None:
-        return f"{c.gateway} (line {c.route.line})"
-    via = "" if c.nexthop == c.gateway else f" via {c.nexthop}"
-    iface = f" {c.interface}" if c.interface and c.interface != c.gateway else ""
-    fb = ", fallback to main" if c.fallback else ""
-    return f"{c.gateway}{via}{iface} (line {c.route.line}{fb})"
 
 
 # --------------------------------------------------------------------------- discovery
@@ -213,7 +148,7 @@ def verify_export(export: Export) -> Report:
     _shared(export, found, check_ev, topo)
     _no_check(export, found, base_ev, base_tables, scripted)
     if len(topo.uplinks) > 1:  # with one uplink there is nothing to fall back to
-        _table_fallback(export, found, check_ev)
+        _table_fallback(export, found, check_ev, topo)
     _masquerade(export, found, topo)
     _thr_avg(export, found, base_ev, topo)
     for sc in scenarios[1:]:
@@ -243,6 +178,7 @@ def verify_export(export: Export) -> Report:
         tuple(results),
         found.sorted(),
         export.skipped_lines,
+        export.notes,
     )
 
 
@@ -411,34 +347,52 @@ def _blackholes(
     for table, choice in tables.items():
         if choice is None or choice.fallback or not choice.hops:
             continue
-        if not any(sc.faulty(h) for h in choice.hops):
-            continue
-        alternatives = [
-            j
-            for j in ev.defaults(table)
-            if export.routes[j] is not choice.route and (h := _hop_of(ev, j)) is not None
-            if not sc.faulty(h.key)
-        ]
-        if not alternatives:
-            continue
-        i = export.routes.index(choice.route)
-        if not _checked(export, ev, i, scripted):
-            found.add(
-                "no-check",
-                choice.route.line,
-                f"in {sc.id} table {table} still sends into {choice.nexthop} (gateway "
-                f"{choice.gateway}, no check-gateway) although line "
-                f"{export.routes[alternatives[0]].line} could carry it",
-            )
-        else:
-            found.add(
-                "gateway-only-check",
-                choice.route.line,
-                f"in {sc.id} table {table} still sends into {choice.nexthop}: the check "
-                f"pings only the gateway {choice.gateway}, which answers while nothing behind "
-                "it does (an LTE modem without signal); check a target beyond it with a "
-                "recursive route instead",
-            )
+        for route in choice.members:
+            i = export.routes.index(route)
+            hop = _hop_of(ev, i)
+            if hop is None or not sc.faulty(hop.key):
+                continue
+            alternatives = [
+                j
+                for j in ev.defaults(table)
+                if export.routes[j] is not route and (h := _hop_of(ev, j)) is not None
+                if not sc.faulty(h.key)
+            ]
+            if alternatives:
+                _dead_end(export, found, sc, table, route, hop.key, alternatives[0], scripted, ev)
+
+
+def _dead_end(  # noqa: PLR0917 - one finding's facts, named at the call
+    export: Export,
+    found: _Findings,
+    sc: Scenario,
+    table: str,
+    route: Route,
+    nexthop: str,
+    alternative: int,
+    scripted: dict[int, int],
+    ev: Evaluation,
+) -> None:
+    """no-check or gateway-only-check for an active route into a dead uplink."""
+    i = export.routes.index(route)
+    gateway = route.gateway_text
+    if not _checked(export, ev, i, scripted):
+        found.add(
+            "no-check",
+            route.line,
+            f"in {sc.id} table {table} still sends into {nexthop} (gateway "
+            f"{gateway}, no check-gateway) although line "
+            f"{export.routes[alternative].line} could carry it",
+        )
+    else:
+        found.add(
+            "gateway-only-check",
+            route.line,
+            f"in {sc.id} table {table} still sends into {nexthop}: the check "
+            f"pings only the gateway {gateway}, which answers while nothing behind "
+            "it does (an LTE modem without signal); check a target beyond it with a "
+            "recursive route instead",
+        )
 
 
 def _failback(
@@ -465,8 +419,8 @@ def _failback(
         found.add(
             "no-failback",
             line,
-            f"after {sc.id} recovers, table {table} stays on {_describe(now)} instead of "
-            f"{_describe(choice)}: a Netwatch script changed route(s) at line(s) "
+            f"after {sc.id} recovers, table {table} stays on {describe(now)} instead of "
+            f"{describe(choice)}: a Netwatch script changed route(s) at line(s) "
             f"{', '.join(map(str, changed)) or '?'} and nothing changes them back "
             "(its host stays down, or its up-script does not undo the down-script)",
         )
@@ -484,14 +438,51 @@ def _flap(export: Export, found: _Findings, sc: Scenario) -> None:
     )
 
 
-def _table_fallback(export: Export, found: _Findings, ev: Evaluation) -> None:
-    marked = {m.new_routing_mark for m in export.mangle if m.new_routing_mark and not m.disabled}
+def _lan_routed(export: Export, topo: _Topology) -> set[str]:
+    """Tables that LAN traffic is routed into.
+
+    A mangle mark-routing in prerouting that does not match on an uplink's in-interface
+    (those only route replies of connections that came in on that uplink), or a
+    routing rule with a source or interface matcher that is not an uplink's.
+    """
+    uplinks = {iface for iface, _ in topo.uplink_iface.values() if iface}
+    wan_lists = {name for name, members in export.interface_lists.items() if members & uplinks}
+    out: set[str] = set()
+    for m in export.mangle:
+        if m.disabled or not m.new_routing_mark or m.chain != "prerouting":
+            continue
+        if m.in_interface is not None and m.in_interface in uplinks:
+            continue
+        if m.in_interface_list is not None and m.in_interface_list in wan_lists:
+            continue
+        out.add(m.new_routing_mark)
+    for rule in export.rules:
+        if rule.disabled or rule.action not in ("lookup", "lookup-only-in-table"):
+            continue
+        by_iface = rule.interface is not None and rule.interface not in uplinks
+        by_src = rule.src_address is not None and _lan_source(export, rule.src_address, uplinks)
+        if by_iface or by_src:
+            out.add(rule.table)
+    return out
+
+
+def _lan_source(export: Export, src: str, uplinks: set[str]) -> bool:
+    """Whether a rule's src-address covers a LAN subnet (not an uplink's own address)."""
+    try:
+        net = IPv4Network(src, strict=False)
+    except ValueError:
+        return False
+    return any(
+        a.interface not in uplinks and a.address.network.overlaps(net) for a in export.addresses
+    )
+
+
+def _table_fallback(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) -> None:
+    lan = _lan_routed(export, topo)
     for table in table_names(export):
-        if table == "main":
+        if table == "main" or table not in lan:
             continue
         defaults = ev.defaults(table)
-        if not defaults and table not in marked:
-            continue
         hops: dict[str, int] = {}
         for j in defaults:
             r = export.routes[j]

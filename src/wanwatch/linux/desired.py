@@ -1,0 +1,177 @@
+"""The dataplane wanted for each uplink, as plain data: pure functions of Intent and kernel facts.
+
+``resolve`` joins the Intent's uplink plans with what the kernel has (links,
+addresses); ``table_routes``, ``rules`` and ``main_defaults`` say which routes
+and rules must exist. The reconciler (reconcile.py) diffs these against the
+kernel. No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan
+from wanwatch.footprint import (
+    DEFAULT_METRIC,
+    FALLBACK_METRIC_BASE,
+    FWMARK_MASK,
+    RULE_PRIO_FWMARK,
+    RULE_PRIO_SOURCE,
+    RULE_PRIO_SUPPRESS,
+    TABLE_BASE,
+    UNREACHABLE_METRIC,
+)
+from wanwatch.linux.netlink import (
+    DEFAULT_DST,
+    RT_SCOPE_LINK,
+    RT_TABLE_MAIN,
+    RTN_UNREACHABLE,
+    Address,
+    Link,
+    Route,
+    Rule,
+)
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """An uplink as the kernel sees it now: its plan plus what was resolved from the kernel."""
+
+    name: str
+    interface: str
+    gateway: IPv4Address
+    table: int
+    mark: int
+    rank: int  # 0 = best (priority, then config order)
+    health: Health
+    admin: Admin
+    address: IPv4Interface | None  # the configured one once present, else the interface's own
+    index: int | None  # ifindex; None while the interface does not exist
+
+    @property
+    def usable(self) -> bool:
+        """Can carry a route: the interface exists and has an address (the gateway resolves)."""
+        return self.index is not None and self.address is not None
+
+
+def interface_address(
+    index: int, gateway: IPv4Address, addresses: Iterable[Address]
+) -> IPv4Interface | None:
+    """The address an uplink without a configured one uses: the interface's own.
+
+    Prefer a primary address on the gateway's subnet, then any primary one.
+    """
+    mine = [a for a in addresses if a.index == index]
+    picks: tuple[Callable[[Address], bool], ...] = (
+        lambda a: not a.secondary and gateway in a.interface.network,
+        lambda a: gateway in a.interface.network,
+        lambda a: not a.secondary,
+    )
+    for pick in picks:
+        for a in mine:
+            if pick(a):
+                return a.interface
+    return None
+
+
+def resolve(
+    plans: Sequence[UplinkPlan], links: dict[str, Link], addresses: Sequence[Address]
+) -> list[Uplink]:
+    order = sorted(range(len(plans)), key=lambda i: (plans[i].priority, i))
+    rank = {plans[i].name: r for r, i in enumerate(order)}
+    out: list[Uplink] = []
+    for p in plans:
+        link = links.get(p.interface)
+        address: IPv4Interface | None = None
+        if link is not None and p.address is not None:
+            # The configured address counts once it is really there (we may have
+            # failed to add it); until then nothing may route through it.
+            there = any(a.index == link.index and a.interface == p.address for a in addresses)
+            address = p.address if there else None
+        elif link is not None:
+            address = interface_address(link.index, p.gateway, addresses)
+        out.append(
+            Uplink(
+                name=p.name,
+                interface=p.interface,
+                gateway=p.gateway,
+                table=p.table,
+                mark=p.mark,
+                rank=rank[p.name],
+                health=p.health,
+                admin=p.admin,
+                address=address,
+                index=link.index if link is not None else None,
+            )
+        )
+    return out
+
+
+def table_routes(u: Uplink) -> list[Route]:
+    """The routes of one uplink's table."""
+    routes = [Route(u.table, DEFAULT_DST, metric=UNREACHABLE_METRIC, kind=RTN_UNREACHABLE)]
+    if u.usable and u.address is not None and u.index is not None:
+        if u.address.network.prefixlen < 32:
+            routes.append(
+                Route(
+                    u.table,
+                    u.address.network,
+                    oif=u.index,
+                    scope=RT_SCOPE_LINK,
+                    prefsrc=u.address.ip,
+                )
+            )
+        routes.append(Route(u.table, DEFAULT_DST, gateway=u.gateway, oif=u.index))
+    return routes
+
+
+def rules(uplinks: Sequence[Uplink]) -> list[Rule]:
+    out = [Rule(RULE_PRIO_SUPPRESS, RT_TABLE_MAIN, suppress_prefixlen=0)]
+    for u in uplinks:
+        n = u.table - TABLE_BASE
+        out.append(Rule(RULE_PRIO_FWMARK + n, u.table, fwmark=u.mark, fwmask=FWMARK_MASK))
+        if u.address is not None:
+            out.append(Rule(RULE_PRIO_SOURCE + n, u.table, src=IPv4Network(f"{u.address.ip}/32")))
+    return out
+
+
+def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route], bool]:
+    """Our main-table defaults for ``intent``, primary first.
+
+    The second value is True when the primary is known but cannot be routed now
+    (no interface or no address): the current primary route is then kept.
+    """
+    by_name = {u.name: u for u in uplinks}
+    primary = by_name.get(intent.primary) if intent.primary else None
+    out: list[Route] = []
+    keep = False
+    if primary is not None:
+        if primary.usable:
+            out.append(
+                Route(
+                    RT_TABLE_MAIN,
+                    DEFAULT_DST,
+                    metric=DEFAULT_METRIC,
+                    gateway=primary.gateway,
+                    oif=primary.index,
+                )
+            )
+        else:
+            keep = True
+    for u in uplinks:
+        if u is primary or u.health == Health.DOWN or u.admin is not Admin.ENABLED:
+            continue  # a fallback default takes new connections: not for these
+        if not u.usable:
+            continue
+        out.append(
+            Route(
+                RT_TABLE_MAIN,
+                DEFAULT_DST,
+                metric=FALLBACK_METRIC_BASE + u.rank,
+                gateway=u.gateway,
+                oif=u.index,
+            )
+        )
+    return out, keep
