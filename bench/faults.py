@@ -124,7 +124,7 @@ class Bench:
     def both_silent(self) -> Record:
         faults.blackhole(self.lab, self.primary)
         faults.blackhole(self.lab, self.backup)
-        self.office.wait_for(
+        dead = self.office.wait_for(
             lambda st: all(w["state"] == "down" for w in st["wans"]),
             SWITCH_DEADLINE,
             "both uplinks down",
@@ -141,6 +141,7 @@ class Bench:
             "failed_connections": len(seen.failed(back.t_start, until)),
             "failures": seen.errors(back.t_start, until),
             "via_dead_primary": sum(1 for a in seen.attempts if a.isp == self.primary),
+            "kept_while_dead": dead["active"],
             "survived": hit is not None,
         }
 
