@@ -336,7 +336,9 @@ def test_wall_clock_jump_changes_no_uplink_state(healthy: chaos.Testbed) -> None
         healthy.restart(faked=False, timeout=FAILBACK_DEADLINE)
     for spell in spells:
         assert spell.states == {"up"} and spell.actives == {(PRIMARY,)}, spell
-        assert spell.max_rtt_ms is not None and spell.max_rtt_ms < 100, spell
+        # A wall clock leaking into the RTT would be off by 3.6e6 ms; the veth's is well
+        # under 1 ms, plus what libfaketime's own stalls add (up to ~80 ms seen here).
+        assert spell.max_rtt_ms is not None and spell.max_rtt_ms < 1000, spell
         assert spell.max_loss_pct <= 5.0, spell
         assert all(n >= 3 for n in spell.replies.values()), spell
     assert events == []
