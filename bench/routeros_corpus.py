@@ -23,7 +23,6 @@ from typing import Any
 
 from _common import ROOT, host_info, say
 from click.testing import CliRunner
-
 from wanwatch.routeros.cli import routeros
 
 REAL = ROOT / "tests" / "data" / "routeros" / "real"

@@ -9,6 +9,7 @@ packages=(
   python3 python3-venv python3-dev gcc     # Python 3.11 (Debian 12) and a compiler for NetfilterQueue
   iproute2 nftables iptables conntrack     # the dataplane wanwatch drives, and the lab's fault injection
   dnsmasq-base                             # DHCP/DNS server binary only (no system service)
+  keepalived conntrackd                    # a router pair: VRRP and connection-state sync
   busybox                                  # udhcpc and nslookup for the lab's LAN clients
   libnetfilter-queue-dev                   # delay/jitter emulation in the lab (no netem here)
   faketime                                 # libfaketime: the lab moves the daemon's wall clock, not the host's

@@ -14,7 +14,6 @@ daemon is busy), so a flood cannot starve the loop or run it out of descriptors.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import socket
@@ -36,7 +35,8 @@ class ControlError(WanwatchError):
     """The daemon could not be reached or answered nonsense."""
 
 
-Handler = Callable[[dict[str, Any], int | None], dict[str, Any]]  # (request, peer uid)
+# (request, peer uid) -> answer, or an answer already encoded with encode()
+Handler = Callable[[dict[str, Any], int | None], dict[str, Any] | bytes]
 
 
 async def serve(path: Path, handler: Handler) -> asyncio.Server:
@@ -46,30 +46,13 @@ async def serve(path: Path, handler: Handler) -> asyncio.Server:
             raise ControlError(f"{path}: another wanwatch daemon is listening there")
         path.unlink()  # stale socket of a daemon that died
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    clients = 0
-
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal clients
-        clients += 1
-        try:
-            if clients > MAX_CLIENTS:
-                answer: dict[str, Any] = {"error": "busy: too many clients, try again"}
-            else:
-                answer = await _serve_one(reader, writer, handler)
-            writer.write(json.dumps(answer).encode() + b"\n")
-            await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
-        except (TimeoutError, ConnectionError):
-            pass  # a client that went away or never read its answer is not our problem
-        finally:
-            clients -= 1
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
+    loop = asyncio.get_running_loop()
+    clients = [0]
     old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
     try:
-        server = await asyncio.start_unix_server(on_client, path=str(path), limit=MAX_REQUEST)
+        server = await loop.create_unix_server(
+            lambda: _Session(handler, clients, loop), path=str(path)
+        )
     except OSError as exc:  # e.g. a path longer than sun_path (108 bytes), a read-only dir
         raise ControlError(f"{path}: cannot listen: {exc.strerror or exc}") from None
     finally:
@@ -78,38 +61,93 @@ async def serve(path: Path, handler: Handler) -> asyncio.Server:
     return server
 
 
-async def _serve_one(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
-) -> dict[str, Any]:
-    """Read one request line and answer it (an error answer for anything malformed)."""
-    try:
-        line = await asyncio.wait_for(reader.readuntil(b"\n"), REQUEST_TIMEOUT)
-    except TimeoutError:
-        return {"error": f"bad request: no complete line within {REQUEST_TIMEOUT:.0f} s"}
-    except asyncio.LimitOverrunError:
-        return {"error": f"bad request: longer than {MAX_REQUEST} bytes"}
-    except asyncio.IncompleteReadError as exc:
-        line = exc.partial  # the client closed its side after the request: fine
-    try:
-        request = json.loads(line or b"{}")
-    except ValueError as exc:  # includes UnicodeDecodeError
-        return {"error": f"bad request: not JSON ({exc})"}
-    if not isinstance(request, dict):
-        return {"error": "bad request: not a JSON object"}
-    return handler(request, _peer_uid(writer))
+def encode(answer: dict[str, Any]) -> bytes:
+    """One answer line; a handler may return it already encoded (shared by many readers)."""
+    return json.dumps(answer).encode() + b"\n"
 
 
-def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
-    sock = writer.get_extra_info("socket")
-    if sock is None:
-        return None
-    try:
-        _pid, uid, _gid = _UCRED.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+class _Session(asyncio.Protocol):
+    """One client: a request line in, an answer line out, then close.
+
+    A bare protocol rather than asyncio streams: no task and no reader object per
+    client, so a crowd of readers costs the daemon's loop as little as possible.
+    """
+
+    def __init__(
+        self, handler: Handler, clients: list[int], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._handler = handler
+        self._clients = clients
+        self._loop = loop
+        self._buf = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # a stream socket
+        self._transport = transport
+        self._clients[0] += 1
+        if self._clients[0] > MAX_CLIENTS:
+            self._reply({"error": "busy: too many clients, try again"})
+            return
+        self._timer = self._loop.call_later(
+            REQUEST_TIMEOUT,
+            self._reply,
+            {"error": f"bad request: no complete line within {REQUEST_TIMEOUT:.0f} s"},
         )
-    except OSError:
-        return None
-    return int(uid)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        self._buf += data
+        end = self._buf.find(b"\n")
+        if end >= 0:
+            self._answer(bytes(self._buf[:end]))
+        elif len(self._buf) > MAX_REQUEST:
+            self._reply({"error": f"bad request: longer than {MAX_REQUEST} bytes"})
+
+    def eof_received(self) -> bool:
+        # The client closed its side after the request: answer what it sent.
+        if self._transport is not None and not self._transport.is_closing():
+            self._answer(bytes(self._buf))
+        return True  # keep our side open until the answer is written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._clients[0] -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _answer(self, line: bytes) -> None:
+        try:
+            request = json.loads(line or b"{}")
+        except ValueError as exc:  # includes UnicodeDecodeError
+            self._reply({"error": f"bad request: not JSON ({exc})"})
+            return
+        if not isinstance(request, dict):
+            self._reply({"error": "bad request: not a JSON object"})
+            return
+        self._reply(self._handler(request, self._peer_uid()))
+
+    def _reply(self, answer: dict[str, Any] | bytes) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        t = self._transport
+        if t is None or t.is_closing():
+            return
+        t.write(answer if isinstance(answer, bytes) else encode(answer))
+        t.close()
+
+    def _peer_uid(self) -> int | None:
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return None
+        try:
+            _pid, uid, _gid = _UCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+            )
+        except OSError:
+            return None
+        return int(uid)
 
 
 def _alive(path: Path) -> bool:

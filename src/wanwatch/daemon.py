@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -25,20 +26,30 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config, load
-from wanwatch.control import serve
+from wanwatch.control import encode, serve
 from wanwatch.engine.core import Engine
-from wanwatch.engine.events import Event, FieldValue, event
+from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Admin, Intent
-from wanwatch.errors import ConfigError, DnsmasqError, NetlinkError, NftError, WanwatchError
+from wanwatch.errors import (
+    ConfigError,
+    DnsmasqError,
+    HaError,
+    NetlinkError,
+    NftError,
+    WanwatchError,
+)
 from wanwatch.footprint import fwmark
+from wanwatch.ha import local_view
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
+from wanwatch.linux.dhcp_client import Lease
 from wanwatch.linux.dnsmasq import Dnsmasq
-from wanwatch.linux.netlink import RT_TABLE_MAIN
+from wanwatch.linux.pair import Pair, validate_reload
+from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
-from wanwatch.repair import Retry, TugOfWar
+from wanwatch.repair import Healer
 
 log = logging.getLogger("wanwatch")
 
@@ -46,12 +57,6 @@ EVENT_RING = 500  # events kept for `wanwatch status`
 STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steering routes
 DEFAULT_STATE_DIR = Path("/var/lib/wanwatch")
 ADMIN_FILE = "admin.json"  # the operator's disable/enable choices, kept across restarts
-# A burst of kernel notifications (a whole table flushed) is repaired in one pass
-# this long after the first of them.
-DRIFT_DEBOUNCE = 0.05
-# A full reconcile pass this often whatever was heard: the safety net for changes
-# that send no notification (e.g. the conntrack accounting sysctl).
-FULL_PASS_INTERVAL = 10.0
 # Many readers at once (a dashboard, scrapers, scripts polling `status`) share one
 # snapshot this young, so their number does not multiply the loop's work.
 STATUS_MAX_AGE = 0.05
@@ -97,18 +102,13 @@ class Daemon:
         self._backend: LinuxBackend | None = None
         self._hub: ProbeHub | None = None
         self._dnsmasq: Dnsmasq | None = None
+        self._pair: Pair | None = None  # keepalived + conntrackd of a router pair
         self._hooks: HookRunner | None = None
         self._links: LinkWatcher | None = None
         self._drift: DriftWatcher | None = None
-        self._backend_error: str | None = None
-        self._retry = Retry()
-        self._tug = TugOfWar()
-        self._repair_at: float | None = None  # a drift repair pass is due then
-        self._drift_since: float | None = None  # first notice of the drift it repairs
-        self._repairing = False
-        self._next_full_pass = 0.0
-        self._repairs = 0
-        self._snapshot: tuple[float, st.Status, dict[str, Any]] | None = None
+        self._dynamic: DynamicUplinks | None = None
+        self._heal = Healer(clock())
+        self._snapshot: tuple[float, st.Status, bytes] | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -128,6 +128,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the process exit code."""
         cfg = load(self.config_path)  # ConfigError propagates: nothing applied yet
+        shared, cfg = cfg, local_view(cfg)  # a pair: own addresses here, shared ones in VRRP
         self._config = cfg
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
@@ -151,27 +152,39 @@ class Daemon:
         metrics_server: asyncio.Server | None = None
         try:
             self._emit_all(self._backend.start())
+            self._links = self._backend.link_watcher()
+            self._dynamic = DynamicUplinks(
+                cfg, self.state_dir, self.emit, self._on_lease, now=self.now
+            )
+            for w in cfg.wans:
+                self._dynamic.link(w.interface, self._links.present(w.interface))
             self._hub = ProbeHub(self._on_reply)
             self._configure_probes(cfg)
             await self._hub.start()
-            self._links = self._backend.link_watcher()
             loop.add_reader(self._links.fileno(), self._on_link)
             self._drift = self._backend.drift_watcher()
             for fd in self._drift.filenos():
                 loop.add_reader(fd, self._on_drift, fd)
-            self._next_full_pass = self.now() + FULL_PASS_INTERVAL
+            self._heal = Healer(self.now())
             # carrier() is keyed by interface; the engine knows uplinks by name. A cable
             # already out at start is DOWN at once, as a pull later would be.
             by_iface = {w.interface: w.name for w in cfg.wans}
-            for ifname, up in self._backend.carrier().items():
+            for ifname, carrier in self._backend.carrier().items():
                 wan = by_iface.get(ifname)
+                up = wan is not None and self._dynamic.usable_link(wan, carrier)
                 if wan is not None and not up:
                     self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
                     self._emit_all(self._engine.carrier(wan, False, self.now()))
             # The supervisor stays idle (and says why) when there is nothing to serve.
-            self._dnsmasq = Dnsmasq(cfg, self.state_dir, self.emit, now=self.now)
+            self._dnsmasq = Dnsmasq(shared, self.state_dir, self.emit, now=self.now)
             try:
-                await self._dnsmasq.start()
+                if shared.ha is not None:  # dnsmasq follows the master (Pair.follow)
+                    self._pair = Pair(shared, self.state_dir, self.emit, now=self.now)
+                    await self._pair.start()
+                else:
+                    await self._dnsmasq.start()
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
             metrics_server = await self._serve_metrics()
@@ -224,6 +237,10 @@ class Daemon:
         self._close_drift(loop)
         if self._hub is not None:
             await self._hub.close()
+        if self._dynamic is not None:
+            await self._dynamic.stop()  # udhcpc releases its leases (-R)
+        if self._pair is not None:
+            await self._pair.stop()
         if self._dnsmasq is not None:
             await self._dnsmasq.stop()
         if self._backend is not None:
@@ -251,10 +268,9 @@ class Daemon:
                 self._hub.send(req.wan, req.target, req.seq)
             self._steer()
             self._maybe_repair()
-            wake = self._engine.next_wakeup()
-            for t in (self._repair_at, self._retry.due):
-                if t is not None and not self._repairing:
-                    wake = min(wake, t)
+            if self._pair is not None and self._dnsmasq is not None:
+                await self._pair.follow(self._engine.status(now), self._dnsmasq)
+            wake = min(self._engine.next_wakeup(), self._heal.wake_at() or math.inf)
             delay = max(0.0, min(wake - self.now(), 1.0))
             self._wake.clear()
             if self._commands.empty():
@@ -274,15 +290,51 @@ class Daemon:
         self._wake.set()
 
     def _on_link(self) -> None:
-        if self._links is None or self._engine is None or self._config is None:
+        if (
+            self._links is None
+            or self._engine is None
+            or self._config is None
+            or self._dynamic is None
+            or self._hub is None
+        ):
             return
         by_iface = {w.interface: w.name for w in self._config.wans}
-        for ifname, up in self._links.read():
+        adopted = False
+        for ifname, carrier in self._links.read():
             wan = by_iface.get(ifname)
-            if wan is not None:
-                self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=up))
-                self._emit_all(self._engine.carrier(wan, up, self.now()))
-        self._steer()
+            if wan is None:
+                continue
+            present = self._links.present(ifname)
+            if self._dynamic.link(ifname, present) and present:
+                self._hub.reopen(wan)  # a new device: its probes bind to the new ifindex
+                adopted = True
+            up = self._dynamic.usable_link(wan, carrier)
+            self.emit(event(self.now(), "link.carrier", wan=wan, interface=ifname, up=carrier))
+            self._emit_all(self._engine.carrier(wan, up, self.now()))
+        self._steer(force=adopted)  # a device that appeared gets its routes and rules now
+        self._wake.set()
+
+    def _on_lease(self, wan: str, lease: Lease | None, why: str) -> None:
+        """A DHCP uplink gained, changed or lost its lease: apply it live."""
+        if self._engine is None or self._hub is None or self._dynamic is None:
+            return
+        if lease is None:
+            self._emit_all(self._engine.carrier(wan, False, self.now()))
+        else:
+            # A new address or gateway is another path: judged afresh (engine.renumbered).
+            self._emit_all(self._engine.renumbered(wan, self.now()))
+        if self._applied is None and self._backend is not None:
+            # Before the first verdicts only the uplink's own address, table and rules
+            # are set (prepare): which uplink carries traffic waits, as at any start.
+            self._emit_all(self._heal.outcome(self._backend.prepare(self._intent()), self.now()))
+        else:
+            self._steer(force=True)
+        # After the address is on the interface: probes bind to it (re-pinned).
+        assert self._config is not None
+        w = self._config.wan(wan)
+        self._hub.add_uplink(
+            wan, w.interface, fwmark(self._config.wans.index(w)), self._dynamic.probe_source(wan)
+        )
         self._wake.set()
 
     # ------------------------------------------------------------------ steering
@@ -291,7 +343,7 @@ class Daemon:
         """Reconcile the kernel to the engine's Intent when it changed (or when forced)."""
         if self._engine is None or self._backend is None:
             return
-        intent = self._engine.intent()
+        intent = self._intent()
         if intent == self._applied and not force:
             return
         if self._applied is None and not self._verdicts_ready(intent):
@@ -301,7 +353,7 @@ class Daemon:
             evs = self._backend.apply(intent)
         except (NetlinkError, NftError) as exc:
             evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
-        self._emit_all(self._outcome(evs))
+        self._emit_all(self._heal.outcome(evs, self.now()))
         if self._applied is None or intent.active != self._applied.active:
             self.emit(
                 event(
@@ -314,41 +366,11 @@ class Daemon:
             )
         self._applied = intent
 
-    def _outcome(self, evs: list[Event]) -> list[Event]:
-        """Note a pass's failed steps (retried with backoff); the events worth logging.
-
-        A failure is logged when it first happens or its error changes, not on
-        every retry; ``status`` shows it until a pass succeeds.
-        """
-        now = self.now()
-        failed = {
-            str(e.fields.get("step")): str(e.fields.get("error"))
-            for e in evs
-            if e.name == "backend.error"
-        }
-        before = self._retry.failed
-        self._retry.record(failed, now)
-        self._backend_error = next(iter(failed.values()), None)
-        out = [
-            e
-            for e in evs
-            if e.name != "backend.error"
-            or before.get(str(e.fields.get("step"))) != e.fields.get("error")
-        ]
-        if failed:
-            assert self._retry.due is not None  # set by record() when something failed
-            out.append(
-                event(
-                    now,
-                    "backend.retry",
-                    steps=",".join(sorted(failed)),
-                    attempt=self._retry.attempts,
-                    in_s=round(self._retry.due - now, 2),
-                )
-            )
-        elif before:
-            out.append(event(now, "backend.recovered", steps=",".join(sorted(before))))
-        return out
+    def _intent(self) -> Intent:
+        """The engine's Intent, DHCP uplinks with the address and gateway of their lease."""
+        assert self._engine is not None
+        intent = self._engine.intent()
+        return self._dynamic.overlay(intent) if self._dynamic is not None else intent
 
     # ------------------------------------------------------------------ drift
 
@@ -364,15 +386,9 @@ class Daemon:
             self.emit(event(self.now(), "drift.watch_failed", error=str(exc)))
             self._close_drift(asyncio.get_running_loop())
             return
-        if not kinds:
-            return
-        now = self.now()
-        if self._drift_since is None:
-            self._drift_since = now
-        due = max(now + DRIFT_DEBOUNCE, self._tug.hold_until(now))
-        if self._repair_at is None or due < self._repair_at:
-            self._repair_at = due
-        self._wake.set()
+        if kinds:
+            self._heal.noticed(self.now())
+            self._wake.set()
 
     def _close_drift(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._drift is not None:
@@ -383,41 +399,23 @@ class Daemon:
 
     def _maybe_repair(self) -> None:
         """Start a reconcile pass off the loop when drift, a retry or the safety net is due."""
-        if self._repairing or self._applied is None or self._backend is None:
+        if self._applied is None or self._backend is None:
             return
-        now = self.now()
-        drift = self._repair_at is not None and now >= self._repair_at
-        if not (drift or self._retry.is_due(now) or now >= self._next_full_pass):
+        since = self._heal.start(self.now())
+        if since is False:
             return
-        self._repair_at = None
-        self._next_full_pass = now + FULL_PASS_INTERVAL
-        since, self._drift_since = self._drift_since, None
-        self._repairing = True
         # The worker runs passes in order: a steer submitted after this one lands last.
         job = asyncio.wrap_future(self._backend.apply_soon(self._applied, full=True))
         job.add_done_callback(lambda j: self._repaired(j, since))
 
     def _repaired(self, job: asyncio.Future[list[Event]], since: float | None) -> None:
-        self._repairing = False
         try:
             evs = job.result()
         except (NetlinkError, NftError) as exc:
             evs = [event(self.now(), "backend.error", step="apply", error=str(exc))]
         except asyncio.CancelledError:
             return
-        now = self.now()
-        out: list[Event] = []
-        for e in self._outcome(evs):
-            obj = _object_of(e)
-            if obj is None:
-                out.append(e)
-                continue
-            self._repairs += 1
-            after = None if since is None else round((now - since) * 1000, 1)
-            out.append(event(now, "drift.repaired", object=obj, action=e.name, after_ms=after))
-            out += self._tug.repaired(obj, now)
-        out += self._tug.settle(now)
-        self._emit_all(out)
+        self._emit_all(self._heal.finished(evs, since, self.now()))
         self._wake.set()
 
     def _verdicts_ready(self, intent: Intent) -> bool:
@@ -429,17 +427,19 @@ class Daemon:
         return not intent.stale or self.now() - self._started_at >= STARTUP_VERDICT_WAIT
 
     def _configure_probes(self, cfg: Config) -> None:
-        assert self._hub is not None
+        assert self._hub is not None and self._dynamic is not None
         for i, wan in enumerate(cfg.wans):
-            source = wan.address.ip if wan.address is not None else None
-            self._hub.add_uplink(wan.name, wan.interface, fwmark(i), source)
+            self._hub.add_uplink(
+                wan.name, wan.interface, fwmark(i), self._dynamic.probe_source(wan.name)
+            )
 
     # ------------------------------------------------------------------ reload
 
     async def _reload(self) -> None:
         assert self._engine is not None and self._backend is not None and self._hub is not None
         try:
-            new = load(self.config_path)
+            new_shared = load(self.config_path)
+            new = local_view(new_shared)
         except ConfigError as exc:
             self.emit(
                 event(
@@ -456,10 +456,15 @@ class Daemon:
         assert old is not None
         if self._dnsmasq is not None:
             try:  # everything is checked before anything is applied
-                await self._dnsmasq.validate(new)
+                await self._dnsmasq.validate(new_shared)
             except DnsmasqError as exc:
                 self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
                 return
+        try:
+            await validate_reload(old, new_shared, self.state_dir)
+        except HaError as exc:
+            self.emit(event(self.now(), "config.rejected", reason="ha", error=str(exc)))
+            return
         try:
             self._emit_all(self._backend.reload(new))
         except (NetlinkError, NftError) as exc:
@@ -469,13 +474,23 @@ class Daemon:
         self._emit_all(self._engine.reload(new, self.now()))
         if self._links is not None:
             self._links.watch(w.interface for w in new.wans)
+        if self._dynamic is not None:
+            await self._dynamic.reload(new)
+            if self._links is not None:
+                for w in new.wans:
+                    self._dynamic.link(w.interface, self._links.present(w.interface))
         for wan in old.wans:
             if wan.name not in {w.name for w in new.wans}:
                 self._hub.remove_uplink(wan.name)
         self._configure_probes(new)
         if self._hooks is not None:
             self._hooks.hooks = new.hooks
-        await self._reload_dnsmasq(new)
+        await self._reload_dnsmasq(new_shared)
+        if self._pair is not None:
+            try:
+                await self._pair.reload(new_shared)
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
         self._steer(force=True)
         self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 
@@ -489,7 +504,7 @@ class Daemon:
 
     # ------------------------------------------------------------------ control socket
 
-    def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], uid: int | None) -> dict[str, Any] | bytes:
         cmd = request.get("cmd")
         if cmd == "status":
             return self._status_snapshot()[1]
@@ -559,22 +574,23 @@ class Daemon:
         wall = time.time() - (self.now() - mono)
         return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
 
-    def _status_snapshot(self) -> tuple[st.Status, dict[str, Any]]:
-        """The status and its JSON, computed at most once per STATUS_MAX_AGE."""
+    def _status_snapshot(self) -> tuple[st.Status, bytes]:
+        """The status and its encoded answer, computed at most once per STATUS_MAX_AGE."""
         now = self.now()
         snap = self._snapshot
         if snap is None or now - snap[0] >= STATUS_MAX_AGE:
             status = self.status()
-            snap = self._snapshot = (now, status, st.to_json(status))
+            snap = self._snapshot = (now, status, encode(st.to_json(status)))
         return snap[1], snap[2]
 
     def status(self) -> st.Status:
         """Everything ``wanwatch status`` shows; cheap: nothing here waits for the kernel."""
         assert self._engine is not None
         now = self.now()
-        intent = self._engine.intent()
+        intent = self._intent()
         probes = self._hub.stats() if self._hub is not None else {}
         age, counters = self._backend.counters() if self._backend else (None, {})
+        extra = self._dynamic_status()
         wans = [
             st.UplinkStatus(
                 name=s.name,
@@ -590,29 +606,44 @@ class Daemon:
                 progress=s.progress,
                 targets=s.targets,
                 probes=st.ProbeStats(**probes.get(s.name, {})),
+                **extra.get(s.name, {}),
             )
             for s in self._engine.status(now)
         ]
-        retry = self._retry
+        retry = self._heal.retry
         return st.Status(
             wans=wans,
             active=list(intent.active),
             mode=intent.mode,
             stale=intent.stale,
             applied=self._applied == intent and not retry.failed,
-            backend_error=self._backend_error,
+            backend_error=self._heal.error,
             failed_steps=dict(retry.failed),
             retry_in_s=None if retry.due is None else round(max(0.0, retry.due - now), 2),
-            contested=self._tug.contested(),
-            repairs=self._repairs,
+            contested=self._heal.tug.contested(),
+            repairs=self._heal.repairs,
             counters=counters,
             counters_age_s=None if age is None else round(age, 2),
             dnsmasq=self._dnsmasq.status() if self._dnsmasq is not None else None,
+            ha=self._pair.status() if self._pair is not None else None,
             leases=self._leases(),
             events=[str(e) for e in list(self.events)[-20:]],
             uptime_s=round(now - self._started_at, 1),
             pid=os.getpid(),
         )
+
+    def _dynamic_status(self) -> dict[str, dict[str, Any]]:
+        """Per uplink: kind, link, address and gateway in use, lease (linux/uplinks.py)."""
+        if self._dynamic is None or self._backend is None or self._config is None:
+            return {}
+        resolved = self._backend.resolved()
+        carrier = self._links.state() if self._links is not None else {}
+        return {
+            w.name: self._dynamic.status(
+                w.name, carrier.get(w.interface, False), resolved.get(w.name)
+            )
+            for w in self._config.wans
+        }
 
     def _leases(self) -> list[dict[str, Any]]:
         if self._dnsmasq is None or self._config is None:
@@ -623,22 +654,3 @@ class Daemon:
             log.warning("leases: %s", exc)
             return []
         return [lease.to_json() for lease in leases]
-
-
-def _object_of(e: Event) -> str | None:
-    """The kernel object a reconcile event changed, as drift.repaired names it; else None."""
-    if e.name not in _CHANGES:
-        return None
-    f: dict[str, FieldValue] = e.fields
-    if e.name == "route.switch":
-        return "route main default (active uplink)"
-    if e.name.startswith("route."):
-        table = "main" if f.get("table") == RT_TABLE_MAIN else f.get("table")
-        return f"route table {table} {f.get('dst')} metric {f.get('metric')}"
-    if e.name.startswith("rule."):
-        return f"rule {f.get('rule')}"
-    if e.name.startswith("address."):
-        return f"address {f.get('address')} dev {f.get('interface')}"
-    if e.name == "sysctl.set":
-        return f"sysctl {f.get('key')}"
-    return "nft table inet wanwatch"

@@ -1,4 +1,4 @@
-"""One exception family for the whole program (STYLE.md, point 9)."""
+"""One exception family for the whole program: callers catch ``WanwatchError``."""
 
 from __future__ import annotations
 
@@ -41,3 +41,7 @@ class LabError(WanwatchError):
 
 class ProbeError(WanwatchError):
     """The prober cannot work at all (no raw sockets) or was used out of order."""
+
+
+class HaError(WanwatchError):
+    """keepalived or conntrackd rejected its configuration or could not be supervised."""

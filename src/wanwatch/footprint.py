@@ -3,7 +3,7 @@
 Routes carry our route protocol number, tables and rule priorities come from one
 declared range, connection and packet marks use only the bits under FWMARK_MASK,
 and nftables rules live in one table of our own. Reconcilers touch only objects
-that carry these marks (STYLE.md, point 7).
+that carry these marks (docs/architecture.md, "Kernel objects wanwatch owns").
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ RULE_PRIO_SUPPRESS = 28690
 # systemd-networkd 1024), and none of them uses it. Per-uplink fallback defaults
 # follow at FALLBACK_METRIC_BASE + rank (rank by priority, then config order): with
 # ignore_routes_with_linkdown=1 the kernel skips a route whose carrier is gone and
-# uses the next one before the daemon reacts (LAB-NOTES).
+# uses the next one before the daemon reacts (docs/lab-notes.md).
 DEFAULT_METRIC = 87
 FALLBACK_METRIC_BASE = 28700
 # Last route of every per-uplink table: `unreachable default`. A packet marked for

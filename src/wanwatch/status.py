@@ -33,6 +33,17 @@ class Usage(msgspec.Struct, frozen=True):
     bytes_in: int
 
 
+class LeaseStatus(msgspec.Struct, frozen=True):
+    """The DHCP lease of an uplink with ``address: dhcp`` (linux/dhcp_client.py)."""
+
+    address: str  # with prefix
+    router: str | None
+    dns: list[str]
+    lease_s: int  # as granted
+    server: str | None
+    age_s: float  # since bound or last renewed
+
+
 class UplinkStatus(msgspec.Struct, frozen=True):
     name: str
     state: str  # up | down | degraded | unknown
@@ -47,6 +58,14 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     progress: dict[str, float]  # {"lost", "needed"} | {"good", "needed"} | {"hold_left_s"}
     targets: dict[str, str]  # probe target -> answering | silent | unknown
     probes: ProbeStats
+    # Uplinks that are not static (dynamic.py); defaults keep older readers working.
+    kind: str = "static"  # static | dhcp | point-to-point
+    link: str = "up"  # up | down | absent (no such interface now): ``state`` stays down then
+    present: bool = True  # the interface exists
+    address: str | None = None  # in use now (lease, interface's own or configured)
+    gateway: str | None = None  # next hop in use; None: via the device (point-to-point)
+    lease: LeaseStatus | None = None
+    dhcp_client: dict[str, Any] | None = None  # running, pid, restarts, last_error
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -67,6 +86,7 @@ class Status(msgspec.Struct, frozen=True):
     events: list[str]  # the latest events, oldest first
     uptime_s: float
     pid: int
+    ha: dict[str, Any] | None = None  # the router pair (linux/pair.py), None without one
 
 
 def to_json(status: Status) -> dict[str, Any]:

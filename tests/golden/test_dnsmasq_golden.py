@@ -9,7 +9,7 @@ and read the diff. Every golden config must also pass the real ``dnsmasq --test`
 from __future__ import annotations
 
 import asyncio
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,8 @@ from wanwatch.linux.dnsmasq import check, idle_reason, log_event, render
 HERE = Path(__file__).parent / "dnsmasq"
 OFFICE = Path(__file__).parents[2] / "examples" / "office.yaml"
 STATE_DIR = Path("/var/lib/wanwatch")
-UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
 
+Compare = Callable[[str, Path], None]  # the ``golden`` fixture (conftest.py)
 CASES = {
     "office": OFFICE,
     "static-domain": HERE / "static-domain.yaml",
@@ -31,19 +31,9 @@ CASES = {
 }
 
 
-def _compare(actual: str, golden: Path) -> None:
-    if UPDATE:
-        golden.write_text(actual, encoding="utf-8")
-    if not golden.exists():
-        pytest.fail(f"{golden} is missing; create it with WANWATCH_UPDATE_GOLDENS=1")
-    assert actual == golden.read_text(encoding="utf-8"), (
-        f"{golden.name} differs; if intended, rerun with WANWATCH_UPDATE_GOLDENS=1"
-    )
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_render_matches_golden(case: str) -> None:
-    _compare(render(load(CASES[case]), STATE_DIR), HERE / f"{case}.conf")
+def test_render_matches_golden(case: str, golden: Compare) -> None:
+    golden(render(load(CASES[case]), STATE_DIR), HERE / f"{case}.conf")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -105,11 +95,11 @@ def test_idle_without_anything_to_serve() -> None:
     assert idle_reason(load(OFFICE)) is None
 
 
-def test_log_lines_become_events() -> None:
+def test_log_lines_become_events(golden: Compare) -> None:
     config = load(HERE / "log.yaml")
     lines = (HERE / "log.txt").read_text(encoding="utf-8").splitlines()
     rendered = []
     for line in lines:
         ev = log_event(line, config, 0.0)
         rendered.append("-" if ev is None else str(ev))
-    _compare("\n".join(rendered) + "\n", HERE / "log.events")
+    golden("\n".join(rendered) + "\n", HERE / "log.events")

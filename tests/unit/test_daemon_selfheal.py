@@ -14,11 +14,17 @@ from typing import Any
 import pytest
 
 from wanwatch.config import load
-from wanwatch.daemon import DRIFT_DEBOUNCE, FULL_PASS_INTERVAL, Daemon
+from wanwatch.daemon import Daemon
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent
-from wanwatch.repair import CONTEST_REPAIRS, RETRY_BACKOFF
+from wanwatch.repair import (
+    CONTEST_REPAIRS,
+    DRIFT_DEBOUNCE,
+    FULL_PASS_INTERVAL,
+    RETRY_BACKOFF,
+    Healer,
+)
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 
@@ -71,7 +77,7 @@ def daemon(tmp_path: Path) -> tuple[Daemon, FakeBackend, Clock]:
     d._backend = backend  # type: ignore[assignment]
     d._drift = FakeWatcher()  # type: ignore[assignment]
     d._started_at = clock.t - 10
-    d._next_full_pass = clock.t + FULL_PASS_INTERVAL  # as run() sets it
+    d._heal = Healer(clock.t)  # as run() sets it
     return d, backend, clock
 
 
@@ -150,14 +156,15 @@ def test_a_tug_of_war_is_detected_and_repairs_back_off(
         for _ in range(CONTEST_REPAIRS + 1):  # someone deletes our table again and again
             d._on_drift(3)
             backend.changes = [("nft.apply", {})]
-            clock.t += d._repair_at - clock.t if d._repair_at else 0
+            clock.t = max(clock.t, d._heal.wake_at() or clock.t)
             d._maybe_repair()
             await settle()
             clock.t += 1.0
         assert "drift.contested" in names(d)
         assert d.status().contested == ["nft table inet wanwatch"]
         d._on_drift(3)
-        assert d._repair_at is not None and d._repair_at >= clock.t + 4.0  # backed off
+        wake = d._heal.wake_at()
+        assert wake is not None and wake >= clock.t + 4.0  # backed off
 
     asyncio.run(go())
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wanwatch.cli.routeros import routeros
 from wanwatch.config import load
-from wanwatch.routeros.cli import routeros
 from wanwatch.routeros.compile import compile_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wanwatch.routeros.commands import Command, commands
 from wanwatch.routeros.parse import parse_text
 from wanwatch.routeros.verify import verify_text
 
@@ -149,6 +150,103 @@ def test_static_route_wins_a_distance_tie_with_a_dhcp_route() -> None:
         + "/ip route\nadd gateway=10.2.0.1 check-gateway=ping\n"
     )
     assert carriers(text)["baseline"] == {"gateway": "10.2.0.1", "nexthop": "10.2.0.1"}
+
+
+def test_branches_reads_the_bodies_of_conditionals_and_loops() -> None:
+    script = (
+        ':if ($bound=1) do={ /ip route set [find comment=A] gateway=$"gateway-address" } '
+        "else={ :if (1) do={ /ip route disable [find comment=B] } }\n"
+        ':log info "do={ /ip route remove [find] }"\n'
+        ":foreach r in=[/ip route find] do={\n  /ip route set $r distance=3\n}\n"
+    )
+    assert [c for c in commands(script, "s") if isinstance(c, Command)] == []
+    got = [
+        (c.line, c.verb, c.selector.conditions[0].value if c.selector else sorted(c.flags))
+        for c in commands(script, "s", branches=True)
+        if isinstance(c, Command)
+    ]
+    assert got == [(1, "set", "A"), (1, "disable", "B"), (4, "set", ["$r"])]
+
+
+PINS = (
+    "/ip route\n"
+    "add dst-address=8.8.8.8 gateway=10.9.1.1 scope=10 comment=PIN1\n"
+    "add dst-address=9.9.9.9 gateway=10.9.2.1 scope=10 comment=PIN2\n"
+    "add gateway=8.8.8.8 target-scope=11 check-gateway=ping\n"
+    "add gateway=9.9.9.9 target-scope=11 check-gateway=ping distance=2\n"
+    "/ip firewall nat\nadd chain=srcnat action=masquerade\n"
+)
+
+
+def test_ppp_profile_on_up_moves_the_routes_it_sets_to_the_session() -> None:
+    # pppoe-out1 names its profile; pppoe-out2 uses the built-in "default" one.
+    text = (
+        "/ppp profile\n"
+        'add name=isp1 on-up=":local gw [/ip address get [find interface=\\"pppoe-out1\\"] '
+        'network];\\r\\n:if (\\$gw != \\"\\") do={ /ip route set [find comment=\\"PIN1\\"] '
+        'gateway=\\$gw }"\n'
+        'set default on-up="/ip route set [find comment=PIN2] gateway=\\$\\"remote-address\\""\n'
+        "/interface pppoe-client\n"
+        "add name=pppoe-out1 interface=ether1 profile=isp1\n"
+        "add name=pppoe-out2 interface=ether2\n" + PINS
+    )
+    assert [r.gateway_text for r in parse_text(text).routes[:2]] == ["pppoe-out1", "pppoe-out2"]
+    got = carriers(text)
+    # The placeholders 10.9.1.1 and 10.9.2.1 are no uplinks of their own.
+    assert set(got) == {
+        "baseline",
+        "gateway-down:pppoe-out1",
+        "gateway-down:pppoe-out2",
+        "upstream-dead:pppoe-out1",
+        "upstream-dead:pppoe-out2",
+        "target-silent:8.8.8.8",
+        "target-silent:9.9.9.9",
+    }
+    assert got["baseline"] == {"gateway": "8.8.8.8", "nexthop": "pppoe-out1"}
+    assert got["gateway-down:pppoe-out1"] == {"gateway": "9.9.9.9", "nexthop": "pppoe-out2"}
+    assert got["upstream-dead:pppoe-out1"] == {"gateway": "9.9.9.9", "nexthop": "pppoe-out2"}
+    assert got["gateway-down:pppoe-out2"] == {"gateway": "8.8.8.8", "nexthop": "pppoe-out1"}
+
+
+def test_dhcp_client_script_moves_the_routes_it_sets_to_the_client() -> None:
+    text = (
+        "/ip dhcp-client\n"
+        "add interface=ether1 add-default-route=no "
+        'script=":if (\\$bound=1) do={ /ip route set [find where comment=\\"PIN1\\"] '
+        'gateway=\\$\\"gateway-address\\" }"\n'
+        "add interface=ether2 add-default-route=no disabled=yes "
+        'script="/ip route set [find comment=PIN2] gateway=\\$\\"gateway-address\\""\n' + PINS
+    )
+    e = parse_text(text)
+    # The disabled client runs no script: PIN2 keeps its written gateway.
+    assert [r.gateway_text for r in e.routes[:2]] == ["ether1", "10.9.2.1"]
+    got = carriers(text)
+    assert got["baseline"] == {"gateway": "8.8.8.8", "nexthop": "ether1"}
+    # A lease outlives a dead gateway, but the check through the pin fails.
+    assert got["gateway-down:ether1"] == {"gateway": "9.9.9.9", "nexthop": "10.9.2.1"}
+    assert got["upstream-dead:ether1"] == {"gateway": "9.9.9.9", "nexthop": "10.9.2.1"}
+
+
+def test_client_scripts_too_dynamic_or_ambiguous_are_noted_not_modelled() -> None:
+    text = (
+        "/ppp profile\n"
+        "add name=shared "
+        'on-up="/ip route set [find comment=PIN1] gateway=\\$\\"remote-address\\""\n'
+        "/interface pppoe-client\n"
+        "add name=pppoe-out1 interface=ether1 profile=shared\n"
+        "add name=pppoe-out2 interface=ether2 profile=shared\n"
+        "/ip dhcp-client\n"
+        'add interface=ether3 script=":local r [/ip route find comment=PIN2]; '
+        '/ip route set \\$r gateway=\\$\\"gateway-address\\""\n'
+        'add interface=ether4 script="/ip route set [find comment=PIN2] gateway=10.9.9.9; '
+        '/ip route add gateway=\\$\\"gateway-address\\" routing-table=t1"\n' + PINS
+    )
+    e = parse_text(text)
+    assert [r.gateway_text for r in e.routes[:2]] == ["10.9.1.1", "10.9.2.1"]
+    notes = dict(e.notes)
+    assert "without a literal [find ...]" in notes[7]
+    assert "adds routes at run time" in notes[8]
+    assert "pppoe-out1, pppoe-out2, whichever came up last" in notes[10]
 
 
 # --------------------------------------------------------------------------- netwatch

@@ -151,6 +151,14 @@ def failover_exports(draw: st.DrawFn) -> str:
         lines += ["/ip dhcp-client", "add interface=ether3"]
     if draw(st.booleans()):
         lines += ["/interface pppoe-client", "add name=pppoe-out1 add-default-route=yes"]
+    if draw(st.booleans()):
+        # A client script re-pointing routes at the gateway it learns.
+        client = draw(
+            st.sampled_from(
+                ["/ppp profile\nset default on-up", "/ip dhcp-client\nadd interface=ether4 script"]
+            )
+        )
+        lines.append(f'{client}=":if (1) do={{ /ip route set [find comment=A] gateway=\\$gw }}"')
     lines.append("/ip route")
     for _ in range(draw(st.integers(0, 8))):
         dst = draw(st.sampled_from(["", "dst-address=8.8.8.8 ", "dst-address=9.9.9.9/32 "]))

@@ -104,6 +104,20 @@ class Engine:
             return []
         return self._replan(m.carrier(up, now), now)
 
+    def renumbered(self, wan: str, now: float) -> list[Event]:
+        """``wan`` has a new address or gateway (a DHCP lease): judge it afresh.
+
+        Its record (losses, flaps, hold) was earned by another path, so it starts
+        over as at start: UNKNOWN, rising on its second answer with no hold.
+        """
+        self._now = max(self._now, now)
+        w = next((w for w in self._config.wans if w.name == wan), None)
+        if w is None:
+            return []
+        self._monitors[wan] = UplinkMonitor(wan, w.probe.targets, self._config.monitor_for(w), now)
+        self._detect_ms.pop(wan, None)
+        return [event(now, "wan.renumbered", wan=wan), *self._replan_now(now)]
+
     def set_admin(self, wan: str, admin: Admin, now: float) -> list[Event]:
         """The operator's choice for ``wan``; raises KeyError for an unknown uplink."""
         self._now = max(self._now, now)

@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from wanwatch.config import Config
+from wanwatch.dynamic import Kind, kind, plan_gateway, static_address
 from wanwatch.footprint import fwmark, table_id
 
 
@@ -37,8 +38,8 @@ class Admin(StrEnum):
 class UplinkPlan:
     name: str
     interface: str
-    address: IPv4Interface | None  # None: whatever the interface already has
-    gateway: IPv4Address
+    address: IPv4Interface | None  # None: whatever the interface already has (or no lease yet)
+    gateway: IPv4Address | None  # None: point-to-point, or a DHCP uplink without a lease
     table: int  # our per-uplink routing table
     mark: int  # our fwmark / ct mark for this uplink (bits under footprint.FWMARK_MASK)
     priority: int
@@ -47,6 +48,7 @@ class UplinkPlan:
     carrying: bool  # takes new connections
     probe_targets: tuple[IPv4Address, ...]
     admin: Admin = Admin.ENABLED
+    kind: Kind = "static"  # dynamic.py: static | dhcp | point-to-point
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def intent_from_config(
             UplinkPlan(
                 name=w.name,
                 interface=w.interface,
-                address=w.address,
+                address=static_address(w),
                 gateway=w.gateway,
                 table=table_id(i),
                 mark=fwmark(i),
@@ -134,6 +136,7 @@ def intent_from_config(
                 carrying=w.name in active,
                 probe_targets=w.probe.targets,
                 admin=admin.get(w.name, Admin.ENABLED),
+                kind=kind(w),
             )
             for i, w in enumerate(config.wans)
         ),
@@ -142,7 +145,9 @@ def intent_from_config(
         buckets=tuple(buckets),
         classifier=config.policy.classifier,
         masquerade=tuple(w.interface for w in config.wans) if config.nat.masquerade else (),
-        flush=tuple(flush),
+        # A router pair deletes no flow: conntrackd would replicate the delete to
+        # the peer, which may be about to carry that flow on as the new master.
+        flush=tuple(flush) if config.ha is None else (),
         stale=stale,
     )
 
@@ -157,7 +162,9 @@ def describe_intent(intent: Intent) -> str:
             + ("  (no healthy uplink: last choice kept)" if intent.stale else "")
         )
         first = intent.uplink(intent.active[0])
-        lines.append(f"main default route: via {first.gateway} ({first.name})")
+        lines.append(
+            f"main default route: {plan_gateway(first.gateway, first.kind)} ({first.name})"
+        )
     if intent.buckets:
         shares = {name: intent.buckets.count(name) for name in intent.active}
         total = len(intent.buckets)
@@ -165,12 +172,13 @@ def describe_intent(intent: Intent) -> str:
         lines.append(f"hash ({intent.classifier}): {split}")
     lines.append("uplinks:")
     for u in intent.uplinks:
-        addr = u.address or "(interface address)"
+        addr = u.address or ("(DHCP lease)" if u.kind == "dhcp" else "(interface address)")
         role = "carrying" if u.carrying else "standby"
         if u.admin is not Admin.ENABLED:
             role = u.admin.value
         lines.append(
-            f"  {u.name:<14} {u.health.value:<9} {role:<9} {u.interface} {addr} via {u.gateway}"
+            f"  {u.name:<14} {u.health.value:<9} {role:<9} {u.interface} {addr} "
+            f"{plan_gateway(u.gateway, u.kind)}"
             f"  table {u.table} mark {u.mark:#x} priority {u.priority} weight {u.weight}"
         )
     if intent.masquerade:

@@ -1,7 +1,7 @@
 """Delay and jitter without netem: a userspace NFQUEUE releaser.
 
 This kernel has no ``tc netem`` and nft's own ``queue`` statement is missing,
-but the iptables ``NFQUEUE`` target works (LAB-NOTES). The fault code sends an
+but the iptables ``NFQUEUE`` target works (docs/lab-notes.md). The fault code sends an
 ISP's packets to a queue; this process, started inside that ISP's namespace,
 holds each packet for ``delay ± jitter`` (uniform, drawn per packet like
 netem's default, so packets may be reordered when jitter exceeds their
@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
-import json
+import math
 import random
 import selectors
 import signal
@@ -31,6 +31,8 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from wanwatch.lab.worker.report import emit
 
 MAX_HELD = 20000
 # Kernel-side queue length (packets waiting for our verdict, held ones included).
@@ -61,25 +63,41 @@ def hold_time(delay: float, jitter: float, rng: random.Random) -> float:
     return max(0.0, delay + rng.uniform(-jitter, jitter)) if jitter else delay
 
 
+class _Held:
+    """Packets held until due, released in due order; beyond ``MAX_HELD`` passed at once."""
+
+    def __init__(self, delay: float, jitter: float) -> None:
+        self.delay = delay
+        self.jitter = jitter
+        self.rng = random.Random()
+        self.heap: list[tuple[float, int, Any]] = []
+        self.order = itertools.count()
+        self.stats = {"packets": 0, "max_held": 0, "overflow": 0}
+
+    def on_packet(self, pkt: Any) -> None:
+        self.stats["packets"] += 1
+        if len(self.heap) >= MAX_HELD:
+            self.stats["overflow"] += 1
+            pkt.accept()
+            return
+        due = time.monotonic() + hold_time(self.delay, self.jitter, self.rng)
+        heapq.heappush(self.heap, (due, next(self.order), pkt))
+        self.stats["max_held"] = max(self.stats["max_held"], len(self.heap))
+
+    def next_due(self) -> float | None:
+        return self.heap[0][0] if self.heap else None
+
+    def release(self, until: float) -> None:
+        """Accept every packet due at or before ``until``."""
+        while self.heap and self.heap[0][0] <= until:
+            heapq.heappop(self.heap)[2].accept()
+
+
 def run(queue: int, delay: float, jitter: float, max_seconds: float) -> dict[str, Any]:
     """Hold and release packets of ``queue`` until signalled or ``max_seconds`` pass."""
     from netfilterqueue import COPY_META, NetfilterQueue
 
-    rng = random.Random()
-    held: list[tuple[float, int, Any]] = []
-    order = itertools.count()
-    stats = {"packets": 0, "max_held": 0, "overflow": 0}
-
-    def on_packet(pkt: Any) -> None:
-        stats["packets"] += 1
-        if len(held) >= MAX_HELD:
-            stats["overflow"] += 1
-            pkt.accept()
-            return
-        due = time.monotonic() + hold_time(delay, jitter, rng)
-        heapq.heappush(held, (due, next(order), pkt))
-        stats["max_held"] = max(stats["max_held"], len(held))
-
+    held = _Held(delay, jitter)
     # A signal only writes a byte to this pair (signal.set_wakeup_fd), which
     # wakes the select below at once; the loop does the work.
     wake_r, wake_w = socket.socketpair()
@@ -97,41 +115,33 @@ def run(queue: int, delay: float, jitter: float, max_seconds: float) -> dict[str
 
     nfq = NetfilterQueue()
     # COPY_META: we never look at the payload, only hold and release.
-    nfq.bind(queue, on_packet, max_len=QUEUE_MAXLEN, mode=COPY_META)
+    nfq.bind(queue, held.on_packet, max_len=QUEUE_MAXLEN, mode=COPY_META)
     sel = selectors.DefaultSelector()
     sel.register(nfq.get_fd(), selectors.EVENT_READ, "nfq")
     sel.register(wake_r, selectors.EVENT_READ, "wake")
-    _emit({"ev": "bound", "queue": queue, "t": time.monotonic()})
+    emit({"ev": "bound", "queue": queue, "t": time.monotonic()})
     end = time.monotonic() + max_seconds
     try:
         while not stopping:
             now = time.monotonic()
             if now >= end:
                 break
-            timeout = min(end - now, held[0][0] - now if held else 0.5)
+            due = held.next_due()
+            timeout = min(end - now, due - now if due is not None else 0.5)
             for key, _ in sel.select(max(0.0, timeout)):
                 if key.data == "nfq":
                     nfq.run(block=False)
                 else:
                     wake_r.recv(64)
-            now = time.monotonic()
-            while held and held[0][0] <= now:
-                heapq.heappop(held)[2].accept()
+            held.release(time.monotonic())
     finally:
-        while held:
-            heapq.heappop(held)[2].accept()
+        held.release(math.inf)
         nfq.unbind()
         sel.close()
         signal.set_wakeup_fd(-1)
         wake_r.close()
         wake_w.close()
-    return stats
-
-
-def _emit(obj: object) -> None:
-    # This module's __main__ is a worker process: its stdout is its report.
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    return held.stats
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=3600.0)
     args = parser.parse_args(argv)
     stats = run(args.queue, args.delay_ms / 1000, args.jitter_ms / 1000, args.max_seconds)
-    _emit({"ev": "stopped", **stats, "t": time.monotonic()})
+    emit({"ev": "stopped", **stats, "t": time.monotonic()})
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`wanwatch lab demo`: the paper's test, end to end, narrated with measured figures.
+"""`wanwatch lab demo`: the office's failover test, end to end, narrated with measured figures.
 
 The reference office comes up in namespaces with wanwatch as its router; LAN
 clients take DHCP leases; the primary (the LTE modem) is cut silently while a
@@ -29,6 +29,7 @@ from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     ConnectLoop,
+    DnsAnswer,
     Flow,
     add_client_addresses,
     bulk,
@@ -39,6 +40,7 @@ from wanwatch.lab.traffic import (
 )
 
 Say = Callable[[str], None]
+FAILOVER_EVENTS = ("wan.down", "policy.failover", "route.switch", "nft.apply", "conntrack.flush")
 FAILOVER_DEADLINE = 10.0  # give up on a failover after this long (it takes ~1 s)
 SPLIT_CLIENTS = 32  # extra client addresses that show the loadbalance split
 SPLIT_FIRST_HOST = 150  # ... from this host number of the first LAN up
@@ -103,13 +105,8 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
     lans = _lan_names(config)
     figures: dict[str, Any] = {"mode": config.policy.mode}
     balancing = config.policy.mode == "loadbalance"
-    tiers = sorted({w.priority for w in config.wans})
-    if balancing and len(tiers) > 1:
-        say(
-            f"loadbalance: only the best priority tier carries (here {primary} alone); "
-            f"the demo puts every uplink at priority {tiers[0]} to balance across them."
-        )
-        config = config.replace(wans=tuple(w.replace(priority=tiers[0]) for w in wans))
+    if balancing:
+        config = _one_tier(config, primary, say)
     t_begin = time.monotonic()
     with Lab(config, client_dns="router") as lab:
         office = Office(lab)
@@ -124,35 +121,17 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
                 20,
                 "every uplink to carry new connections",
             )
-        st = office.status()
-        for w in st["wans"]:
-            say(
-                f"  {w['name']:<12} {w['state']:<8} rtt {w['rtt_ms']} ms  "
-                f"{'carrying' if w['carrying'] else 'standby'}"
-            )
-
-        say("\nDHCP: each LAN client asks the router for an address.")
-        figures["dhcp_ms"] = {}
-        for lan in lans:
-            lease = lab.dhcp_lease(lan, timeout=10)
-            took = lease.took or 0.0
-            figures["dhcp_ms"][lan] = round(took * 1000)
-            say(
-                f"  {lan:<7} got {lease.address} router {lease.router} dns "
-                f"{', '.join(str(d) for d in lease.dns)} lease {lease.lease_time}s "
-                f"in {_ms(took)}"
-            )
+        _show_uplinks(office, say)
+        figures["dhcp_ms"] = _show_dhcp(lab, lans, say)
         client = lans[0]
-        router_dns = lab.lab_config.lans[0].address
-        name = next(iter(lab.topology.dns_records))[0] if lab.topology.dns_records else None
 
         hop = first_hop(lab, client)
         say(
             f"\nTraffic from {client}: second hop {hop.address if hop else '?'} "
             f"({hop.isp if hop else 'no answer'})."
         )
-        if name is not None and router_dns is not None:
-            ans = dns_lookup(lab, client, name, router_dns.ip)
+        if (found := _router_lookup(lab, client)) is not None:
+            name, ans = found
             say(
                 f"  {name} -> {', '.join(ans.addresses) or 'no answer'} via the router's DNS "
                 f"({ans.rtt_ms or 0:.1f} ms)"
@@ -160,18 +139,11 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
 
         source: IPv4Address | None = None  # failover mode: the client's own address
         survivor: Flow | None = None
-        who = client
         if balancing:
-            sources = add_client_addresses(lab, client, SPLIT_CLIENTS, first=SPLIT_FIRST_HOST)
-            figures["split"] = _show_split(lab, office, client, sources, say)
-            figures["throughput"] = _show_throughput(lab, client, sources, say)
-            dst = lab.topology.whoami[0]
-            source = next(s for s in sources if predicted_uplink(lab, s, dst) == primary)
-            on_backup = next(s for s in sources if predicted_uplink(lab, s, dst) == backup)
-            survivor = Flow(lab, client, interval=0.05, source=on_backup, max_seconds=300).start()
-            survivor.wait_connected(time.monotonic() + 10)
-            who = f"{client} (from {source}, which hashes to {primary})"
-            say(f"\nA connection from {on_backup} stays open on {backup} through what follows.")
+            source, survivor = _show_balancing(
+                lab, office, client, (primary, backup), figures, say=say
+            )
+        who = client if source is None else f"{client} (from {source}, which hashes to {primary})"
 
         say(
             f"\nCut {primary} silently (its Ethernet stays up, nothing beyond answers) "
@@ -187,11 +159,10 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
         )
         figures["blackhole_failover_ms"] = round(took * 1000)
         say(f"  first new connection through {backup} {_ms(took)} after the cut.")
-        names = ("wan.down", "policy.failover", "route.switch", "nft.apply", "conntrack.flush")
-        for line in _event_lines(office, names, cut.t_start):
+        for line in _event_lines(office, FAILOVER_EVENTS, cut.t_start):
             say(f"  event: {line}")
-        if name is not None and router_dns is not None:
-            ans = dns_lookup(lab, client, name, router_dns.ip)
+        if (found := _router_lookup(lab, client)) is not None:
+            name, ans = found
             say(
                 f"  {name} still resolves: {', '.join(ans.addresses) or 'NO ANSWER'} "
                 f"({ans.rtt_ms or 0:.1f} ms, through {backup})"
@@ -204,32 +175,11 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
         figures["failback_s"] = round(took, 2)
         say(f"  new connections through {primary} again {took:.1f} s after it came back.")
 
-        say(f"\nPull {primary}'s cable (carrier loss) ...")
-        took, _ = measure_switch(
-            lab,
-            client,
-            backup,
-            lambda: faults.carrier_loss(lab, primary),
-            FAILOVER_DEADLINE,
-            source=source,
+        figures["carrier_failover_ms"] = _show_carrier(
+            lab, office, client, (primary, backup), source, say=say
         )
-        figures["carrier_failover_ms"] = round(took * 1000)
-        say(f"  first new connection through {backup} {_ms(took)} after the cable was pulled.")
-        faults.clear(lab, primary)
-        office.wait_active(primary, timeout=60)
-        say(f"  cable back: {primary} carries traffic again.")
         if survivor is not None:
-            rep = survivor.stop()
-            figures["survivor_alive"] = rep.alive
-            say(
-                f"  the connection on {backup} "
-                + (
-                    f"carried on through all of it ({rep.exchanges} exchanges, "
-                    f"{len(rep.stalls)} stalls)."
-                    if rep.alive
-                    else f"broke: {rep.reason}."
-                )
-            )
+            figures["survivor_alive"] = _show_survivor(survivor, backup, say)
 
         code = office.stop()
         figures["daemon_exit"] = code
@@ -237,6 +187,119 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
     figures["seconds"] = round(time.monotonic() - t_begin, 1)
     say(f"Lab removed. Demo took {figures['seconds']} s.")
     return figures
+
+
+def _show_uplinks(office: Office, say: Say) -> None:
+    for w in office.status()["wans"]:
+        say(
+            f"  {w['name']:<12} {w['state']:<8} rtt {w['rtt_ms']} ms  "
+            f"{'carrying' if w['carrying'] else 'standby'}"
+        )
+
+
+def _router_lookup(lab: Lab, client: str) -> tuple[str, DnsAnswer] | None:
+    """The fake internet's first name looked up through the router's DNS, from ``client``
+    (None when the internet has no name or the first LAN no router address)."""
+    router_dns = lab.lab_config.lans[0].address
+    name = next(iter(lab.topology.dns_records))[0] if lab.topology.dns_records else None
+    if name is None or router_dns is None:
+        return None
+    return name, dns_lookup(lab, client, name, router_dns.ip)
+
+
+def _show_carrier(
+    lab: Lab,
+    office: Office,
+    client: str,
+    uplinks: tuple[str, str],
+    source: IPv4Address | None,
+    *,
+    say: Say,
+) -> int:
+    """Pull the primary's cable: milliseconds to the first new connection via the backup;
+    then plug it back and wait until the primary carries again."""
+    primary, backup = uplinks
+    say(f"\nPull {primary}'s cable (carrier loss) ...")
+    took, _ = measure_switch(
+        lab,
+        client,
+        backup,
+        lambda: faults.carrier_loss(lab, primary),
+        FAILOVER_DEADLINE,
+        source=source,
+    )
+    say(f"  first new connection through {backup} {_ms(took)} after the cable was pulled.")
+    faults.clear(lab, primary)
+    office.wait_active(primary, timeout=60)
+    say(f"  cable back: {primary} carries traffic again.")
+    return round(took * 1000)
+
+
+def _show_balancing(
+    lab: Lab,
+    office: Office,
+    client: str,
+    uplinks: tuple[str, str],
+    figures: dict[str, Any],
+    *,
+    say: Say,
+) -> tuple[IPv4Address, Flow]:
+    """The split and the throughput over many client addresses; then the address whose
+    connections hash to the primary, and a connection left open on the backup."""
+    primary, backup = uplinks
+    sources = add_client_addresses(lab, client, SPLIT_CLIENTS, first=SPLIT_FIRST_HOST)
+    figures["split"] = _show_split(lab, office, client, sources, say)
+    figures["throughput"] = _show_throughput(lab, client, sources, say)
+    dst = lab.topology.whoami[0]
+    source = next(s for s in sources if predicted_uplink(lab, s, dst) == primary)
+    on_backup = next(s for s in sources if predicted_uplink(lab, s, dst) == backup)
+    survivor = Flow(lab, client, interval=0.05, source=on_backup, max_seconds=300).start()
+    survivor.wait_connected(time.monotonic() + 10)
+    say(f"\nA connection from {on_backup} stays open on {backup} through what follows.")
+    return source, survivor
+
+
+def _one_tier(config: Config, primary: str, say: Say) -> Config:
+    """Every uplink in the best priority tier: only that tier carries in loadbalance."""
+    tiers = sorted({w.priority for w in config.wans})
+    if len(tiers) == 1:
+        return config
+    say(
+        f"loadbalance: only the best priority tier carries (here {primary} alone); "
+        f"the demo puts every uplink at priority {tiers[0]} to balance across them."
+    )
+    wans = sorted(config.wans, key=lambda w: w.priority)
+    return config.replace(wans=tuple(w.replace(priority=tiers[0]) for w in wans))
+
+
+def _show_dhcp(lab: Lab, lans: Sequence[str], say: Say) -> dict[str, int]:
+    """Each LAN client takes a lease from the router; milliseconds each took."""
+    say("\nDHCP: each LAN client asks the router for an address.")
+    took_ms: dict[str, int] = {}
+    for lan in lans:
+        lease = lab.dhcp_lease(lan, timeout=10)
+        took = lease.took or 0.0
+        took_ms[lan] = round(took * 1000)
+        say(
+            f"  {lan:<7} got {lease.address} router {lease.router} dns "
+            f"{', '.join(str(d) for d in lease.dns)} lease {lease.lease_time}s "
+            f"in {_ms(took)}"
+        )
+    return took_ms
+
+
+def _show_survivor(survivor: Flow, backup: str, say: Say) -> bool:
+    """Stop the long-lived connection on the backup; whether it lived through the cuts."""
+    rep = survivor.stop()
+    say(
+        f"  the connection on {backup} "
+        + (
+            f"carried on through all of it ({rep.exchanges} exchanges, {len(rep.stalls)} stalls)."
+            if rep.alive
+            else f"broke: {rep.reason}."
+        )
+    )
+    return rep.alive
 
 
 def _show_split(

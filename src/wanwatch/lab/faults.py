@@ -1,11 +1,11 @@
-"""Fault injection on the ISP side of an uplink, without netem (LAB-NOTES).
+"""Fault injection on the ISP side of an uplink, without netem (docs/lab-notes.md).
 
 Every fault is applied inside the ISP's namespace, never in the router's, so
 the router sees what a real office sees:
 
 - ``blackhole``: an nft ``drop`` of everything the ISP forwards. The ISP's
-  gateway address keeps answering and the Ethernet link stays up -- the
-  paper's LTE modem that lost its signal.
+  gateway address keeps answering and the Ethernet link stays up -- an
+  LTE modem that lost its signal.
 - ``loss``: nft ``numgen random`` drops a share of the packets, in one
   direction by default (both directions would make the round-trip loss
   1 - (1-p)^2).

@@ -1,10 +1,10 @@
 """Network namespaces for the lab and the tests: created by name, deleted by name.
 
-Safety rules (DESIGN.md): we only ever delete namespaces we created, nothing is
-added to the root namespace, and every veth is created inside one namespace with
-its peer moved straight into the other. Processes are stopped only by the PID we
-recorded when we started them (checked against their start time, so a reused PID
-is never hit).
+Safety rules (docs/architecture.md, "Lab safety"): we only ever delete namespaces
+we created, nothing is added to the root namespace, and every veth is created
+inside one namespace with its peer moved straight into the other. Processes are
+stopped only by the PID we recorded when we started them (checked against their
+start time, so a reused PID is never hit).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def _state(pid: int) -> str | None:
 def alive(pid: int, started: int | None) -> bool:
     """True while the process we started as ``pid`` runs (a zombie counts as gone).
 
-    A zombie still answers ``kill -0`` (LAB-NOTES: orphans linger as zombies
+    A zombie still answers ``kill -0`` (docs/lab-notes.md: orphans linger as zombies
     here), so the process state is read instead.
     """
     state = _state(pid)

@@ -34,6 +34,7 @@ class Office:
         self.last: Proc | None = None  # the latest daemon started, kept after it stops
         self.socket = lab.state_dir / "wanwatch.sock"
         self.daemon_state = lab.state_dir / "wanwatch-state"
+        self.router_ns = lab.router_ns  # a router pair runs a second Office in its peer's
         self._config_path = config_path
 
     @property
@@ -56,7 +57,7 @@ class Office:
             "--state-dir", str(self.daemon_state),
             *args,
         ]  # fmt: skip
-        self.daemon = self.last = self.lab.spawn(self.lab.router_ns, argv, "wanwatch")
+        self.daemon = self.last = self.lab.spawn(self.router_ns, argv, "wanwatch")
         self.wait_for(lambda st: True, timeout, "the daemon's control socket")
         if wait_active is not None:
             self.wait_active(wait_active, timeout)

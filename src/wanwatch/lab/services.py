@@ -82,7 +82,7 @@ def dns_conf(listen: Sequence[IPv4Address], records: Mapping[str, IPv4Address]) 
     ``no-resolv``/``no-hosts`` keep it from reading the host's resolv.conf and
     /etc/hosts (namespaces share the filesystem); ``bind-interfaces`` with
     explicit ``listen-address`` lets it coexist with other dnsmasq instances
-    (LAB-NOTES). Names outside ``records`` under the same zones get NXDOMAIN,
+    (docs/lab-notes.md). Names outside ``records`` under the same zones get NXDOMAIN,
     and nothing is forwarded anywhere.
     """
     lines = [

@@ -10,7 +10,7 @@ one by shaping the ISP's two veth ends, on egress, where a qdisc works:
 
 Nothing is shaped in the router's namespace: the router sees what a real one
 sees, a link that carries so much and queues the rest. This kernel has tbf and
-htb but no netem, fq, fq_codel, sfq, prio or cake (LAB-NOTES); a single tbf is
+htb but no netem, fq, fq_codel, sfq, prio or cake (docs/lab-notes.md); a single tbf is
 enough for one rate per direction. tbf counts whole frames (the 14-byte
 Ethernet header included), so TCP goodput tops out near 1448/1514 = 95.6 % of
 the rate on a 1500-byte MTU.

@@ -16,8 +16,8 @@ uplink 2 in 203.0.113.0/24), masquerades its customers to its public address
 (so a server can tell which ISP a connection came through) and drops customer
 packets whose source is not in its customer subnet (BCP38: a packet leaving
 through the wrong uplink is caught, not hidden by the ISP's NAT). The ISP's
-customer link stays up when its "signal" is cut (faults.py), like the
-paper's LTE modem.
+customer link stays up when its "signal" is cut (faults.py), like an
+LTE modem that lost its signal.
 
 The lab runs on its own config, derived from the office config: same uplinks,
 LANs and addresses, with every public address replaced by a lab one (probe
@@ -52,14 +52,15 @@ from typing import Any, Literal, Self
 import yaml
 
 from wanwatch.config import Config, format_duration, load, loads
+from wanwatch.dynamic import Kind, kind, static_address
 from wanwatch.errors import ConfigError, LabError
-from wanwatch.lab import netns, services
+from wanwatch.lab import netns, services, uplinks
 
 DEFAULT_STATE_ROOT = Path("/run/wanwatch-lab")
 
 # The fake internet: uplink k (config order) reaches it through ISP k on its own
 # documentation range (RFC 5737). Never 192.0.2.0/24: the host's own uplink
-# lives there (LAB-NOTES).
+# lives there (docs/lab-notes.md).
 ISP_PUBLIC_NETS = (IPv4Network("198.51.100.0/24"), IPv4Network("203.0.113.0/24"))
 # Host numbers inside each range.
 _INET_SIDE = 1  # the internet's address on the ISP link (x.x.x.1/30)
@@ -97,6 +98,7 @@ class Isp:
     inet_side: IPv4Interface  # the internet's address on that link
     inet_if: str  # the internet namespace's interface toward this ISP
     targets: tuple[IPv4Address, ...]  # this uplink's probe targets (fake-internet hosts)
+    kind: Kind = "static"  # dhcp: the ISP serves DHCP; point-to-point: peer addresses (uplinks.py)
     cust_if: str = CUST_IF
     uplink_if: str = UPLINK_IF
 
@@ -190,19 +192,19 @@ def plan(cfg: Config, tag: str) -> Topology:
         net = ISP_PUBLIC_NETS[k]
         if len(wan.probe.targets) > _MAX_TARGETS:
             raise LabError(f"{wan.name}: the lab maps at most {_MAX_TARGETS} probe targets")
-        prefix = wan.address.network.prefixlen if wan.address is not None else 24
         isps.append(
             Isp(
                 wan=wan.name,
                 index=k,
                 ns=f"{pre}isp{k + 1}",
                 router_if=wan.interface,
-                gateway=IPv4Interface(f"{wan.gateway}/{prefix}"),
+                gateway=uplinks.isp_side(wan, k),
                 public=IPv4Interface(f"{_host(net, _ISP_PUBLIC)}/{_LINK_PREFIX}"),
                 inet_side=IPv4Interface(f"{_host(net, _INET_SIDE)}/{_LINK_PREFIX}"),
                 inet_if=f"isp{k + 1}",
                 # Positional, so planning the lab config again gives the same lab.
                 targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(wan.probe.targets))),
+                kind=kind(wan),
             )
         )
     clients = tuple(
@@ -257,7 +259,7 @@ def _dns_map(cfg: Config) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
     Addresses inside the config's own subnets (the router, a LAN server) and
     fake-internet addresses are kept as they are.
     """
-    own = [w.address.network for w in cfg.wans if w.address is not None]
+    own = [a.network for w in cfg.wans if (a := static_address(w)) is not None]
     own += [lan.address.network for lan in cfg.lans if lan.address is not None]
     outside = [
         a for a in _dns_addresses(cfg) if not _is_lab_host(a) and not any(a in n for n in own)
@@ -692,7 +694,7 @@ class Lab:
 
     def _build(self) -> None:
         topo = self.topology
-        for ns in topo.namespaces:
+        for ns in self.namespaces:
             netns.create(ns)
             # Recorded as soon as it exists, so a down() (from here or from another
             # process) after a failed up() deletes exactly what was made.
@@ -701,12 +703,12 @@ class Lab:
         inet_cmds: list[str] = []
         for isp in topo.isps:
             netns.veth(isp.ns, isp.uplink_if, topo.inet_ns, isp.inet_if)
-            netns.veth(isp.ns, isp.cust_if, topo.router_ns, isp.router_if)
+            self._plug_router(isp.ns, isp.cust_if, isp.router_if)
             netns.batch(
                 isp.ns,
                 [
                     f"addr add {isp.public} dev {isp.uplink_if}",
-                    f"addr add {isp.gateway} dev {isp.cust_if}",
+                    *uplinks.cust_commands(isp),
                     f"route add default via {isp.inet_side.ip} dev {isp.uplink_if}",
                 ],
             )
@@ -716,7 +718,12 @@ class Lab:
         inet_cmds += [f"addr add {h}/32 dev lo" for h in topo.hosts]
         netns.batch(topo.inet_ns, inet_cmds)
         for c in topo.clients:
-            netns.veth(c.ns, c.ifname, topo.router_ns, c.router_if)
+            self._plug_router(c.ns, c.ifname, c.router_if)
+        uplinks.build(self)
+
+    def _plug_router(self, ns: str, ifname: str, router_if: str) -> None:
+        """Link ``ifname`` in ``ns`` to the router's ``router_if`` (a router pair: a switch)."""
+        netns.veth(ns, ifname, self.router_ns, router_if)
 
     def _start_services(self) -> None:
         topo = self.topology

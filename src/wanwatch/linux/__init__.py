@@ -7,8 +7,11 @@ only. So the ``pyroute2`` package object is registered here without running its
 ``__init__``; our modules import from pyroute2's submodules, which load as usual.
 Anyone who asks the package itself for a name (``from pyroute2 import X``) gets
 the real ``__init__`` run at that moment, so nothing else changes behaviour.
-This runs once, on the first import of ``wanwatch.linux``, before any pyroute2
-import of ours.
+Importing only the submodules we need does not avoid the cost on its own: Python
+imports a package before any of its submodules (The Python Language Reference,
+"The import system", 5.3 Searching), so the package object has to be there
+first. tests/unit/test_dependencies.py checks what the daemon loads. This runs
+once, on the first import of ``wanwatch.linux``, before any pyroute2 import of ours.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,6 +111,16 @@ class LinuxBackend:
         turned forwarding off); otherwise only those of uplinks that appeared.
         """
         return self._call(self._r.apply, intent, full)
+
+    def prepare(self, intent: Intent) -> list[Event]:
+        """Addresses, per-uplink tables and rules for ``intent``, not which uplink carries
+        traffic (main-table defaults, nft): safe before the engine's first verdict."""
+        return self._call(self._r.prepare, intent)
+
+    def resolved(self) -> dict[str, tuple[IPv4Interface | None, IPv4Address | None]]:
+        """Each uplink's address and next hop as the last pass found them (None: not there,
+        or via the device); never waits (the worker's view, shared by assignment)."""
+        return self._r.resolved
 
     def apply_soon(self, intent: Intent, *, full: bool = False) -> Future[list[Event]]:
         """:meth:`apply` without waiting: its Future (for ``asyncio.wrap_future``)."""

@@ -4,7 +4,7 @@ When an uplink fails, its NATed connections are dead: the server answers
 anything arriving from another address with a RST, and with static SNAT the
 entries would even keep new packets on the dead address. Deleting just that
 uplink's entries makes clients see the reset in about 0.6 s instead of 2.3 s
-(LAB-NOTES). Everything else is left alone: never a global flush.
+(docs/lab-notes.md). Everything else is left alone: never a global flush.
 
 An uplink's entries are those carrying its ct mark (our nft table pins every
 connection that leaves or arrives by an uplink) and those NATed to its address

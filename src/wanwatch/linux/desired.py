@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from wanwatch.dynamic import Kind
 from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan
 from wanwatch.footprint import (
     DEFAULT_METRIC,
@@ -41,7 +42,7 @@ class Uplink:
 
     name: str
     interface: str
-    gateway: IPv4Address
+    gateway: IPv4Address | None  # None: point-to-point without a peer address (via the device)
     table: int
     mark: int
     rank: int  # 0 = best (priority, then config order)
@@ -49,15 +50,28 @@ class Uplink:
     admin: Admin
     address: IPv4Interface | None  # the configured one once present, else the interface's own
     index: int | None  # ifindex; None while the interface does not exist
+    kind: Kind = "static"
+    peer: IPv4Address | None = None  # point-to-point: the kernel's peer address, the gateway
 
     @property
     def usable(self) -> bool:
-        """Can carry a route: the interface exists and has an address (the gateway resolves)."""
-        return self.index is not None and self.address is not None
+        """Can carry a route: the interface exists and has an address (the gateway resolves);
+        a DHCP uplink also needs the router of its lease."""
+        return (
+            self.index is not None
+            and self.address is not None
+            and (self.gateway is not None or self.kind != "dhcp")
+        )
+
+    def default(self, table: int, metric: int = 0) -> Route:
+        """Its default route: via the gateway (or peer), else via the device itself."""
+        if self.gateway is None:
+            return Route(table, DEFAULT_DST, metric=metric, oif=self.index, scope=RT_SCOPE_LINK)
+        return Route(table, DEFAULT_DST, metric=metric, gateway=self.gateway, oif=self.index)
 
 
 def interface_address(
-    index: int, gateway: IPv4Address, addresses: Iterable[Address]
+    index: int, gateway: IPv4Address | None, addresses: Iterable[Address]
 ) -> IPv4Interface | None:
     """The address an uplink without a configured one uses: the interface's own.
 
@@ -65,8 +79,8 @@ def interface_address(
     """
     mine = [a for a in addresses if a.index == index]
     picks: tuple[Callable[[Address], bool], ...] = (
-        lambda a: not a.secondary and gateway in a.interface.network,
-        lambda a: gateway in a.interface.network,
+        lambda a: not a.secondary and gateway is not None and gateway in a.interface.network,
+        lambda a: gateway is not None and gateway in a.interface.network,
         lambda a: not a.secondary,
     )
     for pick in picks:
@@ -90,13 +104,19 @@ def resolve(
             # failed to add it); until then nothing may route through it.
             there = any(a.index == link.index and a.interface == p.address for a in addresses)
             address = p.address if there else None
-        elif link is not None:
+        elif link is not None and p.kind != "dhcp":  # a DHCP uplink uses its lease only
             address = interface_address(link.index, p.gateway, addresses)
+        peer = None
+        if p.kind == "point-to-point" and link is not None and address is not None:
+            peer = next(
+                (a.peer for a in addresses if a.index == link.index and a.interface == address),
+                None,
+            )
         out.append(
             Uplink(
                 name=p.name,
                 interface=p.interface,
-                gateway=p.gateway,
+                gateway=p.gateway if p.gateway is not None else peer,
                 table=p.table,
                 mark=p.mark,
                 rank=rank[p.name],
@@ -104,6 +124,8 @@ def resolve(
                 admin=p.admin,
                 address=address,
                 index=link.index if link is not None else None,
+                kind=p.kind,
+                peer=peer,
             )
         )
     return out
@@ -123,7 +145,17 @@ def table_routes(u: Uplink) -> list[Route]:
                     prefsrc=u.address.ip,
                 )
             )
-        routes.append(Route(u.table, DEFAULT_DST, gateway=u.gateway, oif=u.index))
+        if u.peer is not None:  # the table resolves the peer by itself, as the subnet above
+            routes.append(
+                Route(
+                    u.table,
+                    IPv4Network(f"{u.peer}/32"),
+                    oif=u.index,
+                    scope=RT_SCOPE_LINK,
+                    prefsrc=u.address.ip,
+                )
+            )
+        routes.append(u.default(u.table))
     return routes
 
 
@@ -149,15 +181,7 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
     keep = False
     if primary is not None:
         if primary.usable:
-            out.append(
-                Route(
-                    RT_TABLE_MAIN,
-                    DEFAULT_DST,
-                    metric=DEFAULT_METRIC,
-                    gateway=primary.gateway,
-                    oif=primary.index,
-                )
-            )
+            out.append(primary.default(RT_TABLE_MAIN, DEFAULT_METRIC))
         else:
             keep = True
     for u in uplinks:
@@ -165,13 +189,5 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
             continue  # a fallback default takes new connections: not for these
         if not u.usable:
             continue
-        out.append(
-            Route(
-                RT_TABLE_MAIN,
-                DEFAULT_DST,
-                metric=FALLBACK_METRIC_BASE + u.rank,
-                gateway=u.gateway,
-                oif=u.index,
-            )
-        )
+        out.append(u.default(RT_TABLE_MAIN, FALLBACK_METRIC_BASE + u.rank))
     return out, keep

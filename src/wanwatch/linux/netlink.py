@@ -72,6 +72,9 @@ class Address:
     interface: IPv4Interface
     proto: int  # IFA_PROTO; 0 when the kernel reports none
     secondary: bool
+    # The far end of a point-to-point address (``ip address add A peer B``): the
+    # kernel reports it as IFA_ADDRESS when it differs from IFA_LOCAL (rtnetlink(7)).
+    peer: IPv4Address | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,7 @@ class Netlink:
             if local is None:
                 continue
             flags = m.get_attr("IFA_FLAGS") or m["flags"]
+            far = m.get_attr("IFA_ADDRESS")
             out.append(
                 Address(
                     index=m["index"],
@@ -214,6 +218,7 @@ class Netlink:
                     interface=IPv4Interface(f"{local}/{m['prefixlen']}"),
                     proto=m.get_attr("IFA_PROTO") or 0,
                     secondary=bool(flags & _IFA_F_SECONDARY),
+                    peer=IPv4Address(far) if far and far != local else None,
                 )
             )
         return out
@@ -377,9 +382,12 @@ class LinkWatcher:
     returns the changes since the last call as ``(ifname, carrier_up)``, only
     for watched interfaces and only when the state really changed (the kernel
     sends RTM_NEWLINK for every flag or statistics change). A deleted interface
-    reads as carrier down. If the kernel dropped notifications (ENOBUFS), the
-    state is read again in full and the differences are returned. Carrier loss
-    reaches this socket about 12 ms after the link drops (docs/lab-notes.md).
+    reads as carrier down; :meth:`present` says whether it exists at all (an
+    interface appearing, disappearing or renamed away is a change too: a rename
+    is an RTM_NEWLINK of the same ifindex under its new name). If the kernel
+    dropped notifications (ENOBUFS), the state is read again in full and the
+    differences are returned. Carrier loss reaches this socket about 12 ms
+    after the link drops (docs/lab-notes.md).
 
     The socket lives in the network namespace of the thread that calls
     :meth:`open`. It is plain non-blocking I/O, safe inside an asyncio loop.
@@ -389,6 +397,7 @@ class LinkWatcher:
         self._watch = set(interfaces)
         self._sock: socket.socket | None = None
         self._state: dict[str, bool] = {}
+        self._index: dict[str, int] = {}  # name -> ifindex of interfaces that exist
         self._seq = 0
         self._marshal = MarshalRtnl()
 
@@ -407,6 +416,7 @@ class LinkWatcher:
             raise NetlinkError(f"cannot listen for link events: {exc.strerror}") from None
         self._sock = sock
         self._state = {}
+        self._index = {}
         self._resync()
         sock.setblocking(False)
 
@@ -442,6 +452,10 @@ class LinkWatcher:
             finally:
                 self._sock.setblocking(False)
 
+    def present(self, name: str) -> bool:
+        """Whether interface ``name`` exists now (as last heard)."""
+        return name in self._index
+
     def state(self) -> dict[str, bool]:
         """Last known carrier of every watched interface (missing ones read as down)."""
         return {name: self._state.get(name, False) for name in sorted(self._watch)}
@@ -460,36 +474,48 @@ class LinkWatcher:
                 if exc.errno != errno.ENOBUFS:
                     raise NetlinkError(f"link events: {exc.strerror}") from None
                 # Notifications were dropped: read the whole state again.
-                before = self.state()
+                before = {n: (up, self.present(n)) for n, up in self.state().items()}
                 self._sock.setblocking(True)
                 try:
                     self._resync()
                 finally:
                     self._sock.setblocking(False)
-                after = self.state()
-                changes.extend((n, up) for n, up in after.items() if before.get(n) != up)
+                after = {n: (up, self.present(n)) for n, up in self.state().items()}
+                changes.extend((n, now[0]) for n, now in after.items() if before.get(n) != now)
                 continue
             for item in self._parse(data):
                 if isinstance(item, tuple):
                     self._note(*item, changes)
 
-    def _note(self, name: str, up: bool, changes: list[tuple[str, bool]]) -> None:
+    def _note(
+        self, name: str, up: bool, index: int, exists: bool, changes: list[tuple[str, bool]]
+    ) -> None:
+        old = next((n for n, i in self._index.items() if i == index and n != name), None)
+        if old is not None:  # renamed: the old name is gone
+            self._note(old, False, index, False, changes)
+        was = name in self._index
+        if exists:
+            self._index[name] = index
+        else:
+            self._index.pop(name, None)
         if name not in self._watch:
             return
-        if self._state.get(name, False) != up:
+        if self._state.get(name, False) != up or was != exists:
             changes.append((name, up))
         self._state[name] = up
 
-    def _parse(self, data: bytes) -> Iterator[tuple[str, bool] | int]:
-        """pyroute2 splits and decodes what one recv() returned: (ifname, carrier up)
-        for each link message, the sequence number of an end of dump."""
+    def _parse(self, data: bytes) -> Iterator[tuple[str, bool, int, bool] | int]:
+        """pyroute2 splits and decodes what one recv() returned: (ifname, carrier up,
+        ifindex, exists) for each link message, the sequence number of an end of dump."""
         for msg in self._marshal.parse(data):
             kind = msg["header"]["type"]
             if kind in (NLMSG_DONE, NLMSG_ERROR):
                 yield msg["header"]["sequence_number"]
             elif kind in (RTM_NEWLINK, RTM_DELLINK) and (name := msg.get_attr("IFLA_IFNAME")):
                 flags = msg["flags"]
-                yield name, kind == RTM_NEWLINK and bool(flags & _IFF_UP and flags & _IFF_LOWER_UP)
+                new = kind == RTM_NEWLINK
+                up = new and bool(flags & _IFF_UP and flags & _IFF_LOWER_UP)
+                yield name, up, msg["index"], new
 
     def _resync(self) -> None:
         """Blocking RTM_GETLINK dump on our socket; sets the state without reporting."""
@@ -505,6 +531,7 @@ class LinkWatcher:
         request.encode()
         sock.settimeout(5.0)
         seen: dict[str, bool] = {}
+        index: dict[str, int] = {}
         try:
             sock.send(request.data)
             done = False
@@ -512,6 +539,7 @@ class LinkWatcher:
                 for item in self._parse(sock.recv(65536)):
                     if isinstance(item, tuple):
                         seen[item[0]] = item[1]
+                        index[item[0]] = item[2]
                     elif item == self._seq:
                         done = True
         except OSError as exc:
@@ -520,3 +548,4 @@ class LinkWatcher:
             sock.settimeout(None)
         for name in self._watch:
             self._state[name] = seen.get(name, False)
+        self._index = index

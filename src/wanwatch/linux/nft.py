@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from wanwatch import ha
 from wanwatch.config import Config
 from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.errors import NftError
@@ -200,6 +201,8 @@ def render(intent: Intent, config: Config) -> str:
         w("")
         w("\tchain nat {")
         w("\t\ttype nat hook postrouting priority srcnat; policy accept;")
+        for iface, own, shared in ha.snat(config):  # a router pair: the shared address
+            w(f"\t\tmeta nfproto ipv4 oifname {_q(iface)} ip saddr != {own} snat ip to {shared}")
         # IPv4 only: in an inet table a bare masquerade would also NAT the office's IPv6
         w(f"\t\tmeta nfproto ipv4 oifname {_ifset(intent.masquerade)} masquerade")
         w("\t}")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
 from wanwatch.config import Config
+from wanwatch.dynamic import DHCP, static_address
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import WanwatchError
@@ -64,6 +65,10 @@ class Reconciler:
         self._strict = False
         # each uplink's (mark, address) as last resolved, for the backend's counters
         self.own: dict[str, tuple[int, IPv4Address | None]] = {}
+        # ... and each uplink's address and next hop (None: absent, or via the device)
+        self.resolved: dict[str, tuple[IPv4Interface | None, IPv4Address | None]] = {}
+        # DHCP uplink name -> the address of its lease, as the last Intent gave it.
+        self._leased: dict[str, IPv4Interface] = {}
 
     def close(self) -> None:
         """Let go of the netlink socket (the kernel is left as it is)."""
@@ -130,13 +135,15 @@ class Reconciler:
             out.append(self._ev("state.unreadable", error=state.problem))
             state.problem = None
         desired: list[AddrKey] = [
-            (w.interface, w.address) for w in self.config.wans if w.address is not None
+            (w.interface, a) for w in self.config.wans if (a := static_address(w)) is not None
         ]
+        desired += [(w.interface, a) for w in self.config.wans if (a := self._leased.get(w.name))]
         desired += [(n.interface, n.address) for n in self.config.lans if n.address is not None]
         present = {(a.ifname, a.interface) for a in addrs}
         owned = set(state.addresses) | {
             (a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO
         }
+        dhcp_ifaces = {w.interface for w in self.config.wans if w.address == DHCP}
         missing: dict[str, Event] = {}
         for key in desired:
             ifname, iface = key
@@ -157,6 +164,13 @@ class Reconciler:
             if link is not None and key in present:
                 nl.del_address(link.index, iface)
                 out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
+            if ifname in dhcp_ifaces:
+                # A lease renumbered or lost: the flows NATed to the old address are dead
+                # (replies go nowhere); delete them so clients retry at once (conntrack.py).
+                n = conntrack.flush_uplink(iface.ip, None)
+                out.append(
+                    self._ev("conntrack.flush", interface=ifname, address=str(iface.ip), deleted=n)
+                )
             if key in state.addresses:
                 state.addresses.discard(key)
                 state.save()
@@ -212,7 +226,7 @@ class Reconciler:
                         "route.switch",
                         **fields,
                         to=names.get(d.oif),
-                        via=str(d.gateway),
+                        via=str(d.gateway) if d.gateway else None,
                         switch_ms=ms,
                     )
                 )
@@ -419,18 +433,40 @@ class Reconciler:
         finally:
             self._strict = False
 
-    def apply(self, intent: Intent, full: bool = False) -> list[Event]:
-        out: list[Event] = []
-        self._step(out, "sysctl", self._sysctls, full)
+    def _resolve(self, out: list[Event], intent: Intent) -> tuple[list[Uplink], list[Route]] | None:
+        """Leased addresses of ``intent``, the config pass, then each uplink as it is now."""
+        self._leased = {
+            u.name: u.address for u in intent.uplinks if u.kind == "dhcp" and u.address is not None
+        }
         try:
             links, addrs = self._config_pass(out)
+            if self._sysctl_done - set(links):  # an uplink's interface went: set it up anew
+                self._sysctl_done &= set(links)  # when it comes back (a new device, defaults)
             ups = resolve(intent.uplinks, links, addrs)
             routes = self._netlink.routes()
         except WanwatchError as exc:
             out.append(self._ev("backend.error", step="read", error=str(exc)))
-            return out
+            return None
         self._remember(ups)
         self._unresolved(out, ups)
+        return ups, routes
+
+    def prepare(self, intent: Intent) -> list[Event]:
+        out: list[Event] = []
+        found = self._resolve(out, intent)
+        if found is not None:
+            ups, routes = found
+            self._step(out, "table", self._sync_tables, ups, routes)
+            self._step(out, "rule", self._sync_rules, ups)
+        return out
+
+    def apply(self, intent: Intent, full: bool = False) -> list[Event]:
+        out: list[Event] = []
+        self._step(out, "sysctl", self._sysctls, full)
+        found = self._resolve(out, intent)
+        if found is None:
+            return out
+        ups, routes = found
         # Order matters for speed and safety: new connections move first (route,
         # then nft buckets), then the dead uplink's flows go, then the rest.
         self._step(out, "route", self._sync_main, intent, ups, routes)
@@ -544,6 +580,7 @@ class Reconciler:
     def _remember(self, ups: Sequence[Uplink]) -> None:
         """The marks and addresses counters() needs (the worker's view, shared by assignment)."""
         self.own = {u.name: (u.mark, u.address.ip if u.address else None) for u in ups}
+        self.resolved = {u.name: (u.address, u.gateway) for u in ups}
 
     @staticmethod
     def open_drift_watcher() -> DriftWatcher:

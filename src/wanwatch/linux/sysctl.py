@@ -3,17 +3,17 @@
 ``net.*`` sysctls are per network namespace: /proc/sys/net shows the namespace
 of the thread that opens the file, so this touches only the router's own
 namespace (or host). What we changed is returned, so the daemon can report it;
-it may stay after we stop (DESIGN.md).
+it may stay after we stop (docs/architecture.md).
 
 * ``net.ipv4.ip_forward = 1``: we route between LANs and uplinks.
 * ``rp_filter`` loose on every uplink: replies of a connection pinned to the
   backup arrive there while the main default points at the primary; strict
-  reverse-path filtering would drop them (LAB-NOTES: 0 or 2 on a policy-routing
+  reverse-path filtering would drop them (docs/lab-notes.md: 0 or 2 on a policy-routing
   router). The kernel uses max(all, interface), so the interface is set to 2
   only when the effective value is 1 (strict); ``all`` is never lowered.
 * ``ignore_routes_with_linkdown = 1`` on every uplink: once the carrier is gone
   the kernel skips that uplink's routes (our main default included) and uses the
-  next default before the daemon reacts (LAB-NOTES). The kernel ORs all with the
+  next default before the daemon reacts (docs/lab-notes.md). The kernel ORs all with the
   interface, so the interface alone is enough.
 """
 
@@ -90,4 +90,18 @@ def ensure_uplink(interface: str, root: Path = PROC_SYS) -> list[SysctlChange]:
         _write(root, (*conf, interface, "rp_filter"), "2")
         out.append(SysctlChange(_key((*conf, interface, "rp_filter")), dev, "2"))
     _ensure(root, (*conf, interface, "ignore_routes_with_linkdown"), "1", out)
+    return out
+
+
+def ensure_pair(root: Path = PROC_SYS) -> list[SysctlChange]:
+    """``nf_conntrack_tcp_be_liberal = 1`` on a router of a pair.
+
+    A connection that comes back to this router (failback) meets its own old
+    conntrack entry, whose TCP window stopped while the peer carried it; strict
+    window tracking calls the next segments INVALID, which NAT skips and our
+    forward chain drops. Liberal tracking marks only out-of-window RSTs invalid
+    (the kernel's nf_conntrack-sysctl documentation).
+    """
+    out: list[SysctlChange] = []
+    _ensure(root, ("net", "netfilter", "nf_conntrack_tcp_be_liberal"), "1", out)
     return out

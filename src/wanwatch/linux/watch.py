@@ -6,7 +6,8 @@ daemon's asyncio loop:
 * rtnetlink (rtnetlink(7)) groups RTMGRP_IPV4_ROUTE, RTMGRP_IPV4_RULE and
   RTMGRP_IPV4_IFADDR: a route of one of our tables or a default route of the
   main table changed, a rule carrying our protocol was deleted, an address
-  was removed. pyroute2 decodes the messages. Also RTNLGRP_IPV4_NETCONF: the
+  was removed or added (a point-to-point uplink renumbered). pyroute2
+  decodes the messages. Also RTNLGRP_IPV4_NETCONF: the
   kernel sends RTM_NEWNETCONF when forwarding, rp_filter or
   ignore_routes_with_linkdown change (net/ipv4/devinet.c,
   inet_netconf_notify_devconf), so a sysctl turned back is heard too;
@@ -32,6 +33,7 @@ from pyroute2.netlink.rtnl import (
     RTM_DELADDR,
     RTM_DELROUTE,
     RTM_DELRULE,
+    RTM_NEWADDR,
     RTM_NEWROUTE,
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV4_ROUTE,
@@ -140,7 +142,7 @@ class DriftWatcher:
                 out.add(ROUTE)
             elif kind == RTM_DELRULE and msg.get_attr("FRA_PROTOCOL") == RT_PROTO:
                 out.add(RULE)
-            elif kind == RTM_DELADDR:
+            elif kind in (RTM_DELADDR, RTM_NEWADDR):  # also an uplink's new address (PPP)
                 out.add(ADDRESS)
             elif kind == _RTM_NEWNETCONF:
                 out.add(SYSCTL)

@@ -292,6 +292,15 @@ class ProbeHub:
         if self._loop is not None:
             self._open(wan, up)
 
+    def reopen(self, wan: str) -> None:
+        """A fresh socket for ``wan``: its interface was re-created, and SO_BINDTODEVICE
+        holds the ifindex of the old one (socket(7))."""
+        up = self._get(wan)
+        self._close_socket(up)
+        up.pending.clear()
+        if self._loop is not None:
+            self._open(wan, up)
+
     def remove_uplink(self, wan: str) -> None:
         """Stop probing ``wan`` and forget it (no error if unknown)."""
         up = self._uplinks.pop(wan, None)

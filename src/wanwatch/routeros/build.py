@@ -4,8 +4,8 @@ selectors to their items, and type every value (RouterOS defaults from the manua
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from ipaddress import (
     AddressValueError,
     IPv4Address,
@@ -15,7 +15,8 @@ from ipaddress import (
 )
 from typing import TypeVar
 
-from wanwatch.routeros.commands import Command, Selector, Skipped, matches, yes_no
+from wanwatch.errors import RouterOSError
+from wanwatch.routeros.commands import Command, Selector, Skipped, commands, matches, yes_no
 from wanwatch.routeros.lexer import located
 from wanwatch.routeros.model import (
     Address,
@@ -78,6 +79,7 @@ _SECTIONS: dict[str, str] = {
     "interface lte apn": "list",
     "tool netwatch": "list",
     "system script": "list",
+    "ppp profile": "list",
     "ip dns": "single",
 }
 
@@ -106,6 +108,11 @@ _TUNNELS = (
 # changes on a router that has them. A ``set [ find name=X ]`` that matches nothing
 # in the file refers to such an item.
 _ON_ROUTER = frozenset({*CLIENTS, "interface lte apn"})
+# The profiles every router has, which an export sets by name, and the one each PPP
+# client uses unless it names another (RouterOS manual, PPP AAA; PPPoE and OVPN
+# client ``profile``: default; L2TP, PPTP, SSTP client: default-encryption).
+_BUILTIN_PROFILES = frozenset({"default", "default-encryption"})
+_DEFAULT_PROFILE = {"interface pppoe-client": "default", "interface ovpn-client": "default"}
 
 
 class _InvalidItemError(Exception):
@@ -176,6 +183,9 @@ class Builder:
             if not chosen and cmd.path in _ON_ROUTER and cmd.selector is not None:
                 made = self._router_item(cmd.path, cmd.selector, cmd.line)
                 chosen = [made] if made is not None else []
+            if not chosen and cmd.path == "ppp profile" and cmd.selector is None:
+                chosen = [_Item(cmd.line, {"name": n}, set()) for n in names & _BUILTIN_PROFILES]
+                items += chosen
             if cmd.verb == "remove":
                 keep = [it for it in items if not any(it is c for c in chosen)]
                 items[:] = keep
@@ -279,6 +289,7 @@ class Builder:
             raise located(
                 self.source, routes[MAX_ROUTES].line, f"more than {MAX_ROUTES} routes to simulate"
             )
+        routes = self._follow(routes)
         if version is None:
             if it["routing table"] or any("routing-table" in i.args for i in it["ip route"]):
                 version = 7
@@ -448,6 +459,81 @@ class Builder:
                         origin=section,
                     )
                 )
+        return out
+
+    def _client_scripts(self) -> Iterator[tuple[str, int, str]]:
+        """(interface, line, text) of the script each enabled client runs when its link
+        comes up: a DHCP client's ``script`` (run on bound and unbound), a PPP client's
+        profile ``on-up`` (RouterOS manual: DHCP client; PPP AAA, profile properties)."""
+        profiles = {i.get("name") or "": i for i in self.items["ppp profile"]}
+        for section in CLIENTS:
+            if section == "interface lte":
+                continue  # no script property
+            for iface, i in self._clients(section):
+                if "disabled" in i.flags or yes_no(i.get("disabled") or "no"):
+                    continue
+                owner: _Item | None = i
+                key = "script"
+                if section != "ip dhcp-client":
+                    name = i.get("profile") or _DEFAULT_PROFILE.get(section, "default-encryption")
+                    owner, key = profiles.get(name), "on-up"
+                text = owner.get(key) if owner is not None else None
+                if owner is not None and text:
+                    yield iface, owner.line_of(key), text
+
+    def _repointed(self, line: int, script: str) -> list[Selector]:
+        """The ``[find ...]`` of each ``/ip route set ... gateway=$value`` a client's
+        script may run: routes it moves to the gateway the client just learnt."""
+        try:
+            cmds = list(commands(script, "<script>", branches=True))
+        except RouterOSError:
+            self.notes.append((line, "client script is not a readable RouterOS script"))
+            return []
+        out: list[Selector] = []
+        for c in cmds:
+            if not isinstance(c, Command) or c.path != "ip route":
+                continue
+            if "$" not in c.args.get("gateway", ""):
+                continue  # no gateway learnt at run time: nothing follows the client
+            if c.verb == "add":
+                self.notes.append((line, "client script adds routes at run time: not modelled"))
+                continue
+            if c.verb != "set":
+                continue
+            if c.selector is None or not c.selector.supported or not c.selector.conditions:
+                self.notes.append(
+                    (line, "client script sets a route's gateway without a literal [find ...]: "
+                     "which routes follow the client is not modelled")
+                )  # fmt: skip
+                continue
+            out.append(c.selector)
+        return out
+
+    def _follow(self, routes: list[Route]) -> list[Route]:
+        """Static routes a client's up script re-points at the gateway it learnt go
+        through that client's interface, as its own default route does: they are
+        down when its link or session is. A route two clients re-point has whichever
+        gateway came up last: left as written, with a note."""
+        owners: dict[int, set[str]] = {}
+        read: dict[str, tuple[Selector, ...]] = {}  # a profile serves many clients
+        for iface, line, script in self._client_scripts():
+            if script not in read:
+                read[script] = tuple(dict.fromkeys(self._repointed(line, script)))
+            for selector in read[script]:
+                for k, r in enumerate(routes):
+                    if r.origin == "static" and r.kind == "unicast" and matches(selector, r.raw):
+                        owners.setdefault(k, set()).add(iface)
+        out = list(routes)
+        for k, ifaces in sorted(owners.items()):
+            r = routes[k]
+            if len(ifaces) > 1:
+                self.notes.append(
+                    (r.line, f"gateway set by the scripts of {', '.join(sorted(ifaces))}, "
+                     "whichever came up last: not modelled")
+                )  # fmt: skip
+                continue
+            (iface,) = ifaces
+            out[k] = replace(r, gateways=(Gateway(iface, None, iface, None),))
         return out
 
     def _rule(self, i: _Item) -> RoutingRule:

@@ -125,21 +125,24 @@ _INVALID_MARKER = re.compile(
 _MARKER_MAX = 80  # the markers are one short sentence; longer comments are the user's
 
 
-def commands(text: str, source: str) -> Iterator[Command | Skipped]:
+def commands(text: str, source: str, *, branches: bool = False) -> Iterator[Command | Skipped]:
     """Commands of a script or export, and the statements skipped, in order.
 
     Blocks ``{ }`` and the body of ``:do { } on-error={ }`` (which always runs)
     run their statements in place; ``:global``/``:local``/``:set`` with a literal
     value define variables that later commands may use (``$name``). Everything
     else that is scripting (``:if``, ``:foreach``, ``:for`` with their ``do={ }``
-    bodies, ``:log``, ...) is skipped as one statement.
+    bodies, ``:log``, ...) is skipped as one statement; with ``branches`` the
+    commands of its ``do={ }`` and ``else={ }`` bodies follow it (the commands
+    that may run, for a reader that asks what a script can change).
     """
-    yield from _run(text, source, 1, "", {}, depth=0)
+    yield from _run(text, source, 1, "", {}, depth=0, branches=branches)
 
 
 # Nesting of ``:do { }`` bodies read; deeper ones are skipped (each level rescans).
 _MAX_DO_DEPTH = 8
 _DO = re.compile(r"^:do\s*\{")
+_BODY = re.compile(r"(?<=\s)(?:do|else)=\{")  # the bodies of :if, :foreach, :while, ...
 
 
 def _run(
@@ -150,6 +153,7 @@ def _run(
     variables: dict[str, str | None],
     *,
     depth: int,
+    branches: bool = False,
 ) -> Generator[Command | Skipped, None, str]:
     """The commands of ``text`` read from menu ``section``; returns the menu after."""
     outer: list[str] = []  # sections of the enclosing blocks
@@ -180,10 +184,17 @@ def _run(
                 start = stmt.index("{") + 1
                 body = stmt[start : _matching_brace(stmt, start)]
                 line = piece.line + stmt.count("\n", 0, start)
-                yield from _run(body, source, line, section, variables, depth=depth + 1)
+                yield from _run(
+                    body, source, line, section, variables, depth=depth + 1, branches=branches
+                )
                 continue
             if stmt.startswith((":", "$", "(", "[")):
                 yield Skipped(piece.line, scripting=True)  # not configuration
+                if branches and depth < _MAX_DO_DEPTH:
+                    for line, body in _bodies(piece.line, stmt):
+                        yield from _run(
+                            body, source, line, section, variables, depth=depth + 1, branches=True
+                        )
                 continue
             cmd, section = _statement_command(piece.line, stmt, section, variables, source)
             if isinstance(cmd, Command) and pending is not None:
@@ -191,6 +202,19 @@ def _run(
             if cmd is not None:
                 yield cmd
     return section
+
+
+def _bodies(line: int, stmt: str) -> Iterator[tuple[int, str]]:
+    """(first line, text) of each ``do={ }`` / ``else={ }`` body of a statement, outside
+    strings; nested bodies are part of the text of theirs."""
+    after = quotes = counted = 0
+    for m in _BODY.finditer(stmt):
+        quotes += len(_QUOTE.findall(stmt, counted, m.start()))
+        counted = m.start()
+        if m.start() < after or quotes % 2:
+            continue
+        after = _matching_brace(stmt, m.end())
+        yield line + stmt.count("\n", 0, m.end()), stmt[m.end() : after]
 
 
 def _matching_brace(stmt: str, start: int) -> int:

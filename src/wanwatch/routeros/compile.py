@@ -40,6 +40,7 @@ from pathlib import PurePath
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
+from wanwatch.dynamic import kind, static_address
 from wanwatch.errors import RouterOSError
 
 OWNED = "wanwatch: "
@@ -156,8 +157,9 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
         raise RouterOSError(f"RouterOS version must be 6 or 7, not {version}")
     notes = _notes(cfg, version)
     s = _Script()
-    _removals(s, version)
+    _removals(s, version, dhcp=any(kind(w) == "dhcp" for w in cfg.wans))
     _addresses(s, cfg)
+    dhcp_clients(s, cfg)
     _dhcp(s, cfg)
     _dns(s, cfg)
     _nat(s, cfg)
@@ -194,9 +196,11 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     return Compiled("\n".join([*head, *s.lines]) + "\n", tuple(notes))
 
 
-def _removals(s: _Script, version: int) -> None:
+def _removals(s: _Script, version: int, *, dhcp: bool) -> None:
     sections = ["tool netwatch", "ip firewall mangle", "ip firewall address-list"]
     sections += ["ip firewall nat", "ip route"]
+    if dhcp:
+        sections.append("ip dhcp-client")
     if version == 7:
         sections.append("routing table")
     sections += [
@@ -212,10 +216,10 @@ def _removals(s: _Script, version: int) -> None:
 
 def _addresses(s: _Script, cfg: Config) -> None:
     for i, w in enumerate(cfg.wans):
-        if w.address is not None:
+        if (address := static_address(w)) is not None:
             s.add(
                 "ip address",
-                address=str(w.address),
+                address=str(address),
                 interface=value(w.interface),
                 comment=_owned(f"wans[{i}] {w.name} address"),
             )
@@ -301,7 +305,7 @@ def _nat(s: _Script, cfg: Config) -> None:
 
 def _local_list(s: _Script, cfg: Config) -> None:
     """Destinations that must never be balanced: our own subnets."""
-    members = [(f"wans[{i}] {w.name}", w.address) for i, w in enumerate(cfg.wans)]
+    members = [(f"wans[{i}] {w.name}", static_address(w)) for i, w in enumerate(cfg.wans)]
     members += [(f"lans[{i}] {lan.name}", lan.address) for i, lan in enumerate(cfg.lans)]
     for item, addr in members:
         if addr is not None:
@@ -314,6 +318,8 @@ def _local_list(s: _Script, cfg: Config) -> None:
 
 
 def _gw(w: Wan) -> str:
+    if w.gateway is None:  # DHCP (set by its script) or point-to-point: the interface
+        return w.interface
     # Without an address in the config the connected subnet is unknown to the
     # script; %interface makes RouterOS take the gateway as on-link there.
     return str(w.gateway) if w.address is not None else f"{w.gateway}%{w.interface}"
@@ -328,6 +334,8 @@ def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
                 dst_address=f"{target}/32",
                 gateway=value(_gw(w)),
                 scope=str(HOST_SCOPE),
+                # A DHCP uplink's pin waits for its lease: the client's script sets it.
+                disabled="yes" if kind(w) == "dhcp" else None,
                 comment=_owned(f"wans[{i}].probe.targets[{t}] pins {target} to {w.name}"),
             )
     d = 0
@@ -520,11 +528,7 @@ def _notes(cfg: Config, version: int) -> list[str]:
                 f"wans[{i}].probe {keys}: per-uplink values reach only its Netwatch "
                 "entries, not RouterOS's route checks"
             )
-        if w.address is None:
-            out.append(
-                f"wans[{i}] {w.name} has no address: configure {w.interface} yourself; "
-                f"its pins use gateway={w.gateway}%{w.interface}"
-            )
+        out += dynamic_notes(cfg, i, w)
     hooks = cfg.hooks
     for key in ("on_down", "on_up"):
         argv = getattr(hooks, key)
@@ -610,3 +614,59 @@ def _fmt(key: str, v: object) -> str:
     if key in _DURATION_KEYS and isinstance(v, float):
         return format_duration(v)
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+# --------------------------------------------------------------------------- dynamic uplinks
+
+
+def dhcp_clients(s: _Script, cfg: Config) -> None:
+    """``address: dhcp``: a DHCP client per uplink whose script re-points the probe pins.
+
+    RouterOS runs a dhcp-client's ``script`` on every bind and unbind, with
+    ``$bound`` and ``$"gateway-address"`` set (manual: IP/DHCP Client,
+    Properties: script). Its own default route (``add-default-route``) comes
+    after every checked recursive route, in priority order: a last resort that
+    cannot see a silent blackhole.
+    """
+    checked = sum(len(w.probe.targets) for w in cfg.wans)
+    for rank, (i, w) in enumerate(_ranked(cfg)):
+        if kind(w) != "dhcp":
+            continue
+        pins = " ".join(
+            f'/ip route set [find where dst-address="{t}/32" and comment~"^{OWNED}"] '
+            "gateway=$gw disabled=no;"
+            for t in w.probe.targets
+        )
+        script = f':if ($bound=1) do={{:local gw $"gateway-address"; {pins}}}'
+        s.add(
+            "ip dhcp-client",
+            interface=value(w.interface),
+            add_default_route="yes",
+            default_route_distance=str(checked + 1 + rank),
+            use_peer_dns="no",
+            use_peer_ntp="no",
+            script=quote(script),  # stored as written: its $ and quotes escaped once
+            comment=_owned(f"wans[{i}] {w.name} address: dhcp"),
+        )
+
+
+def dynamic_notes(cfg: Config, i: int, w: Wan) -> list[str]:
+    k = kind(w)
+    if k == "dhcp":
+        return [
+            f"wans[{i}] {w.name} address: dhcp: /ip dhcp-client on {w.interface}; its "
+            "script re-points the probe pins at each new gateway (disabled until the "
+            "first lease), and its own default route is a last resort"
+        ]
+    if k == "point-to-point":
+        own = "" if static_address(w) else f"; configure {w.interface} yourself (PPP, LTE)"
+        return [
+            f"wans[{i}] {w.name} point-to-point: pins use gateway={w.interface} "
+            f"(an interface route){own}"
+        ]
+    if w.address is None:
+        return [
+            f"wans[{i}] {w.name} has no address: configure {w.interface} yourself; "
+            f"its pins use gateway={w.gateway}%{w.interface}"
+        ]
+    return []

@@ -28,6 +28,11 @@ The rules modelled, with their sources:
   interface. A PPP session or an LTE link ends when its peer stops answering, so a
   dead first hop takes the interface and its routes down; a DHCP lease on Ethernet
   outlives a dead gateway unless the client checks it.
+* A static route that a client's up script re-points at the gateway it learns
+  (``/ip route set [find comment=ISP1] gateway=$"gateway-address"`` in a DHCP
+  client's ``script``, run on bound; the same with the peer's address in a PPP
+  profile's ``on-up``: RouterOS manual, DHCP client and PPP AAA) goes through that
+  client's interface: the export's gateway is a placeholder the script replaces.
 * Marked traffic whose table has no active default route falls back to ``main`` -
   v6: "if route with specific routing mark is not found then main routing table is
   used" (MikroTik forum); v7 Policy Routing: "if

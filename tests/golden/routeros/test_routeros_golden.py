@@ -39,3 +39,17 @@ def test_office_golden(version: int, mode: str) -> None:
         golden.write_text(got)
     assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
     assert got == golden.read_text()
+
+
+@pytest.mark.parametrize("version", [7, 6])
+def test_dynamic_office_golden(version: int) -> None:
+    """DHCP (/ip dhcp-client whose script re-points the pins) and point-to-point
+    (interface routes) uplinks: examples/office-dynamic.yaml."""
+    got = compile_config(load(ROOT / "examples" / "office-dynamic.yaml"), version).script
+    golden = HERE / f"office-dynamic-v{version}.rsc"
+    if UPDATE:
+        golden.write_text(got)
+    assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
+    assert got == golden.read_text()
+    assert "gateway=ppp0 scope=10 comment=" in got  # the point-to-point pins
+    assert "/ip dhcp-client\nadd interface=ether1 add-default-route=yes" in got

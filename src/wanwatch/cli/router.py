@@ -1,62 +1,34 @@
-"""The ``wanwatch`` command line. Thin: parse arguments, call one layer, print.
-
-Exit codes: 0 fine, 1 a finding (warnings, a failed check against a live system),
-2 bad input (config or file) with nothing applied.
-"""
+"""``wanwatch check|plan|run|status|leases``: the office config and the router daemon."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from wanwatch import __version__
-from wanwatch.config import Config, load
+from wanwatch.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FINDING,
+    config_option,
+    echo_problems,
+    json_option,
+    load_or_exit,
+    need_root,
+)
+from wanwatch.config import Config
 from wanwatch.control import DEFAULT_SOCKET
+from wanwatch.dynamic import kind, plan_gateway, runtime_facts
 from wanwatch.errors import ConfigError, WanwatchError
 
-EXIT_BAD_INPUT = 2
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The office YAML file (see examples/office.yaml).",
-)
+if TYPE_CHECKING:
+    from wanwatch.status import UplinkStatus
 
 
-def load_or_exit(path: Path) -> Config:
-    """Load the config or print every problem and exit 2 (nothing applied)."""
-    try:
-        return load(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        n = len(exc.problems)
-        click.echo(f"{n} problem{'s' if n != 1 else ''}; nothing applied.", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="wanwatch")
-def main() -> None:
-    """Keep a small office online when an uplink dies.
-
-    One YAML file describes the uplinks, LANs and policy. wanwatch either is the
-    router on a Linux box (run, status, leases) or configures a MikroTik
-    (routeros export / verify). `wanwatch lab demo` shows it working in network
-    namespaces.
-    """
-
-
-@main.command()
-@config_option
+@click.command()
+@config_option()
 @click.option(
     "--explain", is_flag=True, help="Also show each uplink's monitor settings and their meaning."
 )
@@ -68,8 +40,8 @@ def check(config_path: Path, explain: bool) -> None:
         addr = w.address or "(interface's own address)"
         targets = ", ".join(str(t) for t in w.probe.targets)
         click.echo(
-            f"  wan {w.name}: {w.interface} {addr} via {w.gateway}, priority {w.priority}, "
-            f"weight {w.weight}, probes {targets}"
+            f"  wan {w.name}: {w.interface} {addr} {plan_gateway(w.gateway, kind(w))}, "
+            f"priority {w.priority}, weight {w.weight}, probes {targets}"
         )
     for lan in cfg.lans:
         dhcp = ""
@@ -80,6 +52,7 @@ def check(config_path: Path, explain: bool) -> None:
             f"  lan {lan.name}: {lan.interface} {lan.address or '(interface address)'}{dhcp}"
         )
     click.echo(f"  policy: {cfg.policy.mode}; NAT masquerade: {cfg.nat.masquerade}")
+    echo_runtime_facts(cfg)
     if explain:
         click.echo(explain_monitor(cfg))
 
@@ -103,10 +76,10 @@ def explain_monitor(cfg: Config) -> str:
     return "\n".join(lines)
 
 
-@main.command()
-@config_option
+@click.command()
+@config_option()
 @click.option("--down", "down", multiple=True, metavar="WAN", help="Treat this uplink as down.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     """Print the dataplane wanwatch wants for a given uplink state (no root needed)."""
     from wanwatch.engine.policy import plan_for
@@ -127,6 +100,15 @@ def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
     from wanwatch.engine.intent import describe_intent
 
     click.echo(describe_intent(intent))
+    echo_runtime_facts(cfg)
+
+
+def echo_runtime_facts(cfg: Config) -> None:
+    """What only run time knows about dynamic uplinks (dynamic.py), for check and plan."""
+    facts = runtime_facts(cfg)
+    if facts:
+        click.echo("known only at run time:")
+        click.echo("\n".join(f"  {f}" for f in facts))
 
 
 socket_option = click.option(
@@ -139,8 +121,8 @@ socket_option = click.option(
 )
 
 
-@main.command()
-@config_option
+@click.command()
+@config_option()
 @socket_option
 @click.option(
     "--state-dir",
@@ -182,18 +164,15 @@ def run(
         format="%(asctime)s.%(msecs)03d %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-    if os.geteuid() != 0:
-        click.echo("wanwatch run needs root (netlink, nftables, raw ICMP sockets).", err=True)
-        sys.exit(1)
+    need_root("wanwatch run needs root (netlink, nftables, raw ICMP sockets).")
     try:
         code = asyncio.run(Daemon(config_path, socket_path, state_dir, metrics=metrics).run())
     except ConfigError as exc:  # the file changed between the check above and the start
-        for problem in exc.problems:
-            click.echo(problem, err=True)
+        echo_problems(exc)
         sys.exit(EXIT_BAD_INPUT)
     except WanwatchError as exc:
         click.echo(f"wanwatch: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FINDING)
     sys.exit(code)
 
 
@@ -205,25 +184,30 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@main.command()
-@socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(socket_path: Path, as_json: bool) -> None:
-    """Ask the running daemon how the uplinks are and who carries traffic."""
+def ask_daemon(socket_path: Path, what: str, **args: Any) -> dict[str, Any]:
+    """The daemon's answer to ``what`` over its control socket, or exit 1 saying why not."""
     from wanwatch.control import ControlError, request
 
     try:
-        answer = request(socket_path, "status")
+        return request(socket_path, what, **args)
     except ControlError as exc:
-        click.echo(f"wanwatch status: {exc}", err=True)
-        sys.exit(1)
+        click.echo(f"wanwatch {what}: {exc}", err=True)
+        sys.exit(EXIT_FINDING)
+
+
+@click.command()
+@socket_option
+@json_option
+def status(socket_path: Path, as_json: bool) -> None:
+    """Ask the running daemon how the uplinks are and who carries traffic."""
+    answer = ask_daemon(socket_path, "status")
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
     click.echo(format_status(answer))
 
 
-@main.command()
+@click.command()
 @socket_option
 @click.argument("wan")
 @click.option(
@@ -240,7 +224,7 @@ def disable(socket_path: Path, wan: str, drain: bool) -> None:
     _admin(socket_path, "disable", wan=wan, drain=drain)
 
 
-@main.command()
+@click.command()
 @socket_option
 @click.argument("wan")
 def enable(socket_path: Path, wan: str) -> None:
@@ -249,29 +233,17 @@ def enable(socket_path: Path, wan: str) -> None:
 
 
 def _admin(socket_path: Path, cmd: str, **args: Any) -> None:
-    from wanwatch.control import ControlError, request
-
-    try:
-        answer = request(socket_path, cmd, **args)
-    except ControlError as exc:
-        click.echo(f"wanwatch {cmd}: {exc}", err=True)
-        sys.exit(1)
+    answer = ask_daemon(socket_path, cmd, **args)
     note = "" if answer.get("saved") else " (not saved: lost on restart, see the log)"
     click.echo(f"{answer['wan']}: {answer['admin']}{note}")
 
 
-@main.command()
+@click.command()
 @socket_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def leases(socket_path: Path, as_json: bool) -> None:
     """List the DHCP clients on each LAN (address, MAC, hostname, expiry)."""
-    from wanwatch.control import ControlError, request
-
-    try:
-        answer = request(socket_path, "leases")
-    except ControlError as exc:
-        click.echo(f"wanwatch leases: {exc}", err=True)
-        sys.exit(1)
+    answer = ask_daemon(socket_path, "leases")
     if as_json:
         click.echo(json.dumps(answer["leases"], indent=2))
         return
@@ -303,6 +275,7 @@ def format_status(answer: dict[str, Any]) -> str:
             lines.append(
                 f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
+    lines += [line for w in st.wans if (line := _dynamic_line(w))]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:
@@ -315,6 +288,23 @@ def format_status(answer: dict[str, Any]) -> str:
         lines.append("recent events:")
         lines.extend(f"  {e}" for e in st.events[-10:])
     return "\n".join(lines)
+
+
+def _dynamic_line(w: UplinkStatus) -> str | None:
+    """An uplink that is not static, or whose interface is absent: how it is reached now."""
+    if w.link == "absent":
+        return f"{w.name}: interface absent (adopted when it appears)"
+    if w.kind == "dhcp":
+        lease = w.lease
+        if lease is None:
+            return f"{w.name}: dhcp, no lease"
+        return (
+            f"{w.name}: dhcp lease {lease.address} via {lease.router or '-'} from "
+            f"{lease.server or '-'}, {lease.lease_s} s, renewed {lease.age_s:g} s ago"
+        )
+    if w.kind == "point-to-point":
+        return f"{w.name}: point-to-point {w.address or '-'} via {w.gateway or 'the device'}"
+    return None
 
 
 def _phase(phase: str | None, progress: dict[str, float]) -> str:
@@ -346,15 +336,4 @@ def format_leases_table(rows: list[dict[str, Any]]) -> str:
     return format_leases([Lease.from_json(r) for r in rows])
 
 
-def _register_groups() -> None:
-    from wanwatch.lab.cli import lab
-    from wanwatch.routeros.cli import routeros
-
-    main.add_command(routeros)
-    main.add_command(lab)
-
-
-_register_groups()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+COMMANDS = (check, plan, run, status, disable, enable, leases)

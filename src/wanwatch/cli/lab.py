@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from wanwatch.cli.common import EXIT_FINDING, config_option, load_or_exit, need_root
 from wanwatch.errors import LabError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "examples" / "office.yaml"
+DYNAMIC_CONFIG = DEFAULT_CONFIG.with_name("office-dynamic.yaml")
 
 
 def _need_root() -> None:
-    if os.geteuid() != 0:
-        click.echo("the lab needs root (it builds network namespaces).", err=True)
-        sys.exit(1)
+    need_root("the lab needs root (it builds network namespaces).")
 
 
-lab_config = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=str(DEFAULT_CONFIG) if DEFAULT_CONFIG.exists() else None,
-    required=not DEFAULT_CONFIG.exists(),
-    show_default=True,
-    help="Office config to reproduce (public addresses are replaced by lab ones).",
+lab_config = config_option(
+    DEFAULT_CONFIG, "Office config to reproduce (public addresses are replaced by lab ones)."
+)
+ha_option = click.option(
+    "--ha",
+    is_flag=True,
+    help="A router pair (keepalived + conntrackd): -c names router A's NAME-a.yaml "
+    "(default examples/office-ha-a.yaml), NAME-b.yaml is router B's.",
 )
 mode_option = click.option(
     "--mode",
@@ -46,6 +44,7 @@ def lab() -> None:
 @lab.command()
 @lab_config
 @mode_option
+@ha_option
 @click.option(
     "--shape",
     "shape_mbit",
@@ -54,14 +53,26 @@ def lab() -> None:
     metavar="MBIT",
     help="Limit each ISP to this many Mbit/s both ways (tc tbf on the ISP side).",
 )
-def up(config_path: Path, mode: str | None, shape_mbit: float | None) -> None:
+@click.option(
+    "--dynamic",
+    is_flag=True,
+    help=f"Uplinks that are not static: {DYNAMIC_CONFIG.name} (DHCP from the ISP, PPP-like).",
+)
+def up(
+    config_path: Path, mode: str | None, ha: bool, shape_mbit: float | None, dynamic: bool
+) -> None:
     """Build the lab and start wanwatch as its router; leave it running."""
-    from wanwatch.cli import load_or_exit
     from wanwatch.lab.office import Office
     from wanwatch.lab.topology import Lab
 
     _need_root()
-    cfg = load_or_exit(config_path)
+    if ha:
+        from wanwatch.lab import ha as pair
+
+        a, b = pair.pair_paths(pair.DEFAULT_A if config_path == DEFAULT_CONFIG else config_path)
+        pair.up(load_or_exit(a), load_or_exit(b), click.echo)
+        return
+    cfg = load_or_exit(DYNAMIC_CONFIG if dynamic else config_path)
     if mode is not None:
         cfg = cfg.replace(policy=cfg.policy.replace(mode=mode))
     the_lab = Lab(cfg, client_dns="router", remove_state=False)
@@ -85,15 +96,27 @@ def up(config_path: Path, mode: str | None, shape_mbit: float | None) -> None:
     for lan in cfg.lans:
         ns = the_lab.ns_for(lan.name)
         click.echo(f"  client {lan.name}: ip netns exec {ns} <command>")
+    for isp in the_lab.topology.isps:
+        if isp.kind == "dhcp":
+            click.echo(f"  {isp.wan}: DHCP from {isp.ns} (dnsmasq there), lease in status")
+        elif isp.kind == "point-to-point":
+            click.echo(f"  {isp.wan}: point-to-point, {isp.router_if} has a peer address")
+        click.echo(f"    unplug it: ip -n {the_lab.router_ns} link del {isp.router_if}")
     click.echo("  take it down: wanwatch lab down")
 
 
 @lab.command()
-def down() -> None:
+@ha_option
+def down(ha: bool) -> None:
     """Stop every lab this machine runs (their processes by PID, namespaces by name)."""
     from wanwatch.lab.topology import Lab
 
     _need_root()
+    if ha:
+        from wanwatch.lab import ha as pair
+
+        pair.down_all(click.echo)
+        return
     dirs = Lab.running()
     if not dirs:
         click.echo("no lab is running.")
@@ -108,20 +131,27 @@ def down() -> None:
 @lab.command()
 @lab_config
 @mode_option
+@ha_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the measured figures as JSON at the end."
 )
-def demo(config_path: Path, mode: str | None, as_json: bool) -> None:
-    """Run the paper's test: cut the primary, measure failover, failback and carrier loss."""
-    from wanwatch.cli import load_or_exit
+def demo(config_path: Path, mode: str | None, ha: bool, as_json: bool) -> None:
+    """Run the failover test: cut the primary, measure failover, failback and carrier loss.
+
+    With --ha: kill the master router of a pair and show the office carrying on."""
     from wanwatch.lab.demo import run
 
     _need_root()
-    cfg = load_or_exit(config_path)
     try:
-        figures = run(cfg, click.echo, mode=mode)
+        if ha:
+            from wanwatch.lab import ha as pair
+
+            a, b = pair.pair_paths(pair.DEFAULT_A if config_path == DEFAULT_CONFIG else config_path)
+            figures = pair.demo(load_or_exit(a), load_or_exit(b), click.echo)
+        else:
+            figures = run(load_or_exit(config_path), click.echo, mode=mode)
     except LabError as exc:
         click.echo(f"demo failed: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FINDING)
     if as_json:
         click.echo(json.dumps(figures))

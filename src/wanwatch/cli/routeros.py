@@ -1,9 +1,4 @@
-"""``wanwatch routeros export|verify``: the MikroTik side of the command line.
-
-The lead wires the group into the main CLI with ``main.add_command(routeros)``.
-``wanwatch.cli`` is imported inside the commands, not at module level, so that
-``wanwatch.cli`` may import this module at its top without a circular import.
-"""
+"""``wanwatch routeros export|verify``: the MikroTik side of the command line."""
 
 from __future__ import annotations
 
@@ -13,10 +8,14 @@ from pathlib import Path
 
 import click
 
+from wanwatch.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FINDING,
+    config_option,
+    json_option,
+    load_or_exit,
+)
 from wanwatch.errors import RouterOSError
-
-EXIT_WARNINGS = 1
-EXIT_BAD_INPUT = 2
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,14 +24,7 @@ def routeros() -> None:
 
 
 @routeros.command()
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The office YAML file (see examples/office.yaml).",
-)
+@config_option()
 @click.option(
     "--version",
     "ros_version",
@@ -43,7 +35,6 @@ def routeros() -> None:
 )
 def export(config_path: Path, ros_version: str) -> None:
     """Print a RouterOS script for the office; notes on stderr say what cannot be expressed."""
-    from wanwatch.cli import load_or_exit
     from wanwatch.routeros.compile import compile_config
 
     cfg = load_or_exit(config_path)
@@ -59,7 +50,7 @@ def export(config_path: Path, ros_version: str) -> None:
 
 @routeros.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def verify(file: Path, as_json: bool) -> None:
     """Simulate failures on a RouterOS export and flag classic failover mistakes.
 
@@ -76,4 +67,4 @@ def verify(file: Path, as_json: bool) -> None:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         click.echo(report.to_text())
-    sys.exit(EXIT_WARNINGS if report.warnings else 0)
+    sys.exit(EXIT_FINDING if report.warnings else 0)

@@ -1,0 +1,185 @@
+"""Field rules of the config: how one value is parsed and checked, and how a field is named.
+
+A model field is ``Annotated[type, Meta(bounds), Parse(fn), Check(fn)]``: the loader
+(``wanwatch.config.load``) runs ``Parse`` on the raw YAML value, lets msgspec check
+type and bounds, then runs ``Check``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Annotated, Any
+
+
+@dataclass(frozen=True)
+class Parse:
+    """``Annotated`` marker: turns the raw YAML value into the field's type before
+    the type and bounds are checked (raise ValueError to reject it)."""
+
+    fn: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Check:
+    """``Annotated`` marker: checks (and may normalise) the value once it has the
+    field's type and is within bounds (raise ValueError to reject it)."""
+
+    fn: Callable[[Any], Any]
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """``500ms``, ``10s``, ``5m``, ``1h``, ``1d`` or plain seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("not a duration (use 500ms, 10s, 5m, 1h, 1d or seconds)")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    else:
+        raise ValueError(f"not a duration: {value!r} (use 500ms, 10s, 5m, 1h, 1d or seconds)")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Shortest exact spelling of ``seconds`` in the units above."""
+    if seconds == 0:
+        return "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+Duration = Annotated[float, Parse(parse_duration)]
+
+
+# Linux dev_valid_name(): 1..15 bytes (IFNAMSIZ 16 with the NUL), not "." or "..",
+# and no "/", ":" or whitespace.
+_IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# dnsmasq's dhcp-host takes digits with an optional w/d/h/m/s suffix as a lease
+# time, and "infinite" / "ignore" as keywords, wherever they appear (option.c).
+_LEASE_TIME_WORD_RE = re.compile(r"^[0-9]+[wdhmsWDHMS]?$")
+_DHCP_HOST_KEYWORDS = ("infinite", "ignore")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+MAX_DOMAIN = 253  # RFC 1035 2.3.4: 255 octets on the wire = 253 characters as text
+
+
+def _ifname(value: str) -> str:
+    if value in (".", "..") or not _IFNAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a Linux interface name (1-15 characters, no '/', ':' or spaces)"
+        )
+    return value
+
+
+def _name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name (letters, digits, '_', '.', '-'; at most 32)"
+        )
+    return value
+
+
+IfName = Annotated[str, Check(_ifname)]
+Name = Annotated[str, Check(_name)]
+
+
+def _argv(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(
+            'a hook is a non-empty argv list, e.g. ["logger", "-t", "wanwatch", "{wan} down"]'
+        )
+    if not all(isinstance(a, str) for a in value):
+        raise ValueError("every argv item must be a string")
+    return tuple(value)
+
+
+Argv = Annotated[tuple[str, ...], Parse(_argv)]
+
+
+def distinct_targets(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    if len(set(values)) != len(values):
+        raise ValueError("a probe target is listed twice")
+    return values
+
+
+def mac_address(value: str) -> str:
+    if not _MAC_RE.match(value):
+        raise ValueError(f"{value!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    return value.lower()
+
+
+def host_name(value: str) -> str:
+    if not _HOSTNAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a host name (letters, digits, '-')")
+    if _LEASE_TIME_WORD_RE.match(value) or value.lower() in _DHCP_HOST_KEYWORDS:
+        # dnsmasq's dhcp-host reads such a field as a lease time or a keyword,
+        # not a name ("45m" became a 2700 s lease in the lab; "ignore" drops the host).
+        raise ValueError(
+            f"{value!r} reads as a lease time or keyword to dnsmasq; pick another host name"
+        )
+    return value
+
+
+def dhcp_range(value: object) -> tuple[IPv4Address, IPv4Address]:
+    if isinstance(value, str) and value.count("-") == 1:
+        a, b = (s.strip() for s in value.split("-"))
+        try:
+            return IPv4Address(a), IPv4Address(b)
+        except ipaddress.AddressValueError:
+            pass
+    raise ValueError(f"{value!r} is not a range (first-last, e.g. 192.168.19.2-192.168.19.254)")
+
+
+def whole_seconds(value: float) -> float:
+    if value != int(value):
+        raise ValueError("a DHCP lease time is a whole number of seconds (RFC 2132 option 51)")
+    return value
+
+
+def dnsmasq_can_name(value: str) -> str:
+    # dnsmasq serves every LAN: in its config '"' opens a quote, ',' splits a
+    # list and a trailing '*' is a wildcard, so such a name would be refused
+    # or silently mean other interfaces.
+    if bad := next((c for c in value if c in '",*'), None):
+        raise ValueError(f"{value!r}: dnsmasq cannot name a LAN interface containing {bad!r}")
+    return value
+
+
+def domain_name(value: str) -> str:
+    if not _DOMAIN_RE.match(value):
+        raise ValueError(f"{value!r} is not a domain name (labels of letters, digits, '-')")
+    if len(value) > MAX_DOMAIN:
+        raise ValueError(f"a domain name has at most {MAX_DOMAIN} characters, not {len(value)}")
+    return value
+
+
+def some_uplink(wans: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not wans:
+        raise ValueError("must list at least one uplink")
+    return wans
+
+
+Path_ = tuple[str | int, ...]  # where a field is: ("wans", 0, "probe", "targets", 1)
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``wans[0].probe.targets[1]``; ``(top)`` for the empty path."""
+    s = ""
+    for part in path:
+        s += f"[{part}]" if isinstance(part, int) else (f".{part}" if s else str(part))
+    return s or "(top)"

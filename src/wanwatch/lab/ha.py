@@ -1,0 +1,294 @@
+"""A router pair in network namespaces: two wanwatch routers on shared LAN and ISP segments.
+
+::
+
+    [lanN] eth0 ─┬─ eth0a ── <lan if> [rtr]  <wan if> ── custa ─┬─ cust [ispK] ── [inet]
+       (bridge)  └─ eth0b ── <lan if> [rtrb] <wan if> ── custb ─┘ (bridge)
+                             [rtr] <sync if> ──── <sync if> [rtrb]
+
+Built on :class:`~wanwatch.lab.topology.Lab` (same fake internet, ISPs,
+clients and services): only the wiring differs. Each LAN client's ``eth0`` and
+each ISP's customer port ``cust`` become bridges, with one port per router, so
+both routers sit on every segment as two boxes on one switch would; a veth
+links the routers' sync interfaces. Router A runs in the lab's usual router
+namespace, router B in ``ww<tag>-rtrb``, each with its own derived config
+(``office-lab.yaml``, ``office-lab-b.yaml``), socket and state directory.
+
+The sync link's addresses are configured here, as an operator would set up
+the link between the two boxes; wanwatch uses them (conntrackd) and applies
+the uplink and LAN addresses itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wanwatch.config import Config, load
+from wanwatch.errors import LabError
+from wanwatch.lab import netns
+from wanwatch.lab.office import Office
+from wanwatch.lab.topology import ClientDns, Lab, lab_config_text
+from wanwatch.lab.traffic import ConnectLoop, Flow
+
+STATE_ROOT = Path("/run/wanwatch-lab-pair")  # not the single-router labs': `lab down` keeps apart
+PEER = "rtrb"
+PEER_CONFIG = "office-lab-b.yaml"
+SIDES = ("a", "b")
+
+
+def pair_paths(config: Path) -> tuple[Path, Path]:
+    """Router A's and router B's config: ``X-a.yaml`` and ``X-b.yaml``."""
+    if not config.name.endswith("-a.yaml"):
+        raise LabError(f"{config}: a pair's configs are named NAME-a.yaml and NAME-b.yaml")
+    return config, config.with_name(config.name[: -len("-a.yaml")] + "-b.yaml")
+
+
+class PairLab(Lab):
+    """The reference office served by two wanwatch routers. ``peer`` is router B's config.
+
+    Without ``peer`` (re-attaching to a running lab), router B's lab config is
+    read from the state directory.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        peer: Config | None = None,
+        *,
+        tag: str | None = None,
+        state_root: Path = STATE_ROOT,
+        client_dns: ClientDns = "router",
+        remove_state: bool = True,
+    ) -> None:
+        super().__init__(
+            config,
+            tag=tag,
+            state_root=state_root,
+            client_dns=client_dns,
+            remove_state=remove_state,
+        )
+        if peer is None:
+            peer = load(self.state_dir / PEER_CONFIG)
+        if config.ha is None or peer.ha is None:
+            raise LabError("both routers of a pair need an ha: section")
+        if config.replace(ha=None, source="") != peer.replace(ha=None, source=""):
+            raise LabError("the two routers' configs must differ only in their ha: section")
+        if config.ha.sync.interface != peer.ha.sync.interface:
+            raise LabError("the lab wires both routers' sync interfaces: give them one name")
+        self.peer_config = peer
+        self.peer_text = lab_config_text(peer, self.topology, client_dns)
+        self.peer_ns = f"{netns.PREFIX}{self.tag}-{PEER}"
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return (*self.topology.namespaces, self.peer_ns)
+
+    @property
+    def peer_config_path(self) -> Path:
+        return self.state_dir / PEER_CONFIG
+
+    def router(self, side: str) -> str:
+        """Namespace of router ``a`` or ``b``."""
+        return {"a": self.router_ns, "b": self.peer_ns}[side]
+
+    def ns_for(self, who: str) -> str:
+        return (
+            self.peer_ns
+            if who in ("b", "peer")
+            else super().ns_for("router" if who == "a" else who)
+        )
+
+    def up(self) -> PairLab:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.peer_config_path.write_text(self.peer_text)
+        super().up()
+        return self
+
+    def _build(self) -> None:
+        super()._build()
+        sync_a, sync_b = (cfg.ha.sync for cfg in (self.config, self.peer_config) if cfg.ha)
+        netns.veth(self.router_ns, sync_a.interface, self.peer_ns, sync_b.interface)
+        netns.batch(self.router_ns, [f"addr add {sync_a.address} dev {sync_a.interface}"])
+        netns.batch(self.peer_ns, [f"addr add {sync_b.address} dev {sync_b.interface}"])
+
+    def _plug_router(self, ns: str, ifname: str, router_if: str) -> None:
+        """A bridge ``ifname`` in ``ns`` with a port to ``router_if`` of each router."""
+        netns.batch(ns, [f"link add {ifname} type bridge", f"link set {ifname} up"])
+        for side in SIDES:
+            port = f"{ifname}{side}"
+            netns.veth(ns, port, self.router(side), router_if)
+            netns.batch(ns, [f"link set {port} master {ifname}"])
+
+    # ---------------------------------------------------------------- faults
+
+    def unplug(self, side: str, *, lans: bool = True, wans: bool = True) -> float:
+        """Take router ``side``'s switch ports down (its cables pulled); the time it happened."""
+        cmds: list[tuple[str, str]] = []
+        if lans:
+            cmds += [(c.ns, f"{c.ifname}{side}") for c in self.topology.clients]
+        if wans:
+            cmds += [(i.ns, f"{i.cust_if}{side}") for i in self.topology.isps]
+        at = time.monotonic()
+        for ns, port in cmds:
+            netns.batch(ns, [f"link set {port} down"])
+        return at
+
+    def plug(self, side: str) -> None:
+        """Bring router ``side``'s switch ports back up."""
+        for c in self.topology.clients:
+            netns.batch(c.ns, [f"link set {c.ifname}{side} up"])
+        for i in self.topology.isps:
+            netns.batch(i.ns, [f"link set {i.cust_if}{side} up"])
+
+    def silence(self, side: str, on: bool = True) -> float:
+        """Every ISP silently drops router ``side``'s own packets (its cables stay in).
+
+        Like an LTE modem that lost signal: only the router's probes can tell,
+        through the track file. Forwarded office traffic (NATed to the shared
+        address) is not dropped. The time it took effect.
+        """
+        cfg = self.config if side == "a" else self.peer_config
+        assert cfg.ha is not None  # checked in __init__
+        own = {hw.wan: hw.address.ip for hw in cfg.ha.wans}
+        at = time.monotonic()
+        for isp in self.topology.isps:
+            table = f"ww_silence_{side}"
+            rules = f"table ip {table}\ndelete table ip {table}\n"
+            if on:
+                addr = own[isp.wan]
+                rules += (
+                    f"table ip {table} {{\n\tchain forward {{\n"
+                    "\t\ttype filter hook forward priority filter - 1; policy accept;\n"
+                    f"\t\tip saddr {addr} drop\n\t\tip daddr {addr} drop\n\t}}\n}}\n"
+                )
+            netns.nft(isp.ns, rules)
+        return at
+
+    def kill_router(self, side: str) -> float:
+        """Power router ``side`` off: SIGKILL every process in its namespace, pull its cables.
+
+        Every process in a lab router namespace was started by this lab (wanwatch
+        and what wanwatch started); each is killed by its PID. The time of the kill.
+        """
+        ns = self.router(side)
+        out = netns.sh(["ip", "netns", "pids", ns]).stdout.split()
+        at = time.monotonic()
+        for pid in out:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                continue  # it exited on its own meanwhile
+        self.unplug(side)
+        return at
+
+
+def offices(lab: PairLab) -> tuple[Office, Office]:
+    """wanwatch for router A and router B (not started)."""
+    a = Office(lab)
+    b = Office(lab, lab.peer_config_path)
+    b.router_ns = lab.peer_ns
+    b.socket = lab.state_dir / "wanwatch-b.sock"
+    b.daemon_state = lab.state_dir / "wanwatch-b-state"
+    return a, b
+
+
+def start(lab: PairLab, timeout: float) -> tuple[Office, Office]:
+    """Start wanwatch on both routers; return once A is master and B backup."""
+    a, b = offices(lab)
+    a.start(timeout=timeout)
+    b.start(timeout=timeout)
+    wait_role(a, "MASTER", timeout)
+    wait_role(b, "BACKUP", timeout)
+    return a, b
+
+
+def wait_role(office: Office, role: str, timeout: float) -> float:
+    """Wait until ``office``'s router reports VRRP role ``role``; when it did (monotonic)."""
+    office.wait_for(
+        lambda st: (st.get("ha") or {}).get("role") == role, timeout, f"VRRP role {role}"
+    )
+    return time.monotonic()
+
+
+# --------------------------------------------------------------------------- lab up / down / demo
+
+DEFAULT_A = Path(__file__).resolve().parents[3] / "examples" / "office-ha-a.yaml"
+DEMO_FLOWS = 5
+DEMO_DEADLINE = 15.0
+Say = Callable[[str], None]
+
+
+def up(config_a: Config, config_b: Config, say: Say) -> PairLab:
+    """Build the pair lab for routers A and B and start both; leave it running."""
+    lab = PairLab(config_a, config_b, remove_state=False)
+    try:
+        lab.up()
+        a, b = start(lab, DEMO_DEADLINE)
+    except (LabError, KeyboardInterrupt):
+        lab.down()
+        raise
+    say(
+        f"pair lab {lab.tag} is up: router A ({lab.router_ns}) is master, B ({lab.peer_ns}) backup."
+    )
+    say(f"  status A: wanwatch status --socket {a.socket}")
+    say(f"  status B: wanwatch status --socket {b.socket}")
+    for c in lab.topology.clients:
+        say(f"  client {c.lan}: ip netns exec {c.ns} <command>")
+    say("  take it down: wanwatch lab down --ha")
+    return lab
+
+
+def down_all(say: Say) -> None:
+    """Take down every pair lab this machine runs."""
+    dirs = PairLab.running(STATE_ROOT)
+    if not dirs:
+        say("no pair lab is running.")
+    for state_dir in dirs:
+        lab = PairLab.attach(state_dir)
+        lab.remove_state = True
+        lab.down()
+        say(f"pair lab {lab.tag} removed.")
+
+
+def demo(config_a: Config, config_b: Config, say: Say) -> dict[str, Any]:
+    """Kill the master router while the office works; show the office carrying on."""
+    figures: dict[str, Any] = {}
+    with PairLab(config_a, config_b) as lab:
+        say("Two wanwatch routers in namespaces; starting both (keepalived + conntrackd each).")
+        b = start(lab, DEMO_DEADLINE)[1]
+        say("Router A is master (holds the LAN gateways and the uplinks' NAT addresses).")
+        lan = lab.topology.clients[0].lan
+        client = lab.dhcp_client(lan)
+        lease = client.wait_lease(time.monotonic() + DEMO_DEADLINE)
+        say(f"The {lan} client got {lease.address} from {lease.server}, gateway {lease.router}.")
+        flows = [Flow(lab, lan, interval=0.05, max_seconds=120).start() for _ in range(DEMO_FLOWS)]
+        for f in flows:
+            f.wait_connected(time.monotonic() + DEMO_DEADLINE)
+        say(f"{DEMO_FLOWS} long-lived TCP connections through NAT exchange bytes every 50 ms.")
+        time.sleep(1.0)
+        with ConnectLoop(lab, lan) as loop:
+            killed = lab.kill_router("a")
+            say("Router A killed: SIGKILL of everything in it, cables pulled.")
+            first = loop.first_success(after=killed, deadline=killed + DEMO_DEADLINE)
+        if first is None:
+            raise LabError("no new connection went through router B")
+        wait_role(b, "MASTER", DEMO_DEADLINE)
+        figures["new_connection_ms"] = round((first.t1 - killed) * 1000)
+        say(f"New connections go out through router B after {figures['new_connection_ms']} ms.")
+        time.sleep(3.0)
+        alive = [
+            f for f in flows if (r := f.report()).broken_at is None and (r.last_ok or 0) > killed
+        ]
+        figures["flows_survived"] = f"{len(alive)}/{DEMO_FLOWS}"
+        say(f"Established connections still exchanging through B: {figures['flows_survived']}.")
+        asked = client.renew()
+        renewed = client.wait_lease(asked + 60, after=asked)
+        figures["lease_kept"] = renewed.address == lease.address
+        say(f"The client renewed its lease with B ({renewed.server}): still {renewed.address}.")
+        client.stop()
+    return figures

@@ -1,0 +1,219 @@
+"""Uplinks that are not static, in the lab: an ISP that serves DHCP, a point-to-point link,
+an uplink interface that is unplugged and comes back.
+
+- ``address: dhcp``: the ISP runs its own dnsmasq (own conf, pid and lease
+  files in the lab's state dir) on its customer port, handing out addresses of
+  ``10.<100+k>.0.0/24`` with itself (``.1``) as the router. :func:`renumber`
+  moves its pool and makes the client renew (dnsmasq NAKs the old address,
+  RFC 2131 section 4.3.2), :func:`stop_dhcp` makes it stop answering.
+- point-to-point (no ``gateway``): the customer link is a veth with a /32 and a
+  peer address on each end, as pppd sets up (``ip address add A peer B``); the
+  lab plays pppd on the router's side. :func:`ptp_reconnect` gives both ends
+  new addresses, like a PPP reconnect.
+- :func:`unplug` deletes the router's end of an uplink (a USB modem pulled);
+  :func:`replug` creates it again (a new device: new ifindex, new MAC).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wanwatch.config import Wan
+from wanwatch.dynamic import kind, static_address
+from wanwatch.errors import LabError
+from wanwatch.lab import netns, services
+
+if TYPE_CHECKING:
+    from wanwatch.lab.topology import Isp, Lab, Proc
+
+POOLS = ((100, 149), (150, 199))  # host numbers of the ISP's DHCP pool: first, renumbered
+LEASE_TIME = 120  # dnsmasq's shortest lease (dnsmasq(8), --dhcp-range)
+PTP_HOSTS = ((1, 2), (5, 6))  # (ISP, router) host numbers: first, after a reconnect
+DHCP_READY = 10.0
+
+
+def isp_side(wan: Wan, k: int) -> IPv4Interface:
+    """The ISP's address toward the router; its network is the ISP's customer net (BCP38)."""
+    if kind(wan) == "dhcp":
+        return IPv4Interface(f"10.{100 + k}.0.1/24")
+    if kind(wan) == "point-to-point":
+        return IPv4Interface(f"10.{200 + k}.255.{PTP_HOSTS[0][0]}/24")
+    a = static_address(wan)
+    return IPv4Interface(f"{wan.gateway}/{a.network.prefixlen if a is not None else 24}")
+
+
+def cust_commands(isp: Isp) -> list[str]:
+    """``ip -batch`` lines addressing the ISP's customer port (and, point-to-point, the
+    router's end: the lab plays pppd there)."""
+    if isp.kind == "point-to-point":
+        return _ptp_commands(isp, 0)
+    return [f"addr add {isp.gateway} dev {isp.cust_if}"]
+
+
+def ptp_pair(isp: Isp, n: int = 0) -> tuple[IPv4Address, IPv4Address]:
+    """(ISP, router) point-to-point addresses; ``n`` = 1 after :func:`ptp_reconnect`."""
+    base = isp.gateway.network.network_address
+    return base + PTP_HOSTS[n][0], base + PTP_HOSTS[n][1]
+
+
+def _ptp_commands(isp: Isp, n: int) -> list[str]:
+    near, far = ptp_pair(isp, n)
+    return [f"addr replace {near}/32 peer {far}/32 dev {isp.cust_if}"]
+
+
+def _router_ptp(lab: Lab, isp: Isp, n: int) -> None:
+    near, far = ptp_pair(isp, n)
+    netns.batch(lab.router_ns, [f"addr replace {far}/32 peer {near}/32 dev {isp.router_if}"])
+
+
+def ptp_router_address(isp: Isp, n: int = 0) -> IPv4Address:
+    """The router's point-to-point address (``n`` = 1 after :func:`ptp_reconnect`)."""
+    return ptp_pair(isp, n)[1]
+
+
+def build(lab: Lab) -> None:
+    """After the lab's links exist: the router's point-to-point addresses, the DHCP servers."""
+    for isp in lab.topology.isps:
+        if isp.kind == "point-to-point":
+            _router_ptp(lab, isp, 0)
+        elif isp.kind == "dhcp":
+            start_dhcp(lab, isp.wan)
+
+
+# --------------------------------------------------------------------------- DHCP at the ISP
+
+
+def dhcp_conf(lab: Lab, isp: Isp, pool: int) -> str:
+    """The ISP's dnsmasq: DHCP on its customer port only, no DNS (port=0)."""
+    net = isp.gateway.network
+    lo, hi = (net.network_address + h for h in POOLS[pool])
+    dns = lab.topology.dns_servers[isp.index % len(lab.topology.dns_servers)]
+    return (
+        "\n".join(
+            [
+                "# wanwatch lab: the ISP's DHCP server (written by wanwatch.lab.uplinks)",
+                "port=0",
+                "no-resolv",
+                "no-hosts",
+                "bind-interfaces",
+                f"interface={isp.cust_if}",
+                "log-facility=-",
+                "log-dhcp",
+                # Authoritative: a REQUEST for an address outside the pool is NAKed at
+                # once (dnsmasq(8), --dhcp-authoritative), which is how it renumbers.
+                "dhcp-authoritative",
+                "no-ping",  # the ping before an offer costs ~3 s (dnsmasq(8), --no-ping)
+                f"dhcp-range={lo},{hi},{net.netmask},{LEASE_TIME}",
+                f"dhcp-option=option:router,{isp.gateway.ip}",
+                f"dhcp-option=option:dns-server,{dns}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def _dhcp_files(lab: Lab, isp: Isp) -> tuple[Path, Path, Path]:
+    base = lab.state_dir / f"isp{isp.index + 1}-dhcp"
+    return base.with_suffix(".conf"), base.with_suffix(".pid"), base.with_suffix(".leases")
+
+
+def _dhcp_proc(lab: Lab, wan: str) -> Proc | None:
+    return next((p for p in lab.procs if p.name == f"dhcp-{wan}"), None)
+
+
+def start_dhcp(lab: Lab, wan: str, pool: int = 0) -> Proc:
+    """Start the ISP's DHCP server (pool 0, or 1: renumbered); wait until it serves."""
+    isp = lab.isp(wan)
+    conf, pid_file, leases = _dhcp_files(lab, isp)
+    conf.write_text(dhcp_conf(lab, isp, pool), encoding="utf-8")
+    pid_file.unlink(missing_ok=True)
+    proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"dhcp-{wan}")
+    deadline = time.monotonic() + DHCP_READY
+    while not pid_file.exists():  # written once its sockets are bound
+        if not proc.alive() or time.monotonic() > deadline:
+            raise LabError(f"the DHCP server of {wan} did not start: {proc.stderr()[-1000:]}")
+        time.sleep(0.01)
+    return proc
+
+
+def stop_dhcp(lab: Lab, wan: str) -> None:
+    """The ISP stops answering DHCP (its server is stopped, by PID)."""
+    proc = _dhcp_proc(lab, wan)
+    if proc is not None:
+        lab.stop_proc(proc)
+
+
+def renumber(lab: Lab, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
+    """Move the ISP's pool (to ``pool``: 1, or 0 to move back) and make the client renew
+    now; CLOCK_MONOTONIC of the renew.
+
+    The client (``udhcpc_pid``, wanwatch's child: its status names it) renews on
+    SIGUSR1 (busybox udhcpc); the server NAKs the old address, the client starts
+    over and is offered one of the new pool.
+    """
+    stop_dhcp(lab, wan)
+    isp = lab.isp(wan)
+    _, _, leases = _dhcp_files(lab, isp)
+    leases.unlink(missing_ok=True)  # forget the old lease: the client's address is no longer ours
+    start_dhcp(lab, wan, pool=pool)
+    at = time.monotonic()
+    os.kill(udhcpc_pid, signal.SIGUSR1)
+    return at
+
+
+# --------------------------------------------------------------------------- point-to-point
+
+
+def ptp_reconnect(lab: Lab, wan: str) -> float:
+    """A PPP reconnect: both ends get new addresses; CLOCK_MONOTONIC of the change."""
+    isp = lab.isp(wan)
+    old_near, old_far = ptp_pair(isp, 0)
+    at = time.monotonic()
+    # A peer address is named with its peer to delete it (the kernel matches both).
+    netns.batch(lab.router_ns, [f"addr del {old_far}/32 peer {old_near} dev {isp.router_if}"])
+    netns.batch(
+        isp.ns, [f"addr del {old_near}/32 peer {old_far} dev {isp.cust_if}", *_ptp_commands(isp, 1)]
+    )
+    _router_ptp(lab, isp, 1)
+    return at
+
+
+# --------------------------------------------------------------------------- unplug, replug
+
+
+def unplug(lab: Lab, wan: str) -> float:
+    """Delete the router's end of the uplink (the ISP's end goes with it); its time."""
+    isp = lab.isp(wan)
+    at = time.monotonic()
+    netns.ip("-n", lab.router_ns, "link", "del", isp.router_if)
+    return at
+
+
+def replug(lab: Lab, wan: str, name: str | None = None) -> float:
+    """Create the uplink's link again (a new device), under ``name`` (default: the
+    config's); the ISP side is addressed as at start. CLOCK_MONOTONIC when it is up."""
+    isp = lab.isp(wan)
+    ifname = name or isp.router_if
+    netns.veth(isp.ns, isp.cust_if, lab.router_ns, ifname)
+    at = time.monotonic()
+    netns.batch(isp.ns, cust_commands(isp))
+    if isp.kind == "point-to-point":
+        near, far = ptp_pair(isp, 0)
+        netns.batch(lab.router_ns, [f"addr replace {far}/32 peer {near}/32 dev {ifname}"])
+    elif isp.kind == "dhcp":
+        stop_dhcp(lab, wan)  # bound to the old port: serve the new one
+        start_dhcp(lab, wan)
+    return at
+
+
+def rename(lab: Lab, wan: str, new: str, old: str | None = None) -> None:
+    """Rename the router's end of the uplink from ``old`` (default: the config's name) to
+    ``new`` (down, rename, up: the kernel renames only an interface that is down)."""
+    old = old or lab.isp(wan).router_if
+    for args in (("set", old, "down"), ("set", old, "name", new), ("set", new, "up")):
+        netns.ip("-n", lab.router_ns, "link", *args)

@@ -1,0 +1,83 @@
+"""The DNS worker: one A query over UDP, retried, with the answer's rcode and addresses."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import select
+import socket
+import struct
+import time
+
+from wanwatch.lab.worker.report import emit
+
+
+def _dns_query(name: str, qid: int) -> bytes:
+    head = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)  # RD set, one question
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.strip(".").split("."))
+    return head + labels + b"\0" + struct.pack("!HH", 1, 1)  # A, IN
+
+
+def _skip_name(msg: bytes, pos: int) -> int:
+    while True:
+        n = msg[pos]
+        if n == 0:
+            return pos + 1
+        if n & 0xC0 == 0xC0:  # compression pointer: two bytes, end of name
+            return pos + 2
+        pos += n + 1
+
+
+def _dns_parse(msg: bytes, qid: int) -> tuple[int, list[str]] | None:
+    """(rcode, A addresses) of a reply to ``qid``, or None if it is not one."""
+    if len(msg) < 12:
+        return None
+    r_id, flags, qd, an, _, _ = struct.unpack("!HHHHHH", msg[:12])
+    if r_id != qid or not flags & 0x8000:
+        return None
+    pos = 12
+    for _ in range(qd):
+        pos = _skip_name(msg, pos) + 4
+    found = []
+    for _ in range(an):
+        pos = _skip_name(msg, pos)
+        rtype, _, _, rdlen = struct.unpack("!HHIH", msg[pos : pos + 10])
+        pos += 10
+        if rtype == 1 and rdlen == 4:
+            found.append(socket.inet_ntoa(msg[pos : pos + 4]))
+        pos += rdlen
+    return flags & 0x000F, found
+
+
+def dns(args: argparse.Namespace) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((args.server, 53))
+    t0 = time.monotonic()
+    for attempt in range(args.tries):
+        qid = random.randrange(0, 0x10000)
+        sent = time.monotonic()
+        sock.send(_dns_query(args.name, qid))
+        until = sent + args.timeout
+        while (left := until - time.monotonic()) > 0:
+            ready, _, _ = select.select([sock], [], [], left)
+            if not ready:
+                break
+            try:
+                reply = _dns_parse(sock.recv(4096), qid)
+            except (ConnectionRefusedError, struct.error, IndexError):
+                reply = None
+            if reply is not None:
+                now = time.monotonic()
+                emit(
+                    {
+                        "ok": True,
+                        "rcode": reply[0],
+                        "addresses": reply[1],
+                        "rtt_ms": (now - sent) * 1000,
+                        "tries": attempt + 1,
+                        "t0": t0,
+                        "t1": now,
+                    }
+                )
+                return
+    emit({"ok": False, "tries": args.tries, "t0": t0, "t1": time.monotonic()})

@@ -1,0 +1,7 @@
+"""Bounds every traffic worker enforces, whatever its caller asks."""
+
+DEFAULT_MAX_SECONDS = 120.0  # a worker that is not told otherwise
+MAX_ATTEMPTS = 100_000  # connections, echoes or resets of one worker
+MAX_BULK_FLOWS = 64
+MAX_BULK_SECONDS = 120.0
+RST_GAP = 0.01  # between two lone TCP resets

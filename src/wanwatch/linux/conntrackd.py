@@ -1,0 +1,109 @@
+"""conntrackd for a router pair: render conntrackd.conf (pure).
+
+FT-FW mode over UDP on the pair's own sync link (conntrackd.conf(5); the
+conntrack-tools user manual, "Active-Backup setup"): every connection the
+master tracks, NAT mapping included, is kept in the backup's external cache,
+and the notify script commits that cache to the kernel when the backup becomes
+master (keepalived.py). conntrackd has no config test; a config it refuses
+makes it exit at start with its reason, which the supervisor reports.
+
+The lock file and the UNIX control socket are per instance, in the state
+directory: two routers in namespaces on one machine share the filesystem, and
+conntrackd refuses to start when its lock file is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wanwatch.errors import HaError
+
+if TYPE_CHECKING:
+    from wanwatch.config import Config
+
+CONF_FILE = "conntrackd.conf"
+LOCK_FILE = "conntrackd.lock"
+SOCKET_FILE = "conntrackd.ctl"
+PORT = 3780  # conntrackd's documented default port
+
+
+@dataclass(frozen=True)
+class ConntrackdFiles:
+    conf: Path
+    lock: Path  # conntrackd writes no pid file; its lock file marks a running instance
+    socket: Path
+
+    @classmethod
+    def under(cls, state_dir: Path) -> ConntrackdFiles:
+        return cls(state_dir / CONF_FILE, state_dir / LOCK_FILE, state_dir / SOCKET_FILE)
+
+
+def render(config: Config, state_dir: Path) -> str:
+    """conntrackd.conf for this router of the pair: pure text, no I/O."""
+    ha = config.ha
+    if ha is None:
+        raise HaError("conntrackd is rendered only for a config with an ha: section")
+    files = ConntrackdFiles.under(state_dir)
+    for path in (files.lock, files.socket):
+        if any(c.isspace() or c in '"#' for c in str(path)):
+            raise HaError(f"{path}: conntrackd's config cannot name a path with spaces or quotes")
+    # The routers' own traffic is not the office's: flows from or to any router
+    # address are not synced (as conntrackd's FT-FW example ignores them). The
+    # filter looks at the original direction only, so a NATed flow (client to
+    # server) is synced although its replies go to a shared address.
+    own: list[str] = ["127.0.0.1", str(ha.sync.address.ip)]
+    own += [str(s.address.ip) for s in (*ha.lans, *ha.wans)]
+    own += [str(lan.address.ip) for lan in config.lans if lan.address is not None]
+    own += [str(w.address.ip) for w in config.wans if isinstance(w.address, IPv4Interface)]
+    out = [
+        "# conntrackd for wanwatch: generated, rewritten on every start.",
+        "# Run as: conntrackd -C <this file> (in the foreground)",
+        "",
+        "Sync {",
+        "\tMode FTFW {",
+        "\t\t# the peer's connections wait in the external cache until we are",
+        "\t\t# master; keepalived's notify script commits them (conntrackd -c)",
+        "\t\tDisableExternalCache off",
+        "\t}",
+        "\tUDP {",
+        f"\t\tIPv4_address {ha.sync.address.ip}",
+        f"\t\tIPv4_Destination_Address {ha.sync.peer}",
+        f"\t\tPort {PORT}",
+        f"\t\tInterface {ha.sync.interface}",
+        "\t\tChecksum on",
+        "\t}",
+        "}",
+        "",
+        "General {",
+        "\tHashSize 32768",
+        "\tHashLimit 131072",
+        "\t# log to the console: wanwatch reads it",
+        "\tLogFile off",
+        "\tSyslog off",
+        f"\tLockFile {files.lock}",
+        "\tUNIX {",
+        f"\t\tPath {files.socket}",
+        "\t}",
+        "\tNetlinkBufferSize 2097152",
+        "\tNetlinkBufferSizeMaxGrowth 8388608",
+        "\tFilter From Userspace {",
+        "\t\tProtocol Accept {",
+        "\t\t\tTCP",
+        "\t\t\tUDP",
+        "\t\t\tICMP",
+        "\t\t}",
+        "\t\tAddress Ignore {",
+        *(f"\t\t\tIPv4_address {a}" for a in dict.fromkeys(own)),
+        "\t\t}",
+        "\t}",
+        "}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def command(binary: str, files: ConntrackdFiles) -> list[str]:
+    """argv of the supervised conntrackd: in the foreground (no -d), our config only."""
+    return [binary, "-C", str(files.conf)]

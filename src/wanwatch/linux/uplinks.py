@@ -1,0 +1,190 @@
+"""The run-time facts of uplinks that are not static, for the daemon.
+
+Which uplink interfaces exist (they come and go: USB modems, PPP), the DHCP
+client of each ``address: dhcp`` uplink and its lease. The daemon asks:
+
+- :meth:`DynamicUplinks.usable_link` -- what the engine hears as carrier: the
+  interface exists, has carrier, and (DHCP) holds a lease;
+- :meth:`DynamicUplinks.overlay` -- the engine's Intent with each DHCP uplink's
+  address and gateway taken from its lease (the backend applies them);
+- :meth:`DynamicUplinks.status` -- the extra fields of ``wanwatch status``.
+
+Lease changes reach the daemon through ``on_lease`` (dhcp_client.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+from typing import Any
+
+from wanwatch import status as st
+from wanwatch.config import Config
+from wanwatch.dynamic import DHCP, kind, static_address
+from wanwatch.engine.events import Event, event
+from wanwatch.engine.intent import Intent
+from wanwatch.linux.dhcp_client import DhcpClient, Lease, OnLease, write_script
+
+
+class DynamicUplinks:
+    """Interface presence and DHCP clients of a config's uplinks."""
+
+    def __init__(
+        self,
+        config: Config,
+        state_dir: Path,
+        emit: Callable[[Event], None],
+        on_lease: OnLease,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._state_dir = state_dir
+        self._emit = emit
+        self._on_lease = on_lease
+        self._now = now
+        self._present: dict[str, bool] = {}  # interface -> exists
+        self._clients: dict[str, DhcpClient] = {}  # wan -> its client (DHCP uplinks)
+        self._script: Path | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ facts in
+
+    def link(self, ifname: str, present: bool) -> list[str]:
+        """Interface ``ifname`` exists (or not) now; the uplinks whose presence changed.
+
+        A DHCP uplink's client runs while its interface exists: started when it
+        appears (a replugged modem gets a lease at once), stopped when it goes.
+        """
+        was = self._present.get(ifname)
+        self._present[ifname] = present
+        if was == present:
+            return []
+        changed = []
+        for w in self._config.wans:
+            if w.interface != ifname:
+                continue
+            changed.append(w.name)
+            if was is not None:
+                self._emit(
+                    event(
+                        self._now(),
+                        "wan.link_appeared" if present else "wan.link_absent",
+                        wan=w.name,
+                        interface=ifname,
+                    )
+                )
+            elif not present:
+                self._emit(event(self._now(), "wan.link_absent", wan=w.name, interface=ifname))
+            if w.address == DHCP:
+                self._client(w.name, w.interface, run=present)
+        return changed
+
+    async def reload(self, config: Config) -> None:
+        """Follow a new config: clients for new DHCP uplinks, none for the others."""
+        self._config = config
+        wanted = {w.name: w.interface for w in config.wans if w.address == DHCP}
+        for name, client in list(self._clients.items()):
+            if wanted.get(name) != client.ifname:
+                await client.stop("reload")
+                del self._clients[name]
+        for name, ifname in wanted.items():
+            self._client(name, ifname, run=self._present.get(ifname, False))
+
+    async def stop(self) -> None:
+        if self._stopping:
+            await asyncio.wait(self._stopping)
+        for client in self._clients.values():
+            await client.stop("daemon stopping")
+        self._clients.clear()
+
+    def _client(self, wan: str, ifname: str, *, run: bool) -> None:
+        client = self._clients.get(wan)
+        if not run:
+            if client is not None and client.running:
+                task = asyncio.create_task(client.stop("interface absent"))
+                self._stopping.add(task)  # held until done (asyncio keeps weak references)
+                task.add_done_callback(self._stopping.discard)
+            return
+        if client is None:
+            if self._script is None:
+                self._script = write_script(self._state_dir)
+            client = DhcpClient(
+                wan, ifname, self._script, emit=self._emit, on_lease=self._on_lease, now=self._now
+            )
+            self._clients[wan] = client
+        client.start()
+
+    # ------------------------------------------------------------------ facts out
+
+    def present(self, wan: str) -> bool:
+        return self._present.get(self._config.wan(wan).interface, False)
+
+    def lease(self, wan: str) -> Lease | None:
+        client = self._clients.get(wan)
+        return client.lease if client is not None else None
+
+    def usable_link(self, wan: str, carrier: bool) -> bool:
+        """The carrier the engine hears: link up and, for a DHCP uplink, a lease held."""
+        w = self._config.wan(wan)
+        return carrier and self.present(wan) and (w.address != DHCP or self.lease(wan) is not None)
+
+    def probe_source(self, wan: str) -> IPv4Address | None:
+        """The source address probes of ``wan`` are bound to (re-pinned on a new lease)."""
+        w = self._config.wan(wan)
+        if w.address == DHCP:
+            lease = self.lease(wan)
+            return lease.address.ip if lease is not None else None
+        a = static_address(w)
+        return a.ip if a is not None else None
+
+    def overlay(self, intent: Intent) -> Intent:
+        """``intent`` with each DHCP uplink's address and gateway from its lease (None without)."""
+        plans = []
+        for u in intent.uplinks:
+            lease = self.lease(u.name) if u.kind == "dhcp" else None
+            if u.kind != "dhcp":
+                plans.append(u)
+            elif lease is None:
+                plans.append(dataclasses.replace(u, address=None, gateway=None))
+            else:
+                plans.append(dataclasses.replace(u, address=lease.address, gateway=lease.router))
+        return dataclasses.replace(intent, uplinks=tuple(plans))
+
+    def status(
+        self,
+        wan: str,
+        carrier: bool,
+        resolved: tuple[IPv4Interface | None, IPv4Address | None] | None,
+    ) -> dict[str, Any]:
+        """Extra fields of ``wan``'s UplinkStatus; ``resolved``: the backend's address, gateway."""
+        w = self._config.wan(wan)
+        present = self.present(wan)
+        link = "absent" if not present else "up" if carrier else "down"
+        out: dict[str, Any] = {"kind": kind(w), "present": present, "link": link}
+        if resolved is not None:
+            address, gateway = resolved
+            out["address"] = str(address) if address is not None else None
+            out["gateway"] = str(gateway) if gateway is not None else None
+        client = self._clients.get(wan)
+        if client is not None:
+            out["dhcp_client"] = {
+                "running": client.running,
+                "pid": client.pid,
+                "restarts": client.restarts,
+                "last_error": client.last_error,
+            }
+            lease = client.lease
+            if lease is not None:
+                out["lease"] = st.LeaseStatus(
+                    address=str(lease.address),
+                    router=str(lease.router) if lease.router else None,
+                    dns=[str(d) for d in lease.dns],
+                    lease_s=lease.lease_s,
+                    server=str(lease.server) if lease.server else None,
+                    age_s=round(self._now() - lease.bound_at, 1),
+                )
+        return out

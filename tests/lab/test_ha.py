@@ -1,0 +1,177 @@
+"""The router pair in real namespaces: real keepalived, conntrackd, dnsmasq and wanwatch.
+
+Router A (priority 150) and router B (100) run examples/office-ha-a.yaml and
+-b.yaml, derived for the lab. Killing A, or leaving it with no uplink, moves
+the office to B: new connections go out through B, established NATed
+connections carry on (conntrackd handed their state over, and the shared
+uplink address keeps their NAT mapping valid), and DHCP goes on with the same
+address. How fast is measured by bench/ha.py, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wanwatch.config import load
+from wanwatch.lab import netns
+from wanwatch.lab.ha import PairLab, start, wait_role
+from wanwatch.lab.office import Office
+from wanwatch.lab.traffic import ConnectLoop, Flow, FlowReport
+
+pytestmark = pytest.mark.lab
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+LAN = "ether3"
+DEADLINE = 15.0  # a bound for every wait, not a speed requirement
+FLOWS = 3
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[PairLab, Office, Office]]:
+    lab = PairLab(
+        load(EXAMPLES / "office-ha-a.yaml"),
+        load(EXAMPLES / "office-ha-b.yaml"),
+        tag=netns.run_tag(),
+        state_root=tmp_path / "labs",
+        remove_state=False,
+    )
+    try:
+        lab.up()
+        a, b = start(lab, DEADLINE)
+        yield lab, a, b
+    finally:
+        lab.down()
+        assert not set(lab.namespaces) & netns.existing()
+
+
+def _flows(lab: PairLab) -> list[Flow]:
+    flows = [Flow(lab, LAN, interval=0.05, max_seconds=120).start() for _ in range(FLOWS)]
+    for f in flows:
+        f.wait_connected(time.monotonic() + DEADLINE)
+    return flows
+
+
+def _carried_on(flow: Flow, since: float) -> FlowReport:
+    """Wait until ``flow`` has exchanged bytes after ``since``; its report."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        rep = flow.report()
+        if rep.broken_at is not None or (rep.last_ok or 0) > since + 1.0:
+            return rep
+        if time.monotonic() > deadline:
+            return rep
+        time.sleep(0.05)
+
+
+def _addresses(lab: PairLab, side: str) -> set[str]:
+    out = netns.sh(["ip", "-n", lab.router(side), "-j", "-4", "addr", "show"]).stdout
+    return {a["local"] for link in json.loads(out) for a in link.get("addr_info", [])}
+
+
+def test_master_killed_backup_carries_the_office_and_its_connections(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    lab, _, b = pair
+    client = lab.dhcp_client(LAN)
+    before = client.wait_lease(time.monotonic() + DEADLINE)
+    assert str(before.router) == "192.168.19.1"  # the shared gateway, not a router's own
+    flows = _flows(lab)
+    assert {f.report().isp for f in flows} == {"INET-UTAMA"}
+    with ConnectLoop(lab, LAN) as loop:
+        killed = lab.kill_router("a")
+        first = loop.first_success(after=killed, deadline=killed + DEADLINE)
+    assert first is not None, "no new connection through router B"
+    assert wait_role(b, "MASTER", DEADLINE)
+    for f in flows:
+        rep = _carried_on(f, killed)
+        assert rep.broken_at is None, f"a NATed connection died in the takeover: {rep}"
+        assert (rep.last_ok or 0) > killed + 1.0, rep
+    # DHCP: the client renews (unicast to the dead router, then broadcast) and keeps its address
+    asked = client.renew()
+    after = client.wait_lease(asked + 60, after=asked)
+    assert after.address == before.address
+    assert str(after.server) == "192.168.19.4"  # router B's dnsmasq answered
+    client.stop()
+
+
+def test_master_without_uplinks_hands_over_and_takes_back(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    lab, a, b = pair
+    lab.client_static(LAN)
+    flows = _flows(lab)
+    # Both of A's uplinks go silent (cables in): only its probes see it, and the
+    # track file hands the priority to B.
+    cut = lab.silence("a")
+    wait_role(b, "MASTER", DEADLINE)
+    wait_role(a, "BACKUP", DEADLINE)
+    with ConnectLoop(lab, LAN) as loop:
+        assert loop.first_success(after=time.monotonic(), deadline=time.monotonic() + DEADLINE)
+    for f in flows:
+        rep = _carried_on(f, cut)
+        assert rep.broken_at is None and (rep.last_ok or 0) > cut + 1.0, rep
+    # Failback: A's uplinks return; it is the preferred router (preempt) and takes over.
+    back = lab.silence("a", on=False)
+    wait_role(a, "MASTER", 60)
+    wait_role(b, "BACKUP", DEADLINE)
+    for f in flows:
+        rep = _carried_on(f, time.monotonic())
+        assert rep.broken_at is None and (rep.last_ok or 0) > back, rep
+
+
+def test_sigterm_hands_over_and_removes_what_it_added(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    lab, a, b = pair
+    shared = {"192.168.19.1", "192.168.20.1", "192.168.0.2", "192.168.18.2"}
+    assert shared <= _addresses(lab, "a")
+    assert not shared & _addresses(lab, "b")
+    assert a.stop(signal.SIGTERM) == 0
+    wait_role(b, "MASTER", DEADLINE)
+    assert shared <= _addresses(lab, "b")
+    assert not shared & _addresses(lab, "a")
+    assert _addresses(lab, "a") == {"127.0.0.1", "10.99.0.1"}  # only what was there before
+    assert netns.sh(["ip", "netns", "pids", lab.router("a")]).stdout.split() == []
+    left = {p.name for p in a.daemon_state.iterdir()}
+    assert left <= {"dnsmasq.leases"}, left  # the leases outlive us, nothing else
+
+
+def test_master_unplugged_from_its_isps_faults_and_hands_over(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    lab, a, b = pair
+    lab.client_static(LAN)
+    lab.unplug("a", lans=False)  # carrier lost: keepalived itself puts the group in FAULT
+    wait_role(b, "MASTER", DEADLINE)
+    wait_role(a, "FAULT", DEADLINE)
+    with ConnectLoop(lab, LAN) as loop:
+        assert loop.first_success(after=time.monotonic(), deadline=time.monotonic() + DEADLINE)
+
+
+def test_reload_applies_a_changed_pair_and_refuses_leaving_it(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    lab, a, b = pair
+    assert b.daemon is not None
+    data = yaml.safe_load(lab.peer_config_path.read_text())
+    data["ha"]["priority"] = 200  # B becomes the preferred router
+    lab.peer_config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    since = time.monotonic()
+    b.daemon.send_signal(signal.SIGHUP)
+    b.wait_event("config.reloaded", since=since)
+    wait_role(b, "MASTER", DEADLINE)
+    wait_role(a, "BACKUP", DEADLINE)
+    del data["ha"]
+    lab.peer_config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    since = time.monotonic()
+    b.daemon.send_signal(signal.SIGHUP)
+    rejected = b.wait_event("config.rejected", since=since)
+    assert rejected["reason"] == "ha", rejected
+    assert (b.status()["ha"] or {}).get("role") == "MASTER"  # still serving as before
