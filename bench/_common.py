@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -9,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,18 @@ def host_info() -> dict[str, Any]:
         "commit": git("rev-parse", "--short", "HEAD"),
         "tree_dirty": None if status is None else bool(status),
     }
+
+
+def lab_main(run: Callable[[], dict[str, Any]], errors: tuple[type[Exception], ...]) -> int:
+    """A lab bench's exit: its JSON on stdout and 0; 1 if the lab failed (``errors``), 2 if
+    not root."""
+    if os.geteuid() != 0:
+        say("needs root: it builds network namespaces")
+        return 2
+    try:
+        out = run()
+    except errors as exc:
+        say(f"bench failed: {exc}")
+        return 1
+    sys.stdout.write(json.dumps(out, indent=1) + "\n")
+    return 0

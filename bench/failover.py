@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, host_info, say, summary
+from _common import ROOT, host_info, lab_main, say, summary
 
 from wanwatch.config import Config, load
 from wanwatch.control import ControlError, request
@@ -683,16 +683,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    if os.geteuid() != 0:
-        say("needs root: it builds network namespaces")
-        return 2
-    try:
-        out = run(args)
-    except (LabError, ControlError) as exc:
-        say(f"bench failed: {exc}")
-        return 1
-    sys.stdout.write(json.dumps(out, indent=1) + "\n")
-    return 0
+    return lab_main(lambda: run(args), (LabError, ControlError))
 
 
 if __name__ == "__main__":

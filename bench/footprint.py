@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, str]] = [
     ("pyroute2 rtnetlink (linux.netlink)", "import wanwatch.linux.netlink"),
     ("pyroute2 conntrack (linux.conntrack)", "import wanwatch.linux.conntrack"),
     ("backend, probes, dnsmasq, daemon", "import wanwatch.daemon"),
+    ("status page (--http only)", "import wanwatch.web.app"),
 ]
 
 PROBE = """

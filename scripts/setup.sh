@@ -14,6 +14,8 @@ packages=(
   libnetfilter-queue-dev                   # delay/jitter emulation in the lab (no netem here)
   faketime                                 # libfaketime: the lab moves the daemon's wall clock, not the host's
   iputils-ping procps
+  chromium chromium-driver                 # headless browser for the status page's lab test
+  systemd                                  # systemd-analyze verify for the shipped unit
 )
 missing=()
 for p in "${packages[@]}"; do

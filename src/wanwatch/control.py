@@ -24,7 +24,6 @@ from typing import Any
 
 from wanwatch.errors import WanwatchError
 
-DEFAULT_SOCKET = Path("/run/wanwatch.sock")
 MAX_REQUEST = 64 * 1024
 MAX_CLIENTS = 64
 REQUEST_TIMEOUT = 5.0

@@ -40,6 +40,7 @@ from wanwatch.errors import (
 )
 from wanwatch.footprint import fwmark
 from wanwatch.ha import local_view
+from wanwatch.history import History
 from wanwatch.hooks import HookRunner
 from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
@@ -50,12 +51,12 @@ from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
 from wanwatch.repair import Healer
+from wanwatch.sdnotify import Notifier
 
 log = logging.getLogger("wanwatch")
 
 EVENT_RING = 500  # events kept for `wanwatch status`
 STARTUP_VERDICT_WAIT = 4.0  # longest wait for first probe verdicts before steering routes
-DEFAULT_STATE_DIR = Path("/var/lib/wanwatch")
 ADMIN_FILE = "admin.json"  # the operator's disable/enable choices, kept across restarts
 # Many readers at once (a dashboard, scrapers, scripts polling `status`) share one
 # snapshot this young, so their number does not multiply the loop's work.
@@ -84,10 +85,13 @@ class Daemon:
         socket_path: Path,
         state_dir: Path,
         clock: Callable[[], float] = time.monotonic,
+        *,
         metrics: tuple[str, int] | None = None,
+        http: tuple[str, int] | None = None,
     ) -> None:
         self.config_path = config_path
         self.metrics_address = metrics
+        self.http_address = http
         self.socket_path = socket_path
         self.state_dir = state_dir
         self.now = clock
@@ -109,13 +113,22 @@ class Daemon:
         self._dynamic: DynamicUplinks | None = None
         self._heal = Healer(clock())
         self._snapshot: tuple[float, st.Status, bytes] | None = None
+        self._servers: list[asyncio.Server] = []  # metrics and the status page, if asked for
+        self.history = History(clock)
+        self._notify = Notifier()  # systemd's NOTIFY_SOCKET, if any
+        self._observers: list[Callable[[Event], None]] = [
+            self.history.on_event,
+            self._notify.on_event,
+        ]
 
     # ------------------------------------------------------------------ events
 
     def emit(self, ev: Event) -> None:
         self.events.append(ev)
         self.event_counts[ev.name] += 1
-        log.info("%s", ev)
+        log.info("%s", ev, extra={"event": ev})
+        for observe in self._observers:
+            observe(ev)
         if self._hooks is not None:
             self._hooks.on_event(ev)
 
@@ -149,7 +162,6 @@ class Daemon:
         # adopt the first one's routes, rules, nft table and dnsmasq, and remove them
         # all on its way out (ControlError, exit 1, nothing changed).
         server = await serve(self.socket_path, self._answer)
-        metrics_server: asyncio.Server | None = None
         try:
             self._emit_all(self._backend.start())
             self._links = self._backend.link_watcher()
@@ -187,7 +199,7 @@ class Daemon:
                 self.emit(event(self.now(), "ha.failed", error=str(exc)))
             except DnsmasqError as exc:  # DHCP/DNS degraded, routing goes on
                 self.emit(event(self.now(), "dnsmasq.failed", error=str(exc)))
-            metrics_server = await self._serve_metrics()
+            await self._serve_extras()
             self.emit(
                 event(
                     self.now(),
@@ -200,8 +212,6 @@ class Daemon:
             )
             await self._loop()
         finally:
-            if metrics_server is not None:
-                metrics_server.close()
             await self._shutdown(server)
         return 0
 
@@ -223,11 +233,41 @@ class Daemon:
             )
             return None
 
+    async def _serve_extras(self) -> None:
+        """Metrics and the status page, each only when asked for; closed by _shutdown."""
+        found = [await self._serve_metrics(), await self._serve_http()]
+        self._servers = [srv for srv in found if srv is not None]
+
+    async def _serve_http(self) -> asyncio.Server | None:
+        """The status page if asked for; a port we cannot bind degrades only the page."""
+        if self.http_address is None:
+            return None
+        from wanwatch.web import app, http
+
+        host, port = self.http_address
+        page = app.StatusPage(
+            lambda: self._status_snapshot()[0],
+            lambda: self.events,
+            self.history,
+            self._counts,
+            self.now,
+        )
+        try:
+            server = await http.serve(host, port, page.handle)
+        except OSError as exc:
+            address = f"{host}:{port}"
+            self.emit(event(self.now(), "http.failed", address=address, error=exc.strerror))
+            return None
+        self._observers.append(page.on_event)
+        return server
+
     def _counts(self) -> dict[str, int]:
         return dict(self.event_counts)
 
     async def _shutdown(self, server: asyncio.Server) -> None:
         server.close()
+        for extra in self._servers:
+            extra.close()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         loop = asyncio.get_running_loop()
@@ -270,8 +310,12 @@ class Daemon:
             self._maybe_repair()
             if self._pair is not None and self._dnsmasq is not None:
                 await self._pair.follow(self._engine.status(now), self._dnsmasq)
+            if self.history.due(now):
+                self.history.sample(now, self._engine.status(now))
             wake = min(self._engine.next_wakeup(), self._heal.wake_at() or math.inf)
-            delay = max(0.0, min(wake - self.now(), 1.0))
+            # WATCHDOG=1 from here: a loop that stops turning stops it (sd_watchdog_enabled(3)).
+            watchdog = self._notify.pet(self.now())
+            delay = max(0.0, min(wake - self.now(), 1.0, watchdog))
             self._wake.clear()
             if self._commands.empty():
                 with contextlib.suppress(TimeoutError):
@@ -436,10 +480,36 @@ class Daemon:
     # ------------------------------------------------------------------ reload
 
     async def _reload(self) -> None:
-        assert self._engine is not None and self._backend is not None and self._hub is not None
+        """SIGHUP: check the whole new config first; apply it only if every part accepts it."""
+        assert self._engine is not None and self._backend is not None
+        checked = await self._checked_reload()
+        if checked is None:
+            return
+        new_shared, new = checked
+        try:
+            self._emit_all(self._backend.reload(new))
+        except (NetlinkError, NftError) as exc:
+            self.emit(event(self.now(), "config.rejected", reason="backend", error=str(exc)))
+            return
+        old, self._config = self._config, new
+        assert old is not None
+        self._emit_all(self._engine.reload(new, self.now()))
+        await self._reload_uplinks(old, new)
+        if self._hooks is not None:
+            self._hooks.hooks = new.hooks
+        await self._reload_dnsmasq(new_shared)
+        if self._pair is not None:
+            try:
+                await self._pair.reload(new_shared)
+            except HaError as exc:  # the peer carries the office
+                self.emit(event(self.now(), "ha.failed", error=str(exc)))
+        self._steer(force=True)
+        self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
+
+    async def _checked_reload(self) -> tuple[Config, Config] | None:
+        """The new config (shared, and this router's view), or None after saying why not."""
         try:
             new_shared = load(self.config_path)
-            new = local_view(new_shared)
         except ConfigError as exc:
             self.emit(
                 event(
@@ -451,27 +521,23 @@ class Daemon:
             )
             for problem in exc.problems:
                 log.warning("config: %s", problem)
-            return
-        old = self._config
-        assert old is not None
-        if self._dnsmasq is not None:
-            try:  # everything is checked before anything is applied
-                await self._dnsmasq.validate(new_shared)
-            except DnsmasqError as exc:
-                self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
-                return
+            return None
+        assert self._config is not None
         try:
-            await validate_reload(old, new_shared, self.state_dir)
+            if self._dnsmasq is not None:
+                await self._dnsmasq.validate(new_shared)
+            await validate_reload(self._config, new_shared, self.state_dir)
+        except DnsmasqError as exc:
+            self.emit(event(self.now(), "config.rejected", reason="dnsmasq", error=str(exc)))
+            return None
         except HaError as exc:
             self.emit(event(self.now(), "config.rejected", reason="ha", error=str(exc)))
-            return
-        try:
-            self._emit_all(self._backend.reload(new))
-        except (NetlinkError, NftError) as exc:
-            self.emit(event(self.now(), "config.rejected", reason="backend", error=str(exc)))
-            return
-        self._config = new
-        self._emit_all(self._engine.reload(new, self.now()))
+            return None
+        return new_shared, local_view(new_shared)
+
+    async def _reload_uplinks(self, old: Config, new: Config) -> None:
+        """Watch, lease and probe the new config's uplinks; forget the removed ones."""
+        assert self._hub is not None
         if self._links is not None:
             self._links.watch(w.interface for w in new.wans)
         if self._dynamic is not None:
@@ -483,16 +549,6 @@ class Daemon:
             if wan.name not in {w.name for w in new.wans}:
                 self._hub.remove_uplink(wan.name)
         self._configure_probes(new)
-        if self._hooks is not None:
-            self._hooks.hooks = new.hooks
-        await self._reload_dnsmasq(new_shared)
-        if self._pair is not None:
-            try:
-                await self._pair.reload(new_shared)
-            except HaError as exc:  # the peer carries the office
-                self.emit(event(self.now(), "ha.failed", error=str(exc)))
-        self._steer(force=True)
-        self.emit(event(self.now(), "config.reloaded", wans=len(new.wans), lans=len(new.lans)))
 
     async def _reload_dnsmasq(self, new: Config) -> None:
         if self._dnsmasq is None:

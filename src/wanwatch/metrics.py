@@ -2,13 +2,13 @@
 
 A custom collector reads the daemon's status at scrape time, so there is no
 second bookkeeping path that could disagree with `wanwatch status`. The HTTP
-endpoint runs on the daemon's own asyncio loop (no thread touches engine state).
+endpoint runs on the daemon's own asyncio loop (no thread touches engine state),
+alone (``--metrics``) or as ``/metrics`` beside the status page (``--http``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from wanwatch.status import Status
+from wanwatch.web import http
 
 STATES = ("unknown", "up", "degraded", "down")
 ADMIN = ("enabled", "drain", "disabled")
@@ -85,29 +86,16 @@ def registry_for(collector: Collector) -> CollectorRegistry:
     return registry
 
 
+def exposition(collector: Collector) -> Callable[[], tuple[bytes, str]]:
+    """A function returning the exposition text of ``collector`` and its content type."""
+    registry = registry_for(collector)
+    return lambda: (generate_latest(registry), CONTENT_TYPE_LATEST)
+
+
 async def serve(host: str, port: int, registry: CollectorRegistry) -> asyncio.Server:
     """A minimal HTTP endpoint: any GET answers the exposition text."""
-
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            if request.startswith(b"GET "):
-                body = generate_latest(registry)
-                head = f"HTTP/1.0 200 OK\r\nContent-Type: {CONTENT_TYPE_LATEST}\r\n"
-            else:
-                body, head = b"only GET\n", "HTTP/1.0 405 Method Not Allowed\r\n"
-            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            await writer.drain()
-        except (
-            TimeoutError,
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-        ):
-            pass  # a client that went away or spoke nonsense gets nothing
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    return await asyncio.start_server(on_client, host, port)
+    return await http.serve(
+        host,
+        port,
+        lambda path: http.Response(200, CONTENT_TYPE_LATEST, generate_latest(registry)),
+    )

@@ -9,6 +9,7 @@ a check fails the run if any namespace this process created still exists
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,6 +42,31 @@ def office() -> Config:
 
 
 LabFactory = Callable[..., Lab]
+SharedLab = Callable[..., contextlib.AbstractContextManager[Lab]]
+
+
+@pytest.fixture(scope="session")
+def shared_lab(office: Config, tmp_path_factory: pytest.TempPathFactory) -> SharedLab:
+    """``with shared_lab(name): ...`` -- a lab (up) for a module's fixture, taken down (by
+    name) whatever happens; its state stays for a failed run's logs, pytest prunes it."""
+
+    @contextlib.contextmanager
+    def shared(name: str, **kwargs: Any) -> Iterator[Lab]:
+        lab = Lab(
+            office,
+            tag=netns.run_tag(),
+            state_root=tmp_path_factory.mktemp(name),
+            remove_state=False,
+            **kwargs,
+        )
+        lab.up()
+        try:
+            yield lab
+        finally:
+            lab.down()
+            assert not set(lab.namespaces) & netns.existing()
+
+    return shared
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
-from wanwatch.config import Config, load
+from wanwatch.config import load
 from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
@@ -45,6 +45,7 @@ pytestmark = pytest.mark.lab
 
 log = logging.getLogger(__name__)
 
+SharedLab = Callable[..., contextlib.AbstractContextManager[Lab]]  # fixture (conftest.py)
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"  # examples/office.yaml, priority 1 and 2
 CLIENT, CLIENT2 = "ether3", "WIFI"  # its LANs
 HOLD = 3.0  # the hold of the tests' configs: long enough to see, short enough to wait for
@@ -60,22 +61,12 @@ SLACK = 0.2
 
 
 @pytest.fixture(scope="module")
-def office_lab(office: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """The lab shared by this module, taken down (by name) whatever happens."""
-    lab = Lab(
-        office,
-        tag=netns.run_tag(),
-        state_root=tmp_path_factory.mktemp("daemon-labs"),
-        remove_state=False,  # the daemons' logs stay for a failed run; pytest prunes them
-    )
-    lab.up()
-    try:
+def office_lab(shared_lab: SharedLab) -> Iterator[Lab]:
+    """The lab shared by this module, its LAN clients on static addresses."""
+    with shared_lab("daemon-labs") as lab:
         for c in lab.topology.clients:
             lab.client_static(c.lan)
         yield lab
-    finally:
-        lab.down()
-        assert not set(lab.namespaces) & netns.existing()
 
 
 def write_config(

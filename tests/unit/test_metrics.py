@@ -68,7 +68,7 @@ def scrape() -> str:
 
 def test_metrics_follow_status() -> None:
     text = scrape()
-    assert text.startswith("HTTP/1.0 200 OK")
+    assert text.startswith("HTTP/1.1 200 OK")
     assert 'wanwatch_uplink_state{state="down",wan="INET-UTAMA"} 1.0' in text
     assert 'wanwatch_uplink_state{state="up",wan="INET-UTAMA"} 0.0' in text
     assert 'wanwatch_uplink_carrying{wan="BACKUP-INET"} 1.0' in text

@@ -27,20 +27,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def config_option(default: Path | None = None, help_text: str = CONFIG_HELP) -> Callable[[F], F]:
-    """``-c/--config FILE`` into ``config_path``; required unless ``default`` exists."""
+def config_option(
+    default: Path | None = None, help_text: str = CONFIG_HELP, *, fixed: bool = False
+) -> Callable[[F], F]:
+    """``-c/--config FILE`` into ``config_path``; required unless ``default`` exists.
+
+    ``fixed``: ``default`` even when it does not exist (yet): a service's
+    conventional path, whose absence is then a config error that names it.
+    """
     path_type = click.Path(dir_okay=False, path_type=Path)
     if default is None:
         return click.option(
             "-c", "--config", "config_path", required=True, type=path_type, help=help_text
         )
+    present = fixed or default.exists()
     return click.option(
         "-c",
         "--config",
         "config_path",
         type=path_type,
-        default=str(default) if default.exists() else None,
-        required=not default.exists(),
+        default=str(default) if present else None,
+        required=not present,
         show_default=True,
         help=help_text,
     )

@@ -19,16 +19,17 @@ from wanwatch.cli.common import (
     need_root,
 )
 from wanwatch.config import Config
-from wanwatch.control import DEFAULT_SOCKET
 from wanwatch.dynamic import kind, plan_gateway, runtime_facts
 from wanwatch.errors import ConfigError, WanwatchError
+from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from wanwatch.logs import LogFormat
     from wanwatch.status import UplinkStatus
 
 
 @click.command()
-@config_option()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @click.option(
     "--explain", is_flag=True, help="Also show each uplink's monitor settings and their meaning."
 )
@@ -77,7 +78,7 @@ def explain_monitor(cfg: Config) -> str:
 
 
 @click.command()
-@config_option()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @click.option("--down", "down", multiple=True, metavar="WAN", help="Treat this uplink as down.")
 @json_option
 def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
@@ -122,12 +123,12 @@ socket_option = click.option(
 
 
 @click.command()
-@config_option()
+@config_option(DEFAULT_CONFIG, fixed=True)
 @socket_option
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default="/var/lib/wanwatch",
+    default=str(DEFAULT_STATE_DIR),
     show_default=True,
     help="Leases and last known state (set it per namespace: namespaces share one filesystem).",
 )
@@ -138,12 +139,29 @@ socket_option = click.option(
     default=None,
     help="Serve Prometheus metrics there (e.g. 127.0.0.1:9107).",
 )
+@click.option(
+    "--http",
+    "http_address",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve the read-only status page, /api/status and /metrics there (e.g. 127.0.0.1:9180).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one event a line (no timestamp under journald); json: one object a line.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also log debug messages.")
 def run(
+    *,
     config_path: Path,
     socket_path: Path,
     state_dir: Path,
     metrics_address: str | None,
+    http_address: str | None,
+    log_format: LogFormat,
     verbose: bool,
 ) -> None:
     """Be the router (root): probe uplinks, steer routes, NAT, serve DHCP/DNS.
@@ -152,21 +170,18 @@ def run(
     config (an invalid one is refused and the old one keeps running).
     """
     import asyncio
-    import logging
 
+    from wanwatch import logs
     from wanwatch.daemon import Daemon
 
     load_or_exit(config_path)  # exit 2 before touching anything
-    metrics = _host_port(metrics_address) if metrics_address else None
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s.%(msecs)03d %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
+    metrics = _host_port("--metrics", metrics_address) if metrics_address else None
+    http = _host_port("--http", http_address) if http_address else None
+    logs.setup(log_format, verbose)
     need_root("wanwatch run needs root (netlink, nftables, raw ICMP sockets).")
     try:
-        code = asyncio.run(Daemon(config_path, socket_path, state_dir, metrics=metrics).run())
+        daemon = Daemon(config_path, socket_path, state_dir, metrics=metrics, http=http)
+        code = asyncio.run(daemon.run())
     except ConfigError as exc:  # the file changed between the check above and the start
         echo_problems(exc)
         sys.exit(EXIT_BAD_INPUT)
@@ -176,10 +191,10 @@ def run(
     sys.exit(code)
 
 
-def _host_port(text: str) -> tuple[str, int]:
+def _host_port(option: str, text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        click.echo(f"--metrics: {text!r} is not HOST:PORT", err=True)
+        click.echo(f"{option}: {text!r} is not HOST:PORT", err=True)
         sys.exit(EXIT_BAD_INPUT)
     return host.strip("[]"), int(port)
 
@@ -248,6 +263,14 @@ def leases(socket_path: Path, as_json: bool) -> None:
         click.echo(json.dumps(answer["leases"], indent=2))
         return
     click.echo(format_leases_table(answer["leases"]))
+
+
+@click.command("systemd-unit")
+def systemd_unit() -> None:
+    """Print the systemd unit (Type=notify, watchdog, hardening) for this installation."""
+    from wanwatch.systemd import unit
+
+    click.echo(unit(), nl=False)
 
 
 def format_status(answer: dict[str, Any]) -> str:
@@ -336,4 +359,4 @@ def format_leases_table(rows: list[dict[str, Any]]) -> str:
     return format_leases([Lease.from_json(r) for r in rows])
 
 
-COMMANDS = (check, plan, run, status, disable, enable, leases)
+COMMANDS = (check, plan, run, status, disable, enable, leases, systemd_unit)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +44,15 @@ class Office:
     # ------------------------------------------------------------------ daemon
 
     def start(
-        self, *, wait_active: str | None = None, timeout: float = 15.0, args: Sequence[str] = ()
+        self,
+        *,
+        wait_active: str | None = None,
+        timeout: float = 15.0,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> Proc:
-        """Start the daemon (extra ``args`` for `wanwatch run`); optionally wait until
-        ``wait_active`` carries traffic."""
+        """Start the daemon (extra ``args`` for `wanwatch run`, extra ``env``); optionally
+        wait until ``wait_active`` carries traffic."""
         if self.daemon is not None and self.daemon.alive():
             raise LabError("the daemon is already running")
         argv = [
@@ -57,7 +62,7 @@ class Office:
             "--state-dir", str(self.daemon_state),
             *args,
         ]  # fmt: skip
-        self.daemon = self.last = self.lab.spawn(self.router_ns, argv, "wanwatch")
+        self.daemon = self.last = self.lab.spawn(self.router_ns, argv, "wanwatch", env)
         self.wait_for(lambda st: True, timeout, "the daemon's control socket")
         if wait_active is not None:
             self.wait_active(wait_active, timeout)
