@@ -15,6 +15,7 @@ bounded by generous deadlines; the times are figures for bench/faults.py.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from wanwatch.config import Config
-from wanwatch.control import request
+from wanwatch.control import MAX_CLIENTS, request
 from wanwatch.lab import chaos, faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
@@ -268,6 +269,21 @@ def test_control_socket_abuse_keeps_status_and_routing(healthy: chaos.Testbed) -
     assert office.status()["pid"] == pid
     assert seen.failed(t0) == [], seen.failed(t0)[:3]
     assert seen.flow_survived
+
+
+def test_control_socket_crowd_beyond_the_cap_is_told_busy_not_reset(
+    healthy: chaos.Testbed,
+) -> None:
+    """With MAX_CLIENTS clients connected and silent, more `status` callers (wanwatch's
+    own client) each get the daemon's explicit "busy" answer -- not a reset, not a
+    timeout; once the crowd leaves, status is answered again."""
+    office = healthy.office
+    with contextlib.ExitStack() as crowd:
+        for _ in range(MAX_CLIENTS):
+            crowd.enter_context(chaos.stalled_client(office.socket))
+        late = chaos.status_storm(office.socket, 10)
+    assert all(chaos.busy(a) for a in late), late
+    assert office.status()["active"] == [PRIMARY]
 
 
 def test_sighup_with_a_broken_config_keeps_the_old_one_routing(healthy: chaos.Testbed) -> None:
