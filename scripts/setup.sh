@@ -12,6 +12,7 @@ packages=(
   keepalived conntrackd                    # a router pair: VRRP and connection-state sync
   busybox                                  # udhcpc and nslookup for the lab's LAN clients
   libnetfilter-queue-dev                   # delay/jitter emulation in the lab (no netem here)
+  faketime                                 # libfaketime: the lab moves the daemon's wall clock, not the host's
   iputils-ping procps
   chromium chromium-driver                 # headless browser for the status page's lab test
   systemd                                  # systemd-analyze verify for the shipped unit
