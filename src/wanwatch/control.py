@@ -81,14 +81,16 @@ class _Session(asyncio.Protocol):
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._busy = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # a stream socket
         self._transport = transport
         self._clients[0] += 1
-        if self._clients[0] > MAX_CLIENTS:
-            self._reply({"error": "busy: too many clients, try again"})
-            return
+        # Over the cap a client is still read (its request is one short line), then
+        # told it is busy: answering before reading would close a socket with unread
+        # data, which unix(7) turns into a reset and the answer would be lost.
+        self._busy = self._clients[0] > MAX_CLIENTS
         self._timer = self._loop.call_later(
             REQUEST_TIMEOUT,
             self._reply,
@@ -117,6 +119,9 @@ class _Session(asyncio.Protocol):
             self._timer.cancel()
 
     def _answer(self, line: bytes) -> None:
+        if self._busy:
+            self._reply({"error": "busy: too many clients, try again"})
+            return
         try:
             request = json.loads(line or b"{}")
         except ValueError as exc:  # includes UnicodeDecodeError
