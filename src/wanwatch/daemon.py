@@ -6,6 +6,11 @@ facts in (probe replies, carrier changes, signals, the clock) and decisions out
 
 A fault in one part degrades that part and is reported as an event; the loop
 keeps the office online with whatever still works.
+
+Why one module of ~700 lines: it is the one place where every part meets the
+loop (start order, callbacks, reload, shutdown, status). Each part's logic is
+elsewhere -- engine/, repair.py (self-healing), linux/*, web/, history.py --
+and what stays here is wiring that reads best in one file.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Faults on the router itself: what an admin, a firewall reload or a crash does to wanwatch.
 
+(Over 600 lines on purpose: one injection and its read-back per fault, shared
+by tests/lab/test_selfheal.py and bench/faults.py; each is short and alone.)
+
 faults.py breaks the world around the router (the ISPs); this module breaks
 the router's own state in the lab's router namespace, as a real office sees it
 happen: its nft table deleted, ``nft flush ruleset``, its routes and rules

@@ -1,5 +1,8 @@
 """Compile the office config to a RouterOS script (v7 or v6). A pure text renderer.
 
+(Over 600 lines: one renderer per RouterOS menu, written top to bottom as the
+script reads; the golden files in tests/golden/routeros are its specification.)
+
 What it writes, per the RouterOS manual:
 
 * ``/ip address`` per uplink and LAN; ``/ip pool``, ``/ip dhcp-server`` (with
