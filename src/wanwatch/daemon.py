@@ -67,21 +67,6 @@ ADMIN_FILE = "admin.json"  # the operator's disable/enable choices, kept across 
 # Many readers at once (a dashboard, scrapers, scripts polling `status`) share one
 # snapshot this young, so their number does not multiply the loop's work.
 STATUS_MAX_AGE = 0.05
-# Kernel objects a reconcile event changed, named for drift.repaired.
-_CHANGES = frozenset(
-    {
-        "route.switch",
-        "route.set",
-        "route.withdraw",
-        "route.remove",
-        "rule.add",
-        "rule.remove",
-        "address.add",
-        "address.remove",
-        "nft.apply",
-        "sysctl.set",
-    }
-)
 
 
 class Daemon:

@@ -36,7 +36,7 @@ DRIFT_DEBOUNCE = 0.05
 # A full reconcile pass this often whatever was heard: the safety net for changes
 # that send no notification (e.g. the conntrack accounting sysctl).
 FULL_PASS_INTERVAL = 10.0
-RT_TABLE_MAIN = 254
+RT_TABLE_MAIN = 254  # <linux/rtnetlink.h> (repair.py stays free of pyroute2)
 # Reconcile events that changed a kernel object, named in drift.repaired.
 _CHANGES = frozenset(
     {
