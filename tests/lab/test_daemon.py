@@ -175,7 +175,9 @@ def footprint(lab: Lab) -> dict[str, Any]:
         ],
         "rules": [r for r in ip_json(ns, "rule") if r.get("protocol") == proto],
         "nft": [t for t in nft_tables(ns) if t == ("inet", "wanwatch")],
-        "pids": sorted((p, comm(p)) for p in ns_pids(ns)),
+        # `nft` is a one-shot child of a running daemon (its reconcile passes check
+        # the table every few seconds): not a process anyone left behind.
+        "pids": sorted((p, c) for p in ns_pids(ns) if (c := comm(p)) != "nft"),
     }
     return {k: v for k, v in found.items() if v}
 
