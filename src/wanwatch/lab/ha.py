@@ -198,11 +198,15 @@ def offices(lab: PairLab) -> tuple[Office, Office]:
 
 
 def start(lab: PairLab, timeout: float) -> tuple[Office, Office]:
-    """Start wanwatch on both routers; return once A is master and B backup."""
+    """Start wanwatch on both routers; return once A is master, carrying traffic on its
+    preferred uplink, and B is backup. (The VRRP role alone comes before A's uplinks
+    are confirmed up; until then A answers LAN traffic with net unreachable.)"""
     a, b = offices(lab)
+    preferred = min(lab.config.wans, key=lambda w: w.priority).name
     a.start(timeout=timeout)
     b.start(timeout=timeout)
     wait_role(a, "MASTER", timeout)
+    a.wait_active(preferred, timeout)
     wait_role(b, "BACKUP", timeout)
     return a, b
 
