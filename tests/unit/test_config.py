@@ -233,6 +233,17 @@ def test_zero_uplinks() -> None:
     assert one("lans: []\n").endswith("wans: required: at least one uplink")
 
 
+def test_more_uplinks_than_tables_and_marks() -> None:
+    wans = "".join(
+        f"  - {{name: W{i}, interface: eth{i}, address: 10.{i}.0.2/24, gateway: 10.{i}.0.1, "
+        f"probe: {{targets: [198.51.100.{i + 1}]}}}}\n"
+        for i in range(17)
+    )
+    assert one(f"wans:\n{wans}").endswith(
+        "wans: lists 17 uplinks; at most 16 (each has a routing table and mark of its own)"
+    )
+
+
 def test_static_lease_checks() -> None:
     text = office_with(
         "      lease_time: 1h\n",

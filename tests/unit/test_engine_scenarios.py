@@ -194,7 +194,7 @@ def test_reload_keeps_health_of_surviving_uplinks(office: Config) -> None:
     assert [e.name for e in events[1:]] == ["policy.failover"]
     assert [s.name for s in engine.status(20)] == [B]
     assert engine.status(20)[0].state is Health.UP
-    assert engine.intent().active == (B,) and engine.intent().uplink(B).table == 28701
+    assert engine.intent().active == (B,) and engine.intent().uplink(B).slot == 0
     assert engine.reply(P, 1, 0.01, 20.1) == []  # the removed uplink's late replies
 
 

@@ -23,8 +23,10 @@ from wanwatch.footprint import (
 from wanwatch.linux import sysctl
 from wanwatch.linux.desired import (
     Uplink,
+    describe,
     interface_address,
     main_defaults,
+    plan_json,
     resolve,
     rules,
     table_routes,
@@ -75,6 +77,17 @@ def test_resolve_ranks_by_priority_then_order_and_reads_missing_addresses() -> N
     # B has no address in the config: the interface's primary one on the gateway's subnet
     assert b.address == IPv4Interface("192.168.18.2/24") and b.usable
     assert c.index is None and c.address is None and not c.usable
+
+
+def test_tables_and_marks_follow_config_order_everywhere_they_show() -> None:
+    intent = intent_from_config(CFG)
+    assert [(u.table, u.mark) for u in ups()] == [
+        (28701, 0x10000), (28702, 0x20000), (28703, 0x30000)
+    ]  # fmt: skip
+    assert [(u["table"], u["mark"]) for u in plan_json(intent)["uplinks"]] == [
+        (28701, 0x10000), (28702, 0x20000), (28703, 0x30000)
+    ]  # fmt: skip
+    assert "table 28702 mark 0x20000 priority 1" in describe(intent)
 
 
 def test_a_configured_address_counts_only_once_it_is_there() -> None:

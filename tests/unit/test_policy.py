@@ -9,7 +9,6 @@ import pytest
 from wanwatch.config import Config, load, loads
 from wanwatch.engine.intent import Health, Intent
 from wanwatch.engine.policy import decide, plan_for
-from wanwatch.footprint import fwmark, table_id
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 UP, DOWN, DEG, UNK = Health.UP, Health.DOWN, Health.DEGRADED, Health.UNKNOWN
@@ -115,7 +114,7 @@ def test_every_field_filled(office: Config) -> None:
     for i, (u, w) in enumerate(zip(intent.uplinks, office.wans, strict=True)):
         assert u.name == w.name and u.interface == w.interface and u.gateway == w.gateway
         assert u.address == w.address and u.priority == w.priority and u.weight == w.weight
-        assert u.table == table_id(i) and u.mark == fwmark(i)
+        assert u.slot == i
         assert u.probe_targets == w.probe.targets
         assert u.health is UP
     assert intent.flush == ()

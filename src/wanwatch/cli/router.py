@@ -95,12 +95,12 @@ def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
         )
         sys.exit(EXIT_BAD_INPUT)
     intent = plan_for(cfg, set(down))
-    if as_json:
-        click.echo(json.dumps(intent.to_json(), indent=2))
-        return
-    from wanwatch.engine.intent import describe_intent
+    from wanwatch.linux.desired import describe, plan_json
 
-    click.echo(describe_intent(intent))
+    if as_json:
+        click.echo(json.dumps(plan_json(intent), indent=2))
+        return
+    click.echo(describe(intent))
     echo_runtime_facts(cfg)
 
 

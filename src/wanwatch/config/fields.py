@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Annotated, Any
 
+from wanwatch.footprint import MAX_UPLINKS
+
 
 @dataclass(frozen=True)
 class Parse:
@@ -171,6 +173,11 @@ def domain_name(value: str) -> str:
 def some_uplink(wans: tuple[Any, ...]) -> tuple[Any, ...]:
     if not wans:
         raise ValueError("must list at least one uplink")
+    if len(wans) > MAX_UPLINKS:
+        raise ValueError(
+            f"lists {len(wans)} uplinks; at most {MAX_UPLINKS} (each has a routing table "
+            "and mark of its own)"
+        )
     return wans
 
 

@@ -13,8 +13,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from wanwatch.config import Config
-from wanwatch.dynamic import Kind, kind, plan_gateway, static_address
-from wanwatch.footprint import fwmark, table_id
+from wanwatch.dynamic import Kind, kind, static_address
 
 
 class Health(StrEnum):
@@ -40,8 +39,7 @@ class UplinkPlan:
     interface: str
     address: IPv4Interface | None  # None: whatever the interface already has (or no lease yet)
     gateway: IPv4Address | None  # None: point-to-point, or a DHCP uplink without a lease
-    table: int  # our per-uplink routing table
-    mark: int  # our fwmark / ct mark for this uplink (bits under footprint.FWMARK_MASK)
+    slot: int  # 0-based position in config.wans: the backend derives its kernel ids from it
     priority: int
     weight: int
     health: Health
@@ -116,7 +114,7 @@ def intent_from_config(
 
     The policy fills the choice; the backend uses it with no uplink active as its
     baseline before the engine has spoken; tests and benches use it to pose a
-    state. Tables and marks come from footprint.py.
+    state.
     """
     health = health or {}
     admin = admin or {}
@@ -128,8 +126,7 @@ def intent_from_config(
                 interface=w.interface,
                 address=static_address(w),
                 gateway=w.gateway,
-                table=table_id(i),
-                mark=fwmark(i),
+                slot=i,
                 priority=w.priority,
                 weight=w.weight,
                 health=health.get(w.name, Health.UNKNOWN),
@@ -150,43 +147,3 @@ def intent_from_config(
         flush=tuple(flush) if config.ha is None else (),
         stale=stale,
     )
-
-
-def describe_intent(intent: Intent) -> str:
-    """The Intent for a person: who carries traffic, then every uplink's plan."""
-    lines = [f"mode: {intent.mode}"]
-    if intent.active:
-        carrying = ", ".join(intent.active)
-        lines.append(
-            f"new connections: {carrying}"
-            + ("  (no healthy uplink: last choice kept)" if intent.stale else "")
-        )
-        first = intent.uplink(intent.active[0])
-        lines.append(
-            f"main default route: {plan_gateway(first.gateway, first.kind)} ({first.name})"
-        )
-    if intent.buckets:
-        shares = {name: intent.buckets.count(name) for name in intent.active}
-        total = len(intent.buckets)
-        split = ", ".join(f"{n} {c}/{total}" for n, c in shares.items())
-        lines.append(f"hash ({intent.classifier}): {split}")
-    lines.append("uplinks:")
-    for u in intent.uplinks:
-        addr = u.address or ("(DHCP lease)" if u.kind == "dhcp" else "(interface address)")
-        role = "carrying" if u.carrying else "standby"
-        if u.admin is not Admin.ENABLED:
-            role = u.admin.value
-        lines.append(
-            f"  {u.name:<14} {u.health.value:<9} {role:<9} {u.interface} {addr} "
-            f"{plan_gateway(u.gateway, u.kind)}"
-            f"  table {u.table} mark {u.mark:#x} priority {u.priority} weight {u.weight}"
-        )
-    if intent.masquerade:
-        lines.append(f"masquerade: {', '.join(intent.masquerade)}")
-    if intent.flush:
-        lines.append(f"flush NATed flows of: {', '.join(intent.flush)}")
-    if intent.lans:
-        lines.append("lans:")
-        for lan in intent.lans:
-            lines.append(f"  {lan.name:<14} {lan.interface} {lan.address or '(interface address)'}")
-    return "\n".join(lines)

@@ -3,7 +3,7 @@
 ``resolve`` joins the Intent's uplink plans with what the kernel has (links,
 addresses); ``table_routes``, ``rules`` and ``main_defaults`` say which routes
 and rules must exist. The reconciler (reconcile.py) diffs these against the
-kernel. No I/O here.
+kernel; ``describe`` is the same for a person (``wanwatch plan``). No I/O here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
 
-from wanwatch.dynamic import Kind
+from wanwatch.dynamic import Kind, plan_gateway
 from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan
 from wanwatch.footprint import (
     DEFAULT_METRIC,
@@ -23,6 +24,8 @@ from wanwatch.footprint import (
     RULE_PRIO_SUPPRESS,
     TABLE_BASE,
     UNREACHABLE_METRIC,
+    fwmark,
+    table_id,
 )
 from wanwatch.linux.netlink import (
     DEFAULT_DST,
@@ -117,8 +120,8 @@ def resolve(
                 name=p.name,
                 interface=p.interface,
                 gateway=p.gateway if p.gateway is not None else peer,
-                table=p.table,
-                mark=p.mark,
+                table=table_id(p.slot),
+                mark=fwmark(p.slot),
                 rank=rank[p.name],
                 health=p.health,
                 admin=p.admin,
@@ -191,3 +194,53 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
             continue
         out.append(u.default(RT_TABLE_MAIN, FALLBACK_METRIC_BASE + u.rank))
     return out, keep
+
+
+def plan_json(intent: Intent) -> dict[str, Any]:
+    """``intent`` as JSON, each uplink with the table and mark this backend gives it."""
+    out = intent.to_json()
+    for u, plan in zip(out["uplinks"], intent.uplinks, strict=True):
+        u["table"], u["mark"] = table_id(plan.slot), fwmark(plan.slot)
+    return out
+
+
+def describe(intent: Intent) -> str:
+    """The dataplane of ``intent`` for a person: who carries traffic, then every uplink's
+    plan with its table and mark."""
+    lines = [f"mode: {intent.mode}"]
+    if intent.active:
+        carrying = ", ".join(intent.active)
+        lines.append(
+            f"new connections: {carrying}"
+            + ("  (no healthy uplink: last choice kept)" if intent.stale else "")
+        )
+        first = intent.uplink(intent.active[0])
+        lines.append(
+            f"main default route: {plan_gateway(first.gateway, first.kind)} ({first.name})"
+        )
+    if intent.buckets:
+        shares = {name: intent.buckets.count(name) for name in intent.active}
+        total = len(intent.buckets)
+        split = ", ".join(f"{n} {c}/{total}" for n, c in shares.items())
+        lines.append(f"hash ({intent.classifier}): {split}")
+    lines.append("uplinks:")
+    for u in intent.uplinks:
+        addr = u.address or ("(DHCP lease)" if u.kind == "dhcp" else "(interface address)")
+        role = "carrying" if u.carrying else "standby"
+        if u.admin is not Admin.ENABLED:
+            role = u.admin.value
+        lines.append(
+            f"  {u.name:<14} {u.health.value:<9} {role:<9} {u.interface} {addr} "
+            f"{plan_gateway(u.gateway, u.kind)}"
+            f"  table {table_id(u.slot)} mark {fwmark(u.slot):#x}"
+            f" priority {u.priority} weight {u.weight}"
+        )
+    if intent.masquerade:
+        lines.append(f"masquerade: {', '.join(intent.masquerade)}")
+    if intent.flush:
+        lines.append(f"flush NATed flows of: {', '.join(intent.flush)}")
+    if intent.lans:
+        lines.append("lans:")
+        for lan in intent.lans:
+            lines.append(f"  {lan.name:<14} {lan.interface} {lan.address or '(interface address)'}")
+    return "\n".join(lines)

@@ -41,7 +41,7 @@ from wanwatch import ha
 from wanwatch.config import Config
 from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.errors import NftError
-from wanwatch.footprint import FWMARK_MASK, FWMARK_SHIFT, NFT_FAMILY, NFT_TABLE
+from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark
 
 # jhash seed of the classifier ("wanw"). Fixed on purpose: see the module docstring.
 HASH_SEED = 0x77616E77
@@ -96,21 +96,18 @@ def _hex(mark: int) -> str:
 
 
 def _slot(u: UplinkPlan) -> int:
-    """Number used in our chain names: the uplink's mark with the shift taken off."""
-    return u.mark >> FWMARK_SHIFT
+    """Number used in our chain names: 1-based, the mark's bits with the shift taken off."""
+    return u.slot + 1
 
 
 def _check(intent: Intent) -> None:
-    marks: set[int] = set()
+    slots: set[int] = set()
     for u in intent.uplinks:
-        if u.mark == 0 or u.mark & ~FWMARK_MASK:
-            raise NftError(
-                f"uplink {u.name}: mark {u.mark:#x} is not a non-zero value under "
-                f"the mask {FWMARK_MASK:#010x}"
-            )
-        if u.mark in marks:
-            raise NftError(f"uplink {u.name}: mark {u.mark:#x} is used twice")
-        marks.add(u.mark)
+        if not 0 <= u.slot < MAX_UPLINKS:
+            raise NftError(f"uplink {u.name}: slot {u.slot} is outside 0..{MAX_UPLINKS - 1}")
+        if u.slot in slots:
+            raise NftError(f"uplink {u.name}: slot {u.slot} is used twice")
+        slots.add(u.slot)
     names = {u.name for u in intent.uplinks}
     for b in intent.buckets:
         if b not in names:
@@ -146,7 +143,7 @@ def render(intent: Intent, config: Config) -> str:
     _check(intent)
     uplinks = intent.uplinks
     wan_ifs = [u.interface for u in uplinks]
-    restore = ", ".join(f"{_hex(u.mark)} : jump restore_{_slot(u)}" for u in uplinks)
+    restore = ", ".join(f"{_hex(fwmark(u.slot))} : jump restore_{_slot(u)}" for u in uplinks)
     out: list[str] = []
     w = out.append
 
@@ -207,16 +204,13 @@ def render(intent: Intent, config: Config) -> str:
         w(f"\t\tmeta nfproto ipv4 oifname {_ifset(intent.masquerade)} masquerade")
         w("\t}")
 
-    for u in uplinks:
-        w("")
-        w(f"\tchain mark_{_slot(u)} {{")
-        w(f'\t\tct mark set ct mark & {_hex(_KEEP)} | {_hex(u.mark)} comment "{u.name}"')
-        w("\t}")
-    for u in uplinks:
-        w("")
-        w(f"\tchain restore_{_slot(u)} {{")
-        w(f'\t\tmeta mark set meta mark & {_hex(_KEEP)} | {_hex(u.mark)} comment "{u.name}"')
-        w("\t}")
+    for chain, what in (("mark", "ct"), ("restore", "meta")):  # pin the connection; the packet
+        for u in uplinks:
+            w("")
+            w(f"\tchain {chain}_{_slot(u)} {{")
+            mark = _hex(fwmark(u.slot))
+            w(f'\t\t{what} mark set {what} mark & {_hex(_KEEP)} | {mark} comment "{u.name}"')
+            w("\t}")
 
     body = "\n".join(out) + "\n"
     fp = fingerprint(body)

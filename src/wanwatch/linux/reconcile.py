@@ -514,7 +514,7 @@ class Reconciler:
         base = intent_from_config(config)
 
         def sig(i: Intent) -> tuple[Any, ...]:
-            ups = [(u.name, u.interface, u.address, u.gateway, u.table, u.mark) for u in i.uplinks]
+            ups = [(u.name, u.interface, u.address, u.gateway, u.slot) for u in i.uplinks]
             return (ups, i.mode, i.classifier, i.masquerade)
 
         return last if sig(last) == sig(base) else None
