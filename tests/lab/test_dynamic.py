@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface
@@ -305,3 +306,17 @@ def test_a_replugged_dhcp_uplink_gets_a_new_lease(dyn_lab: Lab, router: Office) 
     wait(lambda: wans(router)[DHCP]["lease"] is not None, "a lease on the new interface")
     assert wans(router)[DHCP]["dhcp_client"]["pid"] != old_pid
     router.wait_state(DHCP, "up", DEADLINE)
+
+
+def test_a_killed_daemons_dhcp_client_is_stopped_by_the_next_one(
+    dyn_lab: Lab, router: Office
+) -> None:
+    router.start(wait_active=DHCP, timeout=DEADLINE)
+    orphan = wans(router)[DHCP]["dhcp_client"]["pid"]
+    router.stop(signal.SIGKILL)
+    assert netns.alive(orphan, None)  # udhcpc outlives a SIGKILLed parent
+    router.start(wait_active=DHCP, timeout=DEADLINE)
+    assert not netns.alive(orphan, None)  # found by its pid file, stopped by PID
+    assert wans(router)[DHCP]["dhcp_client"]["pid"] != orphan
+    names = [e["name"] for e in router.events()]
+    assert "dhcp_client.stale" in names, names

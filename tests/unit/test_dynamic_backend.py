@@ -125,7 +125,9 @@ def test_the_udhcpc_script_hands_the_lease_over_and_changes_nothing(tmp_path: Pa
     assert lease.dns == (IPv4Address("10.100.0.53"), IPv4Address("198.51.100.53"))
     assert lease.lease_s == 120 and lease.server == IPv4Address("10.100.0.1")
     assert lease.bound_at == 5.0
-    assert parse_line(run_script(tmp_path, "deconfig", {"PATH": "/bin"}), 1.0) == ("deconfig", None)
+    deconfig = run_script(tmp_path, "deconfig", {"PATH": "/bin"})
+    assert parse_line(deconfig, 1.0) == ("deconfig", None)
+    assert parse_line(deconfig.strip(), 1.0) == ("deconfig", None)  # as the log reader hands it
 
 
 def test_lines_that_are_not_ours_or_are_malformed() -> None:

@@ -13,8 +13,8 @@ lease is lost: NAK, expiry), ``bound`` / ``renew`` (a lease, in the variables
 ``ip``, ``mask``, ``router``, ``dns``, ``lease``, ``serverid``),
 ``leasefail`` (no answer) and ``nak``.
 
-Supervision follows the dnsmasq supervisor (dnsmasq.py): foreground child,
-stderr turned into events, restarts with its bounded exponential backoff.
+Supervision is the generic one (supervisor.py): foreground child, its output
+turned into events, restarts with bounded exponential backoff.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from wanwatch.engine.events import Event, FieldValue, event
-from wanwatch.linux.supervisor import STABLE_AFTER, backoff, terminate
+from wanwatch.linux.supervisor import Program, Supervisor
 
 SCRIPT_FILE = "udhcpc-script"
 MARK = "wanwatch-lease"
@@ -73,8 +73,9 @@ class Lease:
 def parse_line(line: str, now: float) -> tuple[str, Lease | None] | None:
     """One line of udhcpc's stdout: (event, lease or None); None if it is not our script's."""
     parts = line.rstrip("\n").split("\t")
-    if len(parts) != 8 or parts[0] != MARK:
+    if parts[0] != MARK or len(parts) > 8:
         return None
+    parts += [""] * (8 - len(parts))  # empty trailing fields may have been stripped
     _, kind, ip, mask, router, dns, lease_s, server = parts
     if kind not in ("bound", "renew") or not ip:
         return kind, None
@@ -94,7 +95,7 @@ def parse_line(line: str, now: float) -> tuple[str, Lease | None] | None:
         return "malformed", None
 
 
-def command(ifname: str, script: Path) -> list[str]:
+def command(ifname: str, script: Path, pid_file: Path) -> list[str]:
     """argv of one uplink's udhcpc: foreground, our script, that interface only."""
     return [
         "busybox",
@@ -104,6 +105,8 @@ def command(ifname: str, script: Path) -> list[str]:
         ifname,
         "-s",
         str(script),
+        "-p",
+        str(pid_file),
         "-t",
         str(DISCOVER_TRIES),
         "-T",
@@ -118,13 +121,18 @@ OnLease = Callable[[str, Lease | None, str], None]  # (wan, lease or None when l
 
 
 class DhcpClient:
-    """One uplink's supervised udhcpc; ``on_lease`` hears every lease gained, changed or lost."""
+    """One uplink's supervised udhcpc; ``on_lease`` hears every lease gained, changed or lost.
+
+    The process is run by a :class:`Supervisor` (start, log, restart with backoff,
+    stop by PID, and a copy a killed wanwatch left behind found by its pid file);
+    udhcpc's stdout (our script's lines) and stderr (its log) are read as one stream.
+    """
 
     def __init__(
         self,
         wan: str,
         ifname: str,
-        script: Path,
+        state_dir: Path,
         *,
         emit: Callable[[Event], None],
         on_lease: OnLease,
@@ -132,40 +140,65 @@ class DhcpClient:
     ) -> None:
         self.wan = wan
         self.ifname = ifname
-        self._script = script
         self._emit_event = emit
         self._on_lease = on_lease
         self._now = now
         self.lease: Lease | None = None
-        self.restarts = 0
-        self.last_error: str | None = None
-        self._proc: asyncio.subprocess.Process | None = None
-        self._task: asyncio.Task[None] | None = None
+        pid_file = state_dir / f"udhcpc-{wan}.pid"
+        self._supervisor = Supervisor(
+            Program(
+                name="dhcp_client",
+                argv=tuple(command(ifname, state_dir / SCRIPT_FILE, pid_file)),
+                marker=str(pid_file),
+                pid_file=pid_file,
+                ready=lambda _line: True,  # never waited for: udhcpc has no "ready" line
+                log_event=self._line,
+                fields={"wan": wan},
+                start_fields={"interface": ifname},
+                merge_stdout=True,
+                on_exit=lambda: self._lose("client exited"),
+            ),
+            emit,
+            now,
+        )
+        self._starting: asyncio.Task[None] | None = None
 
     @property
     def running(self) -> bool:
-        return self._task is not None
+        return self._starting is not None or self._supervisor.supervising
 
     @property
     def pid(self) -> int | None:
-        proc = self._proc
-        return proc.pid if proc is not None and proc.returncode is None else None
+        return self._supervisor.pid
+
+    @property
+    def restarts(self) -> int:
+        return self._supervisor.restarts
+
+    @property
+    def last_error(self) -> str | None:
+        return self._supervisor.last_error
 
     def start(self) -> None:
         """Start supervising (idempotent)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._supervise())
+        if not self.running:
+            self._starting = asyncio.create_task(self._supervisor.keep_running())
+            self._starting.add_done_callback(self._started)
 
     async def stop(self, why: str = "stopped") -> None:
         """Stop udhcpc (by its PID: SIGTERM, SIGKILL after a grace); the lease is gone."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
-        await self._terminate()
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.cancel()
+            await asyncio.wait({starting})
+        await self._supervisor.halt()
         self._lose(why)
 
     # ------------------------------------------------------------------ internals
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        if self._starting is task:
+            self._starting = None
 
     def _emit(self, name: str, **fields: FieldValue) -> None:
         self._emit_event(event(self._now(), name, wan=self.wan, **fields))
@@ -176,51 +209,11 @@ class DhcpClient:
             self._emit("dhcp_client.lost", reason=why)
             self._on_lease(self.wan, None, why)
 
-    async def _supervise(self) -> None:
-        attempt = 0
-        while True:
-            started = self._now()
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *command(self.ifname, self._script),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                )
-            except OSError as exc:
-                self.last_error = f"cannot run busybox udhcpc: {exc.strerror}"
-                self._emit("dhcp_client.error", error=self.last_error)
-            else:
-                self._proc = proc
-                self._emit("dhcp_client.start", pid=proc.pid, interface=self.ifname)
-                code = await self._follow(proc)
-                self.last_error = f"udhcpc exited with code {code}"
-                self._emit("dhcp_client.exit", pid=proc.pid, code=code)
-            self._lose("client exited")
-            attempt = 1 if self._now() - started >= STABLE_AFTER else attempt + 1
-            self.restarts += 1
-            await asyncio.sleep(backoff(attempt))
-
-    async def _follow(self, proc: asyncio.subprocess.Process) -> int:
-        """Read the script's lines (stdout) and udhcpc's log (stderr) until it exits."""
-        assert proc.stdout is not None and proc.stderr is not None  # asked for PIPEs
-        log = asyncio.create_task(self._log(proc.stderr))
-        try:
-            while raw := await proc.stdout.readline():
-                self._line(raw.decode(errors="replace"))
-            return await proc.wait()
-        finally:
-            await asyncio.wait({log}, timeout=1.0)
-            log.cancel()
-
-    async def _log(self, stream: asyncio.StreamReader) -> None:
-        while raw := await stream.readline():
-            if text := raw.decode(errors="replace").strip():
-                self._emit("dhcp_client.log", msg=text)
-
-    def _line(self, line: str) -> None:
-        parsed = parse_line(line, self._now())
+    def _line(self, line: str, now: float) -> None:
+        """One line of udhcpc's output: our script's (a lease event) or its log."""
+        parsed = parse_line(line, now)
         if parsed is None:
+            self._emit("dhcp_client.log", msg=line)
             return
         kind, lease = parsed
         if lease is not None:
@@ -232,11 +225,6 @@ class DhcpClient:
             self._lose("deconfig")
         elif kind in ("leasefail", "nak", "malformed"):
             self._emit("dhcp_client." + kind)
-
-    async def _terminate(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            await terminate(proc)
 
 
 def write_script(state_dir: Path) -> Path:

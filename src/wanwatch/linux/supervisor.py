@@ -1,11 +1,11 @@
 """Supervised children: one program in the foreground, its log read, its respawn bounded.
 
-The generic half of running a daemon as our child, shared by
-dnsmasq, keepalived and conntrackd. A :class:`Program` says how to run one and
-how to read its log; a :class:`Supervisor` starts it, waits until it says it is
-ready, turns every log line into an event, restarts it with exponential backoff
-when it dies, stops it by its PID, and stops a stale copy a killed wanwatch left
-behind (only one whose command line names our own config file).
+The generic half of running a daemon as our child, shared by dnsmasq, keepalived,
+conntrackd and the uplinks' DHCP clients. A :class:`Program` says how to run one
+and how to read its log; a :class:`Supervisor` starts it, waits until it says it
+is ready, turns every log line into an event, restarts it with exponential
+backoff when it dies, stops it by its PID, and stops a stale copy a killed
+wanwatch left behind (only one whose command line names our own file).
 
 Events are ``<name>.start/exit/restart/stop/stale/error`` with the program's name.
 """
@@ -108,6 +108,8 @@ class Program:
     last_words: Callable[[str], str] = str.strip  # a log line as an error message
     error: type[WanwatchError] = WanwatchError
     start_fields: dict[str, FieldValue] = field(default_factory=dict)
+    fields: dict[str, FieldValue] = field(default_factory=dict)  # on every event of ours
+    on_exit: Callable[[], None] | None = None  # after each exit, before the restart
     merge_stdout: bool = False  # read stdout and stderr (programs that log to stdout)
     # Left behind by a killed copy and refused at start (conntrackd's lock file):
     # removed before each start, once no copy of ours runs.
@@ -165,6 +167,17 @@ class Supervisor:
         """Start the program, wait until ready, supervise it; raise program.error if it fails."""
         await self.kill_stale()
         self.supervise(await self.start_child())
+
+    async def keep_running(self) -> None:
+        """Start the program and supervise it, without waiting for it to be ready: a
+        failure to start is an event and a retry after the backoff, never an exception."""
+        await self.kill_stale()
+        try:
+            child: Child | None = await self.spawn()
+        except WanwatchError as exc:
+            child = None
+            self._failed(exc)
+        self.supervise(child)
 
     def supervise(self, child: Child | None) -> None:
         """Watch ``child`` (None: start one after the first backoff) until halt()."""
@@ -258,7 +271,12 @@ class Supervisor:
     # ------------------------------------------------------------------ internals
 
     def _emit(self, what: str, **fields: FieldValue) -> None:
-        self._emit_event(event(self._now(), f"{self.program.name}.{what}", **fields))
+        p = self.program
+        self._emit_event(event(self._now(), f"{p.name}.{what}", **p.fields, **fields))
+
+    def _failed(self, exc: WanwatchError) -> None:
+        self.last_error = str(exc)
+        self._emit("error", error=str(exc))
 
     def _last_words(self, child: Child) -> str:
         return self.program.last_words(child.last_line)
@@ -275,13 +293,12 @@ class Supervisor:
                 child.last_line = line
                 if not child.ready.done() and self.program.ready(line):
                     child.ready.set_result(True)
-                ev = self.program.log_event(line, self._now())
-                if ev is None:
-                    continue
                 try:
-                    self._emit_event(ev)
+                    ev = self.program.log_event(line, self._now())
+                    if ev is not None:
+                        self._emit_event(ev)
                 except Exception as exc:  # noqa: BLE001
-                    # Whatever the callback does, keep draining: a program blocks
+                    # Whatever the callbacks do, keep draining: a program blocks
                     # (dnsmasq's DHCP and DNS included) once its stderr pipe is full.
                     self.last_error = f"event callback failed: {exc!r}"
         finally:
@@ -319,6 +336,8 @@ class Supervisor:
                     ran_ms=round(ran * 1000),
                     last=self._last_words(child),
                 )
+                if self.program.on_exit is not None:
+                    self.program.on_exit()
                 if ran >= STABLE_AFTER:
                     attempt = 0
             attempt += 1
@@ -330,8 +349,7 @@ class Supervisor:
                 child = await self.spawn()
             except WanwatchError as exc:
                 child = None
-                self.last_error = str(exc)
-                self._emit("error", error=str(exc))
+                self._failed(exc)
 
     def _supervisor_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

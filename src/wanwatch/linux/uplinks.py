@@ -113,7 +113,12 @@ class DynamicUplinks:
             if self._script is None:
                 self._script = write_script(self._state_dir)
             client = DhcpClient(
-                wan, ifname, self._script, emit=self._emit, on_lease=self._on_lease, now=self._now
+                wan,
+                ifname,
+                self._state_dir,
+                emit=self._emit,
+                on_lease=self._on_lease,
+                now=self._now,
             )
             self._clients[wan] = client
         client.start()
