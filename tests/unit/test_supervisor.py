@@ -128,3 +128,44 @@ def test_keepalived_lines_become_events() -> None:
 )
 def test_conntrackd_lines_become_events(line: str, level: str | None, msg: str) -> None:
     assert conntrackd_event(line, 1.0) == event(1.0, "conntrackd.log", level=level, msg=msg)
+
+
+def test_keep_running_retries_a_program_that_cannot_start_then_one_that_exits(
+    tmp_path: Path,
+) -> None:
+    """Without a ready line (the DHCP clients): a missing program is an error event and a
+    retry, not an exception; every exit calls on_exit; every event names the uplink."""
+    program_path = tmp_path / "late"
+    exits: list[int] = []
+    events: list[Event] = []
+    program = Program(
+        name="dhcp_client",
+        argv=(str(program_path), "--marker"),
+        marker="--marker",
+        pid_file=tmp_path / "late.pid",
+        ready=lambda _line: True,
+        log_event=lambda line, now: event(now, "dhcp_client.log", msg=line),
+        fields={"wan": "W"},
+        merge_stdout=True,
+        on_exit=lambda: exits.append(1),
+    )
+
+    async def body() -> None:
+        sup = Supervisor(program, events.append)
+        await sup.keep_running()  # the program is not there yet
+        assert sup.supervising and sup.pid is None and "cannot run" in (sup.last_error or "")
+        program_path.write_text("#!/bin/sh\necho hello\nexit 3\n", encoding="utf-8")
+        program_path.chmod(0o755)
+        for _ in range(250):  # retries after 0.2 s, then runs, exits, is restarted
+            if len(exits) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await sup.halt()
+
+    asyncio.run(body())
+    names = [e.name for e in events]
+    assert names[0] == "dhcp_client.error" and "dhcp_client.start" in names, names
+    assert len(exits) >= 2 and names.count("dhcp_client.exit") == len(exits), names
+    assert any(e.name == "dhcp_client.log" and e.fields["msg"] == "hello" for e in events)
+    ours = [e for e in events if e.name != "dhcp_client.log"]
+    assert all(e.fields["wan"] == "W" for e in ours), ours
