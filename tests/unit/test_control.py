@@ -114,6 +114,70 @@ def test_many_clients_at_once_and_one_that_never_finishes(
     assert len(calls) == len(served)
 
 
+class FakeLoop:
+    """The two things the pacer asks of a loop: its clock and a timer."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[tuple[float, Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Any) -> object:
+        self.timers.append((self.now + delay, callback))
+        return object()
+
+    def run_until(self, t: float) -> None:
+        while self.timers and min(at for at, _ in self.timers) <= t:
+            due = min(self.timers, key=lambda x: x[0])
+            self.timers.remove(due)
+            self.now = due[0]
+            due[1]()
+        self.now = t
+
+
+def test_the_pacer_sends_a_burst_at_once_then_at_its_rate_in_order() -> None:
+    loop = FakeLoop()
+    pacer = control._Pacer(loop, rate=100.0, burst=5)  # type: ignore[arg-type]
+    sent: list[tuple[int, float]] = []
+    for i in range(25):
+        pacer.submit(lambda i=i: sent.append((i, loop.now)))
+    assert [i for i, _ in sent] == [0, 1, 2, 3, 4]  # the burst, at once
+    assert len(loop.timers) == 1  # one timer for the whole queue, not one per answer
+    loop.run_until(0.105)
+    assert [i for i, _ in sent] == list(range(15))  # 10 more in ~0.1 s at 100/s
+    loop.run_until(1.0)
+    assert [i for i, _ in sent] == list(range(25)) and not loop.timers
+    # Never faster than the rate after the burst: the k-th queued send waits k / rate.
+    for k, (_, at) in enumerate(sent[5:], start=1):
+        assert at >= k / 100.0 - 1e-9
+    # A quiet spell refills the bucket: the next send goes at once.
+    loop.run_until(2.0)
+    pacer.submit(lambda: sent.append((25, loop.now)))
+    assert sent[-1] == (25, 2.0)
+
+
+def test_a_crowd_beyond_the_answer_rate_is_answered_once_each_in_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(control, "ANSWER_RATE", 200.0)
+    monkeypatch.setattr(control, "ANSWER_BURST", 10)
+    calls: Calls = []
+    sock = tmp_path / "c.sock"
+
+    async def client() -> tuple[float, list[dict[str, Any]]]:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        answers = await asyncio.gather(*(ask(sock, b'{"cmd": "status"}\n') for _ in range(50)))
+        return loop.time() - t0, list(answers)
+
+    took, answers = asyncio.run(with_server(sock, calls, client))
+    assert answers == [{"ok": True, "cmd": "status"}] * 50
+    assert len(calls) == 50  # each request handled once, though answered later
+    assert took >= (50 - 10) / 200.0 - 0.01  # paced: no faster than the rate allows
+
+
 def test_a_second_daemon_may_not_take_a_live_socket(tmp_path: Path) -> None:
     sock = tmp_path / "c.sock"
 

@@ -38,8 +38,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +124,7 @@ class Lab:
             raise LabError(f"the derived lab config does not validate:\n{exc}") from exc
         self._procs: list[Proc] = []
         self._owned: list[str] = []  # namespaces this lab created (or recorded as created)
+        self._sigterm = False  # __enter__ made SIGTERM interrupt the program
         self._serial = 0
         self.whoami: Proc | None = None
         self.dns: Proc | None = None
@@ -179,6 +182,12 @@ class Lab:
     # ---------------------------------------------------------------- lifecycle
 
     def __enter__(self) -> Self:
+        # A SIGTERM (a CI timeout, `kill`) ends a program as Ctrl-C does, through
+        # __exit__, so the lab it holds is removed instead of left running.
+        in_main = threading.current_thread() is threading.main_thread()
+        self._sigterm = in_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        if self._sigterm:
+            signal.signal(signal.SIGTERM, _interrupt)
         return self.up()
 
     def __exit__(
@@ -187,7 +196,11 @@ class Lab:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.down()
+        try:
+            self.down()
+        finally:
+            if self._sigterm:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def up(self) -> Self:
         """Build every namespace, link, address, ISP filter and fake-internet service.
@@ -487,3 +500,7 @@ class Lab:
             return client.wait_lease(client.started + timeout)
         finally:
             client.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
