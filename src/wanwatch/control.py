@@ -32,8 +32,8 @@ MAX_CLIENTS = 64
 REQUEST_TIMEOUT = 5.0
 # Answers per second, and how many may leave at once after a quiet spell. A
 # dashboard or a scraper asks a few times a second; 50 scripts polling `status` in
-# a loop asked ~15,000 times a second in the lab and kept the daemon's loop 95 %
-# busy, which delayed every probe timer (bench/failover.py --load). Over the rate,
+# a loop kept the daemon's loop so busy that every probe timer ran late and a
+# failover took 7 % longer (bench/failover.py --load). Over the rate,
 # a client's connection stays open with its answer queued, costing nothing until
 # its turn: a closed-loop crowd slows down to the rate instead of taking the loop.
 ANSWER_RATE = 1000.0
