@@ -188,7 +188,11 @@ class Lab:
         self._sigterm = in_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
         if self._sigterm:
             signal.signal(signal.SIGTERM, _interrupt)
-        return self.up()
+        try:
+            return self.up()  # a failed up() removes what it built, and __exit__ is not called
+        except BaseException:
+            self._default_sigterm()
+            raise
 
     def __exit__(
         self,
@@ -199,8 +203,12 @@ class Lab:
         try:
             self.down()
         finally:
-            if self._sigterm:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._default_sigterm()
+
+    def _default_sigterm(self) -> None:
+        if self._sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._sigterm = False
 
     def up(self) -> Self:
         """Build every namespace, link, address, ISP filter and fake-internet service.
