@@ -60,7 +60,7 @@ from typing import Any
 from _common import ROOT, host_info, lab_main, say, summary
 
 from wanwatch.config import Config, load
-from wanwatch.control import ControlError, request
+from wanwatch.daemon.control import ControlError, request
 from wanwatch.errors import LabError
 from wanwatch.lab import faults
 from wanwatch.lab.office import Office

@@ -27,7 +27,7 @@ from typing import Any
 from _common import ROOT, host_info, say, summary
 
 from wanwatch.config import load
-from wanwatch.control import ControlError
+from wanwatch.daemon.control import ControlError
 from wanwatch.errors import LabError
 from wanwatch.lab import chaos, faults
 from wanwatch.lab.topology import Lab

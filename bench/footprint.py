@@ -37,8 +37,8 @@ LAYERS: list[tuple[str, str]] = [
     ("engine", "import wanwatch.engine.core"),
     ("pyroute2 rtnetlink (linux.netlink)", "import wanwatch.linux.netlink"),
     ("pyroute2 conntrack (linux.conntrack)", "import wanwatch.linux.conntrack"),
-    ("backend, probes, dnsmasq, daemon", "import wanwatch.daemon"),
-    ("status page (--http only)", "import wanwatch.web.app"),
+    ("backend, probes, dnsmasq, daemon", "import wanwatch.daemon.loop"),
+    ("status page (--http only)", "import wanwatch.daemon.web.app"),
 ]
 
 PROBE = """

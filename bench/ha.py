@@ -37,7 +37,7 @@ from typing import Any
 from _common import ROOT, host_info, say, summary
 
 from wanwatch.config import load
-from wanwatch.control import request
+from wanwatch.daemon.control import request
 from wanwatch.lab.ha import PairLab, start, wait_role
 from wanwatch.lab.office import Office
 from wanwatch.lab.traffic import ConnectLoop, Flow

@@ -42,9 +42,9 @@ from wanwatch.config import Config, loads
 from wanwatch.engine.events import Event
 from wanwatch.errors import DnsmasqError
 from wanwatch.lab import netns
-from wanwatch.leases import read_leases
 from wanwatch.linux import dnsmasq as dm
 from wanwatch.linux.dnsmasq import Dnsmasq
+from wanwatch.linux.leases import read_leases
 
 pytestmark = pytest.mark.lab
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from wanwatch.config import load
-from wanwatch.control import request
+from wanwatch.daemon.control import request
 from wanwatch.footprint import RT_PROTO
 from wanwatch.lab import faults, netns, uplinks
 from wanwatch.lab.office import Office

@@ -41,13 +41,13 @@ import pytest
 import yaml
 
 from wanwatch.config import Config, Lan, loads
-from wanwatch.control import request
+from wanwatch.daemon.control import request
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import DhcpClient, Lab, Lease, lab_config_data, lab_config_text
 from wanwatch.lab.traffic import DnsAnswer, dns_lookup
-from wanwatch.leases import read_leases
 from wanwatch.linux import dnsmasq as dm
+from wanwatch.linux.leases import read_leases
 
 pytestmark = pytest.mark.lab
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from wanwatch.config import Config
-from wanwatch.control import MAX_CLIENTS, request
+from wanwatch.daemon.control import MAX_CLIENTS, request
 from wanwatch.lab import chaos, faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from wanwatch.cli import main
 from wanwatch.config import Monitor, format_duration, load, loads, parse_duration
+from wanwatch.config.load import validate
 from wanwatch.errors import ConfigError
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
@@ -356,11 +357,11 @@ def test_policy_mode_names_the_choices() -> None:
     assert msg.endswith("policy.mode: must be one of 'failover' or 'loadbalance'")
 
 
-def test_from_data_validates_like_the_file() -> None:
-    mon = Monitor.from_data({"interval": "250ms", "hold": "1m"})
+def test_validate_reads_a_section_like_the_file() -> None:
+    mon = validate(Monitor, {"interval": "250ms", "hold": "1m"})
     assert (mon.interval, mon.hold, mon.up_after) == (0.25, 60.0, 5)
     with pytest.raises(ConfigError) as info:
-        Monitor.from_data({"interval": "fast", "up_after": 0})
+        validate(Monitor, {"interval": "fast", "up_after": 0})
     assert [p.split(": ", 1)[1] for p in info.value.problems] == [
         "interval: not a duration: 'fast' (use 500ms, 10s, 5m, 1h, 1d or seconds)",
         "up_after: must be at least 1",

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from wanwatch.cli import main
 from wanwatch.config import load, loads
-from wanwatch.dynamic import kind, static_address
+from wanwatch.config.dynamic import kind, static_address
 from wanwatch.engine.intent import intent_from_config
 from wanwatch.errors import ConfigError
 

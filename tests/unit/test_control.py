@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from wanwatch import control
-from wanwatch.control import ControlError, request, serve
+from wanwatch.daemon import control
+from wanwatch.daemon.control import ControlError, request, serve
 
 Calls = list[tuple[dict[str, Any], int | None]]
 

@@ -14,17 +14,17 @@ from typing import Any
 import pytest
 
 from wanwatch.config import load
-from wanwatch.daemon import Daemon
-from wanwatch.engine.core import Engine
-from wanwatch.engine.events import Event, event
-from wanwatch.engine.intent import Intent
-from wanwatch.repair import (
+from wanwatch.daemon.loop import Daemon
+from wanwatch.daemon.repair import (
     CONTEST_REPAIRS,
     DRIFT_DEBOUNCE,
     FULL_PASS_INTERVAL,
     RETRY_BACKOFF,
     Healer,
 )
+from wanwatch.engine.core import Engine
+from wanwatch.engine.events import Event, event
+from wanwatch.engine.intent import Intent
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 

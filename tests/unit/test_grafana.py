@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from wanwatch import metrics
+from wanwatch.daemon import metrics
 from wanwatch.status import from_json
 
 ROOT = Path(__file__).resolve().parents[2]

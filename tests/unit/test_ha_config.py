@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from wanwatch.config import load, loads
+from wanwatch.config.ha import local_view, snat
 from wanwatch.engine.intent import intent_from_config
 from wanwatch.errors import ConfigError
-from wanwatch.ha import local_view, snat
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 A = EXAMPLES / "office-ha-a.yaml"

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from wanwatch.config import Monitor
+from wanwatch.config.load import validate
 from wanwatch.engine.health import (
     Answered,
     CarrierChange,
@@ -254,7 +255,7 @@ A, B = IPv4Address("198.51.100.1"), IPv4Address("198.51.100.2")
 
 
 def monitor(**overrides: object) -> UplinkMonitor:
-    return UplinkMonitor("W", [A, B], Monitor.from_data(overrides), 0.0)
+    return UplinkMonitor("W", [A, B], validate(Monitor, overrides), 0.0)
 
 
 def test_healthy_cadence_rotates_over_targets() -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from wanwatch.daemon.history import History
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import event
 from wanwatch.engine.health import Health
 from wanwatch.engine.intent import Admin
-from wanwatch.history import History
 
 
 def wan(name: str, rtt: float | None, loss: float, state: Health = Health.UP) -> WanStatus:

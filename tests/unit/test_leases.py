@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from wanwatch.config import Config, load, loads
 from wanwatch.errors import DnsmasqError
-from wanwatch.leases import Lease, format_leases, lan_of, parse_leases, read_leases
+from wanwatch.linux.leases import Lease, format_leases, lan_of, parse_leases, read_leases
 
 OFFICE = Path(__file__).parents[2] / "examples" / "office.yaml"
 NOW = 1_700_000_000.0
@@ -75,7 +75,7 @@ def test_a_broken_line_is_skipped_and_named(
     office: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
     text = "garbage\n123 02:00:00:00:19:01 not-an-address x *\n" + LEASES
-    with caplog.at_level(logging.WARNING, logger="wanwatch.leases"):
+    with caplog.at_level(logging.WARNING, logger="wanwatch.linux.leases"):
         leases = parse_leases(text, office, NOW, source="leases.txt")
     assert len(leases) == 6
     assert [r.getMessage().split(":")[:2] for r in caplog.records] == [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wanwatch import logs
+from wanwatch.daemon import logs
 from wanwatch.engine.events import event
 
 

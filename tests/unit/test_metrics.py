@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from wanwatch import metrics
+from wanwatch.daemon import metrics
 from wanwatch.status import ProbeStats, Status, UplinkStatus
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wanwatch.repair import CONTEST_REPAIRS, CONTEST_WINDOW, Backoff, Retry, TugOfWar
+from wanwatch.daemon.repair import CONTEST_REPAIRS, CONTEST_WINDOW, Backoff, Retry, TugOfWar
 
 
 def test_backoff_grows_and_is_capped() -> None:

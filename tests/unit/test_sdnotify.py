@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from wanwatch.daemon.sdnotify import Notifier
 from wanwatch.engine.events import event
-from wanwatch.sdnotify import Notifier
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from wanwatch.cli import main
-from wanwatch.systemd import installed_command, unit
+from wanwatch.daemon.systemd import installed_command, unit
 
 
 def directives(text: str) -> dict[str, str]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from wanwatch.daemon.history import History
+from wanwatch.daemon.web import app, http
 from wanwatch.engine.events import Event, event
-from wanwatch.history import History
 from wanwatch.status import Status, from_json
-from wanwatch.web import app, http
 
 
 def uplink_json(name: str, carrying: bool) -> dict[str, Any]:

@@ -19,12 +19,12 @@ from wanwatch.cli.common import (
     need_root,
 )
 from wanwatch.config import Config
-from wanwatch.dynamic import kind, plan_gateway, runtime_facts
+from wanwatch.config.dynamic import kind, plan_gateway, runtime_facts
 from wanwatch.errors import ConfigError, WanwatchError
 from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
-    from wanwatch.logs import LogFormat
+    from wanwatch.daemon.logs import LogFormat
     from wanwatch.status import UplinkStatus
 
 
@@ -171,8 +171,8 @@ def run(
     """
     import asyncio
 
-    from wanwatch import logs
-    from wanwatch.daemon import Daemon
+    from wanwatch.daemon import logs
+    from wanwatch.daemon.loop import Daemon
 
     load_or_exit(config_path)  # exit 2 before touching anything
     metrics = _host_port("--metrics", metrics_address) if metrics_address else None
@@ -201,7 +201,7 @@ def _host_port(option: str, text: str) -> tuple[str, int]:
 
 def ask_daemon(socket_path: Path, what: str, **args: Any) -> dict[str, Any]:
     """The daemon's answer to ``what`` over its control socket, or exit 1 saying why not."""
-    from wanwatch.control import ControlError, request
+    from wanwatch.daemon.control import ControlError, request
 
     try:
         return request(socket_path, what, **args)
@@ -268,7 +268,7 @@ def leases(socket_path: Path, as_json: bool) -> None:
 @click.command("systemd-unit")
 def systemd_unit() -> None:
     """Print the systemd unit (Type=notify, watchdog, hardening) for this installation."""
-    from wanwatch.systemd import unit
+    from wanwatch.daemon.systemd import unit
 
     click.echo(unit(), nl=False)
 
@@ -354,7 +354,7 @@ def _size(n: int) -> str:
 
 
 def format_leases_table(rows: list[dict[str, Any]]) -> str:
-    from wanwatch.leases import Lease, format_leases
+    from wanwatch.linux.leases import Lease, format_leases
 
     return format_leases([Lease.from_json(r) for r in rows])
 

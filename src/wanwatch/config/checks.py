@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, TypeVar
 
-from wanwatch import dynamic
+from wanwatch.config import dynamic
 from wanwatch.config.fields import Path_, format_path
 from wanwatch.config.model import Dns, Lan, Wan
 

@@ -11,8 +11,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
-from typing import Annotated, Any
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Annotated, Any, Literal
 
 from wanwatch.footprint import MAX_UPLINKS
 
@@ -190,3 +190,18 @@ def format_path(path: Sequence[str | int]) -> str:
     for part in path:
         s += f"[{part}]" if isinstance(part, int) else (f".{part}" if s else str(part))
     return s or "(top)"
+
+
+DHCP: Literal["dhcp"] = "dhcp"  # an uplink whose address a DHCP client learns (config/dynamic.py)
+
+
+def parse_wan_address(value: object) -> IPv4Interface | Literal["dhcp"]:
+    """``dhcp`` or an IPv4 address with prefix, from YAML."""
+    if value == DHCP:
+        return DHCP
+    if isinstance(value, str):
+        try:
+            return IPv4Interface(value)
+        except ValueError:
+            pass
+    raise ValueError("not an IPv4 address with prefix (e.g. 192.168.0.2/24) or 'dhcp'")

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 import msgspec
 from msgspec import Meta, Struct
 
-from wanwatch import dynamic
 from wanwatch.config.fields import (
     Argv,
     Check,
@@ -22,6 +21,7 @@ from wanwatch.config.fields import (
     domain_name,
     host_name,
     mac_address,
+    parse_wan_address,
     some_uplink,
     whole_seconds,
 )
@@ -32,15 +32,6 @@ class Model(Struct, frozen=True):
     they repeat it for mypy. Fields named in ``_internal`` are not read from YAML."""
 
     _internal: ClassVar[tuple[str, ...]] = ()
-
-    @classmethod
-    def from_data(cls, data: Any, source: str = "<memory>") -> Self:
-        """Validate plain data (as YAML gives it); ConfigError lists every problem."""
-        # The loader walks model classes, so it imports this module; this call goes
-        # the other way only when made, once both modules are loaded.
-        from wanwatch.config.load import validate
-
-        return validate(cls, data, source)
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` (not validated: for code and tests, not user input)."""
@@ -152,7 +143,7 @@ class Probe(Model, frozen=True):
 if TYPE_CHECKING:
     WanAddress = IPv4Interface | Literal["dhcp"]
 else:  # msgspec cannot convert a union of a custom type and a literal: Parse does it all
-    WanAddress = Annotated[Any, Parse(dynamic.parse_wan_address)]
+    WanAddress = Annotated[Any, Parse(parse_wan_address)]
 
 
 class Wan(Model, frozen=True, kw_only=True):
@@ -228,7 +219,7 @@ class Hooks(Model, frozen=True):
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 
-# --- a router pair (wanwatch.ha explains the design)
+# --- a router pair (config/ha.py explains the design)
 
 # RFC 5798 5.2.7: the advertisement interval is 12 bits of centiseconds.
 ADVERT_MIN = 0.01
@@ -294,7 +285,7 @@ class Config(Model, frozen=True):
     policy: Policy = Policy()
     monitor: Monitor = Monitor()
     hooks: Hooks = Hooks()
-    ha: Ha | None = None  # a router pair (wanwatch.ha)
+    ha: Ha | None = None  # a router pair (config/ha.py)
     source: str = "<memory>"  # the file it came from
 
     def wan(self, name: str) -> Wan:

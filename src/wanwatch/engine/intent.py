@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
 from wanwatch.config import Config
-from wanwatch.dynamic import Kind, kind, static_address
+from wanwatch.config.dynamic import Kind, kind, static_address
 
 
 class Health(StrEnum):

@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from wanwatch.config import load
-from wanwatch.control import ControlError, request
+from wanwatch.daemon.control import ControlError, request
 from wanwatch.errors import LabError
 from wanwatch.footprint import NFT_FAMILY, NFT_TABLE, RT_PROTO
 from wanwatch.lab import netns

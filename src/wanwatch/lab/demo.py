@@ -85,7 +85,7 @@ def measure_switch(
 def _event_lines(office: Office, names: tuple[str, ...], since: float) -> list[str]:
     """The daemon's events named ``names`` since monotonic ``since`` (one clock for all
     namespaces), as log lines."""
-    from wanwatch.control import request
+    from wanwatch.daemon.control import request
     from wanwatch.engine.events import Event
 
     lines = []

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from wanwatch.control import ControlError, request
+from wanwatch.daemon.control import ControlError, request
 from wanwatch.errors import LabError
 from wanwatch.lab.topology import Lab, Proc
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 
 from wanwatch.config import Config, format_duration
-from wanwatch.dynamic import Kind, kind, static_address
+from wanwatch.config.dynamic import Kind, kind, static_address
 from wanwatch.errors import LabError
 from wanwatch.lab import netns, services, uplinks
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wanwatch.config import Wan
-from wanwatch.dynamic import kind, static_address
+from wanwatch.config.dynamic import kind, static_address
 from wanwatch.errors import LabError
 from wanwatch.lab import netns, services
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
-from wanwatch.dynamic import Kind, plan_gateway
+from wanwatch.config.dynamic import Kind, plan_gateway
 from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan
 from wanwatch.footprint import (
     DEFAULT_METRIC,

@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from wanwatch import ha
-from wanwatch.config import Config
+from wanwatch.config import Config, ha
 from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.errors import NftError
 from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark

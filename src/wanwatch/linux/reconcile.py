@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from wanwatch.config import Config
-from wanwatch.dynamic import DHCP, static_address
+from wanwatch.config.dynamic import static_address
+from wanwatch.config.fields import DHCP
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import WanwatchError

@@ -24,7 +24,8 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config
-from wanwatch.dynamic import DHCP, kind, static_address
+from wanwatch.config.dynamic import kind, static_address
+from wanwatch.config.fields import DHCP
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent
 from wanwatch.linux.dhcp_client import DhcpClient, Lease, OnLease, write_script

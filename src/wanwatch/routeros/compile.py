@@ -43,7 +43,7 @@ from pathlib import PurePath
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
-from wanwatch.dynamic import kind, static_address
+from wanwatch.config.dynamic import kind, static_address
 from wanwatch.errors import RouterOSError
 
 OWNED = "wanwatch: "

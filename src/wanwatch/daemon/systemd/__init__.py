@@ -26,6 +26,6 @@ def installed_command(argv0: str | None = None) -> str:
 
 def unit(command: str | None = None) -> str:
     """The unit file's text, its ExecStart= running ``command`` (default: this wanwatch)."""
-    text = resources.files("wanwatch.systemd").joinpath("wanwatch.service").read_text()
+    text = resources.files("wanwatch.daemon.systemd").joinpath("wanwatch.service").read_text()
     command = installed_command() if command is None else command
     return text.replace(f"ExecStart={SHIPPED_EXEC} ", f"ExecStart={command} ")

@@ -20,25 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address, IPv4Interface
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from wanwatch.config import Config, Wan
+from wanwatch.config.fields import DHCP
+from wanwatch.config.model import Config, Wan
 
-DHCP: Literal["dhcp"] = "dhcp"
 Kind = Literal["static", "dhcp", "point-to-point"]
-
-
-def parse_wan_address(value: object) -> IPv4Interface | Literal["dhcp"]:
-    """``dhcp`` or an IPv4 address with prefix, from YAML."""
-    if value == DHCP:
-        return DHCP
-    if isinstance(value, str):
-        try:
-            return IPv4Interface(value)
-        except ValueError:
-            pass
-    raise ValueError("not an IPv4 address with prefix (e.g. 192.168.0.2/24) or 'dhcp'")
 
 
 def kind(wan: Wan) -> Kind:

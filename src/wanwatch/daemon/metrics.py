@@ -15,8 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from wanwatch.daemon.web import http
 from wanwatch.status import Status
-from wanwatch.web import http
 
 STATES = ("unknown", "up", "degraded", "down")
 ADMIN = ("enabled", "drain", "disabled")

@@ -16,10 +16,10 @@ from typing import Any
 
 import msgspec
 
+from wanwatch.daemon.history import History
+from wanwatch.daemon.web.http import Response, text
 from wanwatch.engine.events import Event
-from wanwatch.history import History
 from wanwatch.status import Status, to_json
-from wanwatch.web.http import Response, text
 
 TTL = 0.5  # seconds a cached JSON answer is served as it is
 LOG_LINES = 100  # events the page's log shows
@@ -73,7 +73,7 @@ class StatusPage:
         self._history = history
         self._counts = counts
         self._files = {
-            path: resources.files("wanwatch.web").joinpath("static", name).read_bytes()
+            path: resources.files("wanwatch.daemon.web").joinpath("static", name).read_bytes()
             for path, (name, _) in STATIC.items()
         }
         self._api_status = _Cached(self._status_doc, clock)
@@ -108,7 +108,7 @@ class StatusPage:
 
     def _scrape(self) -> tuple[bytes, str]:
         if self._metrics is None:
-            from wanwatch import metrics  # ~4 MB RSS: only once someone scrapes
+            from wanwatch.daemon import metrics  # ~4 MB RSS: only once someone scrapes
 
             collector = metrics.StatusCollector(self._status, self._counts)
             self._metrics = metrics.exposition(collector)

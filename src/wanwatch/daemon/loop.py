@@ -31,7 +31,12 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config, load
-from wanwatch.control import encode, serve
+from wanwatch.config.ha import local_view
+from wanwatch.daemon.control import encode, serve
+from wanwatch.daemon.history import History
+from wanwatch.daemon.hooks import HookRunner
+from wanwatch.daemon.repair import Healer
+from wanwatch.daemon.sdnotify import Notifier
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Admin, Intent
@@ -44,20 +49,15 @@ from wanwatch.errors import (
     WanwatchError,
 )
 from wanwatch.footprint import fwmark
-from wanwatch.ha import local_view
-from wanwatch.history import History
-from wanwatch.hooks import HookRunner
-from wanwatch.leases import read_leases
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dhcp_client import Lease
 from wanwatch.linux.dnsmasq import Dnsmasq
+from wanwatch.linux.leases import read_leases
 from wanwatch.linux.pair import Pair, validate_reload
 from wanwatch.linux.traffic import TrafficWatch
 from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
 from wanwatch.probe.icmp import ProbeHub
-from wanwatch.repair import Healer
-from wanwatch.sdnotify import Notifier
 
 log = logging.getLogger("wanwatch")
 
@@ -211,7 +211,7 @@ class Daemon:
         """Prometheus endpoint if asked for; a port we cannot bind degrades only metrics."""
         if self.metrics_address is None:
             return None
-        from wanwatch import metrics  # prometheus_client costs ~4 MB RSS: only when asked
+        from wanwatch.daemon import metrics  # prometheus_client costs ~4 MB RSS: only when asked
 
         host, port = self.metrics_address
         registry = metrics.registry_for(
@@ -234,7 +234,7 @@ class Daemon:
         """The status page if asked for; a port we cannot bind degrades only the page."""
         if self.http_address is None:
             return None
-        from wanwatch.web import app, http
+        from wanwatch.daemon.web import app, http
 
         host, port = self.http_address
         page = app.StatusPage(
