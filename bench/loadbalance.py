@@ -67,7 +67,8 @@ from wanwatch.errors import LabError
 from wanwatch.footprint import FWMARK_MASK
 from wanwatch.lab import faults, netns, shaping
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import WHOAMI_PORT, Lab
+from wanwatch.lab.services import WHOAMI_PORT
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     Attempt,
     ConnectLoop,

@@ -38,7 +38,8 @@ from wanwatch.config import load
 from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import WHOAMI_PORT, Lab
+from wanwatch.lab.services import WHOAMI_PORT
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     Attempt,
     ConnectLoop,

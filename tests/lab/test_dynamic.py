@@ -24,7 +24,7 @@ import pytest
 from wanwatch.config import load
 from wanwatch.daemon.control import request
 from wanwatch.footprint import RT_PROTO
-from wanwatch.lab import faults, netns, uplinks
+from wanwatch.lab import faults, netns, plan, uplinks
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import Flow, add_client_addresses, first_new_connection
@@ -237,24 +237,24 @@ def test_point_to_point_routes_via_its_peer_and_follows_a_reconnect(
     router.start(wait_active=DHCP, timeout=DEADLINE)
     isp = dyn_lab.isp(PPP)
     w = wans(router)[PPP]
-    peer = str(uplinks.ptp_pair(isp, 0)[0])
+    peer = str(plan.ptp_pair(isp, 0)[0])
     assert w["kind"] == "point-to-point" and w["gateway"] == peer
-    assert w["address"] == f"{uplinks.ptp_router_address(isp)}/32"
+    assert w["address"] == f"{plan.ptp_router_address(isp)}/32"
     assert {"dst": "default", "gateway": peer, "dev": "ppp0"}.items() <= table_routes(dyn_lab, 1)[
         0
     ].items()
     assert request(router.socket, "disable", wan=DHCP, timeout=2)["admin"] == "disabled"
     router.wait_active(PPP, DEADLINE)
     moved = uplinks.ptp_reconnect(dyn_lab, PPP)
-    new_addr = f"{uplinks.ptp_router_address(isp, 1)}/32"
-    new_peer = str(uplinks.ptp_pair(isp, 1)[0])
+    new_addr = f"{plan.ptp_router_address(isp, 1)}/32"
+    new_peer = str(plan.ptp_pair(isp, 1)[0])
     wait(lambda: wans(router)[PPP]["address"] == new_addr, "the new PPP address")
     wait(lambda: wans(router)[PPP]["gateway"] == new_peer, "the new peer as gateway")
     hit = first_new_connection(
         dyn_lab, CLIENT, after=moved, deadline=time.monotonic() + 10, via=PPP
     )
     assert hit is not None
-    assert uplinks.ptp_router_address(isp, 1) in nat_addresses(dyn_lab)
+    assert plan.ptp_router_address(isp, 1) in nat_addresses(dyn_lab)
     assert request(router.socket, "enable", wan=DHCP, timeout=2)["admin"] == "enabled"
 
 
@@ -272,7 +272,7 @@ def test_an_absent_uplink_starts_absent_is_adopted_dropped_and_renamed(
     wait(lambda: wans(router)[PPP]["present"] and wans(router)[PPP]["address"] is not None,
          "the replugged interface to be adopted")  # fmt: skip
     wait(lambda: len(table_routes(dyn_lab, 1)) == 3, "its table")  # peer, default, unreachable
-    peer = str(uplinks.ptp_pair(dyn_lab.isp(PPP))[0])
+    peer = str(plan.ptp_pair(dyn_lab.isp(PPP))[0])
     default = {"dst": "default", "gateway": peer, "dev": "ppp0"}  # via the new device's peer
     assert any(default.items() <= r.items() for r in table_routes(dyn_lab, 1))
     router.wait_state(PPP, "up", DEADLINE)
@@ -281,7 +281,7 @@ def test_an_absent_uplink_starts_absent_is_adopted_dropped_and_renamed(
     assert ev["reason"] == "carrier"
     wait(lambda: len(table_routes(dyn_lab, 1)) == 1, "its routes cleaned")  # unreachable only
     rules = ip_json(dyn_lab.router_ns, "rule")
-    assert not any(r.get("src") == str(uplinks.ptp_router_address(dyn_lab.isp(PPP))) for r in rules)
+    assert not any(r.get("src") == str(plan.ptp_router_address(dyn_lab.isp(PPP))) for r in rules)
     wait(lambda: wans(router)[PPP]["link"] == "absent", "absent in status")  # a 50 ms snapshot
     # A rename is an absence under the config's name, and back.
     uplinks.replug(dyn_lab, PPP, name="wwan9")

@@ -44,7 +44,9 @@ from wanwatch.config import Config, Lan, loads
 from wanwatch.daemon.control import request
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import DhcpClient, Lab, Lease, lab_config_data, lab_config_text
+from wanwatch.lab.plan import lab_config_data, lab_config_text
+from wanwatch.lab.procs import DhcpClient, Lease
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import DnsAnswer, dns_lookup
 from wanwatch.linux import dnsmasq as dm
 from wanwatch.linux.leases import read_leases

@@ -22,7 +22,8 @@ import yaml
 from wanwatch.config import Config, load
 from wanwatch.errors import LabError
 from wanwatch.lab import netns, services, traffic
-from wanwatch.lab.topology import ISP_PUBLIC_NETS, Lab, lab_config_data, plan
+from wanwatch.lab.plan import ISP_PUBLIC_NETS, lab_config_data, plan
+from wanwatch.lab.topology import Lab
 
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
 

@@ -42,7 +42,9 @@ from typing import Any, Literal
 from wanwatch.errors import LabError
 from wanwatch.lab import delay as delay_mod
 from wanwatch.lab import netns
-from wanwatch.lab.topology import Isp, Lab, Proc
+from wanwatch.lab.plan import Isp
+from wanwatch.lab.procs import Proc
+from wanwatch.lab.topology import Lab
 
 Direction = Literal["up", "down", "both"]
 Kind = Literal["blackhole", "loss", "delay", "carrier", "flap"]

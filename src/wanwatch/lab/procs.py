@@ -1,4 +1,9 @@
-"""Processes the lab starts (known by PID and start time) and its DHCP clients."""
+"""Processes the lab starts (known by PID and start time) and its LAN clients' DHCP clients.
+
+The modules under the Lab class (this one, uplinks.py) are handed the lab as a
+:class:`Runner`: the part of it they use (its plan, its state directory, the
+processes it runs), so that they need not import the Lab that calls them.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
-
-if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab
+from wanwatch.lab.plan import Client, Topology
 
 # --------------------------------------------------------------------------- processes
 
@@ -82,6 +86,29 @@ class Proc:
             "out": str(self.out),
             "err": str(self.err),
         }
+
+
+class Runner(Protocol):
+    """A lab as the modules under the Lab class see it (topology.Lab is one)."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def procs(self) -> tuple[Proc, ...]: ...
+
+    def spawn(
+        self, ns: str, argv: Sequence[str], name: str, env: Mapping[str, str] | None = None
+    ) -> Proc:
+        """Start ``argv`` inside lab namespace ``ns``; the lab stops it by PID."""
+        ...
+
+    def stop_proc(self, proc: Proc) -> None:
+        """Stop one process the lab started and forget it."""
+        ...
 
 
 # --------------------------------------------------------------------------- clients
@@ -190,12 +217,49 @@ with open(out + ".events", "a") as f:
 class DhcpClient:
     """A running busybox udhcpc in a LAN client's namespace (renews until stopped)."""
 
-    def __init__(self, lab: Lab, lan: str, proc: Proc, lease_file: Path, started: float) -> None:
-        self.lab = lab
+    def __init__(
+        self, runner: Runner, lan: str, proc: Proc, lease_file: Path, started: float
+    ) -> None:
+        self.runner = runner
         self.lan = lan
         self.proc = proc
         self.lease_file = lease_file
         self.started = started  # monotonic, just before udhcpc was started
+
+    @classmethod
+    def start(cls, runner: Runner, client: Client, *, once: bool, tries: int) -> DhcpClient:
+        """Start busybox udhcpc in ``client``'s namespace with our script.
+
+        ``once``: exit after the first lease (``-q``), else keep renewing until
+        stopped. Gives up after ``tries`` discovers one second apart.
+        """
+        script = runner.state_dir / "udhcpc-script"
+        if not script.exists():
+            script.write_text(_UDHCPC_SCRIPT.format(python=sys.executable))
+            script.chmod(0o755)
+        lease_file = runner.state_dir / "dhcp" / f"{client.lan}.json"
+        argv = [
+            "busybox",
+            "udhcpc",
+            "-f",  # foreground: we hold its PID
+            "-i",
+            client.ifname,
+            "-s",
+            str(script),
+            "-t",
+            str(tries),
+            "-T",
+            "1",
+            "-n",  # exit when no lease after the tries, instead of retrying for ever
+            "-x",
+            f"hostname:{client.hostname}",
+        ]
+        if once:
+            argv.append("-q")
+        started = time.monotonic()
+        env = {"WW_LEASE_FILE": str(lease_file)}
+        proc = runner.spawn(client.ns, argv, f"udhcpc-{client.lan}", env=env)
+        return cls(runner, client.lan, proc, lease_file, started)
 
     def lease(self) -> Lease | None:
         """The latest lease recorded, or None."""
@@ -240,4 +304,4 @@ class DhcpClient:
         return t
 
     def stop(self) -> None:
-        self.lab.stop_proc(self.proc)
+        self.runner.stop_proc(self.proc)

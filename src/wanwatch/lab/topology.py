@@ -29,8 +29,9 @@ namespace by name. The state directory records both, so a lab brought up by
 one process (``wanwatch lab up``) can be taken down by another
 (:meth:`Lab.attach`).
 
-The parts: plan.py (the addressing plan, pure), procs.py (processes and DHCP
-clients), this module (the Lab that builds, runs and removes it).
+The parts, each importing only those before it: plan.py (the addressing
+plan, pure), procs.py (processes and DHCP clients) and uplinks.py (uplinks that
+are not static), this module (the Lab that builds, runs and removes it).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -56,34 +56,15 @@ from wanwatch.lab import netns, services, uplinks
 from wanwatch.lab.plan import (
     BCP38_COUNTER,
     DEFAULT_STATE_ROOT,
-    ISP_PUBLIC_NETS,
     ISP_TABLE,
-    WHOAMI_PORT,
     Client,
     ClientDns,
     Isp,
     isp_ruleset,
-    lab_config_data,
     lab_config_text,
     plan,
 )
-from wanwatch.lab.procs import _UDHCPC_SCRIPT, DhcpClient, Lease, Proc
-
-# What other modules import from here (the plan and processes moved out).
-__all__ = [
-    "ISP_PUBLIC_NETS",
-    "WHOAMI_PORT",
-    "ClientDns",
-    "DhcpClient",
-    "Isp",
-    "Lab",
-    "Lease",
-    "Proc",
-    "lab_config_data",
-    "lab_config_text",
-    "plan",
-]
-
+from wanwatch.lab.procs import DhcpClient, Lease, Proc
 
 # --------------------------------------------------------------------------- the lab
 
@@ -463,43 +444,9 @@ class Lab:
         )
         return address
 
-    def udhcpc_script(self) -> Path:
-        """Our udhcpc event script (written on first use)."""
-        path = self.state_dir / "udhcpc-script"
-        if not path.exists():
-            path.write_text(_UDHCPC_SCRIPT.format(python=sys.executable))
-            path.chmod(0o755)
-        return path
-
     def dhcp_client(self, lan: str, *, once: bool = False, tries: int = 10) -> DhcpClient:
-        """Start busybox udhcpc in the LAN's client namespace with our script.
-
-        ``once``: exit after the first lease (``-q``), else keep renewing until
-        stopped. Gives up after ``tries`` discovers one second apart.
-        """
-        c = self.client(lan)
-        lease_file = self.state_dir / "dhcp" / f"{c.lan}.json"
-        argv = [
-            "busybox",
-            "udhcpc",
-            "-f",  # foreground: we hold its PID
-            "-i",
-            c.ifname,
-            "-s",
-            str(self.udhcpc_script()),
-            "-t",
-            str(tries),
-            "-T",
-            "1",
-            "-n",  # exit when no lease after the tries, instead of retrying for ever
-            "-x",
-            f"hostname:{c.hostname}",
-        ]
-        if once:
-            argv.append("-q")
-        started = time.monotonic()
-        proc = self.spawn(c.ns, argv, f"udhcpc-{c.lan}", env={"WW_LEASE_FILE": str(lease_file)})
-        return DhcpClient(self, c.lan, proc, lease_file, started)
+        """Start busybox udhcpc in the LAN's client namespace (see :meth:`DhcpClient.start`)."""
+        return DhcpClient.start(self, self.client(lan), once=once, tries=tries)
 
     def dhcp_lease(self, lan: str, timeout: float = 10.0) -> Lease:
         """Get one lease for the LAN's client by real DHCP; the client keeps the address."""

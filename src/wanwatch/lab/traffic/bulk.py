@@ -15,7 +15,8 @@ from wanwatch.lab.traffic.spawn import POLL, run_worker, worker_argv
 from wanwatch.lab.worker.limits import MAX_BULK_FLOWS, MAX_BULK_SECONDS
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from wanwatch.lab.worker.limits import DEFAULT_MAX_SECONDS, MAX_ATTEMPTS
 from wanwatch.linux.nft import predict_bucket
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 @dataclass(frozen=True)

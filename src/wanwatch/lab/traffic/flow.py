@@ -12,7 +12,8 @@ from wanwatch.lab.services import WHOAMI_PORT
 from wanwatch.lab.traffic.spawn import POLL, worker_argv
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 @dataclass

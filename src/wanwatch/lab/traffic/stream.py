@@ -14,7 +14,8 @@ from wanwatch.lab.traffic.spawn import worker_argv
 from wanwatch.lab.worker.limits import SINK_PORT
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 class Stream:
