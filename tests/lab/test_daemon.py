@@ -38,7 +38,6 @@ from wanwatch.config import load
 from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
-from wanwatch.lab.services import WHOAMI_PORT
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     Attempt,
@@ -49,6 +48,7 @@ from wanwatch.lab.traffic import (
     lone_resets,
     udp_sink,
 )
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 
 pytestmark = pytest.mark.lab
 

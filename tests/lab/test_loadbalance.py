@@ -38,7 +38,6 @@ from wanwatch.lab import faults, netns, shaping
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
-    BULK_PORT,
     Attempt,
     ConnectLoop,
     Flow,
@@ -47,6 +46,7 @@ from wanwatch.lab.traffic import (
     connections,
     predicted_uplink,
 )
+from wanwatch.lab.worker.servers import BULK_PORT
 from wanwatch.linux.nft import predict_bucket
 
 LabFactory = Callable[..., Lab]  # the make_lab fixture (conftest.py)

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 from wanwatch.errors import LabError
 from wanwatch.lab import services
-from wanwatch.lab.services import BULK_PORT
-from wanwatch.lab.traffic.spawn import POLL, run_worker, worker_argv
+from wanwatch.lab.traffic.spawn import POLL, run_worker
+from wanwatch.lab.worker import worker_argv
 from wanwatch.lab.worker.limits import MAX_BULK_FLOWS, MAX_BULK_SECONDS
+from wanwatch.lab.worker.servers import BULK_PORT
 
 if TYPE_CHECKING:
     from wanwatch.lab.procs import Proc
@@ -71,7 +72,7 @@ class BulkResult:
 
 
 def bulk_server(lab: Lab) -> Proc:
-    """The lab's bulk source/sink server (services.py) on the whoami addresses; started on
+    """The lab's bulk source/sink server (worker/servers.py) on the whoami addresses; started on
     first use inside the internet namespace, stopped by the lab like its other processes."""
     for proc in lab.procs:
         if proc.name == "bulk" and proc.alive():

@@ -13,9 +13,10 @@ from wanwatch.engine.policy import plan_for
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
 from wanwatch.lab.netns import Tail
-from wanwatch.lab.services import WHOAMI_PORT
-from wanwatch.lab.traffic.spawn import POLL, worker_argv
+from wanwatch.lab.traffic.spawn import POLL
+from wanwatch.lab.worker import worker_argv
 from wanwatch.lab.worker.limits import DEFAULT_MAX_SECONDS, MAX_ATTEMPTS
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 from wanwatch.linux.nft import predict_bucket
 
 if TYPE_CHECKING:
