@@ -220,12 +220,11 @@ def delay(
         str(max_seconds),
     )
     proc = lab.spawn(isp.ns, argv, f"delay-{isp.wan}")
-    deadline = time.monotonic() + 10
-    while not any(r.get("ev") == "bound" for r in proc.records()):
-        if not proc.alive() or time.monotonic() > deadline:
-            lab.stop_proc(proc)
-            raise LabError(f"delay releaser for {wan} did not start: {proc.stderr()[-800:]}")
-        time.sleep(0.01)
+    try:
+        proc.wait_ready(lambda: proc.reported("bound"), 10, "bound to its queue")
+    except LabError:
+        lab.stop_proc(proc)
+        raise
     netns.sh(
         netns.ns_argv(isp.ns, ["iptables-restore", "--noflush", "-w", "5"]),
         input=delay_rules(isp, direction),

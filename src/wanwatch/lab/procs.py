@@ -15,14 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any, Protocol
 
 from wanwatch.errors import LabError
-from wanwatch.lab import netns
+from wanwatch.lab import netns, poll
 from wanwatch.lab.plan import Client, Topology
 
 # --------------------------------------------------------------------------- processes
@@ -55,11 +55,26 @@ class Proc:
         """Every JSON object its stdout holds so far (a torn last line is skipped)."""
         return list(netns.read_records(self.out))
 
+    def reported(self, ev: str) -> bool:
+        """Whether its stdout holds a record ``{"ev": ev, ...}`` yet."""
+        return any(r.get("ev") == ev for r in self.records())
+
     def stderr(self) -> str:
         try:
             return self.err.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def wait_ready(self, ready: Callable[[], object], timeout: float, what: str) -> None:
+        """Wait until ``ready()`` says it serves (``what``: its socket bound, its pid file
+        written); LabError if it exits first or ``timeout`` seconds pass."""
+
+        def check() -> object:
+            if not (ok := ready()) and not self.alive():
+                raise LabError(f"{self.name} exited before {what}: {self.stderr()[-1000:]}")
+            return ok
+
+        poll.until(check, timeout, lambda: f"{self.name}: {what}; {self.stderr()[-1000:]}")
 
     def wait(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` seconds for it to exit; its exit code, or None."""

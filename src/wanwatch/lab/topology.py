@@ -42,7 +42,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
@@ -65,6 +64,8 @@ from wanwatch.lab.plan import (
     plan,
 )
 from wanwatch.lab.procs import DhcpClient, Lease, Proc
+
+SERVICE_READY = 10.0  # seconds a fake-internet server may take to start (it takes ~0.1)
 
 # --------------------------------------------------------------------------- the lab
 
@@ -262,22 +263,11 @@ class Lab:
             services.dnsmasq_argv(conf, pid_file, self.state_dir / "dns.leases"),
             "dns",
         )
-        deadline = time.monotonic() + 10
         whoami, dns = self.whoami, self.dns
-        while not any(r.get("ev") == "listening" for r in whoami.records()):
-            self._check_started(whoami, deadline)
+        whoami.wait_ready(lambda: whoami.reported("listening"), SERVICE_READY, "listening")
         # dnsmasq writes its pid file after binding its sockets (dnsmasq.c: the
         # listeners are created before the pid file is written).
-        while not pid_file.exists():
-            self._check_started(dns, deadline)
-
-    @staticmethod
-    def _check_started(proc: Proc, deadline: float) -> None:
-        if not proc.alive():
-            raise LabError(f"{proc.name} exited at start: {proc.stderr()[-1000:]}")
-        if time.monotonic() > deadline:
-            raise LabError(f"{proc.name} not ready after 10 s: {proc.stderr()[-1000:]}")
-        time.sleep(0.01)
+        dns.wait_ready(pid_file.exists, SERVICE_READY, "its pid file")
 
     def down(self) -> None:
         """Stop every process the lab started (by PID), delete every namespace (by name).

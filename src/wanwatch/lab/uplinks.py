@@ -21,7 +21,6 @@ import signal
 import time
 from pathlib import Path
 
-from wanwatch.errors import LabError
 from wanwatch.lab import netns, services
 from wanwatch.lab.plan import Isp, ptp_pair
 from wanwatch.lab.procs import Proc, Runner
@@ -108,11 +107,7 @@ def start_dhcp(lab: Runner, wan: str, pool: int = 0) -> Proc:
     conf.write_text(dhcp_conf(lab, isp, pool), encoding="utf-8")
     pid_file.unlink(missing_ok=True)
     proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"dhcp-{wan}")
-    deadline = time.monotonic() + DHCP_READY
-    while not pid_file.exists():  # written once its sockets are bound
-        if not proc.alive() or time.monotonic() > deadline:
-            raise LabError(f"the DHCP server of {wan} did not start: {proc.stderr()[-1000:]}")
-        time.sleep(0.01)
+    proc.wait_ready(pid_file.exists, DHCP_READY, "its pid file")  # written once it listens
     return proc
 
 
