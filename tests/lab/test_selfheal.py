@@ -28,6 +28,7 @@ from wanwatch.daemon.control import MAX_CLIENTS, request
 from wanwatch.lab import faults, netns
 from wanwatch.lab.chaos import clock, harness, injected, kernel, kills, readback, reload, sockets
 from wanwatch.lab.office import Office
+from wanwatch.lab.poll import until
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import first_new_connection
 
@@ -89,14 +90,6 @@ def healthy(bed: harness.Testbed) -> Iterator[harness.Testbed]:
         faults.clear_all(bed.lab)
 
 
-def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 def repaired(office: Office, since: float, word: str) -> list[dict[str, Any]]:
     """The ``drift.repaired`` events since ``since`` whose object names ``word``."""
     found = office.events(since=since, names=("drift.repaired",))
@@ -122,9 +115,7 @@ def _drift(bed: harness.Testbed, inject: Callable[[Lab], injected.Injected], wor
         )
         assert hit is not None, "no new connection through the primary after the repair"
         flow_n = watch.exchanges()
-        deadline = time.monotonic() + 10
-        while watch.exchanges() < flow_n + 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until(lambda: watch.exchanges() >= flow_n + 5, 10, "the long-lived flow to go on")
     seen = watch.outcome()
     events = repaired(office, fault.t_start, word)
     assert events, office.events(since=fault.t_start)
@@ -168,7 +159,7 @@ def test_nft_table_deleted_again_and_again_is_contested(healthy: harness.Testbed
         if readback.nft_table(lab) is not None:
             kernel.delete_nft_table(lab)
             deletions += 1
-        time.sleep(0.05)
+        time.sleep(0.05)  # the other program's pace: the fault under test, bounded above
         contested = office.events(since=t0, names=("drift.contested",))
     assert contested, f"no drift.contested after {deletions} deletions"
     ev = contested[0]
@@ -302,7 +293,8 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_routing(healthy: harness.
             st = office.status()
             assert any(line.startswith("config.rejected") for line in st["events"])
             assert st["active"] == [PRIMARY] and all(w["state"] == "up" for w in st["wans"])
-            time.sleep(0.5)  # probes and connections go on under the old config
+            # Probes and connections go on under the old config: those of the next 0.5 s.
+            watch.loop.settled(before=rejected["at"] + 0.5, timeout=10)
         finally:
             path.write_text(good)
     seen = watch.outcome()
@@ -393,10 +385,10 @@ def test_disable_primary_moves_new_connections_to_backup(
             moved = hit.t0
             if drain:
                 n = watch.exchanges()
-                wait_until(lambda: watch.exchanges() >= n + 10, 10, "the drained flow to go on")
+                until(lambda: watch.exchanges() >= n + 10, 10, "the drained flow to go on")
             else:
-                wait_until(watch.flow_broken, 15, "the flow to be reset")
-            wait_until(
+                until(watch.flow_broken, 15, "the flow to be reset")
+            until(
                 lambda: sum(a.t0 > moved + 0.2 for a in watch.loop.attempts) >= 5,
                 10,
                 "new connections after the move",
