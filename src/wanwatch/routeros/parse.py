@@ -18,10 +18,11 @@ import re
 from pathlib import Path
 
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.build import MAX_ROUTES, Builder, parse_duration
+from wanwatch.routeros.build import MAX_ROUTES, Builder
 from wanwatch.routeros.commands import Command, commands
 from wanwatch.routeros.lexer import located, split_tokens, unquote
 from wanwatch.routeros.model import Export
+from wanwatch.routeros.values import parse_duration
 
 __all__ = [
     "MAX_ROUTES",

@@ -59,9 +59,10 @@ from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address
 
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.build import CLIENTS, item_names
+from wanwatch.routeros.clients import CLIENTS
 from wanwatch.routeros.commands import Command, Selector, commands, matches, yes_no
 from wanwatch.routeros.model import Export, Gateway, Route
+from wanwatch.routeros.values import item_names
 
 CONNECTED_SCOPE = 10
 MAX_SETTLE_ROUNDS = 10
