@@ -10,26 +10,53 @@ sidecar (``*.expected.json``):
   have no rows;
 * ``false_warnings``: warnings verify prints that the sidecar does not hold;
   ``missed_warnings`` the other way round;
-* ``tracebacks``: runs that ended in an exception other than the CLI's exit.
+* ``tracebacks``: runs that ended in an exception other than the CLI's exit;
+* ``hostile``: seconds ``verify`` takes on each pathological input of
+  ``tests/data/routeros/hostile.json`` (refused or read, its answer is checked by
+  the unit tests); every stage is meant to stay linear in the text, so each should
+  take well under a second.
 
 Prints ONE JSON object; progress on stderr. Asserts nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from _common import ROOT, host_info, say
 from click.testing import CliRunner
-from wanwatch.routeros.cli import routeros
+
+from wanwatch.cli.routeros import routeros
+from wanwatch.errors import RouterOSError
+from wanwatch.routeros.verify import verify_text
 
 REAL = ROOT / "tests" / "data" / "routeros" / "real"
+HOSTILE = ROOT / "tests" / "data" / "routeros" / "hostile.json"
 
 
 def share(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
+
+
+def hostile() -> dict[str, float]:
+    """Seconds verify takes on each pathological input (best of three)."""
+    out: dict[str, float] = {}
+    for case in json.loads(HOSTILE.read_text())["cases"]:
+        text = "".join(part * times for part, times in case["parts"])
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            # Refused or read: the unit tests check which, and that it is right.
+            with contextlib.suppress(RouterOSError):
+                verify_text(text, "h.rsc")
+            best = min(best, time.perf_counter() - start)
+        out[case["id"]] = round(best, 3)
+        say(f"hostile {case['id']}: {best:.3f} s")
+    return out
 
 
 def main() -> None:
@@ -71,6 +98,7 @@ def main() -> None:
                 "false_warnings": sum(len(f.get("false_warnings", [])) for f in files),
                 "missed_warnings": sum(len(f.get("missed_warnings", [])) for f in files),
                 "tracebacks": sum(1 for f in files if "traceback" in f),
+                "hostile_seconds": hostile(),
                 "per_file": files,
             },
             indent=2,
