@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wanwatch.errors import RouterOSError
+from wanwatch.routeros.parse import parse_text
 from wanwatch.routeros.verify import verify_file, verify_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "routeros"
@@ -215,3 +216,61 @@ def test_fuzz_failover_exports(text: str) -> None:
     for s in first["scenarios"]:
         for choice in s["tables"].values():
             assert choice is None or isinstance(choice["gateway"], str)
+
+
+# --------------------------------------------------------------------------- defect classes
+
+
+def codes_of(text: str) -> list[tuple[str, int]]:
+    return [(w.code, w.line) for w in verify_text(text, "d.rsc").warnings]
+
+
+NESTED_LISTS = (
+    "/interface list\n"
+    "add name=WAN-A\n"
+    "add include=WAN-A name=WAN\n"
+    "/interface list member\n"
+    "add interface=ether1 list=WAN-A\n"
+    "/ip address\n"
+    "add address=10.1.0.2/24 interface=ether1\n"
+    "/ip route\n"
+    "add gateway=10.1.0.1\n"
+    "/ip firewall nat\n"
+    "add chain=srcnat action=masquerade out-interface-list=WAN\n"
+)
+
+
+def test_nested_interface_lists_are_followed() -> None:
+    assert codes_of(NESTED_LISTS) == []
+    # exclude= takes a list's members out again: ether1 is no longer in WAN.
+    excluded = NESTED_LISTS.replace(
+        "add include=WAN-A name=WAN\n", "add name=LTE\nadd include=WAN-A exclude=LTE name=WAN\n"
+    ).replace("list=WAN-A\n", "list=WAN-A\nadd interface=ether1 list=LTE\n")
+    assert codes_of(excluded) == [("no-masquerade", 11)]
+
+
+def test_interface_lists_that_include_each_other_end() -> None:
+    text = NESTED_LISTS.replace("add name=WAN-A\n", "add include=WAN name=WAN-A\n")
+    assert codes_of(text) == []
+    export = parse_text(text, "c.rsc")
+    assert export.interface_lists["WAN"] == export.interface_lists["WAN-A"]
+    assert "ether1" in export.interface_lists["WAN"]
+
+
+def test_the_builtin_list_all_holds_every_interface() -> None:
+    assert codes_of(NESTED_LISTS.replace("out-interface-list=WAN", "out-interface-list=all")) == []
+    but_lan = (
+        "/interface list\n"
+        "add name=LAN\n"
+        "add include=all exclude=LAN name=WAN\n"
+        "/interface list member\n"
+        "add interface={lan} list=LAN\n"
+        "/ip address\n"
+        "add address=10.1.0.2/24 interface=ether1\n"
+        "/ip route\n"
+        "add gateway=10.1.0.1\n"
+        "/ip firewall nat\n"
+        "add chain=srcnat action=masquerade out-interface-list=WAN\n"
+    )
+    assert codes_of(but_lan.format(lan="bridge")) == []
+    assert codes_of(but_lan.format(lan="ether1")) == [("no-masquerade", 9)]

@@ -29,6 +29,7 @@ from wanwatch.routeros.model import (
     DhcpServer,
     Export,
     Gateway,
+    InterfaceSet,
     Lease,
     MangleRule,
     NatRule,
@@ -64,6 +65,7 @@ _SECTIONS: dict[str, str] = {
     "ip firewall nat": "list",
     "ip firewall mangle": "list",
     "ip firewall address-list": "list",
+    "interface list": "list",
     "interface list member": "list",
     "ip pool": "list",
     "ip dhcp-server": "list",
@@ -204,10 +206,6 @@ class Builder:
                 version = 7
             elif any("routing-mark" in i.args for i in it["ip route"]) or it["ip route rule"]:
                 version = 6
-        lists: dict[str, set[str]] = {}
-        for m in it["interface list member"]:
-            if m.get("disabled") not in ("yes", "true") and "disabled" not in m.flags:
-                lists.setdefault(m.get("list") or "", set()).add(m.get("interface") or "")
         dns = self.single.get("ip dns")
         return Export(
             source=self.source,
@@ -221,7 +219,7 @@ class Builder:
             rules=self.tally.typed(it["routing rule"] + it["ip route rule"], self._rule),
             nat=self.tally.typed(it["ip firewall nat"], self._nat),
             mangle=self.tally.typed(it["ip firewall mangle"], self._mangle),
-            interface_lists={k: frozenset(v) for k, v in lists.items()},
+            interface_lists=self._interface_lists(),
             pools=tuple(
                 Pool(i.line, i.get("name") or "", i.get("ranges") or "") for i in it["ip pool"]
             ),
@@ -242,6 +240,36 @@ class Builder:
             peer_links=peer_links(it),
             notes=tuple(sorted(self.tally.notes)),
         )
+
+    def _interface_lists(self) -> dict[str, InterfaceSet]:
+        """Each list's interfaces: its members, plus those of the lists it includes,
+        less those of the lists it excludes (RouterOS manual, Interface list:
+        ``include``, ``exclude``), nested to any depth. Computed as a fixed point, so
+        lists that include each other end too; ``all`` and ``none`` are built in."""
+        direct: dict[str, set[str]] = {}
+        for m in self.items["interface list member"]:
+            if m.get("disabled") not in ("yes", "true") and "disabled" not in m.flags:
+                direct.setdefault(m.get("list") or "", set()).add(m.get("interface") or "")
+        refs: dict[str, tuple[list[str], list[str]]] = {}
+        for i in self.items["interface list"]:
+            inc, exc = ((i.get(k) or "").split(",") for k in ("include", "exclude"))
+            refs[i.get("name") or ""] = ([n for n in inc if n], [n for n in exc if n])
+        lists = {n: InterfaceSet(frozenset(direct.get(n, ()))) for n in {*direct, *refs}}
+        builtin = {"all": InterfaceSet(all_but=True), "none": InterfaceSet()}
+        for _ in range(len(refs) + 1):  # a chain of n includes settles in n rounds
+            known = {**lists, **builtin}
+            new = dict(lists)
+            for name, (inc, exc) in refs.items():
+                s = InterfaceSet(frozenset(direct.get(name, ())))
+                for n in inc:
+                    s |= known.get(n, InterfaceSet())
+                for n in exc:
+                    s -= known.get(n, InterfaceSet())
+                new[name] = s
+            if new == lists:
+                break
+            lists = new
+        return {**builtin, **lists}
 
     def _address(self, i: Item) -> Address | None:
         v = i.get("address") or ""

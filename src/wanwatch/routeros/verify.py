@@ -18,7 +18,7 @@ from pathlib import Path
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.model import Export, Route
+from wanwatch.routeros.model import Export, InterfaceSet, Route
 from wanwatch.routeros.parse import parse_file, parse_text
 from wanwatch.routeros.report import Finding, Report, ScenarioResult, describe
 from wanwatch.routeros.simulate import (
@@ -446,7 +446,11 @@ def _lan_routed(export: Export, topo: _Topology) -> set[str]:
     routing rule with a source or interface matcher that is not an uplink's.
     """
     uplinks = {iface for iface, _ in topo.uplink_iface.values() if iface}
-    wan_lists = {name for name, members in export.interface_lists.items() if members & uplinks}
+    wan_lists = {
+        name
+        for name, members in export.interface_lists.items()
+        if any(u in members for u in uplinks)
+    }
     out: set[str] = set()
     for m in export.mangle:
         if m.disabled or not m.new_routing_mark or m.chain != "prerouting":
@@ -546,7 +550,7 @@ def _nat_covers(export: Export, iface: str) -> bool:
             continue
         if n.out_interface_list is not None:
             neg = n.out_interface_list.startswith("!")
-            members = export.interface_lists.get(n.out_interface_list.lstrip("!"), frozenset())
+            members = export.interface_lists.get(n.out_interface_list.lstrip("!"), InterfaceSet())
             if (iface in members) != neg:
                 return True
             continue
