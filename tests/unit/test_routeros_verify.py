@@ -274,3 +274,44 @@ def test_the_builtin_list_all_holds_every_interface() -> None:
     )
     assert codes_of(but_lan.format(lan="bridge")) == []
     assert codes_of(but_lan.format(lan="ether1")) == [("no-masquerade", 9)]
+
+
+DHCP_OTHER_TABLE = (
+    "/routing table\n"
+    "add name=t2 fib\n"
+    "/ip address\n"
+    "add address=10.1.0.2/24 interface=ether1\n"
+    "add address=192.168.88.1/24 interface=bridge\n"
+    "/ip dhcp-client\n"
+    "add add-default-route=no interface=ether2\n"
+    "/ip route\n"
+    "add gateway=10.1.0.1 check-gateway=ping\n"
+    "add dst-address=192.168.170.0/24 gateway=ether2 routing-table=t2\n"
+    "add gateway=192.168.170.1 distance=2 check-gateway=ping\n"
+    "/ip firewall mangle\n"
+    "add chain=prerouting in-interface=bridge action=mark-routing new-routing-mark=t2\n"
+    "/ip firewall nat\n"
+    "add chain=srcnat action=masquerade\n"
+)
+
+
+def test_dhcp_gateway_is_on_link_in_main_whatever_other_tables_hold() -> None:
+    got = verify_text(DHCP_OTHER_TABLE, "d.rsc").to_json()
+    main = {s["id"]: s["tables"]["main"] for s in got["scenarios"]}
+    primary = {"gateway": "10.1.0.1", "nexthop": "10.1.0.1"}
+    backup = {"gateway": "192.168.170.1", "nexthop": "192.168.170.1"}
+    # The DHCP client's subnet is connected in main: its gateway is an uplink's
+    # first hop, not a probe target, and the backup carries when the primary dies.
+    assert main == {
+        "baseline": primary,
+        "gateway-down:10.1.0.1": backup,
+        "gateway-down:192.168.170.1": primary,
+        "upstream-dead:10.1.0.1": primary,  # check-gateway pings only the gateway
+        "upstream-dead:192.168.170.1": primary,
+    }
+    # t2 has no default of its own: marked traffic takes main's route.
+    assert [(w["code"], w["line"]) for w in got["warnings"]] == [
+        ("table-no-fallback", 2),
+        ("gateway-only-check", 9),
+    ]
+    assert "scope=10" not in " ".join(w["message"] for w in got["warnings"])

@@ -174,7 +174,7 @@ class Evaluation:
                         )
                     )
         self._usable: dict[int, tuple[tuple[Gateway, Hop], ...]] = {}
-        self._on_link: dict[IPv4Address, bool] = {}
+        self._on_link: dict[tuple[IPv4Address, tuple[str, ...]], bool] = {}
         self._carried: dict[str, bool] = {}
         self._stack: set[int] = set()
         self._recursive_intent = {
@@ -211,23 +211,26 @@ class Evaluation:
                 best = (net.prefixlen, iface)
         return best[1] if best else None
 
-    def assumed_on_link(self, addr: IPv4Address) -> bool:
+    def assumed_on_link(self, addr: IPv4Address, tables: tuple[str, ...]) -> bool:
         """A gateway the export cannot place: taken as directly connected.
 
         DHCP and PPP clients give interfaces addresses that ``/export`` does not
         show, so their gateways are in no known subnet. Only gateways that no route
-        covers and that no route treats as recursive (target-scope above 10) count.
+        of the tables they resolve in covers, and that no route treats as recursive
+        (target-scope above 10), count: the client's connected subnet is in
+        ``main``, whatever other tables hold for it.
         """
         ex = self.export
         if ex.addresses and not ex.dynamic_addresses:
             return False
-        if addr not in self._on_link:
-            self._on_link[addr] = addr not in self._recursive_intent and not any(
+        key = (addr, tables)
+        if key not in self._on_link:
+            self._on_link[key] = addr not in self._recursive_intent and not any(
                 plen and by_net.get(int(addr) & _mask(plen))
-                for t in self.index.values()
-                for plen, by_net in t.items()
+                for t in tables
+                for plen, by_net in self.index.get(t, {}).items()
             )
-        return self._on_link[addr]
+        return self._on_link[key]
 
     def resolve(self, g: Gateway, i: int) -> Hop | None:
         r = self.export.routes[i]
@@ -244,9 +247,9 @@ class Evaluation:
             iface = self.connected_iface(g.address)
             if iface is not None:
                 return Hop(str(g.address), iface)
-        if self.assumed_on_link(g.address):
+        tables = _resolving_tables(g, r)
+        if self.assumed_on_link(g.address, tables):
             return Hop(str(g.address), None)
-        tables = [g.table] if g.table else list(dict.fromkeys((r.table, "main")))
         for t in tables:
             hop = self._lookup(t, g.address, ts, i)
             if hop is not None:
@@ -274,9 +277,8 @@ class Evaluation:
         if g.address is None:
             return []
         ts = self.eff_ts.get(g.address, r.target_scope)
-        tables = [g.table] if g.table else list(dict.fromkeys((r.table, "main")))
         out: list[int] = []
-        for t in tables:
+        for t in _resolving_tables(g, r):
             by_len = self.index.get(t, {})
             for plen in range(32, -1, -1):
                 for j in by_len.get(plen, {}).get(int(g.address) & _mask(plen)) or ():
@@ -295,7 +297,7 @@ class Evaluation:
         ts = self.eff_ts.get(g.address, self.export.routes[i].target_scope)
         if ts >= CONNECTED_SCOPE and self.connected_iface(g.address) is not None:
             return False
-        return not self.assumed_on_link(g.address)
+        return not self.assumed_on_link(g.address, _resolving_tables(g, self.export.routes[i]))
 
     # ---------------------------------------------------------------- reachability
 
@@ -407,6 +409,12 @@ class Evaluation:
                 own = replace(main, fallback=True)
             out[name] = own
         return out
+
+
+def _resolving_tables(g: Gateway, r: Route) -> tuple[str, ...]:
+    """The tables a gateway of route ``r`` is looked up in: ``x@table`` only in that
+    one, else the route's own table, then ``main``."""
+    return (g.table,) if g.table else tuple(dict.fromkeys((r.table, "main")))
 
 
 def _mask(plen: int) -> int:
