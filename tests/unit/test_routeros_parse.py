@@ -453,3 +453,39 @@ def test_fuzz_any_text(text: str) -> None:
         verify_text(text, "f.rsc")
     except RouterOSError as exc:
         assert str(exc).startswith("f.rsc:")
+
+
+# --------------------------------------------------------------------------- line ends
+
+CONTINUED = [
+    "/ip route",
+    "add dst-address=8.8.8.8 \\",
+    "    gateway=10.1.0.1 scope=10",
+    'add comment="two \\',
+    '    halves" gateway=8.8.8.8 \\',
+    "    check-gateway=ping",
+    "",
+    "/tool netwatch",
+    'add host=8.8.8.8 down-script="/ip route \\',
+    '    disable [find comment=x]"',
+    "/ip route",
+    "add distance=x gateway=1.1.1.1",
+    "",
+]
+
+
+@pytest.mark.parametrize(
+    "eol", ["\n", "\r\n", "\r\r\n", "\r"], ids=["LF", "CRLF", "CR-CR-LF", "CR"]
+)
+def test_every_line_end_style_reads_the_same(eol: str) -> None:
+    export = parse_text(eol.join(CONTINUED), "e.rsc")
+    assert [
+        (r.line, str(r.dst), r.gateway_text, r.scope, r.check, r.comment) for r in export.routes
+    ] == [
+        (2, "8.8.8.8/32", "10.1.0.1", 10, None, ""),
+        (4, "0.0.0.0/0", "8.8.8.8", 30, "ping", "two halves"),
+    ]
+    (nw,) = export.netwatch
+    assert (nw.line, nw.down_script) == (9, "/ip route disable [find comment=x]")
+    # Line numbers stay those an editor shows: the bad distance is on line 12.
+    assert export.notes == ((12, "distance='x': not a whole number 0-255"),)
