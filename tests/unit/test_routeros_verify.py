@@ -93,10 +93,13 @@ def test_json_shape_is_the_contract() -> None:
     for s in got["scenarios"]:
         assert set(s) == {"id", "tables"}
         for choice in s["tables"].values():
-            assert choice is None or set(choice) in (
-                {"gateway", "nexthop"},
-                {"gateway", "nexthop", "ecmp"},
-            )
+            assert choice is None or {"gateway", "nexthop"} <= set(choice) <= {
+                "gateway",
+                "nexthop",
+                "ecmp",
+                "fallback",
+            }
+            assert choice is None or choice.get("fallback", True) is True
     for w in got["warnings"]:
         assert set(w) == {"code", "line", "message"}
         assert isinstance(w["line"], int) and w["message"]
@@ -315,3 +318,37 @@ def test_dhcp_gateway_is_on_link_in_main_whatever_other_tables_hold() -> None:
         ("gateway-only-check", 9),
     ]
     assert "scope=10" not in " ".join(w["message"] for w in got["warnings"])
+
+
+FALL_THROUGH = (
+    "/routing table\n"
+    "add name=to-a fib\n"
+    "/ip address\n"
+    "add address=10.1.0.2/24 interface=ether1\n"
+    "add address=10.2.0.2/24 interface=ether2\n"
+    "/ip route\n"
+    "add gateway=10.1.0.1 check-gateway=ping\n"
+    "add gateway=10.2.0.1 distance=2 check-gateway=ping\n"
+    "add gateway=10.1.0.1 check-gateway=ping routing-table=to-a\n"
+    "/ip firewall nat\n"
+    "add chain=srcnat action=masquerade\n"
+)
+
+
+def test_json_says_when_a_marked_table_falls_back_to_main() -> None:
+    got = verify_text(FALL_THROUGH, "f.rsc").to_json()
+    rows = {s["id"]: s["tables"] for s in got["scenarios"]}
+    assert rows["baseline"]["to-a"] == {"gateway": "10.1.0.1", "nexthop": "10.1.0.1"}
+    # to-a's own default is dead: RouterOS sends its traffic the way main does, and
+    # the entry says so; nexthop stays the effective next hop.
+    assert rows["gateway-down:10.1.0.1"] == {
+        "main": {"gateway": "10.2.0.1", "nexthop": "10.2.0.1"},
+        "to-a": {"gateway": "10.2.0.1", "nexthop": "10.2.0.1", "fallback": True},
+    }
+    # With lookup-only-in-table nothing falls back: no default at all.
+    strict = (
+        FALL_THROUGH
+        + "/routing rule\nadd routing-mark=to-a action=lookup-only-in-table table=to-a\n"
+    )
+    rows = {s["id"]: s["tables"] for s in verify_text(strict, "f.rsc").to_json()["scenarios"]}
+    assert rows["gateway-down:10.1.0.1"]["to-a"] is None

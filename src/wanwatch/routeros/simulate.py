@@ -112,10 +112,18 @@ class Choice:
     # Every route of an ECMP set (v7, equal distance), this one first.
     members: tuple[Route, ...] = ()
 
-    def to_json(self) -> dict[str, str | list[str] | None]:
-        out: dict[str, str | list[str] | None] = {"gateway": self.gateway, "nexthop": self.nexthop}
+    def to_json(self) -> dict[str, str | list[str] | bool | None]:
+        """``gateway`` and ``nexthop`` (the effective next hop), ``ecmp`` when several
+        first hops carry, ``fallback`` when a marked table has no active default of
+        its own and RouterOS routes its traffic through ``main``'s."""
+        out: dict[str, str | list[str] | bool | None] = {
+            "gateway": self.gateway,
+            "nexthop": self.nexthop,
+        }
         if len(self.hops) > 1:
             out["ecmp"] = list(self.hops)
+        if self.fallback:
+            out["fallback"] = True
         return out
 
     def key(self) -> tuple[int, str | None]:
