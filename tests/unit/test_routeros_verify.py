@@ -115,21 +115,62 @@ def test_messages_say_what_and_where() -> None:
     assert "target-scope=30" in first.message and "1.1.1.1" in first.message
 
 
-def test_thr_avg_at_the_floor_passes_below_it_warns() -> None:
-    base = (
-        "/ip address\nadd address=10.1.0.2/24 interface=ether1\n"
-        "add address=10.2.0.2/24 interface=ether2\n"
+THR_AVG = (
+    "/ip address\nadd address=10.1.0.2/24 interface={iface}\n"
+    "add address=10.2.0.2/24 interface=ether2\n"
+    "/ip firewall nat\nadd chain=srcnat action=masquerade\n"
+    "/ip route\nadd dst-address=8.8.8.8 gateway={gw} scope=10\n"
+    "add gateway=8.8.8.8 check-gateway=ping target-scope=11\n"
+    "add gateway=10.2.0.1 check-gateway=ping distance=2\n"
+    "/tool netwatch\nadd host=8.8.8.8 type=icmp thr-avg={thr}\n"
+)
+LTE = "/interface lte\nset [ find default-name=lte1 ] name=lte1\n"
+PPP_MODEM = "/interface ppp-client\nadd name=ppp-out1 port=usb2 apn=internet\n"
+
+
+def thr_codes(
+    thr: str, *, iface: str = "ether1", gw: str = "10.1.0.1", head: str = ""
+) -> list[str]:
+    text = head + THR_AVG.format(iface=iface, gw=gw, thr=thr)
+    return [w.code for w in verify_text(text).warnings]
+
+
+def test_thr_avg_matters_on_radio_uplinks_only() -> None:
+    # Ethernet: an average RTT of 100-400 ms means trouble; no warning.
+    assert thr_codes("400ms") == []
+    # LTE, a PPP session over a modem, or an interface named so: a loaded radio
+    # link averages more than that, so Netwatch declares a slow uplink dead.
+    assert thr_codes("400ms", gw="lte1", head=LTE) == ["netwatch-thr-avg"]
+    assert thr_codes("1s", gw="lte1", head=LTE) == []
+    assert thr_codes("400ms", gw="ppp-out1", head=PPP_MODEM) == ["netwatch-thr-avg"]
+    assert thr_codes("400ms", iface="wwan0") == ["netwatch-thr-avg"]
+    assert thr_codes("400ms", iface="ether1-LTE") == ["netwatch-thr-avg"]
+    simple = THR_AVG.format(iface="lte1", gw="lte1", thr="1s").replace("type=icmp thr-avg=1s", "")
+    assert "netwatch-thr-avg" not in [w.code for w in verify_text(LTE + simple).warnings]
+
+
+def test_thr_avg_warning_names_the_radio_link() -> None:
+    text = LTE + THR_AVG.format(iface="ether1", gw="lte1", thr="400ms")
+    (w,) = verify_text(text).warnings
+    assert "lte1" in w.message and "thr-avg=400ms" in w.message
+
+
+def test_check_on_an_interface_gateway_is_called_what_it_is() -> None:
+    text = (
+        "/ip address\nadd address=10.2.0.2/24 interface=ether2\n"
         "/ip firewall nat\nadd chain=srcnat action=masquerade\n"
-        "/ip route\nadd dst-address=8.8.8.8 gateway=10.1.0.1 scope=10\n"
-        "add gateway=8.8.8.8 check-gateway=ping target-scope=11\n"
+        "/ip route\nadd gateway=ether3 check-gateway=ping\n"
         "add gateway=10.2.0.1 check-gateway=ping distance=2\n"
-        "/tool netwatch\nadd host=8.8.8.8 type=icmp thr-avg={thr}\n"
     )
-    assert [w.code for w in verify_text(base.format(thr="1s")).warnings] == []
-    codes = [w.code for w in verify_text(base.format(thr="400ms")).warnings]
-    assert "netwatch-thr-avg" in codes
-    simple = base.format(thr="1s").replace("type=icmp thr-avg=1s", "type=simple")
-    assert "netwatch-thr-avg" not in [w.code for w in verify_text(simple).warnings]
+    (w,) = verify_text(text).warnings
+    assert (w.code, w.line) == ("no-check", 6)
+    assert (
+        "check-gateway=ping, but a check on an interface gateway has nothing to ping" in w.message
+    )
+    assert "has no check-gateway" not in w.message
+    unchecked = text.replace("gateway=ether3 check-gateway=ping", "gateway=ether3")
+    (w,) = verify_text(unchecked).warnings
+    assert "has no check-gateway" in w.message
 
 
 def test_masquerade_without_out_interface_covers_every_uplink() -> None:

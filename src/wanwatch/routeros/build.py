@@ -19,6 +19,7 @@ from wanwatch.routeros.clients import (
     client_routes,
     follow,
     peer_links,
+    radio_links,
     tunnels,
 )
 from wanwatch.routeros.commands import Command, Selector, Skipped, matches
@@ -78,6 +79,7 @@ _SECTIONS: dict[str, str] = {
     "interface sstp-client": "list",
     "interface ovpn-client": "list",
     "interface lte": "list",
+    "interface ppp-client": "list",
     "interface lte apn": "list",
     "tool netwatch": "list",
     "system script": "list",
@@ -238,6 +240,7 @@ class Builder:
             dynamic_addresses=any(it[section] for section in CLIENTS),
             tunnels=tunnels(it),
             peer_links=peer_links(it),
+            radio_links=radio_links(it),
             notes=tuple(sorted(self.tally.notes)),
         )
 

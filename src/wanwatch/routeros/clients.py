@@ -26,7 +26,11 @@ CLIENTS: dict[str, tuple[str, bool]] = {
     "interface sstp-client": ("sstp-out", True),
     "interface ovpn-client": ("ovpn-out", True),
     "interface lte": ("lte", True),
+    "interface ppp-client": ("ppp-out", True),
 }
+# Clients over a radio: LTE, and PPP over a serial or USB modem (``ppp-client``).
+# Their round trip grows with load and signal, hundreds of ms on a busy cell.
+RADIO = ("interface lte", "interface ppp-client")
 TUNNELS = (
     "interface l2tp-client",
     "interface pptp-client",
@@ -34,9 +38,13 @@ TUNNELS = (
     "interface ovpn-client",
 )
 # The profile each PPP client uses unless it names another (RouterOS manual, PPP
-# AAA; PPPoE and OVPN client ``profile``: default; L2TP, PPTP, SSTP client:
+# AAA; PPPoE, OVPN and PPP client ``profile``: default; L2TP, PPTP, SSTP client:
 # default-encryption).
-_DEFAULT_PROFILE = {"interface pppoe-client": "default", "interface ovpn-client": "default"}
+_DEFAULT_PROFILE = {
+    "interface pppoe-client": "default",
+    "interface ovpn-client": "default",
+    "interface ppp-client": "default",
+}
 
 
 def clients(items: Items, section: str) -> list[tuple[str, Item]]:
@@ -56,6 +64,11 @@ def peer_links(items: Items) -> frozenset[str]:
     return frozenset(
         name for s, (_, peer) in CLIENTS.items() if peer for name, _ in clients(items, s)
     )
+
+
+def radio_links(items: Items) -> frozenset[str]:
+    """Client interfaces that run over a radio."""
+    return frozenset(name for s in RADIO for name, _ in clients(items, s))
 
 
 def client_routes(items: Items, tally: Tally) -> list[Route]:

@@ -199,6 +199,9 @@ class Export:
     # Interfaces that exist only while their peer answers (PPPoE, L2TP, ... sessions,
     # LTE): a dead first hop takes them, and every route through them, down.
     peer_links: frozenset[str] = frozenset()
+    # Client interfaces over a radio (LTE, PPP over a modem): a loaded link's round
+    # trip reaches hundreds of ms.
+    radio_links: frozenset[str] = frozenset()
     # Tunnel clients (L2TP, PPTP, SSTP, OVPN) -> connect-to, as written: a tunnel is
     # carried by whichever uplink reaches its server.
     tunnels: Mapping[str, str] = field(default_factory=dict)
