@@ -393,3 +393,27 @@ def test_json_says_when_a_marked_table_falls_back_to_main() -> None:
     )
     rows = {s["id"]: s["tables"] for s in verify_text(strict, "f.rsc").to_json()["scenarios"]}
     assert rows["gateway-down:10.1.0.1"]["to-a"] is None
+
+
+def test_own_table_route_that_cannot_resolve_leaves_the_gateway_to_main() -> None:
+    # The table's interface route has scope 30, above target-scope 10: it cannot
+    # resolve the gateway, and the lookup goes on in main, where the DHCP
+    # client's subnet is connected.
+    text = DHCP_OTHER_TABLE.replace(
+        "add gateway=192.168.170.1 distance=2 check-gateway=ping\n",
+        "add gateway=192.168.170.1 distance=2 check-gateway=ping\n"
+        "add gateway=192.168.170.1 check-gateway=ping routing-table=t2\n",
+    )
+    got = verify_text(text, "d.rsc").to_json()
+    rows = {s["id"]: s["tables"]["t2"] for s in got["scenarios"]}
+    assert rows["baseline"] == {"gateway": "192.168.170.1", "nexthop": "192.168.170.1"}
+    assert "unresolvable-gateway" not in {w["code"] for w in got["warnings"]}
+
+
+def test_a_disabled_mangle_rule_marks_no_table() -> None:
+    text = FALL_THROUGH + (
+        "/ip firewall mangle\n"
+        "add action=mark-routing chain=prerouting disabled=yes new-routing-mark=ghost\n"
+    )
+    (baseline, *_) = verify_text(text, "g.rsc").to_json()["scenarios"]
+    assert set(baseline["tables"]) == {"main", "to-a"}

@@ -182,7 +182,7 @@ class Evaluation:
                         )
                     )
         self._usable: dict[int, tuple[tuple[Gateway, Hop], ...]] = {}
-        self._on_link: dict[tuple[IPv4Address, tuple[str, ...]], bool] = {}
+        self._on_link: dict[IPv4Address, bool] = {}
         self._carried: dict[str, bool] = {}
         self._stack: set[int] = set()
         self._recursive_intent = {
@@ -219,26 +219,24 @@ class Evaluation:
                 best = (net.prefixlen, iface)
         return best[1] if best else None
 
-    def assumed_on_link(self, addr: IPv4Address, tables: tuple[str, ...]) -> bool:
-        """A gateway the export cannot place: taken as directly connected.
+    def assumed_on_link(self, addr: IPv4Address) -> bool:
+        """A gateway the export cannot place: taken as directly connected in ``main``.
 
         DHCP and PPP clients give interfaces addresses that ``/export`` does not
-        show, so their gateways are in no known subnet. Only gateways that no route
-        of the tables they resolve in covers, and that no route treats as recursive
-        (target-scope above 10), count: the client's connected subnet is in
-        ``main``, whatever other tables hold for it.
+        show, so their gateways are in no known subnet; the connected route such a
+        client adds is in ``main``, whatever other tables hold. Only gateways that
+        no route of ``main`` covers, and that no route treats as recursive
+        (target-scope above 10), count.
         """
         ex = self.export
         if ex.addresses and not ex.dynamic_addresses:
             return False
-        key = (addr, tables)
-        if key not in self._on_link:
-            self._on_link[key] = addr not in self._recursive_intent and not any(
+        if addr not in self._on_link:
+            self._on_link[addr] = addr not in self._recursive_intent and not any(
                 plen and by_net.get(int(addr) & _mask(plen))
-                for t in tables
-                for plen, by_net in self.index.get(t, {}).items()
+                for plen, by_net in self.index.get("main", {}).items()
             )
-        return self._on_link[key]
+        return self._on_link[addr]
 
     def resolve(self, g: Gateway, i: int) -> Hop | None:
         r = self.export.routes[i]
@@ -255,10 +253,9 @@ class Evaluation:
             iface = self.connected_iface(g.address)
             if iface is not None:
                 return Hop(str(g.address), iface)
-        tables = _resolving_tables(g, r)
-        if self.assumed_on_link(g.address, tables):
-            return Hop(str(g.address), None)
-        for t in tables:
+        for t in _resolving_tables(g, r):
+            if t == "main" and self.assumed_on_link(g.address):
+                return Hop(str(g.address), None)
             hop = self._lookup(t, g.address, ts, i)
             if hop is not None:
                 return hop
@@ -305,7 +302,8 @@ class Evaluation:
         ts = self.eff_ts.get(g.address, self.export.routes[i].target_scope)
         if ts >= CONNECTED_SCOPE and self.connected_iface(g.address) is not None:
             return False
-        return not self.assumed_on_link(g.address, _resolving_tables(g, self.export.routes[i]))
+        tables = _resolving_tables(g, self.export.routes[i])
+        return not ("main" in tables and self.assumed_on_link(g.address))
 
     # ---------------------------------------------------------------- reachability
 
@@ -430,11 +428,14 @@ def _mask(plen: int) -> int:
 
 
 def table_names(export: Export) -> list[str]:
-    """main, then every other table the export defines or marks, in file order."""
+    """main, then every other table the export defines or marks (an enabled mangle
+    rule), in file order."""
     seen: list[tuple[int, str]] = [(0, "main")]
     seen += [(t.line, t.name) for t in export.tables if t.name]
     seen += [(r.line, r.table) for r in export.routes]
-    seen += [(m.line, m.new_routing_mark) for m in export.mangle if m.new_routing_mark]
+    seen += [
+        (m.line, m.new_routing_mark) for m in export.mangle if m.new_routing_mark and not m.disabled
+    ]
     seen.sort(key=lambda p: p[0])
     return list(dict.fromkeys(name for _, name in seen))
 
