@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_fakes import fake_parts
 
-from wanwatch.config import Config, load
+from wanwatch.config import load
 from wanwatch.daemon.admin import AdminChoices
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.eventlog import EventLog
 from wanwatch.daemon.loop import Daemon
-from wanwatch.daemon.parts import Parts, Paths
+from wanwatch.daemon.parts import Paths
 from wanwatch.daemon.repair import (
     CONTEST_REPAIRS,
     DRIFT_DEBOUNCE,
@@ -66,34 +67,6 @@ class FakeWatcher:
         return {"nft"}
 
 
-class Quiet:
-    """The parts these tests do not exercise: links, probes, uplinks, LAN, hooks, sd_notify."""
-
-    def state(self) -> dict[str, bool]:
-        return {}
-
-    def stats(self) -> dict[str, dict[str, int]]:
-        return {}
-
-    def overlay(self, intent: Intent) -> Intent:
-        return intent
-
-    def status(self, *args: Any) -> dict[str, Any]:
-        return {}
-
-    def dnsmasq_status(self) -> dict[str, Any]:
-        return {}
-
-    def ha_status(self) -> None:
-        return None
-
-    def leases(self, config: Config) -> list[dict[str, Any]]:
-        return []
-
-    def on_event(self, ev: Event) -> None:
-        pass
-
-
 class FakeClock:
     t = 990.0
 
@@ -106,18 +79,8 @@ def daemon(tmp_path: Path) -> tuple[Daemon, FakeBackend, FakeClock]:
     clock = FakeClock()
     cfg = load(OFFICE)
     engine = Engine(cfg, clock.t)
-    backend, quiet = FakeBackend(), Quiet()
-    parts = Parts(
-        backend=backend,
-        links=quiet,
-        drift=FakeWatcher(),
-        lan=quiet,
-        hooks=quiet,
-        watchdog=quiet,
-        probes=lambda on_reply: quiet,
-        traffic=lambda on_stall, rtt: quiet,
-        uplinks=lambda on_lease: quiet,
-    )  # fakes with only what these tests reach
+    backend = FakeBackend()
+    parts = fake_parts([], backend, FakeWatcher())
     paths = Paths(OFFICE, tmp_path / "s.sock", tmp_path / "state")
     d = Daemon(cfg, paths, engine, parts, clock=Clock(clock), events=EventLog())
     clock.t += 10  # past the startup grace: the engine decides

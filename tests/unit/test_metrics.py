@@ -56,7 +56,7 @@ def scrape() -> str:
         history=History(Clock()),
         clock=Clock(),
     )
-    handle, _ = servers.Metrics("127.0.0.1", 0).site(sources)
+    handle, _ = servers.MetricsEndpoint("127.0.0.1", 0).site(sources)
 
     async def go() -> bytes:
         server = await httpd.serve("127.0.0.1", 0, handle)

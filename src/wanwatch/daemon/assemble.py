@@ -18,7 +18,7 @@ from wanwatch.daemon.lan import Paired, Standalone
 from wanwatch.daemon.loop import Daemon
 from wanwatch.daemon.parts import LanServices, Parts, Paths
 from wanwatch.daemon.sdnotify import Notifier
-from wanwatch.daemon.servers import Endpoint, Metrics, StatusPage
+from wanwatch.daemon.servers import Endpoint, MetricsEndpoint, PageEndpoint
 from wanwatch.engine.core import Engine
 from wanwatch.linux.apply import LinkWatcher, LinuxBackend
 from wanwatch.linux.dnsmasq import Dnsmasq
@@ -51,9 +51,9 @@ def assemble(
     )
     endpoints: list[Endpoint] = []
     if metrics is not None:
-        endpoints.append(Metrics(*metrics))
+        endpoints.append(MetricsEndpoint(*metrics))
     if http is not None:
-        endpoints.append(StatusPage(*http))
+        endpoints.append(PageEndpoint(*http))
     parts = Parts(
         backend=LinuxBackend(cfg, state_dir, now=clock),
         links=LinkWatcher(w.interface for w in cfg.wans),

@@ -54,7 +54,7 @@ class Endpoint(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Metrics:
+class MetricsEndpoint:
     host: str
     port: int
     failed: str = "metrics.failed"
@@ -72,7 +72,7 @@ class Metrics:
 
 
 @dataclass(frozen=True, slots=True)
-class StatusPage:
+class PageEndpoint:
     host: str
     port: int
     failed: str = "http.failed"
