@@ -50,6 +50,8 @@ def test_the_daemon_loads_rtnetlink_and_conntrack_without_pyroute2s_heavy_parts(
     mods = modules_after("import wanwatch.cli, wanwatch.daemon.assemble")  # what `run` builds
     assert {"pyroute2.iproute.linux", "pyroute2.conntrack"} <= mods  # what it does use
     assert not {m for m in mods if m.startswith(HEAVY)}
+    # without --metrics or --http the HTTP side is never loaded (servers.py)
+    assert not {m for m in mods if m.startswith(("h11", "prometheus_client"))}
 
 
 def test_the_status_command_loads_no_pyroute2_and_no_backend() -> None:

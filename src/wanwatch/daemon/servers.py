@@ -4,23 +4,26 @@
 ``--http HOST:PORT`` serves the status page, its JSON and ``/metrics``. Both run
 on the daemon's loop through httpd.py. A port that cannot be bound degrades that
 endpoint alone (``metrics.failed``, ``http.failed``): the office stays online.
-What an endpoint costs in memory is paid only when it is served: its modules are
-imported then (prometheus_client alone is about 4 MB of RSS).
+What an endpoint costs in memory is paid only when it is served: its modules,
+and the HTTP server's (h11), are imported then (prometheus_client alone is about
+4 MB of RSS), so a daemon that serves neither never loads them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.eventlog import EventLog
 from wanwatch.daemon.history import History
-from wanwatch.daemon.httpd import Handler, Response, serve
 from wanwatch.engine.events import Event, event
 from wanwatch.status import Status
+
+if TYPE_CHECKING:
+    from wanwatch.daemon.httpd import Handler, Response
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class MetricsEndpoint:
 
     def site(self, sources: Sources) -> tuple[Handler, Callable[[Event], None]]:
         from wanwatch.daemon import metrics
+        from wanwatch.daemon.httpd import Response
 
         scrape = metrics.exposition(metrics.StatusCollector(sources.status, sources.counts))
 
@@ -92,10 +96,14 @@ class PageEndpoint:
 
 
 async def serve_all(
-    endpoints: Iterable[Endpoint], sources: Sources, events: EventLog
+    endpoints: Sequence[Endpoint], sources: Sources, events: EventLog
 ) -> list[asyncio.Server]:
     """Serve each endpoint in turn; one that cannot bind is reported and left out."""
-    servers = []
+    servers: list[asyncio.Server] = []
+    if not endpoints:
+        return servers
+    from wanwatch.daemon.httpd import serve
+
     for ep in endpoints:
         handle, follow = ep.site(sources)
         try:
