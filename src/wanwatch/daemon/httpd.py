@@ -78,7 +78,8 @@ async def serve(host: str, port: int, handler: Handler) -> asyncio.Server:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    return await asyncio.start_server(on_client, host, port)
+    # The stream's own buffer stays as small (asyncio pauses reading past twice it).
+    return await asyncio.start_server(on_client, host, port, limit=HEAD_LIMIT)
 
 
 async def _answer(
