@@ -94,9 +94,10 @@ async def _answer(
         # The request is complete if nothing follows its head; a body is never read.
         complete = req is not None and isinstance(conn.next_event(), h11.EndOfMessage)
     except h11.RemoteProtocolError as exc:
-        if exc.error_status_hint != TOO_LARGE:
-            await _send(conn, writer, text(HTTPStatus.BAD_REQUEST, f"bad request: {exc}"), False)
-        return False  # too large a head: closed without an answer
+        if exc.error_status_hint == TOO_LARGE:
+            return False  # closed at once: nothing more is read from such a client
+        await _send(conn, writer, text(HTTPStatus.BAD_REQUEST, f"bad request: {exc}"), False)
+        return False
     if req is None:
         return False  # the client closed between requests
     method = req.method.decode("ascii", "replace")
