@@ -34,7 +34,6 @@ is the split an admin wants to see.
 from __future__ import annotations
 
 import errno
-import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,8 +45,9 @@ from pyroute2.conntrack import Conntrack
 from pyroute2.netlink.exceptions import NetlinkError as _PyrNetlinkError
 from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
-from wanwatch.errors import NetlinkError, SysctlError
+from wanwatch.errors import SysctlError
 from wanwatch.footprint import FWMARK_MASK
+from wanwatch.linux.netlink import named_errors
 from wanwatch.linux.sysctl import PROC_SYS, SysctlChange
 from wanwatch.status import Usage
 
@@ -84,23 +84,12 @@ def _flow(e: Any) -> Flow:
     )
 
 
-def _fail(op: str, exc: BaseException) -> NetlinkError:
-    if isinstance(exc, _PyrNetlinkError):
-        return NetlinkError(f"conntrack {op}: {os.strerror(exc.code)} (errno {exc.code})")
-    if isinstance(exc, OSError):
-        return NetlinkError(f"conntrack {op}: {exc.strerror or exc}")
-    return NetlinkError(f"conntrack {op}: {exc}")
-
-
 def dump(mark: int | None = None, mask: int = FWMARK_MASK) -> list[Flow]:
     """IPv4 flows; only those with ``ct mark & mask == mark`` when ``mark`` is given."""
-    try:
-        with Conntrack(nfgen_family=socket.AF_INET) as ct:
-            if mark is None:
-                return [_flow(e) for e in ct.dump_entries()]
-            return [_flow(e) for e in ct.dump_entries(mark=mark, mark_mask=mask)]
-    except (_PyrNetlinkError, OSError) as exc:
-        raise _fail("dump", exc) from None
+    with named_errors("conntrack dump"), Conntrack(nfgen_family=socket.AF_INET) as ct:
+        if mark is None:
+            return [_flow(e) for e in ct.dump_entries()]
+        return [_flow(e) for e in ct.dump_entries(mark=mark, mark_mask=mask)]
 
 
 # --------------------------------------------------------------------------- counters
@@ -132,29 +121,26 @@ def usage(
         for name, (mark, address) in uplinks.items()
     }
     totals = {name: [0, 0, 0] for name in uplinks}
-    try:
-        # One dump for every uplink: a filtered dump still walks the whole table in
-        # the kernel, so one walk per uplink would cost that many times more.
-        with Conntrack(nfgen_family=socket.AF_INET) as ct:
-            for msg in ct.dump():
-                mine = by_mark.get((msg.get_attr("CTA_MARK") or 0) & mask)
-                if mine is None:
-                    continue
-                name, own = mine
-                ip = msg.get_nested("CTA_TUPLE_ORIG", "CTA_TUPLE_IP")
-                src = ip.get_attr("CTA_IP_V4_SRC") if ip is not None else None
-                if own is not None and src == own:
-                    continue
-                orig = _bytes(msg.get_attr("CTA_COUNTERS_ORIG"))
-                reply = _bytes(msg.get_attr("CTA_COUNTERS_REPLY"))
-                if own is not None and ip is not None and ip.get_attr("CTA_IP_V4_DST") == own:
-                    orig, reply = reply, orig
-                t = totals[name]
-                t[0] += 1
-                t[1] += orig
-                t[2] += reply
-    except (_PyrNetlinkError, OSError) as exc:
-        raise _fail("usage", exc) from None
+    # One dump for every uplink: a filtered dump still walks the whole table in
+    # the kernel, so one walk per uplink would cost that many times more.
+    with named_errors("conntrack usage"), Conntrack(nfgen_family=socket.AF_INET) as ct:
+        for msg in ct.dump():
+            mine = by_mark.get((msg.get_attr("CTA_MARK") or 0) & mask)
+            if mine is None:
+                continue
+            name, own = mine
+            ip = msg.get_nested("CTA_TUPLE_ORIG", "CTA_TUPLE_IP")
+            src = ip.get_attr("CTA_IP_V4_SRC") if ip is not None else None
+            if own is not None and src == own:
+                continue
+            orig = _bytes(msg.get_attr("CTA_COUNTERS_ORIG"))
+            reply = _bytes(msg.get_attr("CTA_COUNTERS_REPLY"))
+            if own is not None and ip is not None and ip.get_attr("CTA_IP_V4_DST") == own:
+                orig, reply = reply, orig
+            t = totals[name]
+            t[0] += 1
+            t[1] += orig
+            t[2] += reply
     return {name: Usage(*t) for name, t in totals.items()}
 
 
@@ -188,26 +174,23 @@ def ensure_accounting(root: Path = PROC_SYS) -> list[SysctlChange]:
 def flush_uplink(address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK) -> int:
     """Delete the flows marked ``mark`` (under ``mask``) or NATed to ``address``; their count."""
     deleted = 0
-    try:
-        with Conntrack(nfgen_family=socket.AF_INET) as ct:
-            if mark:
-                before = ct.count()
-                ct.flush(mark=mark, mark_mask=mask)
-                deleted += max(0, before - ct.count())
-            if address is None:
-                return deleted
-            left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=str(address))))
-            for e in left:
-                kw: dict[str, Any] = {"tuple_orig": e.tuple_orig}
-                if e.zone is not None:
-                    kw["zone"] = e.zone
-                try:
-                    ct.entry("del", **kw)
-                except _PyrNetlinkError as exc:
-                    if exc.code != errno.ENOENT:  # already gone: timed out or closed meanwhile
-                        raise
-                    continue
-                deleted += 1
-    except (_PyrNetlinkError, OSError) as exc:
-        raise _fail("flush", exc) from None
+    with named_errors("conntrack flush"), Conntrack(nfgen_family=socket.AF_INET) as ct:
+        if mark:
+            before = ct.count()
+            ct.flush(mark=mark, mark_mask=mask)
+            deleted += max(0, before - ct.count())
+        if address is None:
+            return deleted
+        left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=str(address))))
+        for e in left:
+            kw: dict[str, Any] = {"tuple_orig": e.tuple_orig}
+            if e.zone is not None:
+                kw["zone"] = e.zone
+            try:
+                ct.entry("del", **kw)
+            except _PyrNetlinkError as exc:
+                if exc.code != errno.ENOENT:  # already gone: timed out or closed meanwhile
+                    raise
+                continue
+            deleted += 1
     return deleted

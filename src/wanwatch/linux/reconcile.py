@@ -30,12 +30,10 @@ from wanwatch.linux.netlink import (
     RTN_UNREACHABLE,
     Address,
     Link,
-    LinkWatcher,
     Netlink,
     Route,
 )
 from wanwatch.linux.statefile import AddrKey, StateFile
-from wanwatch.linux.watch import DriftWatcher
 
 STATE_FILE = "linux-backend.json"
 OUR_TABLES = frozenset(range(TABLE_BASE + 1, TABLE_BASE + MAX_UPLINKS + 1))
@@ -57,7 +55,7 @@ class Reconciler:
         self._now = now
         self._nft = nft_binary
         self._proc_sys = proc_sys
-        self._nl: Netlink | None = None
+        self._nl = Netlink()  # opened by its first request, on the worker
         self._state: StateFile | None = None
         self._last_intent: Intent | None = None
         self._flushed: set[str] = set()
@@ -73,16 +71,7 @@ class Reconciler:
 
     def close(self) -> None:
         """Let go of the netlink socket (the kernel is left as it is)."""
-        if self._nl is not None:
-            self._nl.close()
-            self._nl = None
-
-    @property
-    def _netlink(self) -> Netlink:
-        if self._nl is None:
-            self._nl = Netlink()
-            self._nl.open()
-        return self._nl
+        self._nl.close()
 
     def _state_file(self) -> StateFile:
         if self._state is None:
@@ -130,7 +119,7 @@ class Reconciler:
     def _sync_addresses(
         self, out: list[Event], links: dict[str, Link], addrs: list[Address]
     ) -> None:
-        nl = self._netlink
+        nl = self._nl
         state = self._state_file()
         if state.problem is not None:
             out.append(self._ev("state.unreadable", error=state.problem))
@@ -192,7 +181,7 @@ class Reconciler:
         A slot (table, dst, metric) held by a foreign route is reported and left
         alone: ``replace`` would swap whatever route sits there, ours or not.
         """
-        nl = self._netlink
+        nl = self._nl
         foreign = {r.key: r for r in current if r.proto != RT_PROTO and managed(r)}
         ours = [r for r in current if r.proto == RT_PROTO and managed(r)]
         placed: set[tuple[int, IPv4Network, int]] = set()
@@ -298,7 +287,7 @@ class Reconciler:
         known = {(u.gateway, u.index) for u in ups if u.usable}
         for r in routes:
             if r.table == RT_TABLE_MAIN and r.proto == RT_PROTO and (r.gateway, r.oif) not in known:
-                self._netlink.del_route(r)
+                self._nl.del_route(r)
                 out.append(
                     self._ev(
                         "route.withdraw" if r.metric == DEFAULT_METRIC else "route.remove",
@@ -322,7 +311,7 @@ class Reconciler:
         )
 
     def _sync_rules(self, out: list[Event], ups: list[Uplink]) -> None:
-        nl = self._netlink
+        nl = self._nl
         ours = [r for r in nl.rules() if r.proto == RT_PROTO]
         want = rules(ups)
         exists: dict[str, Event] = {}
@@ -392,7 +381,7 @@ class Reconciler:
     # ----------------------------------------------------------------- entry points (worker)
 
     def _read(self) -> tuple[dict[str, Link], list[Address]]:
-        nl = self._netlink
+        nl = self._nl
         links = nl.links()
         return links, nl.addresses(links)
 
@@ -402,7 +391,7 @@ class Reconciler:
         mark = len(out)
         self._step(out, "address", self._sync_addresses, links, addrs)
         if any(e.name.startswith("address.") for e in out[mark:]):
-            addrs = self._netlink.addresses(links)
+            addrs = self._nl.addresses(links)
         return links, addrs
 
     def start(self) -> list[Event]:
@@ -415,7 +404,7 @@ class Reconciler:
             ups = resolve(base.uplinks, links, addrs)
             self._remember(ups)
             self._unresolved(out, ups)
-            routes = self._netlink.routes()
+            routes = self._nl.routes()
             self._sync_tables(out, ups, routes)
             self._sync_rules(out, ups)
             running = nft.running_fingerprint(self._nft)
@@ -444,7 +433,7 @@ class Reconciler:
             if self._sysctl_done - set(links):  # an uplink's interface went: set it up anew
                 self._sysctl_done &= set(links)  # when it comes back (a new device, defaults)
             ups = resolve(intent.uplinks, links, addrs)
-            routes = self._netlink.routes()
+            routes = self._nl.routes()
         except WanwatchError as exc:
             out.append(self._ev("backend.error", step="read", error=str(exc)))
             return None
@@ -488,7 +477,7 @@ class Reconciler:
             target = intent if intent is not None else self._compatible_last_intent(config)
             base = target if target is not None else intent_from_config(config)
             ups = resolve(base.uplinks, links, addrs)
-            routes = self._netlink.routes()
+            routes = self._nl.routes()
         except WanwatchError as exc:
             out.append(self._ev("backend.error", step="read", error=str(exc)))
             return out
@@ -529,13 +518,13 @@ class Reconciler:
             removed.append(nft.delete_table(self._nft))
 
         def drop_rules(out: list[Event]) -> None:
-            for r in self._netlink.rules():
-                if r.proto == RT_PROTO and self._netlink.del_rule(r):
+            for r in self._nl.rules():
+                if r.proto == RT_PROTO and self._nl.del_rule(r):
                     counts["rules"] += 1
 
         def drop_routes(out: list[Event]) -> None:
-            for r in self._netlink.routes():
-                if r.proto == RT_PROTO and self._netlink.del_route(r):
+            for r in self._nl.routes():
+                if r.proto == RT_PROTO and self._nl.del_route(r):
                     counts["routes"] += 1
 
         def drop_addresses(out: list[Event]) -> None:
@@ -548,11 +537,7 @@ class Reconciler:
             for key in sorted(owned, key=str):
                 ifname, iface = key
                 link = links.get(ifname)
-                if (
-                    link is not None
-                    and key in present
-                    and self._netlink.del_address(link.index, iface)
-                ):
+                if link is not None and key in present and self._nl.del_address(link.index, iface):
                     counts["addresses"] += 1
                     out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
                 state.addresses.discard(key)
@@ -572,7 +557,7 @@ class Reconciler:
         return out
 
     def carrier(self) -> dict[str, bool]:
-        links = self._netlink.links()
+        links = self._nl.links()
         return {
             w.interface: (links[w.interface].carrier if w.interface in links else False)
             for w in self.config.wans
@@ -582,17 +567,6 @@ class Reconciler:
         """The marks and addresses counters() needs (the worker's view, shared by assignment)."""
         self.own = {u.name: (u.mark, u.address.ip if u.address else None) for u in ups}
         self.resolved = {u.name: (u.address, u.gateway) for u in ups}
-
-    @staticmethod
-    def open_drift_watcher() -> DriftWatcher:
-        watcher = DriftWatcher()
-        watcher.open()
-        return watcher
-
-    def open_link_watcher(self) -> LinkWatcher:
-        watcher = LinkWatcher(w.interface for w in self.config.wans)
-        watcher.open()
-        return watcher
 
 
 def _names(ups: Sequence[Uplink]) -> dict[int | None, str]:
