@@ -24,7 +24,7 @@ Per-uplink counters (:func:`usage`, behind ``wanwatch status``) read the same
 marks in one dump decoded by pyroute2 (about 0.1 ms per entry, on the
 backend's counters thread, only when someone asks). Bytes come from conntrack
 accounting (``net.netfilter.nf_conntrack_acct``, off by default, set per
-namespace by :func:`ensure_accounting`), not from nft counters: our table is
+namespace by sysctl.py's ``ensure_accounting``), not from nft counters: our table is
 replaced whole on every failover, which would zero any counter in it, while an
 entry's counters live as long as its connection and follow it whatever uplink
 table is loaded. They count what the connections open now have moved, which
@@ -38,17 +38,14 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from pathlib import Path
 from typing import Any
 
 from pyroute2.conntrack import Conntrack
 from pyroute2.netlink.exceptions import NetlinkError as _PyrNetlinkError
 from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
-from wanwatch.errors import SysctlError
 from wanwatch.footprint import FWMARK_MASK
 from wanwatch.linux.netlink import named_errors
-from wanwatch.linux.sysctl import PROC_SYS, SysctlChange
 from wanwatch.status import Usage
 
 
@@ -142,33 +139,6 @@ def usage(
             t[1] += orig
             t[2] += reply
     return {name: Usage(*t) for name, t in totals.items()}
-
-
-ACCT_SYSCTL = ("net", "netfilter", "nf_conntrack_acct")
-
-
-def ensure_accounting(root: Path = PROC_SYS) -> list[SysctlChange]:
-    """Turn on conntrack byte accounting in this network namespace (per namespace, off by default).
-
-    Entries created before it is on carry no counters (nf_conntrack_acct.c adds
-    the extension at creation), so the backend sets it at start, before any
-    connection of ours. Nothing happens where the file does not exist.
-    """
-    path = root.joinpath(*ACCT_SYSCTL)
-    key = ".".join(ACCT_SYSCTL)
-    try:
-        old = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise SysctlError(f"cannot read {key}: {exc.strerror}") from None
-    if old == "1":
-        return []
-    try:
-        path.write_text("1\n", encoding="ascii")
-    except OSError as exc:
-        raise SysctlError(f"cannot set {key}=1: {exc.strerror}") from None
-    return [SysctlChange(key, old, "1")]
 
 
 def flush_uplink(address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK) -> int:
