@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from pathlib import Path
 
 from wanwatch.errors import WanwatchError
+from wanwatch.footprint import RT_PROTO
+from wanwatch.linux.netlink import Address
 
 AddrKey = tuple[str, IPv4Interface]  # (interface name, address)
 
@@ -38,6 +41,11 @@ class StateFile:
             # Unreadable: fall back to the kernel's marks (IFA_PROTO) and say so.
             state.problem = f"{path}: {exc}"
         return state
+
+    def owned(self, present: Iterable[Address]) -> set[AddrKey]:
+        """Ours: recorded here, or among ``present`` with our IFA_PROTO (a lost record)."""
+        marked = {(a.ifname, a.interface) for a in present if a.proto == RT_PROTO}
+        return set(self.addresses) | marked
 
     def save(self) -> None:
         """Write atomically (rename), so a kill mid-write leaves the old or the new file."""

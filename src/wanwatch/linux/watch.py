@@ -53,7 +53,8 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from wanwatch.errors import NetlinkError
-from wanwatch.footprint import MAX_UPLINKS, RT_PROTO, TABLE_BASE
+from wanwatch.footprint import RT_PROTO
+from wanwatch.linux.desired import OUR_TABLES
 from wanwatch.linux.netlink import RT_TABLE_MAIN, NetlinkSocket, carrier
 
 ROUTE, RULE, ADDRESS, NFT, SYSCTL = "route", "rule", "address", "nft", "sysctl"
@@ -63,7 +64,6 @@ _NETLINK_NETFILTER = 12  # <linux/netlink.h>
 _NFNLGRP_NFTABLES = 7  # <linux/netfilter/nfnetlink.h>
 _RTNLGRP_IPV4_NETCONF = 24  # <linux/rtnetlink.h>
 _RTM_NEWNETCONF = 80
-_OUR_TABLES = range(TABLE_BASE + 1, TABLE_BASE + MAX_UPLINKS + 1)
 
 
 # --------------------------------------------------------------------------- carrier
@@ -199,7 +199,7 @@ def route_is_ours_to_watch(kind: int, msg: Any) -> bool:
     if kind not in (RTM_NEWROUTE, RTM_DELROUTE):
         return False
     table = msg.get_attr("RTA_TABLE") or msg["table"]
-    return table in _OUR_TABLES or (table == RT_TABLE_MAIN and msg["dst_len"] == 0)
+    return table in OUR_TABLES or (table == RT_TABLE_MAIN and msg["dst_len"] == 0)
 
 
 class DriftWatcher:
