@@ -36,9 +36,10 @@ these methods straight from a coroutine (they block for milliseconds) or via
 ``start()``) and lives in the network namespace that the calling thread was in
 at that moment; ``stop()`` and ``close()`` end it.
 
-The parts: desired.py (what should exist), reconcile.py (the steps that make
-it so), statefile.py (the addresses we added), this module (the worker thread,
-the public API and the conntrack counters).
+The parts: desired.py (what should exist), reconcile.py (the pass and the
+steps that make it so), statefile.py (the addresses we added), watch.py (the
+carrier and drift watchers, opened on the worker), this module (the worker
+thread, the public API and the conntrack counters).
 """
 
 from __future__ import annotations
