@@ -223,7 +223,7 @@ def write_config(house: Office, text: str) -> None:
     tmp.replace(house.config_path)
 
 
-# Every SIGHUP ends with one of these (daemon.py, Daemon._reload).
+# Every SIGHUP ends with one of these (daemon/loop.py, Daemon._reload).
 RELOAD_DONE = ("config.reloaded", "config.rejected")
 
 
