@@ -247,7 +247,7 @@ def test_bcp38_catches_a_packet_leaving_through_the_wrong_uplink(
     backup_address = lab.lab_config.wan(BACKUP).address
     assert isinstance(backup_address, IPv4Interface), backup_address
     # The router's own packet sourced from the backup's address, leaving ether1:
-    # the probe-pinning mistake LAB-NOTES describes. Caught, not answered.
+    # the probe-pinning mistake docs/lab-notes.md describes. Caught, not answered.
     stats = traffic.ping(
         lab,
         "router",
