@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
+from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
 
 from wanwatch.config import Config, Policy, load
+from wanwatch.config.ha import local_view
 from wanwatch.engine.intent import Intent
 from wanwatch.linux.apply import intent_from_config
 from wanwatch.linux.nft import render, rendered_fingerprint
 
 HERE = Path(__file__).parent / "nft"
-OFFICE = Path(__file__).parents[2] / "examples" / "office.yaml"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+OFFICE = EXAMPLES / "office.yaml"
 UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
 
 A, B = "INET-UTAMA", "BACKUP-INET"
@@ -65,7 +69,34 @@ def _masquerade_off() -> tuple[Config, Intent]:
     return cfg, intent_from_config(cfg, active=("PRIMARY",))
 
 
+def _firewall() -> tuple[Config, Intent]:
+    """Every kind of opening and forward, an isolated LAN, a DHCP uplink with a lease."""
+    cfg = load(HERE / "firewall.yaml")
+    intent = intent_from_config(cfg, active=("LTE",))
+    leased = replace(intent.uplinks[1], address=IPv4Interface("100.64.7.9/22"))
+    return cfg, replace(intent, uplinks=(intent.uplinks[0], leased))
+
+
+def _firewall_off() -> tuple[Config, Intent]:
+    """firewall.enabled false: no filter at all, the port forwards stay."""
+    cfg = load(HERE / "firewall.yaml")
+    cfg = cfg.replace(
+        firewall=cfg.firewall.replace(enabled=False),
+        lans=tuple(lan.replace(isolate=False) for lan in cfg.lans),
+    )
+    return cfg, intent_from_config(cfg, active=("LTE",))
+
+
+def _pair() -> tuple[Config, Intent]:
+    """One router of a pair: VRRP adverts pass on the uplinks."""
+    cfg = local_view(load(EXAMPLES / "office-ha-a.yaml"))
+    return cfg, intent_from_config(cfg, active=(A,))
+
+
 CASES: dict[str, Callable[[], tuple[Config, Intent]]] = {
+    "firewall": _firewall,
+    "firewall-off": _firewall_off,
+    "ha-pair": _pair,
     "office-failover": _office_failover,
     "office-loadbalance-1-1": _lb("both-addresses"),
     "office-loadbalance-2-1": _weights_2_1,
