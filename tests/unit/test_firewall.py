@@ -114,7 +114,7 @@ def test_an_uplink_drops_what_it_did_not_open_and_counts_it() -> None:
     wan = rules(text, "wan_in_2")
     assert wan[:3] == [
         "ct state established,related accept",
-        "jump icmp_in",  # before the invalid drop: conntrack tracks no ND
+        "jump icmp_in",  # before the invalid drop: inverse ND and SEND read invalid
         "ct state invalid counter name drop_in_BACKUP-INET drop",
     ]
     assert wan[-1] == "counter name drop_in_BACKUP-INET drop"

@@ -15,7 +15,9 @@ it, as in RouterOS's defconf, OpenWrt's fw4 and pfSense:
 * ICMPv6 that IPv6 cannot work without (RFC 4890 4.4.1): neighbour discovery
   only with hop limit 255, i.e. from the link itself (RFC 4861 6.1.1, 7.1.1),
   MLD and multicast router discovery only from link-local sources. These come
-  before the invalid drop: conntrack creates no connection for them;
+  before the invalid drop: conntrack leaves ND and MLD untracked and calls the
+  others (inverse ND, SEND) invalid, as no connection starts with them
+  (net/netfilter/nf_conntrack_proto_icmpv6.c, ``noct_valid_new``);
 * path MTU discovery is never broken (RFC 1191, RFC 8201; RFC 4890 4.3.1 calls
   packet-too-big essential): packet-too-big and IPv4's fragmentation-needed
   pass even when conntrack no longer knows the connection;
