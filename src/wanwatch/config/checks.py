@@ -296,9 +296,7 @@ def _check_allow(report: Report, allow: tuple[Any, ...], known: list[str]) -> li
         if a.proto is None:
             continue
         if a.proto in PORT_PROTOS and a.port is None:
-            report(
-                (*at, "port"), f"{a.proto} needs ports to open (e.g. 22, 8000-8100, [80, 443])"
-            )
+            report((*at, "port"), f"{a.proto} needs ports to open (e.g. 22, 8000-8100, [80, 443])")
         elif a.proto not in PORT_PROTOS and a.port is not None:
             report((*at, "port"), f"{a.proto} has no ports: remove port")
         for j, net in enumerate(a.from_ or ()):
