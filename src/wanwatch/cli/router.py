@@ -172,7 +172,7 @@ def run(
     import asyncio
 
     from wanwatch.daemon import logs
-    from wanwatch.daemon.loop import Daemon
+    from wanwatch.daemon.assemble import assemble
 
     load_or_exit(config_path)  # exit 2 before touching anything
     metrics = _host_port("--metrics", metrics_address) if metrics_address else None
@@ -180,7 +180,7 @@ def run(
     logs.setup(log_format, verbose)
     need_root("wanwatch run needs root (netlink, nftables, raw ICMP sockets).")
     try:
-        daemon = Daemon(config_path, socket_path, state_dir, metrics=metrics, http=http)
+        daemon = assemble(config_path, socket_path, state_dir, metrics=metrics, http=http)
         code = asyncio.run(daemon.run())
     except ConfigError as exc:  # the file changed between the check above and the start
         echo_problems(exc)
