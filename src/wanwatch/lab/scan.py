@@ -36,7 +36,8 @@ from wanwatch.errors import LabError
 from wanwatch.lab import netns
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 MAX_PORTS = 64  # per scan, per protocol
 MAX_LISTEN_SECONDS = 900.0
