@@ -1,4 +1,5 @@
-"""Golden files for the nft renderer: ``tests/golden/nft/<case>.nft``.
+"""Golden files for the nft renderer: ``tests/golden/nft/<case>.nft``, and for the
+firewall as ``wanwatch plan`` prints it: ``<case>.plan`` (the firewall's cases).
 
 Each case is a config plus the uplink choice the engine would make. Rewrite the
 goldens after an intended change with ``WANWATCH_UPDATE_GOLDENS=1`` and read the
@@ -10,19 +11,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
 from wanwatch.config import Config, Policy, load
+from wanwatch.config.ha import local_view
 from wanwatch.config.model import Classifier
 from wanwatch.engine.intent import Intent
+from wanwatch.linux import firewall
 from wanwatch.linux.apply import intent_from_config
 from wanwatch.linux.nft import render, rendered_fingerprint
 
 HERE = Path(__file__).parent / "nft"
-OFFICE = Path(__file__).parents[2] / "examples" / "office.yaml"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+OFFICE = EXAMPLES / "office.yaml"
 UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
 
 A, B = "INET-UTAMA", "BACKUP-INET"
@@ -70,7 +76,34 @@ def _masquerade_off() -> tuple[Config, Intent]:
     return cfg, intent_from_config(cfg, active=("PRIMARY",))
 
 
+def _firewall() -> tuple[Config, Intent]:
+    """Every kind of opening and forward, an isolated LAN, a DHCP uplink with a lease."""
+    cfg = load(HERE / "firewall.yaml")
+    intent = intent_from_config(cfg, active=("LTE",))
+    leased = replace(intent.uplinks[1], address=IPv4Interface("100.64.7.9/22"))
+    return cfg, replace(intent, uplinks=(intent.uplinks[0], leased))
+
+
+def _firewall_off() -> tuple[Config, Intent]:
+    """firewall.enabled false: no filter at all, the port forwards stay."""
+    cfg = load(HERE / "firewall.yaml")
+    cfg = cfg.replace(
+        firewall=cfg.firewall.replace(enabled=False),
+        lans=tuple(lan.replace(isolate=False) for lan in cfg.lans),
+    )
+    return cfg, intent_from_config(cfg, active=("LTE",))
+
+
+def _pair() -> tuple[Config, Intent]:
+    """One router of a pair: VRRP adverts pass on the uplinks."""
+    cfg = local_view(load(EXAMPLES / "office-ha-a.yaml"))
+    return cfg, intent_from_config(cfg, active=(A,))
+
+
 CASES: dict[str, Callable[[], tuple[Config, Intent]]] = {
+    "firewall": _firewall,
+    "firewall-off": _firewall_off,
+    "ha-pair": _pair,
     "office-failover": _office_failover,
     "office-loadbalance-1-1": _lb("both-addresses"),
     "office-loadbalance-2-1": _weights_2_1,
@@ -109,6 +142,17 @@ def test_render_matches_golden(case: str) -> None:
 def test_no_stray_goldens() -> None:
     """A golden without a case would never be checked again."""
     assert {p.stem for p in HERE.glob("*.nft")} == set(CASES)
+    assert {p.stem for p in HERE.glob("*.plan")} == set(PLAN_CASES)
+
+
+PLAN_CASES = ("firewall", "firewall-off", "ha-pair", "office-failover")
+
+
+@pytest.mark.parametrize("case", PLAN_CASES)
+def test_plan_of_the_firewall_matches_golden(case: str) -> None:
+    cfg, _ = CASES[case]()
+    text = "\n".join(firewall.plan_lines(firewall.describe(cfg))) + "\n"
+    _compare(text, HERE / f"{case}.plan")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

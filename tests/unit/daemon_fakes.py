@@ -20,7 +20,7 @@ from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
 from wanwatch.errors import NetlinkError
-from wanwatch.status import Usage
+from wanwatch.status import FirewallStatus, Usage
 
 
 class Part:
@@ -38,6 +38,9 @@ class Backend(Part):
     def __init__(self, calls: list[str], fail_start: bool) -> None:
         super().__init__(calls, "backend")
         self.fail_start = fail_start
+        self.firewall_status = FirewallStatus(
+            enabled=True, dropped={}, guests={}, forwards={}, age_s=None
+        )
 
     def start(self) -> list[Event]:
         self.record("start")
@@ -69,6 +72,9 @@ class Backend(Part):
 
     def counters(self) -> tuple[float | None, dict[str, Usage]]:
         return None, {}
+
+    def firewall(self) -> FirewallStatus:
+        return self.firewall_status
 
     def resolved(self) -> dict[str, Resolved]:
         return {}

@@ -1,4 +1,5 @@
-"""Checks across config items: unique names, subnets, gateways, probe targets, DHCP pools.
+"""Checks across config items: unique names, subnets, gateways, probe targets, DHCP pools,
+the firewall's openings and forwards.
 
 Items may be partial (a field is None where its value was rejected and reported), so
 every check skips what it cannot see. Each problem goes to ``report(path, message)``.
@@ -12,8 +13,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, TypeVar
 
 from wanwatch.config import dynamic
-from wanwatch.config.fields import Path_, format_path
-from wanwatch.config.model import Dns, Lan, Wan
+from wanwatch.config.fields import Path_, PortRange, format_path
+from wanwatch.config.model import MAX_SHIFTED_PORTS, PORT_PROTOS, Config, Dns, Lan, Wan
 
 Report = Callable[[Path_, str], None]
 
@@ -228,3 +229,144 @@ def check_upstream_dns(report: Report, dns: Dns, nets: list[_Net]) -> None:
                     ("dns", "upstream", u_i),
                     f"{u} is inside {format_path(n.path[:-1])}: upstream DNS is beyond the uplinks",
                 )
+
+
+# --- the firewall (docs/firewall.md)
+
+
+def protocols(proto: str) -> frozenset[str]:
+    """The protocols a ``proto`` value stands for: ``tcp+udp`` is both."""
+    return frozenset(proto.split("+"))
+
+
+def check_firewall(report: Report, config: Config) -> None:
+    """Openings and forwards name known uplinks and usable ports; forwards reach a LAN host,
+    and no port is forwarded twice on one uplink (items may be partial: None where invalid)."""
+    wan_names = [w.name for w in config.wans or () if w is not None and w.name is not None]
+    lans = [lan for lan in config.lans or () if lan is not None]
+    fw = config.firewall
+    if fw is not None and fw.enabled is False:
+        for i, lan in enumerate(config.lans or ()):
+            if lan is not None and lan.isolate:
+                report(
+                    ("lans", i, "isolate"),
+                    "isolating a LAN needs the firewall, and firewall.enabled is false",
+                )
+    openings = _check_allow(report, fw.allow or () if fw is not None else (), wan_names)
+    forwarded = _check_forwards(report, list(config.forwards or ()), wan_names, lans)
+    for at, name, wans, protos, ports in openings:
+        for f_at, f_name, f_wans, f_protos, f_ports in forwarded:
+            shared = [w for w in wans if w in f_wans]
+            if shared and protos & f_protos and _overlap(ports, f_ports):
+                report(
+                    (*at, "port"),
+                    f"{name}: {format_path(f_at)} ({f_name}) forwards this port on {shared[0]}, "
+                    "and destination NAT comes first: the opening would never reach the router",
+                )
+                break
+
+
+# (path, name, uplinks, protocols, port ranges) of one opening or forward
+_Ports = tuple[Path_, str, list[str], frozenset[str], tuple[PortRange, ...]]
+
+
+def _overlap(a: tuple[PortRange, ...], b: tuple[PortRange, ...]) -> bool:
+    return any(x.overlaps(y) for x in a for y in b)
+
+
+def _uplinks(
+    report: Report, at: Path_, wans: tuple[str, ...] | None, known: list[str]
+) -> list[str]:
+    """The uplinks an item names (all when it names none); unknown names are reported."""
+    if wans is None:
+        return known
+    for j, name in enumerate(wans):
+        if name is not None and name not in known:
+            report((*at, "wans", j), f"no uplink is named {name!r}")
+    return [w for w in wans if w in known]
+
+
+def _check_allow(report: Report, allow: tuple[Any, ...], known: list[str]) -> list[_Ports]:
+    names: dict[str, Path_] = {}
+    out: list[_Ports] = []
+    for i, a in _enumerate_valid(list(allow)):
+        at: Path_ = ("firewall", "allow", i)
+        _once(report, names, a.name, (*at, "name"), used=f"name {a.name!r} already used by")
+        wans = _uplinks(report, at, a.wans, known)
+        if a.proto is None:
+            continue
+        if a.proto in PORT_PROTOS and a.port is None:
+            report((*at, "port"), f"{a.proto} needs ports to open (e.g. 22, 8000-8100, [80, 443])")
+        elif a.proto not in PORT_PROTOS and a.port is not None:
+            report((*at, "port"), f"{a.proto} has no ports: remove port")
+        for j, net in enumerate(a.from_ or ()):
+            family = {"icmp": 4, "icmpv6": 6}.get(a.proto)
+            if family is not None and net.version != family:
+                report(
+                    (*at, "from", j), f"{net} is IPv{net.version}; {a.proto} is IPv{family} only"
+                )
+        if a.port:
+            out.append((at, a.name, wans, protocols(a.proto), a.port))
+    return out
+
+
+def _check_forwards(
+    report: Report, forwards: list[Any], known: list[str], lans: list[Lan]
+) -> list[_Ports]:
+    names: dict[str, Path_] = {}
+    out: list[_Ports] = []
+    for i, f in _enumerate_valid(forwards):
+        at: Path_ = ("forwards", i)
+        _once(report, names, f.name, (*at, "name"), used=f"name {f.name!r} already used by")
+        wans = _uplinks(report, at, f.wans, known)
+        for j, net in enumerate(f.from_ or ()):
+            if net.version != 4:
+                report((*at, "from", j), f"{net} is IPv6: a forward reaches an IPv4 LAN host")
+        if f.to is not None:
+            _check_target_host(report, (*at, "to"), f.to, lans)
+        if f.port is not None and f.to_port is not None:
+            _check_to_port(report, (*at, "to_port"), f.port, f.to_port)
+        if f.port is None or f.proto is None:
+            continue
+        mine = (at, f.name, wans, protocols(f.proto), (f.port,))
+        for e_at, e_name, e_wans, e_protos, e_ports in out:
+            shared = [w for w in wans if w in e_wans]
+            if shared and mine[3] & e_protos and _overlap(mine[4], e_ports):
+                report(
+                    (*at, "port"),
+                    f"{f.port}/{f.proto} on {shared[0]} is already forwarded by "
+                    f"{format_path(e_at)} ({e_name})",
+                )
+                break
+        out.append(mine)
+    return out
+
+
+def _check_target_host(report: Report, at: Path_, to: IPv4Address, lans: list[Lan]) -> None:
+    """A forward's target is a host on a LAN: not the router, not the subnet's edges."""
+    for lan in lans:
+        if lan.address is None or to not in lan.address.network:
+            continue
+        net = lan.address.network
+        if to == lan.address.ip:
+            report(at, f"{to} is the router's own address on LAN {lan.name!r}")
+        elif to in (net.network_address, net.broadcast_address):
+            report(at, f"{to} is the network or broadcast address of LAN {lan.name!r}")
+        return
+    report(at, f"{to} is outside every LAN: a forward reaches a host on a LAN")
+
+
+def _check_to_port(report: Report, at: Path_, port: PortRange, to_port: PortRange) -> None:
+    """One port maps to one port, a range to a range of the same length."""
+    if to_port.size != port.size:
+        report(
+            at,
+            f"{to_port} has {to_port.size} port(s) and port {port} has {port.size}: "
+            "a range maps 1:1 to a range of the same length",
+        )
+    elif to_port.first != port.first and port.size > MAX_SHIFTED_PORTS:
+        report(
+            at,
+            f"a shifted range maps at most {MAX_SHIFTED_PORTS} ports; {port} has {port.size} "
+            "(forward to the same ports, or split it)",
+        )

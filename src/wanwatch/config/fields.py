@@ -11,8 +11,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
-from typing import Annotated, Any, Literal
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
+from typing import Annotated, Any, Literal, NamedTuple
 
 from wanwatch.footprint import MAX_UPLINKS
 
@@ -205,3 +205,92 @@ def parse_wan_address(value: object) -> IPv4Interface | Literal["dhcp"]:
         except ValueError:
             pass
     raise ValueError("not an IPv4 address with prefix (e.g. 192.168.0.2/24) or 'dhcp'")
+
+
+# --- the firewall's values (config/model.py: Firewall, Allow, Forward)
+
+PORT_MIN, PORT_MAX = 1, 65535  # TCP and UDP ports a rule can name (port 0 is reserved)
+
+
+class PortRange(NamedTuple):
+    """Ports ``first`` to ``last``, both included (one port: ``first == last``)."""
+
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+    def overlaps(self, other: PortRange) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+_PORT_RANGE_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+_PORT_HINT = "a port (443), a range (8000-8100)"
+
+
+def parse_port_range(value: object) -> PortRange:
+    """``443`` or ``"8000-8100"`` -> PortRange, within PORT_MIN..PORT_MAX and in order."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        first = last = value
+    elif isinstance(value, str) and (m := _PORT_RANGE_RE.match(value)):
+        first = int(m.group(1))
+        last = int(m.group(2)) if m.group(2) is not None else first
+    else:
+        raise ValueError(f"{value!r} is not {_PORT_HINT}")
+    for p in (first, last):
+        if not PORT_MIN <= p <= PORT_MAX:
+            raise ValueError(f"port {p} is outside {PORT_MIN}-{PORT_MAX}")
+    if first > last:
+        raise ValueError(f"{first}-{last} is reversed (the first port is above the last)")
+    return PortRange(first, last)
+
+
+def parse_ports(value: object) -> tuple[PortRange, ...]:
+    """One port or range, or a list of them; a port listed twice (or overlapping) is refused."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError(f"must name {_PORT_HINT} or a list of them")
+    ranges = tuple(parse_port_range(v) for v in items)
+    for i, r in enumerate(ranges):
+        for earlier in ranges[:i]:
+            if r.overlaps(earlier):
+                raise ValueError(f"{r} overlaps {earlier} in the same list")
+    return ranges
+
+
+Prefix = IPv4Network | IPv6Network
+
+
+def parse_prefixes(value: object) -> tuple[Prefix, ...]:
+    """Source prefixes (``203.0.113.0/24``, ``2001:db8::/32``; an address alone is one host),
+    one or a list; host bits set are refused (a typo for another prefix, often)."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("must list at least one prefix (omit the key for: from anywhere)")
+    out: list[Prefix] = []
+    for v in items:
+        if not isinstance(v, str):
+            raise ValueError(f"{v!r} is not an address prefix (e.g. 203.0.113.0/24)")
+        try:
+            net = ipaddress.ip_network(v.strip())
+        except ValueError:
+            try:
+                meant = ipaddress.ip_network(v.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an address prefix (e.g. 203.0.113.0/24)") from None
+            raise ValueError(f"{v} has host bits set: did you mean {meant}?") from None
+        if net in out:
+            raise ValueError(f"{net} is listed twice")
+        out.append(net)
+    return tuple(out)
+
+
+def distinct_names(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    if len(set(values)) != len(values):
+        raise ValueError("a name is listed twice")
+    return values

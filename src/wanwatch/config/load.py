@@ -17,7 +17,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
-from wanwatch.config.checks import cross_check
+from wanwatch.config.checks import check_firewall, cross_check
 from wanwatch.config.fields import Check, Parse, Path_, format_duration, format_path, parse_duration
 from wanwatch.config.ha import check_ha
 from wanwatch.config.model import Config, Model
@@ -155,18 +155,19 @@ class _Walker:
             self.add(path, "must be a mapping of keys")
             return _BAD
         fields = [f for f in msgspec.structs.fields(cls) if f.name not in cls._internal]
-        names = {f.name for f in fields}
+        names = {f.encode_name for f in fields}  # a YAML key may differ: `from` is `from_`
         for key in raw:
             if key not in names:
                 self.add((*path, key), "unknown key")
         values: dict[str, Any] = {}
         for f in fields:
-            if f.name in raw:
-                value = self.value(f.type, raw[f.name], (*path, f.name))
+            key = f.encode_name
+            if key in raw:
+                value = self.value(f.type, raw[key], (*path, key))
                 values[f.name] = None if value is _BAD else value
             elif f.required:
                 hint = next((m.description for m in _metas(f.type) if m.description), None)
-                self.add((*path, f.name), f"required: {hint}" if hint else "required")
+                self.add((*path, key), f"required: {hint}" if hint else "required")
                 values[f.name] = None
         return cls(**values)  # Struct __init__ checks nothing: partial parents are fine
 
@@ -276,6 +277,7 @@ def _validated(cls: type[_M], located: _Located, source: str) -> _M:
     if isinstance(value, Config):
         cross_check(walker.add, list(value.wans or ()), list(value.lans or ()), value.dns)
         check_ha(walker.add, value)
+        check_firewall(walker.add, value)
         value = value.replace(source=source)
     if walker.problems:
         walker.problems.sort(key=lambda p: p[0])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 import msgspec
@@ -15,12 +15,18 @@ from wanwatch.config.fields import (
     IfName,
     Name,
     Parse,
+    PortRange,
+    Prefix,
     dhcp_range,
+    distinct_names,
     distinct_targets,
     dnsmasq_can_name,
     domain_name,
     host_name,
     mac_address,
+    parse_port_range,
+    parse_ports,
+    parse_prefixes,
     parse_wan_address,
     some_uplink,
     whole_seconds,
@@ -46,7 +52,7 @@ class Model(Struct, frozen=True):
             value = getattr(self, f.name)
             if (drop_none and value is None) or (drop_defaults and value == _default(f)):
                 continue
-            out[f.name] = _plain(value, drop_none, drop_defaults)
+            out[f.encode_name] = _plain(value, drop_none, drop_defaults)
         return out
 
 
@@ -61,9 +67,11 @@ def _default(f: msgspec.structs.FieldInfo) -> Any:
 def _plain(value: Any, drop_none: bool, drop_defaults: bool) -> Any:
     if isinstance(value, Model):
         return value.to_data(drop_none=drop_none, drop_defaults=drop_defaults)
+    if isinstance(value, PortRange):  # as the loader reads it: 443 or "8000-8100"
+        return value.first if value.size == 1 else str(value)
     if isinstance(value, tuple):
         return [_plain(v, drop_none, drop_defaults) for v in value]
-    if isinstance(value, IPv4Address | IPv4Interface):
+    if isinstance(value, IPv4Address | IPv4Interface | IPv4Network | IPv6Network):
         return str(value)
     return value
 
@@ -182,6 +190,9 @@ class Lan(Model, frozen=True):
     interface: Annotated[IfName, Check(dnsmasq_can_name)]
     address: IPv4Interface | None = None
     dhcp: Dhcp | None = None
+    # A guest network: the internet, DHCP and DNS on the router, nothing else
+    # (docs/firewall.md).
+    isolate: bool = False
 
 
 class Dns(Model, frozen=True):
@@ -206,6 +217,55 @@ Classifier = Literal[
 class Policy(Model, frozen=True):
     mode: Literal["failover", "loadbalance"] = "failover"
     classifier: Classifier = "both-addresses"  # loadbalance: fields hashed per connection
+
+
+# --- the firewall (docs/firewall.md; rendered by linux/firewall.py)
+
+if TYPE_CHECKING:
+    Prefixes = tuple[Prefix, ...]
+else:  # msgspec cannot convert a union of two custom types: Parse does it all
+    Prefixes = Annotated[Any, Parse(parse_prefixes)]
+Ports = Annotated[tuple[PortRange, ...], Parse(parse_ports)]
+OnePortRange = Annotated[PortRange, Parse(parse_port_range)]
+WanNames = Annotated[tuple[Name, ...], Meta(min_length=1), Check(distinct_names)]
+
+# Protocols an opening can name; "tcp+udp" is both. Only the first three take ports.
+Proto = Literal["tcp", "udp", "tcp+udp", "icmp", "icmpv6", "gre", "esp", "ah"]
+PortProto = Literal["tcp", "udp", "tcp+udp"]
+PORT_PROTOS: tuple[str, ...] = ("tcp", "udp", "tcp+udp")
+# A forward whose to_port range is shifted from its port range is one nft map
+# element per port (nft 1.0.6 has no port-offset NAT); the table is rendered
+# and swapped whole on every change, so the map is kept small.
+MAX_SHIFTED_PORTS = 1024
+
+
+class Allow(Model, frozen=True, kw_only=True, rename={"from_": "from"}):
+    """An opening on the router itself, from the uplinks."""
+
+    name: Name
+    proto: Proto
+    port: Ports | None = None  # tcp, udp and tcp+udp need it; the others take none
+    from_: Prefixes | None = None  # source prefixes; None: from anywhere
+    wans: WanNames | None = None  # uplink names; None: every uplink
+
+
+class Forward(Model, frozen=True, kw_only=True, rename={"from_": "from"}):
+    """A port forward (destination NAT) from the uplinks to a host on a LAN."""
+
+    name: Name
+    proto: PortProto
+    port: OnePortRange  # what the internet connects to
+    to: IPv4Address  # the LAN host
+    to_port: OnePortRange | None = None  # None: the same port(s); a range maps 1:1
+    from_: Prefixes | None = None  # source prefixes (IPv4); None: from anywhere
+    wans: WanNames | None = None  # uplink names; None: every uplink
+
+
+class Firewall(Model, frozen=True):
+    """What may reach the router and the LANs from the uplinks (docs/firewall.md)."""
+
+    enabled: bool = True  # false: wanwatch filters nothing (an admin's own ruleset)
+    allow: tuple[Allow, ...] = ()
 
 
 class Hooks(Model, frozen=True):
@@ -285,6 +345,8 @@ class Config(Model, frozen=True):
     policy: Policy = Policy()
     monitor: Monitor = Monitor()
     hooks: Hooks = Hooks()
+    firewall: Firewall = Firewall()
+    forwards: tuple[Forward, ...] = ()
     ha: Ha | None = None  # a router pair (config/ha.py)
     source: str = "<memory>"  # the file it came from
 

@@ -22,7 +22,10 @@ the admin's other mark bits are preserved by every rule):
   kernel routes again), gets its connection's uplink bits restored into the
   packet mark, and the ``fwmark/mask lookup <table>`` rules choose the uplink;
 * ``oifname { uplinks } masquerade``: one rule NATs every uplink
-  (docs/lab-notes.md, "NAT and conntrack").
+  (docs/lab-notes.md, "NAT and conntrack");
+* the firewall (firewall.py; docs/firewall.md): its counters, its rules at the end
+  of the forward chain, its hairpin NAT at the head of the nat chain, and its own
+  chains (input, one pair per uplink and isolated LAN, dstnat for port forwards).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from wanwatch.config import Config, ha
 from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.errors import NftError
 from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark
+from wanwatch.linux import firewall
 
 # jhash seed of the classifier ("wanw"). Fixed on purpose: see the module docstring.
 HASH_SEED = 0x77616E77
@@ -133,6 +137,22 @@ def _classify_rules(intent: Intent) -> list[str]:
     ]
 
 
+def _nat_chain(intent: Intent, config: Config, srcnat: list[str]) -> list[str]:
+    """The srcnat chain: the firewall's hairpin rules, then masquerade; [] if neither."""
+    if not (intent.masquerade or srcnat):
+        return []
+    out = ["\tchain nat {", "\t\ttype nat hook postrouting priority srcnat; policy accept;"]
+    out += [f"\t\t{rule}" for rule in srcnat]
+    if intent.masquerade:
+        for iface, own, shared in ha.snat(config):  # a router pair: the shared address
+            out.append(
+                f"\t\tmeta nfproto ipv4 oifname {_q(iface)} ip saddr != {own} snat ip to {shared}"
+            )
+        # IPv4 only: in an inet table a bare masquerade would also NAT the office's IPv6
+        out.append(f"\t\tmeta nfproto ipv4 oifname {_ifset(intent.masquerade)} masquerade")
+    return [*out, "\t}"]
+
+
 def render(intent: Intent, config: Config) -> str:
     """The full definition of ``table inet wanwatch`` for this Intent (pure).
 
@@ -143,9 +163,13 @@ def render(intent: Intent, config: Config) -> str:
     uplinks = intent.uplinks
     wan_ifs = [u.interface for u in uplinks]
     restore = ", ".join(f"{_hex(fwmark(u.slot))} : jump restore_{_slot(u)}" for u in uplinks)
+    fw = firewall.render(intent, config)
     out: list[str] = []
     w = out.append
 
+    if fw.counters:  # the firewall's named counters (firewall.py)
+        out.extend(f"\tcounter {name} {{ }}" for name in fw.counters)
+        w("")
     w("\tchain prerouting {")
     w("\t\ttype filter hook prerouting priority mangle; policy accept;")
     w("\t\t# a connection arriving on an uplink belongs to it: its replies leave the same way")
@@ -191,17 +215,18 @@ def render(intent: Intent, config: Config) -> str:
     w("\t\t# retransmission of a deleted flow): NAT skips it, so it would leave")
     w("\t\t# with its private source address. RouterOS's default firewall drops these too.")
     w(f"\t\tmeta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop")
+    for rule in fw.forward:
+        w(f"\t\t{rule}")
     w("\t}")
 
-    if intent.masquerade:
+    nat = _nat_chain(intent, config, fw.srcnat)
+    if nat:
         w("")
-        w("\tchain nat {")
-        w("\t\ttype nat hook postrouting priority srcnat; policy accept;")
-        for iface, own, shared in ha.snat(config):  # a router pair: the shared address
-            w(f"\t\tmeta nfproto ipv4 oifname {_q(iface)} ip saddr != {own} snat ip to {shared}")
-        # IPv4 only: in an inet table a bare masquerade would also NAT the office's IPv6
-        w(f"\t\tmeta nfproto ipv4 oifname {_ifset(intent.masquerade)} masquerade")
-        w("\t}")
+        out.extend(nat)
+
+    for part in fw.chains:  # the firewall's own chains (firewall.py)
+        w("")
+        out.extend(f"\t{line}" for line in part)
 
     for chain, what in (("mark", "ct"), ("restore", "meta")):  # pin the connection; the packet
         for u in uplinks:
@@ -216,7 +241,8 @@ def render(intent: Intent, config: Config) -> str:
     source = Path(config.source).name
     head = (
         f"# wanwatch: generated from {source}; replaced whole on every change, do not edit\n"
-        f"# mode {intent.mode}, masquerade {', '.join(intent.masquerade) or 'off'}\n"
+        f"# mode {intent.mode}, masquerade {', '.join(intent.masquerade) or 'off'}, "
+        f"firewall {'on' if config.firewall.enabled else 'off'}\n"
         f"table {NFT_FAMILY} {NFT_TABLE} {{\n"
         f'\tcomment "wanwatch {fp}"\n\n'
     )
@@ -292,6 +318,21 @@ def running_fingerprint(nft: str = "nft") -> str | None:
         raise NftError(f"nft list table: {proc.stderr.strip()}")
     m = _COMMENT_RE.search(proc.stdout)
     return m.group(1) if m else ""
+
+
+def read_counters(nft: str = "nft") -> firewall.Reading:
+    """The running table's handle and the firewall's named counters, in one nft call.
+
+    ``list table`` rather than ``list counters``: only it names the table's handle,
+    which tells a replaced table's counters (from zero again) from the old ones.
+    No table: ``Reading(None, {})``.
+    """
+    proc = _nft(nft, ["-j", "list", "table", NFT_FAMILY, NFT_TABLE])
+    if proc.returncode != 0:
+        if "No such file or directory" in proc.stderr:
+            return firewall.Reading(None, {})
+        raise NftError(f"nft list table: {proc.stderr.strip()}")
+    return firewall.parse_table(proc.stdout)
 
 
 def delete_table(nft: str = "nft") -> bool:
