@@ -57,7 +57,7 @@ from wanwatch.linux.pair import Pair, validate_reload
 from wanwatch.linux.traffic import TrafficWatch
 from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
-from wanwatch.probe.icmp import ProbeHub
+from wanwatch.probe.hub import ProbeHub
 
 log = logging.getLogger("wanwatch")
 
@@ -320,10 +320,10 @@ class Daemon:
         self._commands.put_nowait(cmd)
         self._wake.set()
 
-    def _on_reply(self, wan: str, seq: int, rtt: float, at: float) -> None:
+    def _on_reply(self, wan: str, seq: int, rtt: float, at: float, portal: str | None) -> None:
         if self._engine is None:
             return
-        self._emit_all(self._engine.reply(wan, seq, rtt, at))
+        self._emit_all(self._engine.reply(wan, seq, rtt, at, portal))
         self._steer()
         self._wake.set()
 

@@ -331,7 +331,7 @@ def _gw(w: Wan) -> str:
 def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
     ranked = _ranked(cfg)
     for i, w in ranked:
-        for t, target in enumerate(w.probe.targets):
+        for t, target in enumerate(w.probe.addresses):
             s.add(
                 "ip route",
                 dst_address=f"{target}/32",
@@ -343,7 +343,7 @@ def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
             )
     d = 0
     for i, w in ranked:
-        for target in w.probe.targets:
+        for target in w.probe.addresses:
             d += 1
             _default(
                 s, str(target), d, None, version=version, item=f"wans[{i}] {w.name} via {target}"
@@ -355,7 +355,7 @@ def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
         order = [(i, w)] + [(j, o) for j, o in ranked if j != i]
         d = 0
         for j, o in order:
-            for target in o.probe.targets:
+            for target in o.probe.addresses:
                 d += 1
                 role = f"via {target}" if j == i else f"fallback via wans[{j}] {o.name} {target}"
                 _default(
@@ -470,7 +470,7 @@ def _hook_text(argv: tuple[str, ...] | None, wan: Wan) -> str:
 def _netwatch(s: _Script, cfg: Config, version: int) -> None:
     for i, w in _ranked(cfg):
         mon = cfg.monitor_for(w)
-        for t, target in enumerate(w.probe.targets):
+        for t, target in enumerate(w.probe.addresses):
             down = f"wanwatch: uplink {w.name} target {target} down"
             up = f"wanwatch: uplink {w.name} target {target} up"
             props: dict[str, str | None] = {"host": str(target)}
@@ -584,7 +584,7 @@ def _pinned_dns(cfg: Config) -> list[str]:
     """DNS servers that are probe targets are reachable through one uplink only."""
     owner: dict[IPv4Address, str] = {}
     for w in cfg.wans:
-        for t in w.probe.targets:
+        for t in w.probe.addresses:
             owner[t] = w.name
     out: list[str] = []
     pinned = [a for a in cfg.dns.upstream if a in owner]
@@ -631,14 +631,14 @@ def dhcp_clients(s: _Script, cfg: Config) -> None:
     after every checked recursive route, in priority order: a last resort that
     cannot see a silent blackhole.
     """
-    checked = sum(len(w.probe.targets) for w in cfg.wans)
+    checked = sum(len(w.probe.addresses) for w in cfg.wans)
     for rank, (i, w) in enumerate(_ranked(cfg)):
         if kind(w) != "dhcp":
             continue
         pins = " ".join(
             f'/ip route set [find where dst-address="{t}/32" and comment~"^{OWNED}"] '
             "gateway=$gw disabled=no;"
-            for t in w.probe.targets
+            for t in w.probe.addresses
         )
         script = f':if ($bound=1) do={{:local gw $"gateway-address"; {pins}}}'
         s.add(
