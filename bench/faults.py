@@ -29,7 +29,8 @@ from _common import ROOT, host_info, say, summary
 from wanwatch.config import load
 from wanwatch.daemon.control import ControlError
 from wanwatch.errors import LabError
-from wanwatch.lab import chaos, faults
+from wanwatch.lab import faults
+from wanwatch.lab.chaos import clock, harness, injected, kernel, kills, readback, reload, sockets
 from wanwatch.lab.topology import Lab
 
 OFFICE = ROOT / "examples" / "office.yaml"
@@ -53,7 +54,7 @@ def ms(seconds: float | None) -> float | None:
 
 
 class Bench:
-    def __init__(self, bed: chaos.Testbed, primary: str, backup: str) -> None:
+    def __init__(self, bed: harness.Testbed, primary: str, backup: str) -> None:
         self.bed = bed
         self.lab: Lab = bed.lab
         self.office = bed.office
@@ -76,12 +77,12 @@ class Bench:
 
     # ---------------------------------------------------------------- faults 1-5
 
-    def drift(self, inject: Callable[[Lab], chaos.Injected]) -> Record:
+    def drift(self, inject: Callable[[Lab], injected.Injected]) -> Record:
         bed = self.bed
         assert bed.baseline is not None
-        with chaos.Watch(self.lab, CLIENT) as watch:
+        with harness.Watch(self.lab, CLIENT) as watch:
             fault = inject(self.lab)
-            whole = chaos.wait_whole(self.lab, bed.baseline, fault.t_done + REPAIR_DEADLINE)
+            whole = readback.wait_whole(self.lab, bed.baseline, fault.t_done + REPAIR_DEADLINE)
             hit = watch.loop.first_success(
                 after=fault.t_done, via=self.primary, deadline=time.monotonic() + SWITCH_DEADLINE
             )
@@ -103,7 +104,7 @@ class Bench:
     # ---------------------------------------------------------------- fault 6
 
     def dnsmasq(self) -> Record:
-        kill = chaos.kill_dnsmasq(self.lab, self.office)
+        kill = kills.kill_dnsmasq(self.lab, self.office)
         client = self.lab.dhcp_client(DHCP_LAN, once=True, tries=int(LEASE_DEADLINE))
         try:
             lease = client.wait_lease(kill.t_done + LEASE_DEADLINE, after=kill.t_done)
@@ -129,7 +130,7 @@ class Bench:
             SWITCH_DEADLINE,
             "both uplinks down",
         )
-        with chaos.Watch(self.lab, CLIENT, flow=False) as watch:
+        with harness.Watch(self.lab, CLIENT, flow=False) as watch:
             back = faults.clear(self.lab, self.backup)
             hit = watch.loop.first_success(
                 after=back.t_start, via=self.backup, deadline=time.monotonic() + SWITCH_DEADLINE
@@ -149,12 +150,12 @@ class Bench:
 
     def socket_abuse(self) -> Record:
         pid = self.office.status()["pid"]
-        with chaos.Watch(self.lab, CLIENT) as watch:
+        with harness.Watch(self.lab, CLIENT) as watch:
             t0 = time.monotonic()
-            abuse = chaos.abuse_control_socket(self.office, STORM_CLIENTS)
+            abuse = sockets.abuse_control_socket(self.office, STORM_CLIENTS)
         seen = watch.outcome()
         served = [a for a in abuse.storm if isinstance(a, float)]
-        busy = [a for a in abuse.storm if chaos.busy(a)]
+        busy = [a for a in abuse.storm if sockets.busy(a)]
         same = self.office.status()["pid"] == pid
         routing = all(a == [self.primary] for a in abuse.active)
         return {
@@ -183,8 +184,8 @@ class Bench:
 
     def sighup_broken(self) -> Record:
         path = self.office.config_path
-        with chaos.Watch(self.lab, CLIENT) as watch:
-            hup, good = chaos.sighup_broken(self.office)
+        with harness.Watch(self.lab, CLIENT) as watch:
+            hup, good = reload.sighup_broken(self.office)
             try:
                 rejected = self.office.wait_event("config.rejected", since=hup.t_start)
                 time.sleep(0.5)
@@ -206,7 +207,7 @@ class Bench:
     # ---------------------------------------------------------------- fault 10
 
     def sigkill(self) -> Record:
-        with chaos.Watch(self.lab, CLIENT) as watch:
+        with harness.Watch(self.lab, CLIENT) as watch:
             t0 = time.monotonic()
             self.office.stop(signal.SIGKILL)
             self.bed.start()
@@ -232,7 +233,7 @@ class Bench:
     # ---------------------------------------------------------------- fault 11
 
     def carrier_flap(self) -> Record:
-        with chaos.Watch(self.lab, CLIENT, flow=False, interval=0.05, max_seconds=90) as watch:
+        with harness.Watch(self.lab, CLIENT, flow=False, interval=0.05, max_seconds=90) as watch:
             t0 = time.monotonic()
             flap = faults.flap(
                 self.lab, self.primary, down_s=1.0, up_s=1.0, cycles=5, mode="carrier"
@@ -260,9 +261,11 @@ class Bench:
     # ---------------------------------------------------------------- fault 12
 
     def clock_jump(self) -> Record:
-        with chaos.Watch(self.lab, CLIENT) as watch:
+        with harness.Watch(self.lab, CLIENT) as watch:
             t0 = time.monotonic()
-            spells = chaos.clock_spells(self.bed, ("+1h", "-1h", "+0"), WATCH_SECONDS)
+            spells = clock.clock_spells(
+                self.office, self.bed.clock, ("+1h", "-1h", "+0"), WATCH_SECONDS
+            )
         seen = watch.outcome()
         bad = self.events(t0, *BAD_EVENTS)
         rtts = [s.max_rtt_ms for s in spells]
@@ -284,11 +287,11 @@ class Bench:
 
 
 FAULTS: dict[str, Callable[[Bench], Record]] = {
-    "nft_table_deleted": lambda b: b.drift(chaos.delete_nft_table),
-    "nft_flush_ruleset": lambda b: b.drift(chaos.flush_ruleset),
-    "routes_flushed": lambda b: b.drift(chaos.flush_routes),
-    "rules_deleted": lambda b: b.drift(chaos.delete_rules),
-    "ip_forward_off": lambda b: b.drift(chaos.forwarding_off),
+    "nft_table_deleted": lambda b: b.drift(kernel.delete_nft_table),
+    "nft_flush_ruleset": lambda b: b.drift(kernel.flush_ruleset),
+    "routes_flushed": lambda b: b.drift(kernel.flush_routes),
+    "rules_deleted": lambda b: b.drift(kernel.delete_rules),
+    "ip_forward_off": lambda b: b.drift(kernel.forwarding_off),
     "dnsmasq_sigkill": Bench.dnsmasq,
     "both_uplinks_silent_backup_back": Bench.both_silent,
     "control_socket_abuse": Bench.socket_abuse,
@@ -339,9 +342,9 @@ def run(args: argparse.Namespace) -> Record:
     out: Record = {"bench": "faults", "host": host_info(), "runs": args.runs}
     with Lab(cfg) as lab:
         lab.client_static(CLIENT)
-        config = chaos.office_config(lab, "faults", hold=args.hold, max_hold=args.max_hold)
+        config = harness.office_config(lab, "faults", hold=args.hold, max_hold=args.max_hold)
         out["monitor"] = load(config).monitor.to_data()
-        bed = chaos.Testbed(lab, config, wans[0].name)
+        bed = harness.Testbed(lab, config, wans[0].name)
         bench = Bench(bed, wans[0].name, wans[1].name)
         try:
             results = {name: run_fault(bench, name, args.runs) for name in args.only}

@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, str]] = [
     ("engine", "import wanwatch.engine.core"),
     ("pyroute2 rtnetlink (linux.netlink)", "import wanwatch.linux.netlink"),
     ("pyroute2 conntrack (linux.conntrack)", "import wanwatch.linux.conntrack"),
-    ("backend, probes, dnsmasq, daemon", "import wanwatch.daemon.loop"),
+    ("backend, probes, dnsmasq, daemon", "import wanwatch.daemon.assemble"),
     ("status page (--http only)", "import wanwatch.daemon.web.app"),
 ]
 

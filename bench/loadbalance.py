@@ -67,7 +67,7 @@ from wanwatch.errors import LabError
 from wanwatch.footprint import FWMARK_MASK
 from wanwatch.lab import faults, netns, shaping
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import WHOAMI_PORT, Lab
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     Attempt,
     ConnectLoop,
@@ -77,6 +77,7 @@ from wanwatch.lab.traffic import (
     connections,
     predicted_uplink,
 )
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 
 OFFICE = ROOT / "examples" / "office.yaml"
 

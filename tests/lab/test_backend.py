@@ -697,8 +697,7 @@ def test_carrier_loss_kernel_falls_back_and_the_watcher_hears_it(lab: Lab) -> No
     assert be.carrier() == {"ether1": True, "ether2": True}
     # Marked packets of the router itself (how probes are pinned) leave by their uplink.
     assert (marked(lab, 0), marked(lab, 1)) == ("A", "B")
-    watcher = be.link_watcher()
-    try:
+    with be.link_watcher() as watcher:
         assert watcher.read() == []
         heard: list[tuple[str, bool]] = []
 
@@ -725,8 +724,6 @@ def test_carrier_loss_kernel_falls_back_and_the_watcher_hears_it(lab: Lab) -> No
         lab.sh("ia", "ip", "link", "set", "cust", "up")
         poll(lambda: hear(("ether1", True)), "the carrier coming back")
         assert be.carrier()["ether1"] is True
-    finally:
-        watcher.close()
     assert bcp38_drops(lab) == 0
     be.stop()
 

@@ -38,7 +38,8 @@ from wanwatch.config import load
 from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import WHOAMI_PORT, Lab
+from wanwatch.lab.poll import holds, until
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
     Attempt,
     ConnectLoop,
@@ -48,6 +49,7 @@ from wanwatch.lab.traffic import (
     lone_resets,
     udp_sink,
 )
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 
 pytestmark = pytest.mark.lab
 
@@ -221,6 +223,19 @@ def lan_flows(lab: Lab) -> list[CtFlow]:
     return flows
 
 
+def answered_echoes(lab: Lab, src: IPv4Address) -> set[IPv4Address]:
+    """The addresses the router NATs ``src``'s answered ICMP echo flows to (conntrack(8))."""
+    out = netns.nsrun(lab.router_ns, "conntrack", "-L", "-p", "icmp")
+    found = set()
+    for line in out.stdout.splitlines():
+        pairs = _KV.findall(line)
+        src_ = [v for k, v in pairs if k == "src"]
+        dst = [v for k, v in pairs if k == "dst"]
+        if "UNREPLIED" not in line and len(dst) == 2 and src_[0] == str(src):
+            found.add(IPv4Address(dst[1]))
+    return found
+
+
 def client_address(lab: Lab, lan: str) -> IPv4Address:
     """The static address Lab.client_static gave the LAN's client (host .100)."""
     net = lab.client(lan).network
@@ -236,14 +251,6 @@ def wan_address(lab: Lab, wan: str) -> IPv4Address:
 
 def by_name(st: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {w["name"]: w for w in st["wans"]}
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(poll)
 
 
 def since(wan: dict[str, Any]) -> float:
@@ -361,10 +368,10 @@ def _failover_and_failback(
         log.info("%s: detect_ms=%s, cut -> first new connection via %s %.0f ms",
                  kind, down["detect_ms"], BACKUP, took * 1000)  # fmt: skip
 
-        # Every new connection after the switch went through the backup and worked.
-        # (Waited for until those started in the first second after it have all finished.)
-        time.sleep(max(0.0, switch["at"] + 2.2 - time.monotonic()))
-        settled = between(loop.attempts, switch["at"] + SLACK, switch["at"] + 1.0)
+        # Every new connection in the first second after the switch went through the
+        # backup and worked (once all of them have finished).
+        attempts = loop.settled(before=switch["at"] + 1.0, timeout=FAILOVER_DEADLINE)
+        settled = between(attempts, switch["at"] + SLACK, switch["at"] + 1.0)
         assert settled, "no attempts after the switch"
         bad = [a for a in settled if not (a.ok and a.isp == BACKUP)]
         assert not bad, describe(bad)
@@ -387,8 +394,8 @@ def _failover_and_failback(
         switch_back = office.wait_event(
             "route.switch", since=restored.t_start, where=lambda e: e["to"] == PRIMARY
         )
-        time.sleep(0.5)  # let attempts started after the failback finish (bounded by timeout)
-        attempts = loop.attempts
+        # Those started in the first 0.3 s after the failback, finished.
+        attempts = loop.settled(before=switch_back["at"] + SLACK + 0.3, timeout=FAILOVER_DEADLINE)
     log.info("%s: %s back -> first new connection via it %.2f s (hold %.1f s)",
              kind, PRIMARY, back.t1 - restored.t_start, HOLD)  # fmt: skip
 
@@ -495,17 +502,17 @@ def test_probes_never_leak(office_lab: Lab, router: Router) -> None:
         st0 = by_name(office.status())[PRIMARY]
         right0 = counter(lab.inet_ns, "inet", "ww_test_leak", "right_isp")
         # Watch until the primary has sent 10 more probes, every status poll checked.
-        deadline = time.monotonic() + 30
-        st = st0
-        while st["probes"]["sent"] < st0["probes"]["sent"] + 10:
-            assert time.monotonic() < deadline, f"the primary stopped probing: {st}"
+
+        def ten_more_probes() -> dict[str, Any] | None:
             full = office.status()
             st = by_name(full)[PRIMARY]
             assert st["state"] == "down", st
             assert st["probes"]["replies"] == st0["probes"]["replies"], st
             assert full["active"] == [BACKUP]
             assert lab.bcp38_drops(PRIMARY) == 0 and lab.bcp38_drops(BACKUP) == 0
-            time.sleep(0.1)
+            return st if st["probes"]["sent"] >= st0["probes"]["sent"] + 10 else None
+
+        st = until(ten_more_probes, 30, "the primary's probes", every=0.1)
         sent = st["probes"]["sent"] - st0["probes"]["sent"]
         sent -= st["probes"]["send_errors"] - st0["probes"]["send_errors"]
         # They really left through the primary's ISP, which ate them.
@@ -568,7 +575,7 @@ def test_only_the_failed_uplinks_flows_are_flushed(router: Router) -> None:
         office.wait_active(PRIMARY, FAILBACK_DEADLINE)
         # Pinned: the failback moved new connections only.
         n = on_backup.report().exchanges
-        wait_until(lambda: on_backup.report().exchanges >= n + 5, 10, "the backup flow to go on")
+        until(lambda: on_backup.report().exchanges >= n + 5, 10, "the backup flow to go on")
         with Flow(lab, CLIENT, interval=0.05, stall_after=1.0, max_seconds=120) as on_primary:
             rep_a = on_primary.wait_connected(time.monotonic() + 10)
             assert rep_a.isp == PRIMARY
@@ -584,19 +591,17 @@ def test_only_the_failed_uplinks_flows_are_flushed(router: Router) -> None:
             assert flush["wan"] == PRIMARY and flush["deleted"] >= 1
             assert flush["address"] == str(primary_addr)
             # No LAN flow stays NATed to the dead uplink ...
-            wait_until(
+            until(
                 lambda: all(f.nat != primary_addr for f in lan_flows(lab)),
                 10,
                 "the primary's flows to be gone",
             )
             # ... the primary's flow breaks (the server resets what it no longer knows) ...
-            wait_until(lambda: on_primary.report().broken_at is not None, 15, "flow A to break")
+            until(lambda: on_primary.report().broken_at is not None, 15, "flow A to break")
             assert on_primary.report().reason == "reset"
             # ... and the backup's flow is untouched: same conntrack entry, still talking.
             n = on_backup.report().exchanges
-            wait_until(
-                lambda: on_backup.report().exchanges >= n + 10, 10, "the backup flow to go on"
-            )
+            until(lambda: on_backup.report().exchanges >= n + 10, 10, "the backup flow to go on")
             assert flow_b() == entry_b
         rep_b = on_backup.report()
     assert rep_b.alive and rep_b.isp == BACKUP
@@ -622,16 +627,17 @@ def test_both_uplinks_dead_and_back(router: Router) -> None:
     stale = office.wait_event("policy.stale", since=cut.t_start)
     assert stale["keeping"] == BACKUP
     # The kept choice stays in the kernel: our default via the backup, for as long as
-    # both stay dead (watched for 2 s of probing).
-    end = time.monotonic() + 2.0
-    while time.monotonic() < end:
+    # both stay dead (watched for 2 s of probing: what is under test is that it holds).
+
+    def kept() -> bool:
         ours = [
             r for r in default_routes(lab)
             if r.get("protocol") == str(RT_PROTO) and r.get("metric") == DEFAULT_METRIC
         ]  # fmt: skip
         assert [r["gateway"] for r in ours] == [backup_gw], default_routes(lab)
-        assert office.status()["active"] == [BACKUP]
-        time.sleep(0.1)
+        return bool(office.status()["active"] == [BACKUP])
+
+    holds(kept, 2.0, f"{BACKUP} kept", every=0.1)
     assert office.events(since=cut.t_start, names=("route.switch", "route.withdraw")) == []
 
     back = time.monotonic()
@@ -665,7 +671,8 @@ def test_sighup_bad_config_kept_then_good_config_applied(router: Router) -> None
         rejected = office.wait_event("config.rejected", since=t)
         assert rejected["problems"] == 1
         assert "wans[1].gateway" in rejected["first"] and path.name in rejected["first"]
-        time.sleep(0.3)  # a few more attempts (and probes) on the old config
+        # Connections (and probes) go on under the old config: those of the next 0.3 s.
+        loop.settled(before=rejected["at"] + 0.3, timeout=10)
         assert daemon.alive()
         assert office.events(since=t, names=("config.reloaded", "engine.reload")) == []
         st = office.status()
@@ -679,8 +686,7 @@ def test_sighup_bad_config_kept_then_good_config_applied(router: Router) -> None
         daemon.send_signal(signal.SIGHUP)
         reloaded = office.wait_event("config.reloaded", since=t)
         assert reloaded["wans"] == 2
-        time.sleep(0.3)
-        attempts = loop.attempts
+        attempts = loop.settled(before=reloaded["at"] + 0.3, timeout=10)
     failed = [a for a in attempts if not (a.ok and a.isp == PRIMARY)]
     assert len(attempts) > 10 and not failed, describe(failed)
     assert office.events(since=t, names=("route.switch", "conntrack.flush")) == []
@@ -777,7 +783,7 @@ def test_stop_leaves_no_trace(router: Router, sig: signal.Signals) -> None:
             lab, CLIENT, after=time.monotonic(), deadline=time.monotonic() + 10
         )
         assert hit is not None and hit.isp == PRIMARY
-        wait_until(lambda: all(m.exists() for m in markers), 10, "the on_up hooks to start")
+        until(lambda: all(m.exists() for m in markers), 10, "the on_up hooks to start")
         hooks = [json.loads(m.read_text()) for m in markers]
         running = snapshot()
         assert running["nft"] != before["nft"] and running["routes4"] != before["routes4"]
@@ -823,13 +829,13 @@ def _kill_and_restart(office: Office, loop: ConnectLoop, active: str) -> dict[st
     office.start(wait_active=active, timeout=30)
     ready = time.monotonic()
     loop.first_success(after=ready + 0.5, deadline=ready + 10)
-    time.sleep(1.2)  # every attempt started before ready + 0.5 has finished (timeout 1 s)
+    attempts = loop.settled(before=ready + 0.5, timeout=10)
     return {
         "killed": killed,
         "ready": ready,
         "old_dnsmasq": old_dnsmasq,
         "dnsmasq_survived_kill": survived,
-        "attempts": between(loop.attempts, killed - 0.5, ready + 0.5),
+        "attempts": between(attempts, killed - 0.5, ready + 0.5),
     }
 
 
@@ -864,8 +870,11 @@ def test_sigkill_and_restart_keep_traffic_flowing(router: Router) -> None:
 
         cut = faults.blackhole(lab, PRIMARY)
         office.wait_active(BACKUP, FAILOVER_DEADLINE)
-        loop.first_success(after=cut.t_start, via=BACKUP, deadline=time.monotonic() + 10)
-        time.sleep(1.2)  # attempts caught by the cut have timed out
+        moved = loop.first_success(after=cut.t_start, via=BACKUP, deadline=time.monotonic() + 10)
+        assert moved is not None, f"no new connection via {BACKUP} after the cut"
+        # The kill comes after 0.6 s of attempts through the backup, all finished: the
+        # restart's window (from 0.5 s before the kill) holds none the cut caught.
+        loop.settled(before=moved.t0 + 0.6, timeout=10)
         r = _kill_and_restart(office, loop, BACKUP)
         bad = [a for a in r["attempts"] if not (a.ok and a.isp == BACKUP)]
         assert r["attempts"] and not bad, describe(bad)
@@ -910,14 +919,14 @@ def test_hooks_substitute_and_never_block(router: Router) -> None:
     assert switch["at"] - down["at"] < 1.0
     assert hit.t1 < timeout["at"]
 
-    wait_until(down_rec.exists, 5, "the on_down hook's record")
+    until(down_rec.exists, 5, "the on_down hook's record")
     rec = json.loads(down_rec.read_text())
     assert rec["argv"] == [PRIMARY, "wan.down", "down", str(down["detect_ms"]),
                            f"x{PRIMARY}y; echo", "{nope}"]  # fmt: skip
     assert rec["pid"] == timeout["pid"]
-    wait_until(lambda: gone(rec["pid"]) and gone(rec["child"]), 5, "the hook to be killed")
+    until(lambda: gone(rec["pid"]) and gone(rec["child"]), 5, "the hook to be killed")
 
-    wait_until(failover_rec.exists, 5, "the on_failover hook's record")
+    until(failover_rec.exists, 5, "the on_failover hook's record")
     rec = json.loads(failover_rec.read_text())
     assert rec["argv"] == [PRIMARY, BACKUP, "policy.failover", BACKUP]
     done = office.wait_event(
@@ -962,9 +971,19 @@ def test_lan_traffic_starts_the_burst_when_the_primary_goes_silent(router: Route
     lab = router.lab
     office = router.start("traffic-cut")
     whoami = lab.topology.whoami[0]
+    primary_addr, client = wan_address(lab, PRIMARY), client_address(lab, CLIENT)
     with Stream(lab, CLIENT, whoami, rate=250, seconds=60):
-        time.sleep(2.0)  # the stream's flows are pinned to the primary by now
-        assert office.events(names=("wan.suspect",)) == []  # answered traffic: no trigger
+        until(
+            lambda: primary_addr in answered_echoes(lab, client),
+            10,
+            f"the stream's echoes answered through {PRIMARY}",
+        )
+        # Answered traffic triggers nothing: watched for a second (20 counter reads).
+        holds(
+            lambda: office.events(names=("wan.suspect",)) == [],
+            1.0,
+            "without wan.suspect while the stream is answered",
+        )
         cut = faults.blackhole(lab, PRIMARY)
         down = office.wait_event(
             "wan.down", since=cut.t_start, timeout=FAILOVER_DEADLINE,
@@ -985,18 +1004,24 @@ def test_a_one_way_flow_on_a_healthy_uplink_changes_nothing(router: Router) -> N
     the probes keep answering, and the uplink stays up and carrying."""
     lab = router.lab
     office = router.start("one-way")
+    bad_events = ("wan.down", "policy.failover", "wan.degraded")
     start = time.monotonic()
     sink = udp_sink(lab, seconds=30)
     try:
         with Stream(lab, CLIENT, lab.topology.whoami[0], rate=200, seconds=20, proto="udp"):
-            time.sleep(12.0)
+            # What is under test is that nothing fails over while it runs: watched 12 s.
+            holds(
+                lambda: office.events(since=start, names=bad_events) == [],
+                12.0,
+                "up and carrying under a one-way flow",
+                every=0.5,
+            )
     finally:
         lab.stop_proc(sink)
     received = [r.get("received") for r in sink.records() if r.get("ev") == "end"]
     assert received and received[0] > 0  # the flow did leave through the router
     suspects = office.events(since=start, names=("wan.suspect",))
     assert suspects and {e["wan"] for e in suspects} == {PRIMARY}  # it did trigger bursts
-    bad = office.events(since=start, names=("wan.down", "policy.failover", "wan.degraded"))
-    assert bad == []
+    assert office.events(since=start, names=bad_events) == []
     st = office.status()
     assert st["active"] == [PRIMARY] and by_name(st)[PRIMARY]["state"] == "up"

@@ -41,7 +41,7 @@ import pytest
 from wanwatch.config import Config, loads
 from wanwatch.engine.events import Event
 from wanwatch.errors import DnsmasqError
-from wanwatch.lab import netns
+from wanwatch.lab import netns, poll
 from wanwatch.linux import dnsmasq as dm
 from wanwatch.linux.dnsmasq import Dnsmasq
 from wanwatch.linux.leases import read_leases
@@ -231,7 +231,7 @@ def _stand_in_dns(ns: str, tmp: Path) -> Iterator[Path]:
             stderr=out,
         )
     try:
-        _wait_sync(lambda: "started" in log.read_text(), f"the DNS server in {ns}")
+        poll.until(lambda: "started" in log.read_text(), DEADLINE, f"the DNS server in {ns}")
         yield log
     finally:  # our child, by its PID (Popen)
         proc.terminate()
@@ -242,20 +242,8 @@ def _stand_in_dns(ns: str, tmp: Path) -> Iterator[Path]:
             proc.wait(timeout=5)
 
 
-def _wait_sync(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 async def until(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    await poll.until_async(cond, DEADLINE, what)
 
 
 async def run(*argv: str, timeout: float = DEADLINE, env: dict[str, str] | None = None) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Callable
 
 import pytest
 
 from wanwatch.errors import LabError
 from wanwatch.lab import faults, netns, traffic
+from wanwatch.lab.poll import until
 from wanwatch.lab.topology import Lab
 
 pytestmark = pytest.mark.lab
@@ -37,14 +37,6 @@ def route_backup_target(lab: Lab) -> None:
 
 def ruleset(lab: Lab, wan: str) -> str:
     return netns.nsrun(lab.isp(wan).ns, "nft", "list", "ruleset").stdout
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.005)
 
 
 def test_blackhole_silences_the_internet_but_not_the_isp_gateway(routed_lab: Lab) -> None:
@@ -132,7 +124,7 @@ def test_carrier_loss_is_seen_as_link_down_by_the_router(routed_lab: Lab) -> Non
     assert lab.link_state("router", "ether1").carrier
 
     faults.carrier_loss(lab, PRIMARY)
-    wait_for(lambda: not lab.link_state("router", "ether1").carrier, 5, "router loses carrier")
+    until(lambda: not lab.link_state("router", "ether1").carrier, 5, "router loses carrier")
     state = lab.link_state("router", "ether1")
     assert state.admin_up and state.operstate in ("DOWN", "LOWERLAYERDOWN")
     assert faults.active(lab, PRIMARY) == {"carrier"}
@@ -140,10 +132,10 @@ def test_carrier_loss_is_seen_as_link_down_by_the_router(routed_lab: Lab) -> Non
     assert lab.link_state("router", "ether2").carrier  # the backup is untouched
 
     faults.clear(lab, PRIMARY, "carrier")
-    wait_for(lambda: lab.link_state("router", "ether1").carrier, 5, "router regains carrier")
+    until(lambda: lab.link_state("router", "ether1").carrier, 5, "router regains carrier")
     assert faults.active(lab, PRIMARY) == set()
     # Connectivity comes back (the neighbour entry may need a moment after the link).
-    wait_for(
+    until(
         lambda: traffic.ping(lab, "router", target(lab), count=1, timeout=0.5).received == 1,
         10,
         "internet reachable again",
@@ -155,7 +147,7 @@ def test_flap_alternates_for_the_given_cycles_and_ends_clear(routed_lab: Lab, mo
     lab = routed_lab
     base = ruleset(lab, PRIMARY)
     flap = faults.flap(lab, PRIMARY, down_s=0.6, up_s=0.3, cycles=3, mode=mode)  # type: ignore[arg-type]
-    wait_for(lambda: any(t["ev"] == "down" for t in flap.transitions()), 10, "first cut")
+    until(lambda: any(t["ev"] == "down" for t in flap.transitions()), 10, "first cut")
     assert mode in faults.active(lab, PRIMARY)
     transitions = flap.wait(timeout=20)
     assert [t["ev"] for t in transitions] == ["down", "up"] * 3
@@ -166,8 +158,8 @@ def test_flap_alternates_for_the_given_cycles_and_ends_clear(routed_lab: Lab, mo
     assert all(0.28 <= g <= 2.0 for g in gaps[1::2]), gaps
     assert faults.active(lab, PRIMARY) == set()
     assert ruleset(lab, PRIMARY) == base
-    wait_for(lambda: lab.link_state("router", "ether1").carrier, 5, "carrier back")
-    wait_for(
+    until(lambda: lab.link_state("router", "ether1").carrier, 5, "carrier back")
+    until(
         lambda: traffic.ping(lab, "router", target(lab), count=1, timeout=0.5).received == 1,
         10,
         "internet reachable again",
@@ -177,7 +169,7 @@ def test_flap_alternates_for_the_given_cycles_and_ends_clear(routed_lab: Lab, mo
 def test_flap_stopped_early_leaves_no_fault(routed_lab: Lab) -> None:
     lab = routed_lab
     flap = faults.flap(lab, PRIMARY, down_s=0.2, up_s=0.2, cycles=100)
-    wait_for(lambda: any(t["ev"] == "down" for t in flap.transitions()), 10, "first cut")
+    until(lambda: any(t["ev"] == "down" for t in flap.transitions()), 10, "first cut")
     flap.stop()
     assert not flap.proc.alive()
     assert faults.active(lab, PRIMARY) == set()

@@ -23,6 +23,7 @@ from wanwatch.config import load
 from wanwatch.lab import netns
 from wanwatch.lab.ha import PairLab, start, wait_role
 from wanwatch.lab.office import Office
+from wanwatch.lab.poll import until
 from wanwatch.lab.traffic import ConnectLoop, Flow, FlowReport
 
 pytestmark = pytest.mark.lab
@@ -59,15 +60,15 @@ def _flows(lab: PairLab) -> list[Flow]:
 
 
 def _carried_on(flow: Flow, since: float) -> FlowReport:
-    """Wait until ``flow`` has exchanged bytes after ``since``; its report."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
+    """Wait until ``flow`` has exchanged bytes a second past ``since``, or broke; its report."""
+
+    def settled() -> FlowReport | None:
         rep = flow.report()
-        if rep.broken_at is not None or (rep.last_ok or 0) > since + 1.0:
-            return rep
-        if time.monotonic() > deadline:
-            return rep
-        time.sleep(0.05)
+        return rep if rep.broken_at is not None or (rep.last_ok or 0) > since + 1.0 else None
+
+    return until(
+        settled, DEADLINE, lambda: f"the flow to carry on past {since:.3f}: {flow.report()}"
+    )
 
 
 def _addresses(lab: PairLab, side: str) -> set[str]:

@@ -44,7 +44,10 @@ from wanwatch.config import Config, Lan, loads
 from wanwatch.daemon.control import request
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import DhcpClient, Lab, Lease, lab_config_data, lab_config_text
+from wanwatch.lab.plan import lab_config_data, lab_config_text
+from wanwatch.lab.poll import until
+from wanwatch.lab.procs import DhcpClient, Lease
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import DnsAnswer, dns_lookup
 from wanwatch.linux import dnsmasq as dm
 from wanwatch.linux.leases import read_leases
@@ -129,15 +132,16 @@ def wait_event(
     """The first event named one of ``names`` since ``t0`` that satisfies ``pred``.
 
     Polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [e for e in events_since(house, t0, *names) if pred(e)]
-        if found:
-            return found[0]
-        if time.monotonic() > deadline:
-            seen = [f"{e['name']} {e}" for e in events_since(house, t0)][-30:]
-            pytest.fail(f"no {names} event within {timeout} s; since then:\n" + "\n".join(seen))
-        time.sleep(0.02)
+
+    def first() -> dict[str, Any] | None:
+        return next((e for e in events_since(house, t0, *names) if pred(e)), None)
+
+    def seen() -> str:
+        lines = [f"{e['name']} {e}" for e in events_since(house, t0)][-30:]
+        return f"a {names} event; since then:\n" + "\n".join(lines)
+
+    found: dict[str, Any] = until(first, timeout, seen)
+    return found
 
 
 def lan_cfg(house: Office, name: str) -> Lan:
@@ -193,11 +197,9 @@ def upstream_sources(lab: Lab, name: str) -> set[str]:
 
 def wait_upstream(lab: Lab, name: str) -> set[str]:
     """The fake DNS logs a query before answering it; poll briefly for the log line."""
-    deadline = time.monotonic() + DEADLINE
-    while not (found := upstream_sources(lab, name)):
-        if time.monotonic() > deadline:
-            pytest.fail(f"the fake internet's DNS never logged a query for {name}")
-        time.sleep(0.02)
+    found: set[str] = until(
+        lambda: upstream_sources(lab, name), DEADLINE, f"the fake DNS to log a query for {name}"
+    )
     return found
 
 
@@ -221,7 +223,7 @@ def write_config(house: Office, text: str) -> None:
     tmp.replace(house.config_path)
 
 
-# Every SIGHUP ends with one of these (daemon.py, Daemon._reload).
+# Every SIGHUP ends with one of these (daemon/loop.py, Daemon._reload).
 RELOAD_DONE = ("config.reloaded", "config.rejected")
 
 

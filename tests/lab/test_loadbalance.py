@@ -36,9 +36,9 @@ from wanwatch.config import Config
 from wanwatch.engine.policy import plan_for
 from wanwatch.lab import faults, netns, shaping
 from wanwatch.lab.office import Office
+from wanwatch.lab.poll import until
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
-    BULK_PORT,
     Attempt,
     ConnectLoop,
     Flow,
@@ -47,6 +47,7 @@ from wanwatch.lab.traffic import (
     connections,
     predicted_uplink,
 )
+from wanwatch.lab.worker.servers import BULK_PORT
 from wanwatch.linux.nft import predict_bucket
 
 LabFactory = Callable[..., Lab]  # the make_lab fixture (conftest.py)
@@ -154,17 +155,6 @@ def wrong_uplink(lab: Lab) -> dict[str, int]:
     return out
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 # --------------------------------------------------------------------------- split
 
 
@@ -189,8 +179,10 @@ def test_split_follows_the_weights(
     assert abs(share - weights[0] / sum(weights)) < 0.05, (share, weights)
     # `wanwatch status` counts the same connections per uplink (closed ones stay in
     # conntrack through TIME_WAIT, 120 s): exactly what the servers saw.
-    wait_until(
-        lambda: _connections(daemon) == dict(per_isp), f"status counters to show {dict(per_isp)}"
+    until(
+        lambda: _connections(daemon) == dict(per_isp),
+        10,
+        f"status counters to show {dict(per_isp)}",
     )
     bcp38_clean(lab)
     assert daemon.stop() == 0
@@ -325,15 +317,20 @@ def test_failover_inside_loadbalance_moves_new_connections_only(
     back = faults.clear(lab, PRIMARY)
     carrying(daemon, [PRIMARY, BACKUP], 30)  # up_after good probes, then the 2 s hold
     # ... and stays there after the primary is back, while new connections return.
-    first = wait_until(
+    first = until(
         lambda: next(
             (a for a in connections(lab, LAN, 1, sources=[on_a], dst=dst) if a.isp == PRIMARY),
             None,
         ),
+        10,
         "a new connection of the primary-hashed client through PRIMARY",
     )
     assert first.t1 > back.t_start
-    time.sleep(0.5)  # let the flows exchange a few more times after the return
+    until(
+        lambda: all((f.report().last_ok or 0) > first.t1 for f in (flow_a2, flow_b)),
+        10,
+        "both flows on the backup to exchange after the return",
+    )
     for flow, isp in ((flow_a2, BACKUP), (flow_b, BACKUP)):
         rep = flow.stop()
         assert rep.alive and rep.isp == isp and rep.last_ok is not None, rep
@@ -369,7 +366,7 @@ def test_status_shows_connections_and_bytes_per_uplink(
         done = all(found.get(wan, {}).get("bytes_in", 0) >= n for wan, n in moved.items())
         return found if done else None
 
-    counters = wait_until(covering, "the status counters to cover both transfers")
+    counters = until(covering, 10, "the status counters to cover both transfers")
     assert set(counters) == {PRIMARY, BACKUP}
     for wan, payload in moved.items():
         c = counters[wan]

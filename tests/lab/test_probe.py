@@ -27,7 +27,6 @@ import socket
 import socketserver
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ import pytest
 
 from wanwatch import footprint
 from wanwatch.config.model import DnsTarget, HttpTarget, Target, TcpTarget, icmp
-from wanwatch.lab import netns
+from wanwatch.lab import netns, poll
 from wanwatch.probe.hub import ProbeHub
 from wanwatch.probe.icmp import ICMP_ECHO_REPLY, build_echo, make_payload
 
@@ -61,6 +60,9 @@ TABLE1, TABLE2 = footprint.table_id(0), footprint.table_id(1)
 # Generous bounds: a veth round trip takes well under a millisecond, but the
 # machine is a loaded 2-core VM. Waits end early once the state is reached.
 ANSWER_DEADLINE = 10.0
+# The only sleeps here are what the tests are about: the pace of the probes they send
+# (bounded in count), and the watch for a reply that must never come.
+PACE = 0.005  # between two probes of one uplink
 LEAK_GRACE = 0.5  # how long a silent uplink is watched for a late (leaked) reply
 
 _CLONE_NEWNET = 0x40000000
@@ -270,14 +272,9 @@ def in_netns_async(ns: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return in_netns(ns, lambda: asyncio.run(main()))
 
 
-async def until(check: Callable[[], bool], deadline: float = ANSWER_DEADLINE) -> bool:
-    """Poll ``check`` until it holds or ``deadline`` seconds pass; whether it held."""
-    end = time.monotonic() + deadline
-    while not check():
-        if time.monotonic() >= end:
-            return False
-        await asyncio.sleep(0.01)
-    return True
+async def until(check: Callable[[], bool], what: str) -> None:
+    """Poll ``check`` until it holds (LabError after ANSWER_DEADLINE)."""
+    await poll.until_async(check, ANSWER_DEADLINE, what, every=0.01)
 
 
 async def drive(
@@ -285,7 +282,7 @@ async def drive(
     uplinks: dict[str, Uplink],
     count: int,
     silent: frozenset[str] = frozenset(),
-    interval: float = 0.005,
+    interval: float = PACE,
 ) -> None:
     """Send ``count`` probes per uplink; wait for the answers, and a grace for ``silent`` ones."""
     for seq in range(count):
@@ -293,7 +290,7 @@ async def drive(
             hub.send(wan, icmp(up.target), seq)
         await asyncio.sleep(interval)
     waiting = [w for w in uplinks if w not in silent]
-    await until(lambda: not any(hub.stats()[w]["pending"] for w in waiting))
+    await until(lambda: not any(hub.stats()[w]["pending"] for w in waiting), "the answers")
     if silent:
         await asyncio.sleep(LEAK_GRACE)
 
@@ -426,12 +423,16 @@ def test_foreign_identifier_sequence_or_source_is_ignored(lab: Lab) -> None:
                 (SILENT, ident, 2),  # a sequence never sent
             ]
             await asyncio.to_thread(send_replies, lab.inet, WAN1, wrong)
-            await until(lambda: hub.stats()["a"]["ignored"] + hub.stats()["a"]["replies"] >= 3)
+            await until(
+                lambda: hub.stats()["a"]["ignored"] + hub.stats()["a"]["replies"] >= 3, "3 seen"
+            )
             before = hub.stats()["a"]
             # The real answer, then a duplicate of it.
             right = [(SILENT, ident, 1), (SILENT, ident, 1)]
             await asyncio.to_thread(send_replies, lab.inet, WAN1, right)
-            await until(lambda: hub.stats()["a"]["ignored"] + hub.stats()["a"]["replies"] >= 5)
+            await until(
+                lambda: hub.stats()["a"]["ignored"] + hub.stats()["a"]["replies"] >= 5, "5 seen"
+            )
             return before, hub.stats()["a"]
         finally:
             await hub.close()
@@ -453,7 +454,7 @@ def test_uplink_down_counts_send_errors_then_recovers(lab: Lab) -> None:
             await asyncio.to_thread(run, lab.router, "ip", "link", "set", "wan1", "down")
             for seq in range(N):
                 hub.send("a", icmp(TARGET), seq)  # must not raise
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(PACE)
             await asyncio.sleep(LEAK_GRACE)
             down = hub.stats()["a"]
             # Link back; the kernel dropped the uplink table's route with the
@@ -462,8 +463,8 @@ def test_uplink_down_counts_send_errors_then_recovers(lab: Lab) -> None:
             await asyncio.to_thread(lab.uplink1_table_route)
             for seq in range(N, 2 * N):
                 hub.send("a", icmp(TARGET), seq)
-                await asyncio.sleep(0.005)
-            await until(lambda: hub.stats()["a"]["replies"] >= N)
+                await asyncio.sleep(PACE)
+            await until(lambda: hub.stats()["a"]["replies"] >= N, f"{N} replies")
             return down, hub.stats()["a"]
         finally:
             await hub.close()
@@ -495,10 +496,12 @@ def test_recreated_interface_gets_a_fresh_socket(lab: Lab) -> None:
         await hub.start()
         try:
             await asyncio.to_thread(recreate)
-            # Bounded: 200 probes, 50 ms apart, stop at the first answer.
+            # Bounded: 200 probes, 50 ms apart (the pacing is the test's), stop at the
+            # first answer.
             for seq in range(200):
                 hub.send("a", icmp(TARGET), seq)
-                if await until(lambda: bool(seqs), deadline=0.05):
+                await asyncio.sleep(0.05)
+                if seqs:
                     break
             return hub.stats()["a"]
         finally:
@@ -543,8 +546,8 @@ def test_two_hubs_in_two_namespaces_share_nothing(lab: Lab) -> None:
                 await asyncio.to_thread(both.wait)
                 for seq in range(N):
                     hub.send("a", icmp(TARGET), seq)
-                    await asyncio.sleep(0.005)
-                await until(lambda: hub.stats()["a"]["pending"] == 0)
+                    await asyncio.sleep(PACE)
+                await until(lambda: hub.stats()["a"]["pending"] == 0, "no probe pending")
                 await asyncio.to_thread(both.wait)  # both sockets stayed open throughout
                 await asyncio.sleep(LEAK_GRACE)
                 return hub.stats()["a"]
@@ -588,9 +591,9 @@ def test_two_hubs_in_one_namespace_ignore_each_other(lab: Lab) -> None:
             for seq in range(N):
                 for hub in hubs.values():
                     hub.send("a", icmp(TARGET), seq)
-                await asyncio.sleep(0.005)
-            await until(lambda: hubs["y"].stats()["a"]["pending"] == 0)
-            await until(lambda: hubs["x"].stats()["a"]["ignored"] >= N)
+                await asyncio.sleep(PACE)
+            await until(lambda: hubs["y"].stats()["a"]["pending"] == 0, "y's answers")
+            await until(lambda: hubs["x"].stats()["a"]["ignored"] >= N, "x ignoring y's replies")
             await asyncio.sleep(LEAK_GRACE)
             return {name: h.stats()["a"] for name, h in hubs.items()}
         finally:
@@ -700,7 +703,7 @@ def probe_methods(ns: str, uplinks: dict[str, Uplink], count: int = 5) -> Outcom
                     for wan in uplinks:
                         hub.send(wan, target, i * count + n)
                 await asyncio.sleep(0.01)
-            await until(lambda: not any(s["pending"] for s in hub.stats().values()))
+            await until(lambda: not any(s["pending"] for s in hub.stats().values()), "the answers")
             outcome.stats = hub.stats()
         finally:
             await hub.close()

@@ -25,8 +25,11 @@ import pytest
 
 from wanwatch.config import Config
 from wanwatch.daemon.control import MAX_CLIENTS, request
-from wanwatch.lab import chaos, faults, netns
+from wanwatch.errors import LabError
+from wanwatch.lab import faults, netns
+from wanwatch.lab.chaos import clock, harness, injected, kernel, kills, readback, reload, sockets
 from wanwatch.lab.office import Office
+from wanwatch.lab.poll import until
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import first_new_connection
 
@@ -48,7 +51,7 @@ FAILBACK_DEADLINE = 30.0  # up_after good probes + a damped hold, with slack for
 
 
 @pytest.fixture(scope="module")
-def bed(office: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[chaos.Testbed]:
+def bed(office: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.Testbed]:
     """The module's lab and daemon; stopped and taken down (by name) whatever happens."""
     lab = Lab(
         office,
@@ -57,11 +60,11 @@ def bed(office: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ch
         remove_state=False,  # the daemon's log stays for a failed run; pytest prunes it
     )
     lab.up()
-    tb: chaos.Testbed | None = None
+    tb: harness.Testbed | None = None
     try:
         lab.client_static(CLIENT)
-        config = chaos.office_config(lab, "selfheal", hold=HOLD, max_hold=MAX_HOLD)
-        tb = chaos.Testbed(lab, config, PRIMARY)
+        config = harness.office_config(lab, "selfheal", hold=HOLD, max_hold=MAX_HOLD)
+        tb = harness.Testbed(lab, config, PRIMARY)
         tb.heal(FAILBACK_DEADLINE)
         assert tb.baseline is not None
         assert tb.baseline.nft is not None and tb.baseline.routes and tb.baseline.rules
@@ -77,7 +80,7 @@ def bed(office: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ch
 
 
 @pytest.fixture
-def healthy(bed: chaos.Testbed) -> Iterator[chaos.Testbed]:
+def healthy(bed: harness.Testbed) -> Iterator[harness.Testbed]:
     """Each test starts on a running daemon, no fault, the primary carrying, the footprint
     whole (a daemon a failed test left broken is restarted); afterwards faults are
     cleared."""
@@ -86,14 +89,6 @@ def healthy(bed: chaos.Testbed) -> Iterator[chaos.Testbed]:
         yield bed
     finally:
         faults.clear_all(bed.lab)
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def repaired(office: Office, since: float, word: str) -> list[dict[str, Any]]:
@@ -105,25 +100,23 @@ def repaired(office: Office, since: float, word: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- kernel drift
 
 
-def _drift(bed: chaos.Testbed, inject: Callable[[Lab], chaos.Injected], word: str) -> None:
+def _drift(bed: harness.Testbed, inject: Callable[[Lab], injected.Injected], word: str) -> None:
     """Inject a drift under a running client; the footprint comes back whole in the
     kernel, one ``drift.repaired`` event names it, traffic flows through the primary
     again and the long-lived flow through it survives."""
     lab, office = bed.lab, bed.office
-    with chaos.Watch(lab, CLIENT) as watch:
+    with harness.Watch(lab, CLIENT) as watch:
         fault = inject(lab)
         assert bed.baseline is not None
-        whole_at = chaos.wait_whole(lab, bed.baseline, fault.t_done + REPAIR_DEADLINE)
-        missing = bed.baseline.missing(chaos.Footprint.read(lab))
+        whole_at = readback.wait_whole(lab, bed.baseline, fault.t_done + REPAIR_DEADLINE)
+        missing = bed.baseline.missing(readback.Footprint.read(lab))
         assert whole_at is not None, f"not repaired: {missing}"
         hit = watch.loop.first_success(
             after=whole_at, via=PRIMARY, deadline=time.monotonic() + SWITCH_DEADLINE
         )
         assert hit is not None, "no new connection through the primary after the repair"
         flow_n = watch.exchanges()
-        deadline = time.monotonic() + 10
-        while watch.exchanges() < flow_n + 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        until(lambda: watch.exchanges() >= flow_n + 5, 10, "the long-lived flow to go on")
     seen = watch.outcome()
     events = repaired(office, fault.t_start, word)
     assert events, office.events(since=fault.t_start)
@@ -135,27 +128,27 @@ def _drift(bed: chaos.Testbed, inject: Callable[[Lab], chaos.Injected], word: st
     assert st["failed_steps"] == {}
 
 
-def test_nft_table_deleted_is_restored(healthy: chaos.Testbed) -> None:
-    _drift(healthy, chaos.delete_nft_table, "nft")
+def test_nft_table_deleted_is_restored(healthy: harness.Testbed) -> None:
+    _drift(healthy, kernel.delete_nft_table, "nft")
 
 
-def test_nft_flush_ruleset_restores_our_table(healthy: chaos.Testbed) -> None:
-    _drift(healthy, chaos.flush_ruleset, "nft")
+def test_nft_flush_ruleset_restores_our_table(healthy: harness.Testbed) -> None:
+    _drift(healthy, kernel.flush_ruleset, "nft")
 
 
-def test_routes_flushed_from_every_table_are_restored(healthy: chaos.Testbed) -> None:
-    _drift(healthy, chaos.flush_routes, "route")
+def test_routes_flushed_from_every_table_are_restored(healthy: harness.Testbed) -> None:
+    _drift(healthy, kernel.flush_routes, "route")
 
 
-def test_rules_deleted_are_restored(healthy: chaos.Testbed) -> None:
-    _drift(healthy, chaos.delete_rules, "rule")
+def test_rules_deleted_are_restored(healthy: harness.Testbed) -> None:
+    _drift(healthy, kernel.delete_rules, "rule")
 
 
-def test_ip_forward_turned_off_is_restored(healthy: chaos.Testbed) -> None:
-    _drift(healthy, chaos.forwarding_off, "ip_forward")
+def test_ip_forward_turned_off_is_restored(healthy: harness.Testbed) -> None:
+    _drift(healthy, kernel.forwarding_off, "ip_forward")
 
 
-def test_nft_table_deleted_again_and_again_is_contested(healthy: chaos.Testbed) -> None:
+def test_nft_table_deleted_again_and_again_is_contested(healthy: harness.Testbed) -> None:
     """Another program keeps deleting our table: after a few repairs the daemon stops
     fighting, says so (event and status), and the restart in ``healthy`` resets it."""
     lab, office = healthy.lab, healthy.office
@@ -164,10 +157,12 @@ def test_nft_table_deleted_again_and_again_is_contested(healthy: chaos.Testbed) 
     contested: list[dict[str, Any]] = []
     deadline = t0 + 60
     while not contested and deletions < 20 and time.monotonic() < deadline:
-        if chaos.nft_table(lab) is not None:
-            chaos.delete_nft_table(lab)
-            deletions += 1
-        time.sleep(0.05)
+        if readback.nft_table(lab) is not None:
+            # It can go between the read-back and the delete (nft: ENOENT): none this round.
+            with contextlib.suppress(LabError):
+                kernel.delete_nft_table(lab)
+                deletions += 1
+        time.sleep(0.05)  # the other program's pace: the fault under test, bounded above
         contested = office.events(since=t0, names=("drift.contested",))
     assert contested, f"no drift.contested after {deletions} deletions"
     ev = contested[0]
@@ -181,10 +176,10 @@ def test_nft_table_deleted_again_and_again_is_contested(healthy: chaos.Testbed) 
 # --------------------------------------------------------------------------- services
 
 
-def test_dnsmasq_sigkilled_then_a_lan_client_gets_a_lease(healthy: chaos.Testbed) -> None:
+def test_dnsmasq_sigkilled_then_a_lan_client_gets_a_lease(healthy: harness.Testbed) -> None:
     lab, office = healthy.lab, healthy.office
     old = office.status()["dnsmasq"]["pid"]
-    kill = chaos.kill_dnsmasq(lab, office)
+    kill = kills.kill_dnsmasq(lab, office)
     client = lab.dhcp_client(DHCP_LAN, once=True, tries=15)
     try:
         lease = client.wait_lease(kill.t_done + 20, after=kill.t_done)
@@ -201,7 +196,7 @@ def test_dnsmasq_sigkilled_then_a_lan_client_gets_a_lease(healthy: chaos.Testbed
 
 
 def test_both_uplinks_silent_then_backup_returns_and_carries(
-    healthy: chaos.Testbed,
+    healthy: harness.Testbed,
 ) -> None:
     lab, office = healthy.lab, healthy.office
     faults.blackhole(lab, PRIMARY)
@@ -211,7 +206,7 @@ def test_both_uplinks_silent_then_backup_returns_and_carries(
         SWITCH_DEADLINE,
         "both uplinks down",
     )
-    with chaos.Watch(lab, CLIENT, flow=False) as watch:
+    with harness.Watch(lab, CLIENT, flow=False) as watch:
         back = faults.clear(lab, BACKUP)
         hit = watch.loop.first_success(
             after=back.t_start, via=BACKUP, deadline=time.monotonic() + SWITCH_DEADLINE
@@ -225,7 +220,7 @@ def test_both_uplinks_silent_then_backup_returns_and_carries(
     healthy.settled(FAILBACK_DEADLINE)
 
 
-def test_carrier_flapping_ends_on_primary_after_its_hold(healthy: chaos.Testbed) -> None:
+def test_carrier_flapping_ends_on_primary_after_its_hold(healthy: harness.Testbed) -> None:
     """5 carrier losses in 10 s on the primary's ISP-side veth, then stable: the primary
     carries again once its (flap-damped) hold has passed, not before."""
     lab, office = healthy.lab, healthy.office
@@ -253,16 +248,16 @@ def test_carrier_flapping_ends_on_primary_after_its_hold(healthy: chaos.Testbed)
 # --------------------------------------------------------------------------- the daemon
 
 
-def test_control_socket_abuse_keeps_status_and_routing(healthy: chaos.Testbed) -> None:
+def test_control_socket_abuse_keeps_status_and_routing(healthy: harness.Testbed) -> None:
     """1 MiB of junk without a newline, a line that is not JSON, 100 concurrent status
     callers and one client that never finishes: the junk and the bad line get an error
     answer, most callers their status; a normal client polling all along gets its
     status; traffic keeps flowing; the daemon stays the same process."""
     lab, office = healthy.lab, healthy.office
     pid = office.status()["pid"]
-    with chaos.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
+    with harness.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
         t0 = time.monotonic()
-        abuse = chaos.abuse_control_socket(office, 100)
+        abuse = sockets.abuse_control_socket(office, 100)
     seen = watch.outcome()
     assert "bad request" in abuse.junk, abuse.junk
     assert "bad request" in abuse.malformed, abuse.malformed
@@ -276,7 +271,7 @@ def test_control_socket_abuse_keeps_status_and_routing(healthy: chaos.Testbed) -
 
 
 def test_control_socket_crowd_beyond_the_cap_is_told_busy_not_reset(
-    healthy: chaos.Testbed,
+    healthy: harness.Testbed,
 ) -> None:
     """With MAX_CLIENTS clients connected and silent, more `status` callers (wanwatch's
     own client) each get the daemon's explicit "busy" answer -- not a reset, not a
@@ -284,24 +279,25 @@ def test_control_socket_crowd_beyond_the_cap_is_told_busy_not_reset(
     office = healthy.office
     with contextlib.ExitStack() as crowd:
         for _ in range(MAX_CLIENTS):
-            crowd.enter_context(chaos.stalled_client(office.socket))
-        late = chaos.status_storm(office.socket, 10)
-    assert all(chaos.busy(a) for a in late), late
+            crowd.enter_context(sockets.stalled_client(office.socket))
+        late = sockets.status_storm(office.socket, 10)
+    assert all(sockets.busy(a) for a in late), late
     assert office.status()["active"] == [PRIMARY]
 
 
-def test_sighup_with_a_broken_config_keeps_the_old_one_routing(healthy: chaos.Testbed) -> None:
+def test_sighup_with_a_broken_config_keeps_the_old_one_routing(healthy: harness.Testbed) -> None:
     lab, office = healthy.lab, healthy.office
     path = office.config_path
-    with chaos.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
-        hup, good = chaos.sighup_broken(office)
+    with harness.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
+        hup, good = reload.sighup_broken(office)
         try:
             rejected = office.wait_event("config.rejected", since=hup.t_start)
             assert "wans[1].gateway" in str(rejected["first"])
             st = office.status()
             assert any(line.startswith("config.rejected") for line in st["events"])
             assert st["active"] == [PRIMARY] and all(w["state"] == "up" for w in st["wans"])
-            time.sleep(0.5)  # probes and connections go on under the old config
+            # Probes and connections go on under the old config: those of the next 0.5 s.
+            watch.loop.settled(before=rejected["at"] + 0.5, timeout=10)
         finally:
             path.write_text(good)
     seen = watch.outcome()
@@ -310,13 +306,13 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_routing(healthy: chaos.Te
     assert all(a.isp == PRIMARY for a in seen.attempts if a.ok)
 
 
-def test_sigkill_then_restart_keeps_traffic_and_adopts(healthy: chaos.Testbed) -> None:
+def test_sigkill_then_restart_keeps_traffic_and_adopts(healthy: harness.Testbed) -> None:
     """SIGKILL: the kernel state left behind keeps forwarding through the gap; the new
     daemon adopts it (no route switch) and the long-lived flow never notices."""
     lab, office = healthy.lab, healthy.office
     assert office.daemon is not None
     pid = office.daemon.pid
-    with chaos.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
+    with harness.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
         killed = time.monotonic()
         office.stop(signal.SIGKILL)
         assert not netns.alive(pid, None)
@@ -337,7 +333,7 @@ def test_sigkill_then_restart_keeps_traffic_and_adopts(healthy: chaos.Testbed) -
     assert healthy.whole(5.0)
 
 
-def test_wall_clock_jump_changes_no_uplink_state(healthy: chaos.Testbed) -> None:
+def test_wall_clock_jump_changes_no_uplink_state(healthy: harness.Testbed) -> None:
     """The daemon's wall clock jumps +1 h, then -1 h, then back (libfaketime, its process
     only): no uplink changes state, no failover, probes keep being answered with sane
     RTTs and loss, traffic and the long-lived flow carry on."""
@@ -345,9 +341,9 @@ def test_wall_clock_jump_changes_no_uplink_state(healthy: chaos.Testbed) -> None
     bad = ("wan.down", "wan.degraded", "wan.up", "policy.failover", "route.switch")
     healthy.restart(faked=True, timeout=FAILBACK_DEADLINE)
     try:
-        with chaos.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
+        with harness.Watch(lab, CLIENT, timeout=ZERO_LOSS_TIMEOUT) as watch:
             t0 = time.monotonic()
-            spells = chaos.clock_spells(healthy, ("+1h", "-1h", "+0"), 3.0)
+            spells = clock.clock_spells(healthy.office, healthy.clock, ("+1h", "-1h", "+0"), 3.0)
         seen = watch.outcome()
         events = office.events(since=t0, names=bad)
     finally:
@@ -359,7 +355,7 @@ def test_wall_clock_jump_changes_no_uplink_state(healthy: chaos.Testbed) -> None
         assert spell.max_rtt_ms is not None and spell.max_rtt_ms < 1000, spell
         assert spell.max_loss_pct <= 5.0, spell
         # Replies keep coming (6 in 3 s at the default interval; libfaketime's own
-        # stall after a jump, see chaos.clock_spells, can cost a few).
+        # stall after a jump, see clock.clock_spells, can cost a few).
         assert all(n >= 1 for n in spell.replies.values()), spell
     assert events == []
     assert seen.failed(t0) == [] and seen.flow_survived
@@ -374,14 +370,14 @@ def _admin(office: Office, wan: str) -> str:
 
 @pytest.mark.parametrize("drain", [True, False], ids=["drain", "disable"])
 def test_disable_primary_moves_new_connections_to_backup(
-    healthy: chaos.Testbed, drain: bool
+    healthy: harness.Testbed, drain: bool
 ) -> None:
     """`disable` of the carrying primary: new connections go through the backup; with
     --drain the primary's existing flow carries on, without it that flow is reset. The
     choice survives a restart on the same state dir; `enable` gives the primary back."""
     lab, office = healthy.lab, healthy.office
     try:
-        with chaos.Watch(lab, CLIENT) as watch:
+        with harness.Watch(lab, CLIENT) as watch:
             t = time.monotonic()
             answer = request(office.socket, "disable", wan=PRIMARY, drain=drain)
             assert answer["admin"] == ("drain" if drain else "disabled") and answer["saved"]
@@ -392,10 +388,10 @@ def test_disable_primary_moves_new_connections_to_backup(
             moved = hit.t0
             if drain:
                 n = watch.exchanges()
-                wait_until(lambda: watch.exchanges() >= n + 10, 10, "the drained flow to go on")
+                until(lambda: watch.exchanges() >= n + 10, 10, "the drained flow to go on")
             else:
-                wait_until(watch.flow_broken, 15, "the flow to be reset")
-            wait_until(
+                until(watch.flow_broken, 15, "the flow to be reset")
+            until(
                 lambda: sum(a.t0 > moved + 0.2 for a in watch.loop.attempts) >= 5,
                 10,
                 "new connections after the move",

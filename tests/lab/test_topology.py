@@ -22,7 +22,9 @@ import yaml
 from wanwatch.config import Config, load
 from wanwatch.errors import LabError
 from wanwatch.lab import netns, services, traffic
-from wanwatch.lab.topology import ISP_PUBLIC_NETS, Lab, lab_config_data, plan
+from wanwatch.lab.plan import ISP_PUBLIC_NETS, lab_config_data, plan
+from wanwatch.lab.poll import until
+from wanwatch.lab.topology import Lab
 
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
 
@@ -195,10 +197,9 @@ def test_another_process_can_take_the_lab_down(make_lab: Any) -> None:
     assert {p.pid for p in other.procs} == {pid for pid, _ in procs}
     other.down()
     assert not set(lab.namespaces) & netns.existing()
-    deadline = time.monotonic() + 5
-    while any(netns.alive(pid, st) for pid, st in procs) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not any(netns.alive(pid, st) for pid, st in procs)
+    until(
+        lambda: not any(netns.alive(pid, st) for pid, st in procs), 5, "the lab's processes to end"
+    )
 
 
 @pytest.mark.lab
@@ -351,14 +352,10 @@ def test_flow_helper_sees_a_stall_and_a_reset(routed_lab: Lab) -> None:
         assert rep.isp == PRIMARY and not rep.stalls
 
         faults.blackhole(lab, PRIMARY)
-        deadline = time.monotonic() + 5
-        while not flow.report().stalls and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert flow.report().stalls, "a blackholed flow must be reported as stalled"
+        until(lambda: flow.report().stalls, 5, "the blackholed flow to be reported stalled")
         faults.clear(lab, PRIMARY, "blackhole")
-        deadline = time.monotonic() + 15  # TCP retransmission backoff decides when
-        while flow.report().stalls[-1][1] is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        # TCP retransmission backoff decides when the stall ends.
+        until(lambda: flow.report().stalls[-1][1] is not None, 15, "the stall to end")
         rep = flow.report()
         assert rep.stalls[-1][1] is not None and rep.broken_at is None
 
@@ -367,9 +364,7 @@ def test_flow_helper_sees_a_stall_and_a_reset(routed_lab: Lab) -> None:
         b = lab.lab_config.wan(BACKUP)
         netns.ip("-n", lab.router_ns, "route", "replace", "default", "via", str(b.gateway))
         netns.nsrun(lab.router_ns, "conntrack", "-D", "-p", "tcp", check=False)
-        deadline = time.monotonic() + 10
-        while flow.report().broken_at is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        until(lambda: flow.report().broken_at is not None, 10, "the flow to be reset")
         rep = flow.report()
         assert rep.broken_at is not None and rep.reason == "reset", rep
 

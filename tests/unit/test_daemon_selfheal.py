@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_fakes import fake_parts
 
 from wanwatch.config import load
+from wanwatch.daemon.admin import AdminChoices
+from wanwatch.daemon.clock import Clock
+from wanwatch.daemon.eventlog import EventLog
 from wanwatch.daemon.loop import Daemon
+from wanwatch.daemon.parts import Paths
 from wanwatch.daemon.repair import (
     CONTEST_REPAIRS,
     DRIFT_DEBOUNCE,
@@ -24,7 +29,7 @@ from wanwatch.daemon.repair import (
 )
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
-from wanwatch.engine.intent import Intent
+from wanwatch.engine.intent import Admin, Intent
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 
@@ -53,31 +58,34 @@ class FakeBackend:
     def counters(self) -> tuple[None, dict[str, Any]]:
         return None, {}
 
+    def resolved(self) -> dict[str, Any]:
+        return {}
+
 
 class FakeWatcher:
     def read(self, fd: int) -> set[str]:
         return {"nft"}
 
 
-class Clock:
-    t = 1000.0
+class FakeClock:
+    t = 990.0
 
     def __call__(self) -> float:
         return self.t
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> tuple[Daemon, FakeBackend, Clock]:
-    clock = Clock()
-    d = Daemon(OFFICE, tmp_path / "s.sock", tmp_path / "state", clock=clock)
-    d._config = load(OFFICE)
-    d._engine = Engine(d._config, clock.t - 10)  # past the startup grace: it decides
-    d._engine.tick(clock.t)
+def daemon(tmp_path: Path) -> tuple[Daemon, FakeBackend, FakeClock]:
+    clock = FakeClock()
+    cfg = load(OFFICE)
+    engine = Engine(cfg, clock.t)
     backend = FakeBackend()
-    d._backend = backend  # type: ignore[assignment]
-    d._drift = FakeWatcher()  # type: ignore[assignment]
-    d._started_at = clock.t - 10
-    d._heal = Healer(clock.t)  # as run() sets it
+    parts = fake_parts([], backend, FakeWatcher())
+    paths = Paths(OFFICE, tmp_path / "s.sock", tmp_path / "state")
+    d = Daemon(cfg, paths, engine, parts, clock=Clock(clock), events=EventLog())
+    clock.t += 10  # past the startup grace: the engine decides
+    engine.tick(clock.t)
+    d.steering.heal = Healer(clock.t)  # as run() sets it once the parts are started
     return d, backend, clock
 
 
@@ -91,30 +99,30 @@ async def settle() -> None:
 
 
 def test_a_failed_step_is_shown_retried_with_backoff_and_cleared(
-    daemon: tuple[Daemon, FakeBackend, Clock],
+    daemon: tuple[Daemon, FakeBackend, FakeClock],
 ) -> None:
     d, backend, clock = daemon
 
     async def go() -> None:
         backend.fail = {"nft": "nft -f failed: Operation not permitted"}
-        d._steer()
+        d.steering.steer()
         st = d.status()
         assert not st.applied and st.failed_steps == {"nft": backend.fail["nft"]}
         assert st.backend_error == backend.fail["nft"]
         assert st.retry_in_s == RETRY_BACKOFF.first
         assert names(d).count("backend.error") == 1 and "backend.retry" in names(d)
         clock.t += RETRY_BACKOFF.first / 2
-        d._maybe_repair()
+        d.steering.maybe_repair()
         assert len(backend.passes) == 1  # not yet
         clock.t += RETRY_BACKOFF.first / 2
-        d._maybe_repair()
+        d.steering.maybe_repair()
         await settle()
         assert len(backend.passes) == 2 and backend.passes[-1][1] is True  # a full pass
         assert names(d).count("backend.error") == 1  # same error: not logged again
         assert d.status().retry_in_s == RETRY_BACKOFF.delay(2)  # backing off
         backend.fail = {}
         clock.t += RETRY_BACKOFF.delay(2)
-        d._maybe_repair()
+        d.steering.maybe_repair()
         await settle()
         st = d.status()
         assert st.applied and st.failed_steps == {} and st.backend_error is None
@@ -124,18 +132,18 @@ def test_a_failed_step_is_shown_retried_with_backoff_and_cleared(
 
 
 def test_drift_is_repaired_after_a_short_debounce_and_named(
-    daemon: tuple[Daemon, FakeBackend, Clock],
+    daemon: tuple[Daemon, FakeBackend, FakeClock],
 ) -> None:
     d, backend, clock = daemon
 
     async def go() -> None:
-        d._steer()
-        d._on_drift(3)
-        d._maybe_repair()
+        d.steering.steer()
+        d.on_drift(3)
+        d.steering.maybe_repair()
         assert len(backend.passes) == 1  # debounced: not at once
         backend.changes = [("nft.apply", {"mode": "failover"})]
         clock.t += DRIFT_DEBOUNCE
-        d._maybe_repair()
+        d.steering.maybe_repair()
         await settle()
         repaired = [e for e in d.events if e.name == "drift.repaired"]
         assert len(repaired) == 1
@@ -147,38 +155,38 @@ def test_drift_is_repaired_after_a_short_debounce_and_named(
 
 
 def test_a_tug_of_war_is_detected_and_repairs_back_off(
-    daemon: tuple[Daemon, FakeBackend, Clock],
+    daemon: tuple[Daemon, FakeBackend, FakeClock],
 ) -> None:
     d, backend, clock = daemon
 
     async def go() -> None:
-        d._steer()
+        d.steering.steer()
         for _ in range(CONTEST_REPAIRS + 1):  # someone deletes our table again and again
-            d._on_drift(3)
+            d.on_drift(3)
             backend.changes = [("nft.apply", {})]
-            clock.t = max(clock.t, d._heal.wake_at() or clock.t)
-            d._maybe_repair()
+            clock.t = max(clock.t, d.steering.heal.wake_at() or clock.t)
+            d.steering.maybe_repair()
             await settle()
             clock.t += 1.0
         assert "drift.contested" in names(d)
         assert d.status().contested == ["nft table inet wanwatch"]
-        d._on_drift(3)
-        wake = d._heal.wake_at()
+        d.on_drift(3)
+        wake = d.steering.heal.wake_at()
         assert wake is not None and wake >= clock.t + 4.0  # backed off
 
     asyncio.run(go())
 
 
 def test_the_safety_net_pass_runs_without_any_notification(
-    daemon: tuple[Daemon, FakeBackend, Clock],
+    daemon: tuple[Daemon, FakeBackend, FakeClock],
 ) -> None:
     d, backend, clock = daemon
 
     async def go() -> None:
-        d._steer()
+        d.steering.steer()
         clock.t += FULL_PASS_INTERVAL
         backend.changes = [("sysctl.set", {"key": "net.netfilter.nf_conntrack_acct"})]
-        d._maybe_repair()
+        d.steering.maybe_repair()
         await settle()
         [e] = [e for e in d.events if e.name == "drift.repaired"]
         assert e.fields["object"] == "sysctl net.netfilter.nf_conntrack_acct"
@@ -187,20 +195,19 @@ def test_the_safety_net_pass_runs_without_any_notification(
 
 
 def test_disable_is_root_only_kept_in_the_state_dir_and_restored(
-    daemon: tuple[Daemon, FakeBackend, Clock], tmp_path: Path
+    daemon: tuple[Daemon, FakeBackend, FakeClock], tmp_path: Path
 ) -> None:
     d, backend, clock = daemon
-    d.state_dir.mkdir(parents=True)
-    assert "root only" in d._answer({"cmd": "disable", "wan": "INET-UTAMA"}, 1000)["error"]
-    assert "no uplink" in d._answer({"cmd": "disable", "wan": "NOPE"}, 0)["error"]
-    answer = d._answer({"cmd": "disable", "wan": "INET-UTAMA", "drain": True}, 0)
+    d.paths.state_dir.mkdir(parents=True)
+    assert "root only" in d.answer({"cmd": "disable", "wan": "INET-UTAMA"}, 1000)["error"]
+    assert "no uplink" in d.answer({"cmd": "disable", "wan": "NOPE"}, 0)["error"]
+    answer = d.answer({"cmd": "disable", "wan": "INET-UTAMA", "drain": True}, 0)
     assert answer == {"wan": "INET-UTAMA", "admin": "drain", "saved": True}
     st = d.status()
     assert st.active == ["BACKUP-INET"] and st.wans[0].admin == "drain"
     assert backend.passes[-1][0].active == ("BACKUP-INET",)
 
-    again = Daemon(OFFICE, tmp_path / "s2.sock", d.state_dir, clock=clock)
-    again._engine = Engine(load(OFFICE), clock.t)
-    again._restore_admin()
-    assert again._engine.admin() == {"INET-UTAMA": d._engine.admin()["INET-UTAMA"]}
-    assert d._answer({"cmd": "enable", "wan": "INET-UTAMA"}, 0)["admin"] == "enabled"
+    again = Engine(load(OFFICE), clock.t)  # the next run's engine, on the same state dir
+    AdminChoices(d.paths.state_dir, EventLog().emit, clock).restore(again)
+    assert again.admin() == {"INET-UTAMA": Admin.DRAIN}
+    assert d.answer({"cmd": "enable", "wan": "INET-UTAMA"}, 0)["admin"] == "enabled"

@@ -47,9 +47,20 @@ def modules_after(statement: str) -> set[str]:
 
 
 def test_the_daemon_loads_rtnetlink_and_conntrack_without_pyroute2s_heavy_parts() -> None:
-    mods = modules_after("import wanwatch.cli, wanwatch.daemon.loop")
+    mods = modules_after("import wanwatch.cli, wanwatch.daemon.assemble")  # what `run` builds
     assert {"pyroute2.iproute.linux", "pyroute2.conntrack"} <= mods  # what it does use
     assert not {m for m in mods if m.startswith(HEAVY)}
+    # without --metrics or --http the HTTP side is never loaded (servers.py)
+    assert not {m for m in mods if m.startswith(("h11", "prometheus_client"))}
+
+
+def test_the_status_command_loads_no_pyroute2_and_no_backend() -> None:
+    """`wanwatch status` (cli -> daemon.control) only talks to the socket."""
+    mods = modules_after("import wanwatch.cli, wanwatch.daemon.control")
+    assert "wanwatch.daemon.control" in mods  # the path was really taken
+    assert not {m for m in mods if m == "pyroute2" or m.startswith("pyroute2.")}
+    assert not {m for m in mods if m.startswith(("wanwatch.linux", "wanwatch.probe"))}
+    assert not {m for m in mods if m.startswith(("h11", "prometheus_client"))}
 
 
 def test_pyroute2_itself_still_answers_in_full() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.history import History
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import event
@@ -18,7 +19,9 @@ def wan(name: str, rtt: float | None, loss: float, state: Health = Health.UP) ->
 
 def test_one_sample_per_period_in_a_ring_of_fixed_size() -> None:
     mono = [1000.0]
-    h = History(lambda: mono[0], period=10.0, points=5, wall=lambda: 1_700_000_000.0 + mono[0])
+    h = History(
+        Clock(lambda: mono[0], wall=lambda: 1_700_000_000.0 + mono[0]), period=10.0, points=5
+    )
     for i in range(60):  # one call a second for a minute: six samples are due
         mono[0] = 1000.0 + i
         if h.due(mono[0]):
@@ -33,14 +36,14 @@ def test_one_sample_per_period_in_a_ring_of_fixed_size() -> None:
 
 
 def test_removed_uplinks_are_forgotten() -> None:
-    h = History(lambda: 0.0, period=1.0)
+    h = History(Clock(lambda: 0.0), period=1.0)
     h.sample(0.0, [wan("A", 1.0, 0.0), wan("B", 1.0, 0.0)])
     h.sample(1.0, [wan("A", 1.0, 0.0)])
     assert set(h.to_json()["wans"]) == {"A"}
 
 
 def test_timeline_keeps_failovers_and_failbacks_in_wall_time() -> None:
-    h = History(lambda: 500.0, wall=lambda: 2_000_000.0)
+    h = History(Clock(lambda: 500.0, wall=lambda: 2_000_000.0))
     h.on_event(event(400.0, "wan.down", wan="A", detect_ms=640))
     h.on_event(
         event(400.1, "policy.failover", **{"from": "A", "to": "B"}, cause="A", detect_ms=640)

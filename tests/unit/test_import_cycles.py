@@ -98,3 +98,28 @@ def test_lazy_and_type_checking_imports_count() -> None:
     found = {a.name for n in all_imports(tree) if isinstance(n, ast.Import) for a in n.names}
     found |= {n.module or "" for n in all_imports(tree) if isinstance(n, ast.ImportFrom)}
     assert {"wanwatch.config", "wanwatch.engine"} <= found
+
+
+def reachable(name: str) -> set[str]:
+    """Every wanwatch module that importing ``name`` may load, directly or not."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for nxt in GRAPH[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_the_lab_is_built_in_layers() -> None:
+    """The lab's plan is pure, what the Lab class is built on never reaches up to it, and
+    a worker (a program inside a namespace) loads nothing of the lab's controller side."""
+    lab_modules = {m for m in MODULES if m.startswith("wanwatch.lab")}
+    assert reachable("wanwatch.lab.plan") & lab_modules == {"wanwatch.lab.netns"}
+    for below in ("wanwatch.lab.procs", "wanwatch.lab.uplinks", "wanwatch.lab.services"):
+        assert "wanwatch.lab.topology" not in reachable(below), below
+    workers = {m for m in MODULES if m.startswith("wanwatch.lab.worker")}
+    # echo packets: probe/icmp.py, and the socket pinning it uses (probe/pin.py, stdlib only)
+    echo = {"wanwatch.probe.icmp", "wanwatch.probe.pin"}
+    allowed = workers | echo | {"wanwatch.lab.netns", "wanwatch.errors"}
+    assert reachable("wanwatch.lab.worker.__main__") <= allowed

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from wanwatch.daemon import metrics
+from wanwatch.daemon import httpd, servers
+from wanwatch.daemon.clock import Clock
+from wanwatch.daemon.history import History
 from wanwatch.status import ProbeStats, Status, UplinkStatus
 
 
@@ -47,11 +49,17 @@ STATUS = Status(
 
 
 def scrape() -> str:
-    collector = metrics.StatusCollector(lambda: STATUS, lambda: {"policy.failover": 2})
-    registry = metrics.registry_for(collector)
+    sources = servers.Sources(
+        status=lambda: STATUS,
+        events=lambda: [],
+        counts=lambda: {"policy.failover": 2},
+        history=History(Clock()),
+        clock=Clock(),
+    )
+    handle, _ = servers.MetricsEndpoint("127.0.0.1", 0).site(sources)
 
     async def go() -> bytes:
-        server = await metrics.serve("127.0.0.1", 0, registry)
+        server = await httpd.serve("127.0.0.1", 0, handle)
         port = server.sockets[0].getsockname()[1]
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -3,7 +3,6 @@ round trip export -> verify (no warnings, the expected uplink in every scenario)
 
 from __future__ import annotations
 
-from collections import Counter
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from wanwatch.errors import RouterOSError
 from wanwatch.routeros.compile import (
     OWNED,
     compile_config,
-    pcc_buckets,
     quote,
     ros_duration,
     value,
@@ -59,16 +57,6 @@ def test_ros_duration(seconds: float, text: str) -> None:
 @given(st.integers(min_value=1, max_value=10**9))
 def test_ros_duration_reads_back(ms: int) -> None:
     assert parse_duration(ros_duration(ms / 1000)) == pytest.approx(ms / 1000)
-
-
-@given(st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=16))
-def test_pcc_buckets_are_proportional_to_weights(weights: list[int]) -> None:
-    buckets = pcc_buckets(weights)
-    counts = Counter(buckets)
-    # Every bucket belongs to exactly one uplink, every uplink gets its share.
-    assert sorted(counts) == list(range(len(weights)))
-    for i, w in enumerate(weights):
-        assert counts[i] * sum(weights) == w * len(buckets)
 
 
 # --------------------------------------------------------------------------- office

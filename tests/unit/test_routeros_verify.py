@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wanwatch.errors import RouterOSError
+from wanwatch.routeros.parse import parse_text
 from wanwatch.routeros.verify import verify_file, verify_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "routeros"
@@ -92,10 +93,13 @@ def test_json_shape_is_the_contract() -> None:
     for s in got["scenarios"]:
         assert set(s) == {"id", "tables"}
         for choice in s["tables"].values():
-            assert choice is None or set(choice) in (
-                {"gateway", "nexthop"},
-                {"gateway", "nexthop", "ecmp"},
-            )
+            assert choice is None or {"gateway", "nexthop"} <= set(choice) <= {
+                "gateway",
+                "nexthop",
+                "ecmp",
+                "fallback",
+            }
+            assert choice is None or choice.get("fallback", True) is True
     for w in got["warnings"]:
         assert set(w) == {"code", "line", "message"}
         assert isinstance(w["line"], int) and w["message"]
@@ -111,21 +115,62 @@ def test_messages_say_what_and_where() -> None:
     assert "target-scope=30" in first.message and "1.1.1.1" in first.message
 
 
-def test_thr_avg_at_the_floor_passes_below_it_warns() -> None:
-    base = (
-        "/ip address\nadd address=10.1.0.2/24 interface=ether1\n"
-        "add address=10.2.0.2/24 interface=ether2\n"
+THR_AVG = (
+    "/ip address\nadd address=10.1.0.2/24 interface={iface}\n"
+    "add address=10.2.0.2/24 interface=ether2\n"
+    "/ip firewall nat\nadd chain=srcnat action=masquerade\n"
+    "/ip route\nadd dst-address=8.8.8.8 gateway={gw} scope=10\n"
+    "add gateway=8.8.8.8 check-gateway=ping target-scope=11\n"
+    "add gateway=10.2.0.1 check-gateway=ping distance=2\n"
+    "/tool netwatch\nadd host=8.8.8.8 type=icmp thr-avg={thr}\n"
+)
+LTE = "/interface lte\nset [ find default-name=lte1 ] name=lte1\n"
+PPP_MODEM = "/interface ppp-client\nadd name=ppp-out1 port=usb2 apn=internet\n"
+
+
+def thr_codes(
+    thr: str, *, iface: str = "ether1", gw: str = "10.1.0.1", head: str = ""
+) -> list[str]:
+    text = head + THR_AVG.format(iface=iface, gw=gw, thr=thr)
+    return [w.code for w in verify_text(text).warnings]
+
+
+def test_thr_avg_matters_on_radio_uplinks_only() -> None:
+    # Ethernet: an average RTT of 100-400 ms means trouble; no warning.
+    assert thr_codes("400ms") == []
+    # LTE, a PPP session over a modem, or an interface named so: a loaded radio
+    # link averages more than that, so Netwatch declares a slow uplink dead.
+    assert thr_codes("400ms", gw="lte1", head=LTE) == ["netwatch-thr-avg"]
+    assert thr_codes("1s", gw="lte1", head=LTE) == []
+    assert thr_codes("400ms", gw="ppp-out1", head=PPP_MODEM) == ["netwatch-thr-avg"]
+    assert thr_codes("400ms", iface="wwan0") == ["netwatch-thr-avg"]
+    assert thr_codes("400ms", iface="ether1-LTE") == ["netwatch-thr-avg"]
+    simple = THR_AVG.format(iface="lte1", gw="lte1", thr="1s").replace("type=icmp thr-avg=1s", "")
+    assert "netwatch-thr-avg" not in [w.code for w in verify_text(LTE + simple).warnings]
+
+
+def test_thr_avg_warning_names_the_radio_link() -> None:
+    text = LTE + THR_AVG.format(iface="ether1", gw="lte1", thr="400ms")
+    (w,) = verify_text(text).warnings
+    assert "lte1" in w.message and "thr-avg=400ms" in w.message
+
+
+def test_check_on_an_interface_gateway_is_called_what_it_is() -> None:
+    text = (
+        "/ip address\nadd address=10.2.0.2/24 interface=ether2\n"
         "/ip firewall nat\nadd chain=srcnat action=masquerade\n"
-        "/ip route\nadd dst-address=8.8.8.8 gateway=10.1.0.1 scope=10\n"
-        "add gateway=8.8.8.8 check-gateway=ping target-scope=11\n"
+        "/ip route\nadd gateway=ether3 check-gateway=ping\n"
         "add gateway=10.2.0.1 check-gateway=ping distance=2\n"
-        "/tool netwatch\nadd host=8.8.8.8 type=icmp thr-avg={thr}\n"
     )
-    assert [w.code for w in verify_text(base.format(thr="1s")).warnings] == []
-    codes = [w.code for w in verify_text(base.format(thr="400ms")).warnings]
-    assert "netwatch-thr-avg" in codes
-    simple = base.format(thr="1s").replace("type=icmp thr-avg=1s", "type=simple")
-    assert "netwatch-thr-avg" not in [w.code for w in verify_text(simple).warnings]
+    (w,) = verify_text(text).warnings
+    assert (w.code, w.line) == ("no-check", 6)
+    assert (
+        "check-gateway=ping, but a check on an interface gateway has nothing to ping" in w.message
+    )
+    assert "has no check-gateway" not in w.message
+    unchecked = text.replace("gateway=ether3 check-gateway=ping", "gateway=ether3")
+    (w,) = verify_text(unchecked).warnings
+    assert "has no check-gateway" in w.message
 
 
 def test_masquerade_without_out_interface_covers_every_uplink() -> None:
@@ -215,3 +260,160 @@ def test_fuzz_failover_exports(text: str) -> None:
     for s in first["scenarios"]:
         for choice in s["tables"].values():
             assert choice is None or isinstance(choice["gateway"], str)
+
+
+# --------------------------------------------------------------------------- defect classes
+
+
+def codes_of(text: str) -> list[tuple[str, int]]:
+    return [(w.code, w.line) for w in verify_text(text, "d.rsc").warnings]
+
+
+NESTED_LISTS = (
+    "/interface list\n"
+    "add name=WAN-A\n"
+    "add include=WAN-A name=WAN\n"
+    "/interface list member\n"
+    "add interface=ether1 list=WAN-A\n"
+    "/ip address\n"
+    "add address=10.1.0.2/24 interface=ether1\n"
+    "/ip route\n"
+    "add gateway=10.1.0.1\n"
+    "/ip firewall nat\n"
+    "add chain=srcnat action=masquerade out-interface-list=WAN\n"
+)
+
+
+def test_nested_interface_lists_are_followed() -> None:
+    assert codes_of(NESTED_LISTS) == []
+    # exclude= takes a list's members out again: ether1 is no longer in WAN.
+    excluded = NESTED_LISTS.replace(
+        "add include=WAN-A name=WAN\n", "add name=LTE\nadd include=WAN-A exclude=LTE name=WAN\n"
+    ).replace("list=WAN-A\n", "list=WAN-A\nadd interface=ether1 list=LTE\n")
+    assert codes_of(excluded) == [("no-masquerade", 11)]
+
+
+def test_interface_lists_that_include_each_other_end() -> None:
+    text = NESTED_LISTS.replace("add name=WAN-A\n", "add include=WAN name=WAN-A\n")
+    assert codes_of(text) == []
+    export = parse_text(text, "c.rsc")
+    assert export.interface_lists["WAN"] == export.interface_lists["WAN-A"]
+    assert "ether1" in export.interface_lists["WAN"]
+
+
+def test_the_builtin_list_all_holds_every_interface() -> None:
+    assert codes_of(NESTED_LISTS.replace("out-interface-list=WAN", "out-interface-list=all")) == []
+    but_lan = (
+        "/interface list\n"
+        "add name=LAN\n"
+        "add include=all exclude=LAN name=WAN\n"
+        "/interface list member\n"
+        "add interface={lan} list=LAN\n"
+        "/ip address\n"
+        "add address=10.1.0.2/24 interface=ether1\n"
+        "/ip route\n"
+        "add gateway=10.1.0.1\n"
+        "/ip firewall nat\n"
+        "add chain=srcnat action=masquerade out-interface-list=WAN\n"
+    )
+    assert codes_of(but_lan.format(lan="bridge")) == []
+    assert codes_of(but_lan.format(lan="ether1")) == [("no-masquerade", 9)]
+
+
+DHCP_OTHER_TABLE = (
+    "/routing table\n"
+    "add name=t2 fib\n"
+    "/ip address\n"
+    "add address=10.1.0.2/24 interface=ether1\n"
+    "add address=192.168.88.1/24 interface=bridge\n"
+    "/ip dhcp-client\n"
+    "add add-default-route=no interface=ether2\n"
+    "/ip route\n"
+    "add gateway=10.1.0.1 check-gateway=ping\n"
+    "add dst-address=192.168.170.0/24 gateway=ether2 routing-table=t2\n"
+    "add gateway=192.168.170.1 distance=2 check-gateway=ping\n"
+    "/ip firewall mangle\n"
+    "add chain=prerouting in-interface=bridge action=mark-routing new-routing-mark=t2\n"
+    "/ip firewall nat\n"
+    "add chain=srcnat action=masquerade\n"
+)
+
+
+def test_dhcp_gateway_is_on_link_in_main_whatever_other_tables_hold() -> None:
+    got = verify_text(DHCP_OTHER_TABLE, "d.rsc").to_json()
+    main = {s["id"]: s["tables"]["main"] for s in got["scenarios"]}
+    primary = {"gateway": "10.1.0.1", "nexthop": "10.1.0.1"}
+    backup = {"gateway": "192.168.170.1", "nexthop": "192.168.170.1"}
+    # The DHCP client's subnet is connected in main: its gateway is an uplink's
+    # first hop, not a probe target, and the backup carries when the primary dies.
+    assert main == {
+        "baseline": primary,
+        "gateway-down:10.1.0.1": backup,
+        "gateway-down:192.168.170.1": primary,
+        "upstream-dead:10.1.0.1": primary,  # check-gateway pings only the gateway
+        "upstream-dead:192.168.170.1": primary,
+    }
+    # t2 has no default of its own: marked traffic takes main's route.
+    assert [(w["code"], w["line"]) for w in got["warnings"]] == [
+        ("table-no-fallback", 2),
+        ("gateway-only-check", 9),
+    ]
+    assert "scope=10" not in " ".join(w["message"] for w in got["warnings"])
+
+
+FALL_THROUGH = (
+    "/routing table\n"
+    "add name=to-a fib\n"
+    "/ip address\n"
+    "add address=10.1.0.2/24 interface=ether1\n"
+    "add address=10.2.0.2/24 interface=ether2\n"
+    "/ip route\n"
+    "add gateway=10.1.0.1 check-gateway=ping\n"
+    "add gateway=10.2.0.1 distance=2 check-gateway=ping\n"
+    "add gateway=10.1.0.1 check-gateway=ping routing-table=to-a\n"
+    "/ip firewall nat\n"
+    "add chain=srcnat action=masquerade\n"
+)
+
+
+def test_json_says_when_a_marked_table_falls_back_to_main() -> None:
+    got = verify_text(FALL_THROUGH, "f.rsc").to_json()
+    rows = {s["id"]: s["tables"] for s in got["scenarios"]}
+    assert rows["baseline"]["to-a"] == {"gateway": "10.1.0.1", "nexthop": "10.1.0.1"}
+    # to-a's own default is dead: RouterOS sends its traffic the way main does, and
+    # the entry says so; nexthop stays the effective next hop.
+    assert rows["gateway-down:10.1.0.1"] == {
+        "main": {"gateway": "10.2.0.1", "nexthop": "10.2.0.1"},
+        "to-a": {"gateway": "10.2.0.1", "nexthop": "10.2.0.1", "fallback": True},
+    }
+    # With lookup-only-in-table nothing falls back: no default at all.
+    strict = (
+        FALL_THROUGH
+        + "/routing rule\nadd routing-mark=to-a action=lookup-only-in-table table=to-a\n"
+    )
+    rows = {s["id"]: s["tables"] for s in verify_text(strict, "f.rsc").to_json()["scenarios"]}
+    assert rows["gateway-down:10.1.0.1"]["to-a"] is None
+
+
+def test_own_table_route_that_cannot_resolve_leaves_the_gateway_to_main() -> None:
+    # The table's interface route has scope 30, above target-scope 10: it cannot
+    # resolve the gateway, and the lookup goes on in main, where the DHCP
+    # client's subnet is connected.
+    text = DHCP_OTHER_TABLE.replace(
+        "add gateway=192.168.170.1 distance=2 check-gateway=ping\n",
+        "add gateway=192.168.170.1 distance=2 check-gateway=ping\n"
+        "add gateway=192.168.170.1 check-gateway=ping routing-table=t2\n",
+    )
+    got = verify_text(text, "d.rsc").to_json()
+    rows = {s["id"]: s["tables"]["t2"] for s in got["scenarios"]}
+    assert rows["baseline"] == {"gateway": "192.168.170.1", "nexthop": "192.168.170.1"}
+    assert "unresolvable-gateway" not in {w["code"] for w in got["warnings"]}
+
+
+def test_a_disabled_mangle_rule_marks_no_table() -> None:
+    text = FALL_THROUGH + (
+        "/ip firewall mangle\n"
+        "add action=mark-routing chain=prerouting disabled=yes new-routing-mark=ghost\n"
+    )
+    (baseline, *_) = verify_text(text, "g.rsc").to_json()["scenarios"]
+    assert set(baseline["tables"]) == {"main", "to-a"}

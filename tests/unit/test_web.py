@@ -1,4 +1,4 @@
-"""The status page's HTTP side: routes, headers, caching, and the server on asyncio streams."""
+"""The status page's HTTP side: routes, headers, caching, and the server (h11 on asyncio)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from wanwatch.daemon import httpd as http
+from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.history import History
-from wanwatch.daemon.web import app, http
+from wanwatch.daemon.web import app
 from wanwatch.engine.events import Event, event
 from wanwatch.status import Status, from_json
 
@@ -49,9 +51,14 @@ class Fake:
         return from_json(status_json(self.active))
 
     def page(self) -> app.StatusPage:
-        h = History(lambda: self.now, wall=lambda: 1_000_000.0 + self.now)
+        clock = Clock(lambda: self.now, wall=lambda: 1_000_000.0 + self.now)
         return app.StatusPage(
-            self.status, lambda: self.events, h, lambda: {"daemon.started": 1}, lambda: self.now
+            files=app.static_files(),
+            status=self.status,
+            events=lambda: self.events,
+            history=History(clock),
+            counts=lambda: {"daemon.started": 1},
+            clock=clock,
         )
 
 
@@ -110,9 +117,15 @@ async def roundtrip(port: int, request: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("request_bytes", "status_line", "has_body"),
     [
-        (b"GET /api/status?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 OK", True),
+        (
+            b"GET /api/status?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 200 OK",
+            True,
+        ),
         (b"HEAD / HTTP/1.0\r\n\r\n", b"HTTP/1.1 200 OK", False),
-        (b"POST /api/status HTTP/1.1\r\n\r\n", b"HTTP/1.1 405 Method Not Allowed", True),
+        (b"POST /api/status HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 405 Method Not Allowed", True),
+        # RFC 9112 section 3.2: an HTTP/1.1 request without Host is refused
+        (b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 400 Bad Request", True),
         (b"hello\r\n\r\n", b"HTTP/1.1 400 Bad Request", True),
         (b"GET /missing HTTP/1.0\r\n\r\n", b"HTTP/1.1 404 Not Found", True),
     ],
@@ -155,7 +168,7 @@ def test_persistent_connection_answers_each_request_in_turn() -> None:
                 length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
                 await reader.readexactly(length)
                 heads.append(head)
-            writer.write(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             rest = await asyncio.wait_for(reader.read(), 5)  # EOF: the server closed
             heads.append(rest.split(b"\r\n\r\n")[0])
             writer.close()

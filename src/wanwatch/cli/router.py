@@ -196,9 +196,10 @@ def run(
     config (an invalid one is refused and the old one keeps running).
     """
     import asyncio
+    import signal
 
     from wanwatch.daemon import logs
-    from wanwatch.daemon.loop import Daemon
+    from wanwatch.daemon.assemble import assemble
 
     load_or_exit(config_path)  # exit 2 before touching anything
     metrics = _host_port("--metrics", metrics_address) if metrics_address else None
@@ -206,8 +207,17 @@ def run(
     logs.setup(log_format, verbose)
     need_root("wanwatch run needs root (netlink, nftables, raw ICMP sockets).")
     try:
-        daemon = Daemon(config_path, socket_path, state_dir, metrics=metrics, http=http)
-        code = asyncio.run(daemon.run())
+        daemon = assemble(config_path, socket_path, state_dir, metrics=metrics, http=http)
+        with asyncio.Runner() as runner:
+            try:
+                code = runner.run(daemon.run())
+            finally:
+                # On its way out: closing the loop gives SIGTERM back SIG_DFL, and a second
+                # SIGTERM then (a supervisor asking again) would turn a clean exit into death
+                # by signal. Blocked from here, it stays pending until the process is gone.
+                signal.pthread_sigmask(
+                    signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+                )
     except ConfigError as exc:  # the file changed between the check above and the start
         echo_problems(exc)
         sys.exit(EXIT_BAD_INPUT)

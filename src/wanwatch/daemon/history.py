@@ -3,16 +3,16 @@
 Fixed-size rings (collections.deque with maxlen), so the daemon's memory does not
 grow with uptime: one sample per uplink every ``period`` seconds (10 s x 360 = one
 hour), and the last ``TIMELINE`` failovers and failbacks. Times are kept as wall
-clock (POSIX seconds) because the page shows them to people.
+clock (POSIX seconds, clock.py) because the page shows them to people.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
+from wanwatch.daemon.clock import Clock
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event, FieldValue
 
@@ -27,24 +27,13 @@ Sample = tuple[float, float | None, float, str]  # wall time, RTT ms, loss %, st
 class History:
     """Rings of per-uplink samples and of failover events, fed by the daemon's loop."""
 
-    def __init__(
-        self,
-        clock: Callable[[], float],
-        period: float = PERIOD,
-        points: int = POINTS,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, clock: Clock, period: float = PERIOD, points: int = POINTS) -> None:
         self._clock = clock
-        self._wall = wall
         self.period = period
         self.points = points
         self._samples: dict[str, deque[Sample]] = {}
         self._timeline: deque[dict[str, FieldValue]] = deque(maxlen=TIMELINE)
         self._next = 0.0
-
-    def wall(self, mono: float) -> float:
-        """A time of the daemon's (monotonic) clock as POSIX seconds."""
-        return self._wall() - (self._clock() - mono)
 
     def due(self, now: float) -> bool:
         return now >= self._next
@@ -52,7 +41,7 @@ class History:
     def sample(self, now: float, status: Iterable[WanStatus]) -> None:
         """Record one point per uplink (call when :meth:`due`); forget removed uplinks."""
         self._next = now + self.period
-        at = round(self.wall(now), 1)
+        at = round(self._clock.wall(now), 1)
         seen = set()
         for s in status:
             seen.add(s.name)
@@ -63,7 +52,8 @@ class History:
 
     def on_event(self, ev: Event) -> None:
         if ev.name in _TIMELINE_EVENTS:
-            self._timeline.append({"at": round(self.wall(ev.at), 3), "kind": ev.name, **ev.fields})
+            at = round(self._clock.wall(ev.at), 3)
+            self._timeline.append({"at": at, "kind": ev.name, **ev.fields})
 
     def timeline(self) -> list[dict[str, FieldValue]]:
         return list(self._timeline)

@@ -1,21 +1,20 @@
 """Prometheus metrics, derived from the same status the control socket serves.
 
 A custom collector reads the daemon's status at scrape time, so there is no
-second bookkeeping path that could disagree with `wanwatch status`. The HTTP
-endpoint runs on the daemon's own asyncio loop (no thread touches engine state),
-alone (``--metrics``) or as ``/metrics`` beside the status page (``--http``).
+second bookkeeping path that could disagree with `wanwatch status`. The daemon's
+HTTP server (httpd.py) serves the exposition on its own asyncio loop (no thread
+touches engine state), alone (``--metrics``, servers.py) or as ``/metrics``
+beside the status page (``--http``, web/app.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from wanwatch.daemon.web import http
 from wanwatch.status import Status
 
 STATES = ("unknown", "up", "degraded", "down")
@@ -90,12 +89,3 @@ def exposition(collector: Collector) -> Callable[[], tuple[bytes, str]]:
     """A function returning the exposition text of ``collector`` and its content type."""
     registry = registry_for(collector)
     return lambda: (generate_latest(registry), CONTENT_TYPE_LATEST)
-
-
-async def serve(host: str, port: int, registry: CollectorRegistry) -> asyncio.Server:
-    """A minimal HTTP endpoint: any GET answers the exposition text."""
-    return await http.serve(
-        host,
-        port,
-        lambda path: http.Response(200, CONTENT_TYPE_LATEST, generate_latest(registry)),
-    )

@@ -10,11 +10,12 @@ the router sees what a real office sees:
   direction by default (both directions would make the round-trip loss
   1 - (1-p)^2).
 - ``delay``: the iptables ``NFQUEUE`` target hands packets to a releaser
-  process (delay.py) that holds each for delay ± jitter.
+  process (the ``delay`` worker, worker/delay.py) that holds each for delay ±
+  jitter.
 - ``carrier``: the ISP's end of the customer link goes down, so the router's
   interface loses carrier.
-- ``flap``: a bounded background process alternating blackhole (or carrier)
-  on and off.
+- ``flap``: a bounded background process (the ``flap`` worker,
+  worker/flap.py) alternating blackhole (or carrier) on and off.
 
 Each nft fault lives in its own table (``inet ww_blackhole``, ``inet
 ww_loss``), and the delay in its own iptables chain, so clearing one fault
@@ -22,27 +23,21 @@ removes exactly that and nothing else. Every function returns a
 :class:`FaultEvent` whose monotonic timestamps bracket the moment the kernel
 took the change (CLOCK_MONOTONIC is shared by all namespaces), for benches
 that measure "cut at T -> first new connection via the backup at T+x".
-
-Run as ``python -m wanwatch.lab.faults flap ...`` for the flapper process
-(started by :func:`flap`, inside the ISP namespace).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from wanwatch.errors import LabError
-from wanwatch.lab import delay as delay_mod
 from wanwatch.lab import netns
-from wanwatch.lab.topology import Isp, Lab, Proc
+from wanwatch.lab.plan import Isp
+from wanwatch.lab.procs import Proc
+from wanwatch.lab.topology import Lab
+from wanwatch.lab.worker import worker_argv
+from wanwatch.lab.worker.limits import MAX_FLAP_CYCLES
 
 Direction = Literal["up", "down", "both"]
 Kind = Literal["blackhole", "loss", "delay", "carrier", "flap"]
@@ -63,7 +58,6 @@ DELAY_QUEUE = 7  # NFQUEUE number; queues are per namespace, so one per ISP is e
 DELAY_HOOKS = {"up": ("raw", "PREROUTING"), "down": ("mangle", "FORWARD")}
 # Loss resolution: numgen draws 0..LOSS_SCALE-1, so percentages with two decimals work.
 LOSS_SCALE = 10000
-MAX_FLAP_CYCLES = 1000
 
 
 @dataclass(frozen=True)
@@ -214,17 +208,23 @@ def delay(
     isp = lab.isp(wan)
     clear(lab, wan, "delay")
     t = _Timer("delay", wan, "set", f"{ms}±{jitter_ms} ms {direction}")
-    proc = lab.spawn(
-        isp.ns,
-        delay_mod.releaser_argv(DELAY_QUEUE, ms, jitter_ms, max_seconds),
-        f"delay-{isp.wan}",
+    argv = worker_argv(
+        "delay",
+        "--queue",
+        str(DELAY_QUEUE),
+        "--delay-ms",
+        str(ms),
+        "--jitter-ms",
+        str(jitter_ms),
+        "--max-seconds",
+        str(max_seconds),
     )
-    deadline = time.monotonic() + 10
-    while not any(r.get("ev") == "bound" for r in proc.records()):
-        if not proc.alive() or time.monotonic() > deadline:
-            lab.stop_proc(proc)
-            raise LabError(f"delay releaser for {wan} did not start: {proc.stderr()[-800:]}")
-        time.sleep(0.01)
+    proc = lab.spawn(isp.ns, argv, f"delay-{isp.wan}")
+    try:
+        proc.wait_ready(lambda: proc.reported("bound"), 10, "bound to its queue")
+    except LabError:
+        lab.stop_proc(proc)
+        raise
     netns.sh(
         netns.ns_argv(isp.ns, ["iptables-restore", "--noflush", "-w", "5"]),
         input=delay_rules(isp, direction),
@@ -268,7 +268,7 @@ def clear_all(lab: Lab) -> None:
 
 def _clear_delay(lab: Lab, isp: Isp) -> None:
     # Rules first, so no packet is queued to a releaser that is going away; the
-    # releaser then lets every packet it still holds go (delay.py).
+    # releaser then lets every packet it still holds go (worker/delay.py).
     for table, hook in DELAY_HOOKS.values():
         ipt = ("iptables", "-w", "5", "-t", table)
         if f"-N {DELAY_CHAIN}" in netns.nsrun(isp.ns, *ipt, "-S").stdout.splitlines():
@@ -350,83 +350,12 @@ def flap(
         raise LabError("flap periods must be positive")
     isp = lab.isp(wan)
     clear(lab, wan, "flap")
-    argv = [
-        sys.executable,
-        "-m",
-        "wanwatch.lab.faults",
-        "flap",
-        "--mode",
-        mode,
-        "--iface",
-        isp.cust_if,
-        "--down",
-        str(down_s),
-        "--up",
-        str(up_s),
-        "--cycles",
-        str(cycles),
-    ]
+    # The flapper runs the very commands of blackhole(), carrier_loss() and clear().
+    if mode == "blackhole":
+        fault = ["--nft-on", blackhole_ruleset(), "--nft-off", _delete_table(BLACKHOLE_TABLE)]
+    else:
+        fault = ["--link", isp.cust_if]
+    argv = worker_argv(
+        "flap", "--down", str(down_s), "--up", str(up_s), "--cycles", str(cycles), *fault
+    )
     return Flap(lab, lab.spawn(isp.ns, argv, f"flap-{isp.wan}"))
-
-
-def _flap_loop(mode: str, iface: str, down_s: float, up_s: float, cycles: int) -> None:
-    """Runs inside the ISP namespace; the same commands as blackhole()/carrier_loss()/clear()."""
-
-    def apply(on: bool) -> None:
-        if mode == "blackhole":
-            text = blackhole_ruleset() if on else _delete_table(BLACKHOLE_TABLE)
-            netns.sh(["nft", "-f", "-"], input=text)
-        else:
-            netns.sh(["ip", "link", "set", iface, "down" if on else "up"])
-
-    stop = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        for cycle in range(cycles):
-            for on, period in ((True, down_s), (False, up_s)):
-                t0 = time.monotonic()
-                apply(on)
-                ev = {"ev": "down" if on else "up", "cycle": cycle, "t_start": t0}
-                _emit({**ev, "t_done": time.monotonic()})
-                end = t0 + period
-                while not stop and time.monotonic() < end:
-                    time.sleep(min(0.01, max(0.0, end - time.monotonic())))
-                if stop:
-                    return
-    finally:
-        apply(False)
-        _emit({"ev": "finished", "t": time.monotonic()})
-
-
-def _emit(obj: object) -> None:
-    # This module's __main__ is a worker process: its stdout is its report.
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wanwatch.lab.faults")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("flap", help="alternate a fault on and off (run inside the ISP namespace)")
-    f.add_argument("--mode", choices=["blackhole", "carrier"], default="blackhole")
-    f.add_argument("--iface", default="cust")
-    f.add_argument("--down", type=float, required=True)
-    f.add_argument("--up", type=float, required=True)
-    f.add_argument("--cycles", type=int, required=True)
-    args = parser.parse_args(argv)
-    try:
-        _flap_loop(args.mode, args.iface, args.down, args.up, min(args.cycles, MAX_FLAP_CYCLES))
-    except (LabError, subprocess.TimeoutExpired) as exc:
-        sys.stderr.write(f"flap: {exc}\n")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

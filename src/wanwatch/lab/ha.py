@@ -32,7 +32,8 @@ from wanwatch.config import Config, load
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
 from wanwatch.lab.office import Office
-from wanwatch.lab.topology import ClientDns, Lab, lab_config_text
+from wanwatch.lab.plan import ClientDns, lab_config_text
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import ConnectLoop, Flow
 
 STATE_ROOT = Path("/run/wanwatch-lab-pair")  # not the single-router labs': `lab down` keeps apart

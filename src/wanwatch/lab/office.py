@@ -16,7 +16,8 @@ from typing import Any
 
 from wanwatch.daemon.control import ControlError, request
 from wanwatch.errors import LabError
-from wanwatch.lab.topology import Lab, Proc
+from wanwatch.lab.procs import Proc
+from wanwatch.lab.topology import Lab
 
 POLL = 0.02
 

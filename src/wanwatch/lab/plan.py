@@ -1,7 +1,8 @@
 """The lab's addressing plan, pure: which namespaces, links and addresses an office gets.
 
 :func:`plan` turns an office config and a tag into a :class:`Topology`; the lab
-(topology.py) builds it. No I/O here.
+(topology.py) builds it, and uplinks.py changes it at run time (a renumbered
+lease, a PPP reconnect). No I/O here.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any, Literal
 
 import yaml
 
-from wanwatch.config import Config, format_duration
+from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import Kind, kind, static_address
 from wanwatch.errors import LabError
-from wanwatch.lab import netns, services, uplinks
+from wanwatch.lab import netns
 
 DEFAULT_STATE_ROOT = Path("/run/wanwatch-lab")
 
@@ -33,8 +34,9 @@ _MAX_TARGETS = 40
 _DNS_BASE = 53  # DNS servers: .53 in each range, then .54, ...
 _WHOAMI = 80  # the whoami server
 _LINK_PREFIX = 30
-
-WHOAMI_PORT = services.WHOAMI_PORT
+# Point-to-point customer links (uplinks.py): (ISP, router) host numbers of the
+# peer addresses, first and after a reconnect.
+PTP_HOSTS = ((1, 2), (5, 6))
 
 # Interface names inside the lab namespaces (the router's come from the config).
 CUST_IF = "cust"  # ISP side of the customer link
@@ -142,6 +144,28 @@ def _is_lab_host(addr: IPv4Address) -> bool:
     return any(addr in n for n in ISP_PUBLIC_NETS)
 
 
+def isp_side(wan: Wan, k: int) -> IPv4Interface:
+    """The address of uplink ``k``'s ISP toward the router; its network is the ISP's
+    customer net (BCP38). An ISP that serves DHCP hands out ``10.<100+k>.0.0/24``."""
+    if kind(wan) == "dhcp":
+        return IPv4Interface(f"10.{100 + k}.0.1/24")
+    if kind(wan) == "point-to-point":
+        return IPv4Interface(f"10.{200 + k}.255.{PTP_HOSTS[0][0]}/24")
+    a = static_address(wan)
+    return IPv4Interface(f"{wan.gateway}/{a.network.prefixlen if a is not None else 24}")
+
+
+def ptp_pair(isp: Isp, n: int = 0) -> tuple[IPv4Address, IPv4Address]:
+    """(ISP, router) point-to-point addresses; ``n`` = 1 after a reconnect."""
+    base = isp.gateway.network.network_address
+    return base + PTP_HOSTS[n][0], base + PTP_HOSTS[n][1]
+
+
+def ptp_router_address(isp: Isp, n: int = 0) -> IPv4Address:
+    """The router's point-to-point address (``n`` = 1 after a reconnect)."""
+    return ptp_pair(isp, n)[1]
+
+
 def plan(cfg: Config, tag: str) -> Topology:
     """The lab's topology for ``cfg``. Pure; the same for the office and its lab config."""
     if len(cfg.wans) > len(ISP_PUBLIC_NETS):
@@ -161,7 +185,7 @@ def plan(cfg: Config, tag: str) -> Topology:
                 index=k,
                 ns=f"{pre}isp{k + 1}",
                 router_if=wan.interface,
-                gateway=uplinks.isp_side(wan, k),
+                gateway=isp_side(wan, k),
                 public=IPv4Interface(f"{_host(net, _ISP_PUBLIC)}/{_LINK_PREFIX}"),
                 inet_side=IPv4Interface(f"{_host(net, _INET_SIDE)}/{_LINK_PREFIX}"),
                 inet_if=f"isp{k + 1}",

@@ -18,7 +18,6 @@ probed by every method (docs/probes.md).
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +27,21 @@ import yaml
 
 from wanwatch.config import load
 from wanwatch.errors import LabError
-from wanwatch.lab import netns
+from wanwatch.lab import netns, poll
 from wanwatch.lab.plan import ISP_PUBLIC_NETS
 from wanwatch.lab.procs import Proc
+from wanwatch.lab.services import MAX_SECONDS
 from wanwatch.lab.topology import Lab
+from wanwatch.lab.worker import worker_argv
+from wanwatch.lab.worker.web import PORTAL_LOCATION
 
 WEB_PORT = 80
 PORTAL_PORT = 8081  # the portal server in the ISP namespace, behind the DNAT
-PORTAL_URL = "http://portal.lab.test/topup"
+PORTAL_URL = PORTAL_LOCATION
+START_TIMEOUT = 10.0  # a web server listens within a second; this bounds a broken one
 ICMP_FILTER_TABLE = "ww_icmp_filter"
 PORTAL_TABLE = "ip ww_portal"
 NAMES = ("www.lab.test", "server.lab.test")  # the lab DNS's names of whoami[0], whoami[1]
-SERVER_SECONDS = 6 * 3600.0  # a server outlives any test module; the lab stops it anyway
 
 Kind = Literal["icmp_filter", "portal"]
 
@@ -56,21 +58,28 @@ class Change:
     t_done: float
 
 
-def web_argv(listen: list[str], port: int, mode: str, location: str = PORTAL_URL) -> list[str]:
+def web_argv(listen: list[str], port: int, mode: str) -> list[str]:
     """argv of a lab web server (worker/web.py), to run inside a lab namespace."""
-    argv = [sys.executable, "-m", "wanwatch.lab.worker.web", "--port", str(port)]
-    for a in listen:
-        argv += ["--listen", a]
-    return [*argv, "--mode", mode, "--location", location, "--max-seconds", str(SERVER_SECONDS)]
+    addresses = [arg for a in listen for arg in ("--listen", a)]
+    return worker_argv(
+        "web", "--port", str(port), *addresses, "--mode", mode, "--location", PORTAL_URL,
+        "--max-seconds", str(MAX_SECONDS),
+    )  # fmt: skip
 
 
 def _started(lab: Lab, proc: Proc) -> Proc:
-    deadline = time.monotonic() + 10
-    while not any(r.get("ev") == "listening" for r in proc.records()):
-        if not proc.alive() or time.monotonic() > deadline:
-            lab.stop_proc(proc)
-            raise LabError(f"{proc.name} did not start: {proc.stderr()[-800:]}")
-        time.sleep(0.01)
+    """``proc`` once it listens; stopped, and a LabError, if it dies or takes too long."""
+
+    def listening() -> bool:
+        if not proc.alive():
+            raise LabError(f"{proc.name} died: {proc.stderr()[-800:]}")
+        return any(r.get("ev") == "listening" for r in proc.records())
+
+    try:
+        poll.until(listening, START_TIMEOUT, f"{proc.name} to listen")
+    except LabError:
+        lab.stop_proc(proc)
+        raise
     return proc
 
 

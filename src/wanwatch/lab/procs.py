@@ -1,4 +1,9 @@
-"""Processes the lab starts (known by PID and start time) and its DHCP clients."""
+"""Processes the lab starts (known by PID and start time) and its LAN clients' DHCP clients.
+
+The modules under the Lab class (this one, uplinks.py) are handed the lab as a
+:class:`Runner`: the part of it they use (its plan, its state directory, the
+processes it runs), so that they need not import the Lab that calls them.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from wanwatch.errors import LabError
-from wanwatch.lab import netns
-
-if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab
+from wanwatch.lab import netns, poll
+from wanwatch.lab.plan import Client, Topology
 
 # --------------------------------------------------------------------------- processes
 
@@ -51,11 +55,26 @@ class Proc:
         """Every JSON object its stdout holds so far (a torn last line is skipped)."""
         return list(netns.read_records(self.out))
 
+    def reported(self, ev: str) -> bool:
+        """Whether its stdout holds a record ``{"ev": ev, ...}`` yet."""
+        return any(r.get("ev") == ev for r in self.records())
+
     def stderr(self) -> str:
         try:
             return self.err.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def wait_ready(self, ready: Callable[[], object], timeout: float, what: str) -> None:
+        """Wait until ``ready()`` says it serves (``what``: its socket bound, its pid file
+        written); LabError if it exits first or ``timeout`` seconds pass."""
+
+        def check() -> object:
+            if not (ok := ready()) and not self.alive():
+                raise LabError(f"{self.name} exited before {what}: {self.stderr()[-1000:]}")
+            return ok
+
+        poll.until(check, timeout, lambda: f"{self.name}: {what}; {self.stderr()[-1000:]}")
 
     def wait(self, timeout: float) -> int | None:
         """Wait up to ``timeout`` seconds for it to exit; its exit code, or None."""
@@ -82,6 +101,29 @@ class Proc:
             "out": str(self.out),
             "err": str(self.err),
         }
+
+
+class Runner(Protocol):
+    """A lab as the modules under the Lab class see it (topology.Lab is one)."""
+
+    @property
+    def topology(self) -> Topology: ...
+
+    @property
+    def state_dir(self) -> Path: ...
+
+    @property
+    def procs(self) -> tuple[Proc, ...]: ...
+
+    def spawn(
+        self, ns: str, argv: Sequence[str], name: str, env: Mapping[str, str] | None = None
+    ) -> Proc:
+        """Start ``argv`` inside lab namespace ``ns``; the lab stops it by PID."""
+        ...
+
+    def stop_proc(self, proc: Proc) -> None:
+        """Stop one process the lab started and forget it."""
+        ...
 
 
 # --------------------------------------------------------------------------- clients
@@ -190,12 +232,49 @@ with open(out + ".events", "a") as f:
 class DhcpClient:
     """A running busybox udhcpc in a LAN client's namespace (renews until stopped)."""
 
-    def __init__(self, lab: Lab, lan: str, proc: Proc, lease_file: Path, started: float) -> None:
-        self.lab = lab
+    def __init__(
+        self, runner: Runner, lan: str, proc: Proc, lease_file: Path, started: float
+    ) -> None:
+        self.runner = runner
         self.lan = lan
         self.proc = proc
         self.lease_file = lease_file
         self.started = started  # monotonic, just before udhcpc was started
+
+    @classmethod
+    def start(cls, runner: Runner, client: Client, *, once: bool, tries: int) -> DhcpClient:
+        """Start busybox udhcpc in ``client``'s namespace with our script.
+
+        ``once``: exit after the first lease (``-q``), else keep renewing until
+        stopped. Gives up after ``tries`` discovers one second apart.
+        """
+        script = runner.state_dir / "udhcpc-script"
+        if not script.exists():
+            script.write_text(_UDHCPC_SCRIPT.format(python=sys.executable))
+            script.chmod(0o755)
+        lease_file = runner.state_dir / "dhcp" / f"{client.lan}.json"
+        argv = [
+            "busybox",
+            "udhcpc",
+            "-f",  # foreground: we hold its PID
+            "-i",
+            client.ifname,
+            "-s",
+            str(script),
+            "-t",
+            str(tries),
+            "-T",
+            "1",
+            "-n",  # exit when no lease after the tries, instead of retrying for ever
+            "-x",
+            f"hostname:{client.hostname}",
+        ]
+        if once:
+            argv.append("-q")
+        started = time.monotonic()
+        env = {"WW_LEASE_FILE": str(lease_file)}
+        proc = runner.spawn(client.ns, argv, f"udhcpc-{client.lan}", env=env)
+        return cls(runner, client.lan, proc, lease_file, started)
 
     def lease(self) -> Lease | None:
         """The latest lease recorded, or None."""
@@ -240,4 +319,4 @@ class DhcpClient:
         return t
 
     def stop(self) -> None:
-        self.lab.stop_proc(self.proc)
+        self.runner.stop_proc(self.proc)

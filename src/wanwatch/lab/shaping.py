@@ -26,7 +26,8 @@ from wanwatch.errors import LabError
 from wanwatch.lab import netns
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Isp, Lab
+    from wanwatch.lab.plan import Isp
+    from wanwatch.lab.topology import Lab
 
 # Bucket depth. tbf needs at least one full frame; more lets a TCP flow use the
 # rate while its ACK clock settles, and the queue in front of the bucket (its

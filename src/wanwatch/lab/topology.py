@@ -29,8 +29,9 @@ namespace by name. The state directory records both, so a lab brought up by
 one process (``wanwatch lab up``) can be taken down by another
 (:meth:`Lab.attach`).
 
-The parts: plan.py (the addressing plan, pure), procs.py (processes and DHCP
-clients), this module (the Lab that builds, runs and removes it).
+The parts, each importing only those before it: plan.py (the addressing
+plan, pure), procs.py (processes and DHCP clients) and uplinks.py (uplinks that
+are not static), this module (the Lab that builds, runs and removes it).
 """
 
 from __future__ import annotations
@@ -40,9 +41,7 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
@@ -56,34 +55,17 @@ from wanwatch.lab import netns, services, uplinks
 from wanwatch.lab.plan import (
     BCP38_COUNTER,
     DEFAULT_STATE_ROOT,
-    ISP_PUBLIC_NETS,
     ISP_TABLE,
-    WHOAMI_PORT,
     Client,
     ClientDns,
     Isp,
     isp_ruleset,
-    lab_config_data,
     lab_config_text,
     plan,
 )
-from wanwatch.lab.procs import _UDHCPC_SCRIPT, DhcpClient, Lease, Proc
+from wanwatch.lab.procs import DhcpClient, Lease, Proc
 
-# What other modules import from here (the plan and processes moved out).
-__all__ = [
-    "ISP_PUBLIC_NETS",
-    "WHOAMI_PORT",
-    "ClientDns",
-    "DhcpClient",
-    "Isp",
-    "Lab",
-    "Lease",
-    "Proc",
-    "lab_config_data",
-    "lab_config_text",
-    "plan",
-]
-
+SERVICE_READY = 10.0  # seconds a fake-internet server may take to start (it takes ~0.1)
 
 # --------------------------------------------------------------------------- the lab
 
@@ -281,22 +263,11 @@ class Lab:
             services.dnsmasq_argv(conf, pid_file, self.state_dir / "dns.leases"),
             "dns",
         )
-        deadline = time.monotonic() + 10
         whoami, dns = self.whoami, self.dns
-        while not any(r.get("ev") == "listening" for r in whoami.records()):
-            self._check_started(whoami, deadline)
+        whoami.wait_ready(lambda: whoami.reported("listening"), SERVICE_READY, "listening")
         # dnsmasq writes its pid file after binding its sockets (dnsmasq.c: the
         # listeners are created before the pid file is written).
-        while not pid_file.exists():
-            self._check_started(dns, deadline)
-
-    @staticmethod
-    def _check_started(proc: Proc, deadline: float) -> None:
-        if not proc.alive():
-            raise LabError(f"{proc.name} exited at start: {proc.stderr()[-1000:]}")
-        if time.monotonic() > deadline:
-            raise LabError(f"{proc.name} not ready after 10 s: {proc.stderr()[-1000:]}")
-        time.sleep(0.01)
+        dns.wait_ready(pid_file.exists, SERVICE_READY, "its pid file")
 
     def down(self) -> None:
         """Stop every process the lab started (by PID), delete every namespace (by name).
@@ -463,43 +434,9 @@ class Lab:
         )
         return address
 
-    def udhcpc_script(self) -> Path:
-        """Our udhcpc event script (written on first use)."""
-        path = self.state_dir / "udhcpc-script"
-        if not path.exists():
-            path.write_text(_UDHCPC_SCRIPT.format(python=sys.executable))
-            path.chmod(0o755)
-        return path
-
     def dhcp_client(self, lan: str, *, once: bool = False, tries: int = 10) -> DhcpClient:
-        """Start busybox udhcpc in the LAN's client namespace with our script.
-
-        ``once``: exit after the first lease (``-q``), else keep renewing until
-        stopped. Gives up after ``tries`` discovers one second apart.
-        """
-        c = self.client(lan)
-        lease_file = self.state_dir / "dhcp" / f"{c.lan}.json"
-        argv = [
-            "busybox",
-            "udhcpc",
-            "-f",  # foreground: we hold its PID
-            "-i",
-            c.ifname,
-            "-s",
-            str(self.udhcpc_script()),
-            "-t",
-            str(tries),
-            "-T",
-            "1",
-            "-n",  # exit when no lease after the tries, instead of retrying for ever
-            "-x",
-            f"hostname:{c.hostname}",
-        ]
-        if once:
-            argv.append("-q")
-        started = time.monotonic()
-        proc = self.spawn(c.ns, argv, f"udhcpc-{c.lan}", env={"WW_LEASE_FILE": str(lease_file)})
-        return DhcpClient(self, c.lan, proc, lease_file, started)
+        """Start busybox udhcpc in the LAN's client namespace (see :meth:`DhcpClient.start`)."""
+        return DhcpClient.start(self, self.client(lan), once=once, tries=tries)
 
     def dhcp_lease(self, lan: str, timeout: float = 10.0) -> Lease:
         """Get one lease for the LAN's client by real DHCP; the client keeps the address."""

@@ -19,32 +19,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from wanwatch.config import Wan
-from wanwatch.config.dynamic import kind, static_address
-from wanwatch.errors import LabError
 from wanwatch.lab import netns, services
-
-if TYPE_CHECKING:
-    from wanwatch.lab.topology import Isp, Lab, Proc
+from wanwatch.lab.plan import Isp, ptp_pair
+from wanwatch.lab.procs import Proc, Runner
 
 POOLS = ((100, 149), (150, 199))  # host numbers of the ISP's DHCP pool: first, renumbered
 LEASE_TIME = 120  # dnsmasq's shortest lease (dnsmasq(8), --dhcp-range)
-PTP_HOSTS = ((1, 2), (5, 6))  # (ISP, router) host numbers: first, after a reconnect
 DHCP_READY = 10.0
-
-
-def isp_side(wan: Wan, k: int) -> IPv4Interface:
-    """The ISP's address toward the router; its network is the ISP's customer net (BCP38)."""
-    if kind(wan) == "dhcp":
-        return IPv4Interface(f"10.{100 + k}.0.1/24")
-    if kind(wan) == "point-to-point":
-        return IPv4Interface(f"10.{200 + k}.255.{PTP_HOSTS[0][0]}/24")
-    a = static_address(wan)
-    return IPv4Interface(f"{wan.gateway}/{a.network.prefixlen if a is not None else 24}")
 
 
 def cust_commands(isp: Isp) -> list[str]:
@@ -55,28 +38,19 @@ def cust_commands(isp: Isp) -> list[str]:
     return [f"addr add {isp.gateway} dev {isp.cust_if}"]
 
 
-def ptp_pair(isp: Isp, n: int = 0) -> tuple[IPv4Address, IPv4Address]:
-    """(ISP, router) point-to-point addresses; ``n`` = 1 after :func:`ptp_reconnect`."""
-    base = isp.gateway.network.network_address
-    return base + PTP_HOSTS[n][0], base + PTP_HOSTS[n][1]
-
-
 def _ptp_commands(isp: Isp, n: int) -> list[str]:
     near, far = ptp_pair(isp, n)
     return [f"addr replace {near}/32 peer {far}/32 dev {isp.cust_if}"]
 
 
-def _router_ptp(lab: Lab, isp: Isp, n: int) -> None:
+def _router_ptp(lab: Runner, isp: Isp, n: int, ifname: str | None = None) -> None:
+    """The router's end of the point-to-point link (``ifname``: default the config's)."""
     near, far = ptp_pair(isp, n)
-    netns.batch(lab.router_ns, [f"addr replace {far}/32 peer {near}/32 dev {isp.router_if}"])
+    dev = ifname or isp.router_if
+    netns.batch(lab.topology.router_ns, [f"addr replace {far}/32 peer {near}/32 dev {dev}"])
 
 
-def ptp_router_address(isp: Isp, n: int = 0) -> IPv4Address:
-    """The router's point-to-point address (``n`` = 1 after :func:`ptp_reconnect`)."""
-    return ptp_pair(isp, n)[1]
-
-
-def build(lab: Lab) -> None:
+def build(lab: Runner) -> None:
     """After the lab's links exist: the router's point-to-point addresses, the DHCP servers."""
     for isp in lab.topology.isps:
         if isp.kind == "point-to-point":
@@ -88,7 +62,7 @@ def build(lab: Lab) -> None:
 # --------------------------------------------------------------------------- DHCP at the ISP
 
 
-def dhcp_conf(lab: Lab, isp: Isp, pool: int) -> str:
+def dhcp_conf(lab: Runner, isp: Isp, pool: int) -> str:
     """The ISP's dnsmasq: DHCP on its customer port only, no DNS (port=0)."""
     net = isp.gateway.network
     lo, hi = (net.network_address + h for h in POOLS[pool])
@@ -117,38 +91,34 @@ def dhcp_conf(lab: Lab, isp: Isp, pool: int) -> str:
     )
 
 
-def _dhcp_files(lab: Lab, isp: Isp) -> tuple[Path, Path, Path]:
+def _dhcp_files(lab: Runner, isp: Isp) -> tuple[Path, Path, Path]:
     base = lab.state_dir / f"isp{isp.index + 1}-dhcp"
     return base.with_suffix(".conf"), base.with_suffix(".pid"), base.with_suffix(".leases")
 
 
-def _dhcp_proc(lab: Lab, wan: str) -> Proc | None:
+def _dhcp_proc(lab: Runner, wan: str) -> Proc | None:
     return next((p for p in lab.procs if p.name == f"dhcp-{wan}"), None)
 
 
-def start_dhcp(lab: Lab, wan: str, pool: int = 0) -> Proc:
+def start_dhcp(lab: Runner, wan: str, pool: int = 0) -> Proc:
     """Start the ISP's DHCP server (pool 0, or 1: renumbered); wait until it serves."""
-    isp = lab.isp(wan)
+    isp = lab.topology.isp(wan)
     conf, pid_file, leases = _dhcp_files(lab, isp)
     conf.write_text(dhcp_conf(lab, isp, pool), encoding="utf-8")
     pid_file.unlink(missing_ok=True)
     proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"dhcp-{wan}")
-    deadline = time.monotonic() + DHCP_READY
-    while not pid_file.exists():  # written once its sockets are bound
-        if not proc.alive() or time.monotonic() > deadline:
-            raise LabError(f"the DHCP server of {wan} did not start: {proc.stderr()[-1000:]}")
-        time.sleep(0.01)
+    proc.wait_ready(pid_file.exists, DHCP_READY, "its pid file")  # written once it listens
     return proc
 
 
-def stop_dhcp(lab: Lab, wan: str) -> None:
+def stop_dhcp(lab: Runner, wan: str) -> None:
     """The ISP stops answering DHCP (its server is stopped, by PID)."""
     proc = _dhcp_proc(lab, wan)
     if proc is not None:
         lab.stop_proc(proc)
 
 
-def renumber(lab: Lab, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
+def renumber(lab: Runner, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
     """Move the ISP's pool (to ``pool``: 1, or 0 to move back) and make the client renew
     now; CLOCK_MONOTONIC of the renew.
 
@@ -157,7 +127,7 @@ def renumber(lab: Lab, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
     over and is offered one of the new pool.
     """
     stop_dhcp(lab, wan)
-    isp = lab.isp(wan)
+    isp = lab.topology.isp(wan)
     _, _, leases = _dhcp_files(lab, isp)
     leases.unlink(missing_ok=True)  # forget the old lease: the client's address is no longer ours
     start_dhcp(lab, wan, pool=pool)
@@ -169,13 +139,15 @@ def renumber(lab: Lab, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
 # --------------------------------------------------------------------------- point-to-point
 
 
-def ptp_reconnect(lab: Lab, wan: str) -> float:
+def ptp_reconnect(lab: Runner, wan: str) -> float:
     """A PPP reconnect: both ends get new addresses; CLOCK_MONOTONIC of the change."""
-    isp = lab.isp(wan)
+    isp = lab.topology.isp(wan)
     old_near, old_far = ptp_pair(isp, 0)
     at = time.monotonic()
     # A peer address is named with its peer to delete it (the kernel matches both).
-    netns.batch(lab.router_ns, [f"addr del {old_far}/32 peer {old_near} dev {isp.router_if}"])
+    netns.batch(
+        lab.topology.router_ns, [f"addr del {old_far}/32 peer {old_near} dev {isp.router_if}"]
+    )
     netns.batch(
         isp.ns, [f"addr del {old_near}/32 peer {old_far} dev {isp.cust_if}", *_ptp_commands(isp, 1)]
     )
@@ -186,34 +158,33 @@ def ptp_reconnect(lab: Lab, wan: str) -> float:
 # --------------------------------------------------------------------------- unplug, replug
 
 
-def unplug(lab: Lab, wan: str) -> float:
+def unplug(lab: Runner, wan: str) -> float:
     """Delete the router's end of the uplink (the ISP's end goes with it); its time."""
-    isp = lab.isp(wan)
+    isp = lab.topology.isp(wan)
     at = time.monotonic()
-    netns.ip("-n", lab.router_ns, "link", "del", isp.router_if)
+    netns.ip("-n", lab.topology.router_ns, "link", "del", isp.router_if)
     return at
 
 
-def replug(lab: Lab, wan: str, name: str | None = None) -> float:
+def replug(lab: Runner, wan: str, name: str | None = None) -> float:
     """Create the uplink's link again (a new device), under ``name`` (default: the
     config's); the ISP side is addressed as at start. CLOCK_MONOTONIC when it is up."""
-    isp = lab.isp(wan)
+    isp = lab.topology.isp(wan)
     ifname = name or isp.router_if
-    netns.veth(isp.ns, isp.cust_if, lab.router_ns, ifname)
+    netns.veth(isp.ns, isp.cust_if, lab.topology.router_ns, ifname)
     at = time.monotonic()
     netns.batch(isp.ns, cust_commands(isp))
     if isp.kind == "point-to-point":
-        near, far = ptp_pair(isp, 0)
-        netns.batch(lab.router_ns, [f"addr replace {far}/32 peer {near}/32 dev {ifname}"])
+        _router_ptp(lab, isp, 0, ifname)
     elif isp.kind == "dhcp":
         stop_dhcp(lab, wan)  # bound to the old port: serve the new one
         start_dhcp(lab, wan)
     return at
 
 
-def rename(lab: Lab, wan: str, new: str, old: str | None = None) -> None:
+def rename(lab: Runner, wan: str, new: str, old: str | None = None) -> None:
     """Rename the router's end of the uplink from ``old`` (default: the config's name) to
     ``new`` (down, rename, up: the kernel renames only an interface that is down)."""
-    old = old or lab.isp(wan).router_if
+    old = old or lab.topology.isp(wan).router_if
     for args in (("set", old, "down"), ("set", old, "name", new), ("set", new, "up")):
-        netns.ip("-n", lab.router_ns, "link", *args)
+        netns.ip("-n", lab.topology.router_ns, "link", *args)

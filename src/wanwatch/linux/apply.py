@@ -36,9 +36,10 @@ these methods straight from a coroutine (they block for milliseconds) or via
 ``start()``) and lives in the network namespace that the calling thread was in
 at that moment; ``stop()`` and ``close()`` end it.
 
-The parts: desired.py (what should exist), reconcile.py (the steps that make
-it so), statefile.py (the addresses we added), this module (the worker thread,
-the public API and the conntrack counters).
+The parts: desired.py (what should exist), reconcile.py (the pass and the
+steps that make it so), statefile.py (the addresses we added), watch.py (the
+carrier and drift watchers, opened on the worker), this module (the worker
+thread, the public API and the conntrack counters).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from wanwatch.config import Config
 from wanwatch.engine.events import Event
@@ -58,9 +59,8 @@ from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import WanwatchError
 from wanwatch.linux import conntrack, sysctl
 from wanwatch.linux.desired import Uplink
-from wanwatch.linux.netlink import LinkWatcher
 from wanwatch.linux.reconcile import STATE_FILE, Reconciler
-from wanwatch.linux.watch import DriftWatcher
+from wanwatch.linux.watch import DriftWatcher, LinkWatcher
 from wanwatch.status import Usage
 
 __all__ = ["STATE_FILE", "LinkWatcher", "LinuxBackend", "Uplink", "intent_from_config"]
@@ -69,7 +69,9 @@ log = logging.getLogger("wanwatch")
 
 COUNTERS_MAX_AGE = 1.0  # seconds before counters() takes a fresh reading in the background
 
+_P = ParamSpec("_P")
 _T = TypeVar("_T")
+_W = TypeVar("_W", LinkWatcher, DriftWatcher)
 
 
 class LinuxBackend:
@@ -154,11 +156,11 @@ class LinuxBackend:
 
     def link_watcher(self) -> LinkWatcher:
         """An open LinkWatcher on the uplink interfaces, in the backend's namespace."""
-        return self._call(self._r.open_link_watcher)
+        return self._call(_opened, LinkWatcher(w.interface for w in self.config.wans))
 
     def drift_watcher(self) -> DriftWatcher:
         """An open DriftWatcher, in the backend's namespace."""
-        return self._call(self._r.open_drift_watcher)
+        return self._call(_opened, DriftWatcher())
 
     def counters(self, max_age: float = COUNTERS_MAX_AGE) -> tuple[float | None, dict[str, Usage]]:
         """The last conntrack reading per uplink and its age in seconds; never waits.
@@ -188,15 +190,15 @@ class LinuxBackend:
 
     # ----------------------------------------------------------------- worker
 
-    def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
-        return self._submit(fn, *args).result()
+    def _call(self, fn: Callable[_P, _T], *args: _P.args, **kw: _P.kwargs) -> _T:
+        return self._submit(fn, *args, **kw).result()
 
-    def _submit(self, fn: Callable[..., _T], *args: Any) -> Future[_T]:
+    def _submit(self, fn: Callable[_P, _T], *args: _P.args, **kw: _P.kwargs) -> Future[_T]:
         with self._worker_lock:
             if self._worker is None:
                 self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanwatch-nl")
             worker = self._worker
-        return worker.submit(fn, *args)
+        return worker.submit(fn, *args, **kw)
 
     def _end_worker(self) -> None:
         with self._worker_lock:
@@ -234,3 +236,9 @@ class LinuxBackend:
             self._usage = job.result()
         except WanwatchError as exc:
             log.warning("counters: %s", exc)
+
+
+def _opened(watcher: _W) -> _W:
+    """``watcher`` opened; on the worker, its sockets are born in the backend's namespace."""
+    watcher.open()
+    return watcher

@@ -24,7 +24,7 @@ Per-uplink counters (:func:`usage`, behind ``wanwatch status``) read the same
 marks in one dump decoded by pyroute2 (about 0.1 ms per entry, on the
 backend's counters thread, only when someone asks). Bytes come from conntrack
 accounting (``net.netfilter.nf_conntrack_acct``, off by default, set per
-namespace by :func:`ensure_accounting`), not from nft counters: our table is
+namespace by sysctl.py's ``ensure_accounting``), not from nft counters: our table is
 replaced whole on every failover, which would zero any counter in it, while an
 entry's counters live as long as its connection and follow it whatever uplink
 table is loaded. They count what the connections open now have moved, which
@@ -34,21 +34,18 @@ is the split an admin wants to see.
 from __future__ import annotations
 
 import errno
-import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from pathlib import Path
 from typing import Any
 
 from pyroute2.conntrack import Conntrack
 from pyroute2.netlink.exceptions import NetlinkError as _PyrNetlinkError
 from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
-from wanwatch.errors import NetlinkError, SysctlError
 from wanwatch.footprint import FWMARK_MASK
-from wanwatch.linux.sysctl import PROC_SYS, SysctlChange
+from wanwatch.linux.netlink import named_errors
 from wanwatch.status import Usage
 
 
@@ -84,23 +81,12 @@ def _flow(e: Any) -> Flow:
     )
 
 
-def _fail(op: str, exc: BaseException) -> NetlinkError:
-    if isinstance(exc, _PyrNetlinkError):
-        return NetlinkError(f"conntrack {op}: {os.strerror(exc.code)} (errno {exc.code})")
-    if isinstance(exc, OSError):
-        return NetlinkError(f"conntrack {op}: {exc.strerror or exc}")
-    return NetlinkError(f"conntrack {op}: {exc}")
-
-
 def dump(mark: int | None = None, mask: int = FWMARK_MASK) -> list[Flow]:
     """IPv4 flows; only those with ``ct mark & mask == mark`` when ``mark`` is given."""
-    try:
-        with Conntrack(nfgen_family=socket.AF_INET) as ct:
-            if mark is None:
-                return [_flow(e) for e in ct.dump_entries()]
-            return [_flow(e) for e in ct.dump_entries(mark=mark, mark_mask=mask)]
-    except (_PyrNetlinkError, OSError) as exc:
-        raise _fail("dump", exc) from None
+    with named_errors("conntrack dump"), Conntrack(nfgen_family=socket.AF_INET) as ct:
+        if mark is None:
+            return [_flow(e) for e in ct.dump_entries()]
+        return [_flow(e) for e in ct.dump_entries(mark=mark, mark_mask=mask)]
 
 
 # --------------------------------------------------------------------------- counters
@@ -132,82 +118,49 @@ def usage(
         for name, (mark, address) in uplinks.items()
     }
     totals = {name: [0, 0, 0] for name in uplinks}
-    try:
-        # One dump for every uplink: a filtered dump still walks the whole table in
-        # the kernel, so one walk per uplink would cost that many times more.
-        with Conntrack(nfgen_family=socket.AF_INET) as ct:
-            for msg in ct.dump():
-                mine = by_mark.get((msg.get_attr("CTA_MARK") or 0) & mask)
-                if mine is None:
-                    continue
-                name, own = mine
-                ip = msg.get_nested("CTA_TUPLE_ORIG", "CTA_TUPLE_IP")
-                src = ip.get_attr("CTA_IP_V4_SRC") if ip is not None else None
-                if own is not None and src == own:
-                    continue
-                orig = _bytes(msg.get_attr("CTA_COUNTERS_ORIG"))
-                reply = _bytes(msg.get_attr("CTA_COUNTERS_REPLY"))
-                if own is not None and ip is not None and ip.get_attr("CTA_IP_V4_DST") == own:
-                    orig, reply = reply, orig
-                t = totals[name]
-                t[0] += 1
-                t[1] += orig
-                t[2] += reply
-    except (_PyrNetlinkError, OSError) as exc:
-        raise _fail("usage", exc) from None
+    # One dump for every uplink: a filtered dump still walks the whole table in
+    # the kernel, so one walk per uplink would cost that many times more.
+    with named_errors("conntrack usage"), Conntrack(nfgen_family=socket.AF_INET) as ct:
+        for msg in ct.dump():
+            mine = by_mark.get((msg.get_attr("CTA_MARK") or 0) & mask)
+            if mine is None:
+                continue
+            name, own = mine
+            ip = msg.get_nested("CTA_TUPLE_ORIG", "CTA_TUPLE_IP")
+            src = ip.get_attr("CTA_IP_V4_SRC") if ip is not None else None
+            if own is not None and src == own:
+                continue
+            orig = _bytes(msg.get_attr("CTA_COUNTERS_ORIG"))
+            reply = _bytes(msg.get_attr("CTA_COUNTERS_REPLY"))
+            if own is not None and ip is not None and ip.get_attr("CTA_IP_V4_DST") == own:
+                orig, reply = reply, orig
+            t = totals[name]
+            t[0] += 1
+            t[1] += orig
+            t[2] += reply
     return {name: Usage(*t) for name, t in totals.items()}
-
-
-ACCT_SYSCTL = ("net", "netfilter", "nf_conntrack_acct")
-
-
-def ensure_accounting(root: Path = PROC_SYS) -> list[SysctlChange]:
-    """Turn on conntrack byte accounting in this network namespace (per namespace, off by default).
-
-    Entries created before it is on carry no counters (nf_conntrack_acct.c adds
-    the extension at creation), so the backend sets it at start, before any
-    connection of ours. Nothing happens where the file does not exist.
-    """
-    path = root.joinpath(*ACCT_SYSCTL)
-    key = ".".join(ACCT_SYSCTL)
-    try:
-        old = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise SysctlError(f"cannot read {key}: {exc.strerror}") from None
-    if old == "1":
-        return []
-    try:
-        path.write_text("1\n", encoding="ascii")
-    except OSError as exc:
-        raise SysctlError(f"cannot set {key}=1: {exc.strerror}") from None
-    return [SysctlChange(key, old, "1")]
 
 
 def flush_uplink(address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK) -> int:
     """Delete the flows marked ``mark`` (under ``mask``) or NATed to ``address``; their count."""
     deleted = 0
-    try:
-        with Conntrack(nfgen_family=socket.AF_INET) as ct:
-            if mark:
-                before = ct.count()
-                ct.flush(mark=mark, mark_mask=mask)
-                deleted += max(0, before - ct.count())
-            if address is None:
-                return deleted
-            left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=str(address))))
-            for e in left:
-                kw: dict[str, Any] = {"tuple_orig": e.tuple_orig}
-                if e.zone is not None:
-                    kw["zone"] = e.zone
-                try:
-                    ct.entry("del", **kw)
-                except _PyrNetlinkError as exc:
-                    if exc.code != errno.ENOENT:  # already gone: timed out or closed meanwhile
-                        raise
-                    continue
-                deleted += 1
-    except (_PyrNetlinkError, OSError) as exc:
-        raise _fail("flush", exc) from None
+    with named_errors("conntrack flush"), Conntrack(nfgen_family=socket.AF_INET) as ct:
+        if mark:
+            before = ct.count()
+            ct.flush(mark=mark, mark_mask=mask)
+            deleted += max(0, before - ct.count())
+        if address is None:
+            return deleted
+        left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=str(address))))
+        for e in left:
+            kw: dict[str, Any] = {"tuple_orig": e.tuple_orig}
+            if e.zone is not None:
+                kw["zone"] = e.zone
+            try:
+                ct.entry("del", **kw)
+            except _PyrNetlinkError as exc:
+                if exc.code != errno.ENOENT:  # already gone: timed out or closed meanwhile
+                    raise
+                continue
+            deleted += 1
     return deleted

@@ -19,6 +19,7 @@ from wanwatch.footprint import (
     DEFAULT_METRIC,
     FALLBACK_METRIC_BASE,
     FWMARK_MASK,
+    MAX_UPLINKS,
     RULE_PRIO_FWMARK,
     RULE_PRIO_SOURCE,
     RULE_PRIO_SUPPRESS,
@@ -37,6 +38,9 @@ from wanwatch.linux.netlink import (
     Route,
     Rule,
 )
+
+# Every table an uplink may have (footprint.py): routes there are ours to manage.
+OUR_TABLES = frozenset(range(TABLE_BASE + 1, TABLE_BASE + MAX_UPLINKS + 1))
 
 
 @dataclass(frozen=True)

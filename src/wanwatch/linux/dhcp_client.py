@@ -20,7 +20,6 @@ turned into events, restarts with bounded exponential backoff.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 from wanwatch.engine.events import Event, FieldValue, event
+from wanwatch.linux.statefile import replace_file
 from wanwatch.linux.supervisor import Program, Supervisor
 
 SCRIPT_FILE = "udhcpc-script"
@@ -230,8 +230,5 @@ class DhcpClient:
 def write_script(state_dir: Path) -> Path:
     """Our udhcpc script in the state directory (atomically, executable)."""
     path = state_dir / SCRIPT_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(SCRIPT, encoding="utf-8")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, path)
+    replace_file(path, SCRIPT, 0o755)
     return path

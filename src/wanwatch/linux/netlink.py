@@ -9,10 +9,12 @@ names the request. No pyroute2 message leaves this module.
 IPv4 only, like the rest of wanwatch.
 
 pyroute2's synchronous API runs a private asyncio loop per call, so it cannot be
-called from a thread whose own loop is running; the backend calls this module
-from one worker thread of its own (apply.py). :class:`LinkWatcher` uses a plain
-non-blocking netlink socket instead, so it can live in the daemon's loop;
-pyroute2 still builds its request and decodes what it reads.
+called from a thread whose own loop is running; the backend calls
+:class:`Netlink` from one worker thread of its own (apply.py). What lives in the
+daemon's loop (the watchers of watch.py, the counters of traffic.py) uses a
+:class:`NetlinkSocket` instead: a plain non-blocking socket, whose requests
+pyroute2 still builds and whose messages it decodes. Both are a
+:class:`Session`: opened once, closed once, or both around a ``with`` block.
 """
 
 from __future__ import annotations
@@ -20,18 +22,16 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from pyroute2.iproute.linux import IPRoute
-from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.exceptions import NetlinkError as _PyrNetlinkError
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTMGRP_LINK
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from wanwatch.errors import NetlinkError
 from wanwatch.footprint import RT_PROTO
@@ -55,6 +55,10 @@ _ADDR_DEL_OK = frozenset({errno.EADDRNOTAVAIL, errno.ENOENT})
 _NONE: frozenset[int] = frozenset()
 
 DEFAULT_DST = IPv4Network("0.0.0.0/0")
+
+_RCVBUF = 1 << 20
+_SOL_NETLINK = 270  # <linux/socket.h>
+_NETLINK_ADD_MEMBERSHIP = 1  # <linux/netlink.h>
 
 
 @dataclass(frozen=True)
@@ -132,36 +136,59 @@ class Rule:
         return f"{self.priority}: {sel} lookup {table}{tail} proto {self.proto}"
 
 
-def _wrap(op: str, allowed: frozenset[int], fn: Callable[..., Any], *args: Any, **kw: Any) -> bool:
-    """Run one request. True if done, False if it met an allowed errno."""
+@contextmanager
+def named_errors(op: str) -> Iterator[None]:
+    """Raise pyroute2's and the socket's errors inside as one NetlinkError naming ``op``."""
     try:
-        fn(*args, **kw)
+        yield
     except _PyrNetlinkError as exc:
-        if exc.code in allowed:
-            return False
         raise NetlinkError(f"{op}: {os.strerror(exc.code)} (errno {exc.code})") from None
     except OSError as exc:
         raise NetlinkError(f"{op}: {exc.strerror or exc}") from None
+
+
+def _wrap(op: str, allowed: frozenset[int], fn: Callable[..., Any], *args: Any, **kw: Any) -> bool:
+    """Run one request. True if done, False if it met an allowed errno."""
+    with named_errors(op):
+        try:
+            fn(*args, **kw)
+        except _PyrNetlinkError as exc:
+            if exc.code in allowed:
+                return False
+            raise
     return True
 
 
-class Netlink:
-    """Routes, rules, addresses and links of the current network namespace."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_H = TypeVar("_H", bound=_Closable)
+
+
+class Session(ABC, Generic[_H]):
+    """One netlink handle: :meth:`open` (a no-op while open), :meth:`close`, or both
+    around a ``with`` block. It lives in the network namespace of the thread that
+    opens it. Subclasses say how it opens (:meth:`_connect`)."""
 
     def __init__(self) -> None:
-        self._ipr: Any = None
+        self._handle: _H | None = None
+
+    @abstractmethod
+    def _connect(self) -> _H: ...
+
+    @property
+    def is_open(self) -> bool:
+        return self._handle is not None
 
     def open(self) -> None:
-        if self._ipr is None:
-            try:
-                self._ipr = IPRoute()
-            except OSError as exc:
-                raise NetlinkError(f"cannot open a netlink socket: {exc.strerror}") from None
+        if self._handle is None:
+            self._handle = self._connect()
 
     def close(self) -> None:
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
     def __enter__(self) -> Self:
         self.open()
@@ -175,19 +202,23 @@ class Netlink:
     ) -> None:
         self.close()
 
+
+class Netlink(Session[Any]):
+    """Routes, rules, addresses and links of the current network namespace (pyroute2's
+    IPRoute, opened by the first request if not before)."""
+
+    def _connect(self) -> Any:
+        with named_errors("cannot open a netlink socket"):
+            return IPRoute()
+
     @property
     def _r(self) -> Any:
-        if self._ipr is None:
-            self.open()
-        return self._ipr
+        self.open()
+        return self._handle
 
     def _dump(self, op: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> list[Any]:
-        try:
+        with named_errors(op):
             return list(fn(*args, **kw))
-        except _PyrNetlinkError as exc:
-            raise NetlinkError(f"{op}: {os.strerror(exc.code)} (errno {exc.code})") from None
-        except OSError as exc:
-            raise NetlinkError(f"{op}: {exc.strerror or exc}") from None
 
     # ----------------------------------------------------------------- links
 
@@ -302,6 +333,11 @@ class Netlink:
         return _wrap(f"delete rule {rule}", _RULE_DEL_OK, self._r.rule, "del", **_rule_kw(rule))
 
 
+def carrier(flags: int) -> bool:
+    """A link's ``ifi_flags`` say packets can leave: IFF_UP and IFF_LOWER_UP."""
+    return bool(flags & _IFF_UP and flags & _IFF_LOWER_UP)
+
+
 def _link(m: Any) -> Link | None:
     name = m.get_attr("IFLA_IFNAME")
     if name is None:
@@ -311,7 +347,7 @@ def _link(m: Any) -> Link | None:
         index=m["index"],
         name=name,
         admin_up=bool(flags & _IFF_UP),
-        carrier=bool(flags & _IFF_UP and flags & _IFF_LOWER_UP),
+        carrier=carrier(flags),
     )
 
 
@@ -370,182 +406,66 @@ def _rule_kw(r: Rule) -> dict[str, Any]:
     return kw
 
 
-# --------------------------------------------------------------------------- link events
+class NetlinkSocket(Session[socket.socket]):
+    """A plain non-blocking netlink socket, safe inside an asyncio loop (``fileno()`` for
+    ``loop.add_reader``).
 
-_RCVBUF = 1 << 20
-
-
-class LinkWatcher:
-    """Carrier changes of chosen interfaces, heard over netlink as they happen.
-
-    ``fileno()`` is for ``loop.add_reader``; when it is readable, ``read()``
-    returns the changes since the last call as ``(ifname, carrier_up)``, only
-    for watched interfaces and only when the state really changed (the kernel
-    sends RTM_NEWLINK for every flag or statistics change). A deleted interface
-    reads as carrier down; :meth:`present` says whether it exists at all (an
-    interface appearing, disappearing or renamed away is a change too: a rename
-    is an RTM_NEWLINK of the same ifindex under its new name). If the kernel
-    dropped notifications (ENOBUFS), the state is read again in full and the
-    differences are returned. Carrier loss reaches this socket about 12 ms
-    after the link drops (docs/lab-notes.md).
-
-    The socket lives in the network namespace of the thread that calls
-    :meth:`open`. It is plain non-blocking I/O, safe inside an asyncio loop.
+    It hears the multicast ``groups`` (the bind(2) bit mask of groups 1 to 32)
+    and each of ``more_groups`` (group numbers, NETLINK_ADD_MEMBERSHIP:
+    netlink(7)), and answers to what :meth:`send` asked. ``what`` names it in
+    errors.
     """
 
-    def __init__(self, interfaces: Iterable[str]) -> None:
-        self._watch = set(interfaces)
-        self._sock: socket.socket | None = None
-        self._state: dict[str, bool] = {}
-        self._index: dict[str, int] = {}  # name -> ifindex of interfaces that exist
-        self._seq = 0
-        self._marshal = MarshalRtnl()
-
-    def open(self) -> None:
-        """Subscribe, then read the current state (so no change between the two is lost)."""
-        if self._sock is not None:
-            return
-        sock = socket.socket(
-            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
-        )
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-            sock.bind((0, RTMGRP_LINK))
-        except OSError as exc:
-            sock.close()
-            raise NetlinkError(f"cannot listen for link events: {exc.strerror}") from None
-        self._sock = sock
-        self._state = {}
-        self._index = {}
-        self._resync()
-        sock.setblocking(False)
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+    def __init__(
+        self, protocol: int, groups: int = 0, more_groups: Iterable[int] = (), *, what: str
     ) -> None:
-        self.close()
+        super().__init__()
+        self._protocol = protocol
+        self._groups = groups
+        self._more_groups = tuple(more_groups)
+        self._what = what
+
+    def _connect(self) -> socket.socket:
+        with named_errors(f"cannot open a netlink socket for {self._what}"):
+            sock = socket.socket(
+                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, self._protocol
+            )
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+                sock.bind((0, self._groups))
+                for group in self._more_groups:
+                    sock.setsockopt(_SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, group)
+            except OSError:
+                sock.close()
+                raise
+        sock.setblocking(False)
+        return sock
+
+    @property
+    def _sock(self) -> socket.socket:
+        if self._handle is None:
+            raise NetlinkError(f"{self._what}: the socket is not open")
+        return self._handle
 
     def fileno(self) -> int:
-        if self._sock is None:
-            raise NetlinkError("LinkWatcher is not open")
         return self._sock.fileno()
 
-    def watch(self, interfaces: Iterable[str]) -> None:
-        """Change the watched set (after a reload). New names start from their current state."""
-        self._watch = set(interfaces)
-        if self._sock is not None:
-            self._sock.setblocking(True)
-            try:
-                self._resync()
-            finally:
-                self._sock.setblocking(False)
+    def send(self, request: bytes) -> None:
+        with named_errors(self._what):
+            self._sock.send(request)
 
-    def present(self, name: str) -> bool:
-        """Whether interface ``name`` exists now (as last heard)."""
-        return name in self._index
-
-    def state(self) -> dict[str, bool]:
-        """Last known carrier of every watched interface (missing ones read as down)."""
-        return {name: self._state.get(name, False) for name in sorted(self._watch)}
-
-    def read(self) -> list[tuple[str, bool]]:
-        """Changes since the last call; never blocks."""
-        if self._sock is None:
-            raise NetlinkError("LinkWatcher is not open")
-        changes: list[tuple[str, bool]] = []
+    def receive(self) -> Iterator[bytes | None]:
+        """What is waiting, one datagram at a time, until nothing is; never blocks. None
+        where the kernel dropped messages (ENOBUFS: the receive buffer overran)."""
+        sock = self._sock
         while True:
             try:
-                data = self._sock.recv(65536)
+                data = sock.recv(65536)
             except BlockingIOError:
-                return changes
+                return
             except OSError as exc:
                 if exc.errno != errno.ENOBUFS:
-                    raise NetlinkError(f"link events: {exc.strerror}") from None
-                # Notifications were dropped: read the whole state again.
-                before = {n: (up, self.present(n)) for n, up in self.state().items()}
-                self._sock.setblocking(True)
-                try:
-                    self._resync()
-                finally:
-                    self._sock.setblocking(False)
-                after = {n: (up, self.present(n)) for n, up in self.state().items()}
-                changes.extend((n, now[0]) for n, now in after.items() if before.get(n) != now)
+                    raise NetlinkError(f"{self._what}: {exc.strerror or exc}") from None
+                yield None
                 continue
-            for item in self._parse(data):
-                if isinstance(item, tuple):
-                    self._note(*item, changes)
-
-    def _note(
-        self, name: str, up: bool, index: int, exists: bool, changes: list[tuple[str, bool]]
-    ) -> None:
-        old = next((n for n, i in self._index.items() if i == index and n != name), None)
-        if old is not None:  # renamed: the old name is gone
-            self._note(old, False, index, False, changes)
-        was = name in self._index
-        if exists:
-            self._index[name] = index
-        else:
-            self._index.pop(name, None)
-        if name not in self._watch:
-            return
-        if self._state.get(name, False) != up or was != exists:
-            changes.append((name, up))
-        self._state[name] = up
-
-    def _parse(self, data: bytes) -> Iterator[tuple[str, bool, int, bool] | int]:
-        """pyroute2 splits and decodes what one recv() returned: (ifname, carrier up,
-        ifindex, exists) for each link message, the sequence number of an end of dump."""
-        for msg in self._marshal.parse(data):
-            kind = msg["header"]["type"]
-            if kind in (NLMSG_DONE, NLMSG_ERROR):
-                yield msg["header"]["sequence_number"]
-            elif kind in (RTM_NEWLINK, RTM_DELLINK) and (name := msg.get_attr("IFLA_IFNAME")):
-                flags = msg["flags"]
-                new = kind == RTM_NEWLINK
-                up = new and bool(flags & _IFF_UP and flags & _IFF_LOWER_UP)
-                yield name, up, msg["index"], new
-
-    def _resync(self) -> None:
-        """Blocking RTM_GETLINK dump on our socket; sets the state without reporting."""
-        sock = self._sock
-        if sock is None:
-            raise NetlinkError("LinkWatcher is not open")
-        self._seq += 1
-        request = ifinfmsg()
-        request["family"] = socket.AF_UNSPEC
-        request["header"]["type"] = RTM_GETLINK
-        request["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
-        request["header"]["sequence_number"] = self._seq
-        request.encode()
-        sock.settimeout(5.0)
-        seen: dict[str, bool] = {}
-        index: dict[str, int] = {}
-        try:
-            sock.send(request.data)
-            done = False
-            while not done:
-                for item in self._parse(sock.recv(65536)):
-                    if isinstance(item, tuple):
-                        seen[item[0]] = item[1]
-                        index[item[0]] = item[2]
-                    elif item == self._seq:
-                        done = True
-        except OSError as exc:
-            raise NetlinkError(f"link dump: {exc.strerror or exc}") from None
-        finally:
-            sock.settimeout(None)
-        for name in self._watch:
-            self._state[name] = seen.get(name, False)
-        self._index = index
+            yield data

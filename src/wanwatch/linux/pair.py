@@ -10,7 +10,6 @@ master role over at once (RFC 5798 section 6.4.3).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from wanwatch.engine.events import Event, event
 from wanwatch.errors import DnsmasqError, HaError, SysctlError
 from wanwatch.linux import conntrackd, keepalived, sysctl
+from wanwatch.linux.statefile import replace_file
 from wanwatch.linux.supervisor import Program, Supervisor
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Pair:
         self.kfiles.conf.write_text(keepalived.render(cfg, d), encoding="utf-8")
         await keepalived.check(self.kfiles.conf, self._keepalived_bin)
         notify = keepalived.render_notify(d, self._conntrackd_bin, self.cfiles.conf)
-        self._write(self.kfiles.notify, notify, mode=0o700)
+        replace_file(self.kfiles.notify, notify, 0o700)
         # Until the probes speak, count every uplink as not up: a router that has
         # just started must not take the master role from one that knows its uplinks.
         self.uplinks_down(len(cfg.wans))
@@ -168,7 +168,7 @@ class Pair:
         """Tell keepalived how many uplinks are not up (a no-op when unchanged)."""
         if count == self._down:
             return
-        self._write(self.kfiles.track, f"{count}\n")
+        replace_file(self.kfiles.track, f"{count}\n", 0o600)
         self._down = count
         self._emit(event(self._now(), "ha.track", uplinks_down=count))
 
@@ -231,13 +231,6 @@ class Pair:
                 "last_error": self._conntrackd.last_error,
             },
         }
-
-    @staticmethod
-    def _write(path: Path, text: str, mode: int = 0o600) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
 
 
 async def validate_reload(old: Config, new: Config, state_dir: Path) -> None:

@@ -1,19 +1,27 @@
-"""The reconcile steps: read the kernel, diff it against what is wanted, change only that.
+"""The reconcile pass: read the kernel, diff it against what is wanted, change only that.
 
 Every step reads the kernel, diffs it against what is wanted and changes only
 the difference, so applying twice is a no-op and a restart adopts what a killed
 run left. Only objects that carry our footprint are ever changed or removed
 (see apply.py for the list). All of this runs on the backend's worker thread
 (apply.py): pyroute2's synchronous API cannot run inside a running asyncio loop.
+
+start, prepare, apply and reload are one pass (:meth:`Reconciler._pass`): the
+config's addresses, one reading of the kernel that resolves each uplink of an
+Intent as it is now, then steps over that reading. They differ in the Intent
+they pass, the steps they list and what a failing step does: in start it is
+raised (the daemon does not run on a kernel it could not set up); elsewhere it
+is a ``backend.error`` event and the next step runs (the daemon retries it).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from wanwatch.config import Config
 from wanwatch.config.dynamic import static_address
@@ -21,24 +29,40 @@ from wanwatch.config.fields import DHCP
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import WanwatchError
-from wanwatch.footprint import DEFAULT_METRIC, MAX_UPLINKS, RT_PROTO, TABLE_BASE
+from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.linux import conntrack, nft, sysctl
-from wanwatch.linux.desired import Uplink, main_defaults, resolve, rules, table_routes
+from wanwatch.linux.desired import (
+    OUR_TABLES,
+    Uplink,
+    main_defaults,
+    resolve,
+    rules,
+    table_routes,
+)
 from wanwatch.linux.netlink import (
     DEFAULT_DST,
     RT_TABLE_MAIN,
     RTN_UNREACHABLE,
     Address,
     Link,
-    LinkWatcher,
     Netlink,
     Route,
 )
 from wanwatch.linux.statefile import AddrKey, StateFile
-from wanwatch.linux.watch import DriftWatcher
 
 STATE_FILE = "linux-backend.json"
-OUR_TABLES = frozenset(range(TABLE_BASE + 1, TABLE_BASE + MAX_UPLINKS + 1))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One pass's reading of the kernel: the uplinks of ``intent`` as they are now, every route."""
+
+    intent: Intent
+    ups: list[Uplink]
+    routes: list[Route]
+
+
+Step = tuple[str, Callable[[list[Event], Reading], None]]  # (name in backend.error, what it does)
 
 
 class Reconciler:
@@ -57,13 +81,12 @@ class Reconciler:
         self._now = now
         self._nft = nft_binary
         self._proc_sys = proc_sys
-        self._nl: Netlink | None = None
+        self._nl = Netlink()  # opened by its first request, on the worker
         self._state: StateFile | None = None
         self._last_intent: Intent | None = None
         self._flushed: set[str] = set()
         self._sysctl_done: set[str] = set()
         self._warned: dict[str, set[str]] = {}
-        self._strict = False
         # each uplink's (mark, address) as last resolved, for the backend's counters
         self.own: dict[str, tuple[int, IPv4Address | None]] = {}
         # ... and each uplink's address and next hop (None: absent, or via the device)
@@ -73,16 +96,7 @@ class Reconciler:
 
     def close(self) -> None:
         """Let go of the netlink socket (the kernel is left as it is)."""
-        if self._nl is not None:
-            self._nl.close()
-            self._nl = None
-
-    @property
-    def _netlink(self) -> Netlink:
-        if self._nl is None:
-            self._nl = Netlink()
-            self._nl.open()
-        return self._nl
+        self._nl.close()
 
     def _state_file(self) -> StateFile:
         if self._state is None:
@@ -94,14 +108,25 @@ class Reconciler:
     def _ev(self, name: str, **fields: FieldValue) -> Event:
         return event(self._now(), name, **fields)
 
-    def _step(self, out: list[Event], step: str, fn: Callable[..., None], *args: Any) -> None:
-        """Run one reconcile step; in apply() a failure is an event and the next step runs."""
+    def _step(
+        self, out: list[Event], step: str, fn: Callable[..., None], *args: Any, strict: bool = False
+    ) -> None:
+        """Run one step: a failure is a ``backend.error`` event, or raised if ``strict``."""
         try:
             fn(out, *args)
         except WanwatchError as exc:
-            if self._strict:
+            if strict:
                 raise
             out.append(self._ev("backend.error", step=step, error=str(exc)))
+
+    def _route_ev(self, name: str, r: Route, **more: FieldValue) -> Event:
+        via = str(r.gateway) if r.gateway else None
+        return self._ev(name, table=r.table, dst=str(r.dst), metric=r.metric, via=via, **more)
+
+    def _removed_ev(self, r: Route, **more: FieldValue) -> Event:
+        """A route of ours deleted: the primary default is withdrawn, anything else removed."""
+        primary = r.table == RT_TABLE_MAIN and r.metric == DEFAULT_METRIC
+        return self._route_ev("route.withdraw" if primary else "route.remove", r, **more)
 
     def _warn(self, out: list[Event], kind: str, now: dict[str, Event]) -> None:
         """Report the warnings of ``kind`` that are new since the last pass (not every apply)."""
@@ -116,7 +141,7 @@ class Reconciler:
         if forwarding:
             changes += sysctl.ensure_forwarding(self._proc_sys)
             # counters() reads bytes from conntrack accounting, which is off by default.
-            changes += conntrack.ensure_accounting(self._proc_sys)
+            changes += sysctl.ensure_accounting(self._proc_sys)
         wanted = [w.interface for w in self.config.wans]
         if not forwarding and set(wanted) <= self._sysctl_done:
             return
@@ -130,7 +155,7 @@ class Reconciler:
     def _sync_addresses(
         self, out: list[Event], links: dict[str, Link], addrs: list[Address]
     ) -> None:
-        nl = self._netlink
+        nl = self._nl
         state = self._state_file()
         if state.problem is not None:
             out.append(self._ev("state.unreadable", error=state.problem))
@@ -141,9 +166,6 @@ class Reconciler:
         desired += [(w.interface, a) for w in self.config.wans if (a := self._leased.get(w.name))]
         desired += [(n.interface, n.address) for n in self.config.lans if n.address is not None]
         present = {(a.ifname, a.interface) for a in addrs}
-        owned = set(state.addresses) | {
-            (a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO
-        }
         dhcp_ifaces = {w.interface for w in self.config.wans if w.address == DHCP}
         missing: dict[str, Event] = {}
         for key in desired:
@@ -159,7 +181,7 @@ class Reconciler:
             nl.add_address(link.index, iface)
             out.append(self._ev("address.add", interface=ifname, address=str(iface)))
         self._warn(out, "link.missing", missing)
-        for key in sorted(owned - set(desired), key=str):
+        for key in sorted(state.owned(addrs) - set(desired), key=str):
             ifname, iface = key
             link = links.get(ifname)
             if link is not None and key in present:
@@ -192,7 +214,7 @@ class Reconciler:
         A slot (table, dst, metric) held by a foreign route is reported and left
         alone: ``replace`` would swap whatever route sits there, ours or not.
         """
-        nl = self._netlink
+        nl = self._nl
         foreign = {r.key: r for r in current if r.proto != RT_PROTO and managed(r)}
         ours = [r for r in current if r.proto == RT_PROTO and managed(r)]
         placed: set[tuple[int, IPv4Network, int]] = set()
@@ -232,37 +254,17 @@ class Reconciler:
                     )
                 )
             else:
-                out.append(
-                    self._ev(
-                        "route.set",
-                        table=d.table,
-                        dst=str(d.dst),
-                        metric=d.metric,
-                        via=str(d.gateway) if d.gateway else None,
-                        wan=names.get(d.oif),
-                        kind="unreachable" if d.kind == RTN_UNREACHABLE else None,
-                    )
-                )
+                unreachable = "unreachable" if d.kind == RTN_UNREACHABLE else None
+                out.append(self._route_ev("route.set", d, wan=names.get(d.oif), kind=unreachable))
         self._warn(out, f"{kind}.conflict", conflicts)
         for r in ours:
             if r.key in placed or r.key in keep:
                 continue  # kept as it is, or already swapped by the replace above
             nl.del_route(r)
-            primary = r.table == RT_TABLE_MAIN and r.metric == DEFAULT_METRIC
-            out.append(
-                self._ev(
-                    "route.withdraw" if primary else "route.remove",
-                    table=r.table,
-                    dst=str(r.dst),
-                    metric=r.metric,
-                    via=str(r.gateway) if r.gateway else None,
-                    wan=names.get(r.oif),
-                )
-            )
+            out.append(self._removed_ev(r, wan=names.get(r.oif)))
 
-    def _sync_main(
-        self, out: list[Event], intent: Intent, ups: list[Uplink], routes: list[Route]
-    ) -> None:
+    def _sync_main(self, out: list[Event], seen: Reading) -> None:
+        intent, ups, routes = seen.intent, seen.ups, seen.routes
         desired, keep_primary = main_defaults(intent, ups)
         main = [r for r in routes if r.table == RT_TABLE_MAIN and r.dst == DEFAULT_DST]
         # A foreign default with a lower metric carries the LAN's traffic instead of
@@ -293,38 +295,30 @@ class Reconciler:
             keep=keep,
         )
 
-    def _prune_main(self, out: list[Event], ups: list[Uplink], routes: list[Route]) -> None:
+    def _prune_main(self, out: list[Event], seen: Reading) -> None:
         """Without an Intent: drop our main defaults through uplinks the config no longer has."""
-        known = {(u.gateway, u.index) for u in ups if u.usable}
-        for r in routes:
+        known = {(u.gateway, u.index) for u in seen.ups if u.usable}
+        for r in seen.routes:
             if r.table == RT_TABLE_MAIN and r.proto == RT_PROTO and (r.gateway, r.oif) not in known:
-                self._netlink.del_route(r)
-                out.append(
-                    self._ev(
-                        "route.withdraw" if r.metric == DEFAULT_METRIC else "route.remove",
-                        table=r.table,
-                        dst=str(r.dst),
-                        metric=r.metric,
-                        via=str(r.gateway) if r.gateway else None,
-                    )
-                )
+                self._nl.del_route(r)
+                out.append(self._removed_ev(r))
 
-    def _sync_tables(self, out: list[Event], ups: list[Uplink], routes: list[Route]) -> None:
-        desired = [r for u in ups for r in table_routes(u)]
-        current = [r for r in routes if r.table in OUR_TABLES]
+    def _sync_tables(self, out: list[Event], seen: Reading) -> None:
+        desired = [r for u in seen.ups for r in table_routes(u)]
+        current = [r for r in seen.routes if r.table in OUR_TABLES]
         self._reconcile_routes(
             out,
             kind="table",
             desired=desired,
             current=current,
             managed=lambda r: r.table in OUR_TABLES,
-            names=_names(ups),
+            names=_names(seen.ups),
         )
 
-    def _sync_rules(self, out: list[Event], ups: list[Uplink]) -> None:
-        nl = self._netlink
+    def _sync_rules(self, out: list[Event], seen: Reading) -> None:
+        nl = self._nl
         ours = [r for r in nl.rules() if r.proto == RT_PROTO]
-        want = rules(ups)
+        want = rules(seen.ups)
         exists: dict[str, Event] = {}
         for r in want:
             if r in ours:
@@ -338,7 +332,8 @@ class Reconciler:
             if r not in want and nl.del_rule(r):
                 out.append(self._ev("rule.remove", rule=str(r)))
 
-    def _sync_nft(self, out: list[Event], intent: Intent) -> None:
+    def _sync_nft(self, out: list[Event], seen: Reading) -> None:
+        intent = seen.intent
         definition = nft.render(intent, self.config)
         want = nft.rendered_fingerprint(definition)
         if nft.running_fingerprint(self._nft) == want:
@@ -356,9 +351,10 @@ class Reconciler:
             )
         )
 
-    def _flush(self, out: list[Event], intent: Intent, ups: list[Uplink]) -> None:
+    def _flush(self, out: list[Event], seen: Reading) -> None:
         """Delete the flows of each uplink that newly entered ``intent.flush``."""
-        by_name = {u.name: u for u in ups}
+        intent = seen.intent
+        by_name = {u.name: u for u in seen.ups}
         self._flushed &= set(intent.flush)
         for name in intent.flush:
             u = by_name.get(name)
@@ -389,93 +385,112 @@ class Reconciler:
                 )
         self._warn(out, "wan.unresolved", now)
 
-    # ----------------------------------------------------------------- entry points (worker)
+    # ----------------------------------------------------------------- the pass
 
-    def _read(self) -> tuple[dict[str, Link], list[Address]]:
-        nl = self._netlink
+    @overload
+    def _pass(
+        self, out: list[Event], intent: Intent, steps: Sequence[Step], *, strict: Literal[True]
+    ) -> Reading: ...
+
+    @overload
+    def _pass(self, out: list[Event], intent: Intent, steps: Sequence[Step]) -> Reading | None: ...
+
+    def _pass(
+        self, out: list[Event], intent: Intent, steps: Sequence[Step], *, strict: bool = False
+    ) -> Reading | None:
+        """The config's addresses, one reading of the kernel for ``intent``, then ``steps``.
+
+        A failing step is a ``backend.error`` event and the next one runs, or if
+        ``strict`` it is raised. None: the kernel could not be read (reported; no step ran).
+        """
+        try:
+            reading = self._read(out, intent, strict=strict)
+        except WanwatchError as exc:
+            if strict:
+                raise
+            out.append(self._ev("backend.error", step="read", error=str(exc)))
+            return None
+        for name, fn in steps:
+            self._step(out, name, fn, reading, strict=strict)
+        return reading
+
+    def _read(self, out: list[Event], intent: Intent, *, strict: bool) -> Reading:
+        links, addrs = self._links_and_addresses()
+        mark = len(out)
+        self._step(out, "address", self._sync_addresses, links, addrs, strict=strict)
+        if any(e.name.startswith("address.") for e in out[mark:]):
+            addrs = self._nl.addresses(links)
+        # An uplink's interface went: set it up anew when it comes back (a new
+        # device comes with the defaults).
+        self._sysctl_done &= set(links)
+        ups = resolve(intent.uplinks, links, addrs)
+        routes = self._nl.routes()
+        self._remember(ups)
+        self._unresolved(out, ups)
+        return Reading(intent, ups, routes)
+
+    def _links_and_addresses(self) -> tuple[dict[str, Link], list[Address]]:
+        nl = self._nl
         links = nl.links()
         return links, nl.addresses(links)
 
-    def _config_pass(self, out: list[Event]) -> tuple[dict[str, Link], list[Address]]:
-        """Addresses of the config, then a fresh read of links and addresses."""
-        links, addrs = self._read()
-        mark = len(out)
-        self._step(out, "address", self._sync_addresses, links, addrs)
-        if any(e.name.startswith("address.") for e in out[mark:]):
-            addrs = self._netlink.addresses(links)
-        return links, addrs
+    def _uplink_steps(self) -> list[Step]:
+        """Each uplink's table and rules: all that is safe before the engine's first verdict."""
+        return [("table", self._sync_tables), ("rule", self._sync_rules)]
 
-    def start(self) -> list[Event]:
-        self._strict = True
-        try:
-            out: list[Event] = []
-            self._sysctls(out, True)
-            links, addrs = self._config_pass(out)
-            base = intent_from_config(self.config)
-            ups = resolve(base.uplinks, links, addrs)
-            self._remember(ups)
-            self._unresolved(out, ups)
-            routes = self._netlink.routes()
-            self._sync_tables(out, ups, routes)
-            self._sync_rules(out, ups)
-            running = nft.running_fingerprint(self._nft)
-            if not running:  # none, or a table of our name without our fingerprint
-                self._sync_nft(out, base)
-            adopted = [r for r in routes if r.table == RT_TABLE_MAIN and r.proto == RT_PROTO]
-            out.append(
-                self._ev(
-                    "backend.start",
-                    adopted_defaults=len(adopted),
-                    nft="adopted" if running else "installed",
-                    state_dir=str(self._state_dir),
-                )
-            )
-            return out
-        finally:
-            self._strict = False
+    def _carrying_steps(self) -> list[Step]:
+        """The steps for an Intent that says who carries traffic.
 
-    def _resolve(self, out: list[Event], intent: Intent) -> tuple[list[Uplink], list[Route]] | None:
-        """Leased addresses of ``intent``, the config pass, then each uplink as it is now."""
+        Order matters for speed and safety: new connections move first (route,
+        then nft buckets), then the dead uplink's flows go, then the rest.
+        """
+        return [
+            ("route", self._sync_main),
+            ("nft", self._sync_nft),
+            ("conntrack", self._flush),
+            *self._uplink_steps(),
+        ]
+
+    def _follow_leases(self, intent: Intent) -> None:
+        """The DHCP uplinks' addresses as ``intent`` gives them (their leases), for the
+        config's addresses of the next pass."""
         self._leased = {
             u.name: u.address for u in intent.uplinks if u.kind == "dhcp" and u.address is not None
         }
-        try:
-            links, addrs = self._config_pass(out)
-            if self._sysctl_done - set(links):  # an uplink's interface went: set it up anew
-                self._sysctl_done &= set(links)  # when it comes back (a new device, defaults)
-            ups = resolve(intent.uplinks, links, addrs)
-            routes = self._netlink.routes()
-        except WanwatchError as exc:
-            out.append(self._ev("backend.error", step="read", error=str(exc)))
-            return None
-        self._remember(ups)
-        self._unresolved(out, ups)
-        return ups, routes
+
+    # ----------------------------------------------------------------- entry points (worker)
+
+    def start(self) -> list[Event]:
+        out: list[Event] = []
+        self._step(out, "sysctl", self._sysctls, True, strict=True)
+        base = intent_from_config(self.config)
+        seen = self._pass(out, base, self._uplink_steps(), strict=True)
+        running = nft.running_fingerprint(self._nft)
+        if not running:  # none, or a table of our name without our fingerprint
+            self._sync_nft(out, seen)
+        adopted = [r for r in seen.routes if r.table == RT_TABLE_MAIN and r.proto == RT_PROTO]
+        out.append(
+            self._ev(
+                "backend.start",
+                adopted_defaults=len(adopted),
+                nft="adopted" if running else "installed",
+                state_dir=str(self._state_dir),
+            )
+        )
+        return out
 
     def prepare(self, intent: Intent) -> list[Event]:
         out: list[Event] = []
-        found = self._resolve(out, intent)
-        if found is not None:
-            ups, routes = found
-            self._step(out, "table", self._sync_tables, ups, routes)
-            self._step(out, "rule", self._sync_rules, ups)
+        self._follow_leases(intent)
+        self._pass(out, intent, self._uplink_steps())
         return out
 
     def apply(self, intent: Intent, full: bool = False) -> list[Event]:
         out: list[Event] = []
         self._step(out, "sysctl", self._sysctls, full)
-        found = self._resolve(out, intent)
-        if found is None:
-            return out
-        ups, routes = found
-        # Order matters for speed and safety: new connections move first (route,
-        # then nft buckets), then the dead uplink's flows go, then the rest.
-        self._step(out, "route", self._sync_main, intent, ups, routes)
-        self._step(out, "nft", self._sync_nft, intent)
-        self._step(out, "conntrack", self._flush, intent, ups)
-        self._step(out, "table", self._sync_tables, ups, routes)
-        self._step(out, "rule", self._sync_rules, ups)
-        self._last_intent = intent
+        self._follow_leases(intent)
+        if self._pass(out, intent, self._carrying_steps()) is not None:
+            self._last_intent = intent
         return out
 
     def reload(self, config: Config, intent: Intent | None) -> list[Event]:
@@ -483,26 +498,14 @@ class Reconciler:
         self._sysctl_done = set()
         out: list[Event] = []
         self._step(out, "sysctl", self._sysctls, False)
-        try:
-            links, addrs = self._config_pass(out)
-            target = intent if intent is not None else self._compatible_last_intent(config)
-            base = target if target is not None else intent_from_config(config)
-            ups = resolve(base.uplinks, links, addrs)
-            routes = self._netlink.routes()
-        except WanwatchError as exc:
-            out.append(self._ev("backend.error", step="read", error=str(exc)))
+        target = intent if intent is not None else self._compatible_last_intent(config)
+        if target is not None:
+            found = self._pass(out, target, self._carrying_steps())
+        else:  # until the next apply(): the baseline table, no main default through a lost uplink
+            steps: list[Step] = [("route", self._prune_main), ("nft", self._sync_nft)]
+            found = self._pass(out, intent_from_config(config), steps + self._uplink_steps())
+        if found is None:
             return out
-        self._remember(ups)
-        self._unresolved(out, ups)
-        if target is not None:
-            self._step(out, "route", self._sync_main, target, ups, routes)
-        else:
-            self._step(out, "route", self._prune_main, ups, routes)
-        self._step(out, "nft", self._sync_nft, base)
-        if target is not None:
-            self._step(out, "conntrack", self._flush, target, ups)
-        self._step(out, "table", self._sync_tables, ups, routes)
-        self._step(out, "rule", self._sync_rules, ups)
         self._last_intent = target
         out.append(self._ev("backend.reload", wans=len(config.wans), intent=target is not None))
         return out
@@ -529,30 +532,23 @@ class Reconciler:
             removed.append(nft.delete_table(self._nft))
 
         def drop_rules(out: list[Event]) -> None:
-            for r in self._netlink.rules():
-                if r.proto == RT_PROTO and self._netlink.del_rule(r):
+            for r in self._nl.rules():
+                if r.proto == RT_PROTO and self._nl.del_rule(r):
                     counts["rules"] += 1
 
         def drop_routes(out: list[Event]) -> None:
-            for r in self._netlink.routes():
-                if r.proto == RT_PROTO and self._netlink.del_route(r):
+            for r in self._nl.routes():
+                if r.proto == RT_PROTO and self._nl.del_route(r):
                     counts["routes"] += 1
 
         def drop_addresses(out: list[Event]) -> None:
             state = self._state_file()
-            links, addrs = self._read()
-            owned = set(state.addresses) | {
-                (a.ifname, a.interface) for a in addrs if a.proto == RT_PROTO
-            }
+            links, addrs = self._links_and_addresses()
             present = {(a.ifname, a.interface) for a in addrs}
-            for key in sorted(owned, key=str):
+            for key in sorted(state.owned(addrs), key=str):
                 ifname, iface = key
                 link = links.get(ifname)
-                if (
-                    link is not None
-                    and key in present
-                    and self._netlink.del_address(link.index, iface)
-                ):
+                if link is not None and key in present and self._nl.del_address(link.index, iface):
                     counts["addresses"] += 1
                     out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
                 state.addresses.discard(key)
@@ -572,7 +568,7 @@ class Reconciler:
         return out
 
     def carrier(self) -> dict[str, bool]:
-        links = self._netlink.links()
+        links = self._nl.links()
         return {
             w.interface: (links[w.interface].carrier if w.interface in links else False)
             for w in self.config.wans
@@ -582,17 +578,6 @@ class Reconciler:
         """The marks and addresses counters() needs (the worker's view, shared by assignment)."""
         self.own = {u.name: (u.mark, u.address.ip if u.address else None) for u in ups}
         self.resolved = {u.name: (u.address, u.gateway) for u in ups}
-
-    @staticmethod
-    def open_drift_watcher() -> DriftWatcher:
-        watcher = DriftWatcher()
-        watcher.open()
-        return watcher
-
-    def open_link_watcher(self) -> LinkWatcher:
-        watcher = LinkWatcher(w.interface for w in self.config.wans)
-        watcher.open()
-        return watcher
 
 
 def _names(ups: Sequence[Uplink]) -> dict[int | None, str]:

@@ -29,7 +29,6 @@ budget).
 from __future__ import annotations
 
 import asyncio
-import errno
 import math
 import socket
 from collections.abc import Callable, Mapping
@@ -41,6 +40,8 @@ from pyroute2.netlink.rtnl.ifstatsmsg import ifstatsmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from wanwatch.engine.events import Event, event
+from wanwatch.errors import NetlinkError
+from wanwatch.linux.netlink import NetlinkSocket
 
 # Counters are read this often. A stall is reported POLL + WINDOW_MIN to
 # 2 * POLL + WINDOW_MIN after the last packet came back (125 ms on average in the
@@ -127,7 +128,7 @@ class TrafficWatch:
         self._rtt = rtt
         self._emit = emit
         self._now = now
-        self._sock: socket.socket | None = None
+        self._sock: NetlinkSocket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._uplinks: dict[int, _Uplink] = {}  # by ifindex
         self._names: dict[str, str] = {}  # wan -> ifname
@@ -138,14 +139,12 @@ class TrafficWatch:
     def start(self, uplinks: Mapping[str, str]) -> None:
         """Watch ``uplinks`` (wan name -> interface name) from now on."""
         loop = asyncio.get_running_loop()
+        sock = NetlinkSocket(socket.NETLINK_ROUTE, what="interface counters")
         try:
-            sock = socket.socket(
-                socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
-            )
-        except OSError as exc:
+            sock.open()
+        except NetlinkError as exc:
             self._fail(exc)
             return
-        sock.setblocking(False)
         self._sock = sock
         self.watch(uplinks)
         self._timer = loop.call_later(POLL, self._poll)
@@ -196,23 +195,17 @@ class TrafficWatch:
                 if self._detectors[u.wan].busy or self._read_at.get(u.wan, -math.inf) <= due:
                     self._read_at[u.wan] = now
                     self._sock.send(u.request)
-        except OSError as exc:
+            self._read(self._sock)
+        except NetlinkError as exc:
             self._fail(exc)
             return
-        self._read()
         busy = any(d.busy for d in self._detectors.values())
         self._timer = asyncio.get_running_loop().call_later(POLL if busy else IDLE_POLL, self._poll)
 
-    def _read(self) -> None:
-        sock = self._sock
-        while sock is not None:
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                self._fail(exc)
-                return
+    def _read(self, sock: NetlinkSocket) -> None:
+        for data in sock.receive():
+            if data is None:  # answers lost (ENOBUFS): those uplinks are read on the next poll
+                continue
             now = self._now()
             for msg in self._marshal.parse(data):
                 kind = msg["header"]["type"]
@@ -227,7 +220,6 @@ class TrafficWatch:
                 if d.sample(now, stats["tx_packets"], stats["rx_packets"], self._rtt(u.wan)):
                     self._on_stall(u.wan, now)
 
-    def _fail(self, exc: OSError) -> None:
+    def _fail(self, exc: NetlinkError) -> None:
         self.stop()
-        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-        self._emit(event(self._now(), "traffic.watch_failed", error=exc.strerror or name))
+        self._emit(event(self._now(), "traffic.watch_failed", error=str(exc)))

@@ -10,7 +10,14 @@ from dataclasses import dataclass, replace
 from ipaddress import AddressValueError, IPv4Network, NetmaskValueError
 
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.lexer import located, scan, split_at, split_tokens, unquote
+from wanwatch.routeros.lexer import (
+    located,
+    normalise_line_ends,
+    scan,
+    split_at,
+    split_tokens,
+    unquote,
+)
 
 VERBS = frozenset(
     {
@@ -136,7 +143,7 @@ def commands(text: str, source: str, *, branches: bool = False) -> Iterator[Comm
     commands of its ``do={ }`` and ``else={ }`` bodies follow it (the commands
     that may run, for a reader that asks what a script can change).
     """
-    yield from _run(text, source, 1, "", {}, depth=0, branches=branches)
+    yield from _run(normalise_line_ends(text), source, 1, "", {}, depth=0, branches=branches)
 
 
 # Nesting of ``:do { }`` bodies read; deeper ones are skipped (each level rescans).

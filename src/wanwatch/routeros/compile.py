@@ -38,12 +38,12 @@ import itertools
 import json
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from math import gcd
 from pathlib import PurePath
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import kind, static_address
+from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
 
 OWNED = "wanwatch: "
@@ -106,17 +106,6 @@ def ros_duration(seconds: float) -> str:
         if n:
             parts.append(f"{n}{unit}")
     return "".join(parts) or "0s"
-
-
-def pcc_buckets(weights: list[int]) -> list[int]:
-    """Hash bucket -> uplink index, proportional to the weights (reduced by their gcd)."""
-    g = 0
-    for w in weights:
-        g = gcd(g, w)
-    out: list[int] = []
-    for i, w in enumerate(weights):
-        out += [i] * (w // g)
-    return out
 
 
 class _Script:
@@ -411,7 +400,9 @@ def _mangle(s: _Script, cfg: Config) -> None:
             passthrough="yes",
             comment=_owned(f"wans[{i}] {w.name} inbound: replies leave through it"),
         )
-    buckets = pcc_buckets([w.weight for w in cfg.wans])
+    # The same buckets as the Linux backend's nft map: PCC's hash picks bucket b of n.
+    index = {w.name: i for i, w in enumerate(cfg.wans)}
+    buckets = [index[n] for n in allocate_buckets([(w.name, w.weight) for w in cfg.wans])]
     cls = cfg.policy.classifier
     for li, lan in enumerate(cfg.lans):
         for b, wi in enumerate(buckets):

@@ -7,6 +7,7 @@ brackets together; :func:`unquote` and :func:`split_at` read a word's value."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,6 +26,16 @@ _ESCAPES = {
 _HEX = frozenset("0123456789ABCDEF")
 
 
+_LINE_END = re.compile(r"\r?\r\n|\r")
+
+
+def normalise_line_ends(text: str) -> str:
+    """Every line end as LF: CRLF, CR CR LF (a CRLF file converted once more) and a
+    lone CR end one line each, so a ``\\`` before any of them continues the line and
+    line numbers are those an editor shows."""
+    return _LINE_END.sub("\n", text) if "\r" in text else text
+
+
 def located(source: str, line: int, reason: str) -> RouterOSError:
     """The error for ``source:line: reason``."""
     return RouterOSError(f"{source}:{line}: {reason}")
@@ -41,7 +52,8 @@ class Piece:
 
 
 def scan(text: str, line: int = 1) -> Iterator[Piece]:
-    """The pieces of a script, in order; never raises.
+    """The pieces of a script with LF line ends (:func:`normalise_line_ends`), in
+    order; never raises.
 
     Statements end at a newline or a top-level ``;``. A ``\\`` at the end of a
     line continues it and the next line's indentation is dropped (RouterOS breaks
@@ -64,7 +76,7 @@ def scan(text: str, line: int = 1) -> Iterator[Piece]:
             pos, line = pos + 2, line + 1
         elif c == "#":
             end = _line_end(text, pos)
-            yield Piece("comment", line, text[pos:end].rstrip("\r"))
+            yield Piece("comment", line, text[pos:end])
             pos = end
         elif c in "{}":
             yield Piece("open" if c == "{" else "close", line, c)
@@ -99,7 +111,7 @@ def _statement(text: str, pos: int, line: int) -> tuple[str, int, int, str | Non
     while i < n:
         c = text[i]
         if c == "\\":
-            if text.startswith("\n", i + 1) or text.startswith("\r\n", i + 1):
+            if text.startswith("\n", i + 1):
                 i = text.index("\n", i) + 1
                 line += 1
                 while i < n and text[i] in " \t":

@@ -8,6 +8,37 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 
 @dataclass(frozen=True)
+class InterfaceSet:
+    """The interfaces of an interface list: ``names``, or with ``all_but`` every
+    interface except ``names`` (the built-in list ``all``, and lists that include it)."""
+
+    names: frozenset[str] = frozenset()
+    all_but: bool = False
+
+    def __contains__(self, iface: object) -> bool:
+        return (iface in self.names) != self.all_but
+
+    def __or__(self, other: InterfaceSet) -> InterfaceSet:
+        a, b = self, other
+        if a.all_but and b.all_but:
+            return InterfaceSet(a.names & b.names, all_but=True)
+        if a.all_but or b.all_but:
+            co, fin = (a, b) if a.all_but else (b, a)
+            return InterfaceSet(co.names - fin.names, all_but=True)
+        return InterfaceSet(a.names | b.names)
+
+    def __sub__(self, other: InterfaceSet) -> InterfaceSet:
+        a, b = self, other
+        if a.all_but and b.all_but:
+            return InterfaceSet(b.names - a.names)
+        if a.all_but:
+            return InterfaceSet(a.names | b.names, all_but=True)
+        if b.all_but:
+            return InterfaceSet(a.names & b.names)
+        return InterfaceSet(a.names - b.names)
+
+
+@dataclass(frozen=True)
 class Gateway:
     """One gateway of a route, as written: ``8.8.8.8``, ``10.0.0.1%ether1``, ``x@main``,
     or an interface name (``pppoe-out1``)."""
@@ -155,7 +186,7 @@ class Export:
     rules: tuple[RoutingRule, ...]
     nat: tuple[NatRule, ...]
     mangle: tuple[MangleRule, ...]
-    interface_lists: Mapping[str, frozenset[str]]
+    interface_lists: Mapping[str, InterfaceSet]  # include=/exclude= resolved
     pools: tuple[Pool, ...]
     dhcp_servers: tuple[DhcpServer, ...]
     dhcp_networks: tuple[DhcpNetwork, ...]
@@ -168,6 +199,9 @@ class Export:
     # Interfaces that exist only while their peer answers (PPPoE, L2TP, ... sessions,
     # LTE): a dead first hop takes them, and every route through them, down.
     peer_links: frozenset[str] = frozenset()
+    # Client interfaces over a radio (LTE, PPP over a modem): a loaded link's round
+    # trip reaches hundreds of ms.
+    radio_links: frozenset[str] = frozenset()
     # Tunnel clients (L2TP, PPTP, SSTP, OVPN) -> connect-to, as written: a tunnel is
     # carried by whichever uplink reaches its server.
     tunnels: Mapping[str, str] = field(default_factory=dict)

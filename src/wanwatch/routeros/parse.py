@@ -18,10 +18,11 @@ import re
 from pathlib import Path
 
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.build import MAX_ROUTES, Builder, parse_duration
+from wanwatch.routeros.build import MAX_ROUTES, Builder
 from wanwatch.routeros.commands import Command, commands
-from wanwatch.routeros.lexer import located, split_tokens, unquote
+from wanwatch.routeros.lexer import located, normalise_line_ends, split_tokens, unquote
 from wanwatch.routeros.model import Export
+from wanwatch.routeros.values import parse_duration
 
 __all__ = [
     "MAX_ROUTES",
@@ -43,6 +44,7 @@ def parse_text(text: str, source: str = "<memory>") -> Export:
     """Model of an export's text; RouterOSError (with line) if it cannot be read."""
     if len(text) > MAX_BYTES:
         raise RouterOSError(f"{source}: larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    text = normalise_line_ends(text)
     nul = text.find("\x00")
     if nul >= 0:
         raise located(source, text.count("\n", 0, nul) + 1, "NUL byte: not a text export")

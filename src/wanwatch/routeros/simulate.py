@@ -59,9 +59,10 @@ from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address
 
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.build import CLIENTS, item_names
+from wanwatch.routeros.clients import CLIENTS
 from wanwatch.routeros.commands import Command, Selector, commands, matches, yes_no
 from wanwatch.routeros.model import Export, Gateway, Route
+from wanwatch.routeros.values import item_names
 
 CONNECTED_SCOPE = 10
 MAX_SETTLE_ROUNDS = 10
@@ -111,10 +112,18 @@ class Choice:
     # Every route of an ECMP set (v7, equal distance), this one first.
     members: tuple[Route, ...] = ()
 
-    def to_json(self) -> dict[str, str | list[str] | None]:
-        out: dict[str, str | list[str] | None] = {"gateway": self.gateway, "nexthop": self.nexthop}
+    def to_json(self) -> dict[str, str | list[str] | bool | None]:
+        """``gateway`` and ``nexthop`` (the effective next hop), ``ecmp`` when several
+        first hops carry, ``fallback`` when a marked table has no active default of
+        its own and RouterOS routes its traffic through ``main``'s."""
+        out: dict[str, str | list[str] | bool | None] = {
+            "gateway": self.gateway,
+            "nexthop": self.nexthop,
+        }
         if len(self.hops) > 1:
             out["ecmp"] = list(self.hops)
+        if self.fallback:
+            out["fallback"] = True
         return out
 
     def key(self) -> tuple[int, str | None]:
@@ -211,11 +220,13 @@ class Evaluation:
         return best[1] if best else None
 
     def assumed_on_link(self, addr: IPv4Address) -> bool:
-        """A gateway the export cannot place: taken as directly connected.
+        """A gateway the export cannot place: taken as directly connected in ``main``.
 
         DHCP and PPP clients give interfaces addresses that ``/export`` does not
-        show, so their gateways are in no known subnet. Only gateways that no route
-        covers and that no route treats as recursive (target-scope above 10) count.
+        show, so their gateways are in no known subnet; the connected route such a
+        client adds is in ``main``, whatever other tables hold. Only gateways that
+        no route of ``main`` covers, and that no route treats as recursive
+        (target-scope above 10), count.
         """
         ex = self.export
         if ex.addresses and not ex.dynamic_addresses:
@@ -223,8 +234,7 @@ class Evaluation:
         if addr not in self._on_link:
             self._on_link[addr] = addr not in self._recursive_intent and not any(
                 plen and by_net.get(int(addr) & _mask(plen))
-                for t in self.index.values()
-                for plen, by_net in t.items()
+                for plen, by_net in self.index.get("main", {}).items()
             )
         return self._on_link[addr]
 
@@ -243,10 +253,9 @@ class Evaluation:
             iface = self.connected_iface(g.address)
             if iface is not None:
                 return Hop(str(g.address), iface)
-        if self.assumed_on_link(g.address):
-            return Hop(str(g.address), None)
-        tables = [g.table] if g.table else list(dict.fromkeys((r.table, "main")))
-        for t in tables:
+        for t in _resolving_tables(g, r):
+            if t == "main" and self.assumed_on_link(g.address):
+                return Hop(str(g.address), None)
             hop = self._lookup(t, g.address, ts, i)
             if hop is not None:
                 return hop
@@ -273,9 +282,8 @@ class Evaluation:
         if g.address is None:
             return []
         ts = self.eff_ts.get(g.address, r.target_scope)
-        tables = [g.table] if g.table else list(dict.fromkeys((r.table, "main")))
         out: list[int] = []
-        for t in tables:
+        for t in _resolving_tables(g, r):
             by_len = self.index.get(t, {})
             for plen in range(32, -1, -1):
                 for j in by_len.get(plen, {}).get(int(g.address) & _mask(plen)) or ():
@@ -294,7 +302,8 @@ class Evaluation:
         ts = self.eff_ts.get(g.address, self.export.routes[i].target_scope)
         if ts >= CONNECTED_SCOPE and self.connected_iface(g.address) is not None:
             return False
-        return not self.assumed_on_link(g.address)
+        tables = _resolving_tables(g, self.export.routes[i])
+        return not ("main" in tables and self.assumed_on_link(g.address))
 
     # ---------------------------------------------------------------- reachability
 
@@ -408,16 +417,25 @@ class Evaluation:
         return out
 
 
+def _resolving_tables(g: Gateway, r: Route) -> tuple[str, ...]:
+    """The tables a gateway of route ``r`` is looked up in: ``x@table`` only in that
+    one, else the route's own table, then ``main``."""
+    return (g.table,) if g.table else tuple(dict.fromkeys((r.table, "main")))
+
+
 def _mask(plen: int) -> int:
     return (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
 
 
 def table_names(export: Export) -> list[str]:
-    """main, then every other table the export defines or marks, in file order."""
+    """main, then every other table the export defines or marks (an enabled mangle
+    rule), in file order."""
     seen: list[tuple[int, str]] = [(0, "main")]
     seen += [(t.line, t.name) for t in export.tables if t.name]
     seen += [(r.line, r.table) for r in export.routes]
-    seen += [(m.line, m.new_routing_mark) for m in export.mangle if m.new_routing_mark]
+    seen += [
+        (m.line, m.new_routing_mark) for m in export.mangle if m.new_routing_mark and not m.disabled
+    ]
     seen.sort(key=lambda p: p[0])
     return list(dict.fromkeys(name for _, name in seen))
 

@@ -12,13 +12,14 @@ this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.model import Export, Route
+from wanwatch.routeros.model import Export, InterfaceSet, Route
 from wanwatch.routeros.parse import parse_file, parse_text
 from wanwatch.routeros.report import Finding, Report, ScenarioResult, describe
 from wanwatch.routeros.simulate import (
@@ -311,6 +312,17 @@ def _checked(export: Export, ev: Evaluation, i: int, scripted: dict[int, int]) -
     return False
 
 
+def _unchecked(route: Route) -> str:
+    """Why a route is unchecked, as the rest of a sentence about it."""
+    written = (route.raw.get("check-gateway") or "").lower()
+    if route.check is None and written not in ("", "none"):
+        # The reader drops a check on a route whose gateways have no address.
+        return (
+            f"has check-gateway={written}, but a check on an interface gateway has nothing to ping"
+        )
+    return "has no check-gateway"
+
+
 def _no_check(
     export: Export,
     found: _Findings,
@@ -328,9 +340,9 @@ def _no_check(
             found.add(
                 "no-check",
                 choice.route.line,
-                f"the primary default route of table {table} (gateway {choice.gateway}) has "
-                "no check-gateway and no Netwatch script manages it: it stays active when "
-                "its uplink dies, so the backup is never used",
+                f"the primary default route of table {table} (gateway {choice.gateway}) "
+                f"{_unchecked(choice.route)} and no Netwatch script manages it: it stays "
+                "active when its uplink dies, so the backup is never used",
             )
 
 
@@ -381,7 +393,7 @@ def _dead_end(  # noqa: PLR0917 - one finding's facts, named at the call
             "no-check",
             route.line,
             f"in {sc.id} table {table} still sends into {nexthop} (gateway "
-            f"{gateway}, no check-gateway) although line "
+            f"{gateway}, which {_unchecked(route)}) although line "
             f"{export.routes[alternative].line} could carry it",
         )
     else:
@@ -446,7 +458,11 @@ def _lan_routed(export: Export, topo: _Topology) -> set[str]:
     routing rule with a source or interface matcher that is not an uplink's.
     """
     uplinks = {iface for iface, _ in topo.uplink_iface.values() if iface}
-    wan_lists = {name for name, members in export.interface_lists.items() if members & uplinks}
+    wan_lists = {
+        name
+        for name, members in export.interface_lists.items()
+        if any(u in members for u in uplinks)
+    }
     out: set[str] = set()
     for m in export.mangle:
         if m.disabled or not m.new_routing_mark or m.chain != "prerouting":
@@ -546,7 +562,7 @@ def _nat_covers(export: Export, iface: str) -> bool:
             continue
         if n.out_interface_list is not None:
             neg = n.out_interface_list.startswith("!")
-            members = export.interface_lists.get(n.out_interface_list.lstrip("!"), frozenset())
+            members = export.interface_lists.get(n.out_interface_list.lstrip("!"), InterfaceSet())
             if (iface in members) != neg:
                 return True
             continue
@@ -561,13 +577,30 @@ def _thr_avg(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) 
         hop = ev.forward(IPv4Address(nw.host))
         if hop is None or hop.key not in topo.uplinks:
             continue  # not watching anything beyond an uplink
+        radio = _radio_link(export, hop)
+        if radio is None:
+            continue  # on a wired uplink an average RTT above thr-avg means trouble
         thr = nw.thr_avg if nw.thr_avg is not None else NETWATCH_THR_AVG_DEFAULT
         if thr < LTE_RTT_FLOOR:
             given = "" if nw.thr_avg is not None else " (RouterOS default)"
             found.add(
                 "netwatch-thr-avg",
                 nw.line,
-                f"Netwatch {nw.host} has thr-avg={format_duration(thr)}{given}: a loaded LTE "
-                f"link averages more than that, so a slow uplink is declared dead; use at "
-                f"least {format_duration(LTE_RTT_FLOOR)}",
+                f"Netwatch {nw.host} watches radio link {radio} with "
+                f"thr-avg={format_duration(thr)}{given}: a loaded LTE link averages more "
+                f"than that, so a slow uplink is declared dead; use at least "
+                f"{format_duration(LTE_RTT_FLOOR)}",
             )
+
+
+# Interface names that say LTE / 3G-5G / a modem: "lte1", "wwan0", "ether1-LTE".
+_RADIO_NAME = re.compile(r"(?<![a-z])(?:lte|wwan|modem|gsm|umts|[345]g)", re.IGNORECASE)
+
+
+def _radio_link(export: Export, hop: Hop) -> str | None:
+    """The interface of an uplink's first hop if it is a radio link: an LTE or
+    PPP-over-modem client, or an interface named so; None when wired or unknown."""
+    for name in dict.fromkeys(n for n in (hop.interface, hop.key) if n):
+        if name in export.radio_links or _RADIO_NAME.search(name):
+            return name
+    return None

@@ -10,14 +10,17 @@ does not pay its memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
 
 import msgspec
 
+from wanwatch.daemon.cache import Cached
+from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.history import History
-from wanwatch.daemon.web.http import Response, text
+from wanwatch.daemon.httpd import Response, text
 from wanwatch.engine.events import Event
 from wanwatch.status import Status, to_json
 
@@ -34,65 +37,53 @@ STATIC = {
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-class _Cached:
-    """One encoded document, rebuilt when older than TTL or marked stale."""
-
-    def __init__(self, build: Callable[[], Any], clock: Callable[[], float]) -> None:
-        self._build = build
-        self._clock = clock
-        self._body = b""
-        self._at = float("-inf")
-
-    def stale(self) -> None:
-        self._at = float("-inf")
-
-    def get(self) -> bytes:
-        now = self._clock()
-        if now - self._at >= TTL:
-            self._body = msgspec.json.encode(self._build())
-            self._at = now
-        return self._body
+def static_files() -> dict[str, bytes]:
+    """The page's files as shipped in the package, by path (read once, at start)."""
+    return {
+        path: resources.files("wanwatch.daemon.web").joinpath("static", name).read_bytes()
+        for path, (name, _) in STATIC.items()
+    }
 
 
 class StatusPage:
     """Answers the page's requests from the daemon's state; ``on_event`` marks it changed.
 
-    ``status`` returns the daemon's shared status snapshot.
+    ``status`` returns the daemon's shared status snapshot; ``files``: static_files().
     """
 
     def __init__(
         self,
+        *,
+        files: Mapping[str, bytes],
         status: Callable[[], Status],
         events: Callable[[], Iterable[Event]],
         history: History,
         counts: Callable[[], Mapping[str, int]],
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
+        self._files = files
         self._status = status
         self._events = events
         self._history = history
         self._counts = counts
-        self._files = {
-            path: resources.files("wanwatch.daemon.web").joinpath("static", name).read_bytes()
-            for path, (name, _) in STATIC.items()
-        }
-        self._api_status = _Cached(self._status_doc, clock)
-        self._api_history = _Cached(history.to_json, clock)
-        self._metrics: Callable[[], tuple[bytes, str]] | None = None
+        self._clock = clock
+        self._api_status = Cached(self._status_doc, clock, TTL)
+        self._api_history = Cached(lambda: msgspec.json.encode(history.to_json()), clock, TTL)
 
     def on_event(self, ev: Event) -> None:
         self._api_status.stale()
         if ev.name == "config.reloaded":  # uplinks may have come or gone
             self._api_history.stale()
 
-    def _status_doc(self) -> dict[str, Any]:
-        wall = self._history.wall
+    def _status_doc(self) -> bytes:
+        wall = self._clock.wall
         log = list(self._events())[-LOG_LINES:]
-        return {
+        doc: dict[str, Any] = {
             **to_json(self._status()),
             "timeline": self._history.timeline(),
             "log": [{"at": round(wall(e.at), 3), "name": e.name, "text": str(e)} for e in log],
         }
+        return msgspec.json.encode(doc)
 
     def handle(self, path: str) -> Response:
         if path in self._files:
@@ -106,10 +97,8 @@ class StatusPage:
             return Response(200, content_type, body, NO_STORE)
         return text(HTTPStatus.NOT_FOUND, f"{path}: not here (/, /api/status, /metrics)")
 
-    def _scrape(self) -> tuple[bytes, str]:
-        if self._metrics is None:
-            from wanwatch.daemon import metrics  # ~4 MB RSS: only once someone scrapes
+    @cached_property
+    def _scrape(self) -> Callable[[], tuple[bytes, str]]:
+        from wanwatch.daemon import metrics  # ~4 MB RSS: only once someone scrapes
 
-            collector = metrics.StatusCollector(self._status, self._counts)
-            self._metrics = metrics.exposition(collector)
-        return self._metrics()
+        return metrics.exposition(metrics.StatusCollector(self._status, self._counts))

@@ -21,7 +21,7 @@ optionally from several client addresses (:func:`add_client_addresses`: more
 office machines behind the client's one veth, so an address-hashing
 classifier sees many inputs), each reporting the client address and port the
 router hashed and the ISP that carried it; :func:`bulk` runs N parallel bulk
-TCP flows against the lab's source/sink server (services.py) and reports the
+TCP flows against the lab's source/sink server (worker/servers.py) and reports the
 bytes of each flow and its ISP, the throughput read from the kernel's TCP
 counters at the two ends of a measurement window.
 
@@ -31,7 +31,6 @@ This package is the controller side, one module per kind of measurement:
 load, two-way or one-way), over ``spawn`` (starting workers).
 """
 
-from wanwatch.lab.services import BULK_PORT, WHOAMI_PORT
 from wanwatch.lab.traffic.bulk import BulkFlow, BulkResult, bulk, bulk_server
 from wanwatch.lab.traffic.connect import (
     Attempt,
@@ -54,8 +53,6 @@ from wanwatch.lab.traffic.probes import (
 from wanwatch.lab.traffic.stream import Stream, udp_sink
 
 __all__ = [
-    "BULK_PORT",
-    "WHOAMI_PORT",
     "Attempt",
     "BulkFlow",
     "BulkResult",

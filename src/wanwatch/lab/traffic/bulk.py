@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -10,12 +9,14 @@ from typing import TYPE_CHECKING
 
 from wanwatch.errors import LabError
 from wanwatch.lab import services
-from wanwatch.lab.services import BULK_PORT
-from wanwatch.lab.traffic.spawn import POLL, run_worker, worker_argv
+from wanwatch.lab.traffic.spawn import run_worker
+from wanwatch.lab.worker import worker_argv
 from wanwatch.lab.worker.limits import MAX_BULK_FLOWS, MAX_BULK_SECONDS
+from wanwatch.lab.worker.servers import BULK_PORT
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,18 @@ class BulkResult:
 
 
 def bulk_server(lab: Lab) -> Proc:
-    """The lab's bulk source/sink server (services.py) on the whoami addresses; started on
+    """The lab's bulk source/sink server (worker/servers.py) on the whoami addresses; started on
     first use inside the internet namespace, stopped by the lab like its other processes."""
     for proc in lab.procs:
         if proc.name == "bulk" and proc.alive():
             return proc
     argv = services.bulk_argv(lab.topology.whoami, BULK_PORT)
     proc = lab.spawn(lab.inet_ns, argv, "bulk")
-    deadline = time.monotonic() + 10
-    while not any(r.get("ev") == "listening" for r in proc.records()):
-        if not proc.alive() or time.monotonic() >= deadline:
-            lab.stop_proc(proc)
-            raise LabError(f"bulk server did not start: {proc.stderr()[-800:]}")
-        time.sleep(POLL)
+    try:
+        proc.wait_ready(lambda: proc.reported("listening"), 10, "listening")
+    except LabError:
+        lab.stop_proc(proc)
+        raise
     return proc
 
 

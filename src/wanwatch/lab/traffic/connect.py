@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING
 
 from wanwatch.engine.policy import plan_for
 from wanwatch.errors import LabError
-from wanwatch.lab import netns
+from wanwatch.lab import netns, poll
 from wanwatch.lab.netns import Tail
-from wanwatch.lab.services import WHOAMI_PORT
-from wanwatch.lab.traffic.spawn import POLL, worker_argv
+from wanwatch.lab.traffic.spawn import POLL
+from wanwatch.lab.worker import worker_argv
 from wanwatch.lab.worker.limits import DEFAULT_MAX_SECONDS, MAX_ATTEMPTS
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 from wanwatch.linux.nft import predict_bucket
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,25 @@ class ConnectLoop:
             if self.finished or time.monotonic() >= deadline:
                 return None
             time.sleep(POLL)
+
+    def settled(self, before: float, timeout: float) -> list[Attempt]:
+        """Wait until every attempt started before monotonic ``before`` has finished; every
+        attempt reported so far. LabError after ``timeout`` seconds.
+
+        Attempts start in sequence order and report when they finish, in any order:
+        all of those before are in once one started at/after ``before`` has reported
+        and so has every lower sequence number.
+        """
+
+        def done() -> bool:
+            self.poll()
+            later = [a.seq for a in self._seen if a.t0 >= before]
+            seen = {a.seq for a in self._seen}
+            return self.finished or (bool(later) and seen.issuperset(range(min(later))))
+
+        what = f"the connections from {self.client} started before {before:.3f} to finish"
+        poll.until(done, timeout, what)
+        return list(self._seen)
 
     def stop(self) -> list[Attempt]:
         """Stop the worker; every attempt it reported."""

@@ -8,11 +8,13 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from wanwatch.errors import LabError
-from wanwatch.lab.services import WHOAMI_PORT
-from wanwatch.lab.traffic.spawn import POLL, worker_argv
+from wanwatch.lab.traffic.spawn import POLL
+from wanwatch.lab.worker import worker_argv
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 @dataclass

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
-from wanwatch.lab.traffic.spawn import run_worker, worker_argv
+from wanwatch.lab.traffic.spawn import run_worker
+from wanwatch.lab.worker import worker_argv
 from wanwatch.lab.worker.limits import RST_GAP
 
 if TYPE_CHECKING:

@@ -1,8 +1,7 @@
-"""Starting traffic workers (``wanwatch.lab.worker``) in lab namespaces from the test process."""
+"""Running traffic workers (``wanwatch.lab.worker``) in lab namespaces from the test process."""
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 from wanwatch.errors import LabError
@@ -11,11 +10,6 @@ if TYPE_CHECKING:
     from wanwatch.lab.topology import Lab
 
 POLL = 0.005  # how often the library side looks at a worker's output
-
-
-def worker_argv(*args: str) -> list[str]:
-    """The command line of one worker: ``python -m wanwatch.lab.worker <args>``."""
-    return [sys.executable, "-m", "wanwatch.lab.worker", *args]
 
 
 def run_worker(

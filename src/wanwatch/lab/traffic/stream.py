@@ -10,11 +10,12 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
-from wanwatch.lab.traffic.spawn import worker_argv
+from wanwatch.lab.worker import worker_argv
 from wanwatch.lab.worker.limits import SINK_PORT
 
 if TYPE_CHECKING:
-    from wanwatch.lab.topology import Lab, Proc
+    from wanwatch.lab.procs import Proc
+    from wanwatch.lab.topology import Lab
 
 
 class Stream:

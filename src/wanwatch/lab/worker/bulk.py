@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Any
 
-from wanwatch.lab.services import BULK_SNDBUF
 from wanwatch.lab.worker.report import emit, errname
+from wanwatch.lab.worker.servers import BULK_SNDBUF
 from wanwatch.lab.worker.tcp import read_json_line
 
 # struct tcp_info (linux/tcp.h): tcpi_bytes_acked and tcpi_bytes_received, u64 each.

@@ -5,23 +5,14 @@ from __future__ import annotations
 import argparse
 import random
 import select
-import signal
 import socket
 import time
-from collections.abc import Callable
 
 from wanwatch.lab.worker.report import emit
+from wanwatch.lab.worker.stop import stop_flag
 from wanwatch.probe.icmp import build_echo
 
 _PAYLOAD = b"wanwatch-lab-stream" + bytes(16)  # non-empty: some networks drop empty echoes
-
-
-def _stop_flag() -> Callable[[], bool]:
-    """Whether SIGTERM or SIGINT has arrived (the lab stops workers with SIGTERM)."""
-    stop: list[bool] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stop.append(True))
-    return lambda: bool(stop)
 
 
 def _socket(proto: str) -> socket.socket:
@@ -35,7 +26,7 @@ def _socket(proto: str) -> socket.socket:
 
 def stream(args: argparse.Namespace) -> None:
     """``--rate`` packets per second to ``--dst`` for ``--seconds``; answers only counted."""
-    stopped = _stop_flag()
+    stopped = stop_flag()
     sock = _socket(args.proto)
     ident = random.randrange(1, 0xFFFF)
     gap = 1.0 / args.rate
@@ -76,7 +67,7 @@ def stream(args: argparse.Namespace) -> None:
 
 def sink(args: argparse.Namespace) -> None:
     """Read UDP datagrams on ``--port`` for ``--seconds`` and answer none."""
-    stopped = _stop_flag()
+    stopped = stop_flag()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", args.port))
     end = time.monotonic() + args.seconds

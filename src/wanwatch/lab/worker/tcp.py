@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import errno
 import json
-import signal
 import socket
 import time
 from typing import Any
 
 from wanwatch.lab.worker.report import emit, errname
+from wanwatch.lab.worker.stop import stop_event, stop_flag
 
 
 def read_json_line(sock: socket.socket, what: str) -> Any:
@@ -23,15 +23,6 @@ def read_json_line(sock: socket.socket, what: str) -> Any:
             raise ConnectionResetError(errno.ECONNRESET, f"closed before {what}")
         line += chunk
     return json.loads(line)
-
-
-def stop_event() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (the lab stops a worker with SIGTERM)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 async def connect_loop(args: argparse.Namespace) -> None:
@@ -93,14 +84,7 @@ async def connect_loop(args: argparse.Namespace) -> None:
 
 
 def flow(args: argparse.Namespace) -> None:
-    stopping = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopped = stop_flag()
     end = time.monotonic() + args.max_seconds
     try:
         sock = socket.create_connection(
@@ -117,12 +101,12 @@ def flow(args: argparse.Namespace) -> None:
     seq = 0
     buf = b""
     try:
-        while not stopping and time.monotonic() < end:
+        while not stopped() and time.monotonic() < end:
             seq += 1
             sent = time.monotonic()
             sock.sendall(f"{seq}\n".encode())
             stalled = False
-            while not stopping and time.monotonic() < end:
+            while not stopped() and time.monotonic() < end:
                 try:
                     chunk = sock.recv(4096)
                 except TimeoutError:

@@ -1,7 +1,7 @@
 """A lab web server: the fake internet's "generate_204", or an ISP's captive portal.
 
-Run inside a lab namespace as
-``python -m wanwatch.lab.worker.web --listen ADDR [--listen ADDR] --port N --mode M``:
+Run inside a lab namespace as the worker command
+``web --listen ADDR [--listen ADDR] --port N --mode M [--location URL]``:
 
 - ``ok``: ``GET /generate_204`` answers 204 No Content (what connectivity checks
   ask, e.g. Android's), any other path 404;
@@ -19,19 +19,18 @@ one with its counts when it stops. A connection reset right after the handshake
 from __future__ import annotations
 
 import argparse
-import signal
 import socketserver
-import sys
 import threading
 import time
-from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from wanwatch.lab.worker.limits import DEFAULT_MAX_SECONDS
 from wanwatch.lab.worker.report import emit
+from wanwatch.lab.worker.stop import stop_flag
 
 GENERATE_204 = "/generate_204"
+PORTAL_LOCATION = "http://portal.lab.test/topup"
+_STOP_POLL = 0.1  # how soon a SIGTERM is acted on (the servers run in threads)
 PAGE = b"<html><body><h1>Your quota is used up</h1><a href=/topup>Top up</a></body></html>"
 
 
@@ -83,42 +82,27 @@ class _Server(ThreadingHTTPServer):
             _Handler.counts["resets"] += 1
 
 
-def serve(listen: Sequence[str], port: int, mode: str, location: str, max_seconds: float) -> None:
-    _Handler.mode, _Handler.location = mode, location
-    servers = [_Server((host, port), _Handler) for host in listen]
+def web(args: argparse.Namespace) -> None:
+    """Serve ``--mode`` on every ``--listen`` address until SIGTERM or ``--max-seconds``."""
+    _Handler.mode, _Handler.location = args.mode, args.location
+    servers = [_Server((host, args.port), _Handler) for host in args.listen]
     threads = [threading.Thread(target=s.serve_forever, args=(0.1,), daemon=True) for s in servers]
     for t in threads:
         t.start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stop.set())
+    stopped = stop_flag()
     emit(
         {
             "ev": "listening",
-            "listen": list(listen),
-            "port": port,
-            "mode": mode,
+            "listen": args.listen,
+            "port": args.port,
+            "mode": args.mode,
             "t": time.monotonic(),
         }
     )
-    stop.wait(max_seconds)
+    end = time.monotonic() + args.max_seconds
+    while not stopped() and time.monotonic() < end:
+        time.sleep(_STOP_POLL)
     for s in servers:
         s.shutdown()
         s.server_close()
     emit({"ev": "stopped", **_Handler.counts, "t": time.monotonic()})
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wanwatch.lab.worker.web")
-    parser.add_argument("--listen", action="append", required=True)
-    parser.add_argument("--port", type=int, default=80)
-    parser.add_argument("--mode", choices=["ok", "portal", "page"], default="ok")
-    parser.add_argument("--location", default="http://portal.lab.test/topup")
-    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
-    args = parser.parse_args(argv)
-    serve(args.listen, args.port, args.mode, args.location, args.max_seconds)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,8 @@ never turns into a burst of loss. Bounded: it exits after ``--max-seconds``,
 and never holds more than ``MAX_HELD`` packets (beyond that it passes them
 on undelayed).
 
-Run as ``python -m wanwatch.lab.delay --queue N --delay-ms D [--jitter-ms J]``
-(needs pip ``NetfilterQueue``, built against ``libnetfilter-queue-dev``).
+Run as the worker ``delay --queue N --delay-ms D [--jitter-ms J]`` (faults.py
+starts it; needs pip ``NetfilterQueue``, built against ``libnetfilter-queue-dev``).
 """
 
 from __future__ import annotations
@@ -27,35 +27,15 @@ import random
 import selectors
 import signal
 import socket
-import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from wanwatch.lab.worker.report import emit
+from wanwatch.lab.worker.stop import stop_flag
 
 MAX_HELD = 20000
 # Kernel-side queue length (packets waiting for our verdict, held ones included).
 QUEUE_MAXLEN = 30000
-
-
-def releaser_argv(
-    queue: int, delay_ms: float, jitter_ms: float = 0.0, max_seconds: float = 3600.0
-) -> list[str]:
-    """argv of a releaser for queue ``queue`` (run it inside the ISP's namespace)."""
-    return [
-        sys.executable,
-        "-m",
-        "wanwatch.lab.delay",
-        "--queue",
-        str(queue),
-        "--delay-ms",
-        str(delay_ms),
-        "--jitter-ms",
-        str(jitter_ms),
-        "--max-seconds",
-        str(max_seconds),
-    ]
 
 
 def hold_time(delay: float, jitter: float, rng: random.Random) -> float:
@@ -103,15 +83,8 @@ def run(queue: int, delay: float, jitter: float, max_seconds: float) -> dict[str
     wake_r, wake_w = socket.socketpair()
     wake_r.setblocking(False)
     wake_w.setblocking(False)
+    stopped = stop_flag()
     signal.set_wakeup_fd(wake_w.fileno())
-    stopping = False
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
 
     nfq = NetfilterQueue()
     # COPY_META: we never look at the payload, only hold and release.
@@ -122,7 +95,7 @@ def run(queue: int, delay: float, jitter: float, max_seconds: float) -> dict[str
     emit({"ev": "bound", "queue": queue, "t": time.monotonic()})
     end = time.monotonic() + max_seconds
     try:
-        while not stopping:
+        while not stopped():
             now = time.monotonic()
             if now >= end:
                 break
@@ -144,17 +117,7 @@ def run(queue: int, delay: float, jitter: float, max_seconds: float) -> dict[str
     return held.stats
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wanwatch.lab.delay")
-    parser.add_argument("--queue", type=int, required=True)
-    parser.add_argument("--delay-ms", type=float, required=True)
-    parser.add_argument("--jitter-ms", type=float, default=0.0)
-    parser.add_argument("--max-seconds", type=float, default=3600.0)
-    args = parser.parse_args(argv)
+def delay(args: argparse.Namespace) -> None:
+    """The releaser of ``--queue``; reports what it held once it stops."""
     stats = run(args.queue, args.delay_ms / 1000, args.jitter_ms / 1000, args.max_seconds)
     emit({"ev": "stopped", **stats, "t": time.monotonic()})
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,128 @@
+"""What ``wanwatch status`` shows, put together from the daemon's parts.
+
+Cheap: nothing here waits for the kernel (the backend's counters are read off
+the loop, the leases are one small file). Many readers at once -- a dashboard,
+scrapers, scripts polling ``status`` -- share one snapshot at most
+STATUS_MAX_AGE old, so their number does not multiply the loop's work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from wanwatch import status as st
+from wanwatch.config import Config
+from wanwatch.daemon.cache import Cached
+from wanwatch.daemon.clock import Clock
+from wanwatch.daemon.control import encode
+from wanwatch.daemon.eventlog import EventLog
+from wanwatch.daemon.parts import Backend, LanServices, Links, Probes, Uplinks
+from wanwatch.daemon.steer import Steering
+from wanwatch.engine.core import Engine
+
+STATUS_MAX_AGE = 0.05
+STATUS_EVENTS = 20  # the latest events a status answer carries
+
+
+class StatusSnapshot:
+    """The daemon's status, and the encoded control-socket answer shared by its readers."""
+
+    def __init__(
+        self,
+        *,
+        config: Callable[[], Config],
+        engine: Engine,
+        steering: Steering,
+        probes: Probes,
+        backend: Backend,
+        links: Links,
+        uplinks: Uplinks,
+        lan: LanServices,
+        events: EventLog,
+        clock: Clock,
+    ) -> None:
+        self._config = config
+        self._engine = engine
+        self._steering = steering
+        self._probes = probes
+        self._backend = backend
+        self._links = links
+        self._uplinks = uplinks
+        self._lan = lan
+        self._events = events
+        self._clock = clock
+        self._shared = Cached(self._encoded, clock, STATUS_MAX_AGE)
+
+    def shared(self) -> tuple[st.Status, bytes]:
+        """The status and its encoded answer, computed at most once per STATUS_MAX_AGE."""
+        return self._shared.get()
+
+    def _encoded(self) -> tuple[st.Status, bytes]:
+        status = self.status()
+        return status, encode(st.to_json(status))
+
+    def status(self) -> st.Status:
+        """Everything ``wanwatch status`` shows, now."""
+        now = self._clock()
+        steering = self._steering
+        intent = steering.intent()
+        probes = self._probes.stats()
+        age, counters = self._backend.counters()
+        extra = self._uplink_extras()
+        wans = [
+            st.UplinkStatus(
+                name=s.name,
+                state=s.state.value,
+                rtt_ms=None if s.rtt_ms is None else round(s.rtt_ms, 1),
+                loss_pct=round(s.loss_pct, 1),
+                since=self._clock.iso(s.since),
+                for_s=round(now - s.since, 1),
+                preferred=s.preferred,
+                carrying=s.name in intent.active,
+                admin=s.admin.value,
+                phase=s.phase,
+                progress=s.progress,
+                targets=s.targets,
+                probes=st.ProbeStats(**probes.get(s.name, {})),
+                **extra.get(s.name, {}),
+            )
+            for s in self._engine.status(now)
+        ]
+        heal = steering.heal
+        retry = heal.retry
+        return st.Status(
+            wans=wans,
+            active=list(intent.active),
+            mode=intent.mode,
+            stale=intent.stale,
+            applied=steering.applied == intent and not retry.failed,
+            backend_error=heal.error,
+            failed_steps=dict(retry.failed),
+            retry_in_s=None if retry.due is None else round(max(0.0, retry.due - now), 2),
+            contested=heal.tug.contested(),
+            repairs=heal.repairs,
+            counters=counters,
+            counters_age_s=None if age is None else round(age, 2),
+            dnsmasq=self._lan.dnsmasq_status(),
+            ha=self._lan.ha_status(),
+            leases=self.leases(),
+            events=[str(e) for e in self._events.recent(STATUS_EVENTS)],
+            uptime_s=round(now - steering.started_at, 1),
+            pid=os.getpid(),
+        )
+
+    def leases(self) -> list[dict[str, Any]]:
+        return self._lan.leases(self._config())
+
+    def _uplink_extras(self) -> dict[str, dict[str, Any]]:
+        """Per uplink: kind, link, address and gateway in use, lease (linux/uplinks.py)."""
+        resolved = self._backend.resolved()
+        carrier = self._links.state()
+        return {
+            w.name: self._uplinks.status(
+                w.name, carrier.get(w.interface, False), resolved.get(w.name)
+            )
+            for w in self._config().wans
+        }

@@ -1,0 +1,184 @@
+"""Fake parts for unit tests of the daemon (parts.py says what each must do).
+
+Each records the steps the daemon asks of it into a shared ``calls`` list, so a
+test can check the order in which the daemon starts and stops its parts.
+"""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import Future
+from typing import Any
+
+from wanwatch.config import Config
+from wanwatch.daemon.parts import Backend as BackendPart
+from wanwatch.daemon.parts import Drift, Parts
+from wanwatch.engine.events import Event
+from wanwatch.engine.intent import Intent
+from wanwatch.errors import NetlinkError
+
+
+class Part:
+    """A fake part; each step the daemon asks of it is appended to ``calls``."""
+
+    def __init__(self, calls: list[str], name: str) -> None:
+        self.calls = calls
+        self.name = name
+
+    def record(self, step: str) -> None:
+        self.calls.append(f"{self.name}.{step}")
+
+
+class Backend(Part):
+    def __init__(self, calls: list[str], fail_start: bool) -> None:
+        super().__init__(calls, "backend")
+        self.fail_start = fail_start
+
+    def start(self) -> list[Event]:
+        self.record("start")
+        if self.fail_start:
+            raise NetlinkError("RTM_NEWRULE: Operation not permitted")
+        return []
+
+    def stop(self) -> list[Event]:
+        self.record("stop")
+        return []
+
+    def apply(self, intent: Intent, *, full: bool = False) -> list[Event]:
+        return []
+
+    def apply_soon(self, intent: Intent, *, full: bool = False) -> Future[list[Event]]:
+        f: Future[list[Event]] = Future()
+        f.set_result([])
+        return f
+
+    def carrier(self) -> dict[str, bool]:
+        return {}
+
+    def counters(self) -> tuple[None, dict[str, Any]]:
+        return None, {}
+
+    def resolved(self) -> dict[str, Any]:
+        return {}
+
+
+class Watcher(Part):
+    """Links or drift: a socket pair stands in for the netlink socket the loop reads."""
+
+    def __init__(self, calls: list[str], name: str) -> None:
+        super().__init__(calls, name)
+        self.sockets: tuple[socket.socket, socket.socket] | None = None
+
+    def open(self) -> None:
+        self.record("open")
+        self.sockets = socket.socketpair()
+
+    def close(self) -> None:
+        self.record("close")
+        for s in self.sockets or ():
+            s.close()
+
+    def fileno(self) -> int:
+        assert self.sockets is not None, "read before open"
+        return self.sockets[0].fileno()
+
+    def filenos(self) -> tuple[int, ...]:
+        return (self.fileno(),)
+
+    def present(self, name: str) -> bool:
+        return True
+
+    def state(self) -> dict[str, bool]:
+        return {}
+
+
+class Probes(Part):
+    async def start(self) -> None:
+        self.record("start")
+
+    async def close(self) -> None:
+        self.record("close")
+
+    def add_uplink(self, wan: str, *args: Any) -> None:
+        self.record(f"add {wan}")
+
+    def send(self, *args: Any) -> None:
+        pass
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {}
+
+
+class Traffic(Part):
+    def start(self, uplinks: Any) -> None:
+        self.record("start")
+
+    def stop(self) -> None:
+        self.record("stop")
+
+
+class Uplinks(Part):
+    def link(self, ifname: str, present: bool) -> list[str]:
+        return []
+
+    async def stop(self) -> None:
+        self.record("stop")
+
+    def usable_link(self, wan: str, carrier: bool) -> bool:
+        return True
+
+    def probe_source(self, wan: str) -> None:
+        return None
+
+    def overlay(self, intent: Intent) -> Intent:
+        return intent
+
+    def status(self, *args: Any) -> dict[str, Any]:
+        return {}
+
+
+class Lan(Part):
+    async def start(self) -> None:
+        self.record("start")
+
+    async def follow(self, uplinks: Any) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.record("stop")
+
+    def dnsmasq_status(self) -> dict[str, Any]:
+        return {}
+
+    def ha_status(self) -> None:
+        return None
+
+    def leases(self, config: Config) -> list[dict[str, Any]]:
+        return []
+
+
+class Hooks(Part):
+    def on_event(self, ev: Event) -> None:
+        pass
+
+    async def drain(self, timeout: float) -> None:
+        self.record("drain")
+
+    def pet(self, now: float) -> float:  # as sd_notify outside systemd: no watchdog
+        return float("inf")
+
+
+def fake_parts(calls: list[str], backend: BackendPart, drift: Drift | None = None) -> Parts:
+    """Every part a fake recording into ``calls``; ``backend`` (and ``drift``) the test's own."""
+    hooks = Hooks(calls, "hooks")
+    return Parts(
+        backend=backend,
+        links=Watcher(calls, "links"),
+        drift=Watcher(calls, "drift") if drift is None else drift,
+        lan=Lan(calls, "lan"),
+        hooks=hooks,
+        watchdog=hooks,
+        probes=lambda on_reply: Probes(calls, "probes"),
+        traffic=lambda on_stall, rtt: Traffic(calls, "traffic"),
+        uplinks=lambda on_lease: Uplinks(calls, "uplinks"),
+    )  # fakes with only what the daemon reaches
