@@ -755,3 +755,33 @@ def test_tcp_and_dns_with_carrier_lost_do_not_leak_unless_unbound(lab: Lab) -> N
         leaky = probe_methods(lab.router, {"leaky": Uplink("wan1", MARK1, WAN1, bind_device=False)})
     assert len(leaky.replies["leaky"]) == 20
     assert lab.isp_count(lab.isp2, "udp_cust") == 5
+
+
+def test_a_connect_answered_only_by_a_retransmitted_syn_is_no_answer(lab: Lab) -> None:
+    """A blackhole that clears while a connect waits: the kernel's SYN retransmission
+    (after its 1 s initial RTO) completes it, but the probe's own SYN was lost."""
+    lab.blackhole_isp1()
+    target = TcpTarget(address=TARGET, port=WEB_PORT)
+    got: list[float] = []
+
+    async def main() -> dict[str, int]:
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal: got.append(rtt))
+        hub.add_uplink("a", "wan1", MARK1, WAN1)
+        await hub.start()
+        try:
+            hub.send("a", target, 1)
+            await until(lambda: lab.isp_count(lab.isp1, "blackholed") >= 1, "the SYN dropped")
+            await asyncio.to_thread(
+                run, lab.isp1, "nft", "flush", "chain", "inet", "isp", "blackhole"
+            )
+            await until(lambda: hub.stats()["a"]["pending"] == 0, "the connect to end")
+            hub.send("a", target, 2)  # the path answers again: a probe now counts
+            await until(lambda: bool(got), "a reply")
+            return hub.stats()["a"]
+        finally:
+            await hub.close()
+
+    with inet_servers(lab.inet):
+        stats = in_netns_async(lab.router, main)
+    assert len(got) == 1 and got[0] < 0.5  # the second probe only, at the path's own RTT
+    assert (stats["sent"], stats["replies"], stats["send_errors"]) == (2, 1, 0)
