@@ -10,8 +10,8 @@ run stays at these figures.
 
 Bytes are IP bytes, both directions, what a carrier counts. Per probe, with
 Linux's TCP options (MSS, SACK, timestamps, window scale: a SYN is 60 bytes, a
-segment 52 with timestamps, a RST 40), measured in the lab with nft counters
-(bench/probe_methods.py):
+segment 52 with timestamps, a RST 40), counted from the packets each probe
+exchanges:
 
 - ICMP: echo request and reply, 20 + 8 + 56 bytes each;
 - TCP: SYN, SYN-ACK, ACK, RST;

@@ -17,7 +17,7 @@ URL's host name resolves to, so probing never depends on DNS (docs/probes.md);
 the host is sent as the Host header only. Only the response head is read, at
 most h11's 16 KiB event limit; the connection is then reset (tcp.py). h11 is
 imported only when a config has an http target (the hub loads this module on
-the first such probe): it costs ~0.2 MB resident (bench/probe_methods.py).
+the first such probe): it costs ~0.2 MB resident (bench/footprint.py).
 """
 
 from __future__ import annotations
