@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wanwatch.config import Config, load, loads
-from wanwatch.engine.core import Engine
+from wanwatch.engine.core import Engine, WanStatus
 from wanwatch.engine.intent import Health
 from wanwatch.engine.sim import PORTAL_URL, LinkModel, Simulator, first_after
 
@@ -355,6 +355,20 @@ def test_portal_is_detected_routed_like_down_and_left_after_a_hold(mixed: Config
     assert up is not None and up.fields["prev"] == "portal" and up.fields["hold_s"] == 10.0
     fb = first_after(sim.events, "policy.failback", 0)
     assert fb is not None and fb.at == pytest.approx(up.at + 10.0)
+
+
+def test_status_names_the_portal_url_while_portal_only(mixed: Config) -> None:
+    sim = Simulator(mixed, {P: LinkModel(rtt=0.045, portal=[(60.0, 200.0)]), B: WIRED}, seed=1)
+
+    def primary() -> WanStatus:
+        return next(w for w in sim.engine.status(sim.now) if w.name == P)
+
+    sim.run_until(50)
+    assert (primary().state, primary().portal) == (Health.UP, None)
+    sim.run_until(150)
+    assert (primary().state, primary().portal) == (Health.PORTAL, PORTAL_URL)
+    sim.run_until(260)
+    assert (primary().state, primary().portal) == (Health.UP, None)
 
 
 def test_a_portal_as_last_resort_carries_only_when_nothing_else_can(mixed: Config) -> None:

@@ -335,6 +335,9 @@ def format_status(answer: dict[str, Any]) -> str:
                 f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
     lines += [line for w in st.wans if (line := _dynamic_line(w))]
+    lines += [
+        f"{w.name}: captive portal, web sent to {w.portal_url}" for w in st.wans if w.portal_url
+    ]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:

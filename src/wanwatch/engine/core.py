@@ -47,6 +47,7 @@ class WanStatus:
     # (good answers / needed for UP), "hold" (seconds left before failback), or None.
     phase: str | None
     progress: dict[str, float]
+    portal: str | None = None  # while PORTAL: where a captive portal sends its HTTP probes
 
 
 # At start every uplink is UNKNOWN. Choosing before the better ones had their
@@ -239,6 +240,7 @@ class Engine:
                     admin=self._admin.get(name, Admin.ENABLED),
                     phase=phase,
                     progress=progress,
+                    portal=s.portal_url if s.health is Health.PORTAL else None,
                 )
             )
         return out
