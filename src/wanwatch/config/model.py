@@ -342,6 +342,7 @@ class Hooks(Model, frozen=True):
     on_failover: Argv | None = None
     on_failback: Argv | None = None
     on_admin: Argv | None = None  # wanwatch disable / enable
+    on_portal: Argv | None = None  # a captive portal took the uplink (docs/probes.md); {url}
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 

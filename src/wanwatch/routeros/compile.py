@@ -535,6 +535,8 @@ def _notes(cfg: Config, version: int) -> list[str]:
     for key in ("on_failover", "on_failback"):
         if getattr(hooks, key) is not None:
             out.append(f"hooks.{key}: RouterOS has no event when the active route changes")
+    if hooks.on_portal is not None:
+        out.append("hooks.on_portal: Netwatch cannot tell a captive portal from an answer")
     if any(getattr(hooks, k) is not None for k in ("on_down", "on_up", "on_failover")):
         out.append(f"hooks.timeout={fd(hooks.timeout)}: Netwatch scripts have no timeout")
     ranked = _ranked(cfg)
