@@ -39,10 +39,12 @@ import json
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import PurePath
+from urllib.parse import urlsplit
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import kind, static_address
+from wanwatch.config.model import HttpTarget, IcmpTarget, Target, TcpTarget
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
 
@@ -459,23 +461,71 @@ def _hook_text(argv: tuple[str, ...] | None, wan: Wan) -> str:
 
 
 def _netwatch(s: _Script, cfg: Config, version: int) -> None:
+    """One Netwatch entry per target it can ask: icmp; tcp as tcp-conn and http as
+    http-get (RouterOS 7.4+, the first with probe types); dns and the rest are notes
+    (:func:`_probe_notes`)."""
     for i, w in _ranked(cfg):
         mon = cfg.monitor_for(w)
-        for t, target in enumerate(w.probe.addresses):
-            down = f"wanwatch: uplink {w.name} target {target} down"
-            up = f"wanwatch: uplink {w.name} target {target} up"
-            props: dict[str, str | None] = {"host": str(target)}
+        for t, target in enumerate(w.probe.targets):
+            kind = _netwatch_type(target, version)
+            if kind is None:
+                continue
+            where = target.label
+            down = f"wanwatch: uplink {w.name} target {where} down"
+            up = f"wanwatch: uplink {w.name} target {where} up"
+            props: dict[str, str | None] = {"host": str(target.address)}
             if version == 7:
-                props["type"] = "icmp"
-            props["interval"] = ros_duration(mon.interval)
+                props["type"] = kind
+            if isinstance(target, TcpTarget):
+                props["port"] = str(target.port)
+            elif isinstance(target, HttpTarget):
+                props["port"] = str(urlsplit(target.url).port or 80)
+            props["interval"] = ros_duration(target.own_interval() or mon.interval)
             if mon.timeout is not None:
                 props["timeout"] = ros_duration(mon.timeout)
-            if version == 7:
+            if version == 7 and kind == "icmp":
                 props["thr_avg"] = ros_duration(mon.degraded_rtt)
             props["down_script"] = _log_script(down + _hook_text(cfg.hooks.on_down, w))
             props["up_script"] = _log_script(up + _hook_text(cfg.hooks.on_up, w))
-            props["comment"] = _owned(f"wans[{i}].probe.targets[{t}] {w.name} {target}")
+            props["comment"] = _owned(f"wans[{i}].probe.targets[{t}] {w.name} {where}")
             s.add("tool netwatch", **props)
+
+
+def _netwatch_type(target: Target, version: int) -> str | None:
+    """The Netwatch type that asks ``target`` (None: Netwatch cannot)."""
+    if isinstance(target, IcmpTarget):
+        return "icmp"
+    if version == 7 and isinstance(target, TcpTarget):
+        return "tcp-conn"
+    if version == 7 and isinstance(target, HttpTarget):
+        return "http-get"
+    return None
+
+
+def _probe_notes(cfg: Config, version: int) -> list[str]:
+    """What Netwatch cannot do of the probe methods (docs/probes.md)."""
+    out = []
+    for i, w in enumerate(cfg.wans):
+        for t, target in enumerate(w.probe.targets):
+            item = f"wans[{i}].probe.targets[{t}] ({target.label})"
+            if _netwatch_type(target, version) is None:
+                out.append(
+                    f"{item}: no Netwatch entry "
+                    + (
+                        "(RouterOS 6 Netwatch only pings)"
+                        if version == 6
+                        else "(wanwatch's dns probe checks the answer; it is not compiled)"
+                    )
+                )
+            elif isinstance(target, HttpTarget):
+                out.append(
+                    f"{item}: http-get asks the address without the URL's path and Host, "
+                    "and counts a captive portal's redirect or page as up; "
+                    f"wans[{i}].probe.portal={w.probe.portal} has no RouterOS equivalent"
+                )
+        if w.metered:
+            out.append(f"wans[{i}].metered: Netwatch probes a standby at its full interval")
+    return out
 
 
 # --------------------------------------------------------------------------- notes
@@ -523,6 +573,7 @@ def _notes(cfg: Config, version: int) -> list[str]:
                 "entries, not RouterOS's route checks"
             )
         out += dynamic_notes(cfg, i, w)
+    out += _probe_notes(cfg, version)
     hooks = cfg.hooks
     for key in ("on_down", "on_up"):
         argv = getattr(hooks, key)
