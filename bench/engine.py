@@ -12,7 +12,8 @@ Figures (virtual time, wanwatch.engine.sim):
   (72 h: zero events then bounds the rate below 1/day at 95 %);
 - probes per second per healthy uplink, clean and lossy;
 - failback: outage end to policy.failback (rise + hold, with flap damping);
-- mixed methods (docs/probes.md): the primary probed by icmp, tcp, http and dns,
+- mixed methods (docs/probes.md): the primary probed by icmp, tcp, http and dns
+  as in examples/office-lte.yaml,
   at 20 % loss with ICMP answering and with ICMP filtered (false failovers per
   day, probes/s), and silent-outage detection with ICMP filtered (tcp, http and
   dns alone decide).
@@ -31,18 +32,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from wanwatch.config import Config, load, loads
+from wanwatch.config import Config, load
 from wanwatch.engine.sim import LinkModel, Simulator, first_after, poisson_upper
 
 OFFICE = Path(__file__).resolve().parent.parent / "examples" / "office.yaml"
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
-# The primary's targets for the mixed-method rows (as tests/unit/test_engine_scenarios.py).
-MIXED_TARGETS = """targets:
-        - 8.8.8.8
-        - 1.1.1.1
-        - {method: tcp, address: 1.0.0.1, port: 443}
-        - {method: http, address: 142.250.1.1, url: "http://connectivitycheck.gstatic.com/generate_204"}
-        - {method: dns, address: 9.9.9.10, name: example.com}"""
+# The mixed-method rows probe the primary as examples/office-lte.yaml does: every method.
+LTE = OFFICE.parent / "office-lte.yaml"
 ALWAYS = ((0.0, float("inf")),)
 MIXED_OUTAGES = 40  # silent outages of the ICMP-filtered primary, 30 s each, 5 min apart
 LOSS_LEVELS = (0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # clean twice: the common case
@@ -143,10 +139,12 @@ def cheap_backup(config: Config) -> Config:
     return config.replace(wans=wans)
 
 
-def mixed_config() -> Config:
-    """The office with its primary probed by every method."""
-    text = OFFICE.read_text().replace("targets: [8.8.8.8, 1.1.1.1]", MIXED_TARGETS)
-    return loads(text, "mixed.yaml")
+def mixed_config(config: Config) -> Config:
+    """``config`` with its primary probed as examples/office-lte.yaml probes its own."""
+    probe = next(w.probe for w in load(LTE).wans if w.name == PRIMARY)
+    return config.replace(
+        wans=tuple(w.replace(probe=probe) if w.name == PRIMARY else w for w in config.wans)
+    )
 
 
 def lossy_run(
@@ -221,7 +219,7 @@ def main() -> int:
             for i in range(traces)
         ]
         clean_job = pool.submit(clean_rates, config)
-        mixed = mixed_config()
+        mixed = mixed_config(config)
         mixed_jobs = {
             "loss_20pct": pool.submit(lossy_run, mixed, 0.2, args.hours, args.seed + 10),
             "icmp_filtered_loss_20pct": pool.submit(
