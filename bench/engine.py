@@ -11,7 +11,12 @@ Figures (virtual time, wanwatch.engine.sim):
   20 and 30 % iid loss and 100 +- 20 ms RTT (normal jitter), --hours each
   (72 h: zero events then bounds the rate below 1/day at 95 %);
 - probes per second per healthy uplink, clean and lossy;
-- failback: outage end to policy.failback (rise + hold, with flap damping).
+- failback: outage end to policy.failback (rise + hold, with flap damping);
+- mixed methods (docs/probes.md): the primary probed by icmp, tcp, http and dns
+  as in examples/office-lte.yaml,
+  at 20 % loss with ICMP answering and with ICMP filtered (false failovers per
+  day, probes/s), and silent-outage detection with ICMP filtered (tcp, http and
+  dns alone decide).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from wanwatch.engine.sim import LinkModel, Simulator, first_after, poisson_upper
 
 OFFICE = Path(__file__).resolve().parent.parent / "examples" / "office.yaml"
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
+# The mixed-method rows probe the primary as examples/office-lte.yaml does: every method.
+LTE = OFFICE.parent / "office-lte.yaml"
+ALWAYS = ((0.0, float("inf")),)
+MIXED_OUTAGES = 40  # silent outages of the ICMP-filtered primary, 30 s each, 5 min apart
 LOSS_LEVELS = (0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # clean twice: the common case
 
 
@@ -130,10 +139,21 @@ def cheap_backup(config: Config) -> Config:
     return config.replace(wans=wans)
 
 
-def lossy_run(config: Config, loss: float, hours: float, seed: int) -> dict[str, Any]:
+def mixed_config(config: Config) -> Config:
+    """``config`` with its primary probed as examples/office-lte.yaml probes its own."""
+    probe = next(w.probe for w in load(LTE).wans if w.name == PRIMARY)
+    return config.replace(
+        wans=tuple(w.replace(probe=probe) if w.name == PRIMARY else w for w in config.wans)
+    )
+
+
+def lossy_run(
+    config: Config, loss: float, hours: float, seed: int, *, icmp_filtered: bool = False
+) -> dict[str, Any]:
     """A primary with iid loss and 100 +- 20 ms RTT, no outage at all."""
+    filtered = {"icmp": ALWAYS} if icmp_filtered else {}
     links = {
-        PRIMARY: LinkModel(rtt=0.1, jitter=0.02, loss=loss),
+        PRIMARY: LinkModel(rtt=0.1, jitter=0.02, loss=loss, filtered=filtered),
         BACKUP: LinkModel(rtt=0.02),
     }
     sim = Simulator(cheap_backup(config), links, seed=seed)
@@ -151,6 +171,22 @@ def lossy_run(config: Config, loss: float, hours: float, seed: int) -> dict[str,
         "target_silent": len(sim.named("target.silent", PRIMARY)),
         "probes_per_s": round(sent[PRIMARY] / (hours * 3600), 3),
     }
+
+
+def filtered_outages(config: Config, seed: int) -> list[float]:
+    """ms from each silent outage's start to wan.down, ICMP filtered throughout."""
+    starts = [300.0 * (k + 1) + random.Random(seed + k).uniform(0, 1) for k in range(MIXED_OUTAGES)]
+    link = LinkModel(
+        rtt=0.1, jitter=0.02, outages=[(t, t + 30) for t in starts], filtered={"icmp": ALWAYS}
+    )
+    sim = Simulator(cheap_backup(config), {PRIMARY: link, BACKUP: LinkModel(rtt=0.02)}, seed=seed)
+    sim.run_until(starts[-1] + 120)
+    out = []
+    for t in starts:
+        down = first_after(sim.events, "wan.down", t, wan=PRIMARY)
+        if down is not None and down.at < t + 30:
+            out.append((down.at - t) * 1000)
+    return out
 
 
 def clean_rates(config: Config) -> dict[str, float]:
@@ -183,9 +219,21 @@ def main() -> int:
             for i in range(traces)
         ]
         clean_job = pool.submit(clean_rates, config)
+        mixed = mixed_config(config)
+        mixed_jobs = {
+            "loss_20pct": pool.submit(lossy_run, mixed, 0.2, args.hours, args.seed + 10),
+            "icmp_filtered_loss_20pct": pool.submit(
+                lossy_run, mixed, 0.2, args.hours, args.seed + 11, icmp_filtered=True
+            ),
+        }
+        outage_job = pool.submit(filtered_outages, mixed, args.seed + 12)
         results = [j.result() for j in trace_jobs]
         lossy = {f"{round(p * 100)}%": j.result() for p, j in zip(levels, lossy_jobs, strict=True)}
         clean_rate = clean_job.result()
+        mixed_rows: dict[str, Any] = {k: j.result() for k, j in mixed_jobs.items()}
+        mixed_detect = outage_job.result()
+    mixed_rows["icmp_filtered_outage_detect_ms"] = dist(mixed_detect)
+    mixed_rows["icmp_filtered_outages_missed"] = MIXED_OUTAGES - len(mixed_detect)
 
     detect: list[tuple[float, float]] = []
     carrier_ms: list[float] = []
@@ -221,6 +269,7 @@ def main() -> int:
         },
         "failback_s": dist([s for _, s in failback]),
         "failback_s_first_down": dist([s for h, s in failback if h <= config.monitor.hold]),
+        "mixed_methods": mixed_rows,
         "wall_s": round(time.monotonic() - started, 1),
     }
     json.dump(out, sys.stdout, indent=2)

@@ -72,7 +72,7 @@ def test_lab_config_keeps_the_office_and_replaces_every_public_address(office: C
 
     # Probe targets are fake-internet hosts in their own ISP's range.
     for k, w in enumerate(labcfg.wans):
-        assert all(t in ISP_PUBLIC_NETS[k] for t in w.probe.targets), w.probe.targets
+        assert all(t in ISP_PUBLIC_NETS[k] for t in w.probe.addresses), w.probe.addresses
     # DNS goes to the lab's DNS server addresses.
     assert set(labcfg.dns.upstream) <= set(topo.dns_servers)
     for llan in labcfg.lans:

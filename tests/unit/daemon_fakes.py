@@ -14,6 +14,7 @@ from typing import Any
 
 from wanwatch.config import Config
 from wanwatch.config import Hooks as HookCommands
+from wanwatch.config.model import Target
 from wanwatch.daemon.parts import Backend as BackendPart
 from wanwatch.daemon.parts import Drift, Parts, Resolved
 from wanwatch.engine.core import WanStatus
@@ -143,7 +144,7 @@ class Probes(Part):
     def remove_uplink(self, wan: str) -> None:
         self.record(f"remove {wan}")
 
-    def send(self, wan: str, target: IPv4Address, seq: int) -> None:
+    def send(self, wan: str, target: Target, seq: int) -> None:
         pass
 
     def stats(self) -> dict[str, dict[str, int]]:

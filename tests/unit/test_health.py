@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 import pytest
 
 from wanwatch.config import Monitor
 from wanwatch.config.load import validate
+from wanwatch.config.model import HttpTarget, Target, TcpTarget, icmp
 from wanwatch.engine.health import (
     Answered,
     CarrierChange,
@@ -19,6 +21,7 @@ from wanwatch.engine.health import (
     Quality,
     Rules,
     Sample,
+    Web,
     initial_state,
     step,
 )
@@ -252,7 +255,7 @@ def test_binomial_tail_exact_values() -> None:
 
 # --------------------------------------------------------------------------- monitor
 
-A, B = IPv4Address("198.51.100.1"), IPv4Address("198.51.100.2")
+A, B = icmp("198.51.100.1"), icmp("198.51.100.2")
 
 
 def monitor(**overrides: object) -> UplinkMonitor:
@@ -426,3 +429,144 @@ def test_a_stall_after_a_burst_waits_for_the_next_interval() -> None:
     m.reply(seq, 0.02, 0.72)
     assert m.traffic_stall(1.1) == []  # within one interval of the last burst
     assert m.traffic_stall(1.2) != []
+
+
+# --------------------------------------------------------------------------- captive portal
+
+TOPUP = "http://portal.example/topup"
+
+
+def test_two_portal_verdicts_in_a_row_make_portal_one_stray_does_not() -> None:
+    s = up_state()
+    s, names = run(s, Web(3.0, TOPUP), Answered(3.0), Web(13.0, None), Answered(13.0))
+    assert s.health is Health.UP and names == [] and s.portal_run == 0
+    s, names = run(s, Web(20.0, TOPUP), Answered(20.0))
+    assert s.health is Health.UP and names == [] and s.portal_run == 1
+    s, events = step(s, Web(20.1, TOPUP), RULES)
+    assert s.health is Health.PORTAL and not s.preferred
+    (e,) = events
+    assert (e.name, e.fields) == (
+        "wan.portal",
+        {"wan": "W", "url": TOPUP, "detect_ms": 100, "prev": "up"},
+    )
+
+
+def test_a_portal_still_answers_so_losses_can_take_it_down() -> None:
+    s = up_state()
+    s, _ = run(s, Web(3.0, TOPUP), Web(3.1, TOPUP))
+    s, names = run(s, Answered(3.5), *(Lost(4 + i / 10, 3.9 + i / 10, 3) for i in range(3)))
+    assert s.health is Health.DOWN and names == ["wan.down"]
+    s, names = run(s, CarrierChange(9.0, False))
+    assert s.health is Health.DOWN and names == ["wan.carrier"]
+
+
+def test_leaving_a_portal_needs_two_good_verdicts_then_a_hold_like_after_a_down() -> None:
+    s = up_state()
+    s, _ = run(s, Web(3.0, TOPUP), Web(3.1, TOPUP), Answered(4.0))
+    s, names = run(s, Web(10.0, None), Answered(10.0))
+    assert s.health is Health.PORTAL and names == [] and s.web_good == 1
+    s, events = step(s, Web(10.1, None), RULES)
+    assert s.health is Health.UP and not s.preferred and s.hold_for == RULES.hold
+    seen = [(e.name, e.fields["prev"], e.fields["good"]) for e in events]
+    assert seen == [("wan.up", "portal", 2)]
+    s, names = run(s, Clock(10.1 + RULES.hold))
+    assert s.preferred and names == ["wan.preferred"]
+    # a second portal within the flap window doubles the next hold
+    s, _ = run(s, Web(30.0, TOPUP), Web(30.1, TOPUP), Web(40.0, None), Web(40.1, None))
+    assert s.health is Health.UP and s.hold_for == 2 * RULES.hold
+
+
+def test_a_rise_waits_for_an_unconfirmed_portal_and_rises_into_it() -> None:
+    s = initial_state(5, 0.0)
+    s, names = run(s, Web(0.1, TOPUP), Answered(0.1), Answered(0.5))
+    assert s.health is Health.UNKNOWN and names == []  # two answers, but a portal may follow
+    s, events = step(s, Web(0.15, TOPUP), RULES)
+    assert s.health is Health.PORTAL and events[0].fields["prev"] == "unknown"
+    s = initial_state(5, 0.0)
+    s, _ = run(s, Web(0.1, TOPUP), Answered(0.1), Answered(0.5))
+    s, names = run(s, Web(0.55, None))  # the confirming probe says the web works
+    assert s.health is Health.UP and names == ["wan.up", "wan.preferred"]
+
+
+# --------------------------------------------------------------------------- methods and standby
+
+TCP = TcpTarget(address=IPv4Address("198.51.100.3"), port=443)
+WEB = HttpTarget(address=IPv4Address("198.51.100.4"), url="http://check.example/generate_204")
+
+
+def drive(
+    m: UplinkMonitor,
+    until: float,
+    answers: Callable[[Target, float], str | bool],
+    t: float = 0.0,
+    rtt: float = 0.02,
+) -> list[tuple[float, Target]]:
+    """Run ``m`` on a 5 ms grid; ``answers(target, sent)`` is True (answer), a portal URL
+    (an HTTP redirect) or False (no answer). The probes sent, with their times."""
+    sent: list[tuple[float, Target]] = []
+    pending: list[tuple[float, int, str | None]] = []
+    while t < until:
+        for at, seq, portal in [p for p in pending if p[0] <= t]:
+            pending.remove((at, seq, portal))
+            m.reply(seq, rtt, at, portal)
+        m.expire(t)
+        m.clock(t)
+        for target, seq in m.due(t):
+            sent.append((t, target))
+            verdict = answers(target, t)
+            if verdict is not False:
+                pending.append((t + rtt, seq, verdict if isinstance(verdict, str) else None))
+        t = round(t + 0.005, 3)
+    return sent
+
+
+def test_icmp_shares_the_interval_and_slower_methods_keep_their_own() -> None:
+    m = UplinkMonitor("W", [A, TCP, B, WEB], validate(Monitor, {}), 0.0)
+    sent = drive(m, 20.0, lambda target, at: True)
+    by = {k: [round(t, 3) for t, x in sent if x is k] for k in (A, B, TCP, WEB)}
+    assert by[A] == [round(1.0 * i, 3) for i in range(20)]  # A, B in turn every 500 ms
+    assert by[B] == [round(0.5 + 1.0 * i, 3) for i in range(20)]
+    assert by[TCP] == [round(2.0 * i, 3) for i in range(10)]  # tcp's own 2 s
+    assert by[WEB] == [0.0, 10.0]  # http's own 10 s
+    assert m.state.health is Health.UP and m.rtt.srtt == pytest.approx(0.02)
+
+
+def test_icmp_filtered_is_set_aside_while_tcp_answers_and_the_uplink_stays_up() -> None:
+    m = UplinkMonitor("W", [A, B, TCP], validate(Monitor, {}), 0.0)
+    sent = drive(m, 60.0, lambda target, at: target is TCP or at < 10)
+    assert m.state.health is Health.UP and m.state.downs == ()
+    assert m.target_states() == {str(A.address): "silent", str(B.address): "silent",
+                                 TCP.label: "answering"}  # fmt: skip
+    late = [x for t, x in sent if t > 30]
+    # only the 5 s rechecks of the silent targets besides tcp's own cadence
+    assert late.count(TCP) == 15 and late.count(A) == late.count(B) == 6
+    assert m.loss_pct(60.0) == 0.0  # the filtered method's misses are not the link's loss
+
+
+def test_a_suspicion_burst_probes_every_method() -> None:
+    m = UplinkMonitor("W", [A, TCP, WEB], validate(Monitor, {}), 0.0)
+    drive(m, 3.0, lambda target, at: True)
+    sent = drive(m, 4.5, lambda target, at: False, t=3.0)  # the uplink dies at 3.0
+    assert m.state.health is Health.DOWN
+    burst = {x.method for t, x in sent if t > 3.2}
+    assert burst == {"icmp", "tcp", "http"}
+
+
+def test_an_http_portal_verdict_is_confirmed_at_once_not_after_its_interval() -> None:
+    m = UplinkMonitor("W", [A, WEB], validate(Monitor, {}), 0.0)
+    sent = drive(m, 15.0, lambda target, at: TOPUP if target is WEB and at >= 10 else True)
+    assert [t for t, x in sent if x is WEB] == [0.0, 10.0, 10.045]
+    # sent at 10.0, redirected at 10.02; the confirming probe 25 ms later, its answer 20 ms on
+    assert m.state.health is Health.PORTAL and m.state.since == pytest.approx(10.065)
+    assert m.state.portal_url == TOPUP
+
+
+def test_a_metered_standby_probes_at_the_standby_interval_and_wakes_at_once() -> None:
+    m = UplinkMonitor("W", [A, B, TCP], validate(Monitor, {}), 0.0)
+    drive(m, 1.0, lambda target, at: True)
+    m.standby(True, 1.0)
+    sent = drive(m, 101.0, lambda target, at: True, t=1.0)
+    assert 19 <= len(sent) <= 22  # one probe of each cadence every 10 s, not 2.5 per second
+    m.standby(False, 101.0)
+    ((_, first),) = [(t, x) for t, x in drive(m, 101.02, lambda target, at: True, t=101.0)]
+    assert first in (A, B)  # carrying again: probed at once

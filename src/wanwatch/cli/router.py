@@ -39,7 +39,7 @@ def check(config_path: Path, explain: bool) -> None:
     click.echo(f"{config_path}: ok")
     for w in cfg.wans:
         addr = w.address or "(interface's own address)"
-        targets = ", ".join(str(t) for t in w.probe.targets)
+        targets = ", ".join(t.label for t in w.probe.targets)
         click.echo(
             f"  wan {w.name}: {w.interface} {addr} {plan_gateway(w.gateway, kind(w))}, "
             f"priority {w.priority}, weight {w.weight}, probes {targets}"
@@ -56,6 +56,7 @@ def check(config_path: Path, explain: bool) -> None:
     echo_runtime_facts(cfg)
     if explain:
         click.echo(explain_monitor(cfg))
+        click.echo(explain_budget(cfg))
 
 
 def explain_monitor(cfg: Config) -> str:
@@ -74,6 +75,31 @@ def explain_monitor(cfg: Config) -> str:
             where = "probe:" if key in overridden else "default" if value == default else "monitor:"
             rng = f"{format_duration(lo)}-{format_duration(hi)}" if is_time else f"{lo:g}-{hi:g}"
             lines.append(f"    {key:<14} {shown!s:<8} ({where}; {rng}) {meaning}")
+    return "\n".join(lines)
+
+
+def explain_budget(cfg: Config) -> str:
+    """Each uplink's probes per second and bytes per day, per method (docs/probes.md)."""
+    from wanwatch.config import format_duration
+    from wanwatch.probe.budget import costs
+
+    lines = ["probe budget (healthy cadence; IP bytes both ways, MB = 10^6 bytes):"]
+    for wan in cfg.wans:
+        modes = [("", False)]
+        if wan.metered:
+            every = format_duration(cfg.monitor_for(wan).standby_interval)
+            modes = [(" carrying", False), (f" standby (metered: at most every {every})", True)]
+        for mode, standby in modes:
+            rows = costs(cfg, wan, standby=standby)
+            lines.append(f"  {wan.name}{mode}:")
+            for c in rows:
+                n = f"{c.targets} target{'s' if c.targets > 1 else ''}"
+                lines.append(
+                    f"    {c.method:<5} {n:<10} {c.per_s:6.2f} probes/s "
+                    f"{c.bytes_day / 1e6:8.2f} MB/day"
+                )
+            rate, volume = sum(c.per_s for c in rows), sum(c.bytes_day for c in rows)
+            lines.append(f"    {'total':<16} {rate:6.2f} probes/s {volume / 1e6:8.2f} MB/day")
     return "\n".join(lines)
 
 
@@ -316,6 +342,9 @@ def format_status(answer: dict[str, Any]) -> str:
     lines += [line for w in st.wans if (line := _dynamic_line(w))]
     if st.firewall is not None:
         lines.append(_firewall_line(st.firewall))
+    lines += [
+        f"{w.name}: captive portal, web sent to {w.portal_url}" for w in st.wans if w.portal_url
+    ]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:

@@ -125,17 +125,19 @@ def check_uplinks(report: Report, wans: list[Any], nets: list[_Net]) -> None:
             elif w.gateway == w.address.ip:
                 report((*path, "gateway"), f"{w.gateway} is the uplink's own address")
         targets = w.probe.targets if w.probe is not None and w.probe.targets else ()
-        for t_i, t in enumerate(targets):
+        for t_i, target in _enumerate_valid(list(targets)):
             tpath = (*path, "probe", "targets", t_i)
+            t = target.address
             _check_target(report, tpath, t, nets)
-            if t in target_owner:
+            # Methods of one uplink may share an address (ping and ask 1.1.1.1); a
+            # route pins an address to one uplink, so two uplinks may not.
+            owner = target_owner.setdefault(t, path)
+            if owner != path:
                 report(
                     tpath,
-                    f"{t} is already a probe target of {format_path(target_owner[t])}: "
+                    f"{t} is already a probe target of {format_path(owner)}: "
                     "each target must be pinned to one uplink (RouterOS cannot pin it twice)",
                 )
-            else:
-                target_owner[t] = path
 
 
 def _check_target(report: Report, tpath: Path_, t: IPv4Address, nets: list[_Net]) -> None:

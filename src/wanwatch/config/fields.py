@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
 from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from wanwatch.footprint import MAX_UPLINKS
 
@@ -113,10 +114,34 @@ def _argv(value: object) -> tuple[str, ...]:
 Argv = Annotated[tuple[str, ...], Parse(_argv)]
 
 
-def distinct_targets(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    if len(set(values)) != len(values):
+def probe_targets(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """At least one target, none twice (items the loader rejected are None here)."""
+    if not values:
+        raise ValueError("must not be empty")
+    labels = [t.label for t in values if t is not None]
+    if len(set(labels)) != len(labels):
         raise ValueError("a probe target is listed twice")
     return values
+
+
+def http_url(value: str) -> str:
+    """An ``http://host[:port]/path`` URL; its host is sent as the Host header only."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a URL: {exc}") from None
+    if parts.scheme == "https":
+        # A captive portal intercepts plain HTTP; it cannot answer for an https host
+        # without a certificate error (docs/probes.md, "Why http only").
+        raise ValueError("only http:// is probed: a captive portal shows itself on plain HTTP")
+    if parts.scheme != "http" or not parts.hostname or port == 0:
+        raise ValueError(
+            f"{value!r} is not an http:// URL (e.g. http://connectivitycheck.gstatic.com/generate_204)"
+        )
+    if parts.username is not None or any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise ValueError(f"{value!r}: no credentials, spaces or control characters in the URL")
+    return value
 
 
 def mac_address(value: str) -> str:

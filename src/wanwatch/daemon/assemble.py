@@ -26,7 +26,7 @@ from wanwatch.linux.pair import Pair
 from wanwatch.linux.traffic import TrafficWatch
 from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
-from wanwatch.probe.icmp import ProbeHub
+from wanwatch.probe.hub import ProbeHub
 
 
 def assemble(

@@ -245,9 +245,9 @@ class Daemon:
 
     # ------------------------------------------------------------------ facts in
 
-    def on_reply(self, wan: str, seq: int, rtt: float, at: float) -> None:
+    def on_reply(self, wan: str, seq: int, rtt: float, at: float, portal: str | None) -> None:
         """A probe reply (ProbeHub)."""
-        self.events.emit_all(self._engine.reply(wan, seq, rtt, at))
+        self.events.emit_all(self._engine.reply(wan, seq, rtt, at, portal))
         self.steering.steer()
         self._wake.set()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from wanwatch.config import Config, Hooks
+from wanwatch.config.model import Target
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from wanwatch.linux.dhcp_client import Lease
 
 Resolved = tuple[IPv4Interface | None, IPv4Address | None]  # an uplink's address, next hop
-OnReply = Callable[[str, int, float, float], None]  # (wan, seq, rtt seconds, received at)
+# (wan, seq, rtt seconds, received at, where a captive portal sent an HTTP probe or None)
+OnReply = Callable[[str, int, float, float, str | None], None]
 OnStall = Callable[[str, float], None]  # (wan, at)
 OnLease = Callable[[str, "Lease | None", str], None]  # (wan, lease or None when lost, why)
 RttOf = Callable[[str], float | None]  # an uplink's smoothed RTT (the engine's)
@@ -71,14 +73,14 @@ class Drift(Protocol):
 
 
 class Probes(Protocol):
-    """The uplinks' ICMP probes (probe/icmp.py); replies reach the daemon's OnReply."""
+    """The uplinks' probes of every method (probe/hub.py); replies reach the daemon's OnReply."""
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     def add_uplink(self, wan: str, ifname: str, mark: int, source: IPv4Address | None) -> None: ...
     def reopen(self, wan: str) -> None: ...
     def remove_uplink(self, wan: str) -> None: ...
-    def send(self, wan: str, target: IPv4Address, seq: int) -> None: ...
+    def send(self, wan: str, target: Target, seq: int) -> None: ...
     def stats(self) -> dict[str, dict[str, int]]: ...
 
 

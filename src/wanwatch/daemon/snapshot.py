@@ -87,6 +87,7 @@ class StatusSnapshot:
                 progress=s.progress,
                 targets=s.targets,
                 probes=st.ProbeStats(**probes.get(s.name, {})),
+                portal_url=s.portal,
                 **extra.get(s.name, {}),
             )
             for s in self._engine.status(now)

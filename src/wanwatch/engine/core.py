@@ -5,7 +5,7 @@ The daemon's loop, with ``now`` from a monotonic clock::
     events = engine.tick(now)          # timeouts, hold timers
     for req in engine.due(now): send   # probes to send now
     ... wait until engine.next_wakeup() or a reply / link event:
-    events = engine.reply(wan, seq, rtt, now)  or  engine.carrier(wan, up, now)
+    events = engine.reply(wan, seq, rtt, now[, portal])  or  engine.carrier(wan, up, now)
     events = engine.traffic_stall(wan, now)  # kernel: traffic out, nothing back
     engine.intent()                     # reconcile the kernel when it changed
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
 from wanwatch.config import Config
+from wanwatch.config.model import Target
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.health import HealthState
 from wanwatch.engine.intent import Admin, Health, Intent
@@ -29,8 +29,8 @@ from wanwatch.engine.policy import decide
 @dataclass(frozen=True, slots=True)
 class ProbeRequest:
     wan: str
-    target: IPv4Address
-    seq: int  # ICMP echo sequence, per uplink, 16-bit wrapping
+    target: Target  # its method says how the hub asks it
+    seq: int  # per uplink, 16-bit wrapping (the ICMP echo sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class WanStatus:
     # (good answers / needed for UP), "hold" (seconds left before failback), or None.
     phase: str | None
     progress: dict[str, float]
+    portal: str | None = None  # while PORTAL: where a captive portal sends its HTTP probes
 
 
 # At start every uplink is UNKNOWN. Choosing before the better ones had their
@@ -59,8 +60,18 @@ STARTUP_GRACE = 3.0
 # Events after which the Intent may differ (health or preference changed; carrier
 # back turns DOWN into UNKNOWN, which takes the uplink off the flush list).
 _REPLAN = frozenset(
-    {"wan.up", "wan.down", "wan.degraded", "wan.recovered", "wan.preferred", "wan.carrier"}
+    {
+        "wan.up",
+        "wan.down",
+        "wan.degraded",
+        "wan.recovered",
+        "wan.preferred",
+        "wan.carrier",
+        "wan.portal",
+    }
 )
+# Events that say how long an uplink's failure took to detect (policy.failover's detect_ms).
+_DETECTED = frozenset({"wan.down", "wan.portal"})
 
 
 class Engine:
@@ -77,6 +88,7 @@ class Engine:
         self._now = now
         self._settle_by: float | None = now + STARTUP_GRACE  # None once settled
         self._intent = decide(config, self._health(), self._preferred(), None)
+        self._standby(now)
 
     # ----------------------------------------------------------------- inputs
 
@@ -89,13 +101,16 @@ class Engine:
             for target, seq in m.due(now)
         ]
 
-    def reply(self, wan: str, seq: int, rtt: float, now: float) -> list[Event]:
-        """An echo reply; late ones count too, unknown ones are ignored."""
+    def reply(
+        self, wan: str, seq: int, rtt: float, now: float, portal: str | None = None
+    ) -> list[Event]:
+        """A probe's answer (``portal``: where a captive portal sent an HTTP probe);
+        late ones count too, unknown ones are ignored."""
         self._now = max(self._now, now)
         m = self._monitors.get(wan)
         if m is None:
             return []
-        return self._replan(m.reply(seq, rtt, now), now)
+        return self._replan(m.reply(seq, rtt, now, portal), now)
 
     def carrier(self, wan: str, up: bool, now: float) -> list[Event]:
         """Link carrier from netlink: down is DOWN at once; up lets probes decide."""
@@ -175,7 +190,7 @@ class Engine:
             if m is None:
                 m = UplinkMonitor(w.name, w.probe.targets, config.monitor_for(w), now)
             else:
-                m.reconfigure(w.probe.targets, config.monitor_for(w))
+                m.reconfigure(w.probe.targets, config.monitor_for(w), now)
             monitors[w.name] = m
         added = [n for n in monitors if n not in old]
         removed = [n for n in old if n not in monitors]
@@ -225,6 +240,7 @@ class Engine:
                     admin=self._admin.get(name, Admin.ENABLED),
                     phase=phase,
                     progress=progress,
+                    portal=s.portal_url if s.health is Health.PORTAL else None,
                 )
             )
         return out
@@ -243,7 +259,7 @@ class Engine:
 
     def _replan(self, events: list[Event], now: float) -> list[Event]:
         for e in events:
-            if e.name == "wan.down":
+            if e.name in _DETECTED:
                 detect = e.fields.get("detect_ms")
                 self._detect_ms[str(e.fields["wan"])] = detect if isinstance(detect, int) else 0
         if any(e.name in _REPLAN for e in events):
@@ -251,6 +267,19 @@ class Engine:
         return events
 
     def _replan_now(self, now: float) -> list[Event]:
+        events = self._decide(now)
+        self._standby(now)
+        return events
+
+    def _standby(self, now: float) -> None:
+        """Metered uplinks that carry nothing are probed at the standby rate."""
+        active = self._intent.active
+        for w in self._config.wans:
+            m = self._monitors.get(w.name)
+            if m is not None:
+                m.standby(w.metered and w.name not in active, now)
+
+    def _decide(self, now: float) -> list[Event]:
         old = self._intent
         health = self._health()
         if self._settle_by is not None:

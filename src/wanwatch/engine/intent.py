@@ -23,6 +23,9 @@ class Health(StrEnum):
     UP = "up"
     DEGRADED = "degraded"
     DOWN = "down"
+    # The line answers, but its HTTP probes are sent to a captive portal (a prepaid
+    # quota used up): routed like DOWN, or as a last resort (probe.portal).
+    PORTAL = "portal"
 
 
 class Admin(StrEnum):
@@ -131,7 +134,7 @@ def intent_from_config(
                 weight=w.weight,
                 health=health.get(w.name, Health.UNKNOWN),
                 carrying=w.name in active,
-                probe_targets=w.probe.targets,
+                probe_targets=w.probe.addresses,
                 admin=admin.get(w.name, Admin.ENABLED),
                 kind=kind(w),
             )

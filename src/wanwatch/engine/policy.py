@@ -6,7 +6,10 @@ are usable, in order of preference:
 
 1. UP and preferred (past their hold after a comeback);
 2. if none, DEGRADED ones (a bad link beats none);
-3. if none, UP ones still in their hold.
+3. if none, UP ones still in their hold;
+4. if none, PORTAL ones whose ``probe.portal`` is ``last_resort`` (a captive
+   portal may still pass some traffic); with ``down`` (the default) a PORTAL
+   uplink is routed like a DOWN one, its connections deleted too.
 
 With none usable the previous choice is kept and the Intent is marked stale:
 failing over into nothing would only drop the connections that still work.
@@ -35,6 +38,7 @@ def _usable(
         [w for w in wans if state(w) is Health.UP and preferred.get(w.name, False)],
         [w for w in wans if state(w) is Health.DEGRADED],
         [w for w in wans if state(w) is Health.UP and not preferred.get(w.name, False)],
+        [w for w in wans if state(w) is Health.PORTAL and w.probe.portal == "last_resort"],
     )
     return next((t for t in tiers if t), [])
 
@@ -79,7 +83,7 @@ def decide(
     gone = [
         w.name
         for w in config.wans
-        if health_by_name.get(w.name) is Health.DOWN
+        if health_by_name.get(w.name) in (Health.DOWN, Health.PORTAL)
         or admin.get(w.name, Admin.ENABLED) is Admin.DISABLED
     ]
     return intent_from_config(

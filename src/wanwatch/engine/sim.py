@@ -2,8 +2,11 @@
 
 It drives an :class:`Engine` exactly as the daemon does (tick, due, reply,
 carrier at the times they happen) against modelled uplinks: base RTT, normal
-jitter, iid loss per probe round trip, silent outages, carrier loss and
-per-target silence. Seeded, so every run of a scenario is identical.
+jitter, iid loss per probe round trip, silent outages, carrier loss,
+per-target silence, a probe method filtered (ICMP dropped by a carrier) and a
+captive portal (HTTP probes redirected, the rest answered). An HTTP probe takes
+two round trips (connect, then request). Seeded, so every run of a scenario is
+identical.
 
 Traffic model (the daemon's kernel stall watcher, linux/traffic.py): while LAN
 traffic flows both ways (``traffic``), a silent outage is reported to the engine
@@ -23,11 +26,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from wanwatch.config import Config
+from wanwatch.config.model import Target
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
 
 Span = tuple[float, float]  # [start, end) in virtual seconds
+PORTAL_URL = "http://portal.example/topup"  # where a modelled captive portal redirects
 
 
 def _covers(spans: Sequence[Span], start: float, end: float) -> bool:
@@ -47,6 +52,8 @@ class LinkModel:
     outages: Sequence[Span] = ()  # silent blackhole: carrier up, nothing answers
     carrier_down: Sequence[Span] = ()  # the Ethernet link itself is down
     silent_targets: Mapping[IPv4Address, Sequence[Span]] = field(default_factory=dict)
+    filtered: Mapping[str, Sequence[Span]] = field(default_factory=dict)  # method -> no answer
+    portal: Sequence[Span] = ()  # HTTP probes are redirected to PORTAL_URL
     traffic: Sequence[Span] = ()  # LAN traffic through this uplink, both ways
     one_way: Sequence[Span] = ()  # LAN traffic out only, nothing ever answers it
     stall_after: float = 0.075  # the stall watcher's latency (poll + window)
@@ -90,7 +97,7 @@ class Simulator:
         self.now = self.start
         self.engine = Engine(self.config, self.start)
         self.intents.append((self.start, self.engine.intent()))
-        self._replies: list[tuple[float, int, str, int, float]] = []
+        self._replies: list[tuple[float, int, str, int, float, str | None]] = []
         self._order = 0
         carrier: list[tuple[float, str, bool]] = []
         for name, link in self.links.items():
@@ -139,29 +146,33 @@ class Simulator:
             self._stall_i += 1
             out += engine.traffic_stall(name, now)
         while self._replies and self._replies[0][0] <= now:
-            _, _, name, seq, rtt = heapq.heappop(self._replies)
-            out += engine.reply(name, seq, rtt, now)
+            _, _, name, seq, rtt, portal = heapq.heappop(self._replies)
+            out += engine.reply(name, seq, rtt, now, portal)
         out += engine.tick(now)
         for req in engine.due(now):
             self._fate(req.wan, req.target, req.seq, now)
         if engine.intent() is not self.intents[-1][1]:
             self.intents.append((now, engine.intent()))
 
-    def _fate(self, wan: str, target: IPv4Address, seq: int, now: float) -> None:
+    def _fate(self, wan: str, target: Target, seq: int, now: float) -> None:
         link = self.links.get(wan, LinkModel())
         rtt = link.rtt + (self.rng.gauss(0.0, link.jitter) if link.jitter else 0.0)
-        rtt = max(rtt, 0.0005)
+        rtt = max(rtt, 0.0005) * (2 if target.method == "http" else 1)
         lost = self.rng.random() < link.loss_at(now)
         back = now + rtt
         if (
             lost
             or _covers(link.outages, now, back)
             or _covers(link.carrier_down, now, back)
-            or _covers(link.silent_targets.get(target, ()), now, back)
+            or _covers(link.silent_targets.get(target.address, ()), now, back)
+            or _covers(link.filtered.get(target.method, ()), now, back)
         ):
             return
+        portal = None
+        if target.method == "http" and _covers(link.portal, now, back):
+            portal = PORTAL_URL
         self._order += 1
-        heapq.heappush(self._replies, (back, self._order, wan, seq, rtt))
+        heapq.heappush(self._replies, (back, self._order, wan, seq, rtt, portal))
 
     # ----------------------------------------------------------------- reading results
 

@@ -97,11 +97,20 @@ class LossWindow:
             w.samples = deque(s for s in w.samples if keep(s))
             w.lost = sum(s.lost for s in w.samples)
 
-    def counts(self, now: float) -> tuple[tuple[int, int], tuple[int, int]]:
-        """((n, lost) short, (n, lost) long)."""
+    def counts(
+        self, now: float, keep: Callable[[ProbeSample], bool] | None = None
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((n, lost) short, (n, lost) long), of the samples ``keep`` accepts (all: None)."""
         self.short.prune(now)
         self.long.prune(now)
-        return (len(self.short.samples), self.short.lost), (len(self.long.samples), self.long.lost)
+        if keep is None:
+            return (len(self.short.samples), self.short.lost), (
+                len(self.long.samples),
+                self.long.lost,
+            )
+        short = [s.lost for s in self.short.samples if keep(s)]
+        long = [s.lost for s in self.long.samples if keep(s)]
+        return (len(short), sum(short)), (len(long), sum(long))
 
 
 def needed_losses(n: int, lost: int, alpha: float, at_least: int) -> int:

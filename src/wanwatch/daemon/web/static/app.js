@@ -128,6 +128,8 @@ function wanCard(w, st, now) {
   return el("article", { class: "wan", "data-wan": w.name, "data-state": w.state, "data-carrying": String(!!w.carrying) },
     el("h3", {}, w.name, ...badges),
     el("p", { class: "since" }, `${w.state} since ${clock(since)} (${ago(w.for_s ?? now - since)})${phase(w)}`),
+    // A used-up quota: where the carrier sends the web (status.UplinkStatus.portal_url).
+    ...(w.portal_url ? [el("p", { class: "portal" }, "captive portal: web sent to ", el("code", {}, w.portal_url))] : []),
     facts,
     chart("RTT", series, now, "rtt"),
     chart("loss", series, now, "loss"),
