@@ -141,7 +141,7 @@ class Lan(Part):
     async def start(self) -> None:
         self.record("start")
 
-    async def follow(self, uplinks: Any) -> None:
+    async def follow(self, uplinks: Any, in_force: bool) -> None:
         pass
 
     async def stop(self) -> None:

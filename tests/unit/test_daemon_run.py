@@ -112,8 +112,8 @@ class Supervised(Part):
     async def stop(self) -> None:
         self.record("stop")
 
-    async def follow(self, uplinks: Any, dnsmasq: Any) -> None:
-        self.record(f"follow {len(list(uplinks))} with {dnsmasq.name}")
+    async def follow(self, uplinks: Any, in_force: bool) -> None:
+        self.record(f"follow {len(list(uplinks))} in force {in_force}")
 
 
 def test_the_lan_roles_stop_only_what_they_started(tmp_path: Path) -> None:
@@ -129,10 +129,10 @@ def test_the_lan_roles_stop_only_what_they_started(tmp_path: Path) -> None:
         await paired.stop()
         assert calls == []
         await alone.start()
-        await alone.follow(lambda: uplinks)
+        await alone.follow(lambda: uplinks, True)
         await alone.stop()
         await paired.start()  # dnsmasq follows the master: the pair starts it, not the role
-        await paired.follow(lambda: uplinks)
+        await paired.follow(lambda: uplinks, False)
         await paired.stop()
 
     asyncio.run(go())
@@ -140,7 +140,7 @@ def test_the_lan_roles_stop_only_what_they_started(tmp_path: Path) -> None:
         "dnsmasq.start",
         "dnsmasq.stop",
         "pair.start",
-        "pair.follow 2 with dnsmasq",
+        "pair.follow 2 in force False",
         "pair.stop",
         "dnsmasq.stop",
     ]
