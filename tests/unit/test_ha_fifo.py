@@ -47,18 +47,19 @@ def fake_conntrackd(tmp_path: Path, calls: Path) -> Path:
     return script
 
 
-def test_a_flip_while_the_commit_runs_ends_as_backup_without_dnsmasq(tmp_path: Path) -> None:
-    cfg = load(EXAMPLE)
+def make_pair(tmp_path: Path) -> tuple[Pair, EventLog, list[str], Path]:
+    """A Pair on the stand-ins; its events, dnsmasq's calls, the file of conntrackd's."""
     events = EventLog()
     ct_calls = tmp_path / "calls"
     calls: list[str] = []
-    pair = Pair(
-        cfg,
-        Dhcp(calls),  # type: ignore[arg-type]
-        tmp_path,
-        events.emit,
-        conntrackd_bin=str(fake_conntrackd(tmp_path, ct_calls)),
-    )
+    conntrackd_bin = str(fake_conntrackd(tmp_path, ct_calls))
+    dhcp = Dhcp(calls)
+    pair = Pair(load(EXAMPLE), dhcp, tmp_path, events.emit, conntrackd_bin=conntrackd_bin)  # type: ignore[arg-type]
+    return pair, events, calls, ct_calls
+
+
+def test_a_flip_while_the_commit_runs_ends_as_backup_without_dnsmasq(tmp_path: Path) -> None:
+    pair, events, calls, ct_calls = make_pair(tmp_path)
 
     def served() -> list[object]:
         return [
@@ -104,17 +105,7 @@ def test_a_flip_while_the_commit_runs_ends_as_backup_without_dnsmasq(tmp_path: P
 def test_master_starts_dnsmasq_after_the_commit_and_a_killed_keepalived_stops_it(
     tmp_path: Path,
 ) -> None:
-    cfg = load(EXAMPLE)
-    events = EventLog()
-    ct_calls = tmp_path / "calls"
-    calls: list[str] = []
-    pair = Pair(
-        cfg,
-        Dhcp(calls),  # type: ignore[arg-type]
-        tmp_path,
-        events.emit,
-        conntrackd_bin=str(fake_conntrackd(tmp_path, ct_calls)),
-    )
+    pair, _, calls, ct_calls = make_pair(tmp_path)
 
     async def go() -> None:
         pair.listen()
