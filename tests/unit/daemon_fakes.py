@@ -195,7 +195,7 @@ class Lan(Part):
     async def reload(self, new: Config) -> None:
         self.record("reload")
 
-    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]]) -> None:
+    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]], in_force: bool) -> None:
         pass
 
     async def stop(self) -> None:

@@ -167,10 +167,9 @@ class FakeDnsmasq(Dnsmasq):
 class FakePair(Pair):
     """keepalived + conntrackd as lan.py drives them, no child: each step recorded."""
 
-    def __init__(self, calls: list[str], state_dir: Path) -> None:
-        super().__init__(load(OFFICE), state_dir, EventLog().emit)
+    def __init__(self, calls: list[str], dnsmasq: Dnsmasq, state_dir: Path) -> None:
+        super().__init__(load(OFFICE), dnsmasq, state_dir, EventLog().emit)
         self.calls = calls
-        self.followed_with: list[Dnsmasq] = []
 
     async def start(self) -> None:
         self.calls.append("pair.start")
@@ -178,14 +177,14 @@ class FakePair(Pair):
     async def stop(self) -> None:
         self.calls.append("pair.stop")
 
-    async def follow(self, uplinks: Iterable[WanStatus], dnsmasq: Dnsmasq) -> None:
-        self.calls.append(f"pair.follow {len(list(uplinks))}")
-        self.followed_with.append(dnsmasq)
+    async def follow(self, uplinks: Iterable[WanStatus], in_force: bool) -> None:
+        self.calls.append(f"pair.follow {len(list(uplinks))} in force {in_force}")
 
 
 def test_the_lan_roles_stop_only_what_they_started(tmp_path: Path) -> None:
     calls: list[str] = []
-    dnsmasq, pair = FakeDnsmasq(calls, tmp_path), FakePair(calls, tmp_path)
+    dnsmasq = FakeDnsmasq(calls, tmp_path)
+    pair = FakePair(calls, dnsmasq, tmp_path)
     events = EventLog()
     alone = Standalone(dnsmasq, tmp_path, events.emit, Clock())
     paired = Paired(pair, dnsmasq, tmp_path, events.emit, Clock())
@@ -196,10 +195,10 @@ def test_the_lan_roles_stop_only_what_they_started(tmp_path: Path) -> None:
         await paired.stop()
         assert calls == []
         await alone.start()
-        await alone.follow(lambda: uplinks)
+        await alone.follow(lambda: uplinks, True)
         await alone.stop()
         await paired.start()  # dnsmasq follows the master: the pair starts it, not the role
-        await paired.follow(lambda: uplinks)
+        await paired.follow(lambda: uplinks, False)
         await paired.stop()
 
     asyncio.run(go())
@@ -207,8 +206,7 @@ def test_the_lan_roles_stop_only_what_they_started(tmp_path: Path) -> None:
         "dnsmasq.start",
         "dnsmasq.stop",
         "pair.start",
-        "pair.follow 2",
+        "pair.follow 2 in force False",
         "pair.stop",
         "dnsmasq.stop",
     ]
-    assert pair.followed_with == [dnsmasq]

@@ -322,6 +322,10 @@ def format_status(answer: dict[str, Any]) -> str:
     lines = [f"mode {st.mode}, carrying new connections: {', '.join(st.active) or '-'}"]
     if st.stale:
         lines[0] += "  (no healthy uplink: last choice kept)"
+    if st.ha is not None:  # keepalived's latest announcement, as linux/pair.py follows it
+        dhcp = "serving DHCP" if st.ha.get("serving_dhcp") else "not serving DHCP"
+        role = st.ha.get("role") or "not announced yet"
+        lines.append(f"pair: {role}, {dhcp}, uplinks down for VRRP: {st.ha.get('uplinks_down')}")
     lines.append(f"{'UPLINK':<16}{'STATE':<10}{'RTT':>9}{'LOSS':>7}  {'SINCE':<30}ROLE")
     for w in st.wans:
         rtt = "-" if w.rtt_ms is None else f"{w.rtt_ms:.1f}ms"

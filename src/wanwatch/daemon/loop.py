@@ -226,7 +226,7 @@ class Daemon:
                 self._probes.send(req.wan, req.target, req.seq)
             self.steering.steer()
             self.steering.maybe_repair()
-            await self._lan.follow(functools.partial(engine.status, now))
+            await self._lan.follow(functools.partial(engine.status, now), self.steering.in_force())
             if self.history.due(now):
                 self.history.sample(now, engine.status(now))
             wake = min(engine.next_wakeup(), self.steering.heal.wake_at() or math.inf)

@@ -99,7 +99,7 @@ class StatusSnapshot:
             active=list(intent.active),
             mode=intent.mode,
             stale=intent.stale,
-            applied=steering.applied == intent and not retry.failed,
+            applied=steering.in_force(intent),
             backend_error=heal.error,
             failed_steps=dict(retry.failed),
             retry_in_s=None if retry.due is None else round(max(0.0, retry.due - now), 2),
