@@ -5,12 +5,12 @@
 Root. For each size, a fresh lab namespace (prefix ``ww``, deleted by name) gets
 that many UDP conntrack entries injected through ctnetlink (IPCTNL_MSG_CT_NEW,
 batched; generating real flows from a LAN namespace took longer than the bench
-itself): every other one NATed to the failed uplink's address (reply
-destination 203.0.113.2), the rest to another uplink's; all but ``P`` % carry
-the failed uplink's ct mark, the unmarked ones stand for flows older than our
-nft table. Then ``conntrack.flush_uplink`` runs exactly as the backend calls
-it, in this process, and the figures are: flush time, entries deleted (and
-left: the other uplink's unmarked ones), this process's RSS before and after.
+itself), all of them the failed uplink's: all but ``P`` % carry its ct mark,
+and the unmarked ones (flows older than our nft table) are NATed to its address
+(reply destination 203.0.113.2); the marked ones alternate between that address
+and another (the mark decides). Then ``conntrack.flush_uplink`` runs exactly as
+the backend calls it, in this process, and the figures are: flush time, entries
+deleted and left, this process's RSS before and after.
 
 Not measured here: the daemon's failover median with that table (the flush
 follows the route switch in one pass, bench/failover.py times the switch).

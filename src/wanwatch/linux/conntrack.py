@@ -21,10 +21,10 @@ be, since it marks every new connection by its uplink) are found with
 CTA_FILTER on the reply tuple (kernel 5.8+: the kernel walks the table and
 sends only those) and deleted in batches of requests; one that vanished
 meanwhile (ENOENT) is not an error. Measured in a lab namespace with injected
-entries (bench/scale.py): the kernel-side delete of 100,000 marked entries plus
-the address walk took 85 ms and left the RSS unchanged; each unmarked leftover
-still costs ~0.3 ms of pyroute2 decoding and encoding (it was 1.7 ms, one
-request each).
+entries (bench/scale.py): 100,000 marked entries went in 102 ms, the RSS
+unchanged; 1,000 unmarked leftovers among them took 1.5 s and 10 MB, pyroute2
+decoding and encoding each (one request per entry had cost another 1.4 ms
+each).
 
 Per-uplink counters (:func:`usage`, behind ``wanwatch status``) read the same
 marks in one dump decoded by pyroute2 (about 0.1 ms per entry, on the
