@@ -37,6 +37,7 @@ from wanwatch.engine.stats import (
     ProbeSample,
     RttEstimator,
     binomial_tail,
+    losses_to_down,
     needed_losses,
 )
 
@@ -243,6 +244,27 @@ def test_needed_losses_grows_with_loss_and_respects_the_minimum() -> None:
     assert ks == sorted(ks)
 
 
+def test_a_young_clean_record_asks_what_a_full_clean_one_asks() -> None:
+    full = 60  # loss_window 30 s / interval 0.5 s
+    settled = losses_to_down((60, 1), (600, 1), ALPHA, 3, full)
+    assert settled == 6
+    assert needed_losses(6, 1, ALPHA, 3) == 10  # the test as it stands: ignorance
+    for n in (1, 6, 30, 59):
+        assert losses_to_down((n, 1), (n, 1), ALPHA, 3, full) == settled
+        assert losses_to_down((n, 0), (n, 0), ALPHA, 3, full) == needed_losses(full, 0, ALPHA, 3)
+    assert losses_to_down((6, 1), (6, 1), ALPHA, 9, full) == 9  # down_after still holds
+
+
+def test_a_young_record_with_a_second_loss_or_not_risen_gets_the_full_test() -> None:
+    full = 60
+    for short, long in (((6, 2), (6, 2)), ((20, 3), (20, 3))):
+        assert losses_to_down(short, long, ALPHA, 3, full) == max(
+            needed_losses(*short, ALPHA, 3), needed_losses(*long, ALPHA, 3)
+        )
+    assert losses_to_down((6, 2), (6, 2), ALPHA, 3, full) == 12
+    assert losses_to_down((6, 1), (6, 1), ALPHA, 3, 0) == 10  # full 0: never young
+
+
 def test_binomial_tail_exact_values() -> None:
     assert binomial_tail(4, 2, 0.5) == pytest.approx(11 / 16)
     assert binomial_tail(10, 0, 0.3) == 1.0
@@ -298,7 +320,9 @@ def test_suspicion_probes_fast_and_never_more_than_could_count() -> None:
         t = round(t + 0.005, 3)
     assert m.state.health is Health.DOWN
     assert len(sends) == needed - 1  # exactly the probes the test needed
-    assert len(m.due(t)) == 1  # then the healthy cadence probes for the rise
+    rise = max(t, m.next_wakeup())
+    assert rise >= 1.5  # then the healthy cadence (from the 1.0 s probe) probes for the rise
+    assert len(m.due(rise)) == 1
     gaps = {round(b - a, 3) for a, b in itertools.pairwise(sends)}
     assert gaps == {0.025}
 
@@ -350,6 +374,40 @@ def up_monitor(**overrides: object) -> UplinkMonitor:
         m.reply(seq, 0.02, t + 0.02)
     assert m.state.health is Health.UP
     return m
+
+
+def _down_after_cut(m: UplinkMonitor, start: float, cut: float) -> tuple[float, int]:
+    """Answer every probe (20 ms) from ``start`` until ``cut``, then none; on a 5 ms grid."""
+    t = start
+    while m.state.health is not Health.DOWN:
+        m.expire(t)
+        for _, seq in m.due(t):
+            if t < cut:
+                m.reply(seq, 0.02, round(t + 0.02, 3))
+        t = round(t + 0.005, 3)
+    return m.state.since, m.state.run_needed
+
+
+def test_a_cut_three_seconds_after_start_is_found_as_fast_as_one_after_minutes() -> None:
+    # Healthy probes every 0.5 s; the one at the cut is the first loss (150 ms floor),
+    # then 5 fast probes leave from 3.15 every 25 ms; the last times out 150 ms later.
+    young, young_needed = _down_after_cut(monitor(fast_interval="25ms"), 0.0, 3.0)
+    assert young_needed == 6
+    assert young == pytest.approx(3.0 + 0.15 + 4 * 0.025 + 0.15, abs=0.006)
+    settled, settled_needed = _down_after_cut(monitor(fast_interval="25ms"), 0.0, 600.0)
+    assert settled_needed == young_needed
+    assert settled - 600.0 == pytest.approx(young - 3.0, abs=0.006)
+
+
+def test_a_young_record_that_already_lost_a_probe_needs_more() -> None:
+    m = up_monitor(fast_interval="25ms")
+    ((_, seq),) = m.due(1.0)
+    m.expire(1.15)  # lost; its suspicion episode is ended by the next answer
+    for _, seq in m.due(1.15):
+        m.reply(seq, 0.02, 1.17)
+    assert m.state.health is Health.UP and not m.state.suspicious
+    _, needed = _down_after_cut(m, 1.17, 1.5)
+    assert needed > 6  # two losses in a record of a few probes: a lossy start
 
 
 def test_a_stall_on_an_answering_link_costs_one_probe_and_changes_nothing() -> None:

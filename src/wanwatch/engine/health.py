@@ -25,7 +25,12 @@ How a dead uplink is told from a lossy one (figures: ``python bench/engine.py``)
   pessimistic. ``alpha`` is FALSE_DOWNS_PER_DAY spread over one day of healthy
   probes, since every false episode starts with one lost healthy probe. A clean
   link thus needs ~6 losses (~0.4 s after the first probe goes unanswered), a
-  20 % lossy one ~12.
+  20 % lossy one ~12. A young record (shorter than one loss window, e.g. the
+  first seconds after start) with no loss but the run's first is given a full
+  clean record's ``k`` (stats.losses_to_down): held to the test as it stands,
+  a few seconds of answers asked for 9-10 losses, the first failover after
+  start took ~0.9 s instead of ~0.6 s. A link lossy from the start (loss p)
+  gets this once at most, so it risks p ** 6 per start.
 * The loss record counts every probe, suspicion ones included: whether a probe
   is sent never depends on its own fate, so under iid loss they are unbiased
   samples; an outage's own losses are dropped when it is declared DOWN, and

@@ -35,7 +35,7 @@ from wanwatch.engine.stats import (
     ProbeSample,
     RttEstimator,
     binomial_tail,
-    needed_losses,
+    losses_to_down,
 )
 
 SEQ_MOD: Final = 1 << 16  # ICMP echo sequence numbers are 16 bits (RFC 792)
@@ -481,12 +481,12 @@ class UplinkMonitor:
     def _needed(self, now: float, keep: Callable[[ProbeSample], bool] | None = None) -> int:
         """Losses in a row that make the uplink DOWN, from the loss record (of the
         samples ``keep`` accepts)."""
-        (sn, sl), (ln, ll) = self.loss.counts(now, keep)
-        at_least = self._params.down_after
-        return max(
-            needed_losses(sn, sl, self._alpha, at_least),
-            needed_losses(ln, ll, self._alpha, at_least),
-        )
+        short, long = self.loss.counts(now, keep)
+        # Only an uplink that has risen can have a young record worth trusting:
+        # before its first answers in a row nothing is known at all.
+        up = self.state.health is Health.UP
+        full = round(self._params.loss_window / self._params.interval) if up else 0
+        return losses_to_down(short, long, self._alpha, self._params.down_after, full)
 
     def loss_pct(self, now: float) -> float:
         (n, lost), _ = self.loss.counts(now)
