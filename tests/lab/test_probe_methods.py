@@ -124,6 +124,7 @@ def test_a_used_up_quota_is_a_portal_and_the_office_fails_over(
     st = office.wait_active(BACKUP, timeout=DEADLINE)
     primary = wan(st, PRIMARY)
     assert primary["state"] == "portal" and not primary["carrying"]
+    assert primary["portal_url"] == ev["url"]  # status names where the web is sent
     # the lower layers still answer: no ICMP, tcp or dns target is silent, none is down
     assert "silent" not in primary["targets"].values(), primary["targets"]
     assert not office.events(since=used_up.t_start, names=("wan.down",))
