@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -92,7 +92,7 @@ def test_an_isp_that_drops_icmp_keeps_its_uplink_up_on_tcp_http_and_dns(
     # What is under test is that nothing changes: watch it, then read the events.
     def carrying_and_up() -> bool:
         now = office.status()
-        return wan(now, PRIMARY)["state"] == "up" and now["active"] == [PRIMARY]
+        return bool(wan(now, PRIMARY)["state"] == "up" and now["active"] == [PRIMARY])
 
     poll.holds(carrying_and_up, STEADY, "the filtered primary up and carrying", every=0.5)
     names = {e["name"] for e in office.events(since=filtered.t_start)}
@@ -110,11 +110,11 @@ def test_an_isp_that_drops_icmp_keeps_its_uplink_up_on_tcp_http_and_dns(
 
 @pytest.mark.parametrize("mode", ["portal", "page"], ids=["redirect", "page-in-place"])
 def test_a_used_up_quota_is_a_portal_and_the_office_fails_over(
-    methods_lab: Lab, start: Callable[..., Office], mode: str
+    methods_lab: Lab, start: Callable[..., Office], mode: Literal["portal", "page"]
 ) -> None:
     office = start(f"portal-{mode}")
     url = f"http://{portal.NAMES[0]}/generate_204"
-    used_up = portal.portal(methods_lab, PRIMARY, mode)  # type: ignore[arg-type]
+    used_up = portal.portal(methods_lab, PRIMARY, mode)
     ev = office.wait_event("wan.portal", since=used_up.t_start, timeout=DEADLINE)
     assert ev["wan"] == PRIMARY and ev["prev"] == "up"
     # where it was sent: the redirect's Location, or the probed URL served in place
