@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from wanwatch.config import Config, Policy, load
+from wanwatch.config.model import Classifier
 from wanwatch.engine.intent import Intent
 from wanwatch.linux.apply import intent_from_config
 from wanwatch.linux.nft import render, rendered_fingerprint
@@ -26,12 +28,15 @@ UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
 A, B = "INET-UTAMA", "BACKUP-INET"
 
 
-def _office(mode: str = "failover", classifier: str = "both-addresses") -> Config:
+def _office(
+    mode: Literal["failover", "loadbalance"] = "failover",
+    classifier: Classifier = "both-addresses",
+) -> Config:
     cfg = load(OFFICE)
     return cfg.replace(policy=Policy(mode=mode, classifier=classifier))
 
 
-def _lb(classifier: str) -> Callable[[], tuple[Config, Intent]]:
+def _lb(classifier: Classifier) -> Callable[[], tuple[Config, Intent]]:
     def case() -> tuple[Config, Intent]:
         cfg = _office("loadbalance", classifier)
         return cfg, intent_from_config(cfg, active=(A, B), buckets=(A, B))

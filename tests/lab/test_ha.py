@@ -66,9 +66,11 @@ def _carried_on(flow: Flow, since: float) -> FlowReport:
         rep = flow.report()
         return rep if rep.broken_at is not None or (rep.last_ok or 0) > since + 1.0 else None
 
-    return until(
+    rep = until(
         settled, DEADLINE, lambda: f"the flow to carry on past {since:.3f}: {flow.report()}"
     )
+    assert rep is not None
+    return rep
 
 
 def _addresses(lab: PairLab, side: str) -> set[str]:

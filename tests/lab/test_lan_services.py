@@ -140,7 +140,8 @@ def wait_event(
         lines = [f"{e['name']} {e}" for e in events_since(house, t0)][-30:]
         return f"a {names} event; since then:\n" + "\n".join(lines)
 
-    found: dict[str, Any] = until(first, timeout, seen)
+    found = until(first, timeout, seen)
+    assert found is not None
     return found
 
 

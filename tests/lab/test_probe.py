@@ -408,7 +408,7 @@ def test_carrier_loss_with_linkdown_routes_ignored_does_not_leak(lab: Lab) -> No
 
 
 def test_device_binding_alone_fails_safely(lab: Lab) -> None:
-    # LAB-NOTES: with no mark the kernel treats the target as on-link and ARPs for it.
+    # docs/lab-notes.md: with no mark the kernel treats the target as on-link and ARPs for it.
     out = probe(lab.router, {"a": Uplink("wan1", 0, None)}, count=5, silent=frozenset("a"))
     assert "a" not in out.replies
     assert lab.isp_count(lab.isp1, "echo_cust") == 0

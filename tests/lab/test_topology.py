@@ -244,15 +244,17 @@ def test_bcp38_catches_a_packet_leaving_through_the_wrong_uplink(
     after_client = lab.bcp38_drops(PRIMARY)
     assert after_client > before
 
+    backup_address = lab.lab_config.wan(BACKUP).address
+    assert isinstance(backup_address, IPv4Interface), backup_address
     # The router's own packet sourced from the backup's address, leaving ether1:
-    # the probe-pinning mistake LAB-NOTES describes. Caught, not answered.
+    # the probe-pinning mistake docs/lab-notes.md describes. Caught, not answered.
     stats = traffic.ping(
         lab,
         "router",
         lab.topology.isps[0].targets[0],
         count=3,
         timeout=0.5,
-        source=lab.lab_config.wan(BACKUP).address.ip,  # type: ignore[union-attr]
+        source=backup_address.ip,
     )
     assert stats.received == 0
     assert lab.bcp38_drops(PRIMARY) >= after_client + 3

@@ -20,6 +20,7 @@ from wanwatch.engine.health import (
     Lost,
     Quality,
     Rules,
+    Sample,
     Web,
     initial_state,
     step,
@@ -43,10 +44,10 @@ RULES = Rules("W", up_after=5, hold=10.0, max_hold=300.0, degraded_loss=40.0, de
 ALPHA = FALSE_DOWNS_PER_DAY * 0.5 / 86400
 
 
-def run(state: HealthState, *samples: object) -> tuple[HealthState, list[str]]:
+def run(state: HealthState, *samples: Sample) -> tuple[HealthState, list[str]]:
     names: list[str] = []
     for s in samples:
-        state, events = step(state, s, RULES)  # type: ignore[arg-type]
+        state, events = step(state, s, RULES)
         names += [e.name for e in events]
     return state, names
 
