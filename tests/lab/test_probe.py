@@ -302,9 +302,17 @@ def probe(
     silent: frozenset[str] = frozenset(),
 ) -> Outcome:
     """Run one hub inside ``ns`` for ``count`` probes per uplink; its replies and stats."""
+    return run_hub(ns, uplinks, lambda hub: drive(hub, uplinks, count, silent))
+
+
+def run_hub(
+    ns: str, uplinks: dict[str, Uplink], send: Callable[[ProbeHub], Coroutine[Any, Any, None]]
+) -> Outcome:
+    """A hub inside ``ns`` with ``uplinks``, probed by ``send``; its replies and stats."""
     outcome = Outcome()
 
     def on_reply(wan: str, seq: int, rtt: float, at: float, portal: str | None) -> None:
+        assert portal is None  # nothing here is a captive portal
         outcome.replies.setdefault(wan, []).append(seq)
         outcome.rtts.append(rtt)
 
@@ -314,7 +322,7 @@ def probe(
             hub.add_uplink(wan, up.ifname, up.mark, up.source, bind_device=up.bind_device)
         await hub.start()
         try:
-            await drive(hub, uplinks, count, silent)
+            await send(hub)
             outcome.stats = hub.stats()
         finally:
             await hub.close()
@@ -685,31 +693,16 @@ def inet_servers(ns: str) -> Iterator[None]:
 
 def probe_methods(ns: str, uplinks: dict[str, Uplink], count: int = 5) -> Outcome:
     """``count`` probes of each METHOD_TARGETS entry per uplink (seq = index * count + n)."""
-    outcome = Outcome()
 
-    def on_reply(wan: str, seq: int, rtt: float, at: float, portal: str | None) -> None:
-        assert portal is None  # nothing here is a captive portal
-        outcome.replies.setdefault(wan, []).append(seq)
-        outcome.rtts.append(rtt)
+    async def send(hub: ProbeHub) -> None:
+        for n in range(count):
+            for i, target in enumerate(METHOD_TARGETS):
+                for wan in uplinks:
+                    hub.send(wan, target, i * count + n)
+            await asyncio.sleep(PACE)
+        await until(lambda: not any(s["pending"] for s in hub.stats().values()), "the answers")
 
-    async def main() -> None:
-        hub = ProbeHub(on_reply)
-        for wan, up in uplinks.items():
-            hub.add_uplink(wan, up.ifname, up.mark, up.source, bind_device=up.bind_device)
-        await hub.start()
-        try:
-            for n in range(count):
-                for i, target in enumerate(METHOD_TARGETS):
-                    for wan in uplinks:
-                        hub.send(wan, target, i * count + n)
-                await asyncio.sleep(0.01)
-            await until(lambda: not any(s["pending"] for s in hub.stats().values()), "the answers")
-            outcome.stats = hub.stats()
-        finally:
-            await hub.close()
-
-    in_netns_async(ns, main)
-    return outcome
+    return run_hub(ns, uplinks, send)
 
 
 def test_tcp_http_and_dns_probes_cross_their_own_isp(lab: Lab) -> None:

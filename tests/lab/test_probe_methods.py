@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -110,11 +110,11 @@ def test_an_isp_that_drops_icmp_keeps_its_uplink_up_on_tcp_http_and_dns(
 
 @pytest.mark.parametrize("mode", ["portal", "page"], ids=["redirect", "page-in-place"])
 def test_a_used_up_quota_is_a_portal_and_the_office_fails_over(
-    methods_lab: Lab, start: Callable[..., Office], mode: str
+    methods_lab: Lab, start: Callable[..., Office], mode: Literal["portal", "page"]
 ) -> None:
     office = start(f"portal-{mode}")
     url = f"http://{portal.NAMES[0]}/generate_204"
-    used_up = portal.portal(methods_lab, PRIMARY, mode)  # type: ignore[arg-type]
+    used_up = portal.portal(methods_lab, PRIMARY, mode)
     ev = office.wait_event("wan.portal", since=used_up.t_start, timeout=DEADLINE)
     assert ev["wan"] == PRIMARY and ev["prev"] == "up"
     # where it was sent: the redirect's Location, or the probed URL served in place
@@ -124,6 +124,7 @@ def test_a_used_up_quota_is_a_portal_and_the_office_fails_over(
     st = office.wait_active(BACKUP, timeout=DEADLINE)
     primary = wan(st, PRIMARY)
     assert primary["state"] == "portal" and not primary["carrying"]
+    assert primary["portal_url"] == ev["url"]  # status names where the web is sent
     # the lower layers still answer: no ICMP, tcp or dns target is silent, none is down
     assert "silent" not in primary["targets"].values(), primary["targets"]
     assert not office.events(since=used_up.t_start, names=("wan.down",))

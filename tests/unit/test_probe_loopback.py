@@ -194,7 +194,9 @@ async def resolver(
         transport.close()
 
 
-def a_reply(query: dns.message.Message, *addresses: str, rcode: int = 0) -> bytes:
+def a_reply(
+    query: dns.message.Message, *addresses: str, rcode: dns.rcode.Rcode = dns.rcode.NOERROR
+) -> bytes:
     reply = dns.message.make_response(query)
     reply.set_rcode(dns.rcode.Rcode(rcode))
     if addresses:
