@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from wanwatch.config import Config, Wan
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.engine.intent import Admin, Health, Intent, intent_from_config
+from wanwatch.engine.rules import carrying, rule_paths
 
 
 def _usable(
@@ -76,6 +77,15 @@ def decide(
         weight = {w.name: w.weight for w in config.wans}
         buckets = allocate_buckets([(a, weight[a]) for a in active])
 
+    paths = rule_paths(
+        config,
+        health_by_name,
+        preferred_by_name,
+        admin,
+        stale=stale,
+        previous=previous.rules if previous is not None else (),
+    )
+    busy = {*active, *carrying(paths)}
     gone = [
         w.name
         for w in config.wans
@@ -86,10 +96,11 @@ def decide(
         config,
         active=active,
         buckets=buckets,
-        flush=[name for name in gone if name not in active],
+        flush=[name for name in gone if name not in busy],
         health=health_by_name,
         admin=admin,
         stale=stale,
+        rules=paths,
     )
 
 
