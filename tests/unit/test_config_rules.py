@@ -22,8 +22,13 @@ RULES = EXAMPLES / "office-rules.yaml"
 A, B = "INET-UTAMA", "BACKUP-INET"
 
 
-def office(rules: str) -> str:
-    return OFFICE.read_text() + "\nrules:\n" + rules
+def office(rules: str, *, lan_dns: bool = False) -> str:
+    """The reference office with ``rules``; its LANs' clients ask the router for DNS
+    unless ``lan_dns`` (office.yaml hands them public resolvers)."""
+    text = OFFICE.read_text()
+    if not lan_dns:
+        text = text.replace("      dns: [8.8.8.8, 8.8.4.4]\n", "")
+    return text + "\nrules:\n" + rules
 
 
 def problems(text: str) -> list[str]:
@@ -155,6 +160,22 @@ def test_a_rule_covered_by_two_earlier_ones_together_is_refused() -> None:
     )
     (p,) = problems(text)
     assert "rules[2]: web can never match: the rules before it together" in p
+
+
+def test_a_domains_rule_needs_the_lans_to_ask_the_router() -> None:
+    text = office(
+        f"  - name: bank\n    from: [WIFI]\n    domains: bank.example\n    via: [{B}]\n"
+        "    when_down: block\n",
+        lan_dns=True,
+    )
+    (p,) = problems(text)  # WIFI only: ether3's resolvers do not matter to this rule
+    assert p.startswith(f"t.yaml:{line_of(text, 'domains:')}: rules[0].domains: LAN 'WIFI'")
+    assert "hands out dhcp.dns 8.8.8.8, 8.8.4.4" in p
+    no_upstream = office(
+        f"  - name: bank\n    domains: bank.example\n    via: [{B}]\n    when_down: block\n"
+    ).replace("  upstream: [8.8.8.8, 1.1.1.1]", "  upstream: []")
+    (p,) = problems(no_upstream)
+    assert "rules[0].domains: needs dns.upstream" in p
 
 
 def test_no_shadow_report_when_a_field_was_rejected() -> None:

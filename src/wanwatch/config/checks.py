@@ -402,6 +402,7 @@ def check_rules(report: Report, config: Config, *, clean: bool) -> None:
         ok = _check_rule(report, at, r, wans, lans, clean=clean)
         if ok and r.name is not None and r.via is not None and r.when_down is not None:
             sound.append((i, r))
+    _check_domain_lookups(report, config, rules, lans)
     if not clean or len(sound) != len(rules):
         return
     lan_list = list(lans.values())
@@ -438,6 +439,29 @@ def check_rules(report: Report, config: Config, *, clean: bool) -> None:
         else:
             continue
         report(("rules", i), f"{r.name} can never match: {by} already takes all its traffic")
+
+
+def _check_domain_lookups(
+    report: Report, config: Config, rules: list[Rule], lans: dict[str, Lan]
+) -> None:
+    """A domains rule matches only what the router's dnsmasq resolved: it must be the
+    forwarder, and the rule's LANs' clients must ask it."""
+    for i, r in _enumerate_valid(list[Rule | None](rules)):
+        if not r.domains:
+            continue
+        if config.dns is not None and not config.dns.upstream:
+            report(
+                ("rules", i, "domains"), "needs dns.upstream: the router's dnsmasq resolves them"
+            )
+        named = [x for x in r.from_ or () if isinstance(x, str)]
+        for lan in [lans[n] for n in named if n in lans] if r.from_ else lans.values():
+            if lan.dhcp is not None and lan.dhcp.dns:
+                report(
+                    ("rules", i, "domains"),
+                    f"LAN {lan.name!r} hands out dhcp.dns {', '.join(map(str, lan.dhcp.dns))}: "
+                    "its clients would not ask the router, so the rule could not see their "
+                    "lookups (drop dhcp.dns)",
+                )
 
 
 def _check_rule(

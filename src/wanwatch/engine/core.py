@@ -258,7 +258,7 @@ class Engine:
         before = {p.index: p for p in old.rules}
         for p in self._intent.rules:
             was = before.get(p.index)
-            if was != p:
+            if was is None or str(was) != str(p):  # not: a spare uplink came or went
                 events.append(
                     event(
                         now,

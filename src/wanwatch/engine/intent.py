@@ -49,6 +49,7 @@ class RulePath:
     kind: PathKind
     uplinks: tuple[str, ...] = ()  # uplink: the one; balance: the set, in via order
     buckets: tuple[str, ...] = ()  # balance: hash bucket -> uplink
+    usable: tuple[str, ...] = ()  # every uplink of via it could use now (sticky ones keep theirs)
 
     def __str__(self) -> str:
         if self.kind is PathKind.UPLINK:

@@ -47,8 +47,9 @@ def _tier(
 
 
 def _on(config: Config, index: int, rule: Rule, members: Sequence[ViaUplink]) -> RulePath:
+    usable = tuple(u.name for u in members)
     if rule.via.mode == "failover":
-        return RulePath(rule.name, index, PathKind.UPLINK, (members[0].name,))
+        return RulePath(rule.name, index, PathKind.UPLINK, usable[:1], usable=usable)
     weight = {w.name: w.weight for w in config.wans}
     pairs = [(u.name, u.weight or weight[u.name]) for u in members]
     return RulePath(
@@ -57,6 +58,7 @@ def _on(config: Config, index: int, rule: Rule, members: Sequence[ViaUplink]) ->
         PathKind.BALANCE,
         tuple(u.name for u in members),
         allocate_buckets(pairs),
+        usable,
     )
 
 
