@@ -30,6 +30,7 @@ the admin's other mark bits are preserved by every rule):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -42,6 +43,7 @@ from pathlib import Path
 
 from wanwatch.config import Config, ha
 from wanwatch.engine.intent import Intent, UplinkPlan
+from wanwatch.engine.rules import rule_paths
 from wanwatch.errors import NftError
 from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark
 from wanwatch.linux import firewall, rules_nft
@@ -118,6 +120,8 @@ def render(intent: Intent, config: Config) -> str:
     backend can tell whether the running table is already this one.
     """
     _check(intent)
+    if config.rules and not intent.rules:  # the backend's baseline, before the engine spoke
+        intent = dataclasses.replace(intent, rules=rule_paths(config, {}, {}, {}, stale=True))
     # A failover changes only the rules' paths (rules_nft.path_update): the
     # fingerprint covers the rest, so the backend updates paths in place.
     fp = fingerprint(_body(intent, config, with_paths=False))

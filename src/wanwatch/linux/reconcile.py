@@ -344,7 +344,7 @@ class Reconciler:
         domain_sets = rules_nft.domain_sets(self.config)
         carry = nft.carried_sets(domain_sets, self._nft) if domain_sets else ""
         ms = nft.apply_ruleset(definition, self._nft, carry)
-        self._paths = intent.rules
+        self._paths = intent.rules or None  # none yet: nft.render chose a baseline
         out.append(
             self._ev(
                 "nft.apply",
@@ -359,7 +359,7 @@ class Reconciler:
 
     def _move_rules(self, out: list[Event], intent: Intent) -> None:
         """The same table, rules on other paths: change them in place (rules_nft.py)."""
-        if self._paths == intent.rules:
+        if self._paths == intent.rules or not intent.rules:
             return
         batch = rules_nft.path_update(self.config, intent, self._paths)
         ms = nft.apply_batch(batch, self._nft) if batch else 0.0
