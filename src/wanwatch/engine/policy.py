@@ -23,21 +23,7 @@ from collections.abc import Mapping, Sequence
 from wanwatch.config import Config, Wan
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.engine.intent import Admin, Health, Intent, intent_from_config
-from wanwatch.engine.rules import carrying, rule_paths
-
-
-def _usable(
-    wans: Sequence[Wan], health: Mapping[str, Health], preferred: Mapping[str, bool]
-) -> list[Wan]:
-    def state(w: Wan) -> Health:
-        return health.get(w.name, Health.UNKNOWN)
-
-    tiers = (
-        [w for w in wans if state(w) is Health.UP and preferred.get(w.name, False)],
-        [w for w in wans if state(w) is Health.DEGRADED],
-        [w for w in wans if state(w) is Health.UP and not preferred.get(w.name, False)],
-    )
-    return next((t for t in tiers if t), [])
+from wanwatch.engine.rules import carrying, rule_paths, usable
 
 
 def _carriers(config: Config, candidates: Sequence[Wan]) -> tuple[str, ...]:
@@ -61,10 +47,10 @@ def decide(
     admin = admin or {}
     enabled = [w for w in config.wans if admin.get(w.name, Admin.ENABLED) is Admin.ENABLED]
     names = {w.name for w in enabled}
-    usable = _usable(enabled, health_by_name, preferred_by_name)
-    stale = not usable
-    if usable:
-        active = _carriers(config, usable)
+    candidates = usable(enabled, health_by_name, preferred_by_name)
+    stale = not candidates
+    if candidates:
+        active = _carriers(config, candidates)
     elif previous is not None and previous.active and all(a in names for a in previous.active):
         active = previous.active
         if config.policy.mode == "failover":

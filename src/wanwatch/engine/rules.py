@@ -25,6 +25,7 @@ leaks: its uplink's table ends in ``unreachable default`` (footprint.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from wanwatch.config import Config
 from wanwatch.config.model import Rule, ViaUplink
@@ -32,16 +33,27 @@ from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.engine.intent import Admin, Health, PathKind, RulePath
 
 
-def _tier(
-    members: Sequence[ViaUplink], health: Mapping[str, Health], preferred: Mapping[str, bool]
-) -> list[ViaUplink]:
-    def state(u: ViaUplink) -> Health:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def usable(
+    items: Sequence[_N], health: Mapping[str, Health], preferred: Mapping[str, bool]
+) -> list[_N]:
+    """The usable ones, by the policy's tiers (policy.py's docstring): UP and preferred,
+    else DEGRADED, else UP still in its hold; [] if none."""
+
+    def state(u: _N) -> Health:
         return health.get(u.name, Health.UNKNOWN)
 
     tiers = (
-        [u for u in members if state(u) is Health.UP and preferred.get(u.name, False)],
-        [u for u in members if state(u) is Health.DEGRADED],
-        [u for u in members if state(u) is Health.UP and not preferred.get(u.name, False)],
+        [u for u in items if state(u) is Health.UP and preferred.get(u.name, False)],
+        [u for u in items if state(u) is Health.DEGRADED],
+        [u for u in items if state(u) is Health.UP and not preferred.get(u.name, False)],
     )
     return next((t for t in tiers if t), [])
 
@@ -76,7 +88,7 @@ def rule_paths(
     out: list[RulePath] = []
     for i, rule in enumerate(config.rules):
         members = [u for u in rule.via.uplinks if admin.get(u.name, Admin.ENABLED) is Admin.ENABLED]
-        tier = _tier(members, health, preferred)
+        tier = usable(members, health, preferred)
         if tier:
             out.append(_on(config, i, rule, tier))
         elif stale and (rule.name, i) in kept:
