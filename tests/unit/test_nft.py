@@ -16,8 +16,8 @@ from wanwatch.config import Config, Policy, load
 from wanwatch.config.model import Classifier
 from wanwatch.errors import NftError
 from wanwatch.linux.apply import intent_from_config
+from wanwatch.linux.classify import CLASSIFIERS
 from wanwatch.linux.nft import (
-    CLASSIFIERS,
     jhash,
     predict_bucket,
     render,

@@ -106,12 +106,20 @@ def explain_budget(cfg: Config) -> str:
 @click.command()
 @config_option(DEFAULT_CONFIG, fixed=True)
 @click.option("--down", "down", multiple=True, metavar="WAN", help="Treat this uplink as down.")
+@click.option(
+    "--matrix", is_flag=True, help="Every rule's path for every combination of uplinks up and down."
+)
 @json_option
-def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
+def plan(config_path: Path, down: tuple[str, ...], matrix: bool, as_json: bool) -> None:
     """Print the dataplane wanwatch wants for a given uplink state (no root needed)."""
     from wanwatch.engine.policy import plan_for
 
     cfg = load_or_exit(config_path)
+    if matrix:
+        from wanwatch.engine.matrix import format_matrix
+
+        click.echo(format_matrix(cfg), nl=False)
+        return
     names = {w.name for w in cfg.wans}
     unknown = [d for d in down if d not in names]
     if unknown:

@@ -319,3 +319,59 @@ def distinct_names(values: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(set(values)) != len(values):
         raise ValueError("a name is listed twice")
     return values
+
+
+# --- policy rules' values (config/model.py: Rule; docs/rules.md)
+
+
+def parse_sources(value: object) -> tuple[str | Prefix, ...]:
+    """``from`` of a rule: LAN names and/or prefixes (either family), one or a list."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("must list at least one LAN name or prefix (omit the key: from anywhere)")
+    out: list[str | Prefix] = []
+    for v in items:
+        if isinstance(v, str) and _NAME_RE.match(v) and not _looks_numeric(v):
+            item: str | Prefix = v
+        else:
+            (item,) = parse_prefixes(v)
+        if item in out:
+            raise ValueError(f"{item} is listed twice")
+        out.append(item)
+    return tuple(out)
+
+
+def _looks_numeric(v: str) -> bool:
+    # "10.0.0.1" matches the name pattern too; a name is never an address
+    return all(part.isdigit() for part in v.split("."))
+
+
+def parse_via(value: object) -> object:
+    """``via: [A, B]`` (failover, in order) is short for ``{mode: failover, uplinks: [A, B]}``;
+    an uplink is a name or ``{name: A, weight: 2}``."""
+    if isinstance(value, list):
+        value = {"uplinks": value}
+    if isinstance(value, dict) and isinstance(value.get("uplinks"), list):
+        members = [{"name": m} if isinstance(m, str) else m for m in value["uplinks"]]
+        value = {**value, "uplinks": members}
+    return value
+
+
+def parse_sticky(value: object) -> object:
+    """``sticky: src`` is short for ``{by: src}``."""
+    return {"by": value} if isinstance(value, str) else value
+
+
+def parse_domains(value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("must list at least one domain name")
+    out: list[str] = []
+    for v in items:
+        if not isinstance(v, str):
+            raise ValueError(f"{v!r} is not a domain name")
+        name = domain_name(v.strip().lower().rstrip("."))
+        if name in out:
+            raise ValueError(f"{name} is listed twice")
+        out.append(name)
+    return tuple(out)

@@ -17,7 +17,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
-from wanwatch.config.checks import check_firewall, cross_check
+from wanwatch.config.checks import check_firewall, check_rules, cross_check
 from wanwatch.config.fields import Check, Parse, Path_, format_duration, format_path, parse_duration
 from wanwatch.config.ha import check_ha
 from wanwatch.config.model import Config, Model
@@ -316,6 +316,9 @@ def _validated(cls: type[_M], located: _Located, source: str) -> _M:
         cross_check(walker.add, list(value.wans or ()), list(value.lans or ()), value.dns)
         check_ha(walker.add, value)
         check_firewall(walker.add, value)
+        # a rejected rule field reads as "anything": no shadow test then
+        clean = not any(": rules[" in m for _, m in walker.problems)
+        check_rules(walker.add, value, clean=clean)
         value = value.replace(source=source)
     if walker.problems:
         walker.problems.sort(key=lambda p: p[0])

@@ -24,9 +24,13 @@ from wanwatch.config.fields import (
     host_name,
     http_url,
     mac_address,
+    parse_domains,
     parse_port_range,
     parse_ports,
     parse_prefixes,
+    parse_sources,
+    parse_sticky,
+    parse_via,
     parse_wan_address,
     probe_targets,
     some_uplink,
@@ -394,6 +398,55 @@ class Firewall(Model, frozen=True):
     allow: tuple[Allow, ...] = ()
 
 
+# --- policy rules (docs/rules.md; engine/rules.py decides paths, linux/rules_nft.py renders)
+
+if TYPE_CHECKING:
+    Sources = tuple[str | Prefix, ...]
+else:  # LAN names and prefixes mixed: Parse does it all
+    Sources = Annotated[Any, Parse(parse_sources)]
+Domains = Annotated[tuple[str, ...], Parse(parse_domains)]
+
+
+class ViaUplink(Model, frozen=True):
+    name: Name
+    weight: Annotated[int, Meta(ge=1, le=100)] | None = None  # None: the uplink's own weight
+
+
+class Via(Model, frozen=True):
+    """The uplinks a rule's traffic may use: in preference order, or balanced by weight."""
+
+    uplinks: Annotated[tuple[ViaUplink, ...], Meta(min_length=1)]
+    mode: Literal["failover", "loadbalance"] = "failover"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(u.name for u in self.uplinks)
+
+
+class Sticky(Model, frozen=True):
+    """Keep a source (and destination) on the uplink its first connection took."""
+
+    by: Literal["none", "src", "src-dst"] = "none"
+    timeout: Annotated[Duration, Meta(ge=1, le=7 * 86400)] = 600.0
+
+
+class Rule(Model, frozen=True, kw_only=True, rename={"from_": "from"}):
+    """Which traffic uses which uplinks; the first rule that matches a new connection wins."""
+
+    name: Name
+    from_: Sources | None = None  # LAN names and/or source prefixes; None: any source
+    to: Prefixes | None = None  # destination prefixes; None: anywhere (or domains)
+    domains: Domains | None = None  # destinations the router's dnsmasq resolves
+    proto: Proto | None = None  # None: any protocol
+    ports: Ports | None = None  # destination ports (tcp, udp, tcp+udp only)
+    via: Annotated[Via, Parse(parse_via)]
+    sticky: Annotated[Sticky, Parse(parse_sticky)] = Sticky()
+    when_down: Annotated[
+        Literal["block", "default"],
+        Meta(description="block (fail closed) or default (follow the policy) when via is down"),
+    ]
+
+
 class Hooks(Model, frozen=True):
     """Commands run on uplink events, as argv lists (never a shell)."""
 
@@ -474,6 +527,7 @@ class Config(Model, frozen=True):
     hooks: Hooks = Hooks()
     firewall: Firewall = Firewall()
     forwards: tuple[Forward, ...] = ()
+    rules: tuple[Rule, ...] = ()  # first match wins; the rest follows policy
     ha: Ha | None = None  # a router pair (config/ha.py)
     source: str = "<memory>"  # the file it came from
 

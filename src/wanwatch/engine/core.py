@@ -281,6 +281,25 @@ class Engine:
 
     def _decide(self, now: float) -> list[Event]:
         old = self._intent
+        events = self._replan_policy(now)
+        if self._intent is old:
+            return events
+        before = {p.index: p for p in old.rules}
+        for p in self._intent.rules:
+            was = before.get(p.index)
+            if was is None or str(was) != str(p):  # not: a spare uplink came or went
+                events.append(
+                    event(
+                        now,
+                        "rule.path",
+                        rule=p.name,
+                        **{"from": str(was) if was is not None else None, "to": str(p)},
+                    )
+                )
+        return events
+
+    def _replan_policy(self, now: float) -> list[Event]:
+        old = self._intent
         health = self._health()
         if self._settle_by is not None:
             if now < self._settle_by and Health.UNKNOWN in health.values():

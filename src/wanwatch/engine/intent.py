@@ -36,6 +36,32 @@ class Admin(StrEnum):
     DISABLED = "disabled"  # no traffic at all: its connections are deleted
 
 
+class PathKind(StrEnum):
+    UPLINK = "uplink"
+    BALANCE = "balance"
+    BLOCK = "block"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class RulePath:
+    """Where rule ``name`` (0-based position ``index``: its ct mark) sends new connections."""
+
+    name: str
+    index: int
+    kind: PathKind
+    uplinks: tuple[str, ...] = ()  # uplink: the one; balance: the set, in via order
+    buckets: tuple[str, ...] = ()  # balance: hash bucket -> uplink
+    usable: tuple[str, ...] = ()  # every uplink of via it could use now (sticky ones keep theirs)
+
+    def __str__(self) -> str:
+        if self.kind is PathKind.UPLINK:
+            return self.uplinks[0]
+        if self.kind is PathKind.BALANCE:
+            return "balance " + "+".join(self.uplinks)
+        return self.kind.value
+
+
 @dataclass(frozen=True)
 class UplinkPlan:
     name: str
@@ -75,6 +101,8 @@ class Intent:
     flush: tuple[str, ...]
     # True when no uplink is healthy and the last usable choice is kept on purpose.
     stale: bool
+    # Each policy rule's path, in config order (engine/rules.py).
+    rules: tuple[RulePath, ...] = ()
 
     @property
     def primary(self) -> str | None:
@@ -112,6 +140,7 @@ def intent_from_config(
     health: Mapping[str, Health] | None = None,
     admin: Mapping[str, Admin] | None = None,
     stale: bool = False,
+    rules: Sequence[RulePath] = (),
 ) -> Intent:
     """The Intent for ``config`` with a given choice of uplinks (no policy of its own).
 
@@ -149,4 +178,5 @@ def intent_from_config(
         # the peer, which may be about to carry that flow on as the new master.
         flush=tuple(flush) if config.ha is None else (),
         stale=stale,
+        rules=tuple(rules),
     )

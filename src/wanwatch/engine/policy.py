@@ -26,21 +26,7 @@ from collections.abc import Mapping, Sequence
 from wanwatch.config import Config, Wan
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.engine.intent import Admin, Health, Intent, intent_from_config
-
-
-def _usable(
-    wans: Sequence[Wan], health: Mapping[str, Health], preferred: Mapping[str, bool]
-) -> list[Wan]:
-    def state(w: Wan) -> Health:
-        return health.get(w.name, Health.UNKNOWN)
-
-    tiers = (
-        [w for w in wans if state(w) is Health.UP and preferred.get(w.name, False)],
-        [w for w in wans if state(w) is Health.DEGRADED],
-        [w for w in wans if state(w) is Health.UP and not preferred.get(w.name, False)],
-        [w for w in wans if state(w) is Health.PORTAL and w.probe.portal == "last_resort"],
-    )
-    return next((t for t in tiers if t), [])
+from wanwatch.engine.rules import carrying, last_resort, rule_paths, usable
 
 
 def _carriers(config: Config, candidates: Sequence[Wan]) -> tuple[str, ...]:
@@ -64,10 +50,10 @@ def decide(
     admin = admin or {}
     enabled = [w for w in config.wans if admin.get(w.name, Admin.ENABLED) is Admin.ENABLED]
     names = {w.name for w in enabled}
-    usable = _usable(enabled, health_by_name, preferred_by_name)
-    stale = not usable
-    if usable:
-        active = _carriers(config, usable)
+    candidates = usable(enabled, health_by_name, preferred_by_name, last_resort(config))
+    stale = not candidates
+    if candidates:
+        active = _carriers(config, candidates)
     elif previous is not None and previous.active and all(a in names for a in previous.active):
         active = previous.active
         if config.policy.mode == "failover":
@@ -80,6 +66,15 @@ def decide(
         weight = {w.name: w.weight for w in config.wans}
         buckets = allocate_buckets([(a, weight[a]) for a in active])
 
+    paths = rule_paths(
+        config,
+        health_by_name,
+        preferred_by_name,
+        admin,
+        stale=stale,
+        previous=previous.rules if previous is not None else (),
+    )
+    busy = {*active, *carrying(paths)}
     gone = [
         w.name
         for w in config.wans
@@ -90,10 +85,11 @@ def decide(
         config,
         active=active,
         buckets=buckets,
-        flush=[name for name in gone if name not in active],
+        flush=[name for name in gone if name not in busy],
         health=health_by_name,
         admin=admin,
         stale=stale,
+        rules=paths,
     )
 
 
