@@ -577,7 +577,7 @@ def _wan_open(export: Export, found: _Findings, topo: _Topology) -> None:
             chain[-1].line if at is None else at,
             f"new connections from uplink{'s' if len(names) > 1 else ''} {', '.join(names)} "
             f"reach the router: {how}; drop what comes from the uplinks after the openings "
-            "(defconf: drop all not coming from LAN)",
+            "(defconf: add chain=input action=drop in-interface-list=!LAN)",
         )
 
 
