@@ -182,6 +182,13 @@ function firewallLine(fw) {
   return line;
 }
 
+// The router pair's role as keepalived last announced it (linux/pair.py); none without a pair.
+function pairLine(ha) {
+  if (!ha) return "";
+  const dhcp = ha.serving_dhcp ? "serving DHCP" : "not serving DHCP";
+  return `pair: ${ha.role || "not announced yet"} · ${dhcp} · uplinks down for VRRP: ${ha.uplinks_down}`;
+}
+
 function render(st) {
   const now = Date.now() / 1000;
   const active = st.active.length ? st.active.join(", ") : "none";
@@ -195,6 +202,7 @@ function render(st) {
   document.getElementById("mode").textContent = sub.join(" · ");
   document.getElementById("wans").replaceChildren(...st.wans.map((w) => wanCard(w, st, now)));
   document.getElementById("firewall").textContent = firewallLine(st.firewall);
+  document.getElementById("pair").textContent = pairLine(st.ha);
 
   const timeline = st.timeline || [];
   const tKey = timeline.length ? `${timeline.length}:${timeline[timeline.length - 1].at}` : "";
