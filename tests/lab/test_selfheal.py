@@ -212,8 +212,16 @@ def test_both_uplinks_silent_then_backup_returns_and_carries(
             after=back.t_start, via=BACKUP, deadline=time.monotonic() + SWITCH_DEADLINE
         )
     assert hit is not None, "no traffic through the backup after it came back"
-    st = office.wait_active(BACKUP, SWITCH_DEADLINE)
-    assert {w["name"]: w["state"] for w in st["wans"]} == {PRIMARY: "down", BACKUP: "up"}
+    # With both down the last choice is kept (stale), which may already be the backup:
+    # wait for the backup to be judged up again, not only for it to carry.
+    office.wait_for(
+        lambda st: (
+            st["active"] == [BACKUP]
+            and {w["name"]: w["state"] for w in st["wans"]} == {PRIMARY: "down", BACKUP: "up"}
+        ),
+        FAILBACK_DEADLINE,
+        "the backup up and carrying, the primary down",
+    )
     # Nothing went out through the dead primary meanwhile.
     assert not [a for a in watch.outcome().attempts if a.t0 >= back.t_start and a.isp == PRIMARY]
     faults.clear(lab, PRIMARY)

@@ -374,7 +374,10 @@ def test_flow_helper_sees_a_stall_and_a_reset(routed_lab: Lab) -> None:
 def test_yaml_written_is_plain_config_data(office: Config) -> None:
     text = Lab(office, tag="t4").config_text
     data = yaml.safe_load(text)
-    assert set(data) <= {"wans", "lans", "dns", "nat", "policy", "monitor", "hooks"}
+    assert set(data) <= {
+        *("wans", "lans", "dns", "nat", "policy", "monitor", "hooks"),
+        *("firewall", "forwards", "rules"),
+    }
     assert data["lans"][0]["dhcp"]["range"] == "192.168.19.2-192.168.19.254"
 
 
