@@ -10,12 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
-from wanwatch.config import load
 from wanwatch.lab import faults, netns, services
-from wanwatch.lab.office import Office
-from wanwatch.lab.procs import Proc
+from wanwatch.lab.office import Tailored
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import connections
 from wanwatch.lab.worker.servers import WHOAMI_PORT
@@ -37,37 +34,13 @@ def rules_lab(shared_lab: Any) -> Iterator[Lab]:
         yield lab
 
 
-class Router:
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.office: Office | None = None
-        self.procs: list[Proc] = []
-
-    def start(self, name: str, rules: list[dict[str, Any]]) -> Office:
-        data = yaml.safe_load(self.lab.config_text)
-        data["monitor"] = {**data.get("monitor", {}), "hold": 1.0}
-        data["hooks"] = {}  # the office's logger hooks would write to the host's syslog
-        data["rules"] = rules
-        path = self.lab.state_dir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        load(path)
-        self.office = Office(self.lab, path)
-        self.office.start(wait_active=PRIMARY, timeout=DEADLINE)
-        return self.office
-
-
 @pytest.fixture
-def router(rules_lab: Lab) -> Iterator[Router]:
-    r = Router(rules_lab)
+def router(rules_lab: Lab) -> Iterator[Tailored]:
+    r = Tailored(rules_lab, PRIMARY, DEADLINE)
     try:
         yield r
     finally:
-        for p in r.procs:
-            rules_lab.stop_proc(p)
-        try:
-            code = r.office.stop() if r.office is not None else 0
-        finally:
-            faults.clear_all(rules_lab)
+        code = r.close()
         assert code in (0, None), r.office.log()[-3000:] if r.office else ""
 
 
@@ -84,9 +57,9 @@ def errors(lab: Lab, client: str, count: int = 6) -> set[str | None]:
     return {a.error for a in connections(lab, client, count, timeout=1.0) if not a.ok}
 
 
-def test_guest_only_via_backup_and_blocked_not_leaked_when_it_dies(router: Router) -> None:
+def test_guest_only_via_backup_and_blocked_not_leaked_when_it_dies(router: Tailored) -> None:
     lab = router.lab
-    office = router.start("guest", [GUEST_RULE])
+    office = router.start("guest", rules=[GUEST_RULE])
     assert carriers(lab, GUEST_LAN) == {BACKUP: 12}
     assert carriers(lab, OFFICE_LAN) == {PRIMARY: 12}  # everything else: the policy
 
@@ -117,7 +90,7 @@ def test_guest_only_via_backup_and_blocked_not_leaked_when_it_dies(router: Route
     assert carriers(lab, GUEST_LAN) == {BACKUP: 12}
 
 
-def test_a_port_rule_pins_one_service_while_the_rest_fails_over(router: Router) -> None:
+def test_a_port_rule_pins_one_service_while_the_rest_fails_over(router: Tailored) -> None:
     lab = router.lab
     topo = lab.topology
     server = lab.spawn(topo.inet_ns, services.whoami_argv(topo.whoami, port=PINNED_PORT), "whoami")
@@ -131,7 +104,7 @@ def test_a_port_rule_pins_one_service_while_the_rest_fails_over(router: Router) 
         "via": [BACKUP],
         "when_down": "default",
     }
-    office = router.start("pinned", [pinned])
+    office = router.start("pinned", rules=[pinned])
     assert carriers(lab, OFFICE_LAN, port=PINNED_PORT) == {BACKUP: 12}
     assert carriers(lab, OFFICE_LAN) == {PRIMARY: 12}
 
@@ -154,7 +127,7 @@ def test_a_port_rule_pins_one_service_while_the_rest_fails_over(router: Router) 
     assert carriers(lab, OFFICE_LAN, port=PINNED_PORT) == {PRIMARY: 12}
 
 
-def test_the_table_holds_one_lookup_map_and_paths(router: Router) -> None:
-    router.start("table", [GUEST_RULE])
+def test_the_table_holds_one_lookup_map_and_paths(router: Tailored) -> None:
+    router.start("table", rules=[GUEST_RULE])
     text = netns.nsrun(router.lab.router_ns, "nft", "list", "map", "inet", "wanwatch", "paths")
     assert "0x00000100 : goto mark_2" in text.stdout
