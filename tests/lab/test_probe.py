@@ -638,6 +638,11 @@ class _NoContent(BaseHTTPRequestHandler):
 
 
 class _WebServer(ThreadingHTTPServer):
+    # The 20 connections of a run arrive within 25 ms: past socketserver's backlog
+    # of 5 the kernel drops SYNs, and a probe answered only after a retransmitted
+    # SYN counts as lost (probe/tcp.py).
+    request_queue_size = 128
+
     def server_bind(self) -> None:
         """No reverse DNS of its own address (HTTPServer's getfqdn): nowhere to ask here."""
         socketserver.TCPServer.server_bind(self)

@@ -67,6 +67,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's listen backlog is 5. Probes of both uplinks and every method
+    # arrive within milliseconds; on a loaded box the accept thread falls behind,
+    # the kernel drops the SYNs past the backlog, and a probe answered only by a
+    # retransmitted SYN counts as lost (probe/tcp.py).
+    request_queue_size = 128
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks its own address up by reverse DNS
