@@ -75,3 +75,19 @@ def test_firewall_golden(version: int, case: str) -> None:
     assert got == golden.read_text()
     assert ("/ip firewall filter\nadd chain=input" in got) == (case == "firewall")
     assert "action=dst-nat" in got
+
+
+@pytest.mark.parametrize("version", [7, 6])
+def test_rules_office_golden(version: int) -> None:
+    """Policy rules (examples/office-rules.yaml): a mangle mark and a table per rule,
+    PCC inside the balanced one, routing rules for when_down, the domain rule's list
+    (v7: DNS FWD entries; v6: a name in the list)."""
+    got = compile_config(load(ROOT / "examples" / "office-rules.yaml"), version).script
+    golden = HERE / f"office-rules-v{version}.rsc"
+    if UPDATE:
+        golden.write_text(got)
+    assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
+    assert got == golden.read_text()
+    rule_menu = "/routing rule\n" if version == 7 else "/ip route rule\n"
+    assert rule_menu + "add routing-mark=wanwatch-rule-guest action=lookup-only-in-table" in got
+    assert ("type=FWD" in got) == (version == 7)
