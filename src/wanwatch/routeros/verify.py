@@ -5,8 +5,8 @@ Scenarios: ``baseline``; ``gateway-down:<gw>`` and ``upstream-dead:<gw>`` for ev
 uplink first hop; ``target-silent:<addr>`` for every probe target (an address used
 as a recursive gateway or watched by Netwatch). Warning codes are a contract:
 ``recursive-target-leak``, ``no-check``, ``shared-target``,
-``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``,
-``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
+``no-masquerade``, ``table-no-fallback``, ``mark-leak``, ``netwatch-thr-avg``,
+``no-failback``, ``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
 ``netwatch-flap``.
 """
 
@@ -151,6 +151,7 @@ def verify_export(export: Export) -> Report:
     _no_check(export, found, base_ev, base_tables, scripted)
     if len(topo.uplinks) > 1:  # with one uplink there is nothing to fall back to
         _table_fallback(export, found, check_ev, topo)
+        _mark_leaks(export, found, check_ev, topo)
     _masquerade(export, found, topo)
     _wan_open(export, found, topo)
     _thr_avg(export, found, base_ev, topo)
@@ -495,10 +496,28 @@ def _lan_source(export: Export, src: str, uplinks: set[str]) -> bool:
     )
 
 
+def split_marks(export: Export) -> set[str]:
+    """Routing marks of a PCC split: set by a mangle rule with a classifier, or from a
+    connection mark one sets. Their tables share one LAN's traffic between uplinks."""
+    live = [m for m in export.mangle if not m.disabled]
+    pcc = {m.new_connection_mark for m in live if m.pcc and m.new_connection_mark}
+    return {
+        m.new_routing_mark
+        for m in live
+        if m.new_routing_mark and (m.pcc or m.connection_mark in pcc)
+    }
+
+
 def _table_fallback(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) -> None:
+    """table-no-fallback: a LAN-routed table with its defaults through one uplink (or
+    none). Outside a PCC split, a routing rule for the mark says the one uplink is the
+    point (wanwatch's ``when_down``): not flagged."""
     lan = _lan_routed(export, topo)
+    split = split_marks(export)
     for table in table_names(export):
         if table == "main" or table not in lan:
+            continue
+        if table not in split and _explicit_rule(export, table) is not None:
             continue
         defaults = ev.defaults(table)
         hops: dict[str, int] = {}
@@ -529,7 +548,57 @@ def _table_fallback(export: Export, found: _Findings, ev: Evaluation, topo: _Top
             line,
             f"routing table {table} has its default route(s) {only}: when that uplink "
             f"fails, connections marked for it {fate}; add a fallback default route via "
-            "another uplink with a higher distance inside the table",
+            "another uplink with a higher distance inside the table"
+            + (
+                ""
+                if table in split or rule is not None
+                else f", or a routing rule routing-mark={table} table={table} "
+                "action=lookup-only-in-table if it must never use another uplink"
+            ),
+        )
+
+
+def _explicit_rule(export: Export, table: str) -> int | None:
+    """Line of an enabled routing rule for the mark that says what happens without a
+    route in its table: ``lookup`` (on to the next rules and main) or one that forbids
+    main (``lookup-only-in-table``, ``drop``, ``unreachable``)."""
+    for rule in export.rules:
+        if not rule.disabled and rule.routing_mark == table and not rule.other_matchers:
+            return rule.line
+    return None
+
+
+def _mark_leaks(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) -> None:
+    """mark-leak: traffic a mangle rule routes into a table falls back to ``main`` when
+    every uplink of the table is dead, and leaves by an uplink the table never names
+    (v6: "if route with specific routing mark is not found then main routing table is
+    used"; v7 Policy Routing: unresolved marked traffic goes on to the rules and main).
+    Judged in a scenario of its own: every first hop of the table down at once, so a
+    table over two uplinks of three counts (one uplink only is table-no-fallback). A
+    routing rule for the mark says what is meant, and is not second-guessed."""
+    lan = _lan_routed(export, topo)
+    for table in table_names(export):
+        if table == "main" or table not in lan or _explicit_rule(export, table) is not None:
+            continue
+        line = _table_line(export, table)
+        if found.has("table-no-fallback", line):
+            continue
+        hops = {h.key for j in ev.defaults(table) if (h := _hop_of(ev, j)) is not None}
+        if not hops:
+            continue
+        sc = Scenario("down:" + "+".join(sorted(hops)), down=frozenset(hops))
+        dead, _ = settle(export, sc, State())
+        main = dead.select("main")
+        if main is None or not main.hops or set(main.hops) & hops:
+            continue
+        found.add(
+            "mark-leak",
+            line,
+            f"when {', '.join(sorted(hops))} (every uplink of routing table {table}) "
+            f"fail, traffic marked {table} falls back to the main table and leaves by "
+            f"{', '.join(main.hops)}; to keep it in the table add a routing rule "
+            f"routing-mark={table} table={table} action=lookup-only-in-table, or "
+            "action=lookup to say the fallback is meant",
         )
 
 
