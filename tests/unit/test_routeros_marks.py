@@ -92,3 +92,41 @@ def test_a_table_over_two_of_three_uplinks_leaks_when_both_die() -> None:
     assert [w.code for w in verify_text(only_backups, "b.rsc").warnings] == []
     rule = "/routing rule\nadd action=lookup routing-mark=guest_out table=guest_out\n"
     assert verify_text(text + rule, "r.rsc").warnings == ()
+
+
+def test_each_mangle_routed_mark_has_its_path_per_scenario_in_json_and_text() -> None:
+    text = TWO_UPLINKS.format(
+        mangle=BY_SOURCE,
+        rule="/routing rule\nadd action=lookup-only-in-table routing-mark=to_ISP2 table=to_ISP2\n",
+    )
+    report = verify_text(text, "m.rsc")
+    data = report.to_json()
+    assert data["marks"] == [{"mark": "to_ISP2", "lines": [8], "routing_rule": 19}]
+    marks = {s["id"]: s["marks"] for s in data["scenarios"]}
+    assert marks["baseline"] == {
+        "to_ISP2": {"path": "table", "gateway": "9.9.9.9", "nexthop": "10.112.0.1"}
+    }
+    assert marks["gateway-down:10.112.0.1"] == {"to_ISP2": {"path": "blocked", "routing_rule": 19}}
+    assert "    marks: to_ISP2 blocked (routing rule line 19)" in report.to_text()
+    # Without the rule the same failure sends the marked traffic by main.
+    leaky = verify_text(TWO_UPLINKS.format(mangle=BY_SOURCE, rule=""), "m.rsc").to_json()
+    down = next(s for s in leaky["scenarios"] if s["id"] == "gateway-down:10.112.0.1")
+    assert down["marks"] == {
+        "to_ISP2": {"path": "main", "gateway": "8.8.8.8", "nexthop": "10.111.0.1"}
+    }
+
+
+def test_reply_marks_and_exports_without_mangle_routing_have_no_marks() -> None:
+    """Marks that only route replies of connections from an uplink are not LAN traffic."""
+    replies = TWO_UPLINKS.format(
+        mangle=(
+            "add action=mark-connection chain=prerouting in-interface=ether2 "
+            "new-connection-mark=in2\n"
+            "add action=mark-routing chain=prerouting in-interface=ether2 connection-mark=in2 "
+            "new-routing-mark=to_ISP2"
+        ),
+        rule="",
+    )
+    data = verify_text(replies, "r.rsc").to_json()
+    assert "marks" not in data
+    assert all("marks" not in s for s in data["scenarios"])

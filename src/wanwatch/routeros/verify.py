@@ -22,7 +22,7 @@ from wanwatch.errors import RouterOSError
 from wanwatch.routeros.filter import verdict
 from wanwatch.routeros.model import Export, InterfaceSet, Route
 from wanwatch.routeros.parse import parse_file, parse_text
-from wanwatch.routeros.report import Finding, Report, ScenarioResult, describe
+from wanwatch.routeros.report import Finding, Mark, MarkPath, Report, ScenarioResult, describe
 from wanwatch.routeros.simulate import (
     BASELINE,
     Choice,
@@ -141,7 +141,8 @@ def verify_export(export: Export) -> Report:
     if not ok:
         _flap(export, found, BASELINE)
     base_tables = base_ev.tables()
-    results = [ScenarioResult(BASELINE.id, base_tables)]
+    marks = _marks(export, topo)
+    results = [ScenarioResult(BASELINE.id, base_tables, _mark_paths(export, marks, base_tables))]
     scripted = scripted_routes(export)
     check_ev = Evaluation(export, BASELINE, checks=False)
     # Structural checks first: when a scenario shows the same mistake again, the
@@ -159,7 +160,7 @@ def verify_export(export: Export) -> Report:
         state = base_state.clone()
         ev, ok = settle(export, sc, state)
         tables = ev.tables()
-        results.append(ScenarioResult(sc.id, tables))
+        results.append(ScenarioResult(sc.id, tables, _mark_paths(export, marks, tables)))
         if not ok:
             # The state a flapping Netwatch stops in is arbitrary: say so, judge nothing.
             _flap(export, found, sc)
@@ -183,7 +184,15 @@ def verify_export(export: Export) -> Report:
         found.sorted(),
         export.skipped_lines,
         export.notes,
+        tuple(marks),
     )
+
+
+def mark_paths(export: Export, scenario: Scenario) -> dict[str, MarkPath]:
+    """Each mangle-routed mark's path in any scenario (several uplinks down at once, as
+    ``wanwatch plan --matrix`` has them), Netwatch settled from a fresh start."""
+    ev, _ = settle(export, scenario, State())
+    return _mark_paths(export, _marks(export, _discover(export)), ev.tables())
 
 
 def verify_text(text: str, source: str = "<memory>") -> Report:
@@ -453,20 +462,17 @@ def _flap(export: Export, found: _Findings, sc: Scenario) -> None:
     )
 
 
-def _lan_routed(export: Export, topo: _Topology) -> set[str]:
-    """Tables that LAN traffic is routed into.
-
-    A mangle mark-routing in prerouting that does not match on an uplink's in-interface
-    (those only route replies of connections that came in on that uplink), or a
-    routing rule with a source or interface matcher that is not an uplink's.
-    """
+def _mangle_routed(export: Export, topo: _Topology) -> dict[str, list[int]]:
+    """Routing marks mangle gives LAN traffic -> the lines that set them: a mark-routing
+    in prerouting that does not match on an uplink's in-interface (those only route
+    replies of connections that came in on that uplink)."""
     uplinks = {iface for iface, _ in topo.uplink_iface.values() if iface}
     wan_lists = {
         name
         for name, members in export.interface_lists.items()
         if any(u in members for u in uplinks)
     }
-    out: set[str] = set()
+    out: dict[str, list[int]] = {}
     for m in export.mangle:
         if m.disabled or not m.new_routing_mark or m.chain != "prerouting":
             continue
@@ -474,7 +480,39 @@ def _lan_routed(export: Export, topo: _Topology) -> set[str]:
             continue
         if m.in_interface_list is not None and m.in_interface_list in wan_lists:
             continue
-        out.add(m.new_routing_mark)
+        out.setdefault(m.new_routing_mark, []).append(m.line)
+    return out
+
+
+def _marks(export: Export, topo: _Topology) -> list[Mark]:
+    return [
+        Mark(name, tuple(lines), _explicit_rule(export, name))
+        for name, lines in _mangle_routed(export, topo).items()
+    ]
+
+
+def _mark_paths(
+    export: Export, marks: list[Mark], tables: dict[str, Choice | None]
+) -> dict[str, MarkPath]:
+    """Each mark's path from its table's choice (simulate.py's fallback rule)."""
+    out = {}
+    for m in marks:
+        c = tables.get(m.name)
+        block = no_fallback_rule(export, m.name)
+        if c is not None:
+            out[m.name] = MarkPath("main" if c.fallback else "table", c)
+        elif block is not None:
+            out[m.name] = MarkPath("blocked", None, block)
+        else:
+            out[m.name] = MarkPath("none", None)
+    return out
+
+
+def _lan_routed(export: Export, topo: _Topology) -> set[str]:
+    """Tables that LAN traffic is routed into: by mangle (:func:`_mangle_routed`), or by
+    a routing rule with a source or interface matcher that is not an uplink's."""
+    uplinks = {iface for iface, _ in topo.uplink_iface.values() if iface}
+    out = set(_mangle_routed(export, topo))
     for rule in export.rules:
         if rule.disabled or rule.action not in ("lookup", "lookup-only-in-table"):
             continue
