@@ -3,7 +3,7 @@ warnings, the statements not modelled; as text for people and JSON for tools."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wanwatch.routeros.simulate import Choice
@@ -54,8 +54,10 @@ class MarkPath:
             return f"blocked (routing rule line {self.rule})"
         if self.path == "none":
             return "none (no route in its table or main)"
-        how = "by its table" if self.path == "table" else "by main"
-        return f"{how}: {describe(self.choice)}"
+        if self.path == "table":
+            return f"by its table: {describe(self.choice)}"
+        # the choice is main's: say "by main" once, not "fallback to main" again
+        return f"by main: {describe(replace(self.choice, fallback=False) if self.choice else None)}"
 
 
 @dataclass(frozen=True)
