@@ -615,18 +615,21 @@ def _mark_leaks(export: Export, found: _Findings, ev: Evaluation, topo: _Topolog
     table over two uplinks of three counts (one uplink only is table-no-fallback). A
     routing rule for the mark says what is meant, and is not second-guessed."""
     lan = _lan_routed(export, topo)
+    # main's choice per set of dead first hops: tables that share uplinks share it
+    mains: dict[frozenset[str], Choice | None] = {}
     for table in table_names(export):
         if table == "main" or table not in lan or _explicit_rule(export, table) is not None:
             continue
         line = _table_line(export, table)
         if found.has("table-no-fallback", line):
             continue
-        hops = {h.key for j in ev.defaults(table) if (h := _hop_of(ev, j)) is not None}
+        hops = frozenset(h.key for j in ev.defaults(table) if (h := _hop_of(ev, j)) is not None)
         if not hops:
             continue
-        sc = Scenario("down:" + "+".join(sorted(hops)), down=frozenset(hops))
-        dead, _ = settle(export, sc, State())
-        main = dead.select("main")
+        if hops not in mains:
+            sc = Scenario("down:" + "+".join(sorted(hops)), down=hops)
+            mains[hops] = settle(export, sc, State())[0].select("main")
+        main = mains[hops]
         if main is None or not main.hops or set(main.hops) & hops:
             continue
         found.add(
