@@ -87,15 +87,15 @@ def compile_rules(cfg: Config, version: int) -> Compiled:
     out = Compiled()
     if not cfg.rules:
         return out
-    for i, lan in enumerate(cfg.lans):
-        out.lists.append(
-            Row(
-                "interface list member",
-                {"list": LAN_LIST, "interface": lan.interface},
-                f"lans[{i}] {lan.name} is a LAN (rules)",
-            )
+    out.lists.append(Row("interface list", {"name": LAN_LIST}, "rules: the LANs"))
+    out.lists += [
+        Row(
+            "interface list member",
+            {"list": LAN_LIST, "interface": lan.interface},
+            f"lans[{i}] {lan.name} is a LAN (rules)",
         )
-    out.lists.insert(0, Row("interface list", {"name": LAN_LIST}, "rules: the LANs"))
+        for i, lan in enumerate(cfg.lans)
+    ]
     for i, rule in enumerate(cfg.rules):
         _rule(out, cfg, version, i, rule)
     _general_notes(out, cfg)
@@ -144,10 +144,11 @@ def _rule(out: Compiled, cfg: Config, version: int, i: int, rule: Rule) -> None:
     ports = ",".join(str(p) for p in rule.ports) if rule.ports else None
     for proto in protos:
         here = {**match, "protocol": _PROTOCOL[proto] if proto else None, "dst-port": ports}
+        tag = f"{item}{f' {proto}' if proto else ''}"
         if balanced(rule):
-            _pcc(out, cfg, rule, item=item, match=here, tables=tables)
+            _pcc(out, cfg, rule, item=tag, match=here, tables=tables)
         else:
-            _mark(out, f"{item}: mark{_proto_tag(proto)}", here, tables[0].name)
+            _mark(out, f"{tag}: mark", here, tables[0].name)
     for t in tables:
         out.mangle.append(
             Row(
@@ -179,10 +180,6 @@ def _rule(out: Compiled, cfg: Config, version: int, i: int, rule: Rule) -> None:
     _rule_notes(out, cfg, item, rule)
 
 
-def _proto_tag(proto: str | None) -> str:
-    return f" {proto}" if proto else ""
-
-
 def _mark(out: Compiled, item: str, match: dict[str, str | None], mark: str) -> None:
     props = {k: v for k, v in match.items() if v is not None}
     props |= {"action": "mark-connection", "new-connection-mark": mark, "passthrough": "yes"}
@@ -203,10 +200,9 @@ def _pcc(
     buckets = allocate_buckets(pairs)
     table = {t.ladder[0]: t.name for t in tables}
     cls = _STICKY_CLASSIFIER.get(rule.sticky.by, cfg.policy.classifier)
-    proto = f" {match['protocol']}" if match.get("protocol") else ""
     for b, wan in enumerate(buckets):
         here = {**match, "per-connection-classifier": f"{cls}:{len(buckets)}/{b}"}
-        _mark(out, f"{item}{proto}: bucket {b}/{len(buckets)} -> {wan}", here, table[wan])
+        _mark(out, f"{item}: bucket {b}/{len(buckets)} -> {wan}", here, table[wan])
 
 
 def _prefix_list(out: Compiled, cfg: Config, item: str, rule: Rule, key: str) -> str | None:
