@@ -5,9 +5,10 @@ Scenarios: ``baseline``; ``gateway-down:<gw>`` and ``upstream-dead:<gw>`` for ev
 uplink first hop; ``target-silent:<addr>`` for every probe target (an address used
 as a recursive gateway or watched by Netwatch). Warning codes are a contract:
 ``recursive-target-leak``, ``no-check``, ``shared-target``,
-``no-masquerade``, ``table-no-fallback``, ``mark-leak``, ``netwatch-thr-avg``,
-``no-failback``, ``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
-``netwatch-flap``.
+``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``,
+``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check``,
+``netwatch-flap`` and ``mark-leak`` (judged in a scenario of its own, every uplink of a
+marked table down at once, which the report does not list).
 """
 
 from __future__ import annotations
