@@ -53,3 +53,29 @@ def test_real_export(path: Path) -> None:
             assert rows[sid] != tables, f"{sid} is right now: drop it from model_limits"
         else:
             assert rows[sid] == tables, sid
+    check_marks(got, want)
+
+
+def check_marks(got: dict[str, Any], want: dict[str, Any]) -> None:
+    """The marks mangle gives LAN traffic (``marks`` in the sidecar, hand-read from the
+    file's prerouting mark-routing rules), and each one's path per scenario as the
+    hand-derived table row implies it."""
+    assert got.get("marks", []) == want.get("marks", [])
+    limits = want["model_limits"]
+    for s in got["scenarios"]:
+        if s["id"] in limits:
+            continue
+        tables = want["scenarios"][s["id"]]
+        implied = {}
+        for m in want.get("marks", []):
+            row = tables[m["mark"]]
+            if row is None:
+                # blocked or none depends on the rule's action: no sidecar needs it yet
+                assert m["routing_rule"] is None, "say the rule's action in the sidecar"
+                implied[m["mark"]] = {"path": "none"}
+            else:
+                path = "main" if row.get("fallback") else "table"
+                implied[m["mark"]] = {"path": path} | {
+                    k: v for k, v in row.items() if k != "fallback"
+                }
+        assert s.get("marks", {}) == implied, s["id"]

@@ -27,6 +27,9 @@ What it writes, per the RouterOS manual:
   (v7 ``/routing table add ... fib``; v6 routing marks) holding the uplink's
   recursive routes and, at higher distances, every other uplink's as fallback;
   connections arriving on an uplink are marked so replies leave through it.
+* rules (rules.py): per rule a mangle connection mark, a routing table with the
+  distance ladder of its ``via`` uplinks (PCC inside the rule for loadbalance) and a
+  routing rule for ``when_down`` (``lookup-only-in-table`` for block).
 
 Every object carries ``comment="wanwatch: <config item> ..."``, and the script
 starts by removing the objects whose comment starts with ``wanwatch: ``, so
@@ -50,7 +53,8 @@ from wanwatch.config.dynamic import kind, static_address
 from wanwatch.config.model import HttpTarget, IcmpTarget, Target, TcpTarget
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
-from wanwatch.routeros.firewall import firewall_rules
+from wanwatch.routeros.firewall import Row, firewall_rules
+from wanwatch.routeros.rules import RuleTable, check_names, compile_rules
 
 OWNED = "wanwatch: "
 HOST_SCOPE = 10
@@ -162,31 +166,45 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     if version not in (6, 7):
         raise RouterOSError(f"RouterOS version must be 6 or 7, not {version}")
     fw = firewall_rules(cfg, version)
-    notes = _notes(cfg, version) + fw.notes
+    rr = compile_rules(cfg, version)
+    notes = _notes(cfg, version) + fw.notes + rr.notes
+    lb = cfg.policy.mode == "loadbalance"
+    check_names(cfg, [_table(w) for w in cfg.wans if lb] + [t.name for t in rr.tables])
     s = _Script()
-    _removals(s, version, dhcp=any(kind(w) == "dhcp" for w in cfg.wans))
+    _removals(
+        s,
+        version,
+        dhcp=any(kind(w) == "dhcp" for w in cfg.wans),
+        rules=bool(rr.tables),
+        dns=bool(rr.dns),
+    )
     _addresses(s, cfg)
     dhcp_clients(s, cfg)
     _dhcp(s, cfg)
     _dns(s, cfg)
     _nat(s, cfg)
-    for row in fw.rows:
-        props = {k.replace("-", "_"): _matcher(v) for k, v in row.props.items()}
-        s.add(row.section, **props, comment=_owned(row.item))
-    lb = cfg.policy.mode == "loadbalance"
-    if lb:
-        _local_list(s, cfg)
-        if version == 7:
-            for i, w in enumerate(cfg.wans):
+    _rows(s, fw.rows)
+    _rows(s, rr.lists)
+    if lb or rr.tables:
+        _local_list(s, cfg, lb)
+    if version == 7:
+        for i, w in enumerate(cfg.wans):
+            if lb:
                 s.add(
                     "routing table",
                     name=value(_table(w)),
                     fib="",
                     comment=_owned(f"wans[{i}] {w.name} routing table"),
                 )
+        for t in rr.tables:
+            s.add("routing table", name=value(t.name), fib="", comment=_owned(f"{t.item} table"))
     _routes(s, cfg, version, lb)
+    _rule_routes(s, cfg, version, rr.tables)
+    _rows(s, rr.mangle)
     if lb:
         _mangle(s, cfg)
+    _rows(s, rr.routing_rules)
+    _rows(s, rr.dns)
     _netwatch(s, cfg, version)
     head = [
         f"# wanwatch {__version__}: RouterOS {version} script for {PurePath(cfg.source).name} "
@@ -206,12 +224,23 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     return Compiled("\n".join([*head, *s.lines]) + "\n", tuple(notes))
 
 
-def _removals(s: _Script, version: int, *, dhcp: bool) -> None:
+def _rows(s: _Script, rows: list[Row]) -> None:
+    for row in rows:
+        props = {k.replace("-", "_"): _matcher(v) for k, v in row.props.items()}
+        s.add(row.section, **props, comment=_owned(row.item))
+
+
+def _removals(s: _Script, version: int, *, dhcp: bool, rules: bool, dns: bool) -> None:
     sections = ["tool netwatch", "ip firewall filter", "ip firewall mangle"]
     sections += ["ip firewall address-list", "ip firewall nat"]
     sections += ["interface list member", "interface list", "ip route"]
     if dhcp:
         sections.append("ip dhcp-client")
+    if rules:
+        # Before the tables: RouterOS keeps a table a rule still names.
+        sections.append("routing rule" if version == 7 else "ip route rule")
+    if dns:
+        sections.append("ip dns static")
     if version == 7:
         sections.append("routing table")
     sections += [
@@ -314,8 +343,8 @@ def _nat(s: _Script, cfg: Config) -> None:
         )
 
 
-def _local_list(s: _Script, cfg: Config) -> None:
-    """Destinations that must never be balanced: our own subnets."""
+def _local_list(s: _Script, cfg: Config, lb: bool) -> None:
+    """Destinations that must never be balanced or routed by a rule: our own subnets."""
     members = [(f"wans[{i}] {w.name}", static_address(w)) for i, w in enumerate(cfg.wans)]
     members += [(f"lans[{i}] {lan.name}", lan.address) for i, lan in enumerate(cfg.lans)]
     for item, addr in members:
@@ -324,7 +353,7 @@ def _local_list(s: _Script, cfg: Config) -> None:
                 "ip firewall address-list",
                 list="wanwatch-local",
                 address=str(addr.network),
-                comment=_owned(f"{item} subnet not balanced"),
+                comment=_owned(f"{item} subnet " + ("not balanced" if lb else "stays local")),
             )
 
 
@@ -373,6 +402,25 @@ def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
                     table,
                     version=version,
                     item=f"wans[{i}] {w.name} table {role}",
+                )
+
+
+def _rule_routes(s: _Script, cfg: Config, version: int, tables: list[RuleTable]) -> None:
+    """Each rule table's ladder: its uplinks' recursive checked routes, in ladder order."""
+    index = {w.name: i for i, w in enumerate(cfg.wans)}
+    for t in tables:
+        d = 0
+        for name in t.ladder:
+            w = cfg.wans[index[name]]
+            for target in w.probe.addresses:
+                d += 1
+                _default(
+                    s,
+                    str(target),
+                    d,
+                    t.name,
+                    version=version,
+                    item=f"{t.item} table via wans[{index[name]}] {w.name} {target}",
                 )
 
 

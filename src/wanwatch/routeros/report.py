@@ -3,7 +3,7 @@ warnings, the statements not modelled; as text for people and JSON for tools."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wanwatch.routeros.simulate import Choice
@@ -20,15 +20,60 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A routing mark that mangle rules give LAN traffic."""
+
+    name: str
+    lines: tuple[int, ...]  # the mark-routing rules that set it
+    rule: int | None  # the routing rule for the mark, if any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mark": self.name, "lines": list(self.lines), "routing_rule": self.rule}
+
+
+@dataclass(frozen=True)
+class MarkPath:
+    """Where one mark's traffic goes in one scenario: by its own ``table``, by ``main``
+    (no active route in its table, and nothing forbids the fallback), ``blocked`` (a
+    routing rule forbids main), or ``none`` (main has no route either)."""
+
+    path: str
+    choice: Choice | None
+    rule: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path}
+        if self.choice is not None:
+            out |= {k: v for k, v in self.choice.to_json().items() if k != "fallback"}
+        if self.rule is not None:
+            out["routing_rule"] = self.rule
+        return out
+
+    def describe(self) -> str:
+        if self.path == "blocked":
+            return f"blocked (routing rule line {self.rule})"
+        if self.path == "none":
+            return "none (no route in its table or main)"
+        if self.path == "table":
+            return f"by its table: {describe(self.choice)}"
+        # the choice is main's: say "by main" once, not "fallback to main" again
+        return f"by main: {describe(replace(self.choice, fallback=False) if self.choice else None)}"
+
+
+@dataclass(frozen=True)
 class ScenarioResult:
     id: str
     tables: dict[str, Choice | None]
+    marks: dict[str, MarkPath] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "tables": {t: (c.to_json() if c else None) for t, c in self.tables.items()},
         }
+        if self.marks:
+            out["marks"] = {m: p.to_json() for m, p in self.marks.items()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -39,14 +84,18 @@ class Report:
     warnings: tuple[Finding, ...]
     skipped_lines: int
     notes: tuple[tuple[int, str], ...] = ()  # statements not modelled, and why
+    marks: tuple[Mark, ...] = ()  # mangle-routed LAN traffic
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "scenarios": [s.to_json() for s in self.scenarios],
             "warnings": [w.to_json() for w in self.warnings],
             "skipped_lines": self.skipped_lines,
             "notes": [{"line": line, "message": msg} for line, msg in self.notes],
         }
+        if self.marks:
+            out["marks"] = [m.to_json() for m in self.marks]
+        return out
 
     def to_text(self) -> str:
         lines = [
@@ -58,6 +107,9 @@ class Report:
             for t, c in s.tables.items():
                 parts.append(f"{t}={describe(c)}")
             lines.append(f"  {s.id}: " + "; ".join(parts))
+            if s.marks:
+                marks = "; ".join(f"{m} {p.describe()}" for m, p in s.marks.items())
+                lines.append(f"    marks: {marks}")
         lines += [f"  line {line}: not modelled: {msg}" for line, msg in self.notes]
         if self.warnings:
             lines.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}:")

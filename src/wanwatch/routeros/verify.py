@@ -6,8 +6,9 @@ uplink first hop; ``target-silent:<addr>`` for every probe target (an address us
 as a recursive gateway or watched by Netwatch). Warning codes are a contract:
 ``recursive-target-leak``, ``no-check``, ``shared-target``,
 ``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``,
-``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
-``netwatch-flap``.
+``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check``,
+``netwatch-flap`` and ``mark-leak`` (judged in a scenario of its own, every uplink of a
+marked table down at once, which the report does not list).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from wanwatch.errors import RouterOSError
 from wanwatch.routeros.filter import verdict
 from wanwatch.routeros.model import Export, InterfaceSet, Route
 from wanwatch.routeros.parse import parse_file, parse_text
-from wanwatch.routeros.report import Finding, Report, ScenarioResult, describe
+from wanwatch.routeros.report import Finding, Mark, MarkPath, Report, ScenarioResult, describe
 from wanwatch.routeros.simulate import (
     BASELINE,
     Choice,
@@ -141,7 +142,8 @@ def verify_export(export: Export) -> Report:
     if not ok:
         _flap(export, found, BASELINE)
     base_tables = base_ev.tables()
-    results = [ScenarioResult(BASELINE.id, base_tables)]
+    marks = _marks(export, topo)
+    results = [ScenarioResult(BASELINE.id, base_tables, _mark_paths(export, marks, base_tables))]
     scripted = scripted_routes(export)
     check_ev = Evaluation(export, BASELINE, checks=False)
     # Structural checks first: when a scenario shows the same mistake again, the
@@ -151,6 +153,7 @@ def verify_export(export: Export) -> Report:
     _no_check(export, found, base_ev, base_tables, scripted)
     if len(topo.uplinks) > 1:  # with one uplink there is nothing to fall back to
         _table_fallback(export, found, check_ev, topo)
+        _mark_leaks(export, found, check_ev, topo)
     _masquerade(export, found, topo)
     _wan_open(export, found, topo)
     _thr_avg(export, found, base_ev, topo)
@@ -158,7 +161,7 @@ def verify_export(export: Export) -> Report:
         state = base_state.clone()
         ev, ok = settle(export, sc, state)
         tables = ev.tables()
-        results.append(ScenarioResult(sc.id, tables))
+        results.append(ScenarioResult(sc.id, tables, _mark_paths(export, marks, tables)))
         if not ok:
             # The state a flapping Netwatch stops in is arbitrary: say so, judge nothing.
             _flap(export, found, sc)
@@ -182,7 +185,15 @@ def verify_export(export: Export) -> Report:
         found.sorted(),
         export.skipped_lines,
         export.notes,
+        tuple(marks),
     )
+
+
+def mark_paths(export: Export, scenario: Scenario) -> dict[str, MarkPath]:
+    """Each mangle-routed mark's path in any scenario (several uplinks down at once, as
+    ``wanwatch plan --matrix`` has them), Netwatch settled from a fresh start."""
+    ev, _ = settle(export, scenario, State())
+    return _mark_paths(export, _marks(export, _discover(export)), ev.tables())
 
 
 def verify_text(text: str, source: str = "<memory>") -> Report:
@@ -452,20 +463,17 @@ def _flap(export: Export, found: _Findings, sc: Scenario) -> None:
     )
 
 
-def _lan_routed(export: Export, topo: _Topology) -> set[str]:
-    """Tables that LAN traffic is routed into.
-
-    A mangle mark-routing in prerouting that does not match on an uplink's in-interface
-    (those only route replies of connections that came in on that uplink), or a
-    routing rule with a source or interface matcher that is not an uplink's.
-    """
+def _mangle_routed(export: Export, topo: _Topology) -> dict[str, list[int]]:
+    """Routing marks mangle gives LAN traffic -> the lines that set them: a mark-routing
+    in prerouting that does not match on an uplink's in-interface (those only route
+    replies of connections that came in on that uplink)."""
     uplinks = {iface for iface, _ in topo.uplink_iface.values() if iface}
     wan_lists = {
         name
         for name, members in export.interface_lists.items()
         if any(u in members for u in uplinks)
     }
-    out: set[str] = set()
+    out: dict[str, list[int]] = {}
     for m in export.mangle:
         if m.disabled or not m.new_routing_mark or m.chain != "prerouting":
             continue
@@ -473,7 +481,39 @@ def _lan_routed(export: Export, topo: _Topology) -> set[str]:
             continue
         if m.in_interface_list is not None and m.in_interface_list in wan_lists:
             continue
-        out.add(m.new_routing_mark)
+        out.setdefault(m.new_routing_mark, []).append(m.line)
+    return out
+
+
+def _marks(export: Export, topo: _Topology) -> list[Mark]:
+    return [
+        Mark(name, tuple(lines), _explicit_rule(export, name))
+        for name, lines in _mangle_routed(export, topo).items()
+    ]
+
+
+def _mark_paths(
+    export: Export, marks: list[Mark], tables: dict[str, Choice | None]
+) -> dict[str, MarkPath]:
+    """Each mark's path from its table's choice (simulate.py's fallback rule)."""
+    out = {}
+    for m in marks:
+        c = tables.get(m.name)
+        block = no_fallback_rule(export, m.name)
+        if c is not None:
+            out[m.name] = MarkPath("main" if c.fallback else "table", c)
+        elif block is not None:
+            out[m.name] = MarkPath("blocked", None, block)
+        else:
+            out[m.name] = MarkPath("none", None)
+    return out
+
+
+def _lan_routed(export: Export, topo: _Topology) -> set[str]:
+    """Tables that LAN traffic is routed into: by mangle (:func:`_mangle_routed`), or by
+    a routing rule with a source or interface matcher that is not an uplink's."""
+    uplinks = {iface for iface, _ in topo.uplink_iface.values() if iface}
+    out = set(_mangle_routed(export, topo))
     for rule in export.rules:
         if rule.disabled or rule.action not in ("lookup", "lookup-only-in-table"):
             continue
@@ -495,10 +535,28 @@ def _lan_source(export: Export, src: str, uplinks: set[str]) -> bool:
     )
 
 
+def split_marks(export: Export) -> set[str]:
+    """Routing marks of a PCC split: set by a mangle rule with a classifier, or from a
+    connection mark one sets. Their tables share one LAN's traffic between uplinks."""
+    live = [m for m in export.mangle if not m.disabled]
+    pcc = {m.new_connection_mark for m in live if m.pcc and m.new_connection_mark}
+    return {
+        m.new_routing_mark
+        for m in live
+        if m.new_routing_mark and (m.pcc or m.connection_mark in pcc)
+    }
+
+
 def _table_fallback(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) -> None:
+    """table-no-fallback: a LAN-routed table with its defaults through one uplink (or
+    none). Outside a PCC split, a routing rule for the mark says the one uplink is the
+    point (wanwatch's ``when_down``): not flagged."""
     lan = _lan_routed(export, topo)
+    split = split_marks(export)
     for table in table_names(export):
         if table == "main" or table not in lan:
+            continue
+        if table not in split and _explicit_rule(export, table) is not None:
             continue
         defaults = ev.defaults(table)
         hops: dict[str, int] = {}
@@ -529,7 +587,60 @@ def _table_fallback(export: Export, found: _Findings, ev: Evaluation, topo: _Top
             line,
             f"routing table {table} has its default route(s) {only}: when that uplink "
             f"fails, connections marked for it {fate}; add a fallback default route via "
-            "another uplink with a higher distance inside the table",
+            "another uplink with a higher distance inside the table"
+            + (
+                ""
+                if table in split or rule is not None
+                else f", or a routing rule routing-mark={table} table={table} "
+                "action=lookup-only-in-table if it must never use another uplink"
+            ),
+        )
+
+
+def _explicit_rule(export: Export, table: str) -> int | None:
+    """Line of an enabled routing rule for the mark that says what happens without a
+    route in its table: ``lookup`` (on to the next rules and main) or one that forbids
+    main (``lookup-only-in-table``, ``drop``, ``unreachable``)."""
+    for rule in export.rules:
+        if not rule.disabled and rule.routing_mark == table and not rule.other_matchers:
+            return rule.line
+    return None
+
+
+def _mark_leaks(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) -> None:
+    """mark-leak: traffic a mangle rule routes into a table falls back to ``main`` when
+    every uplink of the table is dead, and leaves by an uplink the table never names
+    (v6: "if route with specific routing mark is not found then main routing table is
+    used"; v7 Policy Routing: unresolved marked traffic goes on to the rules and main).
+    Judged in a scenario of its own: every first hop of the table down at once, so a
+    table over two uplinks of three counts (one uplink only is table-no-fallback). A
+    routing rule for the mark says what is meant, and is not second-guessed."""
+    lan = _lan_routed(export, topo)
+    # main's choice per set of dead first hops: tables that share uplinks share it
+    mains: dict[frozenset[str], Choice | None] = {}
+    for table in table_names(export):
+        if table == "main" or table not in lan or _explicit_rule(export, table) is not None:
+            continue
+        line = _table_line(export, table)
+        if found.has("table-no-fallback", line):
+            continue
+        hops = frozenset(h.key for j in ev.defaults(table) if (h := _hop_of(ev, j)) is not None)
+        if not hops:
+            continue
+        if hops not in mains:
+            sc = Scenario("down:" + "+".join(sorted(hops)), down=hops)
+            mains[hops] = settle(export, sc, State())[0].select("main")
+        main = mains[hops]
+        if main is None or not main.hops or set(main.hops) & hops:
+            continue
+        found.add(
+            "mark-leak",
+            line,
+            f"when {', '.join(sorted(hops))} (every uplink of routing table {table}) "
+            f"fail, traffic marked {table} falls back to the main table and leaves by "
+            f"{', '.join(main.hops)}; to keep it in the table add a routing rule "
+            f"routing-mark={table} table={table} action=lookup-only-in-table, or "
+            "action=lookup to say the fallback is meant",
         )
 
 

@@ -19,6 +19,14 @@ ROOT = HERE.parents[2]
 UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
 
 
+def same_as_golden(got: str, name: str) -> None:
+    golden = HERE / name
+    if UPDATE:
+        golden.write_text(got)
+    assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
+    assert got == golden.read_text()
+
+
 def office(mode: str) -> Config:
     cfg = load(ROOT / "examples" / "office.yaml")
     if mode == "failover":
@@ -34,11 +42,7 @@ def office(mode: str) -> Config:
 @pytest.mark.parametrize("version", [7, 6])
 def test_office_golden(version: int, mode: str) -> None:
     got = compile_config(office(mode), version).script
-    golden = HERE / f"office-v{version}-{mode}.rsc"
-    if UPDATE:
-        golden.write_text(got)
-    assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
-    assert got == golden.read_text()
+    same_as_golden(got, f"office-v{version}-{mode}.rsc")
 
 
 @pytest.mark.parametrize("version", [7, 6])
@@ -46,11 +50,7 @@ def test_dynamic_office_golden(version: int) -> None:
     """DHCP (/ip dhcp-client whose script re-points the pins) and point-to-point
     (interface routes) uplinks: examples/office-dynamic.yaml."""
     got = compile_config(load(ROOT / "examples" / "office-dynamic.yaml"), version).script
-    golden = HERE / f"office-dynamic-v{version}.rsc"
-    if UPDATE:
-        golden.write_text(got)
-    assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
-    assert got == golden.read_text()
+    same_as_golden(got, f"office-dynamic-v{version}.rsc")
     assert "gateway=ppp0 scope=10 comment=" in got  # the point-to-point pins
     assert "/ip dhcp-client\nadd interface=ether1 add-default-route=yes" in got
 
@@ -68,10 +68,18 @@ def test_firewall_golden(version: int, case: str) -> None:
             lans=tuple(lan.replace(isolate=False) for lan in cfg.lans),
         )
     got = compile_config(cfg, version).script
-    golden = HERE / f"{case}-v{version}.rsc"
-    if UPDATE:
-        golden.write_text(got)
-    assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
-    assert got == golden.read_text()
+    same_as_golden(got, f"{case}-v{version}.rsc")
     assert ("/ip firewall filter\nadd chain=input" in got) == (case == "firewall")
     assert "action=dst-nat" in got
+
+
+@pytest.mark.parametrize("version", [7, 6])
+def test_rules_office_golden(version: int) -> None:
+    """Policy rules (examples/office-rules.yaml): a mangle mark and a table per rule,
+    PCC inside the balanced one, routing rules for when_down, the domain rule's list
+    (v7: DNS FWD entries; v6: a name in the list)."""
+    got = compile_config(load(ROOT / "examples" / "office-rules.yaml"), version).script
+    same_as_golden(got, f"office-rules-v{version}.rsc")
+    rule_menu = "/routing rule\n" if version == 7 else "/ip route rule\n"
+    assert rule_menu + "add routing-mark=wanwatch-rule-guest action=lookup-only-in-table" in got
+    assert ("type=FWD" in got) == (version == 7)
