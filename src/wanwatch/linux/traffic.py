@@ -43,19 +43,26 @@ from wanwatch.engine.events import Event, event
 from wanwatch.errors import NetlinkError
 from wanwatch.linux.netlink import NetlinkSocket
 
-# Counters are read this often. A stall is reported POLL + WINDOW_MIN to
-# 2 * POLL + WINDOW_MIN after the last packet came back (125 ms on average in the
-# lab). The cost is mostly the wakeup itself (bench/stall_signal.py: an empty
-# asyncio timer at 40 /s already took 0.4 % of a core on the lab VM), hence one
-# wakeup per read and not a faster one.
+# Counters are read this often. The cost is mostly the wakeup itself
+# (bench/stall_signal.py: an empty asyncio timer at 40 /s already took 0.4 % of a
+# core on the lab VM), hence one wakeup per read and not a faster one.
 POLL = 0.05
 # "A few RTTs": nothing back for STALL_RTTS smoothed RTTs, and never less than
-# WINDOW_MIN (one POLL: the stall must show in two reads in a row).
+# WINDOW_MIN. The window starts at the last read before the unanswered packets
+# left when that read was at POLL (traffic flowing: they left within the last
+# POLL), so at the fast cadence a stall is reported by the first read after the
+# one that saw the last answer: one to two POLLs after a cut. After an idle read
+# the packets may have left just now (a new flow's first packets, their answers
+# one RTT away), so the window starts at the read that saw them. WINDOW_MIN is a
+# little under POLL so that reads one POLL apart qualify whatever the timer's
+# jitter. Waiting for a second read at the fast cadence too cost one POLL per cut
+# (trigger 116-257 ms after the cut at 50 new connections/s, bench/README.md).
 STALL_RTTS = 3.0
-WINDOW_MIN = 0.05
+WINDOW_MIN = 0.04
 # Packets that must have left unanswered: more than an idle line's own probes
-# send in the window (one per ``interval``), so a quiet office never triggers.
-MIN_PACKETS = 4
+# send in the window (one per ``interval``), so a quiet office never triggers;
+# 50 new connections/s put 2-3 SYNs in a POLL once the uplink is cut.
+MIN_PACKETS = 2
 # An uplink is read every IDLE_POLL only while nothing but its own probes leaves
 # it (fewer than BUSY_PACKETS in the last read, none waiting for an answer): a
 # quiet office then costs a fifth of the wakeups. The test used to be
@@ -64,6 +71,8 @@ MIN_PACKETS = 4
 # IDLE_POLL at the cut itself, and its stall showed up to 250 ms late.
 BUSY_PACKETS = 2
 IDLE_POLL = 0.25
+# A read at most this long after the previous one was at the fast cadence.
+_FAST_GAP = 1.5 * POLL
 _IFLA_STATS_LINK_64 = 1  # filter_mask bit: 1 << (IFLA_STATS_LINK_64 - 1), <linux/if_link.h>
 
 
@@ -75,18 +84,20 @@ class StallDetector:
     when anything arrives.
     """
 
-    __slots__ = ("_last_tx", "_quiet_tx", "_rx", "_tx_since", "busy")
+    __slots__ = ("_last_at", "_last_tx", "_quiet_tx", "_rx", "_tx_since", "busy")
 
     def __init__(self) -> None:
         self._rx: int | None = None
         self._quiet_tx = 0  # tx when rx last moved
-        self._tx_since: float | None = None  # first read that saw tx move after that
+        self._tx_since: float | None = None  # when the unanswered packets began to leave
         self._last_tx: int | None = None
+        self._last_at = -math.inf  # the previous read
         self.busy = False  # read every POLL: traffic leaves, or waits for an answer
 
     def sample(self, now: float, tx: int, rx: int, srtt: float | None) -> bool:
         self.busy = self._last_tx is not None and tx - self._last_tx >= BUSY_PACKETS
         self._last_tx = tx
+        last, self._last_at = self._last_at, now
         if self._rx is None or rx != self._rx or tx < self._quiet_tx:
             # something came back (or the counters restarted): a new quiet spell
             self._rx, self._quiet_tx, self._tx_since = rx, tx, None
@@ -95,8 +106,8 @@ class StallDetector:
             return False
         self.busy = True  # packets wait for an answer: a stall may be forming
         if self._tx_since is None:
-            self._tx_since = now  # these packets left after the previous read
-            return False
+            # they left after the previous read; after an idle gap, count from now
+            self._tx_since = last if now - last <= _FAST_GAP else now
         window = max(WINDOW_MIN, STALL_RTTS * srtt) if srtt is not None else WINDOW_MIN
         return tx - self._quiet_tx >= MIN_PACKETS and now - self._tx_since >= window
 
