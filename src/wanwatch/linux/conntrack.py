@@ -155,17 +155,22 @@ def usage(
     return {name: Usage(*t) for name, t in totals.items()}
 
 
-def flush_uplink(address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK) -> int:
-    """Delete the flows marked ``mark`` (under ``mask``) or NATed to ``address``; their count."""
+def flush_uplink(
+    address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK, *, sweep: bool = True
+) -> int:
+    """Delete the flows marked ``mark`` (under ``mask``) and, if ``sweep``, the unmarked
+    ones NATed to ``address``; their count."""
     deleted = 0
     with named_errors("conntrack flush"), Conntrack(nfgen_family=socket.AF_INET) as ct:
         if mark:
             before = ct.count()
             ct.flush(mark=mark, mark_mask=mask)
             deleted += max(0, before - ct.count())
-        if address is None:
+        if address is None or not sweep:
             return deleted
         left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=str(address))))
+    if not left:
+        return deleted
     with (
         named_errors("conntrack flush"),
         NetlinkSocket(NETLINK_NETFILTER, what="conntrack deletions") as sock,
