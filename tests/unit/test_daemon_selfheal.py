@@ -217,15 +217,21 @@ def test_disable_is_root_only_kept_in_the_state_dir_and_restored(
     assert ask(d, {"cmd": "enable", "wan": "INET-UTAMA"}, 0)["admin"] == "enabled"
 
 
+def steer_with_a_flush(d: Daemon, backend: FakeBackend) -> Future[list[Event]]:
+    """A steer whose pass starts a conntrack flush; the flush's Future, not yet done."""
+    job: Future[list[Event]] = Future()
+    backend.flush_jobs = [job]
+    d.steering.steer()
+    return job
+
+
 def test_a_flush_is_reported_when_it_ends_and_the_pass_does_not_wait_for_it(
     daemon: tuple[Daemon, FakeBackend, FakeClock],
 ) -> None:
     d, backend, clock = daemon
 
     async def go() -> None:
-        job: Future[list[Event]] = Future()
-        backend.flush_jobs = [job]
-        d.steering.steer()  # returns with the flush still running
+        job = steer_with_a_flush(d, backend)  # returns with the flush still running
         assert "conntrack.flush" not in names(d)
         clock.t += 0.1
         job.set_result([event(clock.t, "conntrack.flush", wan="INET-UTAMA", deleted=100000)])
@@ -243,9 +249,7 @@ def test_a_failed_flush_is_shown_and_retried_by_a_full_pass(
     d, backend, clock = daemon
 
     async def go() -> None:
-        job: Future[list[Event]] = Future()
-        backend.flush_jobs = [job]
-        d.steering.steer()
+        job = steer_with_a_flush(d, backend)
         error = "conntrack flush: Operation not permitted"
         job.set_result([event(clock.t, "backend.error", step="conntrack", error=error)])
         await settle()
