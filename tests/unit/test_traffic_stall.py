@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 from wanwatch.linux.traffic import (
-    BUSY_PACKETS,
     IDLE_POLL,
     MIN_PACKETS,
     POLL,
@@ -97,16 +96,35 @@ def test_no_reading_before_the_first_is_a_stall() -> None:
 
 
 def test_busy_only_while_packets_leave() -> None:
-    """What TrafficWatch reads every POLL; an idle uplink is read every IDLE_POLL."""
+    """What TrafficWatch reads every POLL; an uplink sending only its probes (~2/s) is
+    read every IDLE_POLL."""
     d = StallDetector()
     d.sample(0.0, 0, 0, None)
     assert not d.busy
-    d.sample(0.05, BUSY_PACKETS, 2, None)
-    assert d.busy
-    d.sample(0.1, BUSY_PACKETS + 1, 3, None)  # one probe, answered: idle again
+    d.sample(IDLE_POLL, 1, 1, None)  # one probe, answered
     assert not d.busy
-    d.sample(0.35, BUSY_PACKETS + 2, 3, None)  # one probe, not answered yet
+    d.sample(2 * IDLE_POLL, 1, 1, None)
+    assert not d.busy
+    d.sample(2 * IDLE_POLL + POLL, 3, 3, None)  # traffic
+    assert d.busy
+    d.sample(3 * IDLE_POLL, 4, 4, None)
+    assert d.busy  # the traffic is still in the last IDLE_POLL
+    d.sample(4 * IDLE_POLL, 4, 4, None)
+    assert not d.busy
+    d.sample(5 * IDLE_POLL, 5, 4, None)  # one probe, not answered yet
     assert d.busy  # read again at POLL: if it stays unanswered a stall may be forming
+
+
+def test_an_office_sending_25_packets_a_second_is_read_every_poll() -> None:
+    """~1.25 packets per POLL, sometimes none: the rate over IDLE_POLL keeps it busy."""
+    d = StallDetector()
+    t, reads = 0.0, []
+    while t < 3.0:
+        n = int(t * 25)  # one packet every 40 ms, each answered
+        d.sample(t, n, n, 0.001)
+        reads.append(t)
+        t = round(t + (POLL if d.busy else IDLE_POLL), 6)
+    assert all(round(b - a, 6) == POLL for a, b in itertools.pairwise(reads[2:]))
 
 
 def test_light_traffic_keeps_the_fast_reads_through_a_cut() -> None:

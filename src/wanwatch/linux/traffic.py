@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -64,12 +65,13 @@ WINDOW_MIN = 0.04
 # 50 new connections/s put 2-3 SYNs in a POLL once the uplink is cut.
 MIN_PACKETS = 2
 # An uplink is read every IDLE_POLL only while nothing but its own probes leaves
-# it (fewer than BUSY_PACKETS in the last read, none waiting for an answer): a
-# quiet office then costs a fifth of the wakeups. The test used to be
-# MIN_PACKETS in the last read, so an office opening 50 connections/s (about
-# 2.5 packets out per POLL, and only SYNs once the uplink is cut) fell back to
-# IDLE_POLL at the cut itself, and its stall showed up to 250 ms late.
-BUSY_PACKETS = 2
+# it (fewer than BUSY_RATE packets/s since the last read, none waiting for an
+# answer): a quiet office then costs a fifth of the wakeups. A rate, not a count
+# per read: an office sending 25 packets/s put ~1.25 packets in a POLL but ~6 in
+# an IDLE_POLL, so its reads alternated between the two cadences, and a cut met
+# an IDLE_POLL gap in most runs (trigger 150-270 ms after the cut in 6 of 10,
+# bench/README.md). The probes send about 2/s (one per ``interval``).
+BUSY_RATE = 5.0
 IDLE_POLL = 0.25
 # A read at most this long after the previous one was at the fast cadence.
 _FAST_GAP = 1.5 * POLL
@@ -84,20 +86,23 @@ class StallDetector:
     when anything arrives.
     """
 
-    __slots__ = ("_last_at", "_last_tx", "_quiet_tx", "_rx", "_tx_since", "busy")
+    __slots__ = ("_last_at", "_quiet_tx", "_reads", "_rx", "_tx_since", "busy")
 
     def __init__(self) -> None:
         self._rx: int | None = None
         self._quiet_tx = 0  # tx when rx last moved
         self._tx_since: float | None = None  # when the unanswered packets began to leave
-        self._last_tx: int | None = None
+        self._reads: deque[tuple[float, int]] = deque()  # (when, tx) over the last IDLE_POLL
         self._last_at = -math.inf  # the previous read
         self.busy = False  # read every POLL: traffic leaves, or waits for an answer
 
     def sample(self, now: float, tx: int, rx: int, srtt: float | None) -> bool:
-        self.busy = self._last_tx is not None and tx - self._last_tx >= BUSY_PACKETS
-        self._last_tx = tx
         last, self._last_at = self._last_at, now
+        reads = self._reads  # the rate is taken over at least IDLE_POLL: one POLL is too noisy
+        while len(reads) > 1 and reads[1][0] <= now - IDLE_POLL:
+            reads.popleft()
+        self.busy = bool(reads) and tx - reads[0][1] >= BUSY_RATE * max(now - reads[0][0], POLL)
+        reads.append((now, tx))
         if self._rx is None or rx != self._rx or tx < self._quiet_tx:
             # something came back (or the counters restarted): a new quiet spell
             self._rx, self._quiet_tx, self._tx_since = rx, tx, None
