@@ -62,10 +62,12 @@ from _common import ROOT, host_info, lab_main, say, summary
 from wanwatch.config import Config, load
 from wanwatch.daemon.control import ControlError, request
 from wanwatch.errors import LabError
-from wanwatch.lab import faults
+from wanwatch.lab import faults, shaping
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import ConnectLoop, Stream
+from wanwatch.lab.traffic.bulk import bulk
+from wanwatch.lab.traffic.probes import ping
 
 OFFICE = ROOT / "examples" / "office.yaml"
 
@@ -90,6 +92,7 @@ TARGET_TRAFFIC_CPU_PCT = 1.0
 MIN_CUTS = 10
 MIN_LOSS_MINUTES = 10.0
 STREAM_MAX_SECONDS = 7200.0  # bound of the --lan-traffic stream (the bench takes ~25 min)
+BULK_PING_INTERVAL = 0.01  # the router's own echoes to the primary's probe target during --bulk
 LOAD_CALLERS = 50
 LOAD_SCRAPE_EVERY = 0.1
 LOAD_METRICS = "127.0.0.1:9107"  # the router namespace's own loopback
@@ -559,6 +562,77 @@ class Bench:
             "active_at_end": st1["active"],
         }
 
+    def bulk_run(
+        self, seconds: float, flows: int, shape_mbit: float, latency_ms: float
+    ) -> dict[str, Any]:
+        """``flows`` bulk TCP downloads through the primary for ``seconds`` while the router
+        pings the primary's first probe target every BULK_PING_INTERVAL: the RTT spikes its
+        probes meet on a saturated path, and what the daemon made of them. With
+        ``shape_mbit`` the primary's ISP is a tbf of that rate whose queue holds up to
+        ``latency_ms`` (a modem's buffer: the downloads fill it, every probe waits in it)."""
+        if shape_mbit:
+            shaping.shape(self.lab, self.primary, shape_mbit, latency_ms=latency_ms)
+        try:
+            return self._bulk(seconds, flows) | {
+                "shape_mbit": shape_mbit or None,
+                "queue_latency_ms": latency_ms if shape_mbit else None,
+            }
+        finally:
+            if shape_mbit:
+                shaping.unshape(self.lab, self.primary)
+
+    def _bulk(self, seconds: float, flows: int) -> dict[str, Any]:
+        pid = self.daemon_pid()
+        events = EventLog(self.office)
+        events.poll()
+        target = self.lab.isp(self.primary).targets[0]
+        st0, p0 = self.office.status(), proc_sample(pid)
+        pinged: list[Any] = []
+        pinger = threading.Thread(
+            target=lambda: pinged.append(
+                ping(
+                    self.lab, "router", target,
+                    count=int(seconds / BULK_PING_INTERVAL), interval=BULK_PING_INTERVAL,
+                    timeout=2.0,
+                )
+            ),
+            daemon=True,
+        )  # fmt: skip
+        pinger.start()
+        got = bulk(self.lab, self.client, flows=flows, seconds=seconds, direction="down")
+        pinger.join(seconds + 30)
+        st1, p1 = self.office.status(), proc_sample(pid)
+        events.poll()
+        rate, lost = probe_rates(st0, p0.t, st1, p1.t)
+        run = events.between(p0.t, p1.t)
+        mine = [e for e in run if e.get("wan") == self.primary]
+        rtts = sorted(pinged[0].rtts_ms) if pinged else []
+        return {
+            "seconds": round(p1.t - p0.t, 1),
+            "flows": flows,
+            "goodput_mbit": round(got.bits_per_second / 1e6, 1),
+            "by_isp_mbit": {k: round(v / 1e6, 1) for k, v in got.by_isp().items()},
+            "errors": got.errors,
+            "ping_sent": pinged[0].sent if pinged else 0,
+            "ping_lost_pct": round(pinged[0].loss_pct, 2) if pinged else None,
+            "ping_rtt_ms": {
+                "median": rtts[len(rtts) // 2] if rtts else None,
+                "p99": rtts[int(len(rtts) * 0.99)] if rtts else None,
+                "p999": rtts[int(len(rtts) * 0.999)] if rtts else None,
+                "max": rtts[-1] if rtts else None,
+            },
+            "primary_srtt_ms_end": next(
+                (w["rtt_ms"] for w in st1["wans"] if w["name"] == self.primary), None
+            ),
+            "false_failovers": sum(1 for e in run if e["name"] == "policy.failover"),
+            "primary_downs": sum(1 for e in mine if e["name"] == "wan.down"),
+            "traffic_triggers": sum(1 for e in mine if e["name"] == "wan.suspect"),
+            "event_counts": dict(sorted(Counter(e["name"] for e in run).items())),
+            "probes_per_s": rate,
+            "unanswered_pct": lost,
+            "cpu_pct": cpu_pct(p0, p1),
+        }
+
 
 # --------------------------------------------------------------------------- report
 
@@ -618,6 +692,26 @@ def targets(out: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def lte_path(lab: Lab, wan: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Delay ± jitter and loss on ``wan``'s ISP for the cuts (an LTE-like primary); a cut
+    adds its blackhole on top and takes only that away."""
+    bound = (args.cuts + args.carrier_cuts) * 120.0
+    if args.path_loss_pct:
+        faults.loss(lab, wan, args.path_loss_pct, "up")
+    if args.path_delay_ms:
+        faults.delay(
+            lab, wan, args.path_delay_ms, jitter_ms=args.path_jitter_ms, direction="down",
+            max_seconds=bound,
+        )  # fmt: skip
+    return {
+        "delay_ms": args.path_delay_ms,
+        "jitter_ms": args.path_jitter_ms,
+        "delay_direction": "down",
+        "loss_pct": args.path_loss_pct,
+        "loss_direction": "up",
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     config = load(args.config)
     rng = random.Random(args.seed)
@@ -655,6 +749,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(2.0)
             out["quiet_traffic"] = bench.quiet(args.quiet_seconds)
             say(f"quiet with {args.lan_traffic:g} packets/s: {json.dumps(out['quiet_traffic'])}")
+        if args.bulk_seconds:
+            say(
+                f"bulk: {args.bulk_flows} downloads through {bench.primary} "
+                f"for {args.bulk_seconds:g} s"
+            )
+            out["bulk_run"] = bench.bulk_run(
+                args.bulk_seconds, args.bulk_flows, args.bulk_shape_mbit, args.bulk_latency_ms
+            )
+            say(f"bulk: {json.dumps(out['bulk_run'])}")
         say(
             f"loss run: {args.loss_pct:g} % loss ({args.loss_direction}) + "
             f"{args.delay_ms:g} ± {args.jitter_ms:g} ms ({args.delay_direction}) on "
@@ -674,6 +777,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"loss run: {lr['false_failovers']} false failovers, probes/s "
             f"{lr['probes_per_s']}, unanswered {lr['unanswered_pct']} %"
         )
+        if args.path_delay_ms or args.path_loss_pct:
+            out["cut_path"] = lte_path(lab, bench.primary, args)
         out["blackhole"] = bench.cuts("blackhole", args.cuts, warmup)
         out["carrier"] = bench.cuts("carrier", args.carrier_cuts, min(warmup, CARRIER_WARMUP))
         out["daemon_exit_codes"] = dict(Counter(str(c) for c in bench.exit_codes))
@@ -718,6 +823,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="PPS",
         help="packets/s of LAN traffic through the router for the whole bench (e.g. 1000)",
     )
+    ap.add_argument(
+        "--bulk-seconds",
+        type=float,
+        default=0.0,
+        help="after the quiet spell: bulk downloads through the primary this long, "
+        "with the router's echoes timing the path",
+    )
+    ap.add_argument("--bulk-flows", type=int, default=8)
+    ap.add_argument("--bulk-shape-mbit", type=float, default=0.0, help="primary's rate in --bulk")
+    ap.add_argument("--bulk-latency-ms", type=float, default=200.0, help="its tbf queue")
+    ap.add_argument("--path-delay-ms", type=float, default=0.0, help="on the primary for the cuts")
+    ap.add_argument("--path-jitter-ms", type=float, default=0.0)
+    ap.add_argument("--path-loss-pct", type=float, default=0.0, help="on the primary for the cuts")
     ap.add_argument(
         "--load",
         action="store_true",

@@ -52,6 +52,7 @@ SERVER = IPv4Address("198.51.100.10")
 TCP_PORT, UDP_PORT = 8000, 8001
 ISP_OF = {"203.0.113.1": "A", "203.0.113.5": "B"}
 CLIENT = "192.168.19.10"
+FLUSH_TIMEOUT = 10.0  # a flush of the lab's few flows takes milliseconds
 CLIENTS = [f"192.168.19.{10 + i}" for i in range(8)]
 GOLDENS = Path(__file__).parents[1] / "golden" / "nft"
 
@@ -509,7 +510,8 @@ def test_flush_deletes_only_the_failed_uplinks_flows(lab: Lab) -> None:
     assert before[41002].reply_dst == IPv4Address("192.168.18.2")
 
     evs = be.apply(intent_from_config(cfg, active=("B",), flush=("A",), health={"A": Health.DOWN}))
-    flush = [e for e in evs if e.name == "conntrack.flush"]
+    assert "conntrack.flush" not in names(evs)  # started by the pass, not waited for
+    flush = flushed(be)
     assert len(flush) == 1 and flush[0].fields["wan"] == "A"
     assert flush[0].fields["deleted"] == 1
     after = flows()
@@ -526,7 +528,13 @@ def test_flush_deletes_only_the_failed_uplinks_flows(lab: Lab) -> None:
         intent_from_config(cfg, active=("B",), flush=("A",), health={"A": Health.DOWN})
     )
     assert "conntrack.flush" not in names(again)
+    assert be.flushes() == []
     be.stop()
+
+
+def flushed(be: LinuxBackend) -> list[Event]:
+    """The events of the conntrack flushes the last passes started, once they ended."""
+    return [e for job in be.flushes() for e in job.result(timeout=FLUSH_TIMEOUT)]
 
 
 def udp_flows(lab: Lab, first_port: int, count: int) -> None:
@@ -570,13 +578,19 @@ def test_flush_counts_marked_flows_and_catches_older_unmarked_ones(lab: Lab) -> 
     on_b = {f.id for f in flows if f.reply_dst == IPv4Address("192.168.18.2")}
     assert len(on_a) == 170 and len(on_b) == 30
     assert sum(1 for f in on_a if f.mark & 0x00FF0000 == 0) == 20
-    evs = be.apply(intent_from_config(cfg, active=("B",), flush=("A",), health={"A": Health.DOWN}))
-    flush = next(e for e in evs if e.name == "conntrack.flush")
-    assert flush.fields["deleted"] == 170
+    be.apply(intent_from_config(cfg, active=("B",), flush=("A",), health={"A": Health.DOWN}))
+    (flush,) = flushed(be)
+    assert flush.fields["deleted"] == 170 and flush.fields["swept"] is True
     with inside(rt):
         left = conntrack.dump()
     assert not [f for f in left if f.reply_dst == IPv4Address("192.168.0.2")]
     assert {f.id for f in left if f.reply_dst == IPv4Address("192.168.18.2")} == on_b
+    # A back and failed again: every flow on it now carries its mark, no second sweep.
+    be.apply(intent_from_config(cfg, active=("A",)))
+    udp_flows(lab, 48400, 10)
+    be.apply(intent_from_config(cfg, active=("B",), flush=("A",), health={"A": Health.DOWN}))
+    (again,) = flushed(be)
+    assert again.fields["deleted"] == 10 and again.fields["swept"] is False
     be.stop()
 
 
@@ -885,7 +899,7 @@ def test_loadbalance_failover_moves_new_connections_only(lab: Lab) -> None:
         )
     )
     assert "nft.apply" in names(evs)
-    flush = next(e for e in evs if e.name == "conntrack.flush")
+    (flush,) = flushed(be)
     deleted = flush.fields["deleted"]
     assert flush.fields["wan"] == "B" and isinstance(deleted, int) and deleted >= 1
     with inside(lab.rt):

@@ -39,6 +39,7 @@ class Backend(Part):
     def __init__(self, calls: list[str], fail_start: bool) -> None:
         super().__init__(calls, "backend")
         self.fail_start = fail_start
+        self.flush_jobs: list[Future[list[Event]]] = []  # started by the next apply
         self.firewall_status = FirewallStatus(
             enabled=True, dropped={}, guests={}, forwards={}, age_s=None
         )
@@ -60,6 +61,10 @@ class Backend(Part):
         f: Future[list[Event]] = Future()
         f.set_result([])
         return f
+
+    def flushes(self) -> list[Future[list[Event]]]:
+        jobs, self.flush_jobs = self.flush_jobs, []
+        return jobs
 
     def prepare(self, intent: Intent) -> list[Event]:
         return []

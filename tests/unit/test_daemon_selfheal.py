@@ -215,3 +215,48 @@ def test_disable_is_root_only_kept_in_the_state_dir_and_restored(
     AdminChoices(d.paths.state_dir, EventLog().emit, clock).restore(again)
     assert again.admin() == {"INET-UTAMA": Admin.DRAIN}
     assert ask(d, {"cmd": "enable", "wan": "INET-UTAMA"}, 0)["admin"] == "enabled"
+
+
+def steer_with_a_flush(d: Daemon, backend: FakeBackend) -> Future[list[Event]]:
+    """A steer whose pass starts a conntrack flush; the flush's Future, not yet done."""
+    job: Future[list[Event]] = Future()
+    backend.flush_jobs = [job]
+    d.steering.steer()
+    return job
+
+
+def test_a_flush_is_reported_when_it_ends_and_the_pass_does_not_wait_for_it(
+    daemon: tuple[Daemon, FakeBackend, FakeClock],
+) -> None:
+    d, backend, clock = daemon
+
+    async def go() -> None:
+        job = steer_with_a_flush(d, backend)  # returns with the flush still running
+        assert "conntrack.flush" not in names(d)
+        clock.t += 0.1
+        job.set_result([event(clock.t, "conntrack.flush", wan="INET-UTAMA", deleted=100000)])
+        await settle()
+        flush = [e for e in d.events if e.name == "conntrack.flush"]
+        assert [(e.at, e.fields["deleted"]) for e in flush] == [(clock.t, 100000)]
+        assert d.status().failed_steps == {}
+
+    asyncio.run(go())
+
+
+def test_a_failed_flush_is_shown_and_retried_by_a_full_pass(
+    daemon: tuple[Daemon, FakeBackend, FakeClock],
+) -> None:
+    d, backend, clock = daemon
+
+    async def go() -> None:
+        job = steer_with_a_flush(d, backend)
+        error = "conntrack flush: Operation not permitted"
+        job.set_result([event(clock.t, "backend.error", step="conntrack", error=error)])
+        await settle()
+        assert d.status().failed_steps == {"conntrack": error}
+        clock.t += RETRY_BACKOFF.first
+        d.steering.maybe_repair()
+        await settle()
+        assert len(backend.passes) == 2 and backend.passes[-1][1] is True
+
+    asyncio.run(go())

@@ -63,6 +63,7 @@ class Steering:
         except (NetlinkError, NftError) as exc:
             evs = [event(self._now(), "backend.error", step="apply", error=str(exc))]
         self._events.emit_all(self.heal.outcome(evs, self._now()))
+        self._follow_flushes()
         if self.applied is None or intent.active != self.applied.active:
             self._events.emit(
                 event(
@@ -109,6 +110,25 @@ class Steering:
         except asyncio.CancelledError:
             return
         self._events.emit_all(self.heal.finished(evs, since, self._now()))
+        self._follow_flushes()
+        self._wake()
+
+    def _follow_flushes(self) -> None:
+        """Report each conntrack flush the pass started when it ends (off the loop)."""
+        for job in self._backend.flushes():
+            asyncio.wrap_future(job).add_done_callback(self._flushed)
+
+    def _flushed(self, job: asyncio.Future[list[Event]]) -> None:
+        if job.cancelled():
+            return
+        try:
+            evs = job.result()
+        except (NetlinkError, NftError) as exc:
+            evs = [event(self._now(), "backend.error", step="conntrack", error=str(exc))]
+        if any(e.name == "backend.error" for e in evs):
+            # the retry's pass (every step again) starts this flush anew
+            evs = self.heal.outcome(evs, self._now())
+        self._events.emit_all(evs)
         self._wake()
 
     def _verdicts_ready(self, intent: Intent) -> bool:

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from wanwatch.config import Config
-from wanwatch.engine.events import Event
+from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import NftError, WanwatchError
 from wanwatch.linux import conntrack, firewall, nft, sysctl
@@ -89,7 +89,7 @@ class LinuxBackend:
         proc_sys: Path = sysctl.PROC_SYS,
     ) -> None:
         self._now = now
-        self._r = Reconciler(config, state_dir, now, nft_binary, proc_sys)
+        self._r = Reconciler(config, state_dir, now, nft_binary, proc_sys, flush=self._flush_soon)
         self._nft = nft_binary
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
@@ -100,6 +100,10 @@ class LinuxBackend:
         # firewall(): totals of the firewall's counters, read with the conntrack counters
         self._fw_totals = firewall.Totals()
         self._fw: tuple[float, dict[str, firewall.Count]] | None = None
+        # conntrack flushes started by passes and not yet handed to the daemon (flushes())
+        self._flush_pool: ThreadPoolExecutor | None = None
+        self._flush_jobs: list[Future[list[Event]]] = []
+        self._flush_lock = threading.Lock()
 
     # ----------------------------------------------------------------- public API
 
@@ -124,6 +128,19 @@ class LinuxBackend:
         """Addresses, per-uplink tables and rules for ``intent``, not which uplink carries
         traffic (main-table defaults, nft): safe before the engine's first verdict."""
         return self._call(self._r.prepare, intent)
+
+    def flushes(self) -> list[Future[list[Event]]]:
+        """The conntrack flushes started since the last call, each the Future of its events.
+
+        A pass that fails an uplink over starts deleting its flows on a thread of
+        their own after the routes and the nft table: the pass, and the loop waiting
+        for it, never wait for the table's size. Each ends in ``conntrack.flush``
+        (when it finished, ``deleted``, ``flush_ms``) or a ``backend.error``; a
+        failed one is started again by the next pass.
+        """
+        with self._flush_lock:
+            jobs, self._flush_jobs = self._flush_jobs, []
+        return jobs
 
     def resolved(self) -> dict[str, tuple[IPv4Interface | None, IPv4Address | None]]:
         """Each uplink's address and next hop as the last pass found them (None: not there,
@@ -224,6 +241,39 @@ class LinuxBackend:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         self._usage = self._usage_job = None
+        pool, self._flush_pool = self._flush_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    # ----------------------------------------------------------------- conntrack flushes
+
+    def _flush_soon(self, wan: str, address: IPv4Address | None, mark: int, sweep: bool) -> None:
+        """Called on the worker by a pass: start the flush on the flush thread."""
+        if self._flush_pool is None:
+            # created from the worker, its thread is born in the backend's namespace
+            self._flush_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanwatch-fl")
+        job = self._flush_pool.submit(self._flush, wan, address, mark, sweep)
+        with self._flush_lock:
+            self._flush_jobs.append(job)
+
+    def _flush(self, wan: str, address: IPv4Address | None, mark: int, sweep: bool) -> list[Event]:
+        t0 = time.perf_counter()
+        try:
+            n = conntrack.flush_uplink(address, mark, sweep=sweep)
+        except WanwatchError as exc:
+            self._r.unflushed(wan, sweep)
+            return [event(self._now(), "backend.error", step="conntrack", error=str(exc))]
+        return [
+            event(
+                self._now(),
+                "conntrack.flush",
+                wan=wan,
+                deleted=n,
+                address=str(address) if address else None,
+                swept=sweep,
+                flush_ms=round((time.perf_counter() - t0) * 1000, 1),
+            )
+        ]
 
     # ----------------------------------------------------------------- counters
 

@@ -12,19 +12,19 @@ connection that leaves or arrives by an uplink) and those NATed to its address
 source to it, or the router itself spoke from it, e.g. flows older than our
 table). The marked ones go in one kernel-side filtered delete
 (IPCTNL_MSG_CT_DELETE with CTA_MARK/CTA_MARK_MASK: 0.7 ms for 300 flows in the
-lab, where deleting them one by one after a decoded dump took 430 ms -- and the
-daemon waits for it). The kernel reports no count for it, so the table's size
-is read just before and just after (one stats message each, not a dump): a
-connection opened or expired in that millisecond moves the figure by one. The
-few left that match the address (unmarked: only flows older than our table can
-be, since it marks every new connection by its uplink) are found with
-CTA_FILTER on the reply tuple (kernel 5.8+: the kernel walks the table and
-sends only those) and deleted in batches of requests; one that vanished
-meanwhile (ENOENT) is not an error. Measured in a lab namespace with injected
-entries (bench/scale.py): 100,000 marked entries went in 102 ms, the RSS
-unchanged; 1,000 unmarked leftovers among them took 1.5 s and 10 MB, pyroute2
-decoding and encoding each (one request per entry had cost another 1.4 ms
-each).
+lab, where deleting them one by one after a decoded dump took 430 ms). The
+kernel reports no count for it, so the table's size is read just before and
+just after (one stats message each, not a dump): a connection opened or expired
+in that millisecond moves the figure by one. The few left that match the
+address (unmarked: only flows older than our table can be, since it marks every
+new connection by its uplink) are found with CTA_FILTER on the reply tuple
+(kernel 5.8+: the kernel walks the table and sends only those) and deleted in
+batches of requests; one that vanished meanwhile (ENOENT) is not an error. That
+walk is the ``sweep``: once an uplink's flush has swept, every flow NATed to it
+carries its mark until our table is missing again, so the backend sweeps only
+at an uplink's first flush since its table went in (reconcile.py), and runs
+every flush on a thread of its own after the routes (apply.py). Measured with
+injected entries: bench/scale.py and bench/README.md.
 
 Per-uplink counters (:func:`usage`, behind ``wanwatch status``) read the same
 marks in one dump decoded by pyroute2 (about 0.1 ms per entry, on the
@@ -155,17 +155,22 @@ def usage(
     return {name: Usage(*t) for name, t in totals.items()}
 
 
-def flush_uplink(address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK) -> int:
-    """Delete the flows marked ``mark`` (under ``mask``) or NATed to ``address``; their count."""
+def flush_uplink(
+    address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK, *, sweep: bool = True
+) -> int:
+    """Delete the flows marked ``mark`` (under ``mask``) and, if ``sweep``, the unmarked
+    ones NATed to ``address``; their count."""
     deleted = 0
     with named_errors("conntrack flush"), Conntrack(nfgen_family=socket.AF_INET) as ct:
         if mark:
             before = ct.count()
             ct.flush(mark=mark, mark_mask=mask)
             deleted += max(0, before - ct.count())
-        if address is None:
+        if address is None or not sweep:
             return deleted
         left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=str(address))))
+    if not left:
+        return deleted
     with (
         named_errors("conntrack flush"),
         NetlinkSocket(NETLINK_NETFILTER, what="conntrack deletions") as sock,

@@ -16,6 +16,7 @@ is a ``backend.error`` event and the next step runs (the daemon retries it).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ class Reading:
 
 
 Step = tuple[str, Callable[[list[Event], Reading], None]]  # (name in backend.error, what it does)
+# Start deleting one uplink's flows off the pass: (wan, its address, its ct mark, sweep)
+FlushSoon = Callable[[str, IPv4Address | None, int, bool], None]
 
 
 class Reconciler:
@@ -75,6 +78,8 @@ class Reconciler:
         now: Callable[[], float],
         nft_binary: str,
         proc_sys: Path,
+        *,
+        flush: FlushSoon,
     ) -> None:
         self.config = config
         self._state_dir = Path(state_dir)
@@ -84,7 +89,13 @@ class Reconciler:
         self._nl = Netlink()  # opened by its first request, on the worker
         self._state: StateFile | None = None
         self._last_intent: Intent | None = None
+        self._flush_soon = flush
+        self._flush_lock = (
+            threading.Lock()
+        )  # _flushed, _swept: unflushed() comes from the flush thread
         self._flushed: set[str] = set()
+        # uplinks whose unmarked flows were swept since our table went in (conntrack.py)
+        self._swept: set[str] = set()
         # the rule paths in the running table (None: unknown, rewrite them all)
         self._paths: tuple[RulePath, ...] | None = None
         self._sysctl_done: set[str] = set()
@@ -338,9 +349,12 @@ class Reconciler:
         intent = seen.intent
         definition = nft.render(intent, self.config)
         want = nft.rendered_fingerprint(definition)
-        if nft.running_fingerprint(self._nft) == want:
+        running = nft.running_fingerprint(self._nft)
+        if running == want:
             self._move_rules(out, intent)
             return
+        if not running:  # no table of ours: connections opened meanwhile carry no mark
+            self._swept = set()
         domain_sets = rules_nft.domain_sets(self.config)
         carry = nft.carried_sets(domain_sets, self._nft) if domain_sets else ""
         ms = nft.apply_ruleset(definition, self._nft, carry)
@@ -374,26 +388,36 @@ class Reconciler:
         )
 
     def _flush(self, out: list[Event], seen: Reading) -> None:
-        """Delete the flows of each uplink that newly entered ``intent.flush``."""
+        """Start deleting the flows of each uplink that newly entered ``intent.flush``.
+
+        The deletion runs on the backend's flush thread, after the routes and the
+        table of this pass: a new connection never waits for it, and its own
+        ``conntrack.flush`` event says when it finished. Unmarked flows NATed to the
+        uplink's address can only be older than our table (it marks every new
+        connection by its uplink), so they are swept at the uplink's first flush
+        after our table went in, not on every failover (a walk of the whole table).
+        """
         intent = seen.intent
         by_name = {u.name: u for u in seen.ups}
-        self._flushed &= set(intent.flush)
-        for name in intent.flush:
-            u = by_name.get(name)
-            if name in self._flushed or u is None:
-                continue
-            t0 = time.perf_counter()
-            n = conntrack.flush_uplink(u.address.ip if u.address else None, u.mark)
-            self._flushed.add(name)
-            out.append(
-                self._ev(
-                    "conntrack.flush",
-                    wan=name,
-                    deleted=n,
-                    address=str(u.address.ip) if u.address else None,
-                    flush_ms=round((time.perf_counter() - t0) * 1000, 1),
-                )
-            )
+        with self._flush_lock:
+            self._flushed &= set(intent.flush)
+            due = [
+                u for name in intent.flush if name not in self._flushed and (u := by_name.get(name))
+            ]
+            for u in due:
+                self._flushed.add(u.name)
+            sweeps = [u.name not in self._swept for u in due]
+            self._swept |= {u.name for u in due}
+        for u, sweep in zip(due, sweeps, strict=True):
+            self._flush_soon(u.name, u.address.ip if u.address else None, u.mark, sweep)
+
+    def unflushed(self, wan: str, swept: bool) -> None:
+        """A flush of ``wan`` failed: the next pass starts it again (sweep included).
+        Called from the flush thread."""
+        with self._flush_lock:
+            self._flushed.discard(wan)
+            if swept:
+                self._swept.discard(wan)
 
     def _unresolved(self, out: list[Event], ups: list[Uplink]) -> None:
         now: dict[str, Event] = {}
@@ -469,7 +493,7 @@ class Reconciler:
         return [
             ("route", self._sync_main),
             ("nft", self._sync_nft),
-            ("conntrack", self._flush),
+            ("conntrack", self._flush),  # started here, run off the pass
             *self._uplink_steps(),
         ]
 
@@ -585,6 +609,7 @@ class Reconciler:
         self._state = None
         self._last_intent = None
         self._flushed = set()
+        self._swept = set()
         self._paths = None
         self._warned = {}
         self._sysctl_done = set()

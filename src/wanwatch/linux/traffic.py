@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -43,27 +44,37 @@ from wanwatch.engine.events import Event, event
 from wanwatch.errors import NetlinkError
 from wanwatch.linux.netlink import NetlinkSocket
 
-# Counters are read this often. A stall is reported POLL + WINDOW_MIN to
-# 2 * POLL + WINDOW_MIN after the last packet came back (125 ms on average in the
-# lab). The cost is mostly the wakeup itself (bench/stall_signal.py: an empty
-# asyncio timer at 40 /s already took 0.4 % of a core on the lab VM), hence one
-# wakeup per read and not a faster one.
+# Counters are read this often. The cost is mostly the wakeup itself
+# (bench/stall_signal.py: an empty asyncio timer at 40 /s already took 0.4 % of a
+# core on the lab VM), hence one wakeup per read and not a faster one.
 POLL = 0.05
 # "A few RTTs": nothing back for STALL_RTTS smoothed RTTs, and never less than
-# WINDOW_MIN (one POLL: the stall must show in two reads in a row).
+# WINDOW_MIN. The window starts at the last read before the unanswered packets
+# left when that read was at POLL (traffic flowing: they left within the last
+# POLL), so at the fast cadence a stall is reported by the first read after the
+# one that saw the last answer: one to two POLLs after a cut. After an idle read
+# the packets may have left just now (a new flow's first packets, their answers
+# one RTT away), so the window starts at the read that saw them. WINDOW_MIN is a
+# little under POLL so that reads one POLL apart qualify whatever the timer's
+# jitter. Waiting for a second read at the fast cadence too cost one POLL per cut
+# (trigger 116-257 ms after the cut at 50 new connections/s, bench/README.md).
 STALL_RTTS = 3.0
-WINDOW_MIN = 0.05
+WINDOW_MIN = 0.04
 # Packets that must have left unanswered: more than an idle line's own probes
-# send in the window (one per ``interval``), so a quiet office never triggers.
-MIN_PACKETS = 4
+# send in the window (one per ``interval``), so a quiet office never triggers;
+# 50 new connections/s put 2-3 SYNs in a POLL once the uplink is cut.
+MIN_PACKETS = 2
 # An uplink is read every IDLE_POLL only while nothing but its own probes leaves
-# it (fewer than BUSY_PACKETS in the last read, none waiting for an answer): a
-# quiet office then costs a fifth of the wakeups. The test used to be
-# MIN_PACKETS in the last read, so an office opening 50 connections/s (about
-# 2.5 packets out per POLL, and only SYNs once the uplink is cut) fell back to
-# IDLE_POLL at the cut itself, and its stall showed up to 250 ms late.
-BUSY_PACKETS = 2
+# it (fewer than BUSY_RATE packets/s since the last read, none waiting for an
+# answer): a quiet office then costs a fifth of the wakeups. A rate, not a count
+# per read: an office sending 25 packets/s put ~1.25 packets in a POLL but ~6 in
+# an IDLE_POLL, so its reads alternated between the two cadences, and a cut met
+# an IDLE_POLL gap in most runs (trigger 150-270 ms after the cut in 6 of 10,
+# bench/README.md). The probes send about 2/s (one per ``interval``).
+BUSY_RATE = 5.0
 IDLE_POLL = 0.25
+# A read at most this long after the previous one was at the fast cadence.
+_FAST_GAP = 1.5 * POLL
 _IFLA_STATS_LINK_64 = 1  # filter_mask bit: 1 << (IFLA_STATS_LINK_64 - 1), <linux/if_link.h>
 
 
@@ -75,18 +86,23 @@ class StallDetector:
     when anything arrives.
     """
 
-    __slots__ = ("_last_tx", "_quiet_tx", "_rx", "_tx_since", "busy")
+    __slots__ = ("_last_at", "_quiet_tx", "_reads", "_rx", "_tx_since", "busy")
 
     def __init__(self) -> None:
         self._rx: int | None = None
         self._quiet_tx = 0  # tx when rx last moved
-        self._tx_since: float | None = None  # first read that saw tx move after that
-        self._last_tx: int | None = None
+        self._tx_since: float | None = None  # when the unanswered packets began to leave
+        self._reads: deque[tuple[float, int]] = deque()  # (when, tx) over the last IDLE_POLL
+        self._last_at = -math.inf  # the previous read
         self.busy = False  # read every POLL: traffic leaves, or waits for an answer
 
     def sample(self, now: float, tx: int, rx: int, srtt: float | None) -> bool:
-        self.busy = self._last_tx is not None and tx - self._last_tx >= BUSY_PACKETS
-        self._last_tx = tx
+        last, self._last_at = self._last_at, now
+        reads = self._reads  # the rate is taken over at least IDLE_POLL: one POLL is too noisy
+        while len(reads) > 1 and reads[1][0] <= now - IDLE_POLL:
+            reads.popleft()
+        self.busy = bool(reads) and tx - reads[0][1] >= BUSY_RATE * max(now - reads[0][0], POLL)
+        reads.append((now, tx))
         if self._rx is None or rx != self._rx or tx < self._quiet_tx:
             # something came back (or the counters restarted): a new quiet spell
             self._rx, self._quiet_tx, self._tx_since = rx, tx, None
@@ -95,8 +111,8 @@ class StallDetector:
             return False
         self.busy = True  # packets wait for an answer: a stall may be forming
         if self._tx_since is None:
-            self._tx_since = now  # these packets left after the previous read
-            return False
+            # they left after the previous read; after an idle gap, count from now
+            self._tx_since = last if now - last <= _FAST_GAP else now
         window = max(WINDOW_MIN, STALL_RTTS * srtt) if srtt is not None else WINDOW_MIN
         return tx - self._quiet_tx >= MIN_PACKETS and now - self._tx_since >= window
 
