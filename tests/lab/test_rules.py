@@ -131,3 +131,41 @@ def test_the_table_holds_one_lookup_map_and_paths(router: Tailored) -> None:
     router.start("table", rules=[GUEST_RULE])
     text = netns.nsrun(router.lab.router_ns, "nft", "list", "map", "inet", "wanwatch", "paths")
     assert "0x00000100 : goto mark_2" in text.stdout
+
+
+def rule_figures(office: Any, name: str) -> dict[str, Any]:
+    st = office.status()
+    return next(r for r in st["rules"]["rules"] if r["name"] == name)
+
+
+def test_each_rule_counts_its_own_connections_and_bytes(router: Tailored) -> None:
+    lab = router.lab
+    pinned = {
+        "name": "pinned",
+        "from": [OFFICE_LAN],
+        "proto": "tcp",
+        "ports": PINNED_PORT,  # no traffic is sent there in this test
+        "via": [BACKUP],
+        "when_down": "default",
+    }
+    office = router.start("figures", rules=[GUEST_RULE, pinned])
+    assert rule_figures(office, "guest")["why"] == "first in via, usable"
+    assert carriers(lab, GUEST_LAN) == {BACKUP: 12}
+    assert carriers(lab, OFFICE_LAN) == {PRIMARY: 12}  # unmatched: no rule's figures
+    # the counters are read off the loop, at most a second apart: poll for them
+    st = office.wait_for(
+        lambda st: (
+            next(r for r in st["rules"]["rules"] if r["name"] == "guest")["traffic"]["connections"]
+            >= 12
+        ),
+        DEADLINE,
+        "the guest rule's 12 connections counted",
+    )
+    guest, other = st["rules"]["rules"]
+    assert (guest["path"], guest["uplinks"]) == ("uplink", [BACKUP])
+    # each connection once: its first packet (a retransmitted SYN finds the uplink's mark)
+    assert guest["traffic"]["connections"] == 12
+    # a TCP handshake, a request and an answer each way at the least, in both directions
+    assert guest["traffic"]["bytes_out"] >= 12 * 3 * 40
+    assert guest["traffic"]["bytes_in"] >= 12 * 2 * 40
+    assert other["traffic"] == {"connections": 0, "bytes_out": 0, "bytes_in": 0}
