@@ -127,7 +127,7 @@ def where(intent: Intent, path: RulePath) -> tuple[str, ...]:
 
 
 def explain(config: Config, intent: Intent, path: RulePath, preferred: Mapping[str, bool]) -> str:
-    """Why ``path`` is the rule's path now, in the words of the table above, naming the
+    """Why ``path`` is the rule's path now, in the words of docs/rules.md's table, naming the
     state of each uplink of ``via`` it passed over (``wanwatch status``)."""
     plans = {u.name: u for u in intent.uplinks}
 
