@@ -186,10 +186,19 @@ def forwarding(lab: Lab, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _rule_traffic(office: Office, name: str) -> dict[str, Any] | None:
-    """The rule's figures as the daemon's status gave them (None without rules)."""
-    rules = office.status().get("rules")
-    if rules is None:
+    """The rule's figures from a counter reading taken after now (None without rules):
+    the daemon reads its counters lazily, so the first answer holds an older reading."""
+    if office.status().get("rules") is None:
         return None
+    since = time.monotonic()
+    st = office.wait_for(
+        lambda st: (
+            st["rules"]["age_s"] is not None and st["rules"]["age_s"] < time.monotonic() - since
+        ),
+        DEADLINE,
+        "a counter reading taken after the measurement",
+    )
+    rules = st["rules"]
     traffic: dict[str, Any] = next(r["traffic"] for r in rules["rules"] if r["name"] == name)
     return traffic
 
