@@ -86,6 +86,30 @@ class FirewallStatus(msgspec.Struct, frozen=True):
     age_s: float | None  # age of the reading (read off the loop); None before the first
 
 
+class RuleTraffic(msgspec.Struct, frozen=True):
+    """What one policy rule carried: its named counters (linux/rules_nft.py), totals while
+    the daemon runs."""
+
+    connections: int  # new connections it decided (the first packet of each; each refused try)
+    bytes_out: int  # its connections' packets from the LAN (original direction)
+    bytes_in: int  # and their replies
+
+
+class RuleStatus(msgspec.Struct, frozen=True):
+    """One policy rule now (docs/rules.md): where its new connections go, and why."""
+
+    name: str
+    path: str  # uplink | balance | block | default
+    uplinks: list[str]  # where its new connections leave now (default: the policy's); block: []
+    why: str
+    traffic: RuleTraffic
+
+
+class RulesStatus(msgspec.Struct, frozen=True):
+    rules: list[RuleStatus]  # in config order
+    age_s: float | None  # age of the counters' reading (read off the loop); None before the first
+
+
 class Status(msgspec.Struct, frozen=True):
     wans: list[UplinkStatus]
     active: list[str]  # uplinks carrying new connections, best first
@@ -106,6 +130,7 @@ class Status(msgspec.Struct, frozen=True):
     pid: int
     ha: dict[str, Any] | None = None  # the router pair (linux/pair.py), None without one
     firewall: FirewallStatus | None = None  # None from a daemon older than the firewall
+    rules: RulesStatus | None = None  # None without policy rules (or from an older daemon)
 
 
 def to_json(status: Status) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
 from wanwatch.errors import NetlinkError
-from wanwatch.status import FirewallStatus, Usage
+from wanwatch.status import FirewallStatus, RuleTraffic, Usage
 
 
 class Part:
@@ -43,6 +43,7 @@ class Backend(Part):
         self.firewall_status = FirewallStatus(
             enabled=True, dropped={}, guests={}, forwards={}, age_s=None
         )
+        self.rule_traffic: tuple[float | None, dict[str, RuleTraffic]] = (None, {})
 
     def start(self) -> list[Event]:
         self.record("start")
@@ -81,6 +82,9 @@ class Backend(Part):
 
     def firewall(self) -> FirewallStatus:
         return self.firewall_status
+
+    def rules(self) -> tuple[float | None, dict[str, RuleTraffic]]:
+        return self.rule_traffic
 
     def resolved(self) -> dict[str, Resolved]:
         return {}

@@ -25,7 +25,7 @@ from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
     from wanwatch.daemon.logs import LogFormat
-    from wanwatch.status import FirewallStatus, UplinkStatus
+    from wanwatch.status import FirewallStatus, RulesStatus, UplinkStatus
 
 
 @click.command()
@@ -351,6 +351,8 @@ def format_status(answer: dict[str, Any]) -> str:
             lines.append(
                 f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
+    if st.rules is not None:
+        lines += ["", *_rules_table(st.rules)]
     lines += [line for w in st.wans if (line := _dynamic_line(w))]
     if st.firewall is not None:
         lines.append(_firewall_line(st.firewall))
@@ -386,6 +388,20 @@ def _dynamic_line(w: UplinkStatus) -> str | None:
     if w.kind == "point-to-point":
         return f"{w.name}: point-to-point {w.address or '-'} via {w.gateway or 'the device'}"
     return None
+
+
+def _rules_table(rs: RulesStatus) -> list[str]:
+    """Each policy rule: where its new connections go, what it carried, and why."""
+    out = [f"{'RULE':<16}{'PATH':<24}{'OPENED':>8}{'IN':>10}{'OUT':>10}  WHY"]
+    for r in rs.rules:
+        path = {"uplink": "", "balance": "balance "}.get(r.path, f"{r.path} ")
+        path += "+".join(r.uplinks) if r.path != "block" else ""
+        t = r.traffic
+        out.append(
+            f"{r.name:<16}{path.strip():<24}{t.connections:>8}"
+            f"{_size(t.bytes_in):>10}{_size(t.bytes_out):>10}  {r.why}"
+        )
+    return out
 
 
 def _firewall_line(fw: FirewallStatus) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
 from typing import Any, TypeVar
 
 from wanwatch.config import dynamic, matches
@@ -481,6 +481,7 @@ def _check_rule(
                 )
             elif lans[item].address is None:
                 problems.append(((*at, "from", j), f"LAN {item!r} has no address to match"))
+    problems += _ipv6_problems(at, r)
     if r.to is not None and r.domains is not None:
         problems.append(((*at, "domains"), "give to or domains, not both (two rules match either)"))
     if r.ports is not None and r.proto is not None and r.proto not in PORT_PROTOS:
@@ -494,6 +495,20 @@ def _check_rule(
     for path, message in problems:
         report(path, message)
     return not problems
+
+
+def _ipv6_problems(at: Path_, r: Rule) -> list[tuple[Path_, str]]:
+    """The rules' dataplane is IPv4 only (linux/rules_nft.py): an IPv6 match would be
+    accepted and silently never hold, so it is refused until the family lands."""
+    out: list[tuple[Path_, str]] = [
+        ((*at, key, j), f"{item}: IPv6 rules: not yet (IPv4 prefixes only)")
+        for key, items in (("from", r.from_), ("to", r.to))
+        for j, item in enumerate(items or ())
+        if isinstance(item, IPv6Network)
+    ]
+    if r.proto == "icmpv6":
+        out.append(((*at, "proto"), "icmpv6: IPv6 rules: not yet"))
+    return out
 
 
 def _via_problems(at: Path_, r: Rule, wans: list[str]) -> list[tuple[Path_, str]]:

@@ -15,7 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from wanwatch.status import FirewallStatus, Status
+from wanwatch.engine.intent import PathKind
+from wanwatch.status import FirewallStatus, RulesStatus, Status
 
 STATES = ("unknown", "up", "degraded", "down")
 ADMIN = ("enabled", "drain", "disabled")
@@ -87,6 +88,8 @@ class StatusCollector(Collector):
         yield events
         if st.firewall is not None:
             yield from _firewall(st.firewall)
+        if st.rules is not None:
+            yield from _rules(st.rules)
 
 
 def _firewall(fw: FirewallStatus) -> Iterator[CounterMetricFamily]:
@@ -114,6 +117,37 @@ def _firewall(fw: FirewallStatus) -> Iterator[CounterMetricFamily]:
     for name, packets in fw.forwards.items():
         forwards.add_metric([name], packets)
     yield from (dropped, guests, forwards)
+
+
+def _rules(rs: RulesStatus) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Each policy rule's path and counters (docs/rules.md): totals while the daemon runs."""
+    path = GaugeMetricFamily(
+        "wanwatch_rule_path", "1 for the policy rule's current path", labels=["rule", "path"]
+    )
+    via = GaugeMetricFamily(
+        "wanwatch_rule_uplink",
+        "1 if the rule's new connections leave by the uplink now (when_down default: the policy's)",
+        labels=["rule", "wan"],
+    )
+    opened = CounterMetricFamily(
+        "wanwatch_rule_connections",
+        "new connections the rule decided: the first packet of each, each refused attempt too",
+        labels=["rule"],
+    )
+    moved = CounterMetricFamily(
+        "wanwatch_rule_bytes",
+        "bytes of the rule's connections (out: from the LAN; in: the replies)",
+        labels=["rule", "direction"],
+    )
+    for r in rs.rules:
+        for p in PathKind:
+            path.add_metric([r.name, p.value], 1.0 if r.path == p.value else 0.0)
+        for wan in r.uplinks:
+            via.add_metric([r.name, wan], 1.0)
+        opened.add_metric([r.name], r.traffic.connections)
+        moved.add_metric([r.name, "out"], r.traffic.bytes_out)
+        moved.add_metric([r.name, "in"], r.traffic.bytes_in)
+    yield from (path, via, opened, moved)
 
 
 def registry_for(collector: Collector) -> CollectorRegistry:

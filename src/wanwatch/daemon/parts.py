@@ -22,7 +22,7 @@ from wanwatch.config.model import Target
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
-from wanwatch.status import FirewallStatus, Usage
+from wanwatch.status import FirewallStatus, RuleTraffic, Usage
 
 if TYPE_CHECKING:
     from wanwatch.daemon.servers import Endpoint
@@ -49,6 +49,7 @@ class Backend(Protocol):
     def carrier(self) -> dict[str, bool]: ...
     def counters(self) -> tuple[float | None, dict[str, Usage]]: ...
     def firewall(self) -> FirewallStatus: ...
+    def rules(self) -> tuple[float | None, dict[str, RuleTraffic]]: ...
     def resolved(self) -> Mapping[str, Resolved]: ...
 
 

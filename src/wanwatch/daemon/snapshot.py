@@ -21,7 +21,9 @@ from wanwatch.daemon.control import encode
 from wanwatch.daemon.eventlog import EventLog
 from wanwatch.daemon.parts import Backend, LanServices, Links, Probes, Uplinks
 from wanwatch.daemon.steer import Steering
+from wanwatch.engine import rules
 from wanwatch.engine.core import Engine
+from wanwatch.engine.intent import Intent
 
 STATUS_MAX_AGE = 0.05
 STATUS_EVENTS = 20  # the latest events a status answer carries
@@ -72,6 +74,7 @@ class StatusSnapshot:
         probes = self._probes.stats()
         age, counters = self._backend.counters()
         extra = self._uplink_extras()
+        engine_status = self._engine.status(now)
         wans = [
             st.UplinkStatus(
                 name=s.name,
@@ -90,7 +93,7 @@ class StatusSnapshot:
                 portal_url=s.portal,
                 **extra.get(s.name, {}),
             )
-            for s in self._engine.status(now)
+            for s in engine_status
         ]
         heal = steering.heal
         retry = heal.retry
@@ -110,10 +113,32 @@ class StatusSnapshot:
             dnsmasq=self._lan.dnsmasq_status(),
             ha=self._lan.ha_status(),
             firewall=self._backend.firewall(),
+            rules=self._rules(intent, {s.name: s.preferred for s in engine_status}),
             leases=self.leases(),
             events=[str(e) for e in self._events.recent(STATUS_EVENTS)],
             uptime_s=round(now - steering.started_at, 1),
             pid=os.getpid(),
+        )
+
+    def _rules(self, intent: Intent, preferred: dict[str, bool]) -> st.RulesStatus | None:
+        """Each policy rule's path (the engine's), why, and its counters (the backend's)."""
+        config = self._config()
+        if not config.rules:
+            return None
+        age, traffic = self._backend.rules()
+        none = st.RuleTraffic(0, 0, 0)
+        return st.RulesStatus(
+            rules=[
+                st.RuleStatus(
+                    name=p.name,
+                    path=p.kind.value,
+                    uplinks=list(rules.where(intent, p)),
+                    why=rules.explain(config, intent, p, preferred),
+                    traffic=traffic.get(p.name, none),
+                )
+                for p in intent.rules
+            ],
+            age_s=None if age is None else round(age, 2),
         )
 
     def leases(self) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from itertools import product
 from wanwatch.config import Config
 from wanwatch.engine.intent import Intent, PathKind
 from wanwatch.engine.policy import plan_for
+from wanwatch.engine.rules import policy_uplinks
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def matrix(config: Config) -> list[Row]:
 def _policy(intent: Intent) -> str:
     if not intent.active:
         return "-"
-    where = "+".join(intent.active) if intent.mode == "loadbalance" else intent.active[0]
+    where = "+".join(policy_uplinks(intent))
     return f"{where} (kept: all down)" if intent.stale else where
 
 

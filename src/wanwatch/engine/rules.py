@@ -30,7 +30,7 @@ from typing import Protocol, TypeVar
 from wanwatch.config import Config
 from wanwatch.config.model import Rule, ViaUplink
 from wanwatch.engine.buckets import allocate_buckets
-from wanwatch.engine.intent import Admin, Health, PathKind, RulePath
+from wanwatch.engine.intent import Admin, Health, Intent, PathKind, RulePath
 
 
 class _Named(Protocol):
@@ -114,3 +114,42 @@ def rule_paths(
 def carrying(paths: Sequence[RulePath]) -> set[str]:
     """The uplinks some rule sends new connections to."""
     return {u for p in paths for u in p.uplinks}
+
+
+def policy_uplinks(intent: Intent) -> tuple[str, ...]:
+    """Where the policy sends new connections: its first choice, or every balanced one."""
+    return intent.active if intent.mode == "loadbalance" else intent.active[:1]
+
+
+def where(intent: Intent, path: RulePath) -> tuple[str, ...]:
+    """The uplinks a rule's new connections leave by now (none when blocked)."""
+    return policy_uplinks(intent) if path.kind is PathKind.DEFAULT else path.uplinks
+
+
+def explain(config: Config, intent: Intent, path: RulePath, preferred: Mapping[str, bool]) -> str:
+    """Why ``path`` is the rule's path now, in the words of docs/rules.md's table, naming the
+    state of each uplink of ``via`` it passed over (``wanwatch status``)."""
+    plans = {u.name: u for u in intent.uplinks}
+
+    def state(name: str) -> str:
+        u = plans.get(name)
+        if u is None:
+            return f"{name} unknown"
+        if u.admin is not Admin.ENABLED:
+            return f"{name} {u.admin.value}"
+        if u.health is Health.UP and not preferred.get(name, False):
+            return f"{name} up, in its hold"
+        return f"{name} {u.health.value}"
+
+    via = [u.name for u in config.rules[path.index].via.uplinks]
+    if path.kind in (PathKind.BLOCK, PathKind.DEFAULT):
+        then = "refused" if path.kind is PathKind.BLOCK else "the policy decides"
+        states = "; ".join(map(state, via))
+        return f"none of via usable ({states}): when_down {path.kind.value}, {then}"
+    if intent.stale:
+        return "no uplink at all is usable: the last path is kept"
+    if path.kind is PathKind.BALANCE:
+        out = "; ".join(state(n) for n in via if n not in path.uplinks)
+        return f"{out}: balanced over the rest of via" if out else "every uplink of via usable"
+    before = via[: via.index(path.uplinks[0])]
+    return f"{'; '.join(map(state, before))}: next in via" if before else "first in via, usable"

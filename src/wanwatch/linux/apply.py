@@ -57,11 +57,11 @@ from wanwatch.config import Config
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import NftError, WanwatchError
-from wanwatch.linux import conntrack, firewall, nft, sysctl
+from wanwatch.linux import conntrack, firewall, nft, rules_nft, sysctl
 from wanwatch.linux.desired import Uplink
 from wanwatch.linux.reconcile import STATE_FILE, Reconciler
 from wanwatch.linux.watch import DriftWatcher, LinkWatcher
-from wanwatch.status import FirewallStatus, Usage
+from wanwatch.status import FirewallStatus, RuleTraffic, Usage
 
 __all__ = ["STATE_FILE", "LinkWatcher", "LinuxBackend", "Uplink", "intent_from_config"]
 
@@ -215,6 +215,13 @@ class LinuxBackend:
         found = {} if self._fw is None else self._fw[1]
         age = None if self._fw is None else self._now() - self._fw[0]
         return firewall.status(firewall.describe(self._r.config), found, age)
+
+    def rules(self) -> tuple[float | None, dict[str, RuleTraffic]]:
+        """Each policy rule's counters (totals) and their age, from the same reading as
+        :meth:`firewall`; never waits."""
+        found = {} if self._fw is None else self._fw[1]
+        age = None if self._fw is None else self._now() - self._fw[0]
+        return age, rules_nft.traffic(self._r.config, found)
 
     @property
     def config(self) -> Config:

@@ -201,7 +201,7 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     w("\t\t# retransmission of a deleted flow): NAT skips it, so it would leave")
     w("\t\t# with its private source address. RouterOS's default firewall drops these too.")
     w(f"\t\tmeta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop")
-    for rule in fw.forward:
+    for rule in [*rp.forward, *fw.forward]:  # the rules' counters before the firewall decides
         w(f"\t\t{rule}")
     w("\t}")
 

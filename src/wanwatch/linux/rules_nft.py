@@ -30,14 +30,26 @@ An uplink that stops being usable for the rule has its set flushed in the same
 batch that moves the rule: a sticky source stays across a failback, but not on
 a dead uplink.
 
+Each rule has three named counters (:func:`counters`), so its figures cost one
+counter read per rule whatever the number of connections (no conntrack walk):
+``rule_<name>_new`` at the head of its chain counts the connections it decided
+-- the first packet of each new connection from a LAN that it matched, whatever
+its path (an uplink, block, default); a refused packet leaves no conntrack
+entry, so each refused attempt counts once. ``rule_<name>_out`` and ``_in``
+count, in the forward chain, every packet of those connections in their
+original direction (LAN to internet) and in reply, selected by one map lookup
+on the rule bits of the ct mark. Named after the rule, not its position, so a
+reordered config keeps each rule's totals (firewall.Totals carries them across
+table replacements).
+
 IPv4 only for now: the per-uplink tables and NAT of nft.py and apply.py are.
 The regions are cut per family (matches.py), so an ``ip6`` map slots in beside.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, field
 
 from wanwatch.config import Config
 from wanwatch.config.matches import Region, matches, prefix_text, regions
@@ -46,6 +58,8 @@ from wanwatch.engine.intent import Intent, PathKind, RulePath
 from wanwatch.errors import NftError
 from wanwatch.footprint import NFT_FAMILY, NFT_TABLE, RULE_MARK_MASK, rule_mark
 from wanwatch.linux.classify import classify_rules
+from wanwatch.linux.firewall import ZERO, Count
+from wanwatch.status import RuleTraffic
 
 KEY4 = "ip saddr . ip daddr . meta l4proto . th dport"
 _KEEP = ~RULE_MARK_MASK & 0xFFFFFFFF
@@ -60,7 +74,7 @@ class Part:
     """The rules' pieces of the table (lines without indent), for nft.render to place."""
 
     declarations: list[str] = field(default_factory=list)
-    prerouting: list[str] = field(default_factory=list)
+    forward: list[str] = field(default_factory=list)  # rules of the forward chain
     chains: list[list[str]] = field(default_factory=list)
 
 
@@ -96,6 +110,45 @@ def dom_comment(rule: Rule) -> str:
 def domain_sets(config: Config) -> dict[str, str]:
     """Every domain set of the table: name -> comment."""
     return {dom_set(i + 1): dom_comment(r) for i, r in enumerate(config.rules) if r.domains}
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The named counters of one rule (docstring above: what each counts)."""
+
+    new: str
+    out: str
+    back: str  # ``_in``: replies
+
+
+def counters(rule: Rule) -> Counters:
+    return Counters(f"rule_{rule.name}_new", f"rule_{rule.name}_out", f"rule_{rule.name}_in")
+
+
+def traffic(config: Config, found: Mapping[str, Count]) -> dict[str, RuleTraffic]:
+    """Each rule's figures from the table's counter totals (firewall.Totals); a counter
+    not read yet (no reading, an older table) reads zero."""
+    out: dict[str, RuleTraffic] = {}
+    for rule in config.rules:
+        c = counters(rule)
+        new, up, down = (found.get(name, ZERO) for name in (c.new, c.out, c.back))
+        out[rule.name] = RuleTraffic(new.packets, up.bytes, down.bytes)
+    return out
+
+
+def _counted(config: Config) -> list[str]:
+    """The forward chain's rules adding each packet of a rule's connection to its counter."""
+    out: list[str] = []
+    for direction, pick in (("original", "out"), ("reply", "back")):
+        by_mark = ", ".join(
+            f'{_hex(rule_mark(i))} : "{getattr(counters(r), pick)}"'
+            for i, r in enumerate(config.rules)
+        )
+        out.append(
+            f"ct direction {direction} counter name ct mark & {_hex(RULE_MARK_MASK)}"
+            f" map {{ {by_mark} }}"
+        )
+    return out
 
 
 def _sticky_set(n: int, slot: int) -> str:
@@ -157,6 +210,11 @@ def render(config: Config, intent: Intent, *, with_paths: bool) -> Part:
         d.append(f"\telements = {{ {_paths_elements(config, intent)} }}")
     d += ["}"]
     d += _sets(config, intent)
+    d += [""] + [f"counter {c} {{ }}" for r in config.rules for c in astuple(counters(r))]
+    part.forward = [
+        "# each policy rule's bytes, per direction (rules_nft.py: one map lookup by its mark)",
+        *_counted(config),
+    ]
     if elements:
         part.chains.append(["chain rules {", f"\t{KEY4} vmap @rules4", "}"])
     for rules, k in picks.items():
@@ -218,6 +276,7 @@ def _rule_chains(
     mark = _hex(rule_mark(p.index))
     head = [
         f"chain rule_{n} {{",
+        f'\tcounter name "{counters(rule).new}"',
         f'\tct mark set ct mark & {_hex(_KEEP)} | {mark} comment "{rule.name}"',
     ]
     out: list[list[str]] = []

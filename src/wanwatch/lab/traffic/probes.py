@@ -68,6 +68,10 @@ class DnsAnswer:
     tries: int
     t0: float
     t1: float
+    # ``connect``: the TCP connection opened the moment the answer came
+    connect_t0: float | None = None
+    isp: str | None = None  # the uplink it left by (the whoami server saw its address)
+    connect_error: str | None = None
 
 
 def dns_lookup(
@@ -78,8 +82,10 @@ def dns_lookup(
     *,
     timeout: float = 1.0,
     tries: int = 3,
+    connect: int | None = None,
 ) -> DnsAnswer:
-    """Ask ``server`` (default: the fake internet's DNS) for ``name``'s A records."""
+    """Ask ``server`` (default: the fake internet's DNS) for ``name``'s A records; with
+    ``connect``, then at once open a connection to that port of the first address."""
     srv = server or lab.topology.dns_servers[0]
     argv = worker_argv(
         "dns",
@@ -91,8 +97,9 @@ def dns_lookup(
         str(timeout),
         "--tries",
         str(tries),
+        *(["--connect", str(connect)] if connect is not None else []),
     )
-    r = run_worker(lab, client, argv, "dns", timeout * tries + 10)[-1]
+    r = run_worker(lab, client, argv, "dns", timeout * (tries + 1) + 10)[-1]
     return DnsAnswer(
         name=name,
         server=str(srv),
@@ -103,6 +110,9 @@ def dns_lookup(
         tries=int(r["tries"]),
         t0=float(r["t0"]),
         t1=float(r["t1"]),
+        connect_t0=r.get("connect_t0"),
+        isp=lab.isp_of(r["peer"]) if "peer" in r else None,
+        connect_error=r.get("connect_error"),
     )
 
 

@@ -149,6 +149,7 @@ def _client_parsers(sub: Subparsers) -> None:
     d.add_argument("--name", required=True)
     d.add_argument("--timeout", type=float, default=1.0)
     d.add_argument("--tries", type=int, default=3)
+    d.add_argument("--connect", type=int, default=None, help="then at once a TCP port there")
     p = _command(sub, "ping", _counted(raw.ping), "ICMP echo, summary of RTTs")
     p.add_argument("--dst", required=True)
     p.add_argument("--count", type=int, default=10)

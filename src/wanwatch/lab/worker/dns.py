@@ -1,4 +1,6 @@
-"""The DNS worker: one A query over UDP, retried, with the answer's rcode and addresses."""
+"""The DNS worker: one A query over UDP, retried, with the answer's rcode and addresses;
+with ``--connect PORT``, then at once a TCP connection to the first address (a client that
+connects the moment its lookup returns), reporting who the whoami server saw."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import select
 import socket
 import struct
 import time
+from typing import Any
 
-from wanwatch.lab.worker.report import emit
+from wanwatch.lab.worker.report import emit, errname
+from wanwatch.lab.worker.tcp import read_json_line
 
 
 def _dns_query(name: str, qid: int) -> bytes:
@@ -68,16 +72,29 @@ def dns(args: argparse.Namespace) -> None:
                 reply = None
             if reply is not None:
                 now = time.monotonic()
-                emit(
-                    {
-                        "ok": True,
-                        "rcode": reply[0],
-                        "addresses": reply[1],
-                        "rtt_ms": (now - sent) * 1000,
-                        "tries": attempt + 1,
-                        "t0": t0,
-                        "t1": now,
-                    }
-                )
+                rec: dict[str, Any] = {
+                    "ok": True,
+                    "rcode": reply[0],
+                    "addresses": reply[1],
+                    "rtt_ms": (now - sent) * 1000,
+                    "tries": attempt + 1,
+                    "t0": t0,
+                    "t1": now,
+                }
+                if args.connect is not None and reply[1]:
+                    rec.update(_connect(reply[1][0], args.connect, args.timeout))
+                emit(rec)
                 return
     emit({"ok": False, "tries": args.tries, "t0": t0, "t1": time.monotonic()})
+
+
+def _connect(address: str, port: int, timeout: float) -> dict[str, Any]:
+    """One TCP connection to the whoami server at ``address``: who it saw, or the error."""
+    started = time.monotonic()
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            connected = time.monotonic()
+            hello = read_json_line(conn, "the whoami line")
+        return {"connect_t0": started, "connected": connected, "peer": hello["peer"]}
+    except (OSError, ValueError, KeyError) as exc:
+        return {"connect_t0": started, "connect_error": errname(exc)}

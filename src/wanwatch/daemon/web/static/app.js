@@ -182,6 +182,25 @@ function firewallLine(fw) {
   return line;
 }
 
+// The policy rules (status.RulesStatus): each one's path now, why, and what it carried;
+// the section stays hidden without rules (or from a daemon older than them).
+function rulesBlock(rs) {
+  const box = document.getElementById("rules");
+  box.hidden = !rs;
+  if (!rs) return;
+  const table = el("table", {},
+    el("tr", {}, el("th", {}, "rule"), el("th", {}, "path"), el("th", {}, "why"),
+      el("th", {}, "connections"), el("th", {}, "in / out")));
+  for (const r of rs.rules) {
+    const path = r.path === "block" ? "block" : `${r.path === "uplink" ? "" : `${r.path} `}${r.uplinks.join(" + ")}`;
+    const t = r.traffic;
+    table.append(el("tr", { "data-rule": r.name, "data-path": r.path },
+      el("td", {}, r.name), el("td", {}, path), el("td", {}, r.why),
+      el("td", {}, t.connections), el("td", {}, `${size(t.bytes_in)} / ${size(t.bytes_out)}`)));
+  }
+  document.getElementById("rules-table").replaceChildren(el("div", { class: "table-wrap" }, table));
+}
+
 // The router pair's role as keepalived last announced it (linux/pair.py); none without a pair.
 function pairLine(ha) {
   if (!ha) return "";
@@ -203,6 +222,7 @@ function render(st) {
   document.getElementById("wans").replaceChildren(...st.wans.map((w) => wanCard(w, st, now)));
   document.getElementById("firewall").textContent = firewallLine(st.firewall);
   document.getElementById("pair").textContent = pairLine(st.ha);
+  rulesBlock(st.rules);
 
   const timeline = st.timeline || [];
   const tKey = timeline.length ? `${timeline.length}:${timeline[timeline.length - 1].at}` : "";
