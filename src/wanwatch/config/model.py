@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 import msgspec
@@ -13,6 +20,7 @@ from wanwatch.config.fields import (
     Check,
     Duration,
     IfName,
+    IpAddress,
     Name,
     Parse,
     PortRange,
@@ -24,6 +32,8 @@ from wanwatch.config.fields import (
     domain_name,
     host_name,
     mac_address,
+    parse_address6,
+    parse_ip_address,
     parse_port_range,
     parse_ports,
     parse_prefixes,
@@ -71,7 +81,9 @@ def _plain(value: Any, drop_none: bool, drop_defaults: bool) -> Any:
         return value.first if value.size == 1 else str(value)
     if isinstance(value, tuple):
         return [_plain(v, drop_none, drop_defaults) for v in value]
-    if isinstance(value, IPv4Address | IPv4Interface | IPv4Network | IPv6Network):
+    if isinstance(
+        value, IPv4Address | IPv4Interface | IPv4Network | IPv6Address | IPv6Interface | IPv6Network
+    ):
         return str(value)
     return value
 
@@ -128,10 +140,17 @@ class Monitor(Model, frozen=True):
     loss_window: _LossWindow = MONITOR_FIELDS["loss_window"][0]
 
 
+if TYPE_CHECKING:
+    ProbeTarget = IpAddress
+else:  # msgspec cannot convert a union of two custom types: Parse does it all
+    ProbeTarget = Annotated[Any, Parse(parse_ip_address)]
+
+
 class Probe(Model, frozen=True):
     """Where an uplink's health is measured, and per-uplink monitor overrides."""
 
-    targets: Annotated[tuple[IPv4Address, ...], Meta(min_length=1), Check(distinct_targets)]
+    # IPv4 and IPv6 addresses; each family's are the evidence for that family (docs/ipv6.md)
+    targets: Annotated[tuple[ProbeTarget, ...], Meta(min_length=1), Check(distinct_targets)]
     interval: _Interval | None = None
     down_after: _DownAfter | None = None
     up_after: _UpAfter | None = None
@@ -147,11 +166,19 @@ class Probe(Model, frozen=True):
     def overrides(self) -> dict[str, Any]:
         return {k: v for k in MONITOR_FIELDS if (v := getattr(self, k)) is not None}
 
+    def family(self, version: int) -> tuple[IpAddress, ...]:
+        """The targets of one address family (4 or 6), in config order."""
+        return tuple(t for t in self.targets if t.version == version)
+
 
 if TYPE_CHECKING:
     WanAddress = IPv4Interface | Literal["dhcp"]
 else:  # msgspec cannot convert a union of a custom type and a literal: Parse does it all
     WanAddress = Annotated[Any, Parse(parse_wan_address)]
+if TYPE_CHECKING:
+    Address6 = IPv6Interface | Literal["auto"]
+else:  # as WanAddress
+    Address6 = Annotated[Any, Parse(parse_address6)]
 
 
 class Wan(Model, frozen=True, kw_only=True):
@@ -161,6 +188,13 @@ class Wan(Model, frozen=True, kw_only=True):
     interface: IfName
     address: WanAddress | None = None
     gateway: IPv4Address | None = None
+    # IPv6 (docs/ipv6.md): a static address or "auto" (router advertisements: SLAAC
+    # address and default router); None: the uplink carries no IPv6.
+    address6: Address6 | None = None
+    gateway6: IPv6Address | None = None  # static only; link-local (fe80::1) is usual
+    # A prefix the ISP routes to us (static delegation): the LANs' ULAs are translated
+    # into it (RFC 6296); None: LAN IPv6 is masqueraded to the uplink's address.
+    prefix6: IPv6Network | None = None
     priority: Annotated[int, Meta(ge=1, le=255)] = 1  # lower is preferred (RouterOS distance)
     weight: Annotated[int, Meta(ge=1, le=100)] = 1  # share of new connections in loadbalance
     probe: Probe
@@ -189,6 +223,9 @@ class Lan(Model, frozen=True):
     name: Name
     interface: Annotated[IfName, Check(dnsmasq_can_name)]
     address: IPv4Interface | None = None
+    # The router's IPv6 address on the LAN: a /64 given, or "auto": a ULA /64 derived
+    # from the LAN's name (config/ipv6.py); None: the LAN has no IPv6.
+    address6: Address6 | None = None
     dhcp: Dhcp | None = None
     # A guest network: the internet, DHCP and DNS on the router, nothing else
     # (docs/firewall.md).

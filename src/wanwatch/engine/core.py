@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
 from wanwatch.config import Config
+from wanwatch.config.fields import IpAddress
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.health import HealthState
 from wanwatch.engine.intent import Admin, Health, Intent
@@ -29,7 +29,7 @@ from wanwatch.engine.policy import decide
 @dataclass(frozen=True, slots=True)
 class ProbeRequest:
     wan: str
-    target: IPv4Address
+    target: IpAddress
     seq: int  # ICMP echo sequence, per uplink, 16-bit wrapping
 
 
@@ -69,7 +69,7 @@ class Engine:
     def __init__(self, config: Config, now: float) -> None:
         self._config = config
         self._monitors = {
-            w.name: UplinkMonitor(w.name, w.probe.targets, config.monitor_for(w), now)
+            w.name: UplinkMonitor(w.name, w.probe.family(4), config.monitor_for(w), now)
             for w in config.wans
         }
         self._detect_ms: dict[str, int] = {}
@@ -132,7 +132,9 @@ class Engine:
         w = next((w for w in self._config.wans if w.name == wan), None)
         if w is None:
             return []
-        self._monitors[wan] = UplinkMonitor(wan, w.probe.targets, self._config.monitor_for(w), now)
+        self._monitors[wan] = UplinkMonitor(
+            wan, w.probe.family(4), self._config.monitor_for(w), now
+        )
         self._detect_ms.pop(wan, None)
         return [event(now, "wan.renumbered", wan=wan), *self._replan_now(now)]
 
@@ -173,9 +175,9 @@ class Engine:
         for w in config.wans:
             m = old.get(w.name)
             if m is None:
-                m = UplinkMonitor(w.name, w.probe.targets, config.monitor_for(w), now)
+                m = UplinkMonitor(w.name, w.probe.family(4), config.monitor_for(w), now)
             else:
-                m.reconfigure(w.probe.targets, config.monitor_for(w))
+                m.reconfigure(w.probe.family(4), config.monitor_for(w))
             monitors[w.name] = m
         added = [n for n in monitors if n not in old]
         removed = [n for n in old if n not in monitors]

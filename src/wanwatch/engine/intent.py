@@ -14,6 +14,7 @@ from typing import Any
 
 from wanwatch.config import Config
 from wanwatch.config.dynamic import Kind, kind, static_address
+from wanwatch.config.fields import IpAddress
 
 
 class Health(StrEnum):
@@ -44,7 +45,7 @@ class UplinkPlan:
     weight: int
     health: Health
     carrying: bool  # takes new connections
-    probe_targets: tuple[IPv4Address, ...]
+    probe_targets: tuple[IpAddress, ...]
     admin: Admin = Admin.ENABLED
     kind: Kind = "static"  # dynamic.py: static | dhcp | point-to-point
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from ipaddress import IPv4Address
 from typing import Final
 
 from wanwatch.config import Monitor
+from wanwatch.config.fields import IpAddress
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.health import (
     Answered,
@@ -69,7 +69,7 @@ _HEALTHY, _FAST, _RECHECK = 0, 1, 2
 class _Target:
     __slots__ = ("address", "last_reply", "miss_run", "recheck_at", "silent")
 
-    def __init__(self, address: IPv4Address) -> None:
+    def __init__(self, address: IpAddress) -> None:
         self.address = address
         self.silent = False
         self.miss_run = 0
@@ -91,9 +91,7 @@ class _Probe:
 class UplinkMonitor:
     """Probing and judging of one uplink. Call ``expire``/``clock`` before ``due``."""
 
-    def __init__(
-        self, wan: str, targets: Sequence[IPv4Address], params: Monitor, now: float
-    ) -> None:
+    def __init__(self, wan: str, targets: Sequence[IpAddress], params: Monitor, now: float) -> None:
         self.wan = wan
         self.sent = 0  # probes sent, for the bench and metrics
         self._targets = [_Target(a) for a in targets]
@@ -119,7 +117,7 @@ class UplinkMonitor:
 
     # ----------------------------------------------------------------- configuration
 
-    def reconfigure(self, targets: Sequence[IPv4Address], params: Monitor) -> None:
+    def reconfigure(self, targets: Sequence[IpAddress], params: Monitor) -> None:
         """New settings; health, figures and answering targets are kept."""
         old = {t.address: t for t in self._targets}
         self._targets = [old.get(a) or _Target(a) for a in targets]
@@ -134,9 +132,9 @@ class UplinkMonitor:
 
     # ----------------------------------------------------------------- probing
 
-    def due(self, now: float) -> list[tuple[IPv4Address, int]]:
+    def due(self, now: float) -> list[tuple[IpAddress, int]]:
         """Probes to send now (target, seq); they become outstanding."""
-        out: list[tuple[IPv4Address, int]] = []
+        out: list[tuple[IpAddress, int]] = []
         if not self.state.carrier:
             return out
         for t in self._targets:
@@ -227,7 +225,7 @@ class UplinkMonitor:
         self._rotation = (self._rotation + 1) % n
         return t
 
-    def _send(self, target: _Target, now: float, kind: int) -> tuple[IPv4Address, int]:
+    def _send(self, target: _Target, now: float, kind: int) -> tuple[IpAddress, int]:
         seq = self._seq
         for _ in range(SEQ_MOD):  # skip numbers still awaiting (or late for) a reply
             if seq not in self._outstanding and seq not in self._expired:

@@ -20,9 +20,9 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 
 from wanwatch.config import Config
+from wanwatch.config.fields import IpAddress
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
@@ -46,7 +46,7 @@ class LinkModel:
     loss_changes: Sequence[tuple[float, float]] = ()
     outages: Sequence[Span] = ()  # silent blackhole: carrier up, nothing answers
     carrier_down: Sequence[Span] = ()  # the Ethernet link itself is down
-    silent_targets: Mapping[IPv4Address, Sequence[Span]] = field(default_factory=dict)
+    silent_targets: Mapping[IpAddress, Sequence[Span]] = field(default_factory=dict)
     traffic: Sequence[Span] = ()  # LAN traffic through this uplink, both ways
     one_way: Sequence[Span] = ()  # LAN traffic out only, nothing ever answers it
     stall_after: float = 0.075  # the stall watcher's latency (poll + window)
@@ -147,7 +147,7 @@ class Simulator:
         if engine.intent() is not self.intents[-1][1]:
             self.intents.append((now, engine.intent()))
 
-    def _fate(self, wan: str, target: IPv4Address, seq: int, now: float) -> None:
+    def _fate(self, wan: str, target: IpAddress, seq: int, now: float) -> None:
         link = self.links.get(wan, LinkModel())
         rtt = link.rtt + (self.rng.gauss(0.0, link.jitter) if link.jitter else 0.0)
         rtt = max(rtt, 0.0005)

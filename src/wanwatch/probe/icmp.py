@@ -43,9 +43,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from wanwatch.errors import ProbeError
+
+# As config.fields.IpAddress: this module is loaded by lab workers, which load no config.
+IpAddress = IPv4Address | IPv6Address
 
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
@@ -126,7 +129,7 @@ def build_echo(ident: int, seq: int, payload: bytes, icmp_type: int = ICMP_ECHO_
 class EchoReply:
     """An ICMP echo reply as read from a raw socket (IPv4 header included)."""
 
-    source: IPv4Address
+    source: IpAddress
     ident: int
     seq: int
     payload: bytes
@@ -157,7 +160,7 @@ class Pending:
     """One probe sent and not yet answered."""
 
     seq: int  # the caller's sequence number (the wire carries its low 16 bits)
-    target: IPv4Address
+    target: IpAddress
     sent_ns: int  # the hub's (monotonic) clock
     sent_wall_ns: int = 0  # CLOCK_REALTIME at the same moment: kernel timestamps use it
 
@@ -377,7 +380,7 @@ class ProbeHub:
 
     # ---------------------------------------------------------------- probing
 
-    def send(self, wan: str, target: IPv4Address, seq: int) -> None:
+    def send(self, wan: str, target: IpAddress, seq: int) -> None:
         """Send one echo request for ``wan``; a failure is counted, not raised."""
         up = self._get(wan)
         if self._loop is None:
