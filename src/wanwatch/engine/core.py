@@ -89,11 +89,11 @@ class Engine:
             for target, seq in m.due(now)
         ]
 
-    def reply(self, wan: str, seq: int, rtt: float, now: float) -> list[Event]:
+    def reply(self, wan: str, seq: int, rtt: float, now: float, family: int = 4) -> list[Event]:
         """An echo reply; late ones count too, unknown ones are ignored."""
         self._now = max(self._now, now)
         m = self._monitors.get(wan)
-        if m is None:
+        if m is None or family != 4:
             return []
         return self._replan(m.reply(seq, rtt, now), now)
 

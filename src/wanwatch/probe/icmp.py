@@ -30,6 +30,14 @@ runs as root, so raw sockets cost nothing. A raw ICMP socket sees every ICMP
 packet delivered to its namespace (narrowed here to its device and to echo
 replies), so replies are matched by identifier, sequence *and* source address;
 anything else is counted as ignored.
+
+IPv6 is the same with a second raw socket per uplink (``AF_INET6``,
+``IPPROTO_ICMPV6``), pinned the same way (the backend's IPv6 fwmark and source
+rules, ``ip -6 rule``). Two things differ, both by the kernel's choice:
+an ICMPv6 raw socket gets the message without the IPv6 header (the source comes
+with ``recvmsg``), and the kernel computes the ICMPv6 checksum on send and
+checks it on receive, since it covers a pseudo-header only the kernel knows
+(RFC 3542 3.1; ``rawv6_init_sk`` in net/ipv6/raw.c sets the offset 2).
 """
 
 from __future__ import annotations
@@ -52,10 +60,15 @@ IpAddress = IPv4Address | IPv6Address
 
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
+ICMP6_ECHO_REQUEST = 128  # RFC 4443 4.1
+ICMP6_ECHO_REPLY = 129  # RFC 4443 4.2
 
 # <linux/in.h> and <linux/icmp.h>; Python's socket module does not export them.
 SOL_RAW = 255
 ICMP_FILTER = 1
+# <linux/icmpv6.h>: ICMPV6_FILTER on level IPPROTO_ICMPV6; a set bit blocks that
+# type (icmpv6_filter() in net/ipv6/raw.c), 256 bits as 8 words.
+ICMP6_FILTER = 1
 
 # 8 bytes of send time then a fixed pattern, 56 bytes like iputils ping: some
 # ISPs and LTE gateways drop echo requests with an empty payload.
@@ -91,7 +104,7 @@ _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 # deleted, maybe re-created with a new index): reopen the socket.
 _STALE_ERRNOS = frozenset({errno.ENODEV, errno.ENXIO})
 
-ReplyCallback = Callable[[str, int, float, float], None]
+ReplyCallback = Callable[[str, int, float, float, int], None]  # wan, seq, rtt, at, family
 
 
 # --------------------------------------------------------------------------- packets
@@ -127,7 +140,7 @@ def build_echo(ident: int, seq: int, payload: bytes, icmp_type: int = ICMP_ECHO_
 
 @dataclass(frozen=True, slots=True)
 class EchoReply:
-    """An ICMP echo reply as read from a raw socket (IPv4 header included)."""
+    """An ICMP or ICMPv6 echo reply as read from a raw socket."""
 
     source: IpAddress
     ident: int
@@ -150,6 +163,18 @@ def parse_reply(packet: bytes) -> EchoReply | None:
     if icmp_type != ICMP_ECHO_REPLY or code != 0 or checksum(icmp) != 0:
         return None
     return EchoReply(IPv4Address(packet[12:16]), ident, seq, icmp[_ICMP_HEADER.size :])
+
+
+def parse_reply6(message: bytes, source: str) -> EchoReply | None:
+    """The echo reply in an ICMPv6 message (no IPv6 header: raw(7) gives none) from
+    ``source`` (as recvmsg names it, maybe with a ``%scope``), or None. The kernel
+    has already checked its checksum (module docstring)."""
+    if len(message) < _ICMP_HEADER.size:
+        return None
+    icmp_type, code, _csum, ident, seq = _ICMP_HEADER.unpack_from(message)
+    if icmp_type != ICMP6_ECHO_REPLY or code != 0:
+        return None
+    return EchoReply(IPv6Address(source.split("%", 1)[0]), ident, seq, message[_ICMP_HEADER.size :])
 
 
 # --------------------------------------------------------------------------- matching
@@ -221,8 +246,9 @@ class UplinkSpec:
 
     ifname: str
     mark: int
-    source: IPv4Address | None
+    source: IpAddress | None
     bind_device: bool
+    family: int = 4
 
 
 @dataclass(slots=True)
@@ -240,11 +266,13 @@ class _Uplink:
 
 
 class ProbeHub:
-    """All ICMP probes of one daemon: one raw socket per uplink, read on the event loop.
+    """All ICMP probes of one daemon: one raw socket per uplink and address family,
+    read on the event loop.
 
-    ``on_reply(wan, seq, rtt_seconds, recv_monotonic)`` is called from the loop
-    for every matched reply; ``recv_monotonic`` is on the ``time.monotonic()``
+    ``on_reply(wan, seq, rtt_seconds, recv_monotonic, family)`` is called from the
+    loop for every matched reply; ``recv_monotonic`` is on the ``time.monotonic()``
     scale. Send failures are counted, never raised: the engine times the probe out.
+    Each family of an uplink has its own identifier and sequence space.
     """
 
     def __init__(
@@ -260,7 +288,7 @@ class ProbeHub:
         # overlapping the old one) then almost never share an identifier.
         self._ident_base = secrets.randbelow(0x10000) if ident_base is None else ident_base
         self._next_ident = 0
-        self._uplinks: dict[str, _Uplink] = {}
+        self._uplinks: dict[tuple[str, int], _Uplink] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- configuration
@@ -270,17 +298,22 @@ class ProbeHub:
         wan: str,
         ifname: str,
         mark: int,
-        source: IPv4Address | None,
+        source: IpAddress | None,
         *,
+        family: int = 4,
         bind_device: bool = True,
     ) -> None:
-        """Add or reconfigure uplink ``wan``; a changed uplink gets a fresh socket.
+        """Add or reconfigure one address family of uplink ``wan``; a changed one gets
+        a fresh socket.
 
         ``mark`` is the uplink's fwmark (footprint.fwmark); ``bind_device=False``
         exists for tests and measurements only (see the module docstring).
         """
-        spec = UplinkSpec(ifname, mark, source, bind_device)
-        up = self._uplinks.get(wan)
+        if family not in (4, 6) or (source is not None and source.version != family):
+            raise ProbeError(f"{wan}: source {source} is not an IPv{family} address")
+        spec = UplinkSpec(ifname, mark, source, bind_device, family)
+        key = (wan, family)
+        up = self._uplinks.get(key)
         if up is not None:
             if up.spec == spec:
                 return
@@ -291,28 +324,35 @@ class ProbeHub:
             up.last_open_ns = None
         else:
             up = _Uplink(spec, self._allocate_ident())
-            self._uplinks[wan] = up
+            self._uplinks[key] = up
         if self._loop is not None:
             self._open(wan, up)
 
     def reopen(self, wan: str) -> None:
-        """A fresh socket for ``wan``: its interface was re-created, and SO_BINDTODEVICE
+        """Fresh sockets for ``wan``: its interface was re-created, and SO_BINDTODEVICE
         holds the ifindex of the old one (socket(7))."""
-        up = self._get(wan)
-        self._close_socket(up)
-        up.pending.clear()
-        if self._loop is not None:
-            self._open(wan, up)
-
-    def remove_uplink(self, wan: str) -> None:
-        """Stop probing ``wan`` and forget it (no error if unknown)."""
-        up = self._uplinks.pop(wan, None)
-        if up is not None:
+        ups = self._families(wan)
+        if not ups:
+            raise ProbeError(f"no uplink {wan!r} in the probe hub")
+        for up in ups:
             self._close_socket(up)
+            up.pending.clear()
+            if self._loop is not None:
+                self._open(wan, up)
 
-    def ident(self, wan: str) -> int:
-        """The ICMP identifier of ``wan``'s probes."""
-        return self._get(wan).ident
+    def remove_uplink(self, wan: str, family: int | None = None) -> None:
+        """Stop probing ``wan`` (one family, or both) and forget it (no error if unknown)."""
+        for f in (4, 6) if family is None else (family,):
+            up = self._uplinks.pop((wan, f), None)
+            if up is not None:
+                self._close_socket(up)
+
+    def ident(self, wan: str, family: int = 4) -> int:
+        """The ICMP identifier of ``wan``'s probes of one family."""
+        return self._get(wan, family).ident
+
+    def _families(self, wan: str) -> list[_Uplink]:
+        return [up for (name, _), up in self._uplinks.items() if name == wan]
 
     def _allocate_ident(self) -> int:
         used = {u.ident for u in self._uplinks.values()}
@@ -322,10 +362,10 @@ class ProbeHub:
             if ident not in used:
                 return ident
 
-    def _get(self, wan: str) -> _Uplink:
-        up = self._uplinks.get(wan)
+    def _get(self, wan: str, family: int) -> _Uplink:
+        up = self._uplinks.get((wan, family))
         if up is None:
-            raise ProbeError(f"no uplink {wan!r} in the probe hub")
+            raise ProbeError(f"no uplink {wan!r} in the probe hub (IPv{family})")
         return up
 
     # ---------------------------------------------------------------- lifecycle
@@ -336,7 +376,7 @@ class ProbeHub:
             return
         self._check_raw_allowed()
         self._loop = asyncio.get_running_loop()
-        for wan, up in self._uplinks.items():
+        for (wan, _), up in self._uplinks.items():
             self._open(wan, up)
 
     async def close(self) -> None:
@@ -350,7 +390,7 @@ class ProbeHub:
     def _check_raw_allowed() -> None:
         # Fail loudly once, at start, for the one error no retry will fix.
         try:
-            _raw_socket().close()
+            _raw_socket(4).close()
         except PermissionError as exc:
             raise ProbeError(
                 "raw ICMP sockets need root (CAP_NET_RAW); wanwatch run must run as root"
@@ -381,8 +421,9 @@ class ProbeHub:
     # ---------------------------------------------------------------- probing
 
     def send(self, wan: str, target: IpAddress, seq: int) -> None:
-        """Send one echo request for ``wan``; a failure is counted, not raised."""
-        up = self._get(wan)
+        """Send one echo request for ``wan`` (on the socket of the target's family);
+        a failure is counted, not raised."""
+        up = self._get(wan, target.version)
         if self._loop is None:
             raise ProbeError("ProbeHub.send before start()")
         now = self._clock_ns()
@@ -394,7 +435,10 @@ class ProbeHub:
             up.send_errors += 1
             return
         wire_seq = up.pending.add(Pending(seq, target, now, time.time_ns()))
-        packet = build_echo(up.ident, wire_seq, make_payload(now))
+        if target.version == 6:  # the kernel fills in the checksum (module docstring)
+            packet = build_echo(up.ident, wire_seq, make_payload(now), ICMP6_ECHO_REQUEST)
+        else:
+            packet = build_echo(up.ident, wire_seq, make_payload(now))
         try:
             up.sock.sendto(packet, (str(target), 0))
         except OSError as exc:
@@ -414,7 +458,7 @@ class ProbeHub:
             return
         for _ in range(_READ_BATCH):
             try:
-                data, ancillary, _flags, _addr = sock.recvmsg(_RECV_SIZE, _CMSG_SPACE)
+                data, ancillary, _flags, addr = sock.recvmsg(_RECV_SIZE, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -423,19 +467,21 @@ class ProbeHub:
                 up.last_errno = exc.errno or 0
                 return
             now = self._clock_ns()
-            reply = parse_reply(data)
+            reply = parse_reply(data) if up.spec.family == 4 else parse_reply6(data, addr[0])
             probe = None if reply is None else up.pending.take(reply, up.ident)
             if probe is None:
                 up.ignored += 1
                 continue
             up.replies += 1
             rtt_ns = kernel_rtt_ns(probe, now, _arrival_wall_ns(ancillary))
-            self._on_reply(wan, probe.seq, rtt_ns / 1e9, (probe.sent_ns + rtt_ns) / 1e9)
+            at = (probe.sent_ns + rtt_ns) / 1e9
+            self._on_reply(wan, probe.seq, rtt_ns / 1e9, at, up.spec.family)
             if up.sock is not sock:
                 return  # the callback reconfigured or removed this uplink
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        """Per uplink: sent, replies, send_errors, ignored (plus ident, pending, last_errno)."""
+    def stats(self, family: int = 4) -> dict[str, dict[str, int]]:
+        """Per uplink, of one family: sent, replies, send_errors, ignored (plus ident,
+        pending, last_errno)."""
         return {
             wan: {
                 "sent": up.sent,
@@ -447,7 +493,8 @@ class ProbeHub:
                 "ident": up.ident,
                 "last_errno": up.last_errno,
             }
-            for wan, up in self._uplinks.items()
+            for (wan, f), up in self._uplinks.items()
+            if f == family
         }
 
 
@@ -477,25 +524,37 @@ def _arrival_wall_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     return None
 
 
-def _raw_socket() -> socket.socket:
+def _raw_socket(family: int) -> socket.socket:
+    if family == 6:
+        return socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 
 
+def icmp6_filter(allowed: int) -> bytes:
+    """The ICMPV6_FILTER value that passes only type ``allowed``."""
+    words = [0xFFFF_FFFF] * 8
+    words[allowed >> 5] ^= 1 << (allowed & 31)
+    return struct.pack("=8I", *words)
+
+
 def _open_socket(spec: UplinkSpec) -> socket.socket:
-    sock = _raw_socket()
+    sock = _raw_socket(spec.family)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         # Only echo replies reach us (raw(7) ICMP_FILTER: a set bit filters that type).
-        sock.setsockopt(
-            SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFF_FFFF ^ (1 << ICMP_ECHO_REPLY))
-        )
+        if spec.family == 6:
+            sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter(ICMP6_ECHO_REPLY))
+        else:
+            sock.setsockopt(
+                SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFF_FFFF ^ (1 << ICMP_ECHO_REPLY))
+            )
         if spec.mark:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, spec.mark)
         if spec.bind_device:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec.ifname.encode())
         if spec.source is not None:
-            sock.bind((str(spec.source), 0))
+            sock.bind((str(spec.source), 0))  # a 2-tuple is enough for AF_INET6 too
     except OSError:
         sock.close()
         raise
