@@ -66,6 +66,10 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     gateway: str | None = None  # next hop in use; None: via the device (point-to-point)
     lease: LeaseStatus | None = None
     dhcp_client: dict[str, Any] | None = None  # running, pid, restarts, last_error
+    # IPv6 (docs/ipv6.md): each family's own state when both are probed ({"4": "up",
+    # "6": "down"}; ``state`` is then their one model), and whether it carries IPv6.
+    families: dict[str, str] = msgspec.field(default_factory=dict)
+    carrying6: bool = False
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -87,6 +91,7 @@ class Status(msgspec.Struct, frozen=True):
     uptime_s: float
     pid: int
     ha: dict[str, Any] | None = None  # the router pair (linux/pair.py), None without one
+    active6: list[str] = msgspec.field(default_factory=list)  # the same for IPv6
 
 
 def to_json(status: Status) -> dict[str, Any]:

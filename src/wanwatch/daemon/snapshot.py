@@ -86,6 +86,8 @@ class StatusSnapshot:
                 progress=s.progress,
                 targets=s.targets,
                 probes=st.ProbeStats(**probes.get(s.name, {})),
+                families={f: h.value for f, h in s.families.items()},
+                carrying6=s.name in intent.active6,
                 **extra.get(s.name, {}),
             )
             for s in self._engine.status(now)
@@ -95,6 +97,7 @@ class StatusSnapshot:
         return st.Status(
             wans=wans,
             active=list(intent.active),
+            active6=list(intent.active6),
             mode=intent.mode,
             stale=intent.stale,
             applied=steering.applied == intent and not retry.failed,

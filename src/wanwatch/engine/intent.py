@@ -73,6 +73,10 @@ class Intent:
     flush: tuple[str, ...]
     # True when no uplink is healthy and the last usable choice is kept on purpose.
     stale: bool
+    # The same for IPv6 (docs/ipv6.md), among the uplinks that have IPv6 only.
+    active6: tuple[str, ...] = ()
+    flush6: tuple[str, ...] = ()
+    stale6: bool = False
 
     @property
     def primary(self) -> str | None:

@@ -45,6 +45,7 @@ class LinkModel:
     # (time, loss) from that time on, overriding ``loss``; sorted
     loss_changes: Sequence[tuple[float, float]] = ()
     outages: Sequence[Span] = ()  # silent blackhole: carrier up, nothing answers
+    outages6: Sequence[Span] = ()  # the same for IPv6 alone (IPv4 still answers)
     carrier_down: Sequence[Span] = ()  # the Ethernet link itself is down
     silent_targets: Mapping[IpAddress, Sequence[Span]] = field(default_factory=dict)
     traffic: Sequence[Span] = ()  # LAN traffic through this uplink, both ways
@@ -90,7 +91,7 @@ class Simulator:
         self.now = self.start
         self.engine = Engine(self.config, self.start)
         self.intents.append((self.start, self.engine.intent()))
-        self._replies: list[tuple[float, int, str, int, float]] = []
+        self._replies: list[tuple[float, int, str, int, float, int]] = []
         self._order = 0
         carrier: list[tuple[float, str, bool]] = []
         for name, link in self.links.items():
@@ -139,8 +140,8 @@ class Simulator:
             self._stall_i += 1
             out += engine.traffic_stall(name, now)
         while self._replies and self._replies[0][0] <= now:
-            _, _, name, seq, rtt = heapq.heappop(self._replies)
-            out += engine.reply(name, seq, rtt, now)
+            _, _, name, seq, rtt, family = heapq.heappop(self._replies)
+            out += engine.reply(name, seq, rtt, now, family)
         out += engine.tick(now)
         for req in engine.due(now):
             self._fate(req.wan, req.target, req.seq, now)
@@ -158,10 +159,11 @@ class Simulator:
             or _covers(link.outages, now, back)
             or _covers(link.carrier_down, now, back)
             or _covers(link.silent_targets.get(target, ()), now, back)
+            or (target.version == 6 and _covers(link.outages6, now, back))
         ):
             return
         self._order += 1
-        heapq.heappush(self._replies, (back, self._order, wan, seq, rtt))
+        heapq.heappush(self._replies, (back, self._order, wan, seq, rtt, target.version))
 
     # ----------------------------------------------------------------- reading results
 
