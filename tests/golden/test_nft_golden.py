@@ -93,7 +93,14 @@ def _pair() -> tuple[Config, Intent]:
     return cfg, intent_from_config(cfg, active=(A,))
 
 
+def _dual_stack() -> tuple[Config, Intent]:
+    """IPv6 LANs out of a routed prefix (translated) and a learned address (masqueraded)."""
+    cfg = load(HERE / "dual-stack.yaml")
+    return cfg, intent_from_config(cfg, active=("LTE",))
+
+
 CASES: dict[str, Callable[[], tuple[Config, Intent]]] = {
+    "dual-stack": _dual_stack,
     "firewall": _firewall,
     "firewall-off": _firewall_off,
     "ha-pair": _pair,

@@ -225,3 +225,20 @@ def ipv4_only(config: Config) -> Config:
         ),
         lans=tuple(lan.replace(address6=None) for lan in config.lans),
     )
+
+
+def nat66(config: Config) -> list[tuple[str, dict[IPv6Network, IPv6Network] | None]]:
+    """How each IPv6 uplink translates the LANs' prefixes, in config order: its
+    interface and a map LAN /64 -> its /64 of ``prefix6`` (RFC 6296's one prefix to one
+    prefix), or None: masquerade to the uplink's address (docs/ipv6.md)."""
+    lans = [a.network for _, a in ipv6_lans(config)]
+    out: list[tuple[str, dict[IPv6Network, IPv6Network] | None]] = []
+    for w in config.wans:
+        if not has_ipv6(w):
+            continue
+        if w.prefix6 is None:
+            out.append((w.interface, None))
+            continue
+        mapping = {net: p for i, net in enumerate(lans) if (p := translated_prefix(w, i))}
+        out.append((w.interface, mapping))
+    return out
