@@ -52,7 +52,8 @@ from wanwatch.errors import LabError
 from wanwatch.lab import netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
-from wanwatch.lab.traffic import WHOAMI_PORT, bulk
+from wanwatch.lab.traffic import bulk
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 
 OFFICE = ROOT / "examples" / "office.yaml"
 PRIMARY = "INET-UTAMA"

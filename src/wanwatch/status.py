@@ -72,6 +72,23 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     carrying6: bool = False
 
 
+class Drops(msgspec.Struct, frozen=True):
+    """Packets the firewall dropped from one uplink: to the router, and through it."""
+
+    input: int
+    forward: int
+
+
+class FirewallStatus(msgspec.Struct, frozen=True):
+    """The firewall's named counters (linux/firewall.py), totals while the daemon runs."""
+
+    enabled: bool
+    dropped: dict[str, Drops]  # uplink -> packets dropped
+    guests: dict[str, int]  # isolated LAN -> packets dropped
+    forwards: dict[str, int]  # port forward -> connections forwarded
+    age_s: float | None  # age of the reading (read off the loop); None before the first
+
+
 class Status(msgspec.Struct, frozen=True):
     wans: list[UplinkStatus]
     active: list[str]  # uplinks carrying new connections, best first
@@ -91,6 +108,7 @@ class Status(msgspec.Struct, frozen=True):
     uptime_s: float
     pid: int
     ha: dict[str, Any] | None = None  # the router pair (linux/pair.py), None without one
+    firewall: FirewallStatus | None = None  # None from a daemon older than the firewall
     active6: list[str] = msgspec.field(default_factory=list)  # the same for IPv6
 
 

@@ -1,4 +1,5 @@
-"""Golden files for the nft renderer: ``tests/golden/nft/<case>.nft``.
+"""Golden files for the nft renderer: ``tests/golden/nft/<case>.nft``, and for the
+firewall as ``wanwatch plan`` prints it: ``<case>.plan`` (the firewall's cases).
 
 Each case is a config plus the uplink choice the engine would make. Rewrite the
 goldens after an intended change with ``WANWATCH_UPDATE_GOLDENS=1`` and read the
@@ -19,6 +20,7 @@ import pytest
 from wanwatch.config import Config, Policy, load
 from wanwatch.config.ha import local_view
 from wanwatch.engine.intent import Intent
+from wanwatch.linux import firewall
 from wanwatch.linux.apply import intent_from_config
 from wanwatch.linux.nft import render, rendered_fingerprint
 
@@ -142,6 +144,17 @@ def test_render_matches_golden(case: str) -> None:
 def test_no_stray_goldens() -> None:
     """A golden without a case would never be checked again."""
     assert {p.stem for p in HERE.glob("*.nft")} == set(CASES)
+    assert {p.stem for p in HERE.glob("*.plan")} == set(PLAN_CASES)
+
+
+PLAN_CASES = ("firewall", "firewall-off", "ha-pair", "office-failover")
+
+
+@pytest.mark.parametrize("case", PLAN_CASES)
+def test_plan_of_the_firewall_matches_golden(case: str) -> None:
+    cfg, _ = CASES[case]()
+    text = "\n".join(firewall.plan_lines(firewall.describe(cfg))) + "\n"
+    _compare(text, HERE / f"{case}.plan")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

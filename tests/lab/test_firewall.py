@@ -20,22 +20,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from wanwatch.config import load
-from wanwatch.footprint import NFT_FAMILY, NFT_TABLE
+from wanwatch.footprint import NFT_TABLE
 from wanwatch.lab import faults, netns
 from wanwatch.lab.office import Office
 from wanwatch.lab.scan import Port, listen, listening, scan
 from wanwatch.lab.topology import Lab, Proc
 from wanwatch.lab.traffic import connections, dns_lookup, ping
-from wanwatch.linux import firewall
+from wanwatch.status import FirewallStatus, from_json
 
 pytestmark = pytest.mark.lab
 
@@ -144,11 +143,15 @@ def split(ports: set[Port]) -> tuple[list[int], list[int]]:
     )
 
 
-def read_counters(lab: Lab, cfg_path: Path) -> firewall.Counters:
-    text = netns.nsrun(
-        lab.router_ns, "nft", "-j", "list", "counters", "table", NFT_FAMILY, NFT_TABLE
-    ).stdout
-    return firewall.counters(firewall.describe(load(cfg_path)), firewall.parse_counters(text))
+def counted(office: Office, check: Callable[[FirewallStatus], bool], what: str) -> FirewallStatus:
+    """The firewall part of the daemon's status once ``check`` holds for it (the daemon
+    reads the counters off its loop, at most a second apart, while status is asked for)."""
+    st = office.wait_for(
+        lambda st: st["firewall"] is not None and check(from_json(st).firewall), DEADLINE, what
+    )
+    fw = from_json(st).firewall
+    assert fw is not None
+    return fw
 
 
 # --------------------------------------------------------------------------- tests
@@ -185,10 +188,12 @@ def test_uplink_segments_reach_nothing_a_lan_reaches_what_is_allowed(router: Rou
     # ICMP echo from the uplink segment still answers (rate-limited, not closed)
     assert ping(lab, PRIMARY, wan_address(lab, PRIMARY), count=5, interval=0.2).received == 5
 
-    got = read_counters(lab, office.config_path)
-    for wan in (PRIMARY, BACKUP):
-        assert got.uplinks[wan]["input"].packets > 0, got
-        assert got.uplinks[wan]["forward"].packets > 0, got
+    # the daemon's status counts what the scans ran into, on both uplinks and both chains
+    counted(
+        office,
+        lambda fw: all(d.input > 0 and d.forward > 0 for d in fw.dropped.values()),
+        "drops counted on every uplink",
+    )
 
 
 def _router_link_local(lab: Lab, iface: str) -> str:
@@ -257,7 +262,7 @@ def test_allow_opens_exactly_what_it_says(router: Router) -> None:
         # the other uplink opens nothing
         seen = states(scan(lab, PRIMARY, primary, tcp=ROUTER_TCP, udp=ROUTER_UDP))
         assert set(seen.values()) == {"filtered"}, seen
-        assert read_counters(lab, office.config_path).uplinks[BACKUP]["input"].packets > 0
+        counted(office, lambda fw: fw.dropped[BACKUP].input > 0, "drops counted on the backup")
     finally:
         netns.batch(isp.ns, [f"addr del {other}/24 dev {isp.cust_if}"])
 
@@ -331,7 +336,7 @@ def test_forward_on_the_backup_answers_through_it_across_failover_and_failback(
     assert lab.bcp38_drops(PRIMARY) == bcp38  # no reply ever tried the primary
     peers = [r for p in router.procs for r in p.records() if r.get("ev") == "tcp"]
     assert len([r for r in peers if r["port"] == LAN_TCP[0]]) >= 3
-    assert read_counters(lab, office.config_path).forwards["web"].packets >= 3
+    counted(office, lambda fw: fw.forwards["web"] >= 3, "the forward's connections counted")
 
     # Hairpin: LAN clients use the backup's own address, from the server's LAN and another.
     backup = str(wan_address(lab, BACKUP))
@@ -373,7 +378,7 @@ def test_an_isolated_lan_reaches_the_internet_dhcp_and_dns_only(router: Router) 
 def test_disabled_leaves_the_uplink_side_open(router: Router) -> None:
     """firewall.enabled: false filters nothing, as before the firewall existed."""
     lab = router.lab
-    router.start("off", firewall={"enabled": False})
+    office = router.start("off", firewall={"enabled": False})
     router.listeners()
     seen = states(scan(lab, PRIMARY, str(wan_address(lab, PRIMARY)), tcp=ROUTER_TCP))
     assert set(seen.values()) == {"open"}, seen
@@ -381,3 +386,5 @@ def test_disabled_leaves_the_uplink_side_open(router: Router) -> None:
     assert set(seen.values()) == {"open"}, seen
     chains = [i["chain"]["name"] for i in netns.nft_json(lab.router_ns, "chains") if "chain" in i]
     assert "forward" in chains and "input" not in chains
+    fw = counted(office, lambda fw: True, "the firewall's status")
+    assert not fw.enabled and fw.dropped == {} and fw.guests == {}, fw

@@ -16,6 +16,7 @@ from wanwatch.daemon.parts import Drift, Parts
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
 from wanwatch.errors import NetlinkError
+from wanwatch.status import FirewallStatus
 
 
 class Part:
@@ -33,6 +34,9 @@ class Backend(Part):
     def __init__(self, calls: list[str], fail_start: bool) -> None:
         super().__init__(calls, "backend")
         self.fail_start = fail_start
+        self.firewall_status = FirewallStatus(
+            enabled=True, dropped={}, guests={}, forwards={}, age_s=None
+        )
 
     def start(self) -> list[Event]:
         self.record("start")
@@ -57,6 +61,9 @@ class Backend(Part):
 
     def counters(self) -> tuple[None, dict[str, Any]]:
         return None, {}
+
+    def firewall(self) -> FirewallStatus:
+        return self.firewall_status
 
     def resolved(self) -> dict[str, Any]:
         return {}

@@ -30,6 +30,7 @@ from wanwatch.daemon.repair import (
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Admin, Intent
+from wanwatch.status import FirewallStatus
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 
@@ -57,6 +58,9 @@ class FakeBackend:
 
     def counters(self) -> tuple[None, dict[str, Any]]:
         return None, {}
+
+    def firewall(self) -> FirewallStatus:
+        return FirewallStatus(enabled=True, dropped={}, guests={}, forwards={}, age_s=None)
 
     def resolved(self) -> dict[str, Any]:
         return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from ipaddress import IPv4Interface
@@ -15,8 +16,9 @@ from wanwatch.config.ha import local_view
 from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import NftError
 from wanwatch.linux import firewall
-from wanwatch.linux.firewall import Count, counters, describe, parse_counters
+from wanwatch.linux.firewall import Count, Reading, Totals, describe, parse_table
 from wanwatch.linux.nft import render, rendered_fingerprint
+from wanwatch.status import Drops
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFICE = ROOT / "examples" / "office.yaml"
@@ -283,32 +285,78 @@ def test_failover_does_not_touch_the_firewall() -> None:
 # --------------------------------------------------------------------------- counters
 
 
-def test_parse_counters_from_a_captured_listing() -> None:
-    """``nft -j list counters table inet wanwatch`` as the lab's router printed it
-    (tests/lab/test_firewall.py, the forward on the backup: three connections forwarded,
-    two SYNs to the primary's address dropped)."""
-    found = parse_counters((DATA / "nft-counters.json").read_text())
-    assert found == {
-        "drop_in_INET-UTAMA": Count(2, 120),
-        "drop_fwd_INET-UTAMA": Count(0, 0),
-        "drop_in_BACKUP-INET": Count(0, 0),
-        "drop_fwd_BACKUP-INET": Count(0, 0),
-        "forward_web": Count(3, 180),
-    }
+def test_parse_table_from_a_captured_listing() -> None:
+    """``nft -j list table inet wanwatch`` as the lab's router printed it
+    (tests/lab/test_firewall.py, the forward on the backup: three connections forwarded
+    across a failover and failback, two SYNs to the primary's address dropped)."""
+    got = parse_table((DATA / "nft-table.json").read_text())
+    assert got == Reading(
+        16,
+        {
+            "drop_in_INET-UTAMA": Count(2, 120),  # two SYNs to the primary's address
+            "drop_fwd_INET-UTAMA": Count(0, 0),
+            "drop_in_BACKUP-INET": Count(0, 0),
+            "drop_fwd_BACKUP-INET": Count(0, 0),
+            "forward_web": Count(3, 180),  # three connections forwarded
+        },
+    )
+
+
+def listing(table: int, **counts: int) -> str:
+    items: list[dict[str, object]] = [
+        {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+        {"table": {"family": "inet", "name": "wanwatch", "handle": table}},
+    ]
+    items += [
+        {"counter": {"family": "inet", "name": n, "table": "wanwatch", "handle": 9,
+                     "packets": p, "bytes": 60 * p}}
+        for n, p in counts.items()
+    ]  # fmt: skip
+    items.append({"chain": {"family": "inet", "table": "wanwatch", "name": "input", "handle": 1}})
+    return json.dumps({"nftables": items})
+
+
+def test_parse_table_reads_the_handle_and_only_counters() -> None:
+    assert parse_table(listing(7, a=2, b=0)) == Reading(7, {"a": Count(2, 120), "b": Count(0, 0)})
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "[]", '{"nftables": 3}', '{"nftables": [{"counter": {"name": "x", "packets": 1}}]}'],
+    [
+        "",
+        "[]",
+        '{"nftables": 3}',
+        '{"nftables": [{"counter": {"name": "x", "packets": 1}}]}',
+        '{"nftables": [{"table": {"name": "wanwatch"}}]}',
+    ],
 )
-def test_parse_counters_refuses_what_is_not_a_listing(text: str) -> None:
+def test_parse_table_refuses_what_is_not_a_listing(text: str) -> None:
     with pytest.raises(NftError):
-        parse_counters(text)
+        parse_table(text)
+
+
+def test_totals_carry_over_a_replaced_table() -> None:
+    totals = Totals()
+    assert totals.add(parse_table(listing(3, a=2))) == {"a": Count(2, 120)}
+    assert totals.add(parse_table(listing(3, a=5))) == {"a": Count(5, 300)}
+    # a new table (another handle): its counters start from zero, the totals do not
+    assert totals.add(parse_table(listing(4, a=1, b=1))) == {
+        "a": Count(6, 360),
+        "b": Count(1, 60),
+    }
+    assert totals.add(Reading(None, {})) == {"a": Count(6, 360), "b": Count(1, 60)}  # gone
+    assert totals.add(parse_table(listing(5, a=0))) == {"a": Count(6, 360), "b": Count(1, 60)}
+
+
+def test_the_same_table_read_twice_adds_nothing() -> None:
+    totals = Totals()
+    first = totals.add(parse_table(listing(3, a=2)))
+    assert totals.add(parse_table(listing(3, a=2))) == first
 
 
 def test_counters_are_arranged_for_status() -> None:
     d = describe(load(GOLDEN))
-    got = counters(
+    got = firewall.status(
         d,
         {
             "drop_in_LTE": Count(5, 300),
@@ -316,9 +364,18 @@ def test_counters_are_arranged_for_status() -> None:
             "forward_web": Count(7, 420),
             "unrelated": Count(1, 1),
         },
+        0.123,
     )
-    assert got.uplinks["LTE"] == {"input": Count(5, 300), "forward": Count(0, 0)}
-    assert got.uplinks["FIBER"]["forward"] == Count(2, 120)
-    assert got.guests == {"guest": Count(0, 0)}
-    assert got.to_json()["forwards"]["web"] == {"connections": 7}
-    assert got.to_json()["uplinks"]["LTE"]["input"] == {"packets": 5, "bytes": 300}
+    assert got.enabled
+    assert got.dropped["LTE"] == Drops(input=5, forward=0)
+    assert got.dropped["FIBER"] == Drops(input=0, forward=2)
+    assert got.guests == {"guest": 0}
+    assert got.forwards["web"] == 7
+    assert set(got.forwards) == {f.name for f in d.forwards}
+    assert got.age_s == 0.12
+
+
+def test_a_disabled_firewall_counts_its_forwards_only() -> None:
+    d = describe(office("firewall: {enabled: false}"))
+    got = firewall.status(d, {}, None)
+    assert (got.enabled, got.dropped, got.guests, got.age_s) == (False, {}, {}, None)

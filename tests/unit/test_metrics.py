@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from wanwatch.daemon import httpd, servers
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.history import History
-from wanwatch.status import ProbeStats, Status, UplinkStatus
+from wanwatch.status import Drops, FirewallStatus, ProbeStats, Status, UplinkStatus
 
 
 def uplink(
@@ -48,9 +50,9 @@ STATUS = Status(
 )  # fmt: skip
 
 
-def scrape() -> str:
+def scrape(status: Status = STATUS) -> str:
     sources = servers.Sources(
-        status=lambda: STATUS,
+        status=lambda: status,
         events=lambda: [],
         counts=lambda: {"policy.failover": 2},
         history=History(Clock()),
@@ -89,3 +91,25 @@ def test_metrics_follow_status() -> None:
     assert 'wanwatch_uplink_admin{admin="enabled",wan="INET-UTAMA"} 0.0' in text
     assert "wanwatch_dataplane_applied 0.0" in text
     assert "wanwatch_reconcile_failed_steps 1.0" in text
+
+
+def test_firewall_counters_are_metrics() -> None:
+    fw = FirewallStatus(
+        enabled=True,
+        dropped={"INET-UTAMA": Drops(input=12, forward=3), "BACKUP-INET": Drops(0, 0)},
+        guests={"WIFI": 4},
+        forwards={"nas": 7},
+        age_s=0.3,
+    )
+    text = scrape(msgspec.structs.replace(STATUS, firewall=fw))
+    dropped = "wanwatch_firewall_dropped_packets_total"
+    assert f'{dropped}{{chain="input",wan="INET-UTAMA"}} 12.0' in text
+    assert f'{dropped}{{chain="forward",wan="INET-UTAMA"}} 3.0' in text
+    assert f'{dropped}{{chain="input",wan="BACKUP-INET"}} 0.0' in text
+    assert 'wanwatch_firewall_guest_dropped_packets_total{lan="WIFI"} 4.0' in text
+    assert 'wanwatch_forward_packets_total{forward="nas"} 7.0' in text
+    assert "# TYPE wanwatch_forward_packets_total counter" in text
+
+
+def test_no_firewall_metrics_from_a_status_without_the_firewall() -> None:
+    assert "wanwatch_firewall" not in scrape()

@@ -149,7 +149,7 @@ def test_reimport_replaces_exactly_what_wanwatch_owns() -> None:
     foreign = "/ip route\nadd dst-address=10.99.0.0/16 gateway=192.168.19.254 comment=mine\n"
     once = parse_text(foreign + script)
     twice = parse_text(foreign + script + script)
-    for field in ("addresses", "routes", "tables", "nat", "mangle", "pools", "netwatch"):
+    for field in ("addresses", "routes", "tables", "nat", "mangle", "pools", "netwatch", "filters"):
         assert getattr(twice, field) != () or field == "tables"
         a = [_strip_line(x) for x in getattr(once, field)]
         b = [_strip_line(x) for x in getattr(twice, field)]
@@ -300,3 +300,60 @@ def offices(draw: st.DrawFn) -> Config:
 @given(offices(), st.sampled_from([6, 7]))
 def test_round_trip_any_office(cfg: Config, version: int) -> None:
     check_round_trip(cfg, version)
+
+
+# --------------------------------------------------------------------------- firewall
+
+FIREWALL = ROOT / "tests" / "golden" / "nft" / "firewall.yaml"
+
+
+@pytest.mark.parametrize("version", [7, 6])
+def test_the_firewall_export_is_read_whole_and_closes_the_uplinks(version: int) -> None:
+    """The reader models every filter rule the export writes, and verify finds the uplinks
+    closed: the rule that decides for each is the drop of the uplinks' list."""
+    from wanwatch.routeros.filter import verdict
+
+    export = parse_text(compile_config(load(FIREWALL), version).script, "fw.rsc")
+    assert export.skipped_lines == 0
+    drops = [r for r in export.filters if r.chain == "input" and r.action == "drop"]
+    last = drops[-1]
+    assert last.in_interface_list == "wanwatch-wans" and not last.narrowed
+    for iface in ("wwan0", "eth1"):
+        assert verdict(export, iface) == ("drop", last.line)
+    assert verdict(export, "eth2") == ("accept", None)  # the office's LAN is not judged
+    assert {"wwan0", "eth1"} <= set(export.interface_lists["wanwatch-wans"].names)
+
+
+def test_openings_and_forwards_become_rules_on_their_uplinks() -> None:
+    script = compile_config(load(FIREWALL), 7).script
+    assert (
+        "add chain=input action=accept in-interface=eth1 protocol=tcp dst-port=22 "
+        'src-address=198.51.100.0/24 comment="wanwatch: firewall.allow[0] ssh"' in script
+    )
+    assert "protocol=ipsec-esp" in script
+    # a shifted range maps port by port; a forward on every uplink uses the list
+    assert "dst-port=7003 to-addresses=192.168.20.50 to-ports=9003" in script
+    assert (
+        "add chain=dstnat action=dst-nat in-interface-list=wanwatch-wans "
+        "dst-address-type=local protocol=tcp dst-port=443 to-addresses=192.168.19.10 " in script
+    )
+    # hairpin to the static uplink's address, not to the DHCP one's (unknown here)
+    assert "dst-address=192.168.0.2 protocol=tcp dst-port=443" in script
+    assert script.count("hairpin via FIBER") == 0
+    # an IPv6 source is left out and said so, never widened to "from anywhere"
+    assert script.count("firewall.allow[0] ssh") == 1
+    assert "firewall.allow ssh: 2001:db8:1::/48 is IPv6" in script
+
+
+def test_a_disabled_firewall_writes_no_filter_but_its_forwards() -> None:
+    cfg = load(FIREWALL)
+    cfg = cfg.replace(
+        firewall=cfg.firewall.replace(enabled=False),
+        lans=tuple(lan.replace(isolate=False) for lan in cfg.lans),
+    )
+    compiled = compile_config(cfg, 7)
+    assert "/ip firewall filter\nadd" not in compiled.script
+    assert "action=dst-nat" in compiled.script
+    assert "firewall.enabled=false: no /ip firewall filter rules written" in compiled.notes
+    # no input chain: not judged (the DHCP uplink's pin, disabled until a lease, is)
+    assert "wan-open" not in {w.code for w in verify_text(compiled.script, "off.rsc").warnings}

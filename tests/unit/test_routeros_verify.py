@@ -417,3 +417,74 @@ def test_a_disabled_mangle_rule_marks_no_table() -> None:
     )
     (baseline, *_) = verify_text(text, "g.rsc").to_json()["scenarios"]
     assert set(baseline["tables"]) == {"main", "to-a"}
+
+
+# --------------------------------------------------------------------------- wan-open
+
+WAN_OPEN = (
+    "/interface list\n"
+    "add name=WAN\n"
+    "add name=LAN\n"
+    "/interface list member\n"
+    "add interface=ether1 list=WAN\n"
+    "add interface=bridge list=LAN\n"
+    "/ip address\n"
+    "add address=10.1.0.2/24 interface=ether1\n"
+    "/ip route\n"
+    "add gateway=10.1.0.1\n"
+    "/ip firewall nat\n"
+    "add chain=srcnat action=masquerade out-interface-list=WAN\n"
+    "/ip firewall filter\n"
+    "add chain=input action=accept connection-state=established,related,untracked\n"
+    "add chain=input action=drop connection-state=invalid\n"
+    "add chain=input action=accept protocol=icmp\n"
+    "add chain=input action=accept protocol=tcp dst-port=8291\n"
+)
+
+
+def test_defconf_closes_the_uplinks() -> None:
+    """defconf's last input rule drops all not coming from LAN: nothing to warn about."""
+    assert codes_of(WAN_OPEN + "add chain=input action=drop in-interface-list=!LAN\n") == []
+    assert codes_of(WAN_OPEN + "add chain=input action=drop in-interface-list=WAN\n") == []
+    assert codes_of(WAN_OPEN + "add chain=input action=drop in-interface=ether1\n") == []
+
+
+def test_an_input_chain_of_openings_alone_is_wan_open() -> None:
+    got = verify_text(WAN_OPEN, "w.rsc").warnings
+    assert [(w.code, w.line) for w in got] == [("wan-open", 17)]  # the chain's last rule
+    assert "ether1" in got[0].message and "reaches its end" in got[0].message
+
+
+def test_a_rule_that_accepts_the_uplink_is_named() -> None:
+    text = WAN_OPEN + "add chain=input in-interface=ether1\nadd chain=input action=drop\n"
+    assert codes_of(text) == [("wan-open", 18)]
+
+
+def test_what_a_drop_narrows_or_the_lan_takes_does_not_close_the_uplink() -> None:
+    narrowed = WAN_OPEN + "add chain=input action=drop in-interface=ether1 protocol=udp\n"
+    assert codes_of(narrowed) == [("wan-open", 18)]
+    lan_only = WAN_OPEN + "add chain=input action=drop in-interface-list=LAN\n"
+    assert codes_of(lan_only) == [("wan-open", 18)]
+    disabled = WAN_OPEN + "add chain=input action=drop in-interface-list=WAN disabled=yes\n"
+    assert codes_of(disabled) == [("wan-open", 17)]
+    nat_only = WAN_OPEN + "add chain=input action=drop connection-nat-state=dstnat\n"
+    assert codes_of(nat_only) == [("wan-open", 18)]
+
+
+def test_a_jump_to_a_chain_that_drops_closes_the_uplink() -> None:
+    jump = WAN_OPEN + (
+        "add chain=input action=jump jump-target=wan in-interface-list=WAN\n"
+        "add chain=wan action=log\n"
+        "add chain=wan action=drop\n"
+    )
+    assert codes_of(jump) == []
+    returns = jump.replace("add chain=wan action=log\n", "add chain=wan action=return\n")
+    assert codes_of(returns) == [("wan-open", 18)]  # the input chain's last rule: the jump
+
+
+def test_no_input_chain_is_not_judged() -> None:
+    """A partial export (routes only, or only a forward chain) says nothing of input."""
+    routes_only = WAN_OPEN.split("/ip firewall filter\n", maxsplit=1)[0]
+    assert codes_of(routes_only) == []
+    forward_only = routes_only + "/ip firewall filter\nadd chain=forward action=accept\n"
+    assert codes_of(forward_only) == []

@@ -25,7 +25,7 @@ from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
     from wanwatch.daemon.logs import LogFormat
-    from wanwatch.status import UplinkStatus
+    from wanwatch.status import FirewallStatus, UplinkStatus
 
 
 @click.command()
@@ -95,12 +95,17 @@ def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
         )
         sys.exit(EXIT_BAD_INPUT)
     intent = plan_for(cfg, set(down))
+    from wanwatch.linux import firewall
     from wanwatch.linux.desired import describe, plan_json
 
+    wall = firewall.describe(cfg)
     if as_json:
-        click.echo(json.dumps(plan_json(intent), indent=2))
+        click.echo(
+            json.dumps({**plan_json(intent), "firewall": firewall.plan_json(wall)}, indent=2)
+        )
         return
     click.echo(describe(intent))
+    click.echo("\n".join(firewall.plan_lines(wall)))
     echo_runtime_facts(cfg)
 
 
@@ -299,6 +304,8 @@ def format_status(answer: dict[str, Any]) -> str:
                 f"{name:<16}{c.connections:>12}{_size(c.bytes_in):>10}{_size(c.bytes_out):>10}"
             )
     lines += [line for w in st.wans if (line := _dynamic_line(w))]
+    if st.firewall is not None:
+        lines.append(_firewall_line(st.firewall))
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:
@@ -328,6 +335,17 @@ def _dynamic_line(w: UplinkStatus) -> str | None:
     if w.kind == "point-to-point":
         return f"{w.name}: point-to-point {w.address or '-'} via {w.gateway or 'the device'}"
     return None
+
+
+def _firewall_line(fw: FirewallStatus) -> str:
+    """What the firewall dropped and forwarded, e.g.
+    ``firewall on, dropped: A 12 in 3 fwd, guest WIFI 4; forwarded: nas 7``."""
+    dropped = [f"{wan} {d.input} in {d.forward} fwd" for wan, d in fw.dropped.items()]
+    dropped += [f"guest {lan} {n}" for lan, n in fw.guests.items()]
+    line = "firewall " + ("on, dropped: " + ", ".join(dropped) if fw.enabled else "off")
+    if fw.forwards:
+        line += "; forwarded: " + ", ".join(f"{name} {n}" for name, n in fw.forwards.items())
+    return line
 
 
 def _phase(phase: str | None, progress: dict[str, float]) -> str:

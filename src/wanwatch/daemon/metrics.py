@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from wanwatch.status import Status
+from wanwatch.status import FirewallStatus, Status
 
 STATES = ("unknown", "up", "degraded", "down")
 ADMIN = ("enabled", "drain", "disabled")
@@ -77,6 +77,35 @@ class StatusCollector(Collector):
             events.add_metric([name], value)
         yield from (state, admin, carrying, rtt, loss, sent, replies, applied, failed, contested)
         yield events
+        if st.firewall is not None:
+            yield from _firewall(st.firewall)
+
+
+def _firewall(fw: FirewallStatus) -> Iterator[CounterMetricFamily]:
+    """The firewall's counters (docs/firewall.md): totals while the daemon runs."""
+    dropped = CounterMetricFamily(
+        "wanwatch_firewall_dropped_packets",
+        "packets the firewall dropped from an uplink (chain: to the router, or through it)",
+        labels=["wan", "chain"],
+    )
+    for wan, d in fw.dropped.items():
+        dropped.add_metric([wan, "input"], d.input)
+        dropped.add_metric([wan, "forward"], d.forward)
+    guests = CounterMetricFamily(
+        "wanwatch_firewall_guest_dropped_packets",
+        "packets the firewall dropped from or to an isolated LAN",
+        labels=["lan"],
+    )
+    for lan, packets in fw.guests.items():
+        guests.add_metric([lan], packets)
+    forwards = CounterMetricFamily(
+        "wanwatch_forward_packets",
+        "connections a port forward took (the first packet of each: the dstnat chain's count)",
+        labels=["forward"],
+    )
+    for name, packets in fw.forwards.items():
+        forwards.add_metric([name], packets)
+    yield from (dropped, guests, forwards)
 
 
 def registry_for(collector: Collector) -> CollectorRegistry:

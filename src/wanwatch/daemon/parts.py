@@ -22,7 +22,7 @@ from wanwatch.config.fields import IpAddress
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
-from wanwatch.status import Usage
+from wanwatch.status import FirewallStatus, Usage
 
 if TYPE_CHECKING:
     from wanwatch.daemon.servers import Endpoint
@@ -47,6 +47,7 @@ class Backend(Protocol):
     def stop(self) -> list[Event]: ...
     def carrier(self) -> dict[str, bool]: ...
     def counters(self) -> tuple[float | None, dict[str, Usage]]: ...
+    def firewall(self) -> FirewallStatus: ...
     def resolved(self) -> Mapping[str, Resolved]: ...
 
 

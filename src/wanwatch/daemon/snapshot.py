@@ -1,9 +1,10 @@
 """What ``wanwatch status`` shows, put together from the daemon's parts.
 
-Cheap: nothing here waits for the kernel (the backend's counters are read off
-the loop, the leases are one small file). Many readers at once -- a dashboard,
-scrapers, scripts polling ``status`` -- share one snapshot at most
-STATUS_MAX_AGE old, so their number does not multiply the loop's work.
+Cheap: nothing here waits for the kernel (the backend's counters, conntrack's
+and the firewall's, are read off the loop, the leases are one small file). Many
+readers at once -- a dashboard, scrapers, scripts polling ``status`` -- share one
+snapshot at most STATUS_MAX_AGE old, so their number does not multiply the
+loop's work.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class StatusSnapshot:
             counters_age_s=None if age is None else round(age, 2),
             dnsmasq=self._lan.dnsmasq_status(),
             ha=self._lan.ha_status(),
+            firewall=self._backend.firewall(),
             leases=self.leases(),
             events=[str(e) for e in self._events.recent(STATUS_EVENTS)],
             uptime_s=round(now - steering.started_at, 1),

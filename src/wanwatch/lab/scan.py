@@ -13,35 +13,28 @@ segment and from a LAN. A port is
   is also what a silent service looks like, so only our echoing listeners
   prove a UDP port open).
 
-Both run as ``python -m wanwatch.lab.scan listen|probe`` inside a namespace,
-started through :meth:`Lab.spawn` (stopped by PID) and bounded in time; each
-prints JSON lines. Dual-stack sockets, so a listener answers on IPv4 and IPv6
-(a link-local ``fe80::..%if`` destination works too).
+Both run as lab workers (``python -m wanwatch.lab.worker listen|scan``, the
+worker side in lab/worker/scan.py) inside a namespace, started through
+:meth:`Lab.spawn` (stopped by PID) and bounded in ports and time there
+(lab/worker/limits.py); this module is the controller side.
 """
 
 from __future__ import annotations
 
-import argparse
-import errno
-import json
-import selectors
-import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
+from wanwatch.lab.worker import worker_argv
+from wanwatch.lab.worker.limits import MAX_SCAN_PORTS
 
 if TYPE_CHECKING:
     from wanwatch.lab.procs import Proc
     from wanwatch.lab.topology import Lab
 
-MAX_PORTS = 64  # per scan, per protocol
-MAX_LISTEN_SECONDS = 900.0
-PAYLOAD = b"wanwatch-scan\n"
 _POLL = 0.01
 
 
@@ -57,13 +50,9 @@ class Port:
 # --------------------------------------------------------------------------- controller side
 
 
-def _argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "wanwatch.lab.scan", *args]
-
-
 def _ports(flag: str, ports: Sequence[int]) -> list[str]:
-    if len(ports) > MAX_PORTS:
-        raise LabError(f"at most {MAX_PORTS} {flag} ports at once")
+    if len(ports) > MAX_SCAN_PORTS:
+        raise LabError(f"at most {MAX_SCAN_PORTS} {flag} ports at once")
     return [x for p in ports for x in (f"--{flag}", str(p))]
 
 
@@ -76,7 +65,9 @@ def listen(
     seconds: float = 300.0,
 ) -> Proc:
     """Listeners on every address of ``who``'s namespace; returns once they are bound."""
-    argv = _argv("listen", "--max-seconds", str(seconds), *_ports("tcp", tcp), *_ports("udp", udp))
+    argv = worker_argv(
+        "listen", "--max-seconds", str(seconds), *_ports("tcp", tcp), *_ports("udp", udp)
+    )
     proc = lab.spawn(lab.ns_for(who), argv, "listen")
     deadline = time.monotonic() + 10
     while not any(r.get("ev") == "listening" for r in proc.records()):
@@ -97,8 +88,8 @@ def scan(
     timeout: float = 1.0,
 ) -> dict[Port, str]:
     """The state of each port of ``dst`` seen from ``who``'s namespace (all probed at once)."""
-    argv = _argv(
-        "probe", "--dst", dst, "--timeout", str(timeout), *_ports("tcp", tcp), *_ports("udp", udp)
+    argv = worker_argv(
+        "scan", "--dst", dst, "--timeout", str(timeout), *_ports("tcp", tcp), *_ports("udp", udp)
     )
     proc = lab.spawn(lab.ns_for(who), argv, "scan")
     try:
@@ -121,120 +112,3 @@ def listening(lab: Lab, who: str) -> set[Port]:
         if len(fields) >= 5 and fields[0] in ("tcp", "udp"):
             found.add(Port(fields[0], int(fields[4].rsplit(":", 1)[1])))
     return found
-
-
-# --------------------------------------------------------------------------- worker side
-
-
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def _dual(kind: int) -> socket.socket:
-    s = socket.socket(socket.AF_INET6, kind)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.setblocking(False)
-    return s
-
-
-def _listen(tcp: list[int], udp: list[int], seconds: float) -> None:
-    sel = selectors.DefaultSelector()
-    for port in tcp:
-        s = _dual(socket.SOCK_STREAM)
-        s.bind(("::", port))
-        s.listen(64)
-        sel.register(s, selectors.EVENT_READ, "tcp")
-    for port in udp:
-        s = _dual(socket.SOCK_DGRAM)
-        s.bind(("::", port))
-        sel.register(s, selectors.EVENT_READ, "udp")
-    _emit({"ev": "listening", "tcp": tcp, "udp": udp})
-    until = time.monotonic() + min(seconds, MAX_LISTEN_SECONDS)
-    while time.monotonic() < until:
-        for key, _ in sel.select(timeout=0.2):
-            ready = cast(socket.socket, key.fileobj)
-            try:
-                if key.data == "tcp":
-                    conn, peer = ready.accept()
-                    conn.setblocking(True)
-                    conn.settimeout(1.0)
-                    conn.sendall(PAYLOAD)
-                    conn.close()
-                    _emit({"ev": "tcp", "port": ready.getsockname()[1], "peer": peer[0]})
-                else:
-                    data, peer = ready.recvfrom(2048)
-                    ready.sendto(data, peer)
-                    _emit({"ev": "udp", "port": ready.getsockname()[1], "peer": peer[0]})
-            except OSError as exc:  # a peer that went away: the next one is served
-                _emit({"ev": "error", "error": exc.strerror})
-
-
-def _target(dst: str, port: int, kind: int) -> tuple[int, Any]:
-    family, _, _, _, addr = socket.getaddrinfo(dst, port, type=kind)[0]
-    return family, addr
-
-
-def _probe(dst: str, tcp: list[int], udp: list[int], timeout: float) -> None:
-    sel = selectors.DefaultSelector()
-    state: dict[tuple[str, int], str] = {}
-    for proto, kind, ports in (("tcp", socket.SOCK_STREAM, tcp), ("udp", socket.SOCK_DGRAM, udp)):
-        for port in ports:
-            family, addr = _target(dst, port, kind)
-            s = socket.socket(family, kind)
-            s.setblocking(False)
-            if proto == "tcp":
-                s.connect_ex(addr)
-                sel.register(s, selectors.EVENT_WRITE, (proto, port))
-            else:
-                s.connect(addr)  # connected: an ICMP error comes back as ECONNREFUSED
-                s.send(PAYLOAD)
-                sel.register(s, selectors.EVENT_READ, (proto, port))
-    until = time.monotonic() + timeout
-    while sel.get_map() and (left := until - time.monotonic()) > 0:
-        for key, _ in sel.select(timeout=left):
-            ready = cast(socket.socket, key.fileobj)
-            proto, port = key.data
-            if proto == "tcp":
-                err = ready.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            else:
-                try:
-                    ready.recv(2048)
-                    err = 0
-                except OSError as exc:
-                    err = exc.errno or errno.EIO
-            state[(proto, port)] = (
-                "open" if err == 0 else "closed" if err == errno.ECONNREFUSED else "unreachable"
-            )
-            sel.unregister(ready)
-            ready.close()
-    for key in list(sel.get_map().values()):
-        proto, port = key.data
-        state[(proto, port)] = "filtered"
-        cast(socket.socket, key.fileobj).close()
-    for (proto, port), st in sorted(state.items()):
-        _emit({"proto": proto, "port": port, "state": st})
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wanwatch.lab.scan")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    lp = sub.add_parser("listen", help="accept TCP, echo UDP, on every address")
-    lp.add_argument("--max-seconds", type=float, default=300.0)
-    pp = sub.add_parser("probe", help="the state of each port of one destination")
-    pp.add_argument("--dst", required=True)
-    pp.add_argument("--timeout", type=float, default=1.0)
-    for p in (lp, pp):
-        p.add_argument("--tcp", type=int, action="append", default=[])
-        p.add_argument("--udp", type=int, action="append", default=[])
-    args = parser.parse_args(argv)
-    if args.cmd == "listen":
-        _listen(args.tcp, args.udp, args.max_seconds)
-    else:
-        _probe(args.dst, args.tcp, args.udp, args.timeout)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -56,12 +56,12 @@ from typing import ParamSpec, TypeVar
 from wanwatch.config import Config
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent, intent_from_config
-from wanwatch.errors import WanwatchError
-from wanwatch.linux import conntrack, sysctl
+from wanwatch.errors import NftError, WanwatchError
+from wanwatch.linux import conntrack, firewall, nft, sysctl
 from wanwatch.linux.desired import Uplink
 from wanwatch.linux.reconcile import STATE_FILE, Reconciler
 from wanwatch.linux.watch import DriftWatcher, LinkWatcher
-from wanwatch.status import Usage
+from wanwatch.status import FirewallStatus, Usage
 
 __all__ = ["STATE_FILE", "LinkWatcher", "LinuxBackend", "Uplink", "intent_from_config"]
 
@@ -72,6 +72,8 @@ COUNTERS_MAX_AGE = 1.0  # seconds before counters() takes a fresh reading in the
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _W = TypeVar("_W", LinkWatcher, DriftWatcher)
+# One background reading: when, conntrack's usage, the firewall's counters (None: not read)
+_Usage = tuple[float, dict[str, Usage], firewall.Reading | None]
 
 
 class LinuxBackend:
@@ -88,12 +90,16 @@ class LinuxBackend:
     ) -> None:
         self._now = now
         self._r = Reconciler(config, state_dir, now, nft_binary, proc_sys)
+        self._nft = nft_binary
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
         # counters(): the last reading (when, counters), the one being taken, its thread
         self._usage: tuple[float, dict[str, Usage]] | None = None
-        self._usage_job: Future[tuple[float, dict[str, Usage]]] | None = None
+        self._usage_job: Future[_Usage] | None = None
         self._usage_pool: ThreadPoolExecutor | None = None
+        # firewall(): totals of the firewall's counters, read with the conntrack counters
+        self._fw_totals = firewall.Totals()
+        self._fw: tuple[float, dict[str, firewall.Count]] | None = None
 
     # ----------------------------------------------------------------- public API
 
@@ -184,6 +190,15 @@ class LinuxBackend:
             return None, {}
         return now - self._usage[0], self._usage[1]
 
+    def firewall(self) -> FirewallStatus:
+        """The firewall's counters (totals) from the reading :meth:`counters` takes; never waits.
+
+        The same background reading: one ``nft -j list table`` beside the conntrack dump.
+        """
+        found = {} if self._fw is None else self._fw[1]
+        age = None if self._fw is None else self._now() - self._fw[0]
+        return firewall.status(firewall.describe(self._r.config), found, age)
+
     @property
     def config(self) -> Config:
         return self._r.config
@@ -212,12 +227,12 @@ class LinuxBackend:
 
     # ----------------------------------------------------------------- counters
 
-    def _submit_usage(self, now: float) -> Future[tuple[float, dict[str, Usage]]]:
+    def _submit_usage(self, now: float) -> Future[_Usage]:
         if self._usage_pool is None:
             # Its thread is started from the worker, so it is born in the backend's
             # namespace (a thread inherits its creator's; conntrack is per namespace).
             self._usage_pool = self._call(self._new_usage_pool)
-        return self._usage_pool.submit(self._read_usage, now, dict(self._r.own))
+        return self._usage_pool.submit(self._read_usage, now, dict(self._r.own), self._nft)
 
     @staticmethod
     def _new_usage_pool() -> ThreadPoolExecutor:
@@ -227,15 +242,24 @@ class LinuxBackend:
 
     @staticmethod
     def _read_usage(
-        now: float, own: dict[str, tuple[int, IPv4Address | None]]
-    ) -> tuple[float, dict[str, Usage]]:
-        return now, conntrack.usage(own)
-
-    def _collect_usage(self, job: Future[tuple[float, dict[str, Usage]]]) -> None:
+        now: float, own: dict[str, tuple[int, IPv4Address | None]], nft_binary: str
+    ) -> _Usage:
         try:
-            self._usage = job.result()
+            counted: firewall.Reading | None = nft.read_counters(nft_binary)
+        except NftError as exc:  # the conntrack counters are still worth having
+            log.warning("firewall counters: %s", exc)
+            counted = None
+        return now, conntrack.usage(own), counted
+
+    def _collect_usage(self, job: Future[_Usage]) -> None:
+        try:
+            now, usage, counted = job.result()
         except WanwatchError as exc:
             log.warning("counters: %s", exc)
+            return
+        self._usage = now, usage
+        if counted is not None:
+            self._fw = now, self._fw_totals.add(counted)
 
 
 def _opened(watcher: _W) -> _W:

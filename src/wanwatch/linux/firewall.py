@@ -44,8 +44,8 @@ Named counters count each uplink's drops (input and forward), each isolated
 LAN's, and each forward's connections (the dstnat chain sees a connection's
 first packet only). They start from zero whenever the table is replaced
 (nft.py replaces it whole on every change: a new config, a lease, and in
-loadbalance mode every failover); a reader that keeps totals adds the last
-value it saw when the table's fingerprint changes.
+loadbalance mode every failover); ``Totals`` keeps totals across that, by the
+table's handle, and ``status`` arranges them for ``wanwatch status``.
 """
 
 from __future__ import annotations
@@ -62,10 +62,12 @@ from wanwatch.config.fields import PortRange, Prefix
 from wanwatch.config.ha import snat
 from wanwatch.engine.intent import Intent
 from wanwatch.errors import NftError
+from wanwatch.status import Drops, FirewallStatus
 
 # Echo requests from an uplink (to the router, or to the office's IPv6 hosts):
 # enough for a monitoring service and a person's ping, not for a flood.
-ECHO_RATE = "limit rate 10/second burst 20 packets"
+ECHO_PER_SECOND, ECHO_BURST = 10, 20
+ECHO_RATE = f"limit rate {ECHO_PER_SECOND}/second burst {ECHO_BURST} packets"
 DHCP_SERVER_PORT, DHCP_CLIENT_PORT = 67, 68  # RFC 2131 section 4.1
 DHCPV6_SERVER_PORT, DHCPV6_CLIENT_PORT = 547, 546  # RFC 8415 section 7.2
 DNS_PORT = 53
@@ -151,6 +153,7 @@ class Description:
     guards: tuple[Guard, ...]  # empty when disabled
     guests: tuple[Guest, ...]  # empty when disabled
     forwards: tuple[PortForward, ...]  # destination NAT is rendered even when disabled
+    openings: tuple[Opening, ...]  # firewall.allow in config order (each guard has its own)
 
     @property
     def counters(self) -> tuple[str, ...]:
@@ -208,8 +211,8 @@ def describe(config: Config) -> Description:
         for f in config.forwards
     )
     if not fw.enabled:
-        return Description(False, (), (), forwards)
-    return Description(True, guards, guests, forwards)
+        return Description(False, (), (), forwards, ())
+    return Description(True, guards, guests, forwards, openings)
 
 
 def _lan_of(config: Config, host: IPv4Address) -> str:
@@ -217,6 +220,90 @@ def _lan_of(config: Config, host: IPv4Address) -> str:
         if lan.address is not None and host in lan.address.network:
             return lan.name
     raise NftError(f"{host} is on no LAN (the config check refuses such a forward)")
+
+
+def plan_json(d: Description) -> dict[str, Any]:
+    """The firewall of ``d`` as JSON (``wanwatch plan --json``): what each uplink lets in,
+    the port forwards and the isolated LANs."""
+
+    def opening(o: Opening) -> dict[str, Any]:
+        return {
+            "name": o.name,
+            "proto": "+".join(o.protocols),
+            "ports": [str(p) for p in o.ports],
+            "from": [str(s) for s in o.sources],
+            "wans": list(o.wans),
+        }
+
+    return {
+        "enabled": d.enabled,
+        "uplinks": [
+            {
+                "wan": g.wan,
+                "interface": g.interface,
+                "dhcp_client": g.dhcp_client,
+                "vrrp": g.vrrp,
+                "openings": [o.name for o in g.openings],
+            }
+            for g in d.guards
+        ],
+        "openings": [opening(o) for o in d.openings],
+        "forwards": [
+            {
+                "name": f.name,
+                "proto": "+".join(f.protocols),
+                "port": str(f.port),
+                "to": str(f.to),
+                "to_port": str(f.to_port),
+                "lan": f.lan,
+                "from": [str(s) for s in f.sources],
+                "wans": list(f.wans),
+            }
+            for f in d.forwards
+        ],
+        "isolated": [{"lan": g.lan, "interface": g.interface} for g in d.guests],
+    }
+
+
+def plan_lines(d: Description) -> list[str]:
+    """The firewall of ``d`` for a person (``wanwatch plan``), from :func:`plan_json`."""
+    doc = plan_json(d)
+
+    def where(item: dict[str, Any]) -> str:
+        src = ", ".join(item["from"]) or "anywhere"
+        return f"from {src} on {', '.join(item['wans'])}"
+
+    if not d.enabled:
+        lines = ["firewall: off (wanwatch filters nothing; port forwards still apply)"]
+    else:
+        lines = [
+            "firewall: on (from the uplinks nothing new reaches the router or a LAN unless opened)",
+            "  every uplink lets in: replies (established, related), IPv6 neighbour discovery,"
+            f" path MTU, ping ({ECHO_PER_SECOND}/s, burst {ECHO_BURST})",
+        ]
+        for u in doc["uplinks"]:
+            passes = ["DHCP client"] * u["dhcp_client"] + ["VRRP"] * u["vrrp"] + u["openings"]
+            lines.append(
+                f"  {u['wan']:<14} {u['interface']:<10} also: {', '.join(passes) or 'nothing'}"
+            )
+    if doc["openings"]:
+        lines.append("  openings on the router:")
+        for o in doc["openings"]:
+            ports = f" {', '.join(o['ports'])}" if o["ports"] else ""
+            lines.append(f"    {o['name']:<14} {o['proto']}{ports} {where(o)}")
+    if doc["forwards"]:
+        lines.append("  port forwards:")
+        for f in doc["forwards"]:
+            lines.append(
+                f"    {f['name']:<14} {f['proto']} {f['port']} -> {f['to']}:{f['to_port']}"
+                f" ({f['lan']}) {where(f)}"
+            )
+    for g in doc["isolated"]:
+        lines.append(
+            f"  isolated LAN {g['lan']} ({g['interface']}): the internet, DHCP, DNS and ping"
+            " of the router only"
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------- rendering
@@ -469,57 +556,81 @@ class Count:
     bytes: int
 
 
+ZERO = Count(0, 0)
+
+
 @dataclass(frozen=True)
-class Counters:
-    """What the firewall counted since the table was last replaced: plain data for status."""
+class Reading:
+    """The named counters of one listing of the table, and which table it was."""
 
-    # uplink -> {"input": Count, "forward": Count}: packets the firewall dropped
-    uplinks: dict[str, dict[str, Count]]
-    guests: dict[str, Count]  # isolated LAN -> packets dropped
-    forwards: dict[str, Count]  # forward -> connections forwarded (and their first packets' bytes)
-
-    def to_json(self) -> dict[str, Any]:
-        def plain(c: Count) -> dict[str, int]:
-            return {"packets": c.packets, "bytes": c.bytes}
-
-        return {
-            "uplinks": {w: {k: plain(c) for k, c in v.items()} for w, v in self.uplinks.items()},
-            "guests": {k: plain(c) for k, c in self.guests.items()},
-            "forwards": {k: {"connections": c.packets} for k, c in self.forwards.items()},
-        }
+    table: int | None  # the table's handle: the kernel gives every new table a new one
+    counts: dict[str, Count]
 
 
-def parse_counters(text: str) -> dict[str, Count]:
-    """Named counters from ``nft -j list counters table inet wanwatch`` (libnftables-json(5))."""
+def parse_table(text: str) -> Reading:
+    """Our table's handle and named counters from ``nft -j list table inet wanwatch``
+    (libnftables-json(5): a list of objects; ``table`` and ``counter`` are read)."""
     try:
         items = json.loads(text)["nftables"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise NftError(f"nft -j list counters: not nftables JSON: {exc}") from None
+        raise NftError(f"nft -j list table: not nftables JSON: {exc}") from None
     if not isinstance(items, list):
-        raise NftError("nft -j list counters: not nftables JSON: no list of objects")
-    out: dict[str, Count] = {}
-    for item in items:
-        c = item.get("counter") if isinstance(item, dict) else None
-        if isinstance(c, dict):
-            try:
-                out[str(c["name"])] = Count(int(c["packets"]), int(c["bytes"]))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise NftError(f"nft -j list counters: a counter without {exc}") from None
-    return out
+        raise NftError("nft -j list table: not nftables JSON: no list of objects")
+    table: int | None = None
+    counts: dict[str, Count] = {}
+    try:
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            if isinstance(t := item.get("table"), dict):
+                table = int(t["handle"])
+            elif isinstance(c := item.get("counter"), dict):
+                counts[str(c["name"])] = Count(int(c["packets"]), int(c["bytes"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NftError(f"nft -j list table: an object without {exc}") from None
+    return Reading(table, counts)
 
 
-def counters(d: Description, found: Mapping[str, Count]) -> Counters:
-    """``found`` (parse_counters) arranged by uplink, isolated LAN and forward; a counter
-    the running table lacks (an older table) reads zero."""
-    zero = Count(0, 0)
-    return Counters(
-        uplinks={
-            g.wan: {
-                "input": found.get(g.input_counter, zero),
-                "forward": found.get(g.forward_counter, zero),
-            }
+def _plus(a: Count, b: Count) -> Count:
+    return Count(a.packets + b.packets, a.bytes + b.bytes)
+
+
+class Totals:
+    """Counter totals across table replacements (their counters start from zero again).
+
+    The table is replaced whole on every change (a new config, a lease, and in
+    loadbalance mode every failover); a reading of a new table (another handle)
+    adds the old table's last reading to the totals. What the old table counted
+    after that reading is lost: at most one reading interval's worth.
+    """
+
+    def __init__(self) -> None:
+        self._before: dict[str, Count] = {}  # what replaced tables counted
+        self._last = Reading(None, {})
+
+    def add(self, reading: Reading) -> dict[str, Count]:
+        """The totals, with ``reading`` the latest."""
+        if reading.table != self._last.table:
+            for name, c in self._last.counts.items():
+                self._before[name] = _plus(self._before.get(name, ZERO), c)
+        self._last = reading
+        names = self._before.keys() | reading.counts.keys()
+        return {
+            n: _plus(self._before.get(n, ZERO), reading.counts.get(n, ZERO)) for n in sorted(names)
+        }
+
+
+def status(d: Description, found: Mapping[str, Count], age: float | None) -> FirewallStatus:
+    """``found`` (Totals.add) arranged by uplink, isolated LAN and forward, for status; a
+    counter not found yet (no reading, an older table) reads zero."""
+    got = {name: c.packets for name, c in found.items()}
+    return FirewallStatus(
+        enabled=d.enabled,
+        dropped={
+            g.wan: Drops(got.get(g.input_counter, 0), got.get(g.forward_counter, 0))
             for g in d.guards
         },
-        guests={g.lan: found.get(g.counter, zero) for g in d.guests},
-        forwards={f.name: found.get(f.counter, zero) for f in d.forwards},
+        guests={g.lan: got.get(g.counter, 0) for g in d.guests},
+        forwards={f.name: got.get(f.counter, 0) for f in d.forwards},
+        age_s=None if age is None else round(age, 2),
     )

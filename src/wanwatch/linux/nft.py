@@ -353,17 +353,19 @@ def running_fingerprint(nft: str = "nft") -> str | None:
     return m.group(1) if m else ""
 
 
-def read_counters(nft: str = "nft") -> dict[str, firewall.Count]:
-    """The firewall's named counters in the running table, in one nft call; {} without one.
+def read_counters(nft: str = "nft") -> firewall.Reading:
+    """The running table's handle and the firewall's named counters, in one nft call.
 
-    :func:`firewall.counters` arranges them by uplink, isolated LAN and forward.
+    ``list table`` rather than ``list counters``: only it names the table's handle,
+    which tells a replaced table's counters (from zero again) from the old ones.
+    No table: ``Reading(None, {})``.
     """
-    proc = _nft(nft, ["-j", "list", "counters", "table", NFT_FAMILY, NFT_TABLE])
+    proc = _nft(nft, ["-j", "list", "table", NFT_FAMILY, NFT_TABLE])
     if proc.returncode != 0:
         if "No such file or directory" in proc.stderr:
-            return {}
-        raise NftError(f"nft list counters: {proc.stderr.strip()}")
-    return firewall.parse_counters(proc.stdout)
+            return firewall.Reading(None, {})
+        raise NftError(f"nft list table: {proc.stderr.strip()}")
+    return firewall.parse_table(proc.stdout)
 
 
 def delete_table(nft: str = "nft") -> bool:

@@ -29,6 +29,7 @@ from wanwatch.routeros.model import (
     DhcpNetwork,
     DhcpServer,
     Export,
+    FilterRule,
     Gateway,
     InterfaceSet,
     Lease,
@@ -64,6 +65,7 @@ _SECTIONS: dict[str, str] = {
     "routing rule": "list",
     "ip route rule": "list",
     "ip firewall nat": "list",
+    "ip firewall filter": "list",
     "ip firewall mangle": "list",
     "ip firewall address-list": "list",
     "interface list": "list",
@@ -87,6 +89,14 @@ _SECTIONS: dict[str, str] = {
     "ip dns": "single",
 }
 
+
+# The filter properties verify reads, and those that match no packet (bookkeeping and
+# what a rule does with a match); any other property narrows what the rule takes.
+_FILTER_JUDGED = frozenset(
+    {"chain", "action", "jump-target", "in-interface", "in-interface-list"}
+    | {"connection-state", "connection-nat-state", "disabled", "comment", "log"}
+    | {"log-prefix", "place-before", "reject-with", "address-list", "address-list-timeout"}
+)
 
 # Sections whose items a script may ``set`` without adding them: hardware-made ones
 # (an export finds them by default name) and clients a configuration script
@@ -242,6 +252,7 @@ class Builder:
             peer_links=peer_links(it),
             radio_links=radio_links(it),
             notes=tuple(sorted(self.tally.notes)),
+            filters=self.tally.typed(it["ip firewall filter"], self._filter),
         )
 
     def _interface_lists(self) -> dict[str, InterfaceSet]:
@@ -355,6 +366,20 @@ class Builder:
             (i.get("action") or "accept").lower(),
             word(i, "out-interface"),
             word(i, "out-interface-list"),
+            flag(i, "disabled"),
+        )
+
+    def _filter(self, i: Item) -> FilterRule:
+        return FilterRule(
+            i.line,
+            i.get("chain") or "",
+            (i.get("action") or "accept").lower(),
+            word(i, "jump-target"),
+            word(i, "in-interface"),
+            word(i, "in-interface-list"),
+            word(i, "connection-state"),
+            word(i, "connection-nat-state"),
+            any(k not in _FILTER_JUDGED for k in i.args),
             flag(i, "disabled"),
         )
 

@@ -20,6 +20,9 @@ What it writes, per the RouterOS manual:
   would make them ECMP; distinct values make both versions deterministic: the
   second target takes over when the first falls silent).
 * Netwatch per probe target whose scripts log the configured hooks.
+* The firewall (firewall.py): defconf-style ``/ip firewall filter`` rules, an
+  interface list of the uplinks, and ``/ip firewall nat`` dst-nat per port
+  forward with hairpin NAT.
 * loadbalance: PCC mangle rules from the weights, a routing table per uplink
   (v7 ``/routing table add ... fib``; v6 routing marks) holding the uplink's
   recursive routes and, at higher distances, every other uplink's as fallback;
@@ -46,6 +49,7 @@ from wanwatch.config.fields import IpAddress
 from wanwatch.config.ipv6 import ipv4_only
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
+from wanwatch.routeros.firewall import firewall_rules
 
 OWNED = "wanwatch: "
 HOST_SCOPE = 10
@@ -131,6 +135,14 @@ class _Script:
         self.section = ""
 
 
+def _matcher(text: str) -> str:
+    """A firewall matcher's value: a negation stays bare, as RouterOS's own defconf
+    writes it (``in-interface-list=!LAN``)."""
+    if text.startswith("!") and value(text[1:]) == text[1:]:
+        return text
+    return value(text)
+
+
 def _owned(item: str) -> str:
     return quote(OWNED + item)
 
@@ -148,8 +160,10 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     """The RouterOS script for ``cfg``; RouterOSError if it cannot be expressed at all."""
     if version not in (6, 7):
         raise RouterOSError(f"RouterOS version must be 6 or 7, not {version}")
-    notes = [*_notes(cfg, version), *_ipv6_notes(cfg)]
+    six = _ipv6_notes(cfg)
     cfg = ipv4_only(cfg)
+    fw = firewall_rules(cfg, version)
+    notes = _notes(cfg, version) + fw.notes + six
     s = _Script()
     _removals(s, version, dhcp=any(kind(w) == "dhcp" for w in cfg.wans))
     _addresses(s, cfg)
@@ -157,6 +171,9 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     _dhcp(s, cfg)
     _dns(s, cfg)
     _nat(s, cfg)
+    for row in fw.rows:
+        props = {k.replace("-", "_"): _matcher(v) for k, v in row.props.items()}
+        s.add(row.section, **props, comment=_owned(row.item))
     lb = cfg.policy.mode == "loadbalance"
     if lb:
         _local_list(s, cfg)
@@ -191,8 +208,9 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
 
 
 def _removals(s: _Script, version: int, *, dhcp: bool) -> None:
-    sections = ["tool netwatch", "ip firewall mangle", "ip firewall address-list"]
-    sections += ["ip firewall nat", "ip route"]
+    sections = ["tool netwatch", "ip firewall filter", "ip firewall mangle"]
+    sections += ["ip firewall address-list", "ip firewall nat"]
+    sections += ["interface list member", "interface list", "ip route"]
     if dhcp:
         sections.append("ip dhcp-client")
     if version == 7:

@@ -129,6 +129,24 @@ class MangleRule:
 
 
 @dataclass(frozen=True)
+class FilterRule:
+    """One ``/ip firewall filter`` rule, as far as verify judges what it lets in."""
+
+    line: int
+    chain: str
+    action: str
+    jump_target: str | None
+    in_interface: str | None  # as written: may start with "!"
+    in_interface_list: str | None
+    connection_state: str | None  # "established,related", ...; None: any
+    connection_nat_state: str | None
+    # Other matchers (protocol, ports, addresses, marks, limits...): the rule takes only
+    # some of the packets from where it matches.
+    narrowed: bool
+    disabled: bool
+
+
+@dataclass(frozen=True)
 class Pool:
     line: int
     name: str
@@ -206,3 +224,4 @@ class Export:
     # carried by whichever uplink reaches its server.
     tunnels: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[tuple[int, str], ...] = ()  # (line, why) for statements not modelled
+    filters: tuple[FilterRule, ...] = ()  # /ip firewall filter, in order

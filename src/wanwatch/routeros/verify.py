@@ -5,8 +5,8 @@ Scenarios: ``baseline``; ``gateway-down:<gw>`` and ``upstream-dead:<gw>`` for ev
 uplink first hop; ``target-silent:<addr>`` for every probe target (an address used
 as a recursive gateway or watched by Netwatch). Warning codes are a contract:
 ``recursive-target-leak``, ``no-check``, ``shared-target``,
-``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``;
-this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
+``no-masquerade``, ``table-no-fallback``, ``netwatch-thr-avg``, ``no-failback``,
+``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check`` and
 ``netwatch-flap``.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
 from wanwatch.errors import RouterOSError
+from wanwatch.routeros.filter import verdict
 from wanwatch.routeros.model import Export, InterfaceSet, Route
 from wanwatch.routeros.parse import parse_file, parse_text
 from wanwatch.routeros.report import Finding, Report, ScenarioResult, describe
@@ -151,6 +152,7 @@ def verify_export(export: Export) -> Report:
     if len(topo.uplinks) > 1:  # with one uplink there is nothing to fall back to
         _table_fallback(export, found, check_ev, topo)
     _masquerade(export, found, topo)
+    _wan_open(export, found, topo)
     _thr_avg(export, found, base_ev, topo)
     for sc in scenarios[1:]:
         state = base_state.clone()
@@ -549,6 +551,34 @@ def _masquerade(export: Export, found: _Findings, topo: _Topology) -> None:
                 f"no srcnat masquerade (or src-nat) rule matches out-interface {iface} of "
                 f"uplink {key}: LAN traffic leaves it with private source addresses",
             )
+
+
+def _wan_open(export: Export, found: _Findings, topo: _Topology) -> None:
+    """An input chain that lets new connections from an uplink reach the router. Only
+    an export with an input chain is judged: without one it may be a partial export.
+    One finding per deciding line: the accepting rule, or the chain's last rule."""
+    chain = [r for r in export.filters if r.chain == "input" and not r.disabled]
+    if not chain:
+        return
+    uplinks = {iface: key for key, (iface, _) in topo.uplink_iface.items() if iface is not None}
+    open_at: dict[int | None, list[str]] = {}
+    for iface, key in uplinks.items():
+        action, at = verdict(export, iface)
+        if action == "accept":
+            open_at.setdefault(at, []).append(f"{key} ({iface})" if key != iface else iface)
+    for at, names in open_at.items():
+        how = (
+            "this rule accepts them"
+            if at is not None
+            else "no rule of the input chain drops them, and it accepts what reaches its end"
+        )
+        found.add(
+            "wan-open",
+            chain[-1].line if at is None else at,
+            f"new connections from uplink{'s' if len(names) > 1 else ''} {', '.join(names)} "
+            f"reach the router: {how}; drop what comes from the uplinks after the openings "
+            "(defconf: drop all not coming from LAN)",
+        )
 
 
 def _nat_covers(export: Export, iface: str) -> bool:

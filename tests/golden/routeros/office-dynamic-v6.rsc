@@ -15,10 +15,14 @@
 #   wans[1] PPP-BACKUP point-to-point: pins use gateway=ppp0 (an interface route); configure ppp0 yourself (PPP, LTE)
 #   dns.upstream 8.8.8.8 (pinned to LTE-DHCP), 1.1.1.1 (pinned to LTE-DHCP): a scope=10 host route sends a probe target through its uplink only, so the router's DNS loses it while that uplink is down
 #   lans[0].dhcp.dns 8.8.8.8 (pinned to LTE-DHCP), 8.8.4.4 (pinned to PPP-BACKUP): each answers only while its uplink is up
+#   firewall: the filter rules are added after the router's own; an earlier drop (defconf's "drop all not coming from LAN") wins over the openings here: remove such rules or move these above them
 /tool netwatch remove [find where comment~"^wanwatch: "]
+/ip firewall filter remove [find where comment~"^wanwatch: "]
 /ip firewall mangle remove [find where comment~"^wanwatch: "]
 /ip firewall address-list remove [find where comment~"^wanwatch: "]
 /ip firewall nat remove [find where comment~"^wanwatch: "]
+/interface list member remove [find where comment~"^wanwatch: "]
+/interface list remove [find where comment~"^wanwatch: "]
 /ip route remove [find where comment~"^wanwatch: "]
 /ip dhcp-client remove [find where comment~"^wanwatch: "]
 /ip dhcp-server lease remove [find where comment~"^wanwatch: "]
@@ -40,6 +44,20 @@ add address=192.168.19.0/24 gateway=192.168.19.1 dns-server=8.8.8.8,8.8.4.4 comm
 /ip firewall nat
 add chain=srcnat out-interface=ether1 action=masquerade comment="wanwatch: nat.masquerade wans[0] LTE-DHCP"
 add chain=srcnat out-interface=ppp0 action=masquerade comment="wanwatch: nat.masquerade wans[1] PPP-BACKUP"
+/interface list
+add name=wanwatch-wans comment="wanwatch: firewall: the uplinks"
+/interface list member
+add list=wanwatch-wans interface=ether1 comment="wanwatch: wans[0] LTE-DHCP is an uplink"
+add list=wanwatch-wans interface=ppp0 comment="wanwatch: wans[1] PPP-BACKUP is an uplink"
+/ip firewall filter
+add chain=input action=accept connection-state=established,related,untracked comment="wanwatch: firewall: established, related"
+add chain=input action=drop connection-state=invalid comment="wanwatch: firewall: invalid"
+add chain=input action=accept protocol=icmp icmp-options=3:4 comment="wanwatch: firewall: path MTU discovery"
+add chain=input action=accept protocol=icmp icmp-options=8:0 limit=10,20 comment="wanwatch: firewall: echo requests, rate-limited"
+add chain=input action=drop in-interface-list=wanwatch-wans comment="wanwatch: firewall: nothing else from the uplinks"
+add chain=forward action=accept connection-state=established,related,untracked comment="wanwatch: firewall: established, related"
+add chain=forward action=drop connection-state=invalid comment="wanwatch: firewall: invalid"
+add chain=forward action=drop connection-state=new connection-nat-state=!dstnat in-interface-list=wanwatch-wans comment="wanwatch: firewall: nothing new from the uplinks but a forward"
 /ip route
 add dst-address=8.8.8.8/32 gateway=ether1 scope=10 disabled=yes comment="wanwatch: wans[0].probe.targets[0] pins 8.8.8.8 to LTE-DHCP"
 add dst-address=1.1.1.1/32 gateway=ether1 scope=10 disabled=yes comment="wanwatch: wans[0].probe.targets[1] pins 1.1.1.1 to LTE-DHCP"

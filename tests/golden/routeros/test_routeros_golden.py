@@ -53,3 +53,25 @@ def test_dynamic_office_golden(version: int) -> None:
     assert got == golden.read_text()
     assert "gateway=ppp0 scope=10 comment=" in got  # the point-to-point pins
     assert "/ip dhcp-client\nadd interface=ether1 add-default-route=yes" in got
+
+
+@pytest.mark.parametrize("version", [7, 6])
+@pytest.mark.parametrize("case", ["firewall", "firewall-off"])
+def test_firewall_golden(version: int, case: str) -> None:
+    """Every kind of opening and forward, an isolated LAN, a DHCP uplink
+    (tests/golden/nft/firewall.yaml, the nft goldens' case); and the same with the
+    firewall off: dst-nat only."""
+    cfg = load(ROOT / "tests" / "golden" / "nft" / "firewall.yaml")
+    if case == "firewall-off":
+        cfg = cfg.replace(
+            firewall=cfg.firewall.replace(enabled=False),
+            lans=tuple(lan.replace(isolate=False) for lan in cfg.lans),
+        )
+    got = compile_config(cfg, version).script
+    golden = HERE / f"{case}-v{version}.rsc"
+    if UPDATE:
+        golden.write_text(got)
+    assert golden.exists(), f"{golden} missing: run with WANWATCH_UPDATE_GOLDENS=1"
+    assert got == golden.read_text()
+    assert ("/ip firewall filter\nadd chain=input" in got) == (case == "firewall")
+    assert "action=dst-nat" in got

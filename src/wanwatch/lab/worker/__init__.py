@@ -10,6 +10,7 @@ SIGTERM or SIGINT (``stop``). The commands:
   ``hop``, ``ping``, ``rst`` (raw.py), ``dns`` (dns.py), ``stream`` and ``sink``
   (stream.py);
 - servers of the fake internet: ``whoami`` and ``bulk-server`` (servers.py);
+- what a segment can reach: ``listen`` and ``scan`` (scan.py);
 - faults at an ISP: ``delay``, the NFQUEUE releaser (delay.py), and ``flap``
   (flap.py);
 - ``browser``: the status page in headless chromium (browser.py).

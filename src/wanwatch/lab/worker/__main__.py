@@ -12,13 +12,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from wanwatch.lab.worker import bulk, delay, dns, flap, raw, servers, stream, tcp
+from wanwatch.lab.worker import bulk, delay, dns, flap, raw, scan, servers, stream, tcp
 from wanwatch.lab.worker.limits import (
     DEFAULT_MAX_SECONDS,
     MAX_ATTEMPTS,
     MAX_BULK_FLOWS,
     MAX_BULK_SECONDS,
     MAX_FLAP_CYCLES,
+    MAX_LISTEN_SECONDS,
+    MAX_SCAN_PORTS,
+    MAX_SCAN_TIMEOUT,
     MAX_STREAM_RATE,
     MAX_STREAM_SECONDS,
     SINK_PORT,
@@ -68,6 +71,23 @@ def _sink(args: argparse.Namespace) -> None:
 def _flap(args: argparse.Namespace) -> int:
     args.cycles = min(args.cycles, MAX_FLAP_CYCLES)
     return flap.flap(args)
+
+
+def _ports(args: argparse.Namespace) -> None:
+    args.tcp = args.tcp[:MAX_SCAN_PORTS]
+    args.udp = args.udp[:MAX_SCAN_PORTS]
+
+
+def _listen(args: argparse.Namespace) -> None:
+    _ports(args)
+    args.max_seconds = min(args.max_seconds, MAX_LISTEN_SECONDS)
+    scan.listen(args)
+
+
+def _scan(args: argparse.Namespace) -> None:
+    _ports(args)
+    args.timeout = max(0.01, min(args.timeout, MAX_SCAN_TIMEOUT))
+    scan.scan(args)
 
 
 def _browser(args: argparse.Namespace) -> None:
@@ -164,6 +184,18 @@ def _server_parsers(sub: Subparsers) -> None:
     b.add_argument("--max-connections", type=int, default=servers.MAX_BULK_CONNECTIONS)
 
 
+def _scan_parsers(sub: Subparsers) -> None:
+    """What a segment can reach (scan.py): listeners that answer, and a port scan."""
+    ls = _command(sub, "listen", _listen, "accept TCP, echo UDP, on every address")
+    ls.add_argument("--max-seconds", type=float, default=300.0)
+    sc = _command(sub, "scan", _scan, "the state of each port of one destination")
+    sc.add_argument("--dst", required=True)
+    sc.add_argument("--timeout", type=float, default=1.0)
+    for p in (ls, sc):
+        p.add_argument("--tcp", type=int, action="append", default=[])
+        p.add_argument("--udp", type=int, action="append", default=[])
+
+
 def _isp_parsers(sub: Subparsers) -> None:
     """Faults inside an ISP's namespace (delay.py, flap.py) and the status page's browser."""
     d = _command(sub, "delay", delay.delay, "hold NFQUEUE packets for delay ± jitter")
@@ -189,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
     _client_parsers(sub)
     _stream_parsers(sub)
     _server_parsers(sub)
+    _scan_parsers(sub)
     _isp_parsers(sub)
     return parser
 

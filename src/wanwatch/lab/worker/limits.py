@@ -9,3 +9,6 @@ MAX_STREAM_RATE = 5000.0  # packets per second of one stream
 MAX_STREAM_SECONDS = 7200.0
 MAX_FLAP_CYCLES = 1000  # fault on, fault off
 SINK_PORT = 9009  # the UDP sink's port on the fake internet
+MAX_SCAN_PORTS = 64  # per protocol, of one scan or one listener
+MAX_LISTEN_SECONDS = 900.0
+MAX_SCAN_TIMEOUT = 10.0  # how long a scan waits for the ports that have not answered

@@ -167,6 +167,19 @@ function leasesBlock(leases) {
   }
 }
 
+// The firewall's counters (status.FirewallStatus): what it dropped per uplink and isolated
+// LAN, what each port forward took; none from a daemon older than the firewall.
+function firewallLine(fw) {
+  if (!fw) return "";
+  const parts = [];
+  for (const [wan, d] of Object.entries(fw.dropped)) parts.push(`${wan} ${d.input} to the router, ${d.forward} through`);
+  for (const [lan, n] of Object.entries(fw.guests)) parts.push(`guest ${lan} ${n}`);
+  let line = fw.enabled ? `firewall on · dropped: ${parts.join(" · ")}` : "firewall off";
+  const fwd = Object.entries(fw.forwards).map(([name, n]) => `${name} ${n}`);
+  if (fwd.length) line += ` · forwarded connections: ${fwd.join(", ")}`;
+  return line;
+}
+
 function render(st) {
   const now = Date.now() / 1000;
   const active = st.active.length ? st.active.join(", ") : "none";
@@ -179,6 +192,7 @@ function render(st) {
   for (const [step, error] of Object.entries(st.failed_steps || {})) sub.push(`not applied: ${step}: ${error}`);
   document.getElementById("mode").textContent = sub.join(" · ");
   document.getElementById("wans").replaceChildren(...st.wans.map((w) => wanCard(w, st, now)));
+  document.getElementById("firewall").textContent = firewallLine(st.firewall);
 
   const timeline = st.timeline || [];
   const tKey = timeline.length ? `${timeline.length}:${timeline[timeline.length - 1].at}` : "";
