@@ -7,10 +7,10 @@ from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
 
 import pytest
+from test_config import one, problems
 
 from wanwatch.config import load, loads
 from wanwatch.config.ipv6 import derived_ula, ipv4_only, lan_address6, translated_prefix
-from wanwatch.errors import ConfigError
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 
@@ -42,18 +42,6 @@ lans:
     address: 192.168.20.1/24
     address6: fd12:3456:789a:1::1/64
 """
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        loads(text, "t.yaml")
-    return info.value.problems
-
-
-def one(text: str) -> str:
-    found = problems(text)
-    assert len(found) == 1, found
-    return found[0]
 
 
 def test_dual_stack_office_loads() -> None:

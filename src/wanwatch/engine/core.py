@@ -337,22 +337,20 @@ class Engine:
     def _preferred(self) -> dict[str, bool]:
         return {n: m.state.preferred for n, m in self._monitors.items()}
 
-    def _health6(self) -> dict[str, Health]:
-        """IPv6 health of the uplinks with IPv6: its own monitor's, else its IPv4's."""
+    def _six(self) -> dict[str, UplinkMonitor]:
+        """The monitor judging each IPv6 uplink's IPv6: its own, else its IPv4 one."""
         m6 = self._monitors6
         return {
-            w.name: (m6.get(w.name) or self._monitors[w.name]).state.health
+            w.name: m6.get(w.name) or self._monitors[w.name]
             for w in self._config.wans
             if has_ipv6(w)
         }
 
+    def _health6(self) -> dict[str, Health]:
+        return {n: m.state.health for n, m in self._six().items()}
+
     def _preferred6(self) -> dict[str, bool]:
-        m6 = self._monitors6
-        return {
-            w.name: (m6.get(w.name) or self._monitors[w.name]).state.preferred
-            for w in self._config.wans
-            if has_ipv6(w)
-        }
+        return {n: m.state.preferred for n, m in self._six().items()}
 
     def _decide(self, old: Intent | None) -> Intent:
         """The policy for each family: IPv6 among the uplinks that have it, by IPv6 health."""
