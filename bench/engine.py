@@ -11,7 +11,20 @@ Figures (virtual time, wanwatch.engine.sim):
   20 and 30 % iid loss and 100 +- 20 ms RTT (normal jitter), --hours each
   (72 h: zero events then bounds the rate below 1/day at 95 %);
 - probes per second per healthy uplink, clean and lossy;
-- failback: outage end to policy.failback (rise + hold, with flap damping).
+- failback: outage end to policy.failback (rise + hold, with flap damping);
+- mixed methods (docs/probes.md): the primary probed by icmp, tcp, http and dns
+  as in examples/office-lte.yaml, at 20 % loss with ICMP answering and with ICMP
+  filtered (false failovers per day, probes/s), and silent-outage detection with
+  ICMP filtered (tcp, http and dns alone decide);
+- young record: a silent cut a few seconds after start against one after ten
+  minutes (clean 30 ms link, the cut at a random phase of the healthy cadence),
+  and false downs in the first minute of --starts starts on a primary lossy
+  from the start (10, 20, 30 % iid, 100 +- 20 ms; each start its own seed);
+- min_timeout sweep: detection on a 0.5 ms path and an LTE-like one (40 +- 15
+  ms, 1 % loss) and false downs on 20 % loss with 100 +- 20 ms and on 5 % with
+  40 +- 15 ms (--floor-hours each), per floor of the probe timeout. Jitter is
+  normal: the RTT spikes of a saturated uplink (bufferbloat) are not modelled,
+  which is what a floor on a sub-millisecond path guards against.
 """
 
 from __future__ import annotations
@@ -31,6 +44,10 @@ from wanwatch.config import Config, load
 from wanwatch.engine.sim import LinkModel, Simulator, first_after, poisson_upper
 
 OFFICE = Path(__file__).resolve().parent.parent / "examples" / "office.yaml"
+# The mixed-method rows probe the primary as examples/office-lte.yaml does: every method.
+LTE = OFFICE.parent / "office-lte.yaml"
+ALWAYS = ((0.0, float("inf")),)
+MIXED_OUTAGES = 40  # silent outages of the ICMP-filtered primary, 30 s each, 5 min apart
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
 LOSS_LEVELS = (0.0, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2)  # clean twice: the common case
 
@@ -130,10 +147,28 @@ def cheap_backup(config: Config) -> Config:
     return config.replace(wans=wans)
 
 
-def lossy_run(config: Config, loss: float, hours: float, seed: int) -> dict[str, Any]:
-    """A primary with iid loss and 100 +- 20 ms RTT, no outage at all."""
+def mixed_config(config: Config) -> Config:
+    """``config`` with its primary probed as examples/office-lte.yaml probes its own."""
+    probe = next(w.probe for w in load(LTE).wans if w.name == PRIMARY)
+    return config.replace(
+        wans=tuple(w.replace(probe=probe) if w.name == PRIMARY else w for w in config.wans)
+    )
+
+
+def lossy_run(
+    config: Config,
+    loss: float,
+    hours: float,
+    seed: int,
+    rtt: float = 0.1,
+    jitter: float = 0.02,
+    *,
+    icmp_filtered: bool = False,
+) -> dict[str, Any]:
+    """A primary with iid loss and (by default) 100 +- 20 ms RTT, no outage at all."""
+    filtered = {"icmp": ALWAYS} if icmp_filtered else {}
     links = {
-        PRIMARY: LinkModel(rtt=0.1, jitter=0.02, loss=loss),
+        PRIMARY: LinkModel(rtt=rtt, jitter=jitter, loss=loss, filtered=filtered),
         BACKUP: LinkModel(rtt=0.02),
     }
     sim = Simulator(cheap_backup(config), links, seed=seed)
@@ -161,31 +196,170 @@ def clean_rates(config: Config) -> dict[str, float]:
     return {k: round(v / 3600, 3) for k, v in sim.engine.probes_sent().items()}
 
 
+def with_monitor(config: Config, **changes: Any) -> Config:
+    return config.replace(monitor=config.monitor.replace(**changes))
+
+
+def cut_detect(config: Config, link: LinkModel, cuts: list[float], seed: int) -> list[float]:
+    """ms from each silent cut (20 s long, one run per cut) to the primary's wan.down."""
+    out = []
+    for i, cut in enumerate(cuts):
+        links = {
+            PRIMARY: LinkModel(
+                rtt=link.rtt, jitter=link.jitter, loss=link.loss, outages=((cut, cut + 20),)
+            ),
+            BACKUP: LinkModel(rtt=0.02),
+        }
+        sim = Simulator(config, links, seed=seed + i)
+        sim.run_until(cut + 10)
+        down = first_after(sim.events, "wan.down", cut, wan=PRIMARY)
+        if down is not None:
+            out.append((down.at - cut) * 1000)
+    return out
+
+
+def filtered_outages(config: Config, seed: int) -> list[float]:
+    """ms from each silent outage's start to wan.down, ICMP filtered throughout."""
+    starts = [300.0 * (k + 1) + random.Random(seed + k).uniform(0, 1) for k in range(MIXED_OUTAGES)]
+    link = LinkModel(
+        rtt=0.1, jitter=0.02, outages=[(t, t + 30) for t in starts], filtered={"icmp": ALWAYS}
+    )
+    sim = Simulator(cheap_backup(config), {PRIMARY: link, BACKUP: LinkModel(rtt=0.02)}, seed=seed)
+    sim.run_until(starts[-1] + 120)
+    out = []
+    for t in starts:
+        down = first_after(sim.events, "wan.down", t, wan=PRIMARY)
+        if down is not None and down.at < t + 30:
+            out.append((down.at - t) * 1000)
+    return out
+
+
+def young_cuts(config: Config, cuts: int, seed: int) -> dict[str, Any]:
+    """A silent cut a few seconds after start against one after ten minutes (clean link)."""
+    rng = random.Random(seed)
+    clean = LinkModel(rtt=0.03)
+    soon = cut_detect(config, clean, [3 + rng.uniform(0, 0.5) for _ in range(cuts)], seed)
+    late = cut_detect(config, clean, [600 + rng.uniform(0, 0.5) for _ in range(cuts)], seed)
+    return {"cut_3s_after_start_ms": dist(soon), "cut_600s_after_start_ms": dist(late)}
+
+
+def lossy_starts(config: Config, level: float, starts: int, seed: int) -> dict[str, Any]:
+    """False downs in the first minute of ``starts`` starts on a primary lossy from the start."""
+    downs = 0
+    for k in range(starts):
+        links = {
+            PRIMARY: LinkModel(rtt=0.1, jitter=0.02, loss=level),
+            BACKUP: LinkModel(rtt=0.02),
+        }
+        sim = Simulator(cheap_backup(config), links, seed=seed * 100_000 + k)
+        sim.run_until(60)
+        downs += len(sim.named("wan.down", PRIMARY))
+    return {
+        "starts": starts,
+        "false_downs_first_minute": downs,
+        "per_start_95_upper": round(poisson_upper(downs, starts), 5),
+        "bound_p_pow_6": round(level**6, 6),
+    }
+
+
+def floor_row(config: Config, floor: float, hours: float, seed: int) -> dict[str, Any]:
+    """One min_timeout: detection on a sub-ms and an LTE-like path, false downs when lossy."""
+    c = with_monitor(config, min_timeout=floor)
+    rng = random.Random(seed)
+    cuts = [60 + rng.uniform(0, 0.5) for _ in range(30)]
+    lossy = lossy_run(c, 0.2, hours, seed)
+    lte = lossy_run(c, 0.05, hours, seed, rtt=0.04, jitter=0.015)
+    keys = ("hours", "failovers", "downs", "failovers_per_day_95_upper")
+    return {
+        "detect_ms_0.5ms_path": dist(cut_detect(c, LinkModel(rtt=0.0005), cuts, seed)),
+        "detect_ms_lte_40+-15ms_1pct": dist(
+            cut_detect(c, LinkModel(rtt=0.04, jitter=0.015, loss=0.01), cuts, seed)
+        ),
+        "loss_20pct_100+-20ms": {k: lossy[k] for k in keys},
+        "loss_5pct_40+-15ms": {k: lte[k] for k in keys},
+    }
+
+
+FLOORS = (0.15, 0.1, 0.05, 0.025)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=72.0, help="virtual hours per lossy run")
     ap.add_argument("--outage-hours", type=float, default=12.0, help="virtual hours of outages")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (seeded: same output)")
+    ap.add_argument("--starts", type=int, default=2000, help="starts per lossy level (young)")
+    ap.add_argument("--floor-hours", type=float, default=24.0, help="lossy hours per floor")
+    ap.add_argument(
+        "--only", choices=("young", "floors"), help="only the young-record or the floor rows"
+    )
     args = ap.parse_args()
     config = load(OFFICE)
     started = time.monotonic()
 
-    traces = max(1, round(args.outage_hours))
     levels = (0.1, 0.2, 0.3)
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        lossy_jobs = [
-            pool.submit(lossy_run, config, p, args.hours, args.seed + k)
+        young_jobs = {
+            f"{round(p * 100)}%": pool.submit(lossy_starts, config, p, args.starts, args.seed + k)
             for k, p in enumerate(levels)
-        ]
-        trace_jobs = [
-            pool.submit(outage_trace, config, args.outage_hours / traces, args.seed * 1000 + i)
-            for i in range(traces)
-        ]
-        clean_job = pool.submit(clean_rates, config)
-        results = [j.result() for j in trace_jobs]
-        lossy = {f"{round(p * 100)}%": j.result() for p, j in zip(levels, lossy_jobs, strict=True)}
-        clean_rate = clean_job.result()
+            if args.only in (None, "young")
+        }
+        cuts_job = pool.submit(young_cuts, config, 100, args.seed) if young_jobs else None
+        floor_jobs = {
+            f"{round(f * 1000)}ms": pool.submit(floor_row, config, f, args.floor_hours, args.seed)
+            for f in FLOORS
+            if args.only in (None, "floors")
+        }
+        if args.only is None:
+            main_out = main_rows(pool, config, args)
+        young = None
+        if cuts_job is not None:
+            lossy_start = {k: j.result() for k, j in young_jobs.items()}
+            young = {**cuts_job.result(), "lossy_from_start": lossy_start}
+        floors = {k: j.result() for k, j in floor_jobs.items()}
+    out: dict[str, Any] = {"seed": args.seed, "only": args.only}
+    if args.only is None:
+        out.update(main_out)
+    if young is not None:
+        out["young_record"] = young
+    if floors:
+        out["min_timeout_sweep"] = {"floor_hours": args.floor_hours, **floors}
+    out["wall_s"] = round(time.monotonic() - started, 1)
+    json.dump(out, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def main_rows(
+    pool: ProcessPoolExecutor, config: Config, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The detection, false-failover, probe-rate and failback rows."""
+    traces = max(1, round(args.outage_hours))
+    levels = (0.1, 0.2, 0.3)
+    lossy_jobs = [
+        pool.submit(lossy_run, config, p, args.hours, args.seed + k) for k, p in enumerate(levels)
+    ]
+    trace_jobs = [
+        pool.submit(outage_trace, config, args.outage_hours / traces, args.seed * 1000 + i)
+        for i in range(traces)
+    ]
+    clean_job = pool.submit(clean_rates, config)
+    mixed = mixed_config(config)
+    mixed_jobs = {
+        "loss_20pct": pool.submit(lossy_run, mixed, 0.2, args.hours, args.seed + 10),
+        "icmp_filtered_loss_20pct": pool.submit(
+            lossy_run, mixed, 0.2, args.hours, args.seed + 11, icmp_filtered=True
+        ),
+    }
+    outage_job = pool.submit(filtered_outages, mixed, args.seed + 12)
+    results = [j.result() for j in trace_jobs]
+    lossy = {f"{round(p * 100)}%": j.result() for p, j in zip(levels, lossy_jobs, strict=True)}
+    clean_rate = clean_job.result()
+    mixed_rows: dict[str, Any] = {k: j.result() for k, j in mixed_jobs.items()}
+    mixed_detect = outage_job.result()
+    mixed_rows["icmp_filtered_outage_detect_ms"] = dist(mixed_detect)
+    mixed_rows["icmp_filtered_outages_missed"] = MIXED_OUTAGES - len(mixed_detect)
 
     detect: list[tuple[float, float]] = []
     carrier_ms: list[float] = []
@@ -202,8 +376,7 @@ def main() -> int:
     for level, ms in detect:
         by_loss[level].append(ms)
 
-    out = {
-        "seed": args.seed,
+    return {
         "silent_outage_detect_ms": dist([ms for _, ms in detect]),
         "silent_outage_detect_ms_by_loss": {
             f"{round(level * 100)}%": dist(v) for level, v in sorted(by_loss.items())
@@ -221,11 +394,8 @@ def main() -> int:
         },
         "failback_s": dist([s for _, s in failback]),
         "failback_s_first_down": dist([s for h, s in failback if h <= config.monitor.hold]),
-        "wall_s": round(time.monotonic() - started, 1),
+        "mixed_methods": mixed_rows,
     }
-    json.dump(out, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,13 @@ connections from a LAN client through NAT (an exchange every 50 ms each), then:
   wanwatch detects both uplinks down and the track file lowers its priority;
   figures: the silence -> A's last ``wan.down`` (detection), -> B's MASTER,
   their difference, flows lost; then ``failback``: the silence ends, A's
-  uplinks come up, A preempts; figures: the end -> A's MASTER, flows lost.
+  uplinks come up, A preempts; figures: the end -> A's MASTER, flows lost,
+  new connections (one every 20 ms) that failed from the end until 2 s after
+  A's MASTER;
+- ``return``: A is killed as in ``kill``, B carries; A's cables go back and
+  wanwatch starts on A again (a power cut ends); A becomes master only once its
+  uplinks are proven up and its dataplane applied; figures: A's start -> its
+  MASTER, flows lost, new connections failed from A's start until 2 s after.
 
 A flow is lost when it reports a reset/EOF, or exchanges nothing in the 10 s
 after the fault (kill, lan_down) or after the new master took over. Times are
@@ -38,7 +44,7 @@ from _common import ROOT, host_info, say, summary
 
 from wanwatch.config import load
 from wanwatch.daemon.control import request
-from wanwatch.lab.ha import PairLab, start, wait_role
+from wanwatch.lab.ha import PairLab, run_router, start, wait_role
 from wanwatch.lab.office import Office
 from wanwatch.lab.traffic import ConnectLoop, Flow
 
@@ -48,9 +54,10 @@ LAN = "ether3"
 DEADLINE = 15.0
 SETTLE = 10.0  # a flow must exchange within this long after the event to count as alive
 START_TIMEOUT = 30.0
+AFTER_MASTER = 2.0  # new connections are counted until this long after the new master
 
 
-def _event_at(office: Office, name: str, after: float, **match: str) -> float | None:
+def _event_at(office: Office, name: str, after: float, **match: object) -> float | None:
     """Time of the first event ``name`` (with ``match`` fields) at/after ``after``."""
     for ev in request(office.socket, "events")["events"]:
         if (
@@ -125,15 +132,25 @@ def _takeover(fault: str) -> Callable[[PairLab, Office, Office, list[Flow]], dic
     return body
 
 
+def _failed_connections(loop: ConnectLoop, since: float, master: float | None) -> int:
+    """New connections started from ``since`` until AFTER_MASTER past ``master`` that failed."""
+    end = (master or time.monotonic()) + AFTER_MASTER
+    time.sleep(max(0.0, end - time.monotonic()))
+    attempts = loop.settled(end, DEADLINE)
+    return sum(1 for x in attempts if since <= x.t0 < end and not x.ok)
+
+
 def _uplinks_dead(lab: PairLab, a: Office, b: Office, flows: list[Flow]) -> dict[str, Any]:
     t0 = lab.silence("a")
     wait_role(b, "MASTER", DEADLINE)
     detected = _last_event_at(a, "wan.down", t0)
     master = _event_at(b, "vrrp.state", t0, state="MASTER")
     lost = _outcome(flows, master or t0)
-    t1 = lab.silence("a", on=False)
-    wait_role(a, "MASTER", 120)
-    back = _event_at(a, "vrrp.state", t1, state="MASTER")
+    with ConnectLoop(lab, LAN) as loop:
+        t1 = lab.silence("a", on=False)
+        wait_role(a, "MASTER", 120)
+        back = _event_at(a, "vrrp.state", t1, state="MASTER")
+        failed = _failed_connections(loop, t1, back)
     return {
         "detect_ms": _ms(detected, t0),
         "backup_master_ms": _ms(master, t0),
@@ -141,6 +158,28 @@ def _uplinks_dead(lab: PairLab, a: Office, b: Office, flows: list[Flow]) -> dict
         **_flows_out(lost),
         "failback_master_ms": _ms(back, t1),
         **_flows_out(_outcome(flows, back or t1), "failback_"),
+        "failback_new_connections_failed": failed,
+        "flows": len(flows),
+    }
+
+
+def _return(lab: PairLab, a: Office, b: Office, flows: list[Flow]) -> dict[str, Any]:
+    lab.kill_router("a")
+    wait_role(b, "MASTER", DEADLINE)
+    lab.plug("a")
+    _outcome(flows, time.monotonic())  # the flows settle on B first
+    with ConnectLoop(lab, LAN) as loop:
+        t1 = time.monotonic()
+        run_router(lab, a, START_TIMEOUT)
+        wait_role(a, "MASTER", 120)
+        back = _event_at(a, "vrrp.state", t1, state="MASTER")
+        ready = _event_at(a, "ha.track", t1, uplinks_down=0)
+        failed = _failed_connections(loop, t1, back)
+    return {
+        "master_ms": _ms(back, t1),
+        "ready_ms": None if ready is None else _ms(ready, t1),
+        **_flows_out(_outcome(flows, back or t1)),
+        "new_connections_failed": failed,
         "flows": len(flows),
     }
 
@@ -153,12 +192,13 @@ def main() -> None:
     args = ap.parse_args()
     rounds, n_flows = (1, 5) if args.quick else (args.rounds, args.flows)
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    runs: dict[str, list[dict[str, Any]]] = {"kill": [], "lan_down": [], "uplinks_dead": []}
     bodies = {
         "kill": _takeover("kill"),
         "lan_down": _takeover("lan_down"),
         "uplinks_dead": _uplinks_dead,
+        "return": _return,
     }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in bodies}
     for name, body in bodies.items():
         for i in range(rounds):
             say(f"{name} {i + 1}/{rounds}")
@@ -203,6 +243,14 @@ def main() -> None:
         "failback": {
             "master_ms": fig("uplinks_dead", "failback_master_ms"),
             **flows("uplinks_dead", "failback_"),
+            "new_connections_failed": sum(
+                r["failback_new_connections_failed"] for r in runs["uplinks_dead"]
+            ),
+        },
+        "return": {
+            **{k: fig("return", k) for k in ("master_ms", "ready_ms")},
+            **flows("return"),
+            "new_connections_failed": sum(r["new_connections_failed"] for r in runs["return"]),
         },
         "runs": runs,
     }

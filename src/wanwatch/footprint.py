@@ -45,6 +45,14 @@ UNREACHABLE_METRIC = 4294967295
 FWMARK_MASK = 0x00FF0000
 FWMARK_SHIFT = 16
 
+# Conntrack mark bits naming the policy rule (docs/rules.md) that chose a
+# connection's uplink: rule n (1-based) = n << RULE_MARK_SHIFT. They never reach
+# the packet mark (the fwmark rules read FWMARK_MASK only); they let a failover
+# and the per-rule counters find one rule's connections in the conntrack table.
+RULE_MARK_MASK = 0x0000FF00
+RULE_MARK_SHIFT = 8
+MAX_RULES = 255
+
 # Our nftables table.
 NFT_FAMILY = "inet"
 NFT_TABLE = "wanwatch"
@@ -58,3 +66,8 @@ def table_id(index: int) -> int:
 def fwmark(index: int) -> int:
     """Packet/ct mark of the uplink at 0-based config position ``index``."""
     return (index + 1) << FWMARK_SHIFT
+
+
+def rule_mark(index: int) -> int:
+    """Ct mark bits of the policy rule at 0-based position ``index``."""
+    return (index + 1) << RULE_MARK_SHIFT

@@ -46,7 +46,7 @@ class LeaseStatus(msgspec.Struct, frozen=True):
 
 class UplinkStatus(msgspec.Struct, frozen=True):
     name: str
-    state: str  # up | down | degraded | unknown
+    state: str  # up | down | degraded | portal | unknown
     rtt_ms: float | None
     loss_pct: float
     since: str  # ISO 8601, UTC, when ``state`` began
@@ -66,6 +66,7 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     gateway: str | None = None  # next hop in use; None: via the device (point-to-point)
     lease: LeaseStatus | None = None
     dhcp_client: dict[str, Any] | None = None  # running, pid, restarts, last_error
+    portal_url: str | None = None  # state portal: where its HTTP probes are sent (probes.md)
     # IPv6 (docs/ipv6.md): each family's own state when both are probed ({"4": "up",
     # "6": "down"}; ``state`` is then their one model), and whether it carries IPv6.
     families: dict[str, str] = msgspec.field(default_factory=dict)

@@ -28,6 +28,7 @@ CASES = {
     "static-domain": HERE / "static-domain.yaml",
     "router-dns": HERE / "router-dns.yaml",
     "no-address": HERE / "no-address.yaml",
+    "rules": OFFICE.parent / "office-rules.yaml",
 }
 
 

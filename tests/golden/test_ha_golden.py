@@ -1,4 +1,4 @@
-"""Golden files for the router pair: keepalived.conf, its notify script, conntrackd.conf.
+"""Golden files for the router pair: keepalived.conf and conntrackd.conf.
 
 Each router of the pair examples renders to ``tests/golden/ha/<router>.*``.
 Rewrite the goldens after an intended change with ``WANWATCH_UPDATE_GOLDENS=1``
@@ -37,13 +37,6 @@ def test_keepalived_matches_golden(router: str, golden: Compare) -> None:
 @pytest.mark.parametrize("router", sorted(ROUTERS))
 def test_conntrackd_matches_golden(router: str, golden: Compare) -> None:
     golden(conntrackd.render(load(ROUTERS[router]), STATE_DIR), HERE / f"{router}.conntrackd.conf")
-
-
-def test_notify_matches_golden(golden: Compare) -> None:
-    text = keepalived.render_notify(
-        STATE_DIR, "/usr/sbin/conntrackd", STATE_DIR / "conntrackd.conf"
-    )
-    golden(text, HERE / "notify.sh")
 
 
 @pytest.mark.parametrize("router", sorted(ROUTERS))

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from ipaddress import IPv4Interface
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from wanwatch.config import Config, Policy, load
 from wanwatch.config.ha import local_view
+from wanwatch.config.model import Classifier
 from wanwatch.engine.intent import Intent
+from wanwatch.engine.policy import plan_for
 from wanwatch.linux import firewall
 from wanwatch.linux.apply import intent_from_config
 from wanwatch.linux.nft import render, rendered_fingerprint
@@ -32,12 +35,15 @@ UPDATE = os.environ.get("WANWATCH_UPDATE_GOLDENS") == "1"
 A, B = "INET-UTAMA", "BACKUP-INET"
 
 
-def _office(mode: str = "failover", classifier: str = "both-addresses") -> Config:
+def _office(
+    mode: Literal["failover", "loadbalance"] = "failover",
+    classifier: Classifier = "both-addresses",
+) -> Config:
     cfg = load(OFFICE)
     return cfg.replace(policy=Policy(mode=mode, classifier=classifier))
 
 
-def _lb(classifier: str) -> Callable[[], tuple[Config, Intent]]:
+def _lb(classifier: Classifier) -> Callable[[], tuple[Config, Intent]]:
     def case() -> tuple[Config, Intent]:
         cfg = _office("loadbalance", classifier)
         return cfg, intent_from_config(cfg, active=(A, B), buckets=(A, B))
@@ -101,8 +107,24 @@ def _dual_stack() -> tuple[Config, Intent]:
     return cfg, intent_from_config(cfg, active=("LTE",))
 
 
+def _rules(
+    *down: str, mode: Literal["failover", "loadbalance"] = "failover"
+) -> Callable[[], tuple[Config, Intent]]:
+    """examples/office-rules.yaml with these uplinks down (docs/rules.md)."""
+
+    def case() -> tuple[Config, Intent]:
+        cfg = load(EXAMPLES / "office-rules.yaml")
+        cfg = cfg.replace(policy=Policy(mode=mode))
+        return cfg, plan_for(cfg, set(down))
+
+    return case
+
+
 CASES: dict[str, Callable[[], tuple[Config, Intent]]] = {
     "dual-stack": _dual_stack,
+    "rules": _rules(),
+    "rules-backup-down": _rules(B),
+    "rules-loadbalance-primary-down": _rules(A, mode="loadbalance"),
     "firewall": _firewall,
     "firewall-off": _firewall_off,
     "ha-pair": _pair,
@@ -161,10 +183,24 @@ def test_plan_of_the_firewall_matches_golden(case: str) -> None:
 def test_fingerprint_covers_the_ruleset(case: str) -> None:
     text = rendered(case)
     fp = rendered_fingerprint(text)
-    # The same text always carries the same fingerprint; another case's differs.
+    # The same text always carries the same fingerprint; another case's differs,
+    # but for rule paths (test_a_rule_path_change_keeps_the_fingerprint).
     assert rendered_fingerprint(rendered(case)) == fp
-    others = {rendered_fingerprint(rendered(c)) for c in CASES if c != case}
+    same = PATHS_ONLY if case in PATHS_ONLY else {case}
+    others = {rendered_fingerprint(rendered(c)) for c in CASES if c not in same}
     assert fp not in others
+
+
+# The same config in two uplink states of failover mode: only rule paths differ.
+PATHS_ONLY = {"rules", "rules-backup-down"}
+
+
+def test_a_rule_path_change_keeps_the_fingerprint() -> None:
+    """A failover moves rules in place (rules_nft.path_update): domain and sticky sets stay."""
+    cfg, up = CASES["rules"]()
+    _, down = CASES["rules-backup-down"]()
+    assert render(up, cfg) != render(down, cfg)
+    assert rendered_fingerprint(render(up, cfg)) == rendered_fingerprint(render(down, cfg))
 
 
 def test_failover_mode_does_not_touch_the_table_on_failover() -> None:

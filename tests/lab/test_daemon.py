@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +245,7 @@ def client_address(lab: Lab, lan: str) -> IPv4Address:
 
 def wan_address(lab: Lab, wan: str) -> IPv4Address:
     addr = lab.lab_config.wan(wan).address
-    assert addr is not None
+    assert isinstance(addr, IPv4Interface), addr
     return addr.ip
 
 
@@ -513,6 +513,7 @@ def test_probes_never_leak(office_lab: Lab, router: Router) -> None:
             return st if st["probes"]["sent"] >= st0["probes"]["sent"] + 10 else None
 
         st = until(ten_more_probes, 30, "the primary's probes", every=0.1)
+        assert st is not None
         sent = st["probes"]["sent"] - st0["probes"]["sent"]
         sent -= st["probes"]["send_errors"] - st0["probes"]["send_errors"]
         # They really left through the primary's ISP, which ate them.
@@ -1018,7 +1019,7 @@ def test_a_one_way_flow_on_a_healthy_uplink_changes_nothing(router: Router) -> N
             )
     finally:
         lab.stop_proc(sink)
-    received = [r.get("received") for r in sink.records() if r.get("ev") == "end"]
+    received = [r["received"] for r in sink.records() if r.get("ev") == "end"]
     assert received and received[0] > 0  # the flow did leave through the router
     suspects = office.events(since=start, names=("wan.suspect",))
     assert suspects and {e["wan"] for e in suspects} == {PRIMARY}  # it did trigger bursts

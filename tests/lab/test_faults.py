@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
+from typing import Literal
 
 import pytest
 
@@ -66,9 +67,11 @@ def test_blackhole_silences_the_internet_but_not_the_isp_gateway(routed_lab: Lab
 
 
 @pytest.mark.parametrize(("direction", "expected"), [("up", 20.0), ("down", 20.0), ("both", 36.0)])
-def test_loss_drops_the_requested_share(routed_lab: Lab, direction: str, expected: float) -> None:
+def test_loss_drops_the_requested_share(
+    routed_lab: Lab, direction: faults.Direction, expected: float
+) -> None:
     lab = routed_lab
-    faults.loss(lab, PRIMARY, 20, direction)  # type: ignore[arg-type]
+    faults.loss(lab, PRIMARY, 20, direction)
     assert faults.active(lab, PRIMARY) == {"loss"}
     # 600 echoes: the binomial standard deviation of the loss share is under
     # 2 points, so +-7 points is a > 3.5 sigma band; and the gateway is exempt.
@@ -143,10 +146,12 @@ def test_carrier_loss_is_seen_as_link_down_by_the_router(routed_lab: Lab) -> Non
 
 
 @pytest.mark.parametrize("mode", ["blackhole", "carrier"])
-def test_flap_alternates_for_the_given_cycles_and_ends_clear(routed_lab: Lab, mode: str) -> None:
+def test_flap_alternates_for_the_given_cycles_and_ends_clear(
+    routed_lab: Lab, mode: Literal["blackhole", "carrier"]
+) -> None:
     lab = routed_lab
     base = ruleset(lab, PRIMARY)
-    flap = faults.flap(lab, PRIMARY, down_s=0.6, up_s=0.3, cycles=3, mode=mode)  # type: ignore[arg-type]
+    flap = faults.flap(lab, PRIMARY, down_s=0.6, up_s=0.3, cycles=3, mode=mode)
     until(lambda: any(t["ev"] == "down" for t in flap.transitions()), 10, "first cut")
     assert mode in faults.active(lab, PRIMARY)
     transitions = flap.wait(timeout=20)

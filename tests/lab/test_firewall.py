@@ -27,12 +27,11 @@ from typing import Any
 import pytest
 import yaml
 
-from wanwatch.config import load
 from wanwatch.footprint import NFT_TABLE
 from wanwatch.lab import faults, netns
-from wanwatch.lab.office import Office
+from wanwatch.lab.office import Office, Tailored
 from wanwatch.lab.scan import Port, listen, listening, scan
-from wanwatch.lab.topology import Lab, Proc
+from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import connections, dns_lookup, ping
 from wanwatch.status import FirewallStatus, from_json
 
@@ -83,27 +82,14 @@ def gateway(lab: Lab, lan: str) -> str:
     return str(lab.client(lan).gateway)
 
 
-class Router:
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.office: Office | None = None
-        self.procs: list[Proc] = []
-
+class Router(Tailored):
     def start(self, name: str, **sections: Any) -> Office:
-        """The daemon on the lab config plus ``sections`` (firewall, forwards, lans_isolate)."""
-        data = yaml.safe_load(self.lab.config_text)
-        data["monitor"] = {**data.get("monitor", {}), "hold": 1.0}
-        data["hooks"] = {}  # the office's logger hooks would write to the host's syslog
+        """The daemon on the lab config plus ``sections`` (firewall, forwards, isolate)."""
         isolate = sections.pop("isolate", ())
-        for lan in data["lans"]:
+        lans = yaml.safe_load(self.lab.config_text)["lans"]
+        for lan in lans:
             lan["isolate"] = lan["name"] in isolate
-        data.update(sections)
-        path = self.lab.state_dir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        load(path)
-        self.office = Office(self.lab, path)
-        self.office.start(wait_active=PRIMARY, timeout=DEADLINE)
-        return self.office
+        return super().start(name, lans=lans, **sections)
 
     def listen(self, who: str, tcp: tuple[int, ...], udp: tuple[int, ...]) -> None:
         self.procs.append(listen(self.lab, who, tcp=tcp, udp=udp))
@@ -117,16 +103,11 @@ class Router:
 
 @pytest.fixture
 def router(fw_lab: Lab) -> Iterator[Router]:
-    r = Router(fw_lab)
+    r = Router(fw_lab, PRIMARY, DEADLINE)
     try:
         yield r
     finally:
-        for p in r.procs:
-            fw_lab.stop_proc(p)
-        try:
-            code = r.office.stop() if r.office is not None else 0
-        finally:
-            faults.clear_all(fw_lab)
+        code = r.close()
         assert code in (0, None), r.office.log()[-3000:] if r.office else ""
         items = netns.nft_json(fw_lab.router_ns, "tables")
         tables = [i["table"]["name"] for i in items if "table" in i]
@@ -146,9 +127,12 @@ def split(ports: set[Port]) -> tuple[list[int], list[int]]:
 def counted(office: Office, check: Callable[[FirewallStatus], bool], what: str) -> FirewallStatus:
     """The firewall part of the daemon's status once ``check`` holds for it (the daemon
     reads the counters off its loop, at most a second apart, while status is asked for)."""
-    st = office.wait_for(
-        lambda st: st["firewall"] is not None and check(from_json(st).firewall), DEADLINE, what
-    )
+
+    def ready(st: dict[str, Any]) -> bool:
+        fw = from_json(st).firewall
+        return fw is not None and check(fw)
+
+    st = office.wait_for(ready, DEADLINE, what)
     fw = from_json(st).firewall
     assert fw is not None
     return fw

@@ -6,6 +6,11 @@ the office to B: new connections go out through B, established NATed
 connections carry on (conntrackd handed their state over, and the shared
 uplink address keeps their NAT mapping valid), and DHCP goes on with the same
 address. How fast is measured by bench/ha.py, not here.
+
+The role is one truth: what each router's status says is what its keepalived
+holds (its own data dump), and only the master's dnsmasq answers a real DHCP
+client, however the two routers start. A router that (re)starts takes the
+master role only once its own uplinks are proven up and its dataplane applied.
 """
 
 from __future__ import annotations
@@ -21,10 +26,18 @@ import yaml
 
 from wanwatch.config import load
 from wanwatch.lab import netns
-from wanwatch.lab.ha import PairLab, start, wait_role
+from wanwatch.lab.ha import (
+    PairLab,
+    dhcp_answers,
+    keepalived_roles,
+    run_router,
+    start,
+    wait_role,
+)
 from wanwatch.lab.office import Office
-from wanwatch.lab.poll import until
+from wanwatch.lab.poll import holds, until
 from wanwatch.lab.traffic import ConnectLoop, Flow, FlowReport
+from wanwatch.lab.traffic.connect import Attempt
 
 pytestmark = pytest.mark.lab
 
@@ -34,8 +47,14 @@ DEADLINE = 15.0  # a bound for every wait, not a speed requirement
 FLOWS = 3
 
 
+STARTS = 9  # simultaneous starts of both routers
+DHCP_WATCH = 2.0  # how long after the lease a second server's answer is watched for
+HOLD = 3.0  # how long a state that must not change is watched
+
+
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[PairLab, Office, Office]]:
+def lab(tmp_path: Path) -> Iterator[PairLab]:
+    """The pair lab, neither router started."""
     lab = PairLab(
         load(EXAMPLES / "office-ha-a.yaml"),
         load(EXAMPLES / "office-ha-b.yaml"),
@@ -45,11 +64,36 @@ def pair(tmp_path: Path) -> Iterator[tuple[PairLab, Office, Office]]:
     )
     try:
         lab.up()
-        a, b = start(lab, DEADLINE)
-        yield lab, a, b
+        yield lab
     finally:
         lab.down()
         assert not set(lab.namespaces) & netns.existing()
+
+
+@pytest.fixture
+def pair(lab: PairLab) -> tuple[PairLab, Office, Office]:
+    a, b = start(lab, DEADLINE)
+    return lab, a, b
+
+
+def _role(office: Office) -> str | None:
+    role: str | None = (office.status().get("ha") or {}).get("role")
+    return role
+
+
+def _agrees_with_keepalived(lab: PairLab, office: Office) -> str | None:
+    """The role if the router's status, its keepalived and its dnsmasq all agree; else None."""
+    said = _role(office)
+    held = set(keepalived_roles(lab, office, DEADLINE).values())
+    st = office.status()
+    serving = bool((st.get("dnsmasq") or {}).get("running"))
+    if held == {said} and serving == (said == "MASTER") and _role(office) == said:
+        return said
+    return None
+
+
+def _failed(attempts: list[Attempt], since: float) -> list[Attempt]:
+    return [x for x in attempts if x.t0 >= since and not x.ok]
 
 
 def _flows(lab: PairLab) -> list[Flow]:
@@ -66,9 +110,11 @@ def _carried_on(flow: Flow, since: float) -> FlowReport:
         rep = flow.report()
         return rep if rep.broken_at is not None or (rep.last_ok or 0) > since + 1.0 else None
 
-    return until(
+    rep = until(
         settled, DEADLINE, lambda: f"the flow to carry on past {since:.3f}: {flow.report()}"
     )
+    assert rep is not None
+    return rep
 
 
 def _addresses(lab: PairLab, side: str) -> set[str]:
@@ -176,3 +222,104 @@ def test_reload_applies_a_changed_pair_and_refuses_leaving_it(
     rejected = b.wait_event("config.rejected", since=since)
     assert rejected["reason"] == "ha", rejected
     assert (b.status()["ha"] or {}).get("role") == "MASTER"  # still serving as before
+
+
+def _converged(lab: PairLab, a: Office, b: Office, what: str) -> None:
+    """Wait until status, keepalived and dnsmasq agree on each router: A master, B backup."""
+    until(
+        lambda: (
+            (_agrees_with_keepalived(lab, a), _agrees_with_keepalived(lab, b))
+            == ("MASTER", "BACKUP")
+        ),
+        DEADLINE,
+        lambda: f"{what}: the roles to converge (A {_role(a)}, B {_role(b)})",
+    )
+
+
+def test_simultaneous_starts_converge_on_one_role_and_one_dhcp_server(lab: PairLab) -> None:
+    for n in range(STARTS):
+        a, b = start(lab, DEADLINE, together=True)
+        _converged(lab, a, b, f"start {n + 1}")
+        answers = dhcp_answers(lab, LAN, DHCP_WATCH, DEADLINE)
+        assert answers["a"] > 0 and answers["b"] == 0, (n, answers)
+        assert a.stop(signal.SIGTERM) == 0 and b.stop(signal.SIGTERM) == 0
+
+
+def _restart_a_after_a_power_cut(
+    lab: PairLab, a: Office, b: Office, *, uplinks: bool
+) -> tuple[list[Flow], ConnectLoop, float]:
+    """A dies (SIGKILL, cables out), B carries; A comes back, its uplinks dead or not."""
+    lab.client_static(LAN)
+    flows = _flows(lab)
+    lab.kill_router("a")
+    wait_role(b, "MASTER", DEADLINE)
+    if not uplinks:
+        lab.silence("a")  # A's ISPs drop its own packets: its probes cannot prove anything
+    lab.plug("a")
+    for f in flows:  # every flow carried by B before A returns
+        rep = _carried_on(f, time.monotonic())
+        assert rep.broken_at is None, rep
+    loop = ConnectLoop(lab, LAN)
+    loop.start()
+    loop.wait_started(time.monotonic() + DEADLINE)
+    back = time.monotonic()
+    run_router(lab, a, DEADLINE)
+    return flows, loop, back
+
+
+def _failback_is_clean(
+    lab: PairLab, a: Office, b: Office, flows: list[Flow], loop: ConnectLoop, since: float
+) -> None:
+    wait_role(a, "MASTER", 60)
+    wait_role(b, "BACKUP", DEADLINE)
+    took = time.monotonic()
+    for f in flows:
+        rep = _carried_on(f, took)
+        assert rep.broken_at is None and (rep.last_ok or 0) > took, rep
+    attempts = loop.settled(time.monotonic(), DEADLINE)
+    assert len([x for x in attempts if x.t0 >= since]) > 50  # the loop ran all along
+    assert _failed(attempts, since) == []
+    _converged(lab, a, b, "failback")
+
+
+def test_a_router_back_with_dead_uplinks_never_takes_over(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    lab, a, b = pair
+    flows, loop, back = _restart_a_after_a_power_cut(lab, a, b, uplinks=False)
+    try:
+        for w in lab.config.wans:  # A has judged its uplinks: down
+            a.wait_state(w.name, "down", DEADLINE)
+        assert a.status()["ha"]["uplinks_down"] == len(lab.config.wans)
+        holds(
+            lambda: _role(a) == "BACKUP" and _role(b) == "MASTER",
+            HOLD,
+            lambda: f"B carrying (A {_role(a)}, B {_role(b)})",
+        )
+        assert _agrees_with_keepalived(lab, a) == "BACKUP"
+        assert _agrees_with_keepalived(lab, b) == "MASTER"
+        attempts = loop.settled(time.monotonic(), DEADLINE)
+        assert len([x for x in attempts if x.t0 >= back]) > 50
+        assert _failed(attempts, back) == []  # A's start cost the office nothing
+        # A's uplinks come back: proven up and applied, A (preferred) takes over
+        healed = lab.silence("a", on=False)
+        _failback_is_clean(lab, a, b, flows, loop, healed)
+    finally:
+        loop.stop()
+
+
+def test_a_router_back_with_working_uplinks_takes_over_cleanly(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    lab, a, b = pair
+    flows, loop, back = _restart_a_after_a_power_cut(lab, a, b, uplinks=True)
+    try:
+        _failback_is_clean(lab, a, b, flows, loop, back)
+        # it took over only once its uplinks were up and its dataplane applied
+        evs = a.events(back)
+        master = next(e["at"] for e in evs if e["name"] == "ha.role" and e["role"] == "MASTER")
+        applied = next(e["at"] for e in evs if e["name"] == "dataplane.applied")
+        ready = next(e["at"] for e in evs if e["name"] == "ha.track" and e["uplinks_down"] == 0)
+        assert applied <= ready < master, (applied, ready, master)
+    finally:
+        loop.stop()

@@ -140,7 +140,8 @@ def wait_event(
         lines = [f"{e['name']} {e}" for e in events_since(house, t0)][-30:]
         return f"a {names} event; since then:\n" + "\n".join(lines)
 
-    found: dict[str, Any] = until(first, timeout, seen)
+    found = until(first, timeout, seen)
+    assert found is not None
     return found
 
 
@@ -223,7 +224,7 @@ def write_config(house: Office, text: str) -> None:
     tmp.replace(house.config_path)
 
 
-# Every SIGHUP ends with one of these (daemon.py, Daemon._reload).
+# Every SIGHUP ends with one of these (daemon/loop.py, Daemon._reload).
 RELOAD_DONE = ("config.reloaded", "config.rejected")
 
 

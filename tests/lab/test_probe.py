@@ -21,24 +21,31 @@ forward and drops foreign sources (BCP38), so a leak shows as a count.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, TypeVar
 
+import dns.message
+import dns.rrset
 import pytest
 
 from wanwatch import footprint
+from wanwatch.config.model import DnsTarget, HttpTarget, Target, TcpTarget, icmp
 from wanwatch.lab import netns, poll
-from wanwatch.probe.icmp import ICMP_ECHO_REPLY, ProbeHub, build_echo, make_payload
+from wanwatch.probe.hub import ProbeHub
+from wanwatch.probe.icmp import ICMP_ECHO_REPLY, build_echo, make_payload
 
 pytestmark = pytest.mark.lab
 
@@ -79,17 +86,22 @@ def in_netns(ns: str, fn: Callable[[], T], timeout: float = 60) -> T:
     """
 
     def enter_and_run() -> T:
-        fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-        try:
-            if _libc.setns(fd, _CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"setns {ns}: {os.strerror(code)}")
-        finally:
-            os.close(fd)
+        enter(ns)
         return fn()
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(enter_and_run).result(timeout=timeout)
+
+
+def enter(ns: str) -> None:
+    """Move the calling thread into namespace ``ns`` (threads it starts follow it)."""
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(fd, _CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"setns {ns}: {os.strerror(code)}")
+    finally:
+        os.close(fd)
 
 
 def run(ns: str, *argv: str) -> str:
@@ -145,6 +157,8 @@ table inet isp {{
     counter echo_cust2 {{}}
     counter bcp38 {{}}
     counter blackholed {{}}
+    counter tcp_cust {{}}
+    counter udp_cust {{}}
     chain blackhole {{}}
     chain forward {{
         type filter hook forward priority filter; policy accept;
@@ -155,6 +169,8 @@ table inet isp {{
         iifname "cust" icmp type echo-request counter name echo_cust
         iifname "cust" icmpv6 type echo-request counter name echo_cust
         iifname "cust2" icmp type echo-request counter name echo_cust2
+        iifname "cust" meta l4proto tcp counter name tcp_cust
+        iifname "cust" meta l4proto udp counter name udp_cust
     }}
 }}
 """
@@ -304,7 +320,7 @@ async def drive(
     """Send ``count`` probes per uplink; wait for the answers, and a grace for ``silent`` ones."""
     for seq in range(count):
         for wan, up in uplinks.items():
-            hub.send(wan, up.target, seq)
+            hub.send(wan, icmp(up.target), seq)
         await asyncio.sleep(interval)
     waiting = [(w, up.family) for w, up in uplinks.items() if w not in silent]
     await until(lambda: not any(hub.stats(f)[w]["pending"] for w, f in waiting), "the answers")
@@ -319,9 +335,19 @@ def probe(
     silent: frozenset[str] = frozenset(),
 ) -> Outcome:
     """Run one hub inside ``ns`` for ``count`` probes per uplink; its replies and stats."""
+    return run_hub(ns, uplinks, lambda hub: drive(hub, uplinks, count, silent))
+
+
+def run_hub(
+    ns: str, uplinks: dict[str, Uplink], send: Callable[[ProbeHub], Coroutine[Any, Any, None]]
+) -> Outcome:
+    """A hub inside ``ns`` with ``uplinks``, probed by ``send``; its replies and stats."""
     outcome = Outcome()
 
-    def on_reply(wan: str, seq: int, rtt: float, at: float, family: int) -> None:
+    def on_reply(
+        wan: str, seq: int, rtt: float, at: float, portal: str | None, family: int
+    ) -> None:
+        assert portal is None  # nothing here is a captive portal
         assert family == uplinks[wan].family
         outcome.replies.setdefault(wan, []).append(seq)
         outcome.rtts.append(rtt)
@@ -334,7 +360,7 @@ def probe(
             )
         await hub.start()
         try:
-            await drive(hub, uplinks, count, silent)
+            await send(hub)
             outcome.stats = {w: hub.stats(up.family)[w] for w, up in uplinks.items()}
         finally:
             await hub.close()
@@ -446,7 +472,7 @@ def test_carrier_loss_with_linkdown_routes_ignored_does_not_leak(lab: Lab) -> No
 
 
 def test_device_binding_alone_fails_safely(lab: Lab) -> None:
-    # LAB-NOTES: with no mark the kernel treats the target as on-link and ARPs for it.
+    # docs/lab-notes.md: with no mark the kernel treats the target as on-link and ARPs for it.
     out = probe(lab.router, {"a": Uplink("wan1", 0, None)}, count=5, silent=frozenset("a"))
     assert "a" not in out.replies
     assert lab.isp_count(lab.isp1, "echo_cust") == 0
@@ -457,11 +483,11 @@ def test_foreign_identifier_sequence_or_source_is_ignored(lab: Lab) -> None:
     seqs: list[int] = []
 
     async def main() -> tuple[dict[str, int], dict[str, int]]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, family: seqs.append(seq))
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: seqs.append(seq))
         hub.add_uplink("a", "wan1", MARK1, WAN1)
         await hub.start()
         try:
-            hub.send("a", SILENT, 1)  # SILENT never answers: seq 1 stays pending
+            hub.send("a", icmp(SILENT), 1)  # SILENT never answers: seq 1 stays pending
             ident = hub.ident("a")
             wrong = [
                 (OTHER_HOST, ident, 1),  # right identifier and sequence, wrong source
@@ -493,13 +519,13 @@ def test_uplink_down_counts_send_errors_then_recovers(lab: Lab) -> None:
     seqs: list[int] = []
 
     async def main() -> tuple[dict[str, int], dict[str, int]]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, family: seqs.append(seq))
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: seqs.append(seq))
         hub.add_uplink("a", "wan1", MARK1, WAN1)
         await hub.start()
         try:
             await asyncio.to_thread(run, lab.router, "ip", "link", "set", "wan1", "down")
             for seq in range(N):
-                hub.send("a", TARGET, seq)  # must not raise
+                hub.send("a", icmp(TARGET), seq)  # must not raise
                 await asyncio.sleep(PACE)
             await asyncio.sleep(LEAK_GRACE)
             down = hub.stats()["a"]
@@ -508,7 +534,7 @@ def test_uplink_down_counts_send_errors_then_recovers(lab: Lab) -> None:
             await asyncio.to_thread(run, lab.router, "ip", "link", "set", "wan1", "up")
             await asyncio.to_thread(lab.uplink1_table_route)
             for seq in range(N, 2 * N):
-                hub.send("a", TARGET, seq)
+                hub.send("a", icmp(TARGET), seq)
                 await asyncio.sleep(PACE)
             await until(lambda: hub.stats()["a"]["replies"] >= N, f"{N} replies")
             return down, hub.stats()["a"]
@@ -537,7 +563,7 @@ def test_recreated_interface_gets_a_fresh_socket(lab: Lab) -> None:
         lab.uplink1_table_route()
 
     async def main() -> dict[str, int]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, family: seqs.append(seq))
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: seqs.append(seq))
         hub.add_uplink("a", "wan1", MARK1, WAN1)
         await hub.start()
         try:
@@ -545,7 +571,7 @@ def test_recreated_interface_gets_a_fresh_socket(lab: Lab) -> None:
             # Bounded: 200 probes, 50 ms apart (the pacing is the test's), stop at the
             # first answer.
             for seq in range(200):
-                hub.send("a", TARGET, seq)
+                hub.send("a", icmp(TARGET), seq)
                 await asyncio.sleep(0.05)
                 if seqs:
                     break
@@ -561,12 +587,12 @@ def test_recreated_interface_gets_a_fresh_socket(lab: Lab) -> None:
 
 def test_missing_interface_is_a_send_error_not_an_exception(lab: Lab) -> None:
     async def main() -> dict[str, int]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, family: None)
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: None)
         hub.add_uplink("a", "nosuch0", MARK1, None)
         await hub.start()
         try:
             for seq in range(3):
-                hub.send("a", TARGET, seq)
+                hub.send("a", icmp(TARGET), seq)
             return hub.stats()["a"]
         finally:
             await hub.close()
@@ -585,13 +611,15 @@ def test_two_hubs_in_two_namespaces_share_nothing(lab: Lab) -> None:
         seqs: list[int] = []
 
         async def main() -> dict[str, int]:
-            hub = ProbeHub(lambda wan, seq, rtt, at, family: seqs.append(seq), ident_base=0x4242)
+            hub = ProbeHub(
+                lambda wan, seq, rtt, at, portal, family: seqs.append(seq), ident_base=0x4242
+            )
             hub.add_uplink("a", "wan1", MARK1, None)
             await hub.start()
             try:
                 await asyncio.to_thread(both.wait)
                 for seq in range(N):
-                    hub.send("a", TARGET, seq)
+                    hub.send("a", icmp(TARGET), seq)
                     await asyncio.sleep(PACE)
                 await until(lambda: hub.stats()["a"]["pending"] == 0, "no probe pending")
                 await asyncio.to_thread(both.wait)  # both sockets stayed open throughout
@@ -623,8 +651,8 @@ def test_two_hubs_in_one_namespace_ignore_each_other(lab: Lab) -> None:
     got: dict[str, list[int]] = {"x": [], "y": []}
 
     async def main() -> dict[str, dict[str, int]]:
-        def recorder(name: str) -> Callable[[str, int, float, float, int], None]:
-            return lambda wan, seq, rtt, at, family: got[name].append(seq)
+        def recorder(name: str) -> Callable[[str, int, float, float, str | None, int], None]:
+            return lambda wan, seq, rtt, at, portal, family: got[name].append(seq)
 
         hubs = {
             name: ProbeHub(recorder(name), ident_base=base)
@@ -636,7 +664,7 @@ def test_two_hubs_in_one_namespace_ignore_each_other(lab: Lab) -> None:
         try:
             for seq in range(N):
                 for hub in hubs.values():
-                    hub.send("a", TARGET, seq)
+                    hub.send("a", icmp(TARGET), seq)
                 await asyncio.sleep(PACE)
             await until(lambda: hubs["y"].stats()["a"]["pending"] == 0, "y's answers")
             await until(lambda: hubs["x"].stats()["a"]["ignored"] >= N, "x ignoring y's replies")
@@ -652,3 +680,168 @@ def test_two_hubs_in_one_namespace_ignore_each_other(lab: Lab) -> None:
     assert (stats["y"]["replies"], stats["y"]["ignored"], stats["y"]["pending"]) == (N, 0, 0)
     assert got["x"] == []
     assert sorted(got["y"]) == list(range(N))
+
+
+# --------------------------------------------------------------------------- tcp, http, dns
+
+WEB_PORT = 80
+DNS_NAME = "www.lab.test"
+METHOD_TARGETS: tuple[Target, ...] = (
+    TcpTarget(address=TARGET, port=WEB_PORT),
+    TcpTarget(address=TARGET, port=WEB_PORT + 1),  # closed: the target's kernel resets
+    HttpTarget(address=TARGET, url=f"http://check.lab.test:{WEB_PORT}/generate_204"),
+    DnsTarget(address=TARGET, name=DNS_NAME, answer=TARGET),
+)
+
+
+class _NoContent(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads the hub's counters, not a log."""
+
+
+class _WebServer(ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        """No reverse DNS of its own address (HTTPServer's getfqdn): nowhere to ask here."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(TARGET), WEB_PORT
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A TCP probe resets its connection right after the handshake: not an error here."""
+
+
+@contextlib.contextmanager
+def inet_servers(ns: str) -> Iterator[None]:
+    """In ``ns``: HTTP answering 204 on TARGET:80, DNS answering A on TARGET:53."""
+    stop = threading.Event()
+    ready = threading.Barrier(3, timeout=10)
+    web: list[_WebServer] = []
+
+    def serve_web() -> None:
+        enter(ns)
+        web.append(_WebServer((str(TARGET), WEB_PORT), _NoContent))
+        ready.wait()
+        web[0].serve_forever(poll_interval=0.05)
+
+    def serve_dns() -> None:
+        enter(ns)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((str(TARGET), 53))
+            sock.settimeout(0.05)
+            ready.wait()
+            while not stop.is_set():
+                try:
+                    data, peer = sock.recvfrom(512)
+                except TimeoutError:
+                    continue
+                query = dns.message.from_wire(data)
+                reply = dns.message.make_response(query)
+                name = query.question[0].name
+                reply.answer.append(dns.rrset.from_text(name, 60, "IN", "A", str(TARGET)))
+                sock.sendto(reply.to_wire(), peer)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (serve_web, serve_dns)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        stop.set()
+        web[0].shutdown()
+        web[0].server_close()
+        for t in threads:
+            t.join(timeout=10)
+
+
+def probe_methods(ns: str, uplinks: dict[str, Uplink], count: int = 5) -> Outcome:
+    """``count`` probes of each METHOD_TARGETS entry per uplink (seq = index * count + n)."""
+
+    async def send(hub: ProbeHub) -> None:
+        for n in range(count):
+            for i, target in enumerate(METHOD_TARGETS):
+                for wan in uplinks:
+                    hub.send(wan, target, i * count + n)
+            await asyncio.sleep(PACE)
+        await until(lambda: not any(s["pending"] for s in hub.stats().values()), "the answers")
+
+    return run_hub(ns, uplinks, send)
+
+
+def test_tcp_http_and_dns_probes_cross_their_own_isp(lab: Lab) -> None:
+    with inet_servers(lab.inet):
+        out = probe_methods(lab.router, {"a": PINNED1, "b": PINNED2})
+    every = list(range(len(METHOD_TARGETS) * 5))
+    assert sorted(out.replies["a"]) == every and sorted(out.replies["b"]) == every
+    for wan in "ab":
+        stats = out.stats[wan]
+        assert (stats["sent"], stats["replies"], stats["send_errors"], stats["ignored"]) == (
+            20, 20, 0, 0,
+        )  # fmt: skip
+    # each ISP forwarded its own uplink's queries (one datagram each) and connections
+    for isp in (lab.isp1, lab.isp2):
+        assert lab.isp_count(isp, "udp_cust") == 5
+        assert lab.isp_count(isp, "tcp_cust") >= 3 * 15  # at least SYN, ACK or RST each
+    assert lab.isp_count(lab.isp1, "echo_cust") == 0  # and no ICMP at all
+
+
+def test_tcp_http_and_dns_on_a_dead_uplink_get_no_answer_and_never_leak(lab: Lab) -> None:
+    lab.blackhole_isp1()
+    with inet_servers(lab.inet):
+        dead = probe_methods(lab.router, {"a": PINNED1})
+        assert "a" not in dead.replies
+        assert dead.stats["a"]["replies"] == 0 and dead.stats["a"]["pending"] == 0
+        # ISP1 swallowed them; nothing left through ISP2, although that path answers:
+        assert lab.isp_count(lab.isp1, "blackholed") >= 20
+        assert lab.isp_count(lab.isp2, "tcp_cust") == lab.isp_count(lab.isp2, "udp_cust") == 0
+        control = probe_methods(lab.router, {"main": MAIN_ROUTE})
+    assert len(control.replies["main"]) == 20
+
+
+def test_tcp_and_dns_with_carrier_lost_do_not_leak_unless_unbound(lab: Lab) -> None:
+    run(lab.router, "sysctl", "-qw", "net.ipv4.conf.all.ignore_routes_with_linkdown=1")
+    run(lab.isp1, "ip", "link", "set", "cust", "down")
+    with inet_servers(lab.inet):
+        pinned = probe_methods(lab.router, {"a": PINNED1})
+        # a connect fails at once (EHOSTUNREACH), a datagram is lost on the dead link
+        assert "a" not in pinned.replies and pinned.stats["a"]["replies"] == 0
+        assert lab.isp_count(lab.isp2, "tcp_cust") == lab.isp_count(lab.isp2, "udp_cust") == 0
+        # the same probes without SO_BINDTODEVICE leave through ISP2 and come back:
+        # the dead uplink reported healthy, which the device binding prevents
+        leaky = probe_methods(lab.router, {"leaky": Uplink("wan1", MARK1, WAN1, bind_device=False)})
+    # Leaked and answered; on a loaded machine one of the 20 may time out.
+    assert len(leaky.replies["leaky"]) >= 15
+    assert lab.isp_count(lab.isp2, "udp_cust") == 5
+
+
+def test_a_connect_answered_only_by_a_retransmitted_syn_is_no_answer(lab: Lab) -> None:
+    """A blackhole that clears while a connect waits: the kernel's SYN retransmission
+    (after its 1 s initial RTO) completes it, but the probe's own SYN was lost."""
+    lab.blackhole_isp1()
+    target = TcpTarget(address=TARGET, port=WEB_PORT)
+    got: list[float] = []
+
+    async def main() -> dict[str, int]:
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: got.append(rtt))
+        hub.add_uplink("a", "wan1", MARK1, WAN1)
+        await hub.start()
+        try:
+            hub.send("a", target, 1)
+            await until(lambda: lab.isp_count(lab.isp1, "blackholed") >= 1, "the SYN dropped")
+            await asyncio.to_thread(
+                run, lab.isp1, "nft", "flush", "chain", "inet", "isp", "blackhole"
+            )
+            await until(lambda: hub.stats()["a"]["pending"] == 0, "the connect to end")
+            hub.send("a", target, 2)  # the path answers again: a probe now counts
+            await until(lambda: bool(got), "a reply")
+            return hub.stats()["a"]
+        finally:
+            await hub.close()
+
+    with inet_servers(lab.inet):
+        stats = in_netns_async(lab.router, main)
+    assert len(got) == 1 and got[0] < 0.5  # the second probe only, at the path's own RTT
+    assert (stats["sent"], stats["replies"], stats["send_errors"]) == (2, 1, 0)

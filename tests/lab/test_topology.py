@@ -72,7 +72,7 @@ def test_lab_config_keeps_the_office_and_replaces_every_public_address(office: C
 
     # Probe targets are fake-internet hosts in their own ISP's range.
     for k, w in enumerate(labcfg.wans):
-        assert all(t in ISP_PUBLIC_NETS[k] for t in w.probe.targets), w.probe.targets
+        assert all(t in ISP_PUBLIC_NETS[k] for t in w.probe.addresses), w.probe.addresses
     # DNS goes to the lab's DNS server addresses.
     assert set(labcfg.dns.upstream) <= set(topo.dns_servers)
     for llan in labcfg.lans:
@@ -244,15 +244,17 @@ def test_bcp38_catches_a_packet_leaving_through_the_wrong_uplink(
     after_client = lab.bcp38_drops(PRIMARY)
     assert after_client > before
 
+    backup_address = lab.lab_config.wan(BACKUP).address
+    assert isinstance(backup_address, IPv4Interface), backup_address
     # The router's own packet sourced from the backup's address, leaving ether1:
-    # the probe-pinning mistake LAB-NOTES describes. Caught, not answered.
+    # the probe-pinning mistake docs/lab-notes.md describes. Caught, not answered.
     stats = traffic.ping(
         lab,
         "router",
         lab.topology.isps[0].targets[0],
         count=3,
         timeout=0.5,
-        source=lab.lab_config.wan(BACKUP).address.ip,  # type: ignore[union-attr]
+        source=backup_address.ip,
     )
     assert stats.received == 0
     assert lab.bcp38_drops(PRIMARY) >= after_client + 3
@@ -372,7 +374,10 @@ def test_flow_helper_sees_a_stall_and_a_reset(routed_lab: Lab) -> None:
 def test_yaml_written_is_plain_config_data(office: Config) -> None:
     text = Lab(office, tag="t4").config_text
     data = yaml.safe_load(text)
-    assert set(data) <= {"wans", "lans", "dns", "nat", "policy", "monitor", "hooks"}
+    assert set(data) <= {
+        *("wans", "lans", "dns", "nat", "policy", "monitor", "hooks"),
+        *("firewall", "forwards", "rules"),
+    }
     assert data["lans"][0]["dhcp"]["range"] == "192.168.19.2-192.168.19.254"
 
 

@@ -1,22 +1,27 @@
 """Fake parts for unit tests of the daemon (parts.py says what each must do).
 
 Each records the steps the daemon asks of it into a shared ``calls`` list, so a
-test can check the order in which the daemon starts and stops its parts.
+test can check the order in which the daemon starts, reloads and stops its parts.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from ipaddress import IPv4Address
 from typing import Any
 
 from wanwatch.config import Config
+from wanwatch.config import Hooks as HookCommands
+from wanwatch.config.model import Target
 from wanwatch.daemon.parts import Backend as BackendPart
-from wanwatch.daemon.parts import Drift, Parts
+from wanwatch.daemon.parts import Drift, Parts, Resolved
+from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
 from wanwatch.errors import NetlinkError
-from wanwatch.status import FirewallStatus
+from wanwatch.status import FirewallStatus, Usage
 
 
 class Part:
@@ -56,16 +61,23 @@ class Backend(Part):
         f.set_result([])
         return f
 
+    def prepare(self, intent: Intent) -> list[Event]:
+        return []
+
+    def reload(self, config: Config) -> list[Event]:
+        self.record("reload")
+        return []
+
     def carrier(self) -> dict[str, bool]:
         return {}
 
-    def counters(self) -> tuple[None, dict[str, Any]]:
+    def counters(self) -> tuple[float | None, dict[str, Usage]]:
         return None, {}
 
     def firewall(self) -> FirewallStatus:
         return self.firewall_status
 
-    def resolved(self) -> dict[str, Any]:
+    def resolved(self) -> dict[str, Resolved]:
         return {}
 
 
@@ -89,14 +101,31 @@ class Watcher(Part):
         assert self.sockets is not None, "read before open"
         return self.sockets[0].fileno()
 
-    def filenos(self) -> tuple[int, ...]:
-        return (self.fileno(),)
+
+class Links(Watcher):
+    """Every uplink interface present; no carrier change (nothing writes to the socket)."""
+
+    def read(self) -> list[tuple[str, bool]]:
+        return []
 
     def present(self, name: str) -> bool:
         return True
 
     def state(self) -> dict[str, bool]:
         return {}
+
+    def watch(self, interfaces: Iterable[str]) -> None:
+        self.record(f"watch {','.join(interfaces)}")
+
+
+class DriftWatch(Watcher):
+    """No drift unless a test's subclass says so."""
+
+    def filenos(self) -> tuple[int, ...]:
+        return (self.fileno(),)
+
+    def read(self, fd: int) -> set[str]:
+        return set()
 
 
 class Probes(Part):
@@ -113,7 +142,10 @@ class Probes(Part):
         if family != 6:  # every IPv4-only uplink is told it has no IPv6 probes
             self.record(f"remove {wan}")
 
-    def send(self, *args: Any) -> None:
+    def reopen(self, wan: str) -> None:
+        self.record(f"reopen {wan}")
+
+    def send(self, wan: str, target: Target, seq: int) -> None:
         pass
 
     def stats(self, family: int = 4) -> dict[str, dict[str, int]]:
@@ -121,8 +153,11 @@ class Probes(Part):
 
 
 class Traffic(Part):
-    def start(self, uplinks: Any) -> None:
+    def start(self, uplinks: Mapping[str, str]) -> None:
         self.record("start")
+
+    def watch(self, uplinks: Mapping[str, str]) -> None:
+        self.record(f"watch {','.join(uplinks)}")
 
     def stop(self) -> None:
         self.record("stop")
@@ -132,19 +167,22 @@ class Uplinks(Part):
     def link(self, ifname: str, present: bool) -> list[str]:
         return []
 
+    async def reload(self, config: Config) -> None:
+        self.record("reload")
+
     async def stop(self) -> None:
         self.record("stop")
 
     def usable_link(self, wan: str, carrier: bool) -> bool:
         return True
 
-    def probe_source(self, wan: str) -> None:
+    def probe_source(self, wan: str) -> IPv4Address | None:
         return None
 
     def overlay(self, intent: Intent) -> Intent:
         return intent
 
-    def status(self, *args: Any) -> dict[str, Any]:
+    def status(self, wan: str, carrier: bool, resolved: Resolved | None) -> dict[str, Any]:
         return {}
 
 
@@ -152,7 +190,13 @@ class Lan(Part):
     async def start(self) -> None:
         self.record("start")
 
-    async def follow(self, uplinks: Any) -> None:
+    async def check(self, old: Config, new: Config) -> None:
+        self.record("check")
+
+    async def reload(self, new: Config) -> None:
+        self.record("reload")
+
+    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]], in_force: bool) -> None:
         pass
 
     async def stop(self) -> None:
@@ -161,7 +205,7 @@ class Lan(Part):
     def dnsmasq_status(self) -> dict[str, Any]:
         return {}
 
-    def ha_status(self) -> None:
+    def ha_status(self) -> dict[str, Any] | None:
         return None
 
     def leases(self, config: Config) -> list[dict[str, Any]]:
@@ -169,6 +213,12 @@ class Lan(Part):
 
 
 class Hooks(Part):
+    """The hooks and the watchdog: the commands the daemon gives them are kept, none run."""
+
+    def __init__(self, calls: list[str], name: str) -> None:
+        super().__init__(calls, name)
+        self.hooks = HookCommands()
+
     def on_event(self, ev: Event) -> None:
         pass
 
@@ -184,12 +234,12 @@ def fake_parts(calls: list[str], backend: BackendPart, drift: Drift | None = Non
     hooks = Hooks(calls, "hooks")
     return Parts(
         backend=backend,
-        links=Watcher(calls, "links"),
-        drift=Watcher(calls, "drift") if drift is None else drift,
+        links=Links(calls, "links"),
+        drift=DriftWatch(calls, "drift") if drift is None else drift,
         lan=Lan(calls, "lan"),
         hooks=hooks,
         watchdog=hooks,
         probes=lambda on_reply: Probes(calls, "probes"),
         traffic=lambda on_stall, rtt: Traffic(calls, "traffic"),
         uplinks=lambda on_lease: Uplinks(calls, "uplinks"),
-    )  # fakes with only what the daemon reaches
+    )

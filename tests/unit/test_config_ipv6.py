@@ -11,6 +11,7 @@ from test_config import one, problems
 
 from wanwatch.config import load, loads
 from wanwatch.config.ipv6 import derived_ula, ipv4_only, lan_address6, translated_prefix
+from wanwatch.config.model import icmp
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 
@@ -49,8 +50,8 @@ def test_dual_stack_office_loads() -> None:
     a, b = cfg.wans
     assert a.address6 == IPv6Interface("2001:db8:1::2/64")
     assert a.gateway6 == IPv6Address("fe80::1")
-    assert a.probe.family(6) == (IPv6Address("2001:db8:ffff::10"),)
-    assert [str(t) for t in a.probe.family(4)] == ["198.18.0.10"]
+    assert a.probe.family(6) == (icmp("2001:db8:ffff::10"),)
+    assert [t.label for t in a.probe.family(4)] == ["198.18.0.10"]
     assert b.address6 == "auto" and b.gateway6 is None
     assert lan_address6(cfg.lans[1]) == IPv6Interface("fd12:3456:789a:1::1/64")
 
@@ -205,5 +206,5 @@ def test_each_uplink_keeps_an_ipv4_target() -> None:
 def test_ipv4_only_view_drops_every_ipv6_field() -> None:
     cfg = ipv4_only(loads(BASE, "t.yaml"))
     assert all(w.address6 is None and w.prefix6 is None for w in cfg.wans)
-    assert all(t.version == 4 for w in cfg.wans for t in w.probe.targets)
+    assert all(t.address.version == 4 for w in cfg.wans for t in w.probe.targets)
     assert all(lan.address6 is None for lan in cfg.lans)

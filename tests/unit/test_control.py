@@ -6,10 +6,13 @@ A real unix socket in a temporary directory, served on an asyncio loop; no root.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import pytest
 
@@ -114,19 +117,31 @@ def test_many_clients_at_once_and_one_that_never_finishes(
     assert len(calls) == len(served)
 
 
-class FakeLoop:
-    """The two things the pacer asks of a loop: its clock and a timer."""
+Ts = TypeVarTuple("Ts")
+
+
+class FakeLoop(asyncio.SelectorEventLoop):
+    """A loop never run, whose clock and timers the test drives: the two things the
+    pacer asks of a loop."""
 
     def __init__(self) -> None:
         self.now = 0.0
-        self.timers: list[tuple[float, Any]] = []
+        self.timers: list[tuple[float, Callable[[], object]]] = []
+        super().__init__()
 
     def time(self) -> float:
         return self.now
 
-    def call_later(self, delay: float, callback: Any) -> object:
-        self.timers.append((self.now + delay, callback))
-        return object()
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        when = self.now + delay
+        self.timers.append((when, functools.partial(callback, *args)))
+        return asyncio.TimerHandle(when, callback, args, self, context)
 
     def run_until(self, t: float) -> None:
         while self.timers and min(at for at, _ in self.timers) <= t:
@@ -137,12 +152,22 @@ class FakeLoop:
         self.now = t
 
 
-def test_the_pacer_sends_a_burst_at_once_then_at_its_rate_in_order() -> None:
+@pytest.fixture
+def loop() -> Iterator[FakeLoop]:
     loop = FakeLoop()
-    pacer = control._Pacer(loop, rate=100.0, burst=5)  # type: ignore[arg-type]
+    yield loop
+    loop.close()
+
+
+def test_the_pacer_sends_a_burst_at_once_then_at_its_rate_in_order(loop: FakeLoop) -> None:
+    pacer = control._Pacer(loop, rate=100.0, burst=5)
     sent: list[tuple[int, float]] = []
+
+    def send(i: int) -> None:
+        sent.append((i, loop.now))
+
     for i in range(25):
-        pacer.submit(lambda i=i: sent.append((i, loop.now)))
+        pacer.submit(functools.partial(send, i))
     assert [i for i, _ in sent] == [0, 1, 2, 3, 4]  # the burst, at once
     assert len(loop.timers) == 1  # one timer for the whole queue, not one per answer
     loop.run_until(0.105)
@@ -154,7 +179,7 @@ def test_the_pacer_sends_a_burst_at_once_then_at_its_rate_in_order() -> None:
         assert at >= k / 100.0 - 1e-9
     # A quiet spell refills the bucket: the next send goes at once.
     loop.run_until(2.0)
-    pacer.submit(lambda: sent.append((25, loop.now)))
+    pacer.submit(functools.partial(send, 25))
     assert sent[-1] == (25, 2.0)
 
 

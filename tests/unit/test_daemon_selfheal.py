@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_fakes import fake_parts
+from daemon_fakes import Backend, DriftWatch, fake_parts
 
 from wanwatch.config import load
 from wanwatch.daemon.admin import AdminChoices
@@ -30,13 +30,13 @@ from wanwatch.daemon.repair import (
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Admin, Intent
-from wanwatch.status import FirewallStatus
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     def __init__(self) -> None:
+        super().__init__([], fail_start=False)
         self.fail: dict[str, str] = {}  # step -> error, while set
         self.changes: list[tuple[str, dict[str, Any]]] = []  # what the next pass repairs
         self.passes: list[tuple[Intent, bool]] = []
@@ -56,17 +56,10 @@ class FakeBackend:
         f.set_result(self._pass(intent, full))
         return f
 
-    def counters(self) -> tuple[None, dict[str, Any]]:
-        return None, {}
 
-    def firewall(self) -> FirewallStatus:
-        return FirewallStatus(enabled=True, dropped={}, guests={}, forwards={}, age_s=None)
+class FakeWatcher(DriftWatch):
+    """Every read says our nft table changed."""
 
-    def resolved(self) -> dict[str, Any]:
-        return {}
-
-
-class FakeWatcher:
     def read(self, fd: int) -> set[str]:
         return {"nft"}
 
@@ -84,13 +77,20 @@ def daemon(tmp_path: Path) -> tuple[Daemon, FakeBackend, FakeClock]:
     cfg = load(OFFICE)
     engine = Engine(cfg, clock.t)
     backend = FakeBackend()
-    parts = fake_parts([], backend, FakeWatcher())
+    parts = fake_parts([], backend, FakeWatcher([], "drift"))
     paths = Paths(OFFICE, tmp_path / "s.sock", tmp_path / "state")
     d = Daemon(cfg, paths, engine, parts, clock=Clock(clock), events=EventLog())
     clock.t += 10  # past the startup grace: the engine decides
     engine.tick(clock.t)
     d.steering.heal = Healer(clock.t)  # as run() sets it once the parts are started
     return d, backend, clock
+
+
+def ask(d: Daemon, request: dict[str, Any], uid: int) -> dict[str, Any]:
+    """The control socket's answer to ``request`` (bytes only for the status)."""
+    got = d.answer(request, uid)
+    assert isinstance(got, dict), got
+    return got
 
 
 def names(d: Daemon) -> list[str]:
@@ -203,9 +203,9 @@ def test_disable_is_root_only_kept_in_the_state_dir_and_restored(
 ) -> None:
     d, backend, clock = daemon
     d.paths.state_dir.mkdir(parents=True)
-    assert "root only" in d.answer({"cmd": "disable", "wan": "INET-UTAMA"}, 1000)["error"]
-    assert "no uplink" in d.answer({"cmd": "disable", "wan": "NOPE"}, 0)["error"]
-    answer = d.answer({"cmd": "disable", "wan": "INET-UTAMA", "drain": True}, 0)
+    assert "root only" in ask(d, {"cmd": "disable", "wan": "INET-UTAMA"}, 1000)["error"]
+    assert "no uplink" in ask(d, {"cmd": "disable", "wan": "NOPE"}, 0)["error"]
+    answer = ask(d, {"cmd": "disable", "wan": "INET-UTAMA", "drain": True}, 0)
     assert answer == {"wan": "INET-UTAMA", "admin": "drain", "saved": True}
     st = d.status()
     assert st.active == ["BACKUP-INET"] and st.wans[0].admin == "drain"
@@ -214,4 +214,4 @@ def test_disable_is_root_only_kept_in_the_state_dir_and_restored(
     again = Engine(load(OFFICE), clock.t)  # the next run's engine, on the same state dir
     AdminChoices(d.paths.state_dir, EventLog().emit, clock).restore(again)
     assert again.admin() == {"INET-UTAMA": Admin.DRAIN}
-    assert d.answer({"cmd": "enable", "wan": "INET-UTAMA"}, 0)["admin"] == "enabled"
+    assert ask(d, {"cmd": "enable", "wan": "INET-UTAMA"}, 0)["admin"] == "enabled"

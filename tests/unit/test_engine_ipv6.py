@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from wanwatch.config import Config, load
+from wanwatch.config.model import icmp
 from wanwatch.engine.core import Engine, combined
 from wanwatch.engine.intent import Health
 from wanwatch.engine.sim import LinkModel, Simulator, first_after
@@ -26,7 +27,7 @@ TARGET6 = {P: IPv6Address("2001:db8:ffff::10"), B: IPv6Address("2001:db8:ffff::2
 def dual_stack(cfg: Config, *, targets6: bool = True) -> Config:
     wans = []
     for i, w in enumerate(cfg.wans):
-        extra = (TARGET6[w.name],) if targets6 else ()
+        extra = (icmp(TARGET6[w.name]),) if targets6 else ()
         wans.append(
             w.replace(
                 address6=IPv6Interface(f"2001:db8:{i + 1}::2/64"),
@@ -162,10 +163,10 @@ def test_ipv6_without_its_own_target_follows_the_ipv4_health(office: Config) -> 
 
 def test_reload_to_ipv4_only_drops_the_ipv6_monitors(office: Config) -> None:
     engine = Engine(office, 0.0)
-    assert {r.target.version for t in (0.0, 0.5) for r in engine.due(t)} == {4, 6}
+    assert {r.target.address.version for t in (0.0, 0.5) for r in engine.due(t)} == {4, 6}
     engine.reload(load(OFFICE), 1.0)
     engine.tick(4.0)  # past the start-up grace: the policy has chosen
-    assert {r.target.version for r in engine.due(5.0)} == {4}
+    assert {r.target.address.version for r in engine.due(5.0)} == {4}
     assert engine.intent().active6 == ()
 
 

@@ -6,15 +6,16 @@ asserted here is exact for its seed (no wall clock anywhere).
 
 from __future__ import annotations
 
+import math
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
-from wanwatch.config import Config, load
-from wanwatch.engine.core import Engine
+from wanwatch.config import Config, load, loads
+from wanwatch.engine.core import Engine, WanStatus
 from wanwatch.engine.intent import Health
-from wanwatch.engine.sim import LinkModel, Simulator, first_after
+from wanwatch.engine.sim import PORTAL_URL, LinkModel, Simulator, first_after
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 P, B = "INET-UTAMA", "BACKUP-INET"
@@ -201,7 +202,7 @@ def test_reload_keeps_health_of_surviving_uplinks(office: Config) -> None:
 def test_engine_api_contract(office: Config) -> None:
     engine = Engine(office, 1000.0)
     reqs = engine.due(1000.0)
-    assert {(r.wan, r.target) for r in reqs} == {
+    assert {(r.wan, r.target.address) for r in reqs} == {
         (P, IPv4Address("8.8.8.8")),
         (B, IPv4Address("9.9.9.9")),
     }
@@ -247,9 +248,9 @@ def test_traffic_starts_the_burst_before_the_next_probe_would(office: Config) ->
             downs.append(down.at - cut)
             suspects = sim.named("wan.suspect", P)
             if traffic:
-                assert [(e.at, e.fields["trigger"]) for e in suspects] == [
-                    (pytest.approx(cut + link.stall_after), "traffic")
-                ]
+                [suspect] = suspects
+                assert suspect.fields["trigger"] == "traffic"
+                assert suspect.at == pytest.approx(cut + link.stall_after)
             else:
                 assert suspects == []
         quicker.append(downs[1] - downs[0])
@@ -269,3 +270,157 @@ def test_a_one_way_flow_at_twenty_percent_loss_never_fails_over(office: Config) 
     assert sim.engine.probes_sent()[P] / 3600 <= 2.02  # the same budget as without it
     # bursts were started, but loss-started episodes already use much of the budget
     assert 0 < len(sim.named("wan.suspect", P)) < 3600 / 0.5
+
+
+# --------------------------------------------------------------------------- probe methods
+
+MIXED_TARGETS = """targets:
+        - 8.8.8.8
+        - 1.1.1.1
+        - {method: tcp, address: 1.0.0.1, port: 443}
+        - {method: http, address: 142.250.1.1, url: "http://connectivitycheck.gstatic.com/generate_204"}
+        - {method: dns, address: 9.9.9.10, name: example.com}"""
+NEVER = math.inf
+
+
+@pytest.fixture(scope="module")
+def mixed() -> Config:
+    """The office with a primary probed by every method."""
+    text = OFFICE.read_text().replace("targets: [8.8.8.8, 1.1.1.1]", MIXED_TARGETS)
+    return loads(text, "mixed.yaml")
+
+
+def test_mixed_methods_at_twenty_percent_loss_never_fail_over(mixed: Config) -> None:
+    lossy = LinkModel(rtt=0.1, jitter=0.02, loss=0.2)
+    sim = simulate(mixed, 4 * 3600, seed=7, primary=lossy)
+    names = {e.name for e in sim.events}
+    assert not names & {"wan.down", "wan.degraded", "wan.portal", "policy.failover"}
+    # ICMP's 2 /s (stretched to pay for bursts) plus tcp 0.5, dns 0.2, http 0.1
+    assert 2.4 <= sim.engine.probes_sent()[P] / (4 * 3600) <= 2.8
+
+
+def test_icmp_filtered_but_tcp_http_dns_answering_is_up_for_hours(mixed: Config) -> None:
+    for seed, loss in ((7, 0.0), (8, 0.2)):
+        link = LinkModel(rtt=0.1, jitter=0.02, loss=loss, filtered={"icmp": [(0, NEVER)]})
+        sim = simulate(mixed, 3 * 3600, seed=seed, primary=link)
+        names = {e.name for e in sim.events}
+        assert not names & {"wan.down", "wan.degraded", "policy.failover"}, (seed, names)
+        silent = [str(e.fields["target"]) for e in sim.named("target.silent", P)]
+        assert sorted(silent) == ["1.1.1.1", "8.8.8.8"]  # once each, early
+        assert all(e.at < 15 for e in sim.named("target.silent", P))
+        (status,) = [s for s in sim.engine.status(3 * 3600) if s.name == P]
+        assert status.state is Health.UP and status.loss_pct < 30
+
+
+def test_icmp_filtered_later_on_causes_no_failover(mixed: Config) -> None:
+    link = LinkModel(rtt=0.045, jitter=0.005, loss=0.1, filtered={"icmp": [(600, NEVER)]})
+    sim = simulate(mixed, 3600, seed=3, primary=link)
+    assert not sim.named("policy.failover") and not sim.named("wan.degraded")
+    assert {e.fields["target"] for e in sim.named("target.silent", P)} == {"8.8.8.8", "1.1.1.1"}
+
+
+def test_icmp_filtered_uplink_still_fails_over_on_a_cut(mixed: Config) -> None:
+    detect = []
+    for k in range(10):
+        cut = 300.0 + 7.3 * k  # spread over the tcp and dns cadences
+        link = LinkModel(rtt=0.045, filtered={"icmp": [(0, NEVER)]}, outages=[(cut, cut + 60)])
+        sim = simulate(mixed, cut + 30, primary=link)
+        fo = first_after(sim.events, "policy.failover", cut)
+        assert fo is not None and fo.fields["reason"] == "down"
+        detect.append(fo.at - cut)
+    # the next tcp/dns probe (<= 2 s) times out, then the burst over tcp, http and dns
+    assert max(detect) < 3.5
+
+
+def test_a_cut_is_seen_by_every_method_together(mixed: Config) -> None:
+    link = LinkModel(rtt=0.045, jitter=0.005, outages=[(60.3, 100)])
+    sim = simulate(mixed, 120, primary=link)
+    down = first_after(sim.events, "wan.down", 0, wan=P)
+    assert down is not None and 60.3 < down.at < 61.3  # as fast as with ICMP alone
+
+
+def test_portal_is_detected_routed_like_down_and_left_after_a_hold(mixed: Config) -> None:
+    link = LinkModel(rtt=0.045, portal=[(60.0, 200.0)])
+    sim = simulate(mixed, 260, primary=link)
+    portal = first_after(sim.events, "wan.portal", 0, wan=P)
+    assert portal is not None and portal.fields["url"] == PORTAL_URL
+    assert 60 < portal.at < 70.5  # the next http probe (every 10 s), then its confirmation
+    fo = first_after(sim.events, "policy.failover", 0)
+    assert fo is not None and fo.at == portal.at
+    assert (fo.fields["cause"], fo.fields["reason"]) == (P, "portal")
+    during = next(i for t, i in reversed(sim.intents) if t <= 150)
+    assert during.active == (B,) and during.flush == (P,)
+    assert not sim.named("wan.down", P)  # ICMP, tcp and dns still answered
+    up = first_after(sim.events, "wan.up", 200, wan=P)
+    assert up is not None and up.fields["prev"] == "portal" and up.fields["hold_s"] == 10.0
+    fb = first_after(sim.events, "policy.failback", 0)
+    assert fb is not None and fb.at == pytest.approx(up.at + 10.0)
+
+
+def test_status_names_the_portal_url_while_portal_only(mixed: Config) -> None:
+    sim = Simulator(mixed, {P: LinkModel(rtt=0.045, portal=[(60.0, 200.0)]), B: WIRED}, seed=1)
+
+    def primary() -> WanStatus:
+        return next(w for w in sim.engine.status(sim.now) if w.name == P)
+
+    sim.run_until(50)
+    assert (primary().state, primary().portal) == (Health.UP, None)
+    sim.run_until(150)
+    assert (primary().state, primary().portal) == (Health.PORTAL, PORTAL_URL)
+    sim.run_until(260)
+    assert (primary().state, primary().portal) == (Health.UP, None)
+
+
+def test_a_portal_as_last_resort_carries_only_when_nothing_else_can(mixed: Config) -> None:
+    primary_wan = mixed.wans[0]
+    last = primary_wan.replace(probe=primary_wan.probe.replace(portal="last_resort"))
+    cfg = mixed.replace(wans=(last, *mixed.wans[1:]))
+    primary = LinkModel(rtt=0.045, portal=[(60.0, 500.0)])
+    sim = simulate(cfg, 300, primary=primary, backup=LinkModel(rtt=0.012, outages=[(120, 500)]))
+    assert sim.primary_at(100) == B  # a healthy backup beats the portal
+    assert sim.primary_at(150) == P  # the backup died: the portal is better than nothing
+    final = sim.intents[-1][1]
+    assert not final.stale and final.flush == (B,)
+
+
+def test_startup_on_a_portal_selects_the_backup_without_a_false_start(mixed: Config) -> None:
+    sim = simulate(mixed, 30, primary=LinkModel(rtt=0.045, portal=[(0.0, 100.0)]))
+    policy = [(e.name, e.fields) for e in sim.events if e.name.startswith("policy.")]
+    assert policy == [("policy.select", {"to": B})]
+    # ICMP, tcp and dns answer first (one round trip), the http verdict follows
+    portal = first_after(sim.events, "wan.portal", 0, wan=P)
+    assert portal is not None and portal.at < 0.5  # two HTTP round trips 25 ms apart
+
+
+def test_a_line_back_from_a_cut_into_a_portal_rises_into_portal(mixed: Config) -> None:
+    link = LinkModel(rtt=0.045, outages=[(60.0, 100.0)], portal=[(80.0, 300.0)])
+    sim = simulate(mixed, 200, primary=link)
+    portal = first_after(sim.events, "wan.portal", 100, wan=P)
+    assert portal is not None and portal.fields["prev"] == "down"
+    # its lower layers answered first, but the rise waited for the web's verdict
+    assert not first_after(sim.events, "wan.up", 100, wan=P)
+    assert not first_after(sim.events, "policy.failback", 0)
+    assert sim.primary_at(199) == B
+    assert not sim.named("target.silent")  # the outage's misses blame no target
+
+
+def test_a_metered_backup_is_probed_slowly_yet_taken_at_the_primarys_detection(
+    office: Config,
+) -> None:
+    metered = office.replace(wans=(office.wans[0], office.wans[1].replace(metered=True)))
+    cut = LinkModel(rtt=0.045, jitter=0.005, outages=[(600.3, 700)])
+    plain = simulate(office, 800, primary=cut)
+    slow = simulate(metered, 800, primary=cut)
+    for sim in (plain, slow):
+        fo = first_after(sim.events, "policy.failover", 0)
+        assert fo is not None and fo.fields["to"] == B
+    # the same detection: the primary's probes decide it, not the backup's
+    fo_plain = first_after(plain.events, "policy.failover", 0)
+    fo_slow = first_after(slow.events, "policy.failover", 0)
+    assert fo_plain is not None and fo_slow is not None and fo_slow.at == fo_plain.at
+    standby = Simulator(metered, {P: cut, B: WIRED}, seed=1)
+    standby.run_until(600)
+    assert standby.engine.probes_sent()[B] / 600 < 0.11  # every 10 s, not 2 /s
+    before = standby.engine.probes_sent()[B]
+    standby.run_until(700)
+    assert (standby.engine.probes_sent()[B] - before) / 100 > 1.9  # carrying: full cadence

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from ipaddress import IPv4Address
 
 import pytest
 
 from wanwatch.config import Monitor
 from wanwatch.config.load import validate
+from wanwatch.config.model import HttpTarget, Target, TcpTarget, icmp
 from wanwatch.engine.health import (
     Answered,
     CarrierChange,
@@ -18,6 +20,8 @@ from wanwatch.engine.health import (
     Lost,
     Quality,
     Rules,
+    Sample,
+    Web,
     initial_state,
     step,
 )
@@ -33,6 +37,7 @@ from wanwatch.engine.stats import (
     ProbeSample,
     RttEstimator,
     binomial_tail,
+    losses_to_down,
     needed_losses,
 )
 
@@ -40,10 +45,10 @@ RULES = Rules("W", up_after=5, hold=10.0, max_hold=300.0, degraded_loss=40.0, de
 ALPHA = FALSE_DOWNS_PER_DAY * 0.5 / 86400
 
 
-def run(state: HealthState, *samples: object) -> tuple[HealthState, list[str]]:
+def run(state: HealthState, *samples: Sample) -> tuple[HealthState, list[str]]:
     names: list[str] = []
     for s in samples:
-        state, events = step(state, s, RULES)  # type: ignore[arg-type]
+        state, events = step(state, s, RULES)
         names += [e.name for e in events]
     return state, names
 
@@ -239,6 +244,27 @@ def test_needed_losses_grows_with_loss_and_respects_the_minimum() -> None:
     assert ks == sorted(ks)
 
 
+def test_a_young_clean_record_asks_what_a_full_clean_one_asks() -> None:
+    full = 60  # loss_window 30 s / interval 0.5 s
+    settled = losses_to_down((60, 1), (600, 1), ALPHA, 3, full)
+    assert settled == 6
+    assert needed_losses(6, 1, ALPHA, 3) == 10  # the test as it stands: ignorance
+    for n in (1, 6, 30, 59):
+        assert losses_to_down((n, 1), (n, 1), ALPHA, 3, full) == settled
+        assert losses_to_down((n, 0), (n, 0), ALPHA, 3, full) == needed_losses(full, 0, ALPHA, 3)
+    assert losses_to_down((6, 1), (6, 1), ALPHA, 9, full) == 9  # down_after still holds
+
+
+def test_a_young_record_with_a_second_loss_or_not_risen_gets_the_full_test() -> None:
+    full = 60
+    for short, long in (((6, 2), (6, 2)), ((20, 3), (20, 3))):
+        assert losses_to_down(short, long, ALPHA, 3, full) == max(
+            needed_losses(*short, ALPHA, 3), needed_losses(*long, ALPHA, 3)
+        )
+    assert losses_to_down((6, 2), (6, 2), ALPHA, 3, full) == 12
+    assert losses_to_down((6, 1), (6, 1), ALPHA, 3, 0) == 10  # full 0: never young
+
+
 def test_binomial_tail_exact_values() -> None:
     assert binomial_tail(4, 2, 0.5) == pytest.approx(11 / 16)
     assert binomial_tail(10, 0, 0.3) == 1.0
@@ -251,7 +277,7 @@ def test_binomial_tail_exact_values() -> None:
 
 # --------------------------------------------------------------------------- monitor
 
-A, B = IPv4Address("198.51.100.1"), IPv4Address("198.51.100.2")
+A, B = icmp("198.51.100.1"), icmp("198.51.100.2")
 
 
 def monitor(**overrides: object) -> UplinkMonitor:
@@ -294,7 +320,9 @@ def test_suspicion_probes_fast_and_never_more_than_could_count() -> None:
         t = round(t + 0.005, 3)
     assert m.state.health is Health.DOWN
     assert len(sends) == needed - 1  # exactly the probes the test needed
-    assert len(m.due(t)) == 1  # then the healthy cadence probes for the rise
+    rise = max(t, m.next_wakeup())
+    assert rise >= 1.5  # then the healthy cadence (from the 1.0 s probe) probes for the rise
+    assert len(m.due(rise)) == 1
     gaps = {round(b - a, 3) for a, b in itertools.pairwise(sends)}
     assert gaps == {0.025}
 
@@ -346,6 +374,40 @@ def up_monitor(**overrides: object) -> UplinkMonitor:
         m.reply(seq, 0.02, t + 0.02)
     assert m.state.health is Health.UP
     return m
+
+
+def _down_after_cut(m: UplinkMonitor, start: float, cut: float) -> tuple[float, int]:
+    """Answer every probe (20 ms) from ``start`` until ``cut``, then none; on a 5 ms grid."""
+    t = start
+    while m.state.health is not Health.DOWN:
+        m.expire(t)
+        for _, seq in m.due(t):
+            if t < cut:
+                m.reply(seq, 0.02, round(t + 0.02, 3))
+        t = round(t + 0.005, 3)
+    return m.state.since, m.state.run_needed
+
+
+def test_a_cut_three_seconds_after_start_is_found_as_fast_as_one_after_minutes() -> None:
+    # Healthy probes every 0.5 s; the one at the cut is the first loss (150 ms floor),
+    # then 5 fast probes leave from 3.15 every 25 ms; the last times out 150 ms later.
+    young, young_needed = _down_after_cut(monitor(fast_interval="25ms"), 0.0, 3.0)
+    assert young_needed == 6
+    assert young == pytest.approx(3.0 + 0.15 + 4 * 0.025 + 0.15, abs=0.006)
+    settled, settled_needed = _down_after_cut(monitor(fast_interval="25ms"), 0.0, 600.0)
+    assert settled_needed == young_needed
+    assert settled - 600.0 == pytest.approx(young - 3.0, abs=0.006)
+
+
+def test_a_young_record_that_already_lost_a_probe_needs_more() -> None:
+    m = up_monitor(fast_interval="25ms")
+    ((_, seq),) = m.due(1.0)
+    m.expire(1.15)  # lost; its suspicion episode is ended by the next answer
+    for _, seq in m.due(1.15):
+        m.reply(seq, 0.02, 1.17)
+    assert m.state.health is Health.UP and not m.state.suspicious
+    _, needed = _down_after_cut(m, 1.17, 1.5)
+    assert needed > 6  # two losses in a record of a few probes: a lossy start
 
 
 def test_a_stall_on_an_answering_link_costs_one_probe_and_changes_nothing() -> None:
@@ -425,3 +487,144 @@ def test_a_stall_after_a_burst_waits_for_the_next_interval() -> None:
     m.reply(seq, 0.02, 0.72)
     assert m.traffic_stall(1.1) == []  # within one interval of the last burst
     assert m.traffic_stall(1.2) != []
+
+
+# --------------------------------------------------------------------------- captive portal
+
+TOPUP = "http://portal.example/topup"
+
+
+def test_two_portal_verdicts_in_a_row_make_portal_one_stray_does_not() -> None:
+    s = up_state()
+    s, names = run(s, Web(3.0, TOPUP), Answered(3.0), Web(13.0, None), Answered(13.0))
+    assert s.health is Health.UP and names == [] and s.portal_run == 0
+    s, names = run(s, Web(20.0, TOPUP), Answered(20.0))
+    assert s.health is Health.UP and names == [] and s.portal_run == 1
+    s, events = step(s, Web(20.1, TOPUP), RULES)
+    assert s.health is Health.PORTAL and not s.preferred
+    (e,) = events
+    assert (e.name, e.fields) == (
+        "wan.portal",
+        {"wan": "W", "url": TOPUP, "detect_ms": 100, "prev": "up"},
+    )
+
+
+def test_a_portal_still_answers_so_losses_can_take_it_down() -> None:
+    s = up_state()
+    s, _ = run(s, Web(3.0, TOPUP), Web(3.1, TOPUP))
+    s, names = run(s, Answered(3.5), *(Lost(4 + i / 10, 3.9 + i / 10, 3) for i in range(3)))
+    assert s.health is Health.DOWN and names == ["wan.down"]
+    s, names = run(s, CarrierChange(9.0, False))
+    assert s.health is Health.DOWN and names == ["wan.carrier"]
+
+
+def test_leaving_a_portal_needs_two_good_verdicts_then_a_hold_like_after_a_down() -> None:
+    s = up_state()
+    s, _ = run(s, Web(3.0, TOPUP), Web(3.1, TOPUP), Answered(4.0))
+    s, names = run(s, Web(10.0, None), Answered(10.0))
+    assert s.health is Health.PORTAL and names == [] and s.web_good == 1
+    s, events = step(s, Web(10.1, None), RULES)
+    assert s.health is Health.UP and not s.preferred and s.hold_for == RULES.hold
+    seen = [(e.name, e.fields["prev"], e.fields["good"]) for e in events]
+    assert seen == [("wan.up", "portal", 2)]
+    s, names = run(s, Clock(10.1 + RULES.hold))
+    assert s.preferred and names == ["wan.preferred"]
+    # a second portal within the flap window doubles the next hold
+    s, _ = run(s, Web(30.0, TOPUP), Web(30.1, TOPUP), Web(40.0, None), Web(40.1, None))
+    assert s.health is Health.UP and s.hold_for == 2 * RULES.hold
+
+
+def test_a_rise_waits_for_an_unconfirmed_portal_and_rises_into_it() -> None:
+    s = initial_state(5, 0.0)
+    s, names = run(s, Web(0.1, TOPUP), Answered(0.1), Answered(0.5))
+    assert s.health is Health.UNKNOWN and names == []  # two answers, but a portal may follow
+    s, events = step(s, Web(0.15, TOPUP), RULES)
+    assert s.health is Health.PORTAL and events[0].fields["prev"] == "unknown"
+    s = initial_state(5, 0.0)
+    s, _ = run(s, Web(0.1, TOPUP), Answered(0.1), Answered(0.5))
+    s, names = run(s, Web(0.55, None))  # the confirming probe says the web works
+    assert s.health is Health.UP and names == ["wan.up", "wan.preferred"]
+
+
+# --------------------------------------------------------------------------- methods and standby
+
+TCP = TcpTarget(address=IPv4Address("198.51.100.3"), port=443)
+WEB = HttpTarget(address=IPv4Address("198.51.100.4"), url="http://check.example/generate_204")
+
+
+def drive(
+    m: UplinkMonitor,
+    until: float,
+    answers: Callable[[Target, float], str | bool],
+    t: float = 0.0,
+    rtt: float = 0.02,
+) -> list[tuple[float, Target]]:
+    """Run ``m`` on a 5 ms grid; ``answers(target, sent)`` is True (answer), a portal URL
+    (an HTTP redirect) or False (no answer). The probes sent, with their times."""
+    sent: list[tuple[float, Target]] = []
+    pending: list[tuple[float, int, str | None]] = []
+    while t < until:
+        for at, seq, portal in [p for p in pending if p[0] <= t]:
+            pending.remove((at, seq, portal))
+            m.reply(seq, rtt, at, portal)
+        m.expire(t)
+        m.clock(t)
+        for target, seq in m.due(t):
+            sent.append((t, target))
+            verdict = answers(target, t)
+            if verdict is not False:
+                pending.append((t + rtt, seq, verdict if isinstance(verdict, str) else None))
+        t = round(t + 0.005, 3)
+    return sent
+
+
+def test_icmp_shares_the_interval_and_slower_methods_keep_their_own() -> None:
+    m = UplinkMonitor("W", [A, TCP, B, WEB], validate(Monitor, {}), 0.0)
+    sent = drive(m, 20.0, lambda target, at: True)
+    by = {k: [round(t, 3) for t, x in sent if x is k] for k in (A, B, TCP, WEB)}
+    assert by[A] == [round(1.0 * i, 3) for i in range(20)]  # A, B in turn every 500 ms
+    assert by[B] == [round(0.5 + 1.0 * i, 3) for i in range(20)]
+    assert by[TCP] == [round(2.0 * i, 3) for i in range(10)]  # tcp's own 2 s
+    assert by[WEB] == [0.0, 10.0]  # http's own 10 s
+    assert m.state.health is Health.UP and m.rtt.srtt == pytest.approx(0.02)
+
+
+def test_icmp_filtered_is_set_aside_while_tcp_answers_and_the_uplink_stays_up() -> None:
+    m = UplinkMonitor("W", [A, B, TCP], validate(Monitor, {}), 0.0)
+    sent = drive(m, 60.0, lambda target, at: target is TCP or at < 10)
+    assert m.state.health is Health.UP and m.state.downs == ()
+    assert m.target_states() == {str(A.address): "silent", str(B.address): "silent",
+                                 TCP.label: "answering"}  # fmt: skip
+    late = [x for t, x in sent if t > 30]
+    # only the 5 s rechecks of the silent targets besides tcp's own cadence
+    assert late.count(TCP) == 15 and late.count(A) == late.count(B) == 6
+    assert m.loss_pct(60.0) == 0.0  # the filtered method's misses are not the link's loss
+
+
+def test_a_suspicion_burst_probes_every_method() -> None:
+    m = UplinkMonitor("W", [A, TCP, WEB], validate(Monitor, {}), 0.0)
+    drive(m, 3.0, lambda target, at: True)
+    sent = drive(m, 4.5, lambda target, at: False, t=3.0)  # the uplink dies at 3.0
+    assert m.state.health is Health.DOWN
+    burst = {x.method for t, x in sent if t > 3.2}
+    assert burst == {"icmp", "tcp", "http"}
+
+
+def test_an_http_portal_verdict_is_confirmed_at_once_not_after_its_interval() -> None:
+    m = UplinkMonitor("W", [A, WEB], validate(Monitor, {}), 0.0)
+    sent = drive(m, 15.0, lambda target, at: TOPUP if target is WEB and at >= 10 else True)
+    assert [t for t, x in sent if x is WEB] == [0.0, 10.0, 10.045]
+    # sent at 10.0, redirected at 10.02; the confirming probe 25 ms later, its answer 20 ms on
+    assert m.state.health is Health.PORTAL and m.state.since == pytest.approx(10.065)
+    assert m.state.portal_url == TOPUP
+
+
+def test_a_metered_standby_probes_at_the_standby_interval_and_wakes_at_once() -> None:
+    m = UplinkMonitor("W", [A, B, TCP], validate(Monitor, {}), 0.0)
+    drive(m, 1.0, lambda target, at: True)
+    m.standby(True, 1.0)
+    sent = drive(m, 101.0, lambda target, at: True, t=1.0)
+    assert 19 <= len(sent) <= 22  # one probe of each cadence every 10 s, not 2.5 per second
+    m.standby(False, 101.0)
+    ((_, first),) = [(t, x) for t, x in drive(m, 101.02, lambda target, at: True, t=101.0)]
+    assert first in (A, B)  # carrying again: probed at once

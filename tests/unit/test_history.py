@@ -6,8 +6,7 @@ from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.history import History
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import event
-from wanwatch.engine.health import Health
-from wanwatch.engine.intent import Admin
+from wanwatch.engine.intent import Admin, Health
 
 
 def wan(name: str, rtt: float | None, loss: float, state: Health = Health.UP) -> WanStatus:

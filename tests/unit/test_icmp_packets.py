@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wanwatch.config.model import icmp as icmp_target
 from wanwatch.errors import ProbeError
-from wanwatch.probe import icmp
+from wanwatch.probe import hub as hub_module
+from wanwatch.probe.hub import ProbeHub
 from wanwatch.probe.icmp import (
     ICMP6_ECHO_REPLY,
     ICMP6_ECHO_REQUEST,
@@ -21,7 +23,6 @@ from wanwatch.probe.icmp import (
     EchoReply,
     Pending,
     PendingProbes,
-    ProbeHub,
     build_echo,
     checksum,
     icmp6_filter,
@@ -255,7 +256,7 @@ def test_discard_only_forgets_the_same_caller_sequence() -> None:
 # --------------------------------------------------------------------------- hub bookkeeping
 
 
-def _noop(wan: str, seq: int, rtt: float, at: float, family: int) -> None:
+def _noop(wan: str, seq: int, rtt: float, at: float, portal: str | None, family: int) -> None:
     raise AssertionError("no reply expected")
 
 
@@ -294,17 +295,17 @@ def test_hub_opens_nothing_before_start_and_refuses_misuse() -> None:
     hub.add_uplink("a", "wan1", 1 << 16, None)
     assert hub.stats()["a"]["sent"] == 0
     with pytest.raises(ProbeError, match="before start"):
-        hub.send("a", TARGET, 1)
+        hub.send("a", icmp_target(TARGET), 1)
     with pytest.raises(ProbeError, match="no uplink 'zz'"):
-        hub.send("zz", TARGET, 1)
+        hub.send("zz", icmp_target(TARGET), 1)
     hub.remove_uplink("zz")  # unknown: not an error
 
 
 def test_start_without_raw_socket_permission_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refused(family: int) -> None:
+    def refused() -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(icmp, "_raw_socket", refused)
+    monkeypatch.setattr(hub_module, "raw_socket", refused)
     hub = ProbeHub(_noop)
     hub.add_uplink("a", "wan1", 1 << 16, None)
     with pytest.raises(ProbeError, match="need root"):

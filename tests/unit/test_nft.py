@@ -6,16 +6,18 @@ import re
 from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from wanwatch.config import Config, Policy, load
+from wanwatch.config.model import Classifier
 from wanwatch.errors import NftError
 from wanwatch.linux.apply import intent_from_config
+from wanwatch.linux.classify import CLASSIFIERS
 from wanwatch.linux.nft import (
-    CLASSIFIERS,
     jhash,
     predict_bucket,
     render,
@@ -27,7 +29,10 @@ OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 A, B = "INET-UTAMA", "BACKUP-INET"
 
 
-def office(mode: str = "loadbalance", classifier: str = "both-addresses") -> Config:
+def office(
+    mode: Literal["failover", "loadbalance"] = "loadbalance",
+    classifier: Classifier = "both-addresses",
+) -> Config:
     return load(OFFICE).replace(policy=Policy(mode=mode, classifier=classifier))
 
 

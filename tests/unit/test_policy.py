@@ -115,7 +115,7 @@ def test_every_field_filled(office: Config) -> None:
         assert u.name == w.name and u.interface == w.interface and u.gateway == w.gateway
         assert u.address == w.address and u.priority == w.priority and u.weight == w.weight
         assert u.slot == i
-        assert u.probe_targets == w.probe.targets
+        assert u.probe_targets == w.probe.addresses
         assert u.health is UP
     assert intent.flush == ()
     assert intent.to_json()["primary"] == "INET-UTAMA"

@@ -242,7 +242,7 @@ def oracle(cfg: Config, scenario: str, first: Wan | None) -> dict[str, str] | No
     for w in order:
         if kind in ("gateway-down", "upstream-dead") and subject == str(w.gateway):
             continue
-        live = [t for t in w.probe.targets if not (kind == "target-silent" and subject == str(t))]
+        live = [t for t in w.probe.addresses if not (kind == "target-silent" and subject == str(t))]
         if live:
             return {"gateway": str(live[0]), "nexthop": str(w.gateway)}
     return None
@@ -254,7 +254,7 @@ def check_round_trip(cfg: Config, version: int) -> None:
     got = {s.id: s.to_json()["tables"] for s in report.scenarios}
     want_ids = {"baseline"}
     want_ids |= {f"{k}:{w.gateway}" for w in cfg.wans for k in ("gateway-down", "upstream-dead")}
-    want_ids |= {f"target-silent:{t}" for w in cfg.wans for t in w.probe.targets}
+    want_ids |= {f"target-silent:{t}" for w in cfg.wans for t in w.probe.addresses}
     assert set(got) == want_ids
     lb = cfg.policy.mode == "loadbalance"
     for sid, tables in got.items():

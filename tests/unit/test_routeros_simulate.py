@@ -207,8 +207,9 @@ def test_script_effects_understand_common_forms() -> None:
     )
     assert [e.distance for e in script_effects(export, "dn")] == [9]
     assert [e.distance for e in script_effects(export, "/system script run dn")] == [9]
-    eff = script_effects(export, '/ip/route/disable [find where comment="A"]; :log info x')
-    assert [(e.disabled, e.selector.conditions[0].value) for e in eff] == [(True, "A")]
+    [effect] = script_effects(export, '/ip/route/disable [find where comment="A"]; :log info x')
+    assert effect.disabled is True and effect.selector is not None
+    assert effect.selector.conditions[0].value == "A"
     assert (
         script_effects(export, ":foreach i in=[/ip route find] do={ /ip route disable $i }") == []
     )

@@ -482,9 +482,24 @@ def test_a_jump_to_a_chain_that_drops_closes_the_uplink() -> None:
     assert codes_of(returns) == [("wan-open", 18)]  # the input chain's last rule: the jump
 
 
-def test_no_input_chain_is_not_judged() -> None:
-    """A partial export (routes only, or only a forward chain) says nothing of input."""
+def test_a_chain_the_export_lacks_is_not_judged() -> None:
+    """A partial export (routes only, or one chain only) says nothing of what it lacks."""
     routes_only = WAN_OPEN.split("/ip firewall filter\n", maxsplit=1)[0]
     assert codes_of(routes_only) == []
-    forward_only = routes_only + "/ip firewall filter\nadd chain=forward action=accept\n"
-    assert codes_of(forward_only) == []
+    closed_forward = (
+        "add chain=forward action=drop connection-state=new connection-nat-state=!dstnat "
+        "in-interface-list=WAN\n"
+    )
+    assert codes_of(routes_only + "/ip firewall filter\n" + closed_forward) == []
+
+
+def test_a_forward_chain_open_to_the_uplinks_is_wan_open() -> None:
+    """New connections from an uplink forwarded to the LANs: defconf drops those not
+    dst-nat'ed; a port forward (dstnat) is an opening, not a hole."""
+    routes_only = WAN_OPEN.split("/ip firewall filter\n", maxsplit=1)[0]
+    forward = "/ip firewall filter\nadd chain=forward action=drop connection-state=invalid\n"
+    got = verify_text(routes_only + forward, "d.rsc").warnings
+    assert [(w.code, w.line) for w in got] == [("wan-open", 14)]
+    assert "forwarded to the LANs" in got[0].message and "!dstnat" in got[0].message
+    only_dstnat = forward + "add chain=forward action=drop connection-nat-state=dstnat\n"
+    assert codes_of(routes_only + only_dstnat) == [("wan-open", 15)]

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from wanwatch.linux.traffic import MIN_PACKETS, POLL, STALL_RTTS, WINDOW_MIN, StallDetector
+import itertools
+
+from wanwatch.linux.traffic import (
+    BUSY_PACKETS,
+    IDLE_POLL,
+    MIN_PACKETS,
+    POLL,
+    STALL_RTTS,
+    WINDOW_MIN,
+    StallDetector,
+)
 
 
 def feed(
@@ -85,7 +95,31 @@ def test_busy_only_while_packets_leave() -> None:
     d = StallDetector()
     d.sample(0.0, 0, 0, None)
     assert not d.busy
-    d.sample(0.05, MIN_PACKETS, 3, None)
+    d.sample(0.05, BUSY_PACKETS, 2, None)
     assert d.busy
-    d.sample(0.1, MIN_PACKETS + 1, 4, None)  # one probe: idle again
+    d.sample(0.1, BUSY_PACKETS + 1, 3, None)  # one probe, answered: idle again
     assert not d.busy
+    d.sample(0.35, BUSY_PACKETS + 2, 3, None)  # one probe, not answered yet
+    assert d.busy  # read again at POLL: if it stays unanswered a stall may be forming
+
+
+def test_light_traffic_keeps_the_fast_reads_through_a_cut() -> None:
+    """50 new connections/s: ~5 packets out and in per POLL, then only SYNs (one per
+    20 ms) leave. Every read stays at POLL, and the stall shows as with heavy traffic."""
+    d = StallDetector()
+    t, tx, rx = 0.0, 0, 0
+    reads = []
+    stall = None
+    while t < 2.0 and stall is None:
+        cut = t >= 1.0
+        tx += 2 if cut and round(t / POLL) % 2 else 3 if cut else 5
+        rx += 0 if cut else 5
+        if d.sample(t, tx, rx, 0.001):
+            stall = t
+        reads.append(t)
+        t = round(t + (POLL if d.busy else IDLE_POLL), 6)
+    # (the first read has nothing to compare with: the second comes IDLE_POLL later)
+    assert all(round(b - a, 6) == POLL for a, b in itertools.pairwise(reads[1:]))
+    assert stall is not None
+    # the first read after the cut sees packets without answers; a window later it says so
+    assert stall == round(1.0 + WINDOW_MIN, 6)

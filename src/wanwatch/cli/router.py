@@ -39,7 +39,7 @@ def check(config_path: Path, explain: bool) -> None:
     click.echo(f"{config_path}: ok")
     for w in cfg.wans:
         addr = w.address or "(interface's own address)"
-        targets = ", ".join(str(t) for t in w.probe.targets)
+        targets = ", ".join(t.label for t in w.probe.targets)
         click.echo(
             f"  wan {w.name}: {w.interface} {addr} {plan_gateway(w.gateway, kind(w))}, "
             f"priority {w.priority}, weight {w.weight}, probes {targets}"
@@ -56,6 +56,7 @@ def check(config_path: Path, explain: bool) -> None:
     echo_runtime_facts(cfg)
     if explain:
         click.echo(explain_monitor(cfg))
+        click.echo(explain_budget(cfg))
 
 
 def explain_monitor(cfg: Config) -> str:
@@ -77,15 +78,48 @@ def explain_monitor(cfg: Config) -> str:
     return "\n".join(lines)
 
 
+def explain_budget(cfg: Config) -> str:
+    """Each uplink's probes per second and bytes per day, per method (docs/probes.md)."""
+    from wanwatch.config import format_duration
+    from wanwatch.probe.budget import costs
+
+    lines = ["probe budget (healthy cadence; IP bytes both ways, MB = 10^6 bytes):"]
+    for wan in cfg.wans:
+        modes = [("", False)]
+        if wan.metered:
+            every = format_duration(cfg.monitor_for(wan).standby_interval)
+            modes = [(" carrying", False), (f" standby (metered: at most every {every})", True)]
+        for mode, standby in modes:
+            rows = costs(cfg, wan, standby=standby)
+            lines.append(f"  {wan.name}{mode}:")
+            for c in rows:
+                n = f"{c.targets} target{'s' if c.targets > 1 else ''}"
+                lines.append(
+                    f"    {c.method:<5} {n:<10} {c.per_s:6.2f} probes/s "
+                    f"{c.bytes_day / 1e6:8.2f} MB/day"
+                )
+            rate, volume = sum(c.per_s for c in rows), sum(c.bytes_day for c in rows)
+            lines.append(f"    {'total':<16} {rate:6.2f} probes/s {volume / 1e6:8.2f} MB/day")
+    return "\n".join(lines)
+
+
 @click.command()
 @config_option(DEFAULT_CONFIG, fixed=True)
 @click.option("--down", "down", multiple=True, metavar="WAN", help="Treat this uplink as down.")
+@click.option(
+    "--matrix", is_flag=True, help="Every rule's path for every combination of uplinks up and down."
+)
 @json_option
-def plan(config_path: Path, down: tuple[str, ...], as_json: bool) -> None:
+def plan(config_path: Path, down: tuple[str, ...], matrix: bool, as_json: bool) -> None:
     """Print the dataplane wanwatch wants for a given uplink state (no root needed)."""
     from wanwatch.engine.policy import plan_for
 
     cfg = load_or_exit(config_path)
+    if matrix:
+        from wanwatch.engine.matrix import format_matrix
+
+        click.echo(format_matrix(cfg), nl=False)
+        return
     names = {w.name for w in cfg.wans}
     unknown = [d for d in down if d not in names]
     if unknown:
@@ -175,6 +209,7 @@ def run(
     config (an invalid one is refused and the old one keeps running).
     """
     import asyncio
+    import signal
 
     from wanwatch.daemon import logs
     from wanwatch.daemon.assemble import assemble
@@ -186,7 +221,16 @@ def run(
     need_root("wanwatch run needs root (netlink, nftables, raw ICMP sockets).")
     try:
         daemon = assemble(config_path, socket_path, state_dir, metrics=metrics, http=http)
-        code = asyncio.run(daemon.run())
+        with asyncio.Runner() as runner:
+            try:
+                code = runner.run(daemon.run())
+            finally:
+                # On its way out: closing the loop gives SIGTERM back SIG_DFL, and a second
+                # SIGTERM then (a supervisor asking again) would turn a clean exit into death
+                # by signal. Blocked from here, it stays pending until the process is gone.
+                signal.pthread_sigmask(
+                    signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+                )
     except ConfigError as exc:  # the file changed between the check above and the start
         echo_problems(exc)
         sys.exit(EXIT_BAD_INPUT)
@@ -286,6 +330,10 @@ def format_status(answer: dict[str, Any]) -> str:
     lines = [f"mode {st.mode}, carrying new connections: {', '.join(st.active) or '-'}"]
     if st.stale:
         lines[0] += "  (no healthy uplink: last choice kept)"
+    if st.ha is not None:  # keepalived's latest announcement, as linux/pair.py follows it
+        dhcp = "serving DHCP" if st.ha.get("serving_dhcp") else "not serving DHCP"
+        role = st.ha.get("role") or "not announced yet"
+        lines.append(f"pair: {role}, {dhcp}, uplinks down for VRRP: {st.ha.get('uplinks_down')}")
     lines.append(f"{'UPLINK':<16}{'STATE':<10}{'RTT':>9}{'LOSS':>7}  {'SINCE':<30}ROLE")
     for w in st.wans:
         rtt = "-" if w.rtt_ms is None else f"{w.rtt_ms:.1f}ms"
@@ -306,6 +354,9 @@ def format_status(answer: dict[str, Any]) -> str:
     lines += [line for w in st.wans if (line := _dynamic_line(w))]
     if st.firewall is not None:
         lines.append(_firewall_line(st.firewall))
+    lines += [
+        f"{w.name}: captive portal, web sent to {w.portal_url}" for w in st.wans if w.portal_url
+    ]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:

@@ -12,9 +12,18 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, TypeVar
 
-from wanwatch.config import dynamic
-from wanwatch.config.fields import Path_, PortRange, format_path
-from wanwatch.config.model import MAX_SHIFTED_PORTS, PORT_PROTOS, Config, Dns, Lan, Wan
+from wanwatch.config import dynamic, matches
+from wanwatch.config.fields import IpAddress, Path_, PortRange, format_path
+from wanwatch.config.model import (
+    MAX_SHIFTED_PORTS,
+    PORT_PROTOS,
+    Config,
+    Dns,
+    Lan,
+    Rule,
+    Wan,
+)
+from wanwatch.footprint import MAX_RULES
 
 Report = Callable[[Path_, str], None]
 
@@ -109,7 +118,7 @@ def check_overlaps(report: Report, nets: list[_Net]) -> None:
 
 def check_uplinks(report: Report, wans: list[Any], nets: list[_Net]) -> None:
     """Each uplink's gateway is on its subnet; its probe targets are beyond it and its own."""
-    target_owner: dict[IPv4Address, Path_] = {}
+    target_owner: dict[IpAddress, Path_] = {}
     for i, w in _enumerate_valid(wans):
         path: Path_ = ("wans", i)
         if (
@@ -125,20 +134,22 @@ def check_uplinks(report: Report, wans: list[Any], nets: list[_Net]) -> None:
             elif w.gateway == w.address.ip:
                 report((*path, "gateway"), f"{w.gateway} is the uplink's own address")
         targets = w.probe.targets if w.probe is not None and w.probe.targets else ()
-        for t_i, t in enumerate(targets):
+        for t_i, target in _enumerate_valid(list(targets)):
             tpath = (*path, "probe", "targets", t_i)
+            t = target.address
             _check_target(report, tpath, t, nets)
-            if t in target_owner:
+            # Methods of one uplink may share an address (ping and ask 1.1.1.1); a
+            # route pins an address to one uplink, so two uplinks may not.
+            owner = target_owner.setdefault(t, path)
+            if owner != path:
                 report(
                     tpath,
-                    f"{t} is already a probe target of {format_path(target_owner[t])}: "
+                    f"{t} is already a probe target of {format_path(owner)}: "
                     "each target must be pinned to one uplink (RouterOS cannot pin it twice)",
                 )
-            else:
-                target_owner[t] = path
 
 
-def _check_target(report: Report, tpath: Path_, t: IPv4Address, nets: list[_Net]) -> None:
+def _check_target(report: Report, tpath: Path_, t: IpAddress, nets: list[_Net]) -> None:
     """A probe target is outside our subnets and a unicast address."""
     for n in nets:
         if t in n.network:
@@ -370,3 +381,129 @@ def _check_to_port(report: Report, at: Path_, port: PortRange, to_port: PortRang
             f"a shifted range maps at most {MAX_SHIFTED_PORTS} ports; {port} has {port.size} "
             "(forward to the same ports, or split it)",
         )
+
+
+# --- policy rules (docs/rules.md)
+
+
+def check_rules(report: Report, config: Config, *, clean: bool) -> None:
+    """Rules name known uplinks and LANs, match something, and can each match some
+    connection no earlier rule takes (only when ``clean``: no rule field was rejected,
+    or a missing field would read as "anything")."""
+    rules: list[Rule] = list(config.rules or ())
+    wans = [w.name for w in config.wans or () if w is not None and w.name is not None]
+    lans = {lan.name: lan for lan in config.lans or () if lan is not None}
+    if len(rules) > MAX_RULES:
+        report(("rules",), f"lists {len(rules)} rules; at most {MAX_RULES} (each has a ct mark)")
+        return
+    names: dict[str, Path_] = {}
+    sound: list[tuple[int, Rule]] = []
+    for i, r in _enumerate_valid(list[Rule | None](rules)):
+        at: Path_ = ("rules", i)
+        _once(report, names, r.name, (*at, "name"), used=f"name {r.name!r} already used by")
+        ok = _check_rule(report, at, r, wans, lans, clean=clean)
+        if ok and r.name is not None and r.via is not None and r.when_down is not None:
+            sound.append((i, r))
+    _check_domain_lookups(report, config, rules, lans)
+    if not clean or len(sound) != len(rules):
+        return
+    lan_list = list(lans.values())
+    try:
+        by_family = {f: matches.matches(rules, lan_list, f) for f in matches.FAMILY_BITS}
+        reach = {f: matches.reachable(ms, f) for f, ms in by_family.items()}
+    except OverflowError:
+        report(
+            ("rules",),
+            f"these rules cut the address space into more than {matches.MAX_REGIONS} "
+            "regions: merge rules that differ in one field only",
+        )
+        return
+    for i, r in sound:
+        mine = {f: m for f, ms in by_family.items() for m in ms if m.rule == i}
+        if not mine:
+            report(("rules", i), f"{r.name}: matches no connection of either family")
+            continue
+        earlier = next(
+            (
+                j
+                for j in range(i)
+                if all(
+                    any(e.rule == j and matches.covers(e, m) for e in by_family[f])
+                    for f, m in mine.items()
+                )
+            ),
+            None,
+        )
+        if earlier is not None:
+            by = f"{format_path(('rules', earlier))} ({rules[earlier].name})"
+        elif not any(i in reach[f] for f in mine):
+            by = "the rules before it together"
+        else:
+            continue
+        report(("rules", i), f"{r.name} can never match: {by} already takes all its traffic")
+
+
+def _check_domain_lookups(
+    report: Report, config: Config, rules: list[Rule], lans: dict[str, Lan]
+) -> None:
+    """A domains rule matches only what the router's dnsmasq resolved: it must be the
+    forwarder, and the rule's LANs' clients must ask it."""
+    for i, r in _enumerate_valid(list[Rule | None](rules)):
+        if not r.domains:
+            continue
+        if config.dns is not None and not config.dns.upstream:
+            report(
+                ("rules", i, "domains"), "needs dns.upstream: the router's dnsmasq resolves them"
+            )
+        named = [x for x in r.from_ or () if isinstance(x, str)]
+        for lan in [lans[n] for n in named if n in lans] if r.from_ else lans.values():
+            if lan.dhcp is not None and lan.dhcp.dns:
+                report(
+                    ("rules", i, "domains"),
+                    f"LAN {lan.name!r} hands out dhcp.dns {', '.join(map(str, lan.dhcp.dns))}: "
+                    "its clients would not ask the router, so the rule could not see their "
+                    "lookups (drop dhcp.dns)",
+                )
+
+
+def _check_rule(
+    report: Report, at: Path_, r: Rule, wans: list[str], lans: dict[str, Lan], *, clean: bool
+) -> bool:
+    """One rule's own problems; False if it had any."""
+    problems: list[tuple[Path_, str]] = []
+    if r.via is not None:
+        problems += _via_problems((*at, "via"), r, wans)
+    for j, item in enumerate(r.from_ or ()):
+        if isinstance(item, str):
+            if item not in lans:
+                problems.append(
+                    ((*at, "from", j), f"no LAN is named {item!r} (nor is it a prefix)")
+                )
+            elif lans[item].address is None:
+                problems.append(((*at, "from", j), f"LAN {item!r} has no address to match"))
+    if r.to is not None and r.domains is not None:
+        problems.append(((*at, "domains"), "give to or domains, not both (two rules match either)"))
+    if r.ports is not None and r.proto is not None and r.proto not in PORT_PROTOS:
+        problems.append(((*at, "ports"), f"{r.proto} has no ports: remove ports"))
+    elif r.ports is not None and r.proto is None:
+        problems.append(((*at, "ports"), "ports need proto: tcp, udp or tcp+udp"))
+    if clean and all(v is None for v in (r.from_, r.to, r.domains, r.proto, r.ports)):
+        problems.append(
+            (at, f"{r.name}: matches every connection: that is the policy's job; add a match")
+        )
+    for path, message in problems:
+        report(path, message)
+    return not problems
+
+
+def _via_problems(at: Path_, r: Rule, wans: list[str]) -> list[tuple[Path_, str]]:
+    out: list[tuple[Path_, str]] = []
+    members = [u for u in r.via.uplinks or () if u is not None]
+    for j, u in enumerate(members):
+        if u.name is not None and u.name not in wans:
+            out.append(((*at, "uplinks", j), f"no uplink is named {u.name!r}"))
+    if len({u.name for u in members}) != len(members):
+        out.append(((*at, "uplinks"), "an uplink is listed twice"))
+    if r.via.mode == "failover" and any(u.weight is not None for u in members):
+        out.append(((*at, "mode"), "weights need mode: loadbalance"))
+    return out

@@ -20,6 +20,7 @@ from ipaddress import (
     IPv6Network,
 )
 from typing import Annotated, Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from wanwatch.footprint import MAX_UPLINKS
 
@@ -120,10 +121,34 @@ def _argv(value: object) -> tuple[str, ...]:
 Argv = Annotated[tuple[str, ...], Parse(_argv)]
 
 
-def distinct_targets(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    if len(set(values)) != len(values):
+def probe_targets(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """At least one target, none twice (items the loader rejected are None here)."""
+    if not values:
+        raise ValueError("must not be empty")
+    labels = [t.label for t in values if t is not None]
+    if len(set(labels)) != len(labels):
         raise ValueError("a probe target is listed twice")
     return values
+
+
+def http_url(value: str) -> str:
+    """An ``http://host[:port]/path`` URL; its host is sent as the Host header only."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a URL: {exc}") from None
+    if parts.scheme == "https":
+        # A captive portal intercepts plain HTTP; it cannot answer for an https host
+        # without a certificate error (docs/probes.md, "Why http only").
+        raise ValueError("only http:// is probed: a captive portal shows itself on plain HTTP")
+    if parts.scheme != "http" or not parts.hostname or port == 0:
+        raise ValueError(
+            f"{value!r} is not an http:// URL (e.g. http://connectivitycheck.gstatic.com/generate_204)"
+        )
+    if parts.username is not None or any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise ValueError(f"{value!r}: no credentials, spaces or control characters in the URL")
+    return value
 
 
 def mac_address(value: str) -> str:
@@ -330,3 +355,59 @@ def distinct_names(values: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(set(values)) != len(values):
         raise ValueError("a name is listed twice")
     return values
+
+
+# --- policy rules' values (config/model.py: Rule; docs/rules.md)
+
+
+def parse_sources(value: object) -> tuple[str | Prefix, ...]:
+    """``from`` of a rule: LAN names and/or prefixes (either family), one or a list."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("must list at least one LAN name or prefix (omit the key: from anywhere)")
+    out: list[str | Prefix] = []
+    for v in items:
+        if isinstance(v, str) and _NAME_RE.match(v) and not _looks_numeric(v):
+            item: str | Prefix = v
+        else:
+            (item,) = parse_prefixes(v)
+        if item in out:
+            raise ValueError(f"{item} is listed twice")
+        out.append(item)
+    return tuple(out)
+
+
+def _looks_numeric(v: str) -> bool:
+    # "10.0.0.1" matches the name pattern too; a name is never an address
+    return all(part.isdigit() for part in v.split("."))
+
+
+def parse_via(value: object) -> object:
+    """``via: [A, B]`` (failover, in order) is short for ``{mode: failover, uplinks: [A, B]}``;
+    an uplink is a name or ``{name: A, weight: 2}``."""
+    if isinstance(value, list):
+        value = {"uplinks": value}
+    if isinstance(value, dict) and isinstance(value.get("uplinks"), list):
+        members = [{"name": m} if isinstance(m, str) else m for m in value["uplinks"]]
+        value = {**value, "uplinks": members}
+    return value
+
+
+def parse_sticky(value: object) -> object:
+    """``sticky: src`` is short for ``{by: src}``."""
+    return {"by": value} if isinstance(value, str) else value
+
+
+def parse_domains(value: object) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise ValueError("must list at least one domain name")
+    out: list[str] = []
+    for v in items:
+        if not isinstance(v, str):
+            raise ValueError(f"{v!r} is not a domain name")
+        name = domain_name(v.strip().lower().rstrip("."))
+        if name in out:
+            raise ValueError(f"{name} is listed twice")
+        out.append(name)
+    return tuple(out)

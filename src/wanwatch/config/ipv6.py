@@ -173,11 +173,12 @@ def _check_targets(
     report: Report, path: Path_, w: Wan, nets: list[tuple[Path_, IPv6Network]]
 ) -> None:
     targets = w.probe.targets or ()
-    if targets and not any(t.version == 4 for t in targets if t is not None):
+    if targets and not any(t.address.version == 4 for t in targets if t is not None):
         report(path, "needs an IPv4 target too: the uplink's IPv4 is judged by its IPv4 targets")
-    for t_i, t in enumerate(targets):
-        if not isinstance(t, IPv6Address):
+    for t_i, target in enumerate(targets):
+        if target is None or not isinstance(target.address, IPv6Address):
             continue
+        t = target.address
         at = (*path, t_i)
         if w.address6 is None:
             report(

@@ -17,7 +17,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
-from wanwatch.config.checks import check_firewall, cross_check
+from wanwatch.config.checks import check_firewall, check_rules, cross_check
 from wanwatch.config.fields import Check, Parse, Path_, format_duration, format_path, parse_duration
 from wanwatch.config.ha import check_ha
 from wanwatch.config.ipv6 import check_ipv6
@@ -137,6 +137,20 @@ def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Model)
 
 
+def _variants(tp: Any) -> dict[str, type[Model]] | None:
+    """A union of sections told apart by one key (each member's ``_tag``): value -> class."""
+    if get_origin(tp) not in (Union, types.UnionType):
+        return None
+    members = get_args(tp)
+    if not all(_is_model(m) and m._tag is not None for m in members):
+        return None
+    return {m._tag[1]: m for m in members}
+
+
+def _is_section(tp: Any) -> bool:
+    return _is_model(tp) or _variants(tp) is not None
+
+
 class _Walker:
     """Validates raw YAML data against the model field by field, reporting every
     problem with its line. A rejected field becomes None in its (partial) parent,
@@ -174,6 +188,30 @@ class _Walker:
                 values[f.name] = None
         return cls(**values)  # Struct __init__ checks nothing: partial parents are fine
 
+    def section(self, tp: Any, raw: Any, path: Path_) -> Any:
+        """A section, or one of a union of sections chosen by its tag key (``method: tcp``);
+        a plain value stands for the member whose ``_shorthand`` field it fills."""
+        variants = _variants(tp)
+        if variants is None:
+            return self.struct(tp, raw, path)
+        if not isinstance(raw, dict):
+            short = next((m for m in variants.values() if m._shorthand), None)
+            if short is None or short._shorthand is None:
+                self.add(path, "must be a mapping of keys")
+                return _BAD
+            (f,) = (f for f in msgspec.structs.fields(short) if f.name == short._shorthand)
+            value = self.value(f.type, raw, path)
+            return _BAD if value is _BAD else short(**{f.name: value})
+        key = next(iter(variants.values()))._tag[0]  # type: ignore[index]
+        *first, last = (repr(v) for v in variants)
+        choices = f"{', '.join(first)} or {last}" if first else last
+        name = raw.get(key)
+        if not isinstance(name, str) or name not in variants:
+            problem = "must be one of" if key in raw else "required: one of"
+            self.add((*path, key), f"{problem} {choices}")
+            return _BAD
+        return self.struct(variants[name], {k: v for k, v in raw.items() if k != key}, path)
+
     def value(self, tp: Any, raw: Any, path: Path_) -> Any:
         tp, metas, rules, optional = _peel(tp)
         if raw is None and optional:
@@ -201,20 +239,14 @@ class _Walker:
 
     def _typed(self, tp: Any, metas: list[Meta], raw: Any, path: Path_) -> Any:
         """``raw`` as ``tp`` within ``metas``: a section, a list of sections, or a value."""
-        if _is_model(tp):
-            return self.struct(tp, raw, path)
-        if get_origin(tp) is tuple and _is_model(get_args(tp)[0]):
+        if _is_section(tp):
+            return self.section(tp, raw, path)
+        if get_origin(tp) is tuple and _is_section(get_args(tp)[0]):
             if not isinstance(raw, list):
                 self.add(path, "must be a list")
                 return _BAD
-            items = (self.struct(get_args(tp)[0], r, (*path, i)) for i, r in enumerate(raw))
+            items = (self.section(get_args(tp)[0], r, (*path, i)) for i, r in enumerate(raw))
             return tuple(None if it is _BAD else it for it in items)  # keeps indexes
-        if get_origin(tp) is tuple and isinstance(raw, list) and _peel(get_args(tp)[0])[2]:
-            # items with a Parse rule of their own (probe targets): each reported at its index
-            values = [self.value(get_args(tp)[0], r, (*path, i)) for i, r in enumerate(raw)]
-            if any(v is _BAD for v in values):
-                return _BAD
-            raw = values
         target = Annotated.__class_getitem__((tp, *metas)) if metas else tp  # type: ignore[attr-defined]
         return msgspec.convert(raw, target, strict=True, dec_hook=_ip_hook)
 
@@ -288,6 +320,9 @@ def _validated(cls: type[_M], located: _Located, source: str) -> _M:
         check_ha(walker.add, value)
         check_firewall(walker.add, value)
         check_ipv6(walker.add, value)
+        # a rejected rule field reads as "anything": no shadow test then
+        clean = not any(": rules[" in m for _, m in walker.problems)
+        check_rules(walker.add, value, clean=clean)
         value = value.replace(source=source)
     if walker.problems:
         walker.problems.sort(key=lambda p: p[0])

@@ -9,6 +9,7 @@ from ipaddress import (
     IPv6Address,
     IPv6Interface,
     IPv6Network,
+    ip_address,
 )
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
@@ -27,17 +28,22 @@ from wanwatch.config.fields import (
     Prefix,
     dhcp_range,
     distinct_names,
-    distinct_targets,
     dnsmasq_can_name,
     domain_name,
     host_name,
+    http_url,
     mac_address,
     parse_address6,
+    parse_domains,
     parse_ip_address,
     parse_port_range,
     parse_ports,
     parse_prefixes,
+    parse_sources,
+    parse_sticky,
+    parse_via,
     parse_wan_address,
+    probe_targets,
     some_uplink,
     whole_seconds,
 )
@@ -45,9 +51,15 @@ from wanwatch.config.fields import (
 
 class Model(Struct, frozen=True):
     """A frozen, typed config section. msgspec passes ``frozen`` on to subclasses;
-    they repeat it for mypy. Fields named in ``_internal`` are not read from YAML."""
+    they repeat it for mypy. Fields named in ``_internal`` are not read from YAML.
+
+    Sections of a union (``TcpTarget | HttpTarget``) carry a ``_tag``, (key, value):
+    the loader picks the member whose value the item's key holds; a ``_shorthand``
+    member takes a plain value for that one field (``8.8.8.8`` for ``address:``)."""
 
     _internal: ClassVar[tuple[str, ...]] = ()
+    _tag: ClassVar[tuple[str, str] | None] = None
+    _shorthand: ClassVar[str | None] = None
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` (not validated: for code and tests, not user input)."""
@@ -103,6 +115,12 @@ MONITOR_FIELDS: dict[str, tuple[Any, float, float, str]] = {
     "degraded_loss": (40.0, 1, 100, "% loss over loss_window that marks an uplink degraded"),
     "degraded_rtt": (1.0, 0.001, 60, "smoothed RTT that marks an uplink degraded"),
     "loss_window": (30.0, 1, 3600, "window of the loss and RTT figures"),
+    "standby_interval": (
+        10.0,
+        0.1,
+        3600,
+        "time between probes of a metered uplink while it carries no traffic",
+    ),
 }
 
 
@@ -122,6 +140,7 @@ _FastInterval = Annotated[Duration, _mon("fast_interval")]
 _DegradedLoss = Annotated[float, _mon("degraded_loss")]
 _DegradedRtt = Annotated[Duration, _mon("degraded_rtt")]
 _LossWindow = Annotated[Duration, _mon("loss_window")]
+_StandbyInterval = Annotated[Duration, _mon("standby_interval")]
 
 
 class Monitor(Model, frozen=True):
@@ -138,19 +157,122 @@ class Monitor(Model, frozen=True):
     degraded_loss: _DegradedLoss = MONITOR_FIELDS["degraded_loss"][0]
     degraded_rtt: _DegradedRtt = MONITOR_FIELDS["degraded_rtt"][0]
     loss_window: _LossWindow = MONITOR_FIELDS["loss_window"][0]
+    standby_interval: _StandbyInterval = MONITOR_FIELDS["standby_interval"][0]
+
+
+# --- probe targets (docs/probes.md): one small section per method
+
+ProbeMethod = Literal["icmp", "tcp", "http", "dns"]
+# Healthy cadence of one target of the slower methods, declared once: ICMP targets
+# share the uplink's ``interval``; these run beside it (docs/probes.md, "Budget").
+METHOD_INTERVALS: dict[ProbeMethod, float] = {"tcp": 2.0, "dns": 5.0, "http": 10.0}
+_TargetInterval = Annotated[
+    Duration, Meta(ge=0.5, le=3600, description="time between probes of this target")
+]
 
 
 if TYPE_CHECKING:
-    ProbeTarget = IpAddress
+    TargetAddress = IpAddress
 else:  # msgspec cannot convert a union of two custom types: Parse does it all
-    ProbeTarget = Annotated[Any, Parse(parse_ip_address)]
+    TargetAddress = Annotated[Any, Parse(parse_ip_address)]
+
+
+class _Target(Model, frozen=True, kw_only=True):
+    """One probe target: the address every probe of it is pinned to, through its uplink.
+    IPv4 or IPv6: each family's targets are the evidence for that family (docs/ipv6.md)."""
+
+    method: ClassVar[ProbeMethod] = "icmp"
+    address: TargetAddress
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._tag = ("method", cls.method)
+
+    @property
+    def label(self) -> str:
+        """How status and events name it; unique within one uplink."""
+        return str(self.address)
+
+    def own_interval(self) -> float | None:
+        """Its own healthy cadence; None: it shares the uplink's ``interval`` (ICMP)."""
+        return None
+
+    def to_data(self, *, drop_none: bool = False, drop_defaults: bool = False) -> dict[str, Any]:
+        data = super().to_data(drop_none=drop_none, drop_defaults=drop_defaults)
+        return {"method": self.method, **data}
+
+
+class IcmpTarget(_Target, frozen=True, kw_only=True):
+    """An echo request (the default; a plain address in ``targets`` is one)."""
+
+    _shorthand: ClassVar[str | None] = "address"
+    method: ClassVar[ProbeMethod] = "icmp"
+
+
+class TcpTarget(_Target, frozen=True, kw_only=True):
+    """A TCP connect: a SYN-ACK or a RST proves the path, silence is a loss."""
+
+    method: ClassVar[ProbeMethod] = "tcp"
+    port: Annotated[int, Meta(ge=1, le=65535)]
+    interval: _TargetInterval = METHOD_INTERVALS["tcp"]
+
+    @property
+    def label(self) -> str:
+        return f"tcp {self.address}:{self.port}"
+
+    def own_interval(self) -> float | None:
+        return self.interval
+
+
+class HttpTarget(_Target, frozen=True, kw_only=True):
+    """A GET of ``url`` from ``address`` (its Host header sent as is): ``expect`` is
+    success; a redirect, or a 200 page where a 204 was expected, is a captive portal."""
+
+    method: ClassVar[ProbeMethod] = "http"
+    url: Annotated[str, Check(http_url)]
+    expect: Annotated[int, Meta(ge=200, le=299)] = 204
+    interval: _TargetInterval = METHOD_INTERVALS["http"]
+
+    @property
+    def label(self) -> str:
+        return f"http {self.address} {self.url}"
+
+    def own_interval(self) -> float | None:
+        return self.interval
+
+
+class DnsTarget(_Target, frozen=True, kw_only=True):
+    """An A query for ``name`` to the server at ``address`` (UDP 53); with ``answer``,
+    a reply without that address does not count."""
+
+    method: ClassVar[ProbeMethod] = "dns"
+    name: Annotated[str, Check(domain_name)]
+    answer: IPv4Address | None = None
+    interval: _TargetInterval = METHOD_INTERVALS["dns"]
+
+    @property
+    def label(self) -> str:
+        return f"dns {self.address} {self.name}"
+
+    def own_interval(self) -> float | None:
+        return self.interval
+
+
+Target = IcmpTarget | TcpTarget | HttpTarget | DnsTarget
+
+
+def icmp(address: IpAddress | str) -> IcmpTarget:
+    """An ICMP target (for code and tests; the loader reads YAML)."""
+    return IcmpTarget(address=ip_address(address))
 
 
 class Probe(Model, frozen=True):
     """Where an uplink's health is measured, and per-uplink monitor overrides."""
 
-    # IPv4 and IPv6 addresses; each family's are the evidence for that family (docs/ipv6.md)
-    targets: Annotated[tuple[ProbeTarget, ...], Meta(min_length=1), Check(distinct_targets)]
+    targets: Annotated[tuple[Target, ...], Check(probe_targets)]
+    # A captive portal (docs/probes.md): routed like a dead uplink, or used only
+    # when no other uplink is usable.
+    portal: Literal["down", "last_resort"] = "down"
     interval: _Interval | None = None
     down_after: _DownAfter | None = None
     up_after: _UpAfter | None = None
@@ -162,13 +284,19 @@ class Probe(Model, frozen=True):
     degraded_loss: _DegradedLoss | None = None
     degraded_rtt: _DegradedRtt | None = None
     loss_window: _LossWindow | None = None
+    standby_interval: _StandbyInterval | None = None
 
     def overrides(self) -> dict[str, Any]:
         return {k: v for k in MONITOR_FIELDS if (v := getattr(self, k)) is not None}
 
-    def family(self, version: int) -> tuple[IpAddress, ...]:
+    def family(self, version: int) -> tuple[Target, ...]:
         """The targets of one address family (4 or 6), in config order."""
-        return tuple(t for t in self.targets if t.version == version)
+        return tuple(t for t in self.targets if t.address.version == version)
+
+    @property
+    def addresses(self) -> tuple[IpAddress, ...]:
+        """Each target address once, in order (what a route pins to the uplink)."""
+        return tuple(dict.fromkeys(t.address for t in self.targets))
 
 
 if TYPE_CHECKING:
@@ -197,6 +325,9 @@ class Wan(Model, frozen=True, kw_only=True):
     prefix6: IPv6Network | None = None
     priority: Annotated[int, Meta(ge=1, le=255)] = 1  # lower is preferred (RouterOS distance)
     weight: Annotated[int, Meta(ge=1, le=100)] = 1  # share of new connections in loadbalance
+    # Paid by the byte (a backup SIM): probed every monitor.standby_interval while
+    # it carries no traffic (docs/probes.md, "Metered standby").
+    metered: bool = False
     probe: Probe
 
 
@@ -305,6 +436,55 @@ class Firewall(Model, frozen=True):
     allow: tuple[Allow, ...] = ()
 
 
+# --- policy rules (docs/rules.md; engine/rules.py decides paths, linux/rules_nft.py renders)
+
+if TYPE_CHECKING:
+    Sources = tuple[str | Prefix, ...]
+else:  # LAN names and prefixes mixed: Parse does it all
+    Sources = Annotated[Any, Parse(parse_sources)]
+Domains = Annotated[tuple[str, ...], Parse(parse_domains)]
+
+
+class ViaUplink(Model, frozen=True):
+    name: Name
+    weight: Annotated[int, Meta(ge=1, le=100)] | None = None  # None: the uplink's own weight
+
+
+class Via(Model, frozen=True):
+    """The uplinks a rule's traffic may use: in preference order, or balanced by weight."""
+
+    uplinks: Annotated[tuple[ViaUplink, ...], Meta(min_length=1)]
+    mode: Literal["failover", "loadbalance"] = "failover"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(u.name for u in self.uplinks)
+
+
+class Sticky(Model, frozen=True):
+    """Keep a source (and destination) on the uplink its first connection took."""
+
+    by: Literal["none", "src", "src-dst"] = "none"
+    timeout: Annotated[Duration, Meta(ge=1, le=7 * 86400)] = 600.0
+
+
+class Rule(Model, frozen=True, kw_only=True, rename={"from_": "from"}):
+    """Which traffic uses which uplinks; the first rule that matches a new connection wins."""
+
+    name: Name
+    from_: Sources | None = None  # LAN names and/or source prefixes; None: any source
+    to: Prefixes | None = None  # destination prefixes; None: anywhere (or domains)
+    domains: Domains | None = None  # destinations the router's dnsmasq resolves
+    proto: Proto | None = None  # None: any protocol
+    ports: Ports | None = None  # destination ports (tcp, udp, tcp+udp only)
+    via: Annotated[Via, Parse(parse_via)]
+    sticky: Annotated[Sticky, Parse(parse_sticky)] = Sticky()
+    when_down: Annotated[
+        Literal["block", "default"],
+        Meta(description="block (fail closed) or default (follow the policy) when via is down"),
+    ]
+
+
 class Hooks(Model, frozen=True):
     """Commands run on uplink events, as argv lists (never a shell)."""
 
@@ -313,6 +493,7 @@ class Hooks(Model, frozen=True):
     on_failover: Argv | None = None
     on_failback: Argv | None = None
     on_admin: Argv | None = None  # wanwatch disable / enable
+    on_portal: Argv | None = None  # a captive portal took the uplink (docs/probes.md); {url}
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 
@@ -384,6 +565,7 @@ class Config(Model, frozen=True):
     hooks: Hooks = Hooks()
     firewall: Firewall = Firewall()
     forwards: tuple[Forward, ...] = ()
+    rules: tuple[Rule, ...] = ()  # first match wins; the rest follows policy
     ha: Ha | None = None  # a router pair (config/ha.py)
     source: str = "<memory>"  # the file it came from
 

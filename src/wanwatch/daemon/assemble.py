@@ -26,7 +26,7 @@ from wanwatch.linux.pair import Pair
 from wanwatch.linux.traffic import TrafficWatch
 from wanwatch.linux.uplinks import DynamicUplinks
 from wanwatch.linux.watch import DriftWatcher
-from wanwatch.probe.icmp import ProbeHub
+from wanwatch.probe.hub import ProbeHub
 
 
 def assemble(
@@ -47,7 +47,9 @@ def assemble(
     lan: LanServices = (
         Standalone(dnsmasq, state_dir, emit, clock)
         if shared.ha is None
-        else Paired(Pair(shared, state_dir, emit, now=clock), dnsmasq, state_dir, emit, clock)
+        else Paired(
+            Pair(shared, dnsmasq, state_dir, emit, now=clock), dnsmasq, state_dir, emit, clock
+        )
     )
     endpoints: list[Endpoint] = []
     if metrics is not None:

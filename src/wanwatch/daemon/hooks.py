@@ -1,7 +1,8 @@
 """Hooks: the admin's commands run on uplink events, like RouterOS Netwatch scripts.
 
 Each hook is an argv list (never a shell), with ``{wan}``, ``{state}``, ``{from}``,
-``{to}``, ``{event}`` and ``{detect_ms}`` substituted item by item. Hooks run as
+``{to}``, ``{event}``, ``{detect_ms}`` and ``{url}`` (where a captive portal sends
+the web, ``on_portal``) substituted item by item. Hooks run as
 child processes with a timeout and never block the engine: the daemon starts
 them and moves on; a hook that outlives its timeout is killed by its PID, with
 everything it started (its own process group). At shutdown the daemon waits a
@@ -29,8 +30,10 @@ HOOK_FOR_EVENT = {
     "wan.disabled": "on_admin",
     "wan.drained": "on_admin",
     "wan.enabled": "on_admin",
+    # a used-up prepaid quota shows first as a captive portal (docs/probes.md)
+    "wan.portal": "on_portal",
 }
-PLACEHOLDERS = ("wan", "state", "from", "to", "event", "detect_ms")
+PLACEHOLDERS = ("wan", "state", "from", "to", "event", "detect_ms", "url")
 MAX_RUNNING = 16  # a flapping uplink must not fork-bomb the router
 
 
@@ -43,6 +46,7 @@ def expand(argv: tuple[str, ...], ev: Event) -> list[str]:
         "to": ev.fields.get("to"),
         "event": ev.name,
         "detect_ms": ev.fields.get("detect_ms"),
+        "url": ev.fields.get("url"),
     }
     if values["wan"] is None:
         values["wan"] = values["to"]

@@ -2,7 +2,7 @@
 
 - :class:`Standalone`: this router serves the LANs; dnsmasq runs all along.
 - :class:`Paired`: one router of a pair (``ha:``); keepalived and conntrackd run,
-  and dnsmasq runs only while this router is the VRRP master (Pair.follow).
+  and dnsmasq runs only while this router is the VRRP master (linux/pair.py).
 
 Either way a failure degrades DHCP/DNS (or leaves the office to the peer) and is
 reported as an event; routing goes on. A part is stopped only if it was started.
@@ -57,7 +57,7 @@ class Standalone:
         except DnsmasqError as exc:  # the old dnsmasq keeps serving
             self._emit(event(self._clock(), "dnsmasq.reload_rejected", error=str(exc)))
 
-    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]]) -> None:
+    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]], in_force: bool) -> None:
         """Nothing to follow: dnsmasq serves whatever the uplinks do."""
 
     async def stop(self) -> None:
@@ -81,7 +81,7 @@ class Standalone:
 
 
 class Paired(Standalone):
-    """keepalived and conntrackd for this router; dnsmasq follows the master (Pair.follow)."""
+    """keepalived and conntrackd for this router; dnsmasq follows the role (linux/pair.py)."""
 
     def __init__(
         self,
@@ -108,8 +108,8 @@ class Paired(Standalone):
         except HaError as exc:  # the peer carries the office
             self._emit(event(self._clock(), "ha.failed", error=str(exc)))
 
-    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]]) -> None:
-        await self._pair.follow(uplinks(), self._dnsmasq)
+    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]], in_force: bool) -> None:
+        await self._pair.follow(uplinks(), in_force)
 
     async def stop(self) -> None:
         if self._started:

@@ -227,7 +227,7 @@ class Daemon:
                 self._probes.send(req.wan, req.target, req.seq)
             self.steering.steer()
             self.steering.maybe_repair()
-            await self._lan.follow(functools.partial(engine.status, now))
+            await self._lan.follow(functools.partial(engine.status, now), self.steering.in_force())
             if self.history.due(now):
                 self.history.sample(now, engine.status(now))
             wake = min(engine.next_wakeup(), self.steering.heal.wake_at() or math.inf)
@@ -246,9 +246,11 @@ class Daemon:
 
     # ------------------------------------------------------------------ facts in
 
-    def on_reply(self, wan: str, seq: int, rtt: float, at: float, family: int = 4) -> None:
+    def on_reply(  # noqa: PLR0917 - the probe hub's callback (probe/hub.py)
+        self, wan: str, seq: int, rtt: float, at: float, portal: str | None, family: int = 4
+    ) -> None:
         """A probe reply (ProbeHub)."""
-        self.events.emit_all(self._engine.reply(wan, seq, rtt, at, family))
+        self.events.emit_all(self._engine.reply(wan, seq, rtt, at, portal, family=family))
         self.steering.steer()
         self._wake.set()
 

@@ -19,6 +19,7 @@ from wanwatch.status import FirewallStatus, Status
 
 STATES = ("unknown", "up", "degraded", "down")
 ADMIN = ("enabled", "drain", "disabled")
+HA_ROLES = ("MASTER", "BACKUP", "FAULT", "STOP")  # keepalived's, as the pair last announced
 
 
 class StatusCollector(Collector):
@@ -76,6 +77,13 @@ class StatusCollector(Collector):
         for name, value in sorted(self._counts().items()):
             events.add_metric([name], value)
         yield from (state, admin, carrying, rtt, loss, sent, replies, applied, failed, contested)
+        if st.ha is not None:
+            role = GaugeMetricFamily(
+                "wanwatch_ha_role", "1 for this router's VRRP role (linux/pair.py)", labels=["role"]
+            )
+            for r in HA_ROLES:
+                role.add_metric([r], 1.0 if st.ha.get("role") == r else 0.0)
+            yield role
         yield events
         if st.firewall is not None:
             yield from _firewall(st.firewall)

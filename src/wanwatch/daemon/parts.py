@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from wanwatch.config import Config, Hooks
 from wanwatch.config.fields import IpAddress
+from wanwatch.config.model import Target
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
     from wanwatch.linux.dhcp_client import Lease
 
 Resolved = tuple[IPv4Interface | None, IPv4Address | None]  # an uplink's address, next hop
-# (wan, seq, rtt seconds, received at, address family)
-OnReply = Callable[[str, int, float, float, int], None]
+# (wan, seq, rtt seconds, received at, where a captive portal sent an HTTP probe or
+# None, the address family it was sent in)
+OnReply = Callable[[str, int, float, float, str | None, int], None]
 OnStall = Callable[[str, float], None]  # (wan, at)
 OnLease = Callable[[str, "Lease | None", str], None]  # (wan, lease or None when lost, why)
 RttOf = Callable[[str], float | None]  # an uplink's smoothed RTT (the engine's)
@@ -73,7 +75,7 @@ class Drift(Protocol):
 
 
 class Probes(Protocol):
-    """The uplinks' ICMP probes (probe/icmp.py); replies reach the daemon's OnReply."""
+    """The uplinks' probes of every method (probe/hub.py); replies reach the daemon's OnReply."""
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -82,7 +84,7 @@ class Probes(Protocol):
     ) -> None: ...
     def reopen(self, wan: str) -> None: ...
     def remove_uplink(self, wan: str, family: int | None = None) -> None: ...
-    def send(self, wan: str, target: IpAddress, seq: int) -> None: ...
+    def send(self, wan: str, target: Target, seq: int) -> None: ...
     def stats(self, family: int = 4) -> dict[str, dict[str, int]]: ...
 
 
@@ -115,8 +117,9 @@ class LanServices(Protocol):
     async def start(self) -> None: ...
     async def check(self, old: Config, new: Config) -> None: ...
     async def reload(self, new: Config) -> None: ...
-    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]]) -> None:
-        """Each turn of the loop; ``uplinks()`` gives the engine's view when one is needed."""
+    async def follow(self, uplinks: Callable[[], Iterable[WanStatus]], in_force: bool) -> None:
+        """Each turn of the loop; ``uplinks()`` gives the engine's view when one is needed,
+        ``in_force``: the kernel holds the dataplane the engine wants now."""
 
     async def stop(self) -> None: ...
     def dnsmasq_status(self) -> dict[str, Any]: ...

@@ -89,6 +89,7 @@ class StatusSnapshot:
                 probes=st.ProbeStats(**probes.get(s.name, {})),
                 families={f: h.value for f, h in s.families.items()},
                 carrying6=s.name in intent.active6,
+                portal_url=s.portal,
                 **extra.get(s.name, {}),
             )
             for s in self._engine.status(now)
@@ -101,7 +102,7 @@ class StatusSnapshot:
             active6=list(intent.active6),
             mode=intent.mode,
             stale=intent.stale,
-            applied=steering.applied == intent and not retry.failed,
+            applied=steering.in_force(intent),
             backend_error=heal.error,
             failed_steps=dict(retry.failed),
             retry_in_s=None if retry.due is None else round(max(0.0, retry.due - now), 2),

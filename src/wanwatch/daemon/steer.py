@@ -75,6 +75,11 @@ class Steering:
             )
         self.applied = intent
 
+    def in_force(self, intent: Intent | None = None) -> bool:
+        """The kernel holds ``intent`` (default: the engine's now), no step of it failing."""
+        want = self.intent() if intent is None else intent
+        return self.applied == want and not self.heal.retry.failed
+
     def renumbered(self) -> None:
         """An uplink's address or gateway changed (a lease): apply it now."""
         if self.applied is None:

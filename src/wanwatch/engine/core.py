@@ -5,7 +5,7 @@ The daemon's loop, with ``now`` from a monotonic clock::
     events = engine.tick(now)          # timeouts, hold timers
     for req in engine.due(now): send   # probes to send now
     ... wait until engine.next_wakeup() or a reply / link event:
-    events = engine.reply(wan, seq, rtt, now)  or  engine.carrier(wan, up, now)
+    events = engine.reply(wan, seq, rtt, now[, portal])  or  engine.carrier(wan, up, now)
     events = engine.traffic_stall(wan, now)  # kernel: traffic out, nothing back
     engine.intent()                     # reconcile the kernel when it changed
 
@@ -28,8 +28,8 @@ import math
 from dataclasses import dataclass, field, replace
 
 from wanwatch.config import Config, Monitor, Wan
-from wanwatch.config.fields import IpAddress
 from wanwatch.config.ipv6 import has_ipv6
+from wanwatch.config.model import Target
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.health import HealthState
 from wanwatch.engine.intent import Admin, Health, Intent
@@ -40,8 +40,8 @@ from wanwatch.engine.policy import decide
 @dataclass(frozen=True, slots=True)
 class ProbeRequest:
     wan: str
-    target: IpAddress
-    seq: int  # ICMP echo sequence, per uplink, 16-bit wrapping
+    target: Target  # its method says how the hub asks it
+    seq: int  # per uplink, 16-bit wrapping (the ICMP echo sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,7 @@ class WanStatus:
     # (good answers / needed for UP), "hold" (seconds left before failback), or None.
     phase: str | None
     progress: dict[str, float]
+    portal: str | None = None  # while PORTAL: where a captive portal sends its HTTP probes
     # A dual-stack uplink with IPv6 targets: each family's own state ("4", "6"); else empty.
     families: dict[str, Health] = field(default_factory=dict)
 
@@ -72,21 +73,34 @@ STARTUP_GRACE = 3.0
 # Events after which the Intent may differ (health or preference changed; carrier
 # back turns DOWN into UNKNOWN, which takes the uplink off the flush list).
 _REPLAN = frozenset(
-    {"wan.up", "wan.down", "wan.degraded", "wan.recovered", "wan.preferred", "wan.carrier"}
+    {
+        "wan.up",
+        "wan.down",
+        "wan.degraded",
+        "wan.recovered",
+        "wan.preferred",
+        "wan.carrier",
+        "wan.portal",
+    }
 )
+# Events that say how long an uplink's failure took to detect (policy.failover's detect_ms).
+_DETECTED = frozenset({"wan.down", "wan.portal"})
 _ALIVE = frozenset({Health.UP, Health.DEGRADED})
 
 
+_GONE = frozenset({Health.DOWN, Health.PORTAL})
+
+
 def combined(families: dict[int, Health]) -> Health:
-    """One uplink's health from its families': down when every family is down,
-    degraded when one is down (or degraded) and another alive, else the worst."""
+    """One uplink's health from its families': down (or behind a portal) when every
+    family is, degraded when one is gone (or degraded) and another alive, else the worst."""
     states = set(families.values())
-    if states == {Health.DOWN}:
-        return Health.DOWN
+    if states <= _GONE:
+        return Health.PORTAL if Health.PORTAL in states else Health.DOWN
     alive = states & _ALIVE
     if not alive:
         return Health.UNKNOWN
-    if Health.DOWN in states or Health.DEGRADED in alive:
+    if states & _GONE or Health.DEGRADED in alive:
         return Health.DEGRADED
     return Health.UP
 
@@ -119,7 +133,8 @@ class Engine:
         self._admin: dict[str, Admin] = {}
         self._now = now
         self._settle_by: float | None = now + STARTUP_GRACE  # None once settled
-        self._intent = self._decide(None)
+        self._intent = self._policy(None)
+        self._standby(now)
 
     # ----------------------------------------------------------------- inputs
 
@@ -133,13 +148,25 @@ class Engine:
             for target, seq in m.due(now)
         ]
 
-    def reply(self, wan: str, seq: int, rtt: float, now: float, family: int = 4) -> list[Event]:
-        """An echo reply; late ones count too, unknown ones are ignored."""
+    def reply(
+        self,
+        wan: str,
+        seq: int,
+        rtt: float,
+        now: float,
+        portal: str | None = None,
+        *,
+        family: int = 4,
+    ) -> list[Event]:
+        """A probe's answer (``portal``: where a captive portal sent an HTTP probe;
+        ``family``: the address family it was sent in); late ones count too, unknown
+        ones are ignored."""
         self._now = max(self._now, now)
         m = (self._monitors if family == 4 else self._monitors6).get(wan)
         if m is None:
             return []
-        return self._replan(self._family_events(wan, family, m.reply(seq, rtt, now)), now)
+        events = m.reply(seq, rtt, now, portal)
+        return self._replan(self._family_events(wan, family, events), now)
 
     def carrier(self, wan: str, up: bool, now: float) -> list[Event]:
         """Link carrier from netlink: down is DOWN at once; up lets probes decide."""
@@ -234,7 +261,7 @@ class Engine:
                 if m is None:
                     m = _monitor(config, w, family, now)
                 else:
-                    m.reconfigure(w.probe.family(family), _params(config, w))
+                    m.reconfigure(w.probe.family(family), _params(config, w), now)
                 now_has[w.name] = m
         added = [n for n in monitors if n not in old]
         removed = [n for n in old if n not in monitors]
@@ -290,6 +317,7 @@ class Engine:
                     phase=phase,
                     progress=progress,
                     families=families,
+                    portal=s.portal_url if s.health is Health.PORTAL else None,
                 )
             )
         return out
@@ -308,7 +336,7 @@ class Engine:
         tagged with its family, and a family going down (or up) while the other one
         lives is the uplink degraded (or recovered), not down (or up)."""
         for e in events:
-            if e.name == "wan.down":
+            if e.name in _DETECTED:
                 detect = e.fields.get("detect_ms")
                 self._detect_ms[(wan, family)] = detect if isinstance(detect, int) else 0
         if wan not in self._monitors6:
@@ -352,8 +380,9 @@ class Engine:
     def _preferred6(self) -> dict[str, bool]:
         return {n: m.state.preferred for n, m in self._six().items()}
 
-    def _decide(self, old: Intent | None) -> Intent:
-        """The policy for each family: IPv6 among the uplinks that have it, by IPv6 health."""
+    def _policy(self, old: Intent | None) -> Intent:
+        """The policy for each family: IPv6 among the uplinks that have it, by IPv6
+        health. The policy rules (engine/rules.py) steer IPv4 only."""
         cfg = self._config
         four = decide(cfg, self._health(), self._preferred(), old, self._admin)
         six_wans = tuple(w for w in cfg.wans if has_ipv6(w))
@@ -361,7 +390,11 @@ class Engine:
             return four
         previous = None if old is None else replace(old, active=old.active6, stale=old.stale6)
         six = decide(
-            cfg.replace(wans=six_wans), self._health6(), self._preferred6(), previous, self._admin
+            cfg.replace(wans=six_wans, rules=()),
+            self._health6(),
+            self._preferred6(),
+            previous,
+            self._admin,
         )
         return replace(four, active6=six.active, flush6=six.flush, stale6=six.stale)
 
@@ -371,15 +404,47 @@ class Engine:
         return events
 
     def _replan_now(self, now: float) -> list[Event]:
+        events = self._decide(now)
+        self._standby(now)
+        return events
+
+    def _standby(self, now: float) -> None:
+        """Metered uplinks that carry nothing (neither family) are probed at the standby rate."""
+        busy = {*self._intent.active, *self._intent.active6}
+        for w in self._config.wans:
+            for monitors in (self._monitors, self._monitors6):
+                if (m := monitors.get(w.name)) is not None:
+                    m.standby(w.metered and w.name not in busy, now)
+
+    def _decide(self, now: float) -> list[Event]:
+        old = self._intent
+        events = self._replan_policy(now)
+        if self._intent is old:
+            return events
+        before = {p.index: p for p in old.rules}
+        for p in self._intent.rules:
+            was = before.get(p.index)
+            if was is None or str(was) != str(p):  # not: a spare uplink came or went
+                events.append(
+                    event(
+                        now,
+                        "rule.path",
+                        rule=p.name,
+                        **{"from": str(was) if was is not None else None, "to": str(p)},
+                    )
+                )
+        return events
+
+    def _replan_policy(self, now: float) -> list[Event]:
         old = self._intent
         if self._settle_by is not None:
             waiting = [*self._health().values(), *self._health6().values()]
             if now < self._settle_by and Health.UNKNOWN in waiting:
                 return []
             self._settle_by = None
-            self._intent = self._decide(old)
+            self._intent = self._policy(old)
             return self._chosen(now, 4) + self._chosen(now, 6)
-        self._intent = self._decide(old)
+        self._intent = self._policy(old)
         return self._moved(now, old, 4) + self._moved(now, old, 6)
 
     def _chosen(self, now: float, family: int) -> list[Event]:

@@ -25,7 +25,12 @@ How a dead uplink is told from a lossy one (figures: ``python bench/engine.py``)
   pessimistic. ``alpha`` is FALSE_DOWNS_PER_DAY spread over one day of healthy
   probes, since every false episode starts with one lost healthy probe. A clean
   link thus needs ~6 losses (~0.4 s after the first probe goes unanswered), a
-  20 % lossy one ~12.
+  20 % lossy one ~12. A young record (shorter than one loss window, e.g. the
+  first seconds after start) with no loss but the run's first is given a full
+  clean record's ``k`` (stats.losses_to_down): held to the test as it stands,
+  a few seconds of answers asked for 9-10 losses, the first failover after
+  start took ~0.9 s instead of ~0.6 s. A link lossy from the start (loss p)
+  gets this once at most, so it risks p ** 6 per start.
 * The loss record counts every probe, suspicion ones included: whether a probe
   is sent never depends on its own fate, so under iid loss they are unbiased
   samples; an outage's own losses are dropped when it is declared DOWN, and
@@ -69,6 +74,10 @@ from wanwatch.engine.intent import Health
 
 MIN_FLAP_WINDOW: Final = 600.0  # downs are remembered for max(this, 2 * max_hold)
 RTT_RECOVERED: Final = 0.8  # leave DEGRADED below this fraction of degraded_rtt
+# HTTP verdicts in a row that make an uplink PORTAL, and good ones that end it: a
+# redirect is an answer, not a loss, so no statistics are needed; the second one
+# (sent fast_interval after the first) rules out one stray reply.
+PORTAL_CONFIRM: Final = 2
 
 
 # --------------------------------------------------------------------------- state machine
@@ -109,7 +118,11 @@ class HealthState:
     up_since: float | None = None
     hold_for: float = 0.0
     preferred: bool = False
-    downs: tuple[float, ...] = ()  # recent downs, for flap damping
+    downs: tuple[float, ...] = ()  # recent downs and portals, for flap damping
+    portal_run: int = 0  # HTTP probes in a row sent to a portal
+    portal_start: float = 0.0  # arrival of that run's first one
+    portal_url: str | None = None  # where the latest one was sent
+    web_good: int = 0  # HTTP probes in a row answered as expected, while PORTAL
 
     @property
     def suspicious(self) -> bool:
@@ -155,11 +168,20 @@ class Quality:
 
 
 @dataclass(frozen=True, slots=True)
+class Web:
+    """An HTTP probe's verdict (after its Answered): ``portal`` is where a captive
+    portal sent it instead of the expected answer, None for the expected answer."""
+
+    at: float
+    portal: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Clock:
     at: float
 
 
-Sample = Answered | Lost | CarrierChange | Quality | Clock
+Sample = Answered | Lost | CarrierChange | Quality | Web | Clock
 
 
 def initial_state(up_after: int, now: float) -> HealthState:
@@ -176,33 +198,88 @@ def step(state: HealthState, sample: Sample, rules: Rules) -> tuple[HealthState,
         return _quality(state, sample, rules)
     if isinstance(sample, CarrierChange):
         return _carrier(state, sample, rules)
+    if isinstance(sample, Web):
+        return _web(state, sample, rules)
     return _clock(state, sample, rules)
 
 
+def _rising(s: HealthState) -> bool:
+    """DOWN or UNKNOWN with the answers in a row that a rise needs."""
+    return s.health in (Health.UNKNOWN, Health.DOWN) and s.carrier and s.good_run >= s.rise_needed
+
+
 def _answered(s: HealthState, a: Answered, r: Rules) -> tuple[HealthState, list[Event]]:
-    good = s.good_run + 1
-    if s.health in (Health.UNKNOWN, Health.DOWN) and s.carrier and good >= s.rise_needed:
-        downs = tuple(t for t in s.downs if a.at - t < r.flap_window)
-        if not s.downs:  # first rise since start: nothing to hold against
-            hold_for = 0.0
-        else:
-            hold_for = max(r.hold, min(r.max_hold, r.hold * 2 ** max(len(downs) - 1, 0)))
-        new = replace(
+    s = replace(s, run_lost=0, last_reply=a.at, good_run=s.good_run + 1)
+    if not _rising(s) or 0 < s.portal_run < PORTAL_CONFIRM:
+        return s, []  # (an unconfirmed portal: its confirming probe decides the rise)
+    if s.portal_run:
+        return _enter_portal(s, a.at, r)
+    return _rise(s, a.at, r, s.good_run)
+
+
+def _rise(s: HealthState, at: float, r: Rules, good: int) -> tuple[HealthState, list[Event]]:
+    """UP after a down or a portal, preferred once its hold (flap damping) has passed."""
+    downs = tuple(t for t in s.downs if at - t < r.flap_window)
+    if not s.downs:  # first rise since start: nothing to hold against
+        hold_for = 0.0
+    else:
+        hold_for = max(r.hold, min(r.max_hold, r.hold * 2 ** max(len(downs) - 1, 0)))
+    new = replace(
+        s,
+        health=Health.UP,
+        since=at,
+        up_since=at,
+        hold_for=hold_for,
+        preferred=False,
+        downs=downs,
+    )
+    events = [event(at, "wan.up", wan=r.wan, prev=s.health.value, good=good, hold_s=hold_for)]
+    new, more = _clock(new, Clock(at), r)
+    return new, events + more
+
+
+def _web(s: HealthState, w: Web, r: Rules) -> tuple[HealthState, list[Event]]:
+    if w.portal is not None:
+        s = replace(
             s,
-            health=Health.UP,
-            since=a.at,
-            run_lost=0,
-            last_reply=a.at,
-            good_run=good,
-            up_since=a.at,
-            hold_for=hold_for,
-            preferred=False,
-            downs=downs,
+            portal_run=s.portal_run + 1,
+            portal_start=s.portal_start if s.portal_run else w.at,
+            portal_url=w.portal,
+            web_good=0,
         )
-        events = [event(a.at, "wan.up", wan=r.wan, prev=s.health.value, good=good, hold_s=hold_for)]
-        new, more = _clock(new, Clock(a.at), r)
-        return new, events + more
-    return replace(s, run_lost=0, last_reply=a.at, good_run=good), []
+        if s.portal_run < PORTAL_CONFIRM or s.health is Health.PORTAL:
+            return s, []
+        if s.health in (Health.UP, Health.DEGRADED) or _rising(s):
+            return _enter_portal(s, w.at, r)
+        return s, []
+    if s.health is Health.PORTAL:
+        good = s.web_good + 1
+        if good < PORTAL_CONFIRM:
+            return replace(s, web_good=good), []
+        return _rise(replace(s, portal_run=0, web_good=0), w.at, r, good)
+    s = replace(s, portal_run=0)
+    return _rise(s, w.at, r, s.good_run) if _rising(s) else (s, [])
+
+
+def _enter_portal(s: HealthState, at: float, r: Rules) -> tuple[HealthState, list[Event]]:
+    new = replace(
+        s,
+        health=Health.PORTAL,
+        since=at,
+        up_since=None,
+        preferred=False,
+        web_good=0,
+        downs=(*(t for t in s.downs if at - t < r.flap_window), at),
+    )
+    ev = event(
+        at,
+        "wan.portal",
+        wan=r.wan,
+        url=s.portal_url,
+        detect_ms=round((at - s.portal_start) * 1000),
+        prev=s.health.value,
+    )
+    return new, [ev]
 
 
 def _lost(s: HealthState, lo: Lost, r: Rules) -> tuple[HealthState, list[Event]]:

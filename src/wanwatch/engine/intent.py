@@ -24,6 +24,9 @@ class Health(StrEnum):
     UP = "up"
     DEGRADED = "degraded"
     DOWN = "down"
+    # The line answers, but its HTTP probes are sent to a captive portal (a prepaid
+    # quota used up): routed like DOWN, or as a last resort (probe.portal).
+    PORTAL = "portal"
 
 
 class Admin(StrEnum):
@@ -32,6 +35,32 @@ class Admin(StrEnum):
     ENABLED = "enabled"
     DRAIN = "drain"  # no new connections; the open ones keep their uplink
     DISABLED = "disabled"  # no traffic at all: its connections are deleted
+
+
+class PathKind(StrEnum):
+    UPLINK = "uplink"
+    BALANCE = "balance"
+    BLOCK = "block"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class RulePath:
+    """Where rule ``name`` (0-based position ``index``: its ct mark) sends new connections."""
+
+    name: str
+    index: int
+    kind: PathKind
+    uplinks: tuple[str, ...] = ()  # uplink: the one; balance: the set, in via order
+    buckets: tuple[str, ...] = ()  # balance: hash bucket -> uplink
+    usable: tuple[str, ...] = ()  # every uplink of via it could use now (sticky ones keep theirs)
+
+    def __str__(self) -> str:
+        if self.kind is PathKind.UPLINK:
+            return self.uplinks[0]
+        if self.kind is PathKind.BALANCE:
+            return "balance " + "+".join(self.uplinks)
+        return self.kind.value
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,8 @@ class Intent:
     flush: tuple[str, ...]
     # True when no uplink is healthy and the last usable choice is kept on purpose.
     stale: bool
+    # Each policy rule's path, in config order (engine/rules.py).
+    rules: tuple[RulePath, ...] = ()
     # The same for IPv6 (docs/ipv6.md), among the uplinks that have IPv6 only.
     active6: tuple[str, ...] = ()
     flush6: tuple[str, ...] = ()
@@ -114,6 +145,7 @@ def intent_from_config(
     health: Mapping[str, Health] | None = None,
     admin: Mapping[str, Admin] | None = None,
     stale: bool = False,
+    rules: Sequence[RulePath] = (),
 ) -> Intent:
     """The Intent for ``config`` with a given choice of uplinks (no policy of its own).
 
@@ -136,7 +168,7 @@ def intent_from_config(
                 weight=w.weight,
                 health=health.get(w.name, Health.UNKNOWN),
                 carrying=w.name in active,
-                probe_targets=w.probe.targets,
+                probe_targets=w.probe.addresses,
                 admin=admin.get(w.name, Admin.ENABLED),
                 kind=kind(w),
             )
@@ -151,4 +183,5 @@ def intent_from_config(
         # the peer, which may be about to carry that flow on as the new master.
         flush=tuple(flush) if config.ha is None else (),
         stale=stale,
+        rules=tuple(rules),
     )

@@ -3,19 +3,21 @@
 It schedules probes (healthy cadence, suspicion bursts, rechecks of silent
 targets), turns replies and timeouts into samples and feeds them to the state
 machine in health.py, whose docstring explains the design. Pure: time comes in
-as arguments, probes go out as requests.
+as arguments, probes go out as requests (the config's target: its method says
+how the hub asks it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from wanwatch.config import Monitor
-from wanwatch.config.fields import IpAddress
+from wanwatch.config.model import Target
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.health import (
+    PORTAL_CONFIRM,
     Answered,
     CarrierChange,
     Clock,
@@ -23,6 +25,7 @@ from wanwatch.engine.health import (
     Quality,
     Rules,
     Sample,
+    Web,
     initial_state,
     step,
 )
@@ -32,10 +35,14 @@ from wanwatch.engine.stats import (
     ProbeSample,
     RttEstimator,
     binomial_tail,
-    needed_losses,
+    losses_to_down,
 )
 
 SEQ_MOD: Final = 1 << 16  # ICMP echo sequence numbers are 16 bits (RFC 792)
+# The uplink's RTT (status, degraded_rtt, the traffic watcher's window) is that of
+# its first method here that has answered: ICMP and TCP take one round trip, a DNS
+# query may wait on the resolver, an HTTP probe takes two round trips and a server.
+RTT_ORDER: Final = ("icmp", "tcp", "dns", "http")
 
 # Design target for false downs of a merely lossy uplink, per day (the bench
 # measures the real figure; the spec allows 1/day, we aim for ~0).
@@ -67,14 +74,41 @@ _HEALTHY, _FAST, _RECHECK = 0, 1, 2
 
 
 class _Target:
-    __slots__ = ("address", "last_reply", "miss_run", "recheck_at", "silent")
+    __slots__ = (
+        "label",
+        "last_reply",
+        "miss_run",
+        "next_at",
+        "own",
+        "recheck_at",
+        "silent",
+        "spec",
+    )
 
-    def __init__(self, address: IpAddress) -> None:
-        self.address = address
+    def __init__(self, spec: Target, now: float) -> None:
+        self.label = spec.label
         self.silent = False
         self.miss_run = 0
         self.last_reply = -math.inf
         self.recheck_at = math.inf
+        self.next_at = now  # own cadence: the next healthy probe
+        self.set(spec)
+
+    def set(self, spec: Target) -> None:
+        self.spec = spec
+        self.own = spec.own_interval()  # None: the uplink's shared cadence (ICMP)
+
+
+def _answering(t: _Target) -> bool:
+    return not t.silent
+
+
+def _shared(t: _Target) -> bool:
+    return t.own is None
+
+
+def _shared_answering(t: _Target) -> bool:
+    return t.own is None and not t.silent
 
 
 class _Probe:
@@ -94,21 +128,23 @@ class UplinkMonitor:
     def __init__(
         self,
         wan: str,
-        targets: Sequence[IpAddress],
+        targets: Sequence[Target],
         params: Monitor,
         now: float,
         *,
         phase: float = 0.0,
     ) -> None:
-        """``phase`` delays the first healthy probe (interleaves two families' probes)."""
+        """``phase`` delays the first shared-cadence probe (interleaves two families')."""
         self.wan = wan
         self.sent = 0  # probes sent, for the bench and metrics
-        self._targets = [_Target(a) for a in targets]
+        self._targets = [_Target(t, now) for t in targets]
         self._params = params
         self._rules = Rules.from_monitor(wan, params)
         self._alpha = FALSE_DOWNS_PER_DAY * params.interval / 86400
         self.state = initial_state(params.up_after, now)
-        self.rtt = RttEstimator()
+        self._rtts = {method: RttEstimator() for method in RTT_ORDER}
+        self._standby = False  # metered and carrying nothing (Engine sets it)
+        self._method_miss: dict[str, int] = {}  # misses in a row per method, none answered
         self.loss = LossWindow(params.loss_window, params.loss_window * LONG_WINDOW_FACTOR)
         self._seq = 0
         self._rotation = 0
@@ -126,10 +162,14 @@ class UplinkMonitor:
 
     # ----------------------------------------------------------------- configuration
 
-    def reconfigure(self, targets: Sequence[IpAddress], params: Monitor) -> None:
+    def reconfigure(self, targets: Sequence[Target], params: Monitor, now: float) -> None:
         """New settings; health, figures and answering targets are kept."""
-        old = {t.address: t for t in self._targets}
-        self._targets = [old.get(a) or _Target(a) for a in targets]
+        old = {t.label: t for t in self._targets}
+        self._targets = []
+        for spec in targets:
+            t = old.get(spec.label) or _Target(spec, now)
+            t.set(spec)
+            self._targets.append(t)
         kept = set(self._targets)
         self._outstanding = {q: p for q, p in self._outstanding.items() if p.target in kept}
         self._expired = {q: p for q, p in self._expired.items() if p.target in kept}
@@ -141,9 +181,14 @@ class UplinkMonitor:
 
     # ----------------------------------------------------------------- probing
 
-    def due(self, now: float) -> list[tuple[IpAddress, int]]:
-        """Probes to send now (target, seq); they become outstanding."""
-        out: list[tuple[IpAddress, int]] = []
+    def due(self, now: float) -> list[tuple[Target, int]]:
+        """Probes to send now (target, seq); they become outstanding.
+
+        ICMP targets share the healthy cadence (one probe per ``interval``, in
+        turn); each target of a slower method runs at its own interval; a
+        suspicion burst probes every answering target, of every method, in turn.
+        """
+        out: list[tuple[Target, int]] = []
         if not self.state.carrier:
             return out
         for t in self._targets:
@@ -153,18 +198,52 @@ class UplinkMonitor:
         if self._fast():
             fast = self._params.fast_interval
             while now >= self._next_fast and self._room() > 0:
-                out.append(self._send(self._rotate(), now, _FAST))
+                pick = self._rotate(_answering) or self._rotate(lambda t: True)
+                if pick is None:
+                    break  # no target at all (the config requires one)
+                out.append(self._send(pick, now, _FAST))
                 self._next_fast = now + fast
-        elif now >= self._next_healthy:
-            out.append(self._send(self._rotate(), now, _HEALTHY))
+            return out
+        if now >= self._next_healthy and any(map(_shared, self._targets)):
+            # All ICMP targets silent: the slower methods carry the uplink (ICMP
+            # filtered); only when every target is silent are they probed in turn.
+            pick = self._rotate(_shared_answering)
+            if pick is None and not any(map(_answering, self._targets)):
+                pick = self._rotate(_shared)
+            if pick is not None:
+                out.append(self._send(pick, now, _HEALTHY))
             self._next_healthy = now + self.healthy_interval(now)
+        for t in self._targets:
+            if t.own is not None and not t.silent and now >= t.next_at:
+                out.append(self._send(t, now, _HEALTHY))
         return out
 
     def healthy_interval(self, now: float) -> float:
-        """``interval``, stretched by the recent cost of suspicion and rechecks."""
+        """``interval``, stretched by the recent cost of suspicion and rechecks
+        (``standby_interval`` at least, on a metered standby)."""
         interval = self._params.interval
         share = 1.0 - self._extra_rate(now) * interval
-        return interval / max(MIN_HEALTHY_SHARE, share)
+        stretched = interval / max(MIN_HEALTHY_SHARE, share)
+        return max(stretched, self._params.standby_interval) if self._resting() else stretched
+
+    def _period(self, own: float) -> float:
+        """A target's own interval (``standby_interval`` at least, on a metered standby)."""
+        return max(own, self._params.standby_interval) if self._resting() else own
+
+    def _resting(self) -> bool:
+        """A metered standby that answers: its probes only keep its state fresh."""
+        return self._standby and self.state.health in (Health.UP, Health.DEGRADED, Health.PORTAL)
+
+    def standby(self, on: bool, now: float) -> None:
+        """Metered and carrying nothing (``on``); carrying again probes it at once."""
+        if on == self._standby:
+            return
+        self._standby = on
+        if not on:
+            self._next_healthy = min(self._next_healthy, now)
+            for t in self._targets:
+                if t.own is not None:
+                    t.next_at = min(t.next_at, now + t.own)
 
     def _extra_rate(self, now: float) -> float:
         return self._extra * math.exp(-(now - self._extra_at) / BUDGET_TAU)
@@ -178,7 +257,9 @@ class UplinkMonitor:
                 if self._room() > 0:
                     times.append(self._next_fast)
             else:
-                times.append(self._next_healthy)
+                if any(map(_shared, self._targets)):
+                    times.append(self._next_healthy)
+                times.extend(t.next_at for t in self._targets if t.own is not None and not t.silent)
             times.extend(t.recheck_at for t in self._targets if t.silent)
         if (at := s.preferred_at) is not None:
             times.append(at)
@@ -222,32 +303,40 @@ class UplinkMonitor:
         self.triggers += 1
         return [event(now, "wan.suspect", wan=self.wan, trigger="traffic")]
 
-    def _rotate(self) -> _Target:
+    def _rotate(self, pick: Callable[[_Target], bool]) -> _Target | None:
+        """The next target in turn that ``pick`` accepts (one rotation for every kind)."""
         targets = self._targets
         n = len(targets)
         for i in range(n):
             t = targets[(self._rotation + i) % n]
-            if not t.silent:
+            if pick(t):
                 self._rotation = (self._rotation + i + 1) % n
                 return t
-        t = targets[self._rotation % n]  # all silent: probe them all in turn
-        self._rotation = (self._rotation + 1) % n
-        return t
+        return None
 
-    def _send(self, target: _Target, now: float, kind: int) -> tuple[IpAddress, int]:
+    def _send(self, target: _Target, now: float, kind: int) -> tuple[Target, int]:
         seq = self._seq
         for _ in range(SEQ_MOD):  # skip numbers still awaiting (or late for) a reply
             if seq not in self._outstanding and seq not in self._expired:
                 break
             seq = (seq + 1) % SEQ_MOD
         self._seq = (seq + 1) % SEQ_MOD
-        timeout = self.rtt.timeout(self._params.min_timeout, self._params.timeout)
+        rtt = self._rtts[target.spec.method]
+        timeout = rtt.timeout(self._params.min_timeout, self._params.timeout)
         self._outstanding[seq] = _Probe(target, now, now + timeout, kind)
         if kind != _HEALTHY:
             self._extra = self._extra_rate(now) + 1.0 / BUDGET_TAU
             self._extra_at = now
+        if target.own is not None:
+            target.next_at = now + self._period(target.own)  # a burst probe counts as its turn
         self.sent += 1
-        return target.address, seq
+        return target.spec, seq
+
+    @property
+    def rtt(self) -> RttEstimator:
+        """The uplink's RTT figures: those of the first method in RTT_ORDER that answered."""
+        found = (r for r in self._rtts.values() if r.srtt is not None)
+        return next(found, self._rtts[RTT_ORDER[0]])
 
     # ----------------------------------------------------------------- results
 
@@ -255,7 +344,9 @@ class UplinkMonitor:
         # While DOWN the probes describe the outage, not the link's loss rate.
         return self.state.carrier and self.state.health is not Health.DOWN
 
-    def reply(self, seq: int, rtt: float, now: float) -> list[Event]:
+    def reply(self, seq: int, rtt: float, now: float, portal: str | None = None) -> list[Event]:
+        """A probe's answer; ``portal``: an HTTP probe was sent there instead (a redirect,
+        or a page where 204 was expected)."""
         probe = self._outstanding.pop(seq, None)
         late = probe is None
         if probe is None:
@@ -264,15 +355,16 @@ class UplinkMonitor:
                 return []  # not ours, or too old
         if not self.state.carrier:
             return []
-        self.rtt.add(rtt)
         t = probe.target
+        self._rtts[t.spec.method].add(rtt)
         events: list[Event] = []
         t.miss_run = 0
+        self._method_miss[t.spec.method] = 0
         t.last_reply = now
         if t.silent:
             t.silent = False
             t.recheck_at = math.inf
-            events.append(event(now, "target.back", wan=self.wan, target=str(t.address)))
+            events.append(event(now, "target.back", wan=self.wan, target=t.label))
         if probe.kind != _RECHECK and self._recording():
             if late:
                 if probe.sample is not None:
@@ -281,12 +373,39 @@ class UplinkMonitor:
                 self.loss.add(ProbeSample(now, t, False))
         was_fast = self._fast()
         self._burst_needed = 0  # the link answered: a burst has done its job
-        events += self._step(Answered(now))
+        events += self._answered(t, now, portal)
         if was_fast and not self.state.suspicious:
             # The episode proved the link alive just now: restart the cadence from here.
             self._next_healthy = max(self._next_healthy, now + self._params.interval)
         events += self._judge_quality(now)
         return events
+
+    def _answered(self, t: _Target, now: float, portal: str | None) -> list[Event]:
+        events: list[Event] = []
+        if t.spec.method == "http":
+            # Before the Answered: a rise waits for an unconfirmed portal verdict.
+            events += self._step(Web(now, portal))
+            self._confirm(t, now)
+        events += self._step(Answered(now))
+        if any(e.name == "wan.up" and e.fields["prev"] != "portal" for e in events):
+            # Risen on lower layers: ask the web now, well within the hold, in case a
+            # portal took the line while it was down (or before it started).
+            asked = {p.target for p in self._outstanding.values()}
+            for o in self._targets:
+                if o.spec.method == "http" and o is not t and o not in asked:
+                    o.next_at = min(o.next_at, now)
+        return events
+
+    def _confirm(self, t: _Target, now: float) -> None:
+        """A portal verdict that would change the state is checked again at once."""
+        s = self.state
+        pending = (
+            0 < s.web_good < PORTAL_CONFIRM
+            if s.health is Health.PORTAL
+            else 0 < s.portal_run < PORTAL_CONFIRM
+        )
+        if pending:
+            t.next_at = min(t.next_at, now + self._params.fast_interval)
 
     def expire(self, now: float) -> list[Event]:
         """Time out outstanding probes whose deadline has passed."""
@@ -310,8 +429,10 @@ class UplinkMonitor:
         if recording:
             probe.sample = ProbeSample(now, t, True)
             self.loss.add(probe.sample)
-        if not t.silent:
+        method = t.spec.method
+        if recording:  # an outage's misses say nothing about one target or method
             t.miss_run += 1
+            self._method_miss[method] = self._method_miss.get(method, 0) + 1
         needed = self._needed(now)
         was_down = self.state.health is Health.DOWN
         events = self._step(Lost(now, probe.sent_at, needed))
@@ -321,6 +442,9 @@ class UplinkMonitor:
             # The outage's own losses say nothing about the link's normal loss.
             start = self.state.run_start
             self.loss.drop(lambda s: s.at < start)
+            for o in self._targets:
+                o.miss_run = 0
+            self._method_miss.clear()
         elif (
             not t.silent
             and t.miss_run >= needed
@@ -328,23 +452,50 @@ class UplinkMonitor:
             # dead target, not a dead uplink (during an outage nobody answers)
             and any(o is not t and o.last_reply > probe.sent_at for o in self._targets)
         ):
-            t.silent = True
-            t.recheck_at = now + RECHECK_INTERVAL
-            self.loss.drop(lambda s: s.target is not t)
-            events.append(
-                event(now, "target.silent", wan=self.wan, target=str(t.address), lost=t.miss_run)
+            events += self._silence([t], now)
+        elif not t.silent and self._method_filtered(method, probe.sent_at, now):
+            events += self._silence(
+                [o for o in self._targets if o.spec.method == method and not o.silent], now
             )
         if recording:
             events += self._judge_quality(now)
         return events
 
-    def _needed(self, now: float) -> int:
-        (sn, sl), (ln, ll) = self.loss.counts(now)
-        at_least = self._params.down_after
-        return max(
-            needed_losses(sn, sl, self._alpha, at_least),
-            needed_losses(ln, ll, self._alpha, at_least),
-        )
+    def _method_filtered(self, method: str, sent_at: float, now: float) -> bool:
+        """Every target of ``method`` missed, in a row, more often than the other methods'
+        loss record makes likely, and another method answered after the latest miss
+        left: the method is filtered (a carrier dropping ICMP), not the uplink dead."""
+        others = [o for o in self._targets if o.spec.method != method]
+        if not any(o.last_reply > sent_at for o in others):
+            return False
+
+        def theirs(s: ProbeSample) -> bool:
+            return isinstance(s.target, _Target) and s.target.spec.method != method
+
+        return self._method_miss.get(method, 0) >= self._needed(now, theirs)
+
+    def _silence(self, group: list[_Target], now: float) -> list[Event]:
+        """Set ``group`` aside (rechecked every RECHECK_INTERVAL); forget its samples."""
+        events = []
+        for t in group:
+            t.silent = True
+            t.recheck_at = now + RECHECK_INTERVAL
+            events.append(
+                event(now, "target.silent", wan=self.wan, target=t.label, lost=t.miss_run)
+            )
+        gone = set(group)
+        self.loss.drop(lambda s: s.target not in gone)
+        return events
+
+    def _needed(self, now: float, keep: Callable[[ProbeSample], bool] | None = None) -> int:
+        """Losses in a row that make the uplink DOWN, from the loss record (of the
+        samples ``keep`` accepts)."""
+        short, long = self.loss.counts(now, keep)
+        # Only an uplink that has risen can have a young record worth trusting:
+        # before its first answers in a row nothing is known at all.
+        up = self.state.health is Health.UP
+        full = round(self._params.loss_window / self._params.interval) if up else 0
+        return losses_to_down(short, long, self._alpha, self._params.down_after, full)
 
     def loss_pct(self, now: float) -> float:
         (n, lost), _ = self.loss.counts(now)
@@ -370,6 +521,8 @@ class UplinkMonitor:
         events = self._step(CarrierChange(now, up))
         if up:
             self._next_healthy = now
+            for t in self._targets:
+                t.next_at = now
         return events
 
     def clock(self, now: float) -> list[Event]:
@@ -385,9 +538,9 @@ class UplinkMonitor:
         out: dict[str, str] = {}
         for t in self._targets:
             if t.silent:
-                out[str(t.address)] = "silent"
+                out[t.label] = "silent"
             elif t.last_reply > -math.inf:
-                out[str(t.address)] = "answering"
+                out[t.label] = "answering"
             else:
-                out[str(t.address)] = "unknown"
+                out[t.label] = "unknown"
         return out

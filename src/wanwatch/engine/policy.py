@@ -6,7 +6,10 @@ are usable, in order of preference:
 
 1. UP and preferred (past their hold after a comeback);
 2. if none, DEGRADED ones (a bad link beats none);
-3. if none, UP ones still in their hold.
+3. if none, UP ones still in their hold;
+4. if none, PORTAL ones whose ``probe.portal`` is ``last_resort`` (a captive
+   portal may still pass some traffic); with ``down`` (the default) a PORTAL
+   uplink is routed like a DOWN one, its connections deleted too.
 
 With none usable the previous choice is kept and the Intent is marked stale:
 failing over into nothing would only drop the connections that still work.
@@ -23,20 +26,7 @@ from collections.abc import Mapping, Sequence
 from wanwatch.config import Config, Wan
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.engine.intent import Admin, Health, Intent, intent_from_config
-
-
-def _usable(
-    wans: Sequence[Wan], health: Mapping[str, Health], preferred: Mapping[str, bool]
-) -> list[Wan]:
-    def state(w: Wan) -> Health:
-        return health.get(w.name, Health.UNKNOWN)
-
-    tiers = (
-        [w for w in wans if state(w) is Health.UP and preferred.get(w.name, False)],
-        [w for w in wans if state(w) is Health.DEGRADED],
-        [w for w in wans if state(w) is Health.UP and not preferred.get(w.name, False)],
-    )
-    return next((t for t in tiers if t), [])
+from wanwatch.engine.rules import carrying, last_resort, rule_paths, usable
 
 
 def _carriers(config: Config, candidates: Sequence[Wan]) -> tuple[str, ...]:
@@ -60,10 +50,10 @@ def decide(
     admin = admin or {}
     enabled = [w for w in config.wans if admin.get(w.name, Admin.ENABLED) is Admin.ENABLED]
     names = {w.name for w in enabled}
-    usable = _usable(enabled, health_by_name, preferred_by_name)
-    stale = not usable
-    if usable:
-        active = _carriers(config, usable)
+    candidates = usable(enabled, health_by_name, preferred_by_name, last_resort(config))
+    stale = not candidates
+    if candidates:
+        active = _carriers(config, candidates)
     elif previous is not None and previous.active and all(a in names for a in previous.active):
         active = previous.active
         if config.policy.mode == "failover":
@@ -76,20 +66,30 @@ def decide(
         weight = {w.name: w.weight for w in config.wans}
         buckets = allocate_buckets([(a, weight[a]) for a in active])
 
+    paths = rule_paths(
+        config,
+        health_by_name,
+        preferred_by_name,
+        admin,
+        stale=stale,
+        previous=previous.rules if previous is not None else (),
+    )
+    busy = {*active, *carrying(paths)}
     gone = [
         w.name
         for w in config.wans
-        if health_by_name.get(w.name) is Health.DOWN
+        if health_by_name.get(w.name) in (Health.DOWN, Health.PORTAL)
         or admin.get(w.name, Admin.ENABLED) is Admin.DISABLED
     ]
     return intent_from_config(
         config,
         active=active,
         buckets=buckets,
-        flush=[name for name in gone if name not in active],
+        flush=[name for name in gone if name not in busy],
         health=health_by_name,
         admin=admin,
         stale=stale,
+        rules=paths,
     )
 
 

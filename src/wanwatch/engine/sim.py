@@ -2,8 +2,11 @@
 
 It drives an :class:`Engine` exactly as the daemon does (tick, due, reply,
 carrier at the times they happen) against modelled uplinks: base RTT, normal
-jitter, iid loss per probe round trip, silent outages, carrier loss and
-per-target silence. Seeded, so every run of a scenario is identical.
+jitter, iid loss per probe round trip, silent outages, carrier loss,
+per-target silence, a probe method filtered (ICMP dropped by a carrier) and a
+captive portal (HTTP probes redirected, the rest answered). An HTTP probe takes
+two round trips (connect, then request). Seeded, so every run of a scenario is
+identical.
 
 Traffic model (the daemon's kernel stall watcher, linux/traffic.py): while LAN
 traffic flows both ways (``traffic``), a silent outage is reported to the engine
@@ -23,11 +26,13 @@ from dataclasses import dataclass, field
 
 from wanwatch.config import Config
 from wanwatch.config.fields import IpAddress
+from wanwatch.config.model import Target
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event
 from wanwatch.engine.intent import Intent
 
 Span = tuple[float, float]  # [start, end) in virtual seconds
+PORTAL_URL = "http://portal.example/topup"  # where a modelled captive portal redirects
 
 
 def _covers(spans: Sequence[Span], start: float, end: float) -> bool:
@@ -48,6 +53,8 @@ class LinkModel:
     outages6: Sequence[Span] = ()  # the same for IPv6 alone (IPv4 still answers)
     carrier_down: Sequence[Span] = ()  # the Ethernet link itself is down
     silent_targets: Mapping[IpAddress, Sequence[Span]] = field(default_factory=dict)
+    filtered: Mapping[str, Sequence[Span]] = field(default_factory=dict)  # method -> no answer
+    portal: Sequence[Span] = ()  # HTTP probes are redirected to PORTAL_URL
     traffic: Sequence[Span] = ()  # LAN traffic through this uplink, both ways
     one_way: Sequence[Span] = ()  # LAN traffic out only, nothing ever answers it
     stall_after: float = 0.075  # the stall watcher's latency (poll + window)
@@ -91,7 +98,7 @@ class Simulator:
         self.now = self.start
         self.engine = Engine(self.config, self.start)
         self.intents.append((self.start, self.engine.intent()))
-        self._replies: list[tuple[float, int, str, int, float, int]] = []
+        self._replies: list[tuple[float, int, str, int, float, str | None, int]] = []
         self._order = 0
         carrier: list[tuple[float, str, bool]] = []
         for name, link in self.links.items():
@@ -140,30 +147,36 @@ class Simulator:
             self._stall_i += 1
             out += engine.traffic_stall(name, now)
         while self._replies and self._replies[0][0] <= now:
-            _, _, name, seq, rtt, family = heapq.heappop(self._replies)
-            out += engine.reply(name, seq, rtt, now, family)
+            _, _, name, seq, rtt, portal, family = heapq.heappop(self._replies)
+            out += engine.reply(name, seq, rtt, now, portal, family=family)
         out += engine.tick(now)
         for req in engine.due(now):
             self._fate(req.wan, req.target, req.seq, now)
         if engine.intent() is not self.intents[-1][1]:
             self.intents.append((now, engine.intent()))
 
-    def _fate(self, wan: str, target: IpAddress, seq: int, now: float) -> None:
+    def _fate(self, wan: str, target: Target, seq: int, now: float) -> None:
         link = self.links.get(wan, LinkModel())
         rtt = link.rtt + (self.rng.gauss(0.0, link.jitter) if link.jitter else 0.0)
-        rtt = max(rtt, 0.0005)
+        rtt = max(rtt, 0.0005) * (2 if target.method == "http" else 1)
         lost = self.rng.random() < link.loss_at(now)
         back = now + rtt
         if (
             lost
             or _covers(link.outages, now, back)
             or _covers(link.carrier_down, now, back)
-            or _covers(link.silent_targets.get(target, ()), now, back)
-            or (target.version == 6 and _covers(link.outages6, now, back))
+            or _covers(link.silent_targets.get(target.address, ()), now, back)
+            or (target.address.version == 6 and _covers(link.outages6, now, back))
+            or _covers(link.filtered.get(target.method, ()), now, back)
         ):
             return
+        portal = None
+        if target.method == "http" and _covers(link.portal, now, back):
+            portal = PORTAL_URL
         self._order += 1
-        heapq.heappush(self._replies, (back, self._order, wan, seq, rtt, target.version))
+        heapq.heappush(
+            self._replies, (back, self._order, wan, seq, rtt, portal, target.address.version)
+        )
 
     # ----------------------------------------------------------------- reading results
 

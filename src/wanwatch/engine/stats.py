@@ -97,11 +97,20 @@ class LossWindow:
             w.samples = deque(s for s in w.samples if keep(s))
             w.lost = sum(s.lost for s in w.samples)
 
-    def counts(self, now: float) -> tuple[tuple[int, int], tuple[int, int]]:
-        """((n, lost) short, (n, lost) long)."""
+    def counts(
+        self, now: float, keep: Callable[[ProbeSample], bool] | None = None
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((n, lost) short, (n, lost) long), of the samples ``keep`` accepts (all: None)."""
         self.short.prune(now)
         self.long.prune(now)
-        return (len(self.short.samples), self.short.lost), (len(self.long.samples), self.long.lost)
+        if keep is None:
+            return (len(self.short.samples), self.short.lost), (
+                len(self.long.samples),
+                self.long.lost,
+            )
+        short = [s.lost for s in self.short.samples if keep(s)]
+        long = [s.lost for s in self.long.samples if keep(s)]
+        return (len(short), sum(short)), (len(long), sum(long))
 
 
 def needed_losses(n: int, lost: int, alpha: float, at_least: int) -> int:
@@ -118,6 +127,29 @@ def needed_losses(n: int, lost: int, alpha: float, at_least: int) -> int:
         if prob <= alpha and i + 1 >= at_least:
             return i + 1
     return max(MAX_NEEDED, at_least)
+
+
+def losses_to_down(
+    short: tuple[int, int], long: tuple[int, int], alpha: float, at_least: int, full: int
+) -> int:
+    """Losses in a row that make the uplink DOWN, from its (n, lost) loss records.
+
+    The more pessimistic of the two windows at ``alpha``, except for a young,
+    clean record: fewer than ``full`` samples (one loss window at the healthy
+    cadence: after start, or after an outage outlasting the long window) and
+    no loss but this run's first; ``full`` 0: never young). Tested as it stands, a record of a few
+    seconds asks for 9-10 losses where a full clean one asks for 6: the test
+    then measures how little we know, not the link. It is given what a full
+    record with the same losses needs. The door this opens is narrow: once per
+    young record, because the next loss makes it lossy and the full test
+    applies, so a link lossy from the start (loss p) risks at most p ** 6 per
+    start (bench/engine.py, ``young_record``).
+    """
+    need = max(needed_losses(*short, alpha, at_least), needed_losses(*long, alpha, at_least))
+    n, lost = long
+    if n >= full or lost > 1:
+        return need
+    return min(need, needed_losses(full, lost, alpha, at_least))
 
 
 def binomial_tail(n: int, k: int, p: float) -> float:

@@ -21,20 +21,26 @@ the uplink and LAN addresses itself.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from wanwatch.config import Config, load
 from wanwatch.errors import LabError
-from wanwatch.lab import netns
+from wanwatch.lab import netns, poll
 from wanwatch.lab.office import Office
 from wanwatch.lab.plan import ClientDns, lab_config_text
+from wanwatch.lab.procs import Proc
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import ConnectLoop, Flow
+from wanwatch.linux import keepalived
 
 STATE_ROOT = Path("/run/wanwatch-lab-pair")  # not the single-router labs': `lab down` keeps apart
 PEER = "rtrb"
@@ -84,6 +90,7 @@ class PairLab(Lab):
         self.peer_config = peer
         self.peer_text = lab_config_text(peer, self.topology, client_dns)
         self.peer_ns = f"{netns.PREFIX}{self.tag}-{PEER}"
+        self._spawning = threading.Lock()  # both routers may be started at one moment
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -103,6 +110,13 @@ class PairLab(Lab):
             if who in ("b", "peer")
             else super().ns_for("router" if who == "a" else who)
         )
+
+    def spawn(
+        self, ns: str, argv: Sequence[str], name: str, env: Mapping[str, str] | None = None
+    ) -> Proc:
+        """:meth:`Lab.spawn`, one at a time: it records every process in one file."""
+        with self._spawning:
+            return super().spawn(ns, argv, name, env)
 
     def up(self) -> PairLab:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -198,14 +212,39 @@ def offices(lab: PairLab) -> tuple[Office, Office]:
     return a, b
 
 
-def start(lab: PairLab, timeout: float) -> tuple[Office, Office]:
-    """Start wanwatch on both routers; return once A is master, carrying traffic on its
-    preferred uplink, and B is backup. (The VRRP role alone comes before A's uplinks
-    are confirmed up; until then A answers LAN traffic with net unreachable.)"""
+def run_router(lab: PairLab, office: Office, timeout: float) -> None:
+    """Start wanwatch on ``office``'s router, its keepalived's temporary files apart.
+
+    keepalived writes its data dump to $TMPDIR (keepalived(8)), and the routers'
+    namespaces share one /tmp: each router gets a directory of its own.
+    """
+    office.start(timeout=timeout, env={"TMPDIR": str(_tmpdir(lab, office))})
+
+
+def _tmpdir(lab: PairLab, office: Office) -> Path:
+    side = "b" if office.router_ns == lab.peer_ns else "a"
+    path = lab.state_dir / f"keepalived-tmp-{side}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def start(lab: PairLab, timeout: float, *, together: bool = False) -> tuple[Office, Office]:
+    """Start wanwatch on both routers (``together``: at the same moment); return once A
+    is master, carrying traffic on its preferred uplink, and B is backup.
+
+    Each router starts counting its uplinks as down, so neither preempts the
+    other before its probes have proven them up; A, the preferred router, ends
+    as master.
+    """
     a, b = offices(lab)
     preferred = min(lab.config.wans, key=lambda w: w.priority).name
-    a.start(timeout=timeout)
-    b.start(timeout=timeout)
+    if together:
+        with ThreadPoolExecutor(2) as pool:
+            for job in [pool.submit(run_router, lab, o, timeout) for o in (a, b)]:
+                job.result()
+    else:
+        run_router(lab, a, timeout)
+        run_router(lab, b, timeout)
     wait_role(a, "MASTER", timeout)
     a.wait_active(preferred, timeout)
     wait_role(b, "BACKUP", timeout)
@@ -218,6 +257,91 @@ def wait_role(office: Office, role: str, timeout: float) -> float:
         lambda st: (st.get("ha") or {}).get("role") == role, timeout, f"VRRP role {role}"
     )
     return time.monotonic()
+
+
+def keepalived_roles(lab: PairLab, office: Office, timeout: float) -> dict[str, str]:
+    """Each VRRP instance's state as keepalived itself holds it, from its data dump.
+
+    keepalived writes ``keepalived.data`` on its DATA signal (``keepalived
+    --signum=DATA``; keepalived(8)), one `` VRRP Instance = NAME`` block per
+    instance with its ``   State = ...``: a second opinion, beside the notify
+    FIFO that wanwatch reads.
+    """
+    dump = _tmpdir(lab, office) / "keepalived.data"
+    dump.unlink(missing_ok=True)
+    pid = (office.status().get("ha") or {}).get("keepalived", {}).get("pid")
+    if pid is None:
+        raise LabError(f"no keepalived runs in {office.router_ns}")
+    os.kill(pid, _data_signal())
+    cfg = load(office.config_path)
+    names = {name for name, *_ in keepalived.instances(cfg)}
+
+    def read() -> dict[str, str]:
+        try:
+            text = dump.read_text()
+        except FileNotFoundError:
+            return {}
+        states: dict[str, str] = {}
+        current: str | None = None
+        for line in text.splitlines():
+            if line.startswith(" VRRP Instance = "):
+                current = line.split("=", 1)[1].strip()
+            elif current is not None and line.startswith("   State = "):
+                states.setdefault(current, line.split("=", 1)[1].strip())
+        return states if set(states) == names else {}  # until the whole dump is in
+
+    return poll.until(read, timeout, f"keepalived's data dump in {office.router_ns}")
+
+
+def _data_signal() -> int:
+    out = subprocess.run(
+        ["keepalived", "--signum=DATA"], capture_output=True, text=True, check=True, timeout=10
+    )
+    return int(out.stdout.strip())
+
+
+def dhcp_answers(lab: PairLab, lan: str, watch: float, timeout: float) -> dict[str, int]:
+    """Ask for a lease with a real DHCP client (busybox udhcpc); DHCP packets each router sent.
+
+    Counted in the client's namespace by the routers' MAC addresses (an nft
+    counter each, in a table of this lab's client namespace), over the lease and
+    ``watch`` seconds after it, so that a second server's late offer is seen
+    too: LabError as soon as both routers have answered.
+    """
+    client = lab.client(lan)
+    macs = {side: _mac(lab.router(side), client.router_if) for side in SIDES}
+    table = "ww_dhcp_answers"
+    rules = [f"table inet {table}", f"delete table inet {table}", f"table inet {table} {{"]
+    rules += [f"\tcounter {side} {{ }}" for side in SIDES]
+    rules += ["\tchain in {", "\t\ttype filter hook prerouting priority raw; policy accept;"]
+    rules += [f'\t\tudp sport 67 ether saddr {mac} counter name "{s}"' for s, mac in macs.items()]
+    rules += ["\t}", "}"]
+    netns.nft(client.ns, "\n".join(rules) + "\n")
+    try:
+
+        def counts() -> dict[str, int]:
+            out: dict[str, int] = {}
+            for side in SIDES:
+                found = netns.nft_json(client.ns, "counter", "inet", table, side)
+                out[side] = next(o["counter"]["packets"] for o in found if "counter" in o)
+            return out
+
+        lab.dhcp_lease(lan, timeout)
+        poll.holds(
+            lambda: sum(1 for n in counts().values() if n) == 1,
+            watch,
+            lambda: f"one DHCP server answering (packets by router: {counts()})",
+            every=0.2,
+        )
+        return counts()
+    finally:
+        netns.nft(client.ns, f"table inet {table}\ndelete table inet {table}\n")
+
+
+def _mac(ns: str, ifname: str) -> str:
+    out = netns.sh(["ip", "-n", ns, "-j", "link", "show", "dev", ifname]).stdout
+    mac: str = json.loads(out)[0]["address"]
+    return mac
 
 
 # --------------------------------------------------------------------------- lab up / down / demo

@@ -14,8 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from wanwatch.config import load
 from wanwatch.daemon.control import ControlError, request
 from wanwatch.errors import LabError
+from wanwatch.lab import faults
 from wanwatch.lab.procs import Proc
 from wanwatch.lab.topology import Lab
 
@@ -165,3 +169,36 @@ class Office:
             timeout,
             f"{wan} to be {state}",
         )
+
+
+class Tailored:
+    """The lab office run on its own config with some top-level sections replaced
+    (hooks off, a 1 s hold), and the processes a test starts beside it, stopped
+    together by :meth:`close`."""
+
+    def __init__(self, lab: Lab, wait_active: str, timeout: float) -> None:
+        self.lab = lab
+        self.wait_active, self.timeout = wait_active, timeout
+        self.office: Office | None = None
+        self.procs: list[Proc] = []
+
+    def start(self, name: str, **sections: Any) -> Office:
+        data = yaml.safe_load(self.lab.config_text)
+        data["monitor"] = {**data.get("monitor", {}), "hold": 1.0}
+        data["hooks"] = {}  # the office's logger hooks would write to the host's syslog
+        data.update(sections)
+        path = self.lab.state_dir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        load(path)  # a mistake in the test's sections stops here, before any daemon
+        self.office = Office(self.lab, path)
+        self.office.start(wait_active=self.wait_active, timeout=self.timeout)
+        return self.office
+
+    def close(self) -> int | None:
+        """Stop what was started and clear the ISPs' faults; the daemon's exit code."""
+        for p in self.procs:
+            self.lab.stop_proc(p)
+        try:
+            return self.office.stop() if self.office is not None else 0
+        finally:
+            faults.clear_all(self.lab)

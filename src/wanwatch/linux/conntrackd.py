@@ -1,11 +1,11 @@
-"""conntrackd for a router pair: render conntrackd.conf (pure).
+"""conntrackd for a router pair: render conntrackd.conf, and what to tell it on a new role (pure).
 
 FT-FW mode over UDP on the pair's own sync link (conntrackd.conf(5); the
 conntrack-tools user manual, "Active-Backup setup"): every connection the
 master tracks, NAT mapping included, is kept in the backup's external cache,
-and the notify script commits that cache to the kernel when the backup becomes
-master (keepalived.py). conntrackd has no config test; a config it refuses
-makes it exit at start with its reason, which the supervisor reports.
+and that cache is committed to the kernel when the backup becomes master
+(:func:`steps`, run by linux/pair.py). conntrackd has no config test; a config
+it refuses makes it exit at start with its reason, which the supervisor reports.
 
 The lock file and the UNIX control socket are per instance, in the state
 directory: two routers in namespaces on one machine share the filesystem, and
@@ -28,6 +28,18 @@ CONF_FILE = "conntrackd.conf"
 LOCK_FILE = "conntrackd.lock"
 SOCKET_FILE = "conntrackd.ctl"
 PORT = 3780  # conntrackd's documented default port
+
+# What conntrack-tools' own primary-backup.sh tells conntrackd on each new role
+# of the sync group (conntrackd(8); the user manual, "Active-Backup setup"):
+# master: commit the peer's connections (NAT included) into the kernel, flush
+# both caches, resynchronise the internal cache with the kernel, send a bulk
+# update to the peer; backup: ask the master for a full resync; fault: let the
+# kernel's entries time out (-t), then ask for a resync. STOP: nothing.
+_STEPS = {
+    "MASTER": ("-c", "-f", "-R", "-B"),
+    "BACKUP": ("-n",),
+    "FAULT": ("-t", "-n"),
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,7 @@ def render(config: Config, state_dir: Path) -> str:
         "Sync {",
         "\tMode FTFW {",
         "\t\t# the peer's connections wait in the external cache until we are",
-        "\t\t# master; keepalived's notify script commits them (conntrackd -c)",
+        "\t\t# master; wanwatch commits them then (conntrackd -c)",
         "\t\tDisableExternalCache off",
         "\t}",
         "\tUDP {",
@@ -107,3 +119,13 @@ def render(config: Config, state_dir: Path) -> str:
 def command(binary: str, files: ConntrackdFiles) -> list[str]:
     """argv of the supervised conntrackd: in the foreground (no -d), our config only."""
     return [binary, "-C", str(files.conf)]
+
+
+def steps(role: str) -> tuple[str, ...]:
+    """conntrackd's options to run, in order, once the sync group is in ``role``."""
+    return _STEPS.get(role, ())
+
+
+def control(binary: str, files: ConntrackdFiles, option: str) -> list[str]:
+    """argv that asks our running conntrackd (over its UNIX socket) to do ``option``."""
+    return [*command(binary, files), option]

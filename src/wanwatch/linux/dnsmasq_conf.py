@@ -113,6 +113,7 @@ def render(config: Config, state_dir: Path) -> str:
             f"domain={config.dns.domain}",
             f"local=/{config.dns.domain}/",
         ]
+    out += _nftsets(config)
     dhcp_lans = [lan for lan in config.lans if lan.dhcp is not None]
     if dhcp_lans:
         out += [
@@ -128,6 +129,27 @@ def render(config: Config, state_dir: Path) -> str:
     for lan in dhcp_lans:
         out += ["", *_render_lan(lan)]
     return "\n".join(out) + "\n"
+
+
+def _nftsets(config: Config) -> list[str]:
+    """A ``domains`` rule's names: dnsmasq adds each address it answers for them (and
+    for every name under them) to the rule's set in our table before the answer
+    leaves, so the client's first connection already matches (docs/rules.md)."""
+    from wanwatch.footprint import NFT_FAMILY, NFT_TABLE
+    from wanwatch.linux.rules_nft import dom_set
+
+    lines = [
+        f"nftset=/{'/'.join(r.domains)}/4#{NFT_FAMILY}#{NFT_TABLE}#{dom_set(i + 1)}"
+        for i, r in enumerate(config.rules)
+        if r.domains
+    ]
+    if not lines:
+        return []
+    return [
+        "",
+        "# Policy rules' domains -> their sets in table inet wanwatch (rules_nft.py).",
+        *lines,
+    ]
 
 
 def _render_lan(lan: Lan) -> list[str]:

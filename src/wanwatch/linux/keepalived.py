@@ -1,4 +1,4 @@
-"""keepalived for a router pair: render keepalived.conf and its notify script (pure), check.
+"""keepalived for a router pair: render keepalived.conf and read its notify FIFO (pure), check.
 
 One VRRP instance per LAN and per uplink, all in one sync group, so the LAN
 gateways and the uplinks' shared NAT addresses always sit on the same router
@@ -7,17 +7,30 @@ reaches VRRP through a track file that wanwatch writes: it holds the number of
 uplinks that are not up, and each one costs :func:`penalty` priority points, so
 the router that reaches the internet through more uplinks is master.
 
-The notify script follows conntrackd's own primary-backup.sh (conntrackd(8),
-the conntrack-tools user manual, "Active-Backup setup"): on becoming master
-commit the peer's connections to the kernel, then resynchronise; on becoming
-backup ask the new master for a full resync. It also records the role in a
-file, so wanwatch knows whether this router is master.
+The role comes from keepalived's notify FIFO, not from notify scripts.
+keepalived runs a notify script per transition without waiting for the last
+one, so two scripts of a quick MASTER -> BACKUP flip race and the slower one
+writes last; the FIFO instead "guarantees that they will be delivered in the
+correct sequence" (keepalived.conf(5), notify_fifo). keepalived writes one
+line per transition, ``GROUP "wanwatch" MASTER 0`` (vrrp_notify.c,
+notify_fifo()), and ``STOP`` for every group when it shuts down
+(notify_shutdown()). :func:`read_notice` reads a line; linux/pair.py acts on
+the newest.
+
+The track file is never reset by keepalived: ``init_file VALUE`` without
+``overwrite`` writes VALUE only when the file is missing (keepalived.conf(5),
+track_file; track_file.c leaves an existing file alone), and VALUE is "every
+uplink down". With ``overwrite`` every start of keepalived, a respawn
+included, would reset the file to the value of our choosing at render time,
+while wanwatch, which writes the file only when its count changes, would not
+know to write it again.
 
 Every file lives in the state directory: namespaces share one filesystem.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,9 +45,9 @@ CONF_FILE = "keepalived.conf"
 PID_FILE = "keepalived.pid"
 VRRP_PID_FILE = "keepalived-vrrp.pid"
 TRACK_FILE = "ha-uplinks"
-NOTIFY_FILE = "ha-notify"
-ROLE_FILE = "ha-role"
+FIFO_FILE = "ha-events"
 SYNC_GROUP = "wanwatch"
+ROLES = ("MASTER", "BACKUP", "FAULT", "STOP")  # a sync group's states (keepalived.conf(5))
 TEST_TIMEOUT = 10.0
 
 
@@ -46,8 +59,7 @@ class KeepalivedFiles:
     pid: Path
     vrrp_pid: Path
     track: Path  # uplinks not up, written by wanwatch
-    notify: Path  # run by keepalived on every role change
-    role: Path  # MASTER, BACKUP, FAULT or STOP, written by the notify script
+    fifo: Path  # keepalived's notify FIFO: one line per transition, in order
 
     @classmethod
     def under(cls, state_dir: Path) -> KeepalivedFiles:
@@ -56,9 +68,38 @@ class KeepalivedFiles:
             pid=state_dir / PID_FILE,
             vrrp_pid=state_dir / VRRP_PID_FILE,
             track=state_dir / TRACK_FILE,
-            notify=state_dir / NOTIFY_FILE,
-            role=state_dir / ROLE_FILE,
+            fifo=state_dir / FIFO_FILE,
         )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One line of the notify FIFO: a group's or an instance's new state."""
+
+    kind: str  # GROUP or INSTANCE
+    name: str
+    state: str  # MASTER, BACKUP, FAULT, STOP, DELETED, MASTER_RX_LOWER_PRI, ...
+    priority: int  # the instance's effective priority; 0 for a group
+
+
+_NOTICE = re.compile(
+    r'^(?P<kind>GROUP|INSTANCE) "(?P<name>[^"]*)" (?P<state>[A-Z_]+) (?P<prio>\d+)$'
+)
+
+
+def read_notice(line: str) -> Notice | None:
+    """A FIFO line as a Notice (format of vrrp_notify.c, notify_fifo()); None if it is not one."""
+    m = _NOTICE.match(line.strip())
+    if m is None:
+        return None
+    return Notice(m.group("kind"), m.group("name"), m.group("state"), int(m.group("prio")))
+
+
+def group_role(notice: Notice) -> str | None:
+    """The sync group's new role if ``notice`` announces one, else None."""
+    if notice.kind == "GROUP" and notice.name == SYNC_GROUP and notice.state in ROLES:
+        return notice.state
+    return None
 
 
 def penalty(config: Config) -> int:
@@ -93,7 +134,7 @@ def render(config: Config, state_dir: Path) -> str:
     if ha is None:
         raise HaError("keepalived is rendered only for a config with an ha: section")
     files = KeepalivedFiles.under(state_dir)
-    for path in (files.track, files.notify):
+    for path in (files.track, files.fifo):
         if any(c in '"' or c.isspace() for c in str(path)):
             raise HaError(f"{path}: keepalived's config cannot name a path with quotes or spaces")
     whole = ha.advert_interval == int(ha.advert_interval) and any(
@@ -114,19 +155,19 @@ def render(config: Config, state_dir: Path) -> str:
         "\t# an interface may appear after keepalived starts (a USB LTE modem); the",
         "\t# instance waits for it (keepalived.conf(5), dynamic_interfaces)",
         "\tdynamic_interfaces",
-        "\t# our notify script is root's own, in a directory only root can write",
-        "\tscript_user root",
-        "\tenable_script_security",
+        "\t# every transition, in order, for wanwatch to read (no notify scripts: they race)",
+        f'\tvrrp_notify_fifo "{files.fifo}"',
         "\t# one gratuitous ARP burst on becoming master, and again after 5 s for",
         "\t# switches that missed it (RFC 5798 section 8.1.2)",
         "\tvrrp_garp_master_delay 5",
         "}",
         "",
         "# wanwatch writes how many uplinks are not up; each costs priority points.",
+        "# Missing, it reads as every uplink down; keepalived never overwrites it.",
         "track_file uplinks {",
         f'\tfile "{files.track}"',
         f"\tweight -{penalty(config)}",
-        "\tinit_file 0 overwrite",
+        f"\tinit_file {len(config.wans)}",
         "}",
         "",
         "# Gateways and NAT addresses move together: one router holds them all.",
@@ -136,7 +177,6 @@ def render(config: Config, state_dir: Path) -> str:
         "\t}",
         "\t# the instances' track_file weights count inside the group",
         "\tsync_group_tracking_weight",
-        f'\tnotify "{files.notify}"',
         "}",
     ]
     for name, iface, vrid, shared, password in instances(config):
@@ -164,39 +204,6 @@ def render(config: Config, state_dir: Path) -> str:
             "}",
         ]
     return "\n".join(out) + "\n"
-
-
-def render_notify(state_dir: Path, conntrackd: str, conntrackd_conf: Path) -> str:
-    """The notify script keepalived runs as ``SCRIPT GROUP NAME STATE PRIORITY``."""
-    role = KeepalivedFiles.under(state_dir).role
-    ct = f"{conntrackd} -C {conntrackd_conf}"
-    return "\n".join(
-        [
-            "#!/bin/sh",
-            "# wanwatch: keepalived's notify script (generated). Follows conntrackd's",
-            "# primary-backup.sh. $3 is the new state of the sync group.",
-            'case "$3" in',
-            "MASTER)",
-            "\t# the peer's connections (NAT included) into the kernel, then own them",
-            f"\t{ct} -c",
-            f"\t{ct} -f",
-            f"\t{ct} -R",
-            f"\t{ct} -B",
-            "\t;;",
-            "BACKUP)",
-            "\t# the master's connections from now on, in full",
-            f"\t{ct} -n",
-            "\t;;",
-            "FAULT)",
-            "\t# keep the kernel's entries only until they would time out",
-            f"\t{ct} -t",
-            f"\t{ct} -n",
-            "\t;;",
-            "esac",
-            f'echo "$3" > {role}.new && mv {role}.new {role}',
-            "",
-        ]
-    )
 
 
 def command(binary: str, files: KeepalivedFiles) -> list[str]:

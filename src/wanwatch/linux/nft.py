@@ -33,25 +33,25 @@ the admin's other mark bits are preserved by every rule):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import re
 import struct
 import subprocess
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from wanwatch.config import Config, ha
 from wanwatch.config.ipv6 import ipv6_lans, nat66
 from wanwatch.engine.intent import Intent, UplinkPlan
+from wanwatch.engine.rules import rule_paths
 from wanwatch.errors import NftError
 from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark
-from wanwatch.linux import firewall
-
-# jhash seed of the classifier ("wanw"). Fixed on purpose: see the module docstring.
-HASH_SEED = 0x77616E77
+from wanwatch.linux import firewall, rules_nft
+from wanwatch.linux.classify import CLASSIFIERS, HASH_SEED, classify_rules
 
 _KEEP = ~FWMARK_MASK & 0xFFFFFFFF  # the admin's mark bits
 _COMMENT_RE = re.compile(r'^\s*comment "wanwatch ([0-9a-f]+)"', re.MULTILINE)
@@ -59,33 +59,6 @@ _COMMENT_RE = re.compile(r'^\s*comment "wanwatch ([0-9a-f]+)"', re.MULTILINE)
 # in an interface name is a wildcard; such names cannot be written safely.
 _UNSAFE_IFNAME = re.compile(r'["\\*\x00-\x1f\x7f]')
 _NFT_TIMEOUT = 20.0
-
-
-@dataclass(frozen=True)
-class _Classifier:
-    fields: tuple[str, ...]  # hashed for TCP/UDP
-    fallback: tuple[str, ...] | None  # hashed for other protocols; None: same as fields
-
-
-# The RouterOS per-connection-classifier names. Port classifiers can only read ports
-# of TCP and UDP (``th`` would read ICMP type/code as "ports"), so other protocols
-# hash the address part alone.
-CLASSIFIERS: dict[str, _Classifier] = {
-    "both-addresses": _Classifier(("saddr", "daddr"), None),
-    "src-address": _Classifier(("saddr",), None),
-    "dst-address": _Classifier(("daddr",), None),
-    "both-addresses-and-ports": _Classifier(
-        ("saddr", "daddr", "sport", "dport"), ("saddr", "daddr")
-    ),
-    "src-address-and-port": _Classifier(("saddr", "sport"), ("saddr",)),
-    "dst-address-and-port": _Classifier(("daddr", "dport"), ("daddr",)),
-}
-_NFT_FIELD = {
-    "saddr": "ip saddr",
-    "daddr": "ip daddr",
-    "sport": "th sport",
-    "dport": "th dport",
-}
 
 
 def _q(ifname: str) -> str:
@@ -124,21 +97,8 @@ def _check(intent: Intent) -> None:
 
 
 def _classify_rules(intent: Intent) -> list[str]:
-    n = len(intent.buckets)
     slot = {u.name: _slot(u) for u in intent.uplinks}
-    vmap = ", ".join(f"{i} : jump mark_{slot[name]}" for i, name in enumerate(intent.buckets))
-    cls = CLASSIFIERS[intent.classifier]
-
-    def rule(fields: tuple[str, ...]) -> str:
-        key = " . ".join(_NFT_FIELD[f] for f in fields)
-        return f"jhash {key} mod {n} seed {_hex(HASH_SEED)} vmap {{ {vmap} }}"
-
-    if cls.fallback is None:
-        return [rule(cls.fields)]
-    return [
-        f"meta l4proto {{ tcp, udp }} {rule(cls.fields)}",
-        f"meta l4proto != {{ tcp, udp }} {rule(cls.fallback)}",
-    ]
+    return classify_rules([f"mark_{slot[b]}" for b in intent.buckets], intent.classifier)
 
 
 def _nat_chain(intent: Intent, config: Config, srcnat: list[str]) -> list[str]:
@@ -188,21 +148,58 @@ def render(intent: Intent, config: Config) -> str:
     backend can tell whether the running table is already this one.
     """
     _check(intent)
+    if config.rules and not intent.rules:  # the backend's baseline, before the engine spoke
+        intent = dataclasses.replace(intent, rules=rule_paths(config, {}, {}, {}, stale=True))
+    # A failover changes only the rules' paths (rules_nft.path_update): the
+    # fingerprint covers the rest, so the backend updates paths in place.
+    fp = fingerprint(_body(intent, config, with_paths=False))
+    body = _body(intent, config, with_paths=True)
+    source = Path(config.source).name
+    head = (
+        f"# wanwatch: generated from {source}; replaced whole on every change, do not edit\n"
+        f"# mode {intent.mode}, masquerade {', '.join(intent.masquerade) or 'off'}, "
+        f"firewall {'on' if config.firewall.enabled else 'off'}\n"
+        f"table {NFT_FAMILY} {NFT_TABLE} {{\n"
+        f'\tcomment "wanwatch {fp}"\n\n'
+    )
+    return head + body + "}\n"
+
+
+def _invalid_out(config: Config, wan_ifs: list[str]) -> list[str]:
+    """Drops of invalid packets leaving by an uplink: IPv4's, and the same for the ULAs."""
+    out = [f"meta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop"]
+    if lans6 := [str(a.network) for _, a in ipv6_lans(config)]:
+        out.append(
+            f"meta nfproto ipv6 ct state invalid oifname {_ifset(wan_ifs)}"
+            f" ip6 saddr {{ {', '.join(lans6)} }} drop"
+        )
+    return out
+
+
+def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     uplinks = intent.uplinks
     wan_ifs = [u.interface for u in uplinks]
     restore = ", ".join(f"{_hex(fwmark(u.slot))} : jump restore_{_slot(u)}" for u in uplinks)
     fw = firewall.render(intent, config)
+    rp = rules_nft.render(config, intent, with_paths=with_paths)
     out: list[str] = []
     w = out.append
 
     if fw.counters:  # the firewall's named counters (firewall.py)
         out.extend(f"\tcounter {name} {{ }}" for name in fw.counters)
         w("")
+    if rp.declarations:  # the policy rules' maps and sets (rules_nft.py)
+        out.extend(f"\t{line}" if line else "" for line in rp.declarations)
+        w("")
     w("\tchain prerouting {")
     w("\t\ttype filter hook prerouting priority mangle; policy accept;")
     w("\t\t# a connection arriving on an uplink belongs to it: its replies leave the same way")
     for u in uplinks:
         w(f"\t\tct state new iifname {_q(u.interface)} jump mark_{_slot(u)}")
+    if rp.chains:
+        out.extend(
+            f"\t\t{line}" for line in rules_nft.prerouting(_ifset(wan_ifs), _hex(FWMARK_MASK))
+        )
     if intent.mode == "loadbalance" and intent.buckets:
         w("\t\t# loadbalance: a new connection from a LAN that would leave by an uplink")
         w(f"\t\t# gets one by hash of {intent.classifier}, buckets: {', '.join(intent.buckets)}")
@@ -242,12 +239,7 @@ def render(intent: Intent, config: Config) -> str:
     w("\t\t# conntrack calls a packet invalid when it fits no connection (say, a late")
     w("\t\t# retransmission of a deleted flow): NAT skips it, so it would leave")
     w("\t\t# with its private source address. RouterOS's default firewall drops these too.")
-    w(f"\t\tmeta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop")
-    if lans6 := [str(a.network) for _, a in ipv6_lans(config)]:  # the same for the ULAs
-        w(
-            f"\t\tmeta nfproto ipv6 ct state invalid oifname {_ifset(wan_ifs)}"
-            f" ip6 saddr {{ {', '.join(lans6)} }} drop"
-        )
+    out.extend(f"\t\t{rule}" for rule in _invalid_out(config, wan_ifs))
     for rule in fw.forward:
         w(f"\t\t{rule}")
     w("\t}")
@@ -257,7 +249,7 @@ def render(intent: Intent, config: Config) -> str:
         w("")
         out.extend(nat)
 
-    for part in fw.chains:  # the firewall's own chains (firewall.py)
+    for part in [*fw.chains, *rp.chains]:  # the firewall's and the rules' own chains
         w("")
         out.extend(f"\t{line}" for line in part)
 
@@ -269,17 +261,7 @@ def render(intent: Intent, config: Config) -> str:
             w(f'\t\t{what} mark set {what} mark & {_hex(_KEEP)} | {mark} comment "{u.name}"')
             w("\t}")
 
-    body = "\n".join(out) + "\n"
-    fp = fingerprint(body)
-    source = Path(config.source).name
-    head = (
-        f"# wanwatch: generated from {source}; replaced whole on every change, do not edit\n"
-        f"# mode {intent.mode}, masquerade {', '.join(intent.masquerade) or 'off'}, "
-        f"firewall {'on' if config.firewall.enabled else 'off'}\n"
-        f"table {NFT_FAMILY} {NFT_TABLE} {{\n"
-        f'\tcomment "wanwatch {fp}"\n\n'
-    )
-    return head + body + "}\n"
+    return "\n".join(out) + "\n"
 
 
 def fingerprint(text: str) -> str:
@@ -322,21 +304,53 @@ def _nft(
         raise NftError(f"{nft}: cannot run: {exc.strerror}") from None
 
 
-def apply_ruleset(definition: str, nft: str = "nft") -> float:
+def apply_ruleset(definition: str, nft: str = "nft", carry: str = "") -> float:
     """Check, then swap in our table atomically. Returns the swap's duration in ms.
 
-    Raises NftError if nft refuses the text; the running ruleset is then untouched.
+    ``carry``: commands run in the same batch after the new table is built (the
+    domain sets' addresses, :func:`carried_sets`). Raises NftError if nft refuses
+    the text; the running ruleset is then untouched.
     """
-    text = transaction(definition)
+    text = transaction(definition) + carry
     check = _nft(nft, ["-c", "-f", "-"], text)
     if check.returncode != 0:
         raise NftError(f"nft -c rejected the ruleset: {check.stderr.strip()}")
+    return apply_batch(text, nft)
+
+
+def apply_batch(batch: str, nft: str = "nft") -> float:
+    """Run commands on our table as one ``nft -f`` batch, all or nothing; its duration in ms."""
     t0 = time.perf_counter()
-    done = _nft(nft, ["-f", "-"], text)
+    done = _nft(nft, ["-f", "-"], batch)
     ms = (time.perf_counter() - t0) * 1000
     if done.returncode != 0:
         raise NftError(f"nft -f failed (nothing changed): {done.stderr.strip()}")
     return ms
+
+
+def carried_sets(names: Mapping[str, str], nft: str = "nft") -> str:
+    """``add element`` commands refilling sets of the running table as they are; ``names``:
+    set name -> its comment (a set renumbered to another rule by a new config is not carried).
+
+    A domain set holds what dnsmasq answered; dnsmasq adds to it only when it
+    forwards a query, not when it answers from its cache, so a set emptied by a
+    table swap would stay empty for names still cached (up to their TTL).
+    """
+    out: list[str] = []
+    for name, comment in names.items():
+        proc = _nft(nft, ["-j", "list", "set", NFT_FAMILY, NFT_TABLE, name])
+        if proc.returncode != 0:
+            continue  # no such set in the running table: nothing to carry
+        try:
+            items = json.loads(proc.stdout)["nftables"]
+        except (ValueError, KeyError, TypeError):
+            raise NftError(f"nft -j list set {name}: unreadable output") from None
+        sets = [i["set"] for i in items if "set" in i and i["set"].get("comment") == comment]
+        elems = [e for s in sets for e in s.get("elem", [])]
+        addrs = [e for e in elems if isinstance(e, str)]
+        if addrs:
+            out.append(f"add element {NFT_FAMILY} {NFT_TABLE} {name} {{ {', '.join(addrs)} }}")
+    return "".join(f"{line}\n" for line in out)
 
 
 def running_fingerprint(nft: str = "nft") -> str | None:

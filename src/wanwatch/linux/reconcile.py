@@ -27,10 +27,10 @@ from wanwatch.config import Config
 from wanwatch.config.dynamic import static_address
 from wanwatch.config.fields import DHCP
 from wanwatch.engine.events import Event, FieldValue, event
-from wanwatch.engine.intent import Intent, intent_from_config
+from wanwatch.engine.intent import Intent, RulePath, intent_from_config
 from wanwatch.errors import WanwatchError
 from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
-from wanwatch.linux import conntrack, nft, sysctl
+from wanwatch.linux import conntrack, nft, rules_nft, sysctl
 from wanwatch.linux.desired import (
     OUR_TABLES,
     Uplink,
@@ -85,6 +85,8 @@ class Reconciler:
         self._state: StateFile | None = None
         self._last_intent: Intent | None = None
         self._flushed: set[str] = set()
+        # the rule paths in the running table (None: unknown, rewrite them all)
+        self._paths: tuple[RulePath, ...] | None = None
         self._sysctl_done: set[str] = set()
         self._warned: dict[str, set[str]] = {}
         # each uplink's (mark, address) as last resolved, for the backend's counters
@@ -337,8 +339,12 @@ class Reconciler:
         definition = nft.render(intent, self.config)
         want = nft.rendered_fingerprint(definition)
         if nft.running_fingerprint(self._nft) == want:
+            self._move_rules(out, intent)
             return
-        ms = nft.apply_ruleset(definition, self._nft)
+        domain_sets = rules_nft.domain_sets(self.config)
+        carry = nft.carried_sets(domain_sets, self._nft) if domain_sets else ""
+        ms = nft.apply_ruleset(definition, self._nft, carry)
+        self._paths = intent.rules or None  # none yet: nft.render chose a baseline
         out.append(
             self._ev(
                 "nft.apply",
@@ -347,6 +353,22 @@ class Reconciler:
                 classifier=intent.classifier if intent.buckets else None,
                 masquerade=",".join(intent.masquerade) or None,
                 fingerprint=want,
+                apply_ms=round(ms, 1),
+            )
+        )
+
+    def _move_rules(self, out: list[Event], intent: Intent) -> None:
+        """The same table, rules on other paths: change them in place (rules_nft.py)."""
+        if self._paths == intent.rules or not intent.rules:
+            return
+        batch = rules_nft.path_update(self.config, intent, self._paths)
+        ms = nft.apply_batch(batch, self._nft) if batch else 0.0
+        moved = [p for p in intent.rules if self._paths is None or p not in self._paths]
+        self._paths = intent.rules
+        out.append(
+            self._ev(
+                "nft.rules",
+                moved=",".join(f"{p.name}={p}" for p in moved),
                 apply_ms=round(ms, 1),
             )
         )
@@ -563,6 +585,7 @@ class Reconciler:
         self._state = None
         self._last_intent = None
         self._flushed = set()
+        self._paths = None
         self._warned = {}
         self._sysctl_done = set()
         return out

@@ -4,7 +4,7 @@ The kernel keeps a mark on our routes and rules (the protocol number), but an
 address's IFA_PROTO is only a hint some tools drop; so every address we add is
 recorded here first, in the state directory, and removed only if recorded.
 :func:`replace_file` writes it, and the files other parts keep there for a
-child to read (udhcpc's script, keepalived's track file and notify script).
+child to read (udhcpc's script, keepalived's track file).
 """
 
 from __future__ import annotations

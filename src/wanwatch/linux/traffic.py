@@ -55,10 +55,14 @@ STALL_RTTS = 3.0
 WINDOW_MIN = 0.05
 # Packets that must have left unanswered: more than an idle line's own probes
 # send in the window (one per ``interval``), so a quiet office never triggers.
-# An uplink whose last read saw fewer leave is idle, and read every IDLE_POLL
-# only: nothing leaves it to be left unanswered (a quiet office then costs a
-# fifth of the wakeups).
 MIN_PACKETS = 4
+# An uplink is read every IDLE_POLL only while nothing but its own probes leaves
+# it (fewer than BUSY_PACKETS in the last read, none waiting for an answer): a
+# quiet office then costs a fifth of the wakeups. The test used to be
+# MIN_PACKETS in the last read, so an office opening 50 connections/s (about
+# 2.5 packets out per POLL, and only SYNs once the uplink is cut) fell back to
+# IDLE_POLL at the cut itself, and its stall showed up to 250 ms late.
+BUSY_PACKETS = 2
 IDLE_POLL = 0.25
 _IFLA_STATS_LINK_64 = 1  # filter_mask bit: 1 << (IFLA_STATS_LINK_64 - 1), <linux/if_link.h>
 
@@ -78,10 +82,10 @@ class StallDetector:
         self._quiet_tx = 0  # tx when rx last moved
         self._tx_since: float | None = None  # first read that saw tx move after that
         self._last_tx: int | None = None
-        self.busy = False  # the last read saw at least MIN_PACKETS leave
+        self.busy = False  # read every POLL: traffic leaves, or waits for an answer
 
     def sample(self, now: float, tx: int, rx: int, srtt: float | None) -> bool:
-        self.busy = self._last_tx is not None and tx - self._last_tx >= MIN_PACKETS
+        self.busy = self._last_tx is not None and tx - self._last_tx >= BUSY_PACKETS
         self._last_tx = tx
         if self._rx is None or rx != self._rx or tx < self._quiet_tx:
             # something came back (or the counters restarted): a new quiet spell
@@ -89,6 +93,7 @@ class StallDetector:
             return False
         if tx == self._quiet_tx:
             return False
+        self.busy = True  # packets wait for an answer: a stall may be forming
         if self._tx_since is None:
             self._tx_since = now  # these packets left after the previous read
             return False

@@ -1,26 +1,7 @@
-"""ICMP echo probes pinned to their uplink, on asyncio (``loop.add_reader``, no threads).
+"""ICMP echo probes: packets, matching replies to probes, and the pinned raw socket.
 
-A probe for uplink X must leave through X even when X is not the active route,
-and must fail - never succeed through another uplink - when X is dead
-(docs/lab-notes.md, "Routing and probes"). Each uplink gets its own raw socket with:
-
-- ``SO_MARK`` = the uplink's fwmark: the backend's rule ``fwmark M/FWMARK_MASK
-  lookup <uplink table>`` sends it via the uplink's gateway, whatever the main
-  table says;
-- ``SO_BINDTODEVICE`` = the uplink's interface, a second guard. When the uplink
-  table has no usable route - the kernel deletes a device's routes when it goes
-  admin down, and skips them on carrier loss with ignore_routes_with_linkdown=1
-  - rule lookup falls through to the main table, and a mark-only probe (even
-  with a bound source address) leaves through the other uplink, is masqueraded
-  there and comes back: the dead uplink reported healthy (measured in
-  tests/lab/test_probe.py). Bound to its device, the lookup may only use that
-  device, so the send fails (ENETUNREACH) or the packet dies on the dead link.
-  It also makes the socket receive only ICMP that arrived on that interface;
-- optionally a bound source address, matching the backend's
-  ``from <address> lookup <uplink table>`` rule.
-
-Device binding alone, with no mark, fails safely: the kernel treats the target
-as on-link and ARPs for it. So pass the uplink's real fwmark, never 0.
+The hub (hub.py) opens one raw socket per uplink, pinned like every probe socket
+(pin.py), and reads it on the event loop.
 
 Why raw sockets and not ``SOCK_DGRAM``/``IPPROTO_ICMP`` ("ping sockets"): those
 need ``net.ipv4.ping_group_range`` opened inside the namespace (even root gets
@@ -42,21 +23,13 @@ checks it on receive, since it covers a pseudo-header only the kernel knows
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import secrets
 import socket
 import struct
-import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from wanwatch.errors import ProbeError
-
-# As config.fields.IpAddress: this module is loaded by lab workers, which load no config.
-IpAddress = IPv4Address | IPv6Address
+from wanwatch.probe.pin import IpAddress, UplinkSpec, pinned_socket
 
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
@@ -83,28 +56,13 @@ _TIMESTAMP = struct.Struct("!Q")
 # only at slow cadences); older entries are evicted, oldest first.
 MAX_PENDING = 1024
 
-# Datagrams read per readiness callback, so one busy socket cannot starve the
-# loop; the selector calls us again while more are queued.
-_READ_BATCH = 64
-_RECV_SIZE = 4096
-
-# After a failed socket open (interface missing, address not there yet), retry
-# at most this often: an interface such as ppp0 may appear later.
-REOPEN_INTERVAL_NS = 1_000_000_000
-
 # socket(7): SO_TIMESTAMPNS makes the kernel attach each datagram's arrival time
 # (CLOCK_REALTIME, struct timespec) as an SCM_TIMESTAMPNS control message. Python's
 # socket module does not export the constant; 35 is its value in
 # <asm-generic/socket.h> (SO_TIMESTAMPNS_OLD, also SCM_TIMESTAMPNS).
 SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@qq")
-_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
-
-# Send errors that mean the socket's device binding is stale (the interface was
-# deleted, maybe re-created with a new index): reopen the socket.
-_STALE_ERRNOS = frozenset({errno.ENODEV, errno.ENXIO})
-
-ReplyCallback = Callable[[str, int, float, float, int], None]  # wan, seq, rtt, at, family
+CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 # --------------------------------------------------------------------------- packets
@@ -237,267 +195,6 @@ class PendingProbes:
         self._by_seq.clear()
 
 
-# --------------------------------------------------------------------------- the hub
-
-
-@dataclass(frozen=True, slots=True)
-class UplinkSpec:
-    """How one uplink's probes are pinned."""
-
-    ifname: str
-    mark: int
-    source: IpAddress | None
-    bind_device: bool
-    family: int = 4
-
-
-@dataclass(slots=True)
-class _Uplink:
-    spec: UplinkSpec
-    ident: int
-    sock: socket.socket | None = None
-    last_open_ns: int | None = None
-    pending: PendingProbes = field(default_factory=PendingProbes)
-    sent: int = 0
-    replies: int = 0
-    send_errors: int = 0
-    ignored: int = 0
-    last_errno: int = 0
-
-
-class ProbeHub:
-    """All ICMP probes of one daemon: one raw socket per uplink and address family,
-    read on the event loop.
-
-    ``on_reply(wan, seq, rtt_seconds, recv_monotonic, family)`` is called from the
-    loop for every matched reply; ``recv_monotonic`` is on the ``time.monotonic()``
-    scale. Send failures are counted, never raised: the engine times the probe out.
-    Each family of an uplink has its own identifier and sequence space.
-    """
-
-    def __init__(
-        self,
-        on_reply: ReplyCallback,
-        *,
-        ident_base: int | None = None,
-        clock_ns: Callable[[], int] = time.monotonic_ns,
-    ) -> None:
-        self._on_reply = on_reply
-        self._clock_ns = clock_ns
-        # Random per daemon instance: two daemons in one namespace (a restart
-        # overlapping the old one) then almost never share an identifier.
-        self._ident_base = secrets.randbelow(0x10000) if ident_base is None else ident_base
-        self._next_ident = 0
-        self._uplinks: dict[tuple[str, int], _Uplink] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    # ---------------------------------------------------------------- configuration
-
-    def add_uplink(
-        self,
-        wan: str,
-        ifname: str,
-        mark: int,
-        source: IpAddress | None,
-        *,
-        family: int = 4,
-        bind_device: bool = True,
-    ) -> None:
-        """Add or reconfigure one address family of uplink ``wan``; a changed one gets
-        a fresh socket.
-
-        ``mark`` is the uplink's fwmark (footprint.fwmark); ``bind_device=False``
-        exists for tests and measurements only (see the module docstring).
-        """
-        if family not in (4, 6) or (source is not None and source.version != family):
-            raise ProbeError(f"{wan}: source {source} is not an IPv{family} address")
-        spec = UplinkSpec(ifname, mark, source, bind_device, family)
-        key = (wan, family)
-        up = self._uplinks.get(key)
-        if up is not None:
-            if up.spec == spec:
-                return
-            self._close_socket(up)
-            # Replies to probes sent the old way would arrive on the old socket.
-            up.pending.clear()
-            up.spec = spec
-            up.last_open_ns = None
-        else:
-            up = _Uplink(spec, self._allocate_ident())
-            self._uplinks[key] = up
-        if self._loop is not None:
-            self._open(wan, up)
-
-    def reopen(self, wan: str) -> None:
-        """Fresh sockets for ``wan``: its interface was re-created, and SO_BINDTODEVICE
-        holds the ifindex of the old one (socket(7))."""
-        ups = self._families(wan)
-        if not ups:
-            raise ProbeError(f"no uplink {wan!r} in the probe hub")
-        for up in ups:
-            self._close_socket(up)
-            up.pending.clear()
-            if self._loop is not None:
-                self._open(wan, up)
-
-    def remove_uplink(self, wan: str, family: int | None = None) -> None:
-        """Stop probing ``wan`` (one family, or both) and forget it (no error if unknown)."""
-        for f in (4, 6) if family is None else (family,):
-            up = self._uplinks.pop((wan, f), None)
-            if up is not None:
-                self._close_socket(up)
-
-    def ident(self, wan: str, family: int = 4) -> int:
-        """The ICMP identifier of ``wan``'s probes of one family."""
-        return self._get(wan, family).ident
-
-    def _families(self, wan: str) -> list[_Uplink]:
-        return [up for (name, _), up in self._uplinks.items() if name == wan]
-
-    def _allocate_ident(self) -> int:
-        used = {u.ident for u in self._uplinks.values()}
-        while True:
-            ident = (self._ident_base + self._next_ident) & 0xFFFF
-            self._next_ident += 1
-            if ident not in used:
-                return ident
-
-    def _get(self, wan: str, family: int) -> _Uplink:
-        up = self._uplinks.get((wan, family))
-        if up is None:
-            raise ProbeError(f"no uplink {wan!r} in the probe hub (IPv{family})")
-        return up
-
-    # ---------------------------------------------------------------- lifecycle
-
-    async def start(self) -> None:
-        """Open every uplink's socket; raises ProbeError if raw sockets are refused."""
-        if self._loop is not None:
-            return
-        self._check_raw_allowed()
-        self._loop = asyncio.get_running_loop()
-        for (wan, _), up in self._uplinks.items():
-            self._open(wan, up)
-
-    async def close(self) -> None:
-        """Close every socket; the hub can be started again."""
-        for up in self._uplinks.values():
-            self._close_socket(up)
-            up.pending.clear()
-        self._loop = None
-
-    @staticmethod
-    def _check_raw_allowed() -> None:
-        # Fail loudly once, at start, for the one error no retry will fix.
-        try:
-            _raw_socket(4).close()
-        except PermissionError as exc:
-            raise ProbeError(
-                "raw ICMP sockets need root (CAP_NET_RAW); wanwatch run must run as root"
-            ) from exc
-
-    def _open(self, wan: str, up: _Uplink) -> None:
-        """Open ``up``'s socket; on failure leave it closed, to be retried by ``send``."""
-        up.last_open_ns = self._clock_ns()
-        try:
-            sock = _open_socket(up.spec)
-        except OSError as exc:
-            # ENODEV (interface not there yet), EADDRNOTAVAIL (address not yet
-            # assigned): the uplink cannot be probed now; sends count as errors.
-            up.last_errno = exc.errno or 0
-            return
-        up.sock = sock
-        if self._loop is not None:
-            self._loop.add_reader(sock.fileno(), self._on_readable, wan, up)
-
-    def _close_socket(self, up: _Uplink) -> None:
-        if up.sock is None:
-            return
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(up.sock.fileno())
-        up.sock.close()
-        up.sock = None
-
-    # ---------------------------------------------------------------- probing
-
-    def send(self, wan: str, target: IpAddress, seq: int) -> None:
-        """Send one echo request for ``wan`` (on the socket of the target's family);
-        a failure is counted, not raised."""
-        up = self._get(wan, target.version)
-        if self._loop is None:
-            raise ProbeError("ProbeHub.send before start()")
-        now = self._clock_ns()
-        if up.sock is None and (
-            up.last_open_ns is None or now - up.last_open_ns >= REOPEN_INTERVAL_NS
-        ):
-            self._open(wan, up)
-        if up.sock is None:
-            up.send_errors += 1
-            return
-        wire_seq = up.pending.add(Pending(seq, target, now, time.time_ns()))
-        if target.version == 6:  # the kernel fills in the checksum (module docstring)
-            packet = build_echo(up.ident, wire_seq, make_payload(now), ICMP6_ECHO_REQUEST)
-        else:
-            packet = build_echo(up.ident, wire_seq, make_payload(now))
-        try:
-            up.sock.sendto(packet, (str(target), 0))
-        except OSError as exc:
-            # ENETUNREACH/ENETDOWN (uplink down), EPERM (an nft drop in output),
-            # ENOBUFS/EAGAIN (queue full): the probe is lost, the engine times it out.
-            up.pending.discard(seq)
-            up.send_errors += 1
-            up.last_errno = exc.errno or 0
-            if exc.errno in _STALE_ERRNOS:
-                self._close_socket(up)
-            return
-        up.sent += 1
-
-    def _on_readable(self, wan: str, up: _Uplink) -> None:
-        sock = up.sock
-        if sock is None:
-            return
-        for _ in range(_READ_BATCH):
-            try:
-                data, ancillary, _flags, addr = sock.recvmsg(_RECV_SIZE, _CMSG_SPACE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                # An asynchronous error queued on the socket (e.g. ENETUNREACH
-                # from an ICMP error); it belongs to no particular probe.
-                up.last_errno = exc.errno or 0
-                return
-            now = self._clock_ns()
-            reply = parse_reply(data) if up.spec.family == 4 else parse_reply6(data, addr[0])
-            probe = None if reply is None else up.pending.take(reply, up.ident)
-            if probe is None:
-                up.ignored += 1
-                continue
-            up.replies += 1
-            rtt_ns = kernel_rtt_ns(probe, now, _arrival_wall_ns(ancillary))
-            at = (probe.sent_ns + rtt_ns) / 1e9
-            self._on_reply(wan, probe.seq, rtt_ns / 1e9, at, up.spec.family)
-            if up.sock is not sock:
-                return  # the callback reconfigured or removed this uplink
-
-    def stats(self, family: int = 4) -> dict[str, dict[str, int]]:
-        """Per uplink, of one family: sent, replies, send_errors, ignored (plus ident,
-        pending, last_errno)."""
-        return {
-            wan: {
-                "sent": up.sent,
-                "replies": up.replies,
-                "send_errors": up.send_errors,
-                "ignored": up.ignored,
-                "pending": len(up.pending),
-                "evicted": up.pending.evicted,
-                "ident": up.ident,
-                "last_errno": up.last_errno,
-            }
-            for (wan, f), up in self._uplinks.items()
-            if f == family
-        }
-
-
 def kernel_rtt_ns(probe: Pending, read_ns: int, arrival_wall_ns: int | None) -> int:
     """The probe's round trip up to the kernel's receive timestamp, in ns.
 
@@ -516,7 +213,7 @@ def kernel_rtt_ns(probe: Pending, read_ns: int, arrival_wall_ns: int | None) -> 
     return kernel if 0 <= kernel <= user + 1_000_000 else user
 
 
-def _arrival_wall_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+def arrival_wall_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
             sec, nsec = _TIMESPEC.unpack_from(data)
@@ -524,9 +221,7 @@ def _arrival_wall_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     return None
 
 
-def _raw_socket(family: int) -> socket.socket:
-    if family == 6:
-        return socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+def raw_socket() -> socket.socket:
     return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 
 
@@ -537,24 +232,22 @@ def icmp6_filter(allowed: int) -> bytes:
     return struct.pack("=8I", *words)
 
 
-def _open_socket(spec: UplinkSpec) -> socket.socket:
-    sock = _raw_socket(spec.family)
+def open_socket(spec: UplinkSpec) -> socket.socket:
+    """The uplink's raw echo socket of its family: pinned, echo replies only, kernel
+    timestamps on."""
+    six = spec.family == 6
+    sock = pinned_socket(
+        spec, socket.SOCK_RAW, socket.IPPROTO_ICMPV6 if six else socket.IPPROTO_ICMP
+    )
     try:
-        sock.setblocking(False)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         # Only echo replies reach us (raw(7) ICMP_FILTER: a set bit filters that type).
-        if spec.family == 6:
+        if six:
             sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter(ICMP6_ECHO_REPLY))
         else:
             sock.setsockopt(
                 SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFF_FFFF ^ (1 << ICMP_ECHO_REPLY))
             )
-        if spec.mark:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, spec.mark)
-        if spec.bind_device:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec.ifname.encode())
-        if spec.source is not None:
-            sock.bind((str(spec.source), 0))  # a 2-tuple is enough for AF_INET6 too
     except OSError:
         sock.close()
         raise

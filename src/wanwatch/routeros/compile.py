@@ -41,12 +41,14 @@ import itertools
 import json
 from dataclasses import dataclass
 from pathlib import PurePath
+from urllib.parse import urlsplit
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import kind, static_address
 from wanwatch.config.fields import IpAddress
 from wanwatch.config.ipv6 import ipv4_only
+from wanwatch.config.model import HttpTarget, IcmpTarget, Target, TcpTarget
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
 from wanwatch.routeros.firewall import firewall_rules
@@ -340,7 +342,7 @@ def _gw(w: Wan) -> str:
 def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
     ranked = _ranked(cfg)
     for i, w in ranked:
-        for t, target in enumerate(w.probe.targets):
+        for t, target in enumerate(w.probe.addresses):
             s.add(
                 "ip route",
                 dst_address=f"{target}/32",
@@ -352,7 +354,7 @@ def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
             )
     d = 0
     for i, w in ranked:
-        for target in w.probe.targets:
+        for target in w.probe.addresses:
             d += 1
             _default(
                 s, str(target), d, None, version=version, item=f"wans[{i}] {w.name} via {target}"
@@ -364,7 +366,7 @@ def _routes(s: _Script, cfg: Config, version: int, lb: bool) -> None:
         order = [(i, w)] + [(j, o) for j, o in ranked if j != i]
         d = 0
         for j, o in order:
-            for target in o.probe.targets:
+            for target in o.probe.addresses:
                 d += 1
                 role = f"via {target}" if j == i else f"fallback via wans[{j}] {o.name} {target}"
                 _default(
@@ -479,23 +481,71 @@ def _hook_text(argv: tuple[str, ...] | None, wan: Wan) -> str:
 
 
 def _netwatch(s: _Script, cfg: Config, version: int) -> None:
+    """One Netwatch entry per target it can ask: icmp; tcp as tcp-conn and http as
+    http-get (RouterOS 7.4+, the first with probe types); dns and the rest are notes
+    (:func:`_probe_notes`)."""
     for i, w in _ranked(cfg):
         mon = cfg.monitor_for(w)
         for t, target in enumerate(w.probe.targets):
-            down = f"wanwatch: uplink {w.name} target {target} down"
-            up = f"wanwatch: uplink {w.name} target {target} up"
-            props: dict[str, str | None] = {"host": str(target)}
+            kind = _netwatch_type(target, version)
+            if kind is None:
+                continue
+            where = target.label
+            down = f"wanwatch: uplink {w.name} target {where} down"
+            up = f"wanwatch: uplink {w.name} target {where} up"
+            props: dict[str, str | None] = {"host": str(target.address)}
             if version == 7:
-                props["type"] = "icmp"
-            props["interval"] = ros_duration(mon.interval)
+                props["type"] = kind
+            if isinstance(target, TcpTarget):
+                props["port"] = str(target.port)
+            elif isinstance(target, HttpTarget):
+                props["port"] = str(urlsplit(target.url).port or 80)
+            props["interval"] = ros_duration(target.own_interval() or mon.interval)
             if mon.timeout is not None:
                 props["timeout"] = ros_duration(mon.timeout)
-            if version == 7:
+            if version == 7 and kind == "icmp":
                 props["thr_avg"] = ros_duration(mon.degraded_rtt)
             props["down_script"] = _log_script(down + _hook_text(cfg.hooks.on_down, w))
             props["up_script"] = _log_script(up + _hook_text(cfg.hooks.on_up, w))
-            props["comment"] = _owned(f"wans[{i}].probe.targets[{t}] {w.name} {target}")
+            props["comment"] = _owned(f"wans[{i}].probe.targets[{t}] {w.name} {where}")
             s.add("tool netwatch", **props)
+
+
+def _netwatch_type(target: Target, version: int) -> str | None:
+    """The Netwatch type that asks ``target`` (None: Netwatch cannot)."""
+    if isinstance(target, IcmpTarget):
+        return "icmp"
+    if version == 7 and isinstance(target, TcpTarget):
+        return "tcp-conn"
+    if version == 7 and isinstance(target, HttpTarget):
+        return "http-get"
+    return None
+
+
+def _probe_notes(cfg: Config, version: int) -> list[str]:
+    """What Netwatch cannot do of the probe methods (docs/probes.md)."""
+    out = []
+    for i, w in enumerate(cfg.wans):
+        for t, target in enumerate(w.probe.targets):
+            item = f"wans[{i}].probe.targets[{t}] ({target.label})"
+            if _netwatch_type(target, version) is None:
+                out.append(
+                    f"{item}: no Netwatch entry "
+                    + (
+                        "(RouterOS 6 Netwatch only pings)"
+                        if version == 6
+                        else "(wanwatch's dns probe checks the answer; it is not compiled)"
+                    )
+                )
+            elif isinstance(target, HttpTarget):
+                out.append(
+                    f"{item}: http-get asks the address without the URL's path and Host, "
+                    "and counts a captive portal's redirect or page as up; "
+                    f"wans[{i}].probe.portal={w.probe.portal} has no RouterOS equivalent"
+                )
+        if w.metered:
+            out.append(f"wans[{i}].metered: Netwatch probes a standby at its full interval")
+    return out
 
 
 # --------------------------------------------------------------------------- notes
@@ -552,6 +602,7 @@ def _notes(cfg: Config, version: int) -> list[str]:
                 "entries, not RouterOS's route checks"
             )
         out += dynamic_notes(cfg, i, w)
+    out += _probe_notes(cfg, version)
     hooks = cfg.hooks
     for key in ("on_down", "on_up"):
         argv = getattr(hooks, key)
@@ -564,6 +615,8 @@ def _notes(cfg: Config, version: int) -> list[str]:
     for key in ("on_failover", "on_failback"):
         if getattr(hooks, key) is not None:
             out.append(f"hooks.{key}: RouterOS has no event when the active route changes")
+    if hooks.on_portal is not None:
+        out.append("hooks.on_portal: Netwatch cannot tell a captive portal from an answer")
     if any(getattr(hooks, k) is not None for k in ("on_down", "on_up", "on_failover")):
         out.append(f"hooks.timeout={fd(hooks.timeout)}: Netwatch scripts have no timeout")
     ranked = _ranked(cfg)
@@ -604,7 +657,7 @@ def _pinned_dns(cfg: Config) -> list[str]:
     """DNS servers that are probe targets are reachable through one uplink only."""
     owner: dict[IpAddress, str] = {}
     for w in cfg.wans:
-        for t in w.probe.targets:
+        for t in w.probe.addresses:
             owner[t] = w.name
     out: list[str] = []
     pinned = [a for a in cfg.dns.upstream if a in owner]
@@ -651,14 +704,14 @@ def dhcp_clients(s: _Script, cfg: Config) -> None:
     after every checked recursive route, in priority order: a last resort that
     cannot see a silent blackhole.
     """
-    checked = sum(len(w.probe.targets) for w in cfg.wans)
+    checked = sum(len(w.probe.addresses) for w in cfg.wans)
     for rank, (i, w) in enumerate(_ranked(cfg)):
         if kind(w) != "dhcp":
             continue
         pins = " ".join(
             f'/ip route set [find where dst-address="{t}/32" and comment~"^{OWNED}"] '
             "gateway=$gw disabled=no;"
-            for t in w.probe.targets
+            for t in w.probe.addresses
         )
         script = f':if ($bound=1) do={{:local gw $"gateway-address"; {pins}}}'
         s.add(

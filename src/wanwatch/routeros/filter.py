@@ -1,4 +1,4 @@
-"""What an export's ``/ip firewall filter`` input chain does with a new connection
+"""What an export's ``/ip firewall filter`` input or forward chain does with a new connection
 from an uplink: the judgement behind verify's ``wan-open``.
 
 A packet walks the chain's rules in order (RouterOS manual, IP/Firewall/Filter):

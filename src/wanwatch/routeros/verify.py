@@ -553,32 +553,45 @@ def _masquerade(export: Export, found: _Findings, topo: _Topology) -> None:
             )
 
 
+# What each chain lets in when it is open, and the defconf line that closes it.
+_WAN_OPEN = {
+    "input": ("reach the router", "add chain=input action=drop in-interface-list=!LAN"),
+    "forward": (
+        "are forwarded to the LANs",
+        "add chain=forward action=drop connection-state=new connection-nat-state=!dstnat "
+        "in-interface-list=WAN",
+    ),
+}
+
+
 def _wan_open(export: Export, found: _Findings, topo: _Topology) -> None:
-    """An input chain that lets new connections from an uplink reach the router. Only
-    an export with an input chain is judged: without one it may be a partial export.
-    One finding per deciding line: the accepting rule, or the chain's last rule."""
-    chain = [r for r in export.filters if r.chain == "input" and not r.disabled]
-    if not chain:
-        return
+    """An input or forward chain that lets new connections from an uplink in (not
+    dst-nat'ed ones: a port forward is an opening). Only a chain the export has is
+    judged: without it the export may be partial. One finding per chain and deciding
+    line: the accepting rule, or the chain's last rule."""
     uplinks = {iface: key for key, (iface, _) in topo.uplink_iface.items() if iface is not None}
-    open_at: dict[int | None, list[str]] = {}
-    for iface, key in uplinks.items():
-        action, at = verdict(export, iface)
-        if action == "accept":
-            open_at.setdefault(at, []).append(f"{key} ({iface})" if key != iface else iface)
-    for at, names in open_at.items():
-        how = (
-            "this rule accepts them"
-            if at is not None
-            else "no rule of the input chain drops them, and it accepts what reaches its end"
-        )
-        found.add(
-            "wan-open",
-            chain[-1].line if at is None else at,
-            f"new connections from uplink{'s' if len(names) > 1 else ''} {', '.join(names)} "
-            f"reach the router: {how}; drop what comes from the uplinks after the openings "
-            "(defconf: drop all not coming from LAN)",
-        )
+    for name, (what, fix) in _WAN_OPEN.items():
+        chain = [r for r in export.filters if r.chain == name and not r.disabled]
+        if not chain:
+            continue
+        open_at: dict[int | None, list[str]] = {}
+        for iface, key in uplinks.items():
+            action, at = verdict(export, iface, name)
+            if action == "accept":
+                open_at.setdefault(at, []).append(f"{key} ({iface})" if key != iface else iface)
+        for at, names in open_at.items():
+            how = (
+                "this rule accepts them"
+                if at is not None
+                else f"no rule of the {name} chain drops them, and it accepts what reaches its end"
+            )
+            found.add(
+                "wan-open",
+                chain[-1].line if at is None else at,
+                f"new connections from uplink{'s' if len(names) > 1 else ''} {', '.join(names)} "
+                f"{what}: {how}; drop what comes from the uplinks after the openings "
+                f"(defconf: {fix})",
+            )
 
 
 def _nat_covers(export: Export, iface: str) -> bool:

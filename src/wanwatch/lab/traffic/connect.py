@@ -261,6 +261,7 @@ def connections(
     *,
     sources: Sequence[IPv4Address] = (),
     dst: IPv4Address | None = None,
+    port: int = WHOAMI_PORT,
     interval: float = 0.005,
     timeout: float = 2.0,
 ) -> list[Attempt]:
@@ -271,6 +272,7 @@ def connections(
         lab,
         client,
         dst=dst,
+        port=port,
         interval=interval,
         timeout=timeout,
         max_seconds=budget,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from wanwatch.lab.worker import bulk, delay, dns, flap, raw, scan, servers, stream, tcp
+from wanwatch.lab.worker import bulk, delay, dns, flap, raw, scan, servers, stream, tcp, web
 from wanwatch.lab.worker.limits import (
     DEFAULT_MAX_SECONDS,
     MAX_ATTEMPTS,
@@ -22,6 +22,7 @@ from wanwatch.lab.worker.limits import (
     MAX_LISTEN_SECONDS,
     MAX_SCAN_PORTS,
     MAX_SCAN_TIMEOUT,
+    MAX_SERVER_SECONDS,
     MAX_STREAM_RATE,
     MAX_STREAM_SECONDS,
     SINK_PORT,
@@ -88,6 +89,11 @@ def _scan(args: argparse.Namespace) -> None:
     _ports(args)
     args.timeout = max(0.01, min(args.timeout, MAX_SCAN_TIMEOUT))
     scan.scan(args)
+
+
+def _web(args: argparse.Namespace) -> None:
+    args.max_seconds = min(args.max_seconds, MAX_SERVER_SECONDS)
+    web.web(args)
 
 
 def _browser(args: argparse.Namespace) -> None:
@@ -170,7 +176,7 @@ def _stream_parsers(sub: Subparsers) -> None:
 
 
 def _server_parsers(sub: Subparsers) -> None:
-    """The fake internet's TCP servers (servers.py)."""
+    """The fake internet's TCP servers (servers.py) and web server or an ISP's portal (web.py)."""
     w = _command(sub, "whoami", servers.whoami, "TCP whoami + echo server")
     w.add_argument("--listen", action="append", required=True)
     w.add_argument("--port", type=int, default=WHOAMI_PORT)
@@ -182,6 +188,12 @@ def _server_parsers(sub: Subparsers) -> None:
     b.add_argument("--port", type=int, default=BULK_PORT)
     b.add_argument("--max-seconds", type=float, default=24 * 3600)
     b.add_argument("--max-connections", type=int, default=servers.MAX_BULK_CONNECTIONS)
+    h = _command(sub, "web", _web, "HTTP: 204 on /generate_204, or a captive portal")
+    h.add_argument("--listen", action="append", required=True)
+    h.add_argument("--port", type=int, default=80)
+    h.add_argument("--mode", choices=["ok", "portal", "page"], default="ok")
+    h.add_argument("--location", default=web.PORTAL_LOCATION, help="where a portal redirects")
+    h.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
 
 
 def _scan_parsers(sub: Subparsers) -> None:

@@ -8,6 +8,7 @@ RST_GAP = 0.01  # between two lone TCP resets
 MAX_STREAM_RATE = 5000.0  # packets per second of one stream
 MAX_STREAM_SECONDS = 7200.0
 MAX_FLAP_CYCLES = 1000  # fault on, fault off
+MAX_SERVER_SECONDS = 24 * 3600.0  # a web server or portal (web.py) outlasts no lab run
 SINK_PORT = 9009  # the UDP sink's port on the fake internet
 MAX_SCAN_PORTS = 64  # per protocol, of one scan or one listener
 MAX_LISTEN_SECONDS = 900.0

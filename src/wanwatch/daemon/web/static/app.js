@@ -128,6 +128,8 @@ function wanCard(w, st, now) {
   return el("article", { class: "wan", "data-wan": w.name, "data-state": w.state, "data-carrying": String(!!w.carrying) },
     el("h3", {}, w.name, ...badges),
     el("p", { class: "since" }, `${w.state} since ${clock(since)} (${ago(w.for_s ?? now - since)})${phase(w)}`),
+    // A used-up quota: where the carrier sends the web (status.UplinkStatus.portal_url).
+    ...(w.portal_url ? [el("p", { class: "portal" }, "captive portal: web sent to ", el("code", {}, w.portal_url))] : []),
     facts,
     chart("RTT", series, now, "rtt"),
     chart("loss", series, now, "loss"),
@@ -180,6 +182,13 @@ function firewallLine(fw) {
   return line;
 }
 
+// The router pair's role as keepalived last announced it (linux/pair.py); none without a pair.
+function pairLine(ha) {
+  if (!ha) return "";
+  const dhcp = ha.serving_dhcp ? "serving DHCP" : "not serving DHCP";
+  return `pair: ${ha.role || "not announced yet"} · ${dhcp} · uplinks down for VRRP: ${ha.uplinks_down}`;
+}
+
 function render(st) {
   const now = Date.now() / 1000;
   const active = st.active.length ? st.active.join(", ") : "none";
@@ -193,6 +202,7 @@ function render(st) {
   document.getElementById("mode").textContent = sub.join(" · ");
   document.getElementById("wans").replaceChildren(...st.wans.map((w) => wanCard(w, st, now)));
   document.getElementById("firewall").textContent = firewallLine(st.firewall);
+  document.getElementById("pair").textContent = pairLine(st.ha);
 
   const timeline = st.timeline || [];
   const tKey = timeline.length ? `${timeline.length}:${timeline[timeline.length - 1].at}` : "";

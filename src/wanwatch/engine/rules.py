@@ -1,0 +1,116 @@
+"""Policy rules: each rule's path from the uplinks' states. Pure.
+
+A rule's path is one of:
+
+* an uplink: the first of ``via`` (in its order) that is usable;
+* a balanced set: every usable uplink of ``via`` (``mode: loadbalance``), hashed
+  into buckets by weight (the same allocation as the policy's, buckets.py);
+* block: none of ``via`` is usable and ``when_down: block`` -- new connections
+  are refused with ICMP admin-prohibited, nothing leaves by another uplink;
+* default: none is usable and ``when_down: default`` -- the connection follows
+  the policy, as if no rule matched.
+
+"Usable" is the policy's own order of tiers (policy.py): UP and preferred, else
+DEGRADED, else UP still in its hold, applied to the rule's uplinks alone, so a
+rule never waits for an uplink the policy already moved away from.
+
+When no uplink at all is usable the policy keeps its previous choice rather
+than fail over into nothing (policy.py); rules do the same: each keeps its
+previous path (without one, the first uplink of ``via``), so ``block`` means
+"the rule's uplinks are down while others are up" and a total outage does not
+turn into a storm of refusals and flushes. A marked connection still never
+leaks: its uplink's table ends in ``unreachable default`` (footprint.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
+
+from wanwatch.config import Config
+from wanwatch.config.model import Rule, ViaUplink
+from wanwatch.engine.buckets import allocate_buckets
+from wanwatch.engine.intent import Admin, Health, PathKind, RulePath
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def last_resort(config: Config) -> frozenset[str]:
+    """Uplinks whose captive portal still counts as a last resort (``probe.portal``)."""
+    return frozenset(w.name for w in config.wans if w.probe.portal == "last_resort")
+
+
+def usable(
+    items: Sequence[_N],
+    health: Mapping[str, Health],
+    preferred: Mapping[str, bool],
+    portal_ok: frozenset[str] = frozenset(),
+) -> list[_N]:
+    """The usable ones, by the policy's tiers (policy.py's docstring): UP and preferred,
+    else DEGRADED, else UP still in its hold, else behind a portal where ``portal_ok``
+    names it a last resort; [] if none."""
+
+    def state(u: _N) -> Health:
+        return health.get(u.name, Health.UNKNOWN)
+
+    tiers = (
+        [u for u in items if state(u) is Health.UP and preferred.get(u.name, False)],
+        [u for u in items if state(u) is Health.DEGRADED],
+        [u for u in items if state(u) is Health.UP and not preferred.get(u.name, False)],
+        [u for u in items if state(u) is Health.PORTAL and u.name in portal_ok],
+    )
+    return next((t for t in tiers if t), [])
+
+
+def _on(config: Config, index: int, rule: Rule, members: Sequence[ViaUplink]) -> RulePath:
+    usable = tuple(u.name for u in members)
+    if rule.via.mode == "failover":
+        return RulePath(rule.name, index, PathKind.UPLINK, usable[:1], usable=usable)
+    weight = {w.name: w.weight for w in config.wans}
+    pairs = [(u.name, u.weight or weight[u.name]) for u in members]
+    return RulePath(
+        rule.name,
+        index,
+        PathKind.BALANCE,
+        tuple(u.name for u in members),
+        allocate_buckets(pairs),
+        usable,
+    )
+
+
+def rule_paths(
+    config: Config,
+    health: Mapping[str, Health],
+    preferred: Mapping[str, bool],
+    admin: Mapping[str, Admin],
+    *,
+    stale: bool,
+    previous: Sequence[RulePath] = (),
+) -> tuple[RulePath, ...]:
+    """Every rule's path for these uplink states; ``stale``: no uplink is usable at all."""
+    kept = {(p.name, p.index): p for p in previous}
+    out: list[RulePath] = []
+    for i, rule in enumerate(config.rules):
+        members = [u for u in rule.via.uplinks if admin.get(u.name, Admin.ENABLED) is Admin.ENABLED]
+        tier = usable(members, health, preferred, last_resort(config))
+        if tier:
+            out.append(_on(config, i, rule, tier))
+        elif stale and (rule.name, i) in kept:
+            out.append(kept[(rule.name, i)])
+        elif stale and members:
+            out.append(_on(config, i, rule, members))
+        else:
+            kind = PathKind.BLOCK if rule.when_down == "block" else PathKind.DEFAULT
+            out.append(RulePath(rule.name, i, kind))
+    return tuple(out)
+
+
+def carrying(paths: Sequence[RulePath]) -> set[str]:
+    """The uplinks some rule sends new connections to."""
+    return {u for p in paths for u in p.uplinks}

@@ -1,0 +1,23 @@
+"""Golden files of policy rules: ``wanwatch plan --matrix`` for the reference office
+(no rules) and for examples/office-rules.yaml. Rewrite with WANWATCH_UPDATE_GOLDENS=1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wanwatch.cli import main
+
+HERE = Path(__file__).parent / "rules"
+EXAMPLES = Path(__file__).parents[2] / "examples"
+Compare = Callable[[str, Path], None]  # the ``golden`` fixture (conftest.py)
+
+
+@pytest.mark.parametrize("example", ["office", "office-rules"])
+def test_plan_matrix(example: str, golden: Compare) -> None:
+    result = CliRunner().invoke(main, ["plan", "-c", str(EXAMPLES / f"{example}.yaml"), "--matrix"])
+    assert result.exit_code == 0, result.output
+    golden(result.output, HERE / f"matrix-{example}.txt")
