@@ -5,6 +5,11 @@
     [lan] eth0 ── ether3 [rt] ether1 ── cust [ia] wan ── ispa [net] 198.51.100.10 (lo)
     192.168.19.10-17        ether2 ── cust [ib] wan ── ispb      TCP :8000, UDP :8001
 
+Every link also has IPv6 in 2001:db8::/32 (the server at 2001:db8:ffff::10, each
+ISP routing its customer /64 without NAT, so the server tells an IPv6 uplink by the
+router's address on it: 2001:db8:a::2 = A, 2001:db8:b::2 = B); the LAN client has
+fd00:19::10 behind the router's fd00:19::1. A config without IPv6 leaves it alone.
+
 The router namespace ``rt`` is where the backend works (its worker thread is
 born there, see ``inside``). Each ISP masquerades toward the fake internet, so
 the server tells the uplink by the address it sees (203.0.113.1 = A, .5 = B),
@@ -29,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,7 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from wanwatch.config import Config, loads
 from wanwatch.engine.events import Event
-from wanwatch.engine.intent import Health
+from wanwatch.engine.intent import Health, Intent
 from wanwatch.errors import NftError, WanwatchError
 from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO, fwmark
 from wanwatch.lab import netns
@@ -49,10 +54,12 @@ from wanwatch.linux.nft import predict_bucket
 pytestmark = pytest.mark.lab
 
 SERVER = IPv4Address("198.51.100.10")
+SERVER6 = IPv6Address("2001:db8:ffff::10")
 TCP_PORT, UDP_PORT = 8000, 8001
-ISP_OF = {"203.0.113.1": "A", "203.0.113.5": "B"}
+ISP_OF = {"203.0.113.1": "A", "203.0.113.5": "B", "2001:db8:a::2": "A", "2001:db8:b::2": "B"}
 CLIENT = "192.168.19.10"
 FLUSH_TIMEOUT = 10.0  # a flush of the lab's few flows takes milliseconds
+CLIENT6 = "fd00:19::10"
 CLIENTS = [f"192.168.19.{10 + i}" for i in range(8)]
 GOLDENS = Path(__file__).parents[1] / "golden" / "nft"
 
@@ -91,6 +98,12 @@ ISP_NFT = """table ip isp {{
     oifname "wan" masquerade
   }}
 }}
+table ip6 isp {{
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    iifname "cust" ip6 saddr != {net6} counter drop
+  }}
+}}
 """
 
 
@@ -99,14 +112,19 @@ def config(
     classifier: str = "both-addresses",
     weights: tuple[int, int] = (1, 1),
     with_b: bool = True,
+    six: bool = False,
 ) -> Config:
-    """A has its address in the config (we add it); B uses what ether2 already has."""
+    """A has its address in the config (we add it); B uses what ether2 already has.
+    ``six``: dual-stack, each uplink's and the LAN's IPv6 address in the config."""
+    a6 = "\n    address6: 2001:db8:a::2/64\n    gateway6: 2001:db8:a::1" if six else ""
+    b6 = "\n    address6: 2001:db8:b::2/64\n    gateway6: 2001:db8:b::1" if six else ""
+    lan6 = "\n    address6: fd00:19::1/64" if six else ""
     text = f"""
 wans:
   - name: A
     interface: ether1
     address: 192.168.0.2/24
-    gateway: 192.168.0.1
+    gateway: 192.168.0.1{a6}
     priority: 1
     weight: {weights[0]}
     probe: {{targets: [198.51.100.1]}}
@@ -115,7 +133,7 @@ wans:
         text += f"""
   - name: B
     interface: ether2
-    gateway: 192.168.18.1
+    gateway: 192.168.18.1{b6}
     priority: 2
     weight: {weights[1]}
     probe: {{targets: [198.51.100.2]}}
@@ -124,7 +142,7 @@ wans:
 lans:
   - name: office
     interface: ether3
-    address: 192.168.19.1/24
+    address: 192.168.19.1/24{lan6}
 policy: {{mode: {mode}, classifier: {classifier}}}
 """
     return loads(text, "lab.yaml")
@@ -136,25 +154,28 @@ class Server:
     def __init__(self, ns: str) -> None:
         with inside(ns):
             self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.tcp6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
             self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((str(SERVER), TCP_PORT))
-        self.tcp.listen(128)
+        for sock, address in ((self.tcp, SERVER), (self.tcp6, SERVER6)):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((str(address), TCP_PORT))
+            sock.listen(128)
+            sock.settimeout(0.1)
         self.udp.bind((str(SERVER), UDP_PORT))
-        self.tcp.settimeout(0.1)
         self.udp.settimeout(0.1)
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._accept, daemon=True),
+            threading.Thread(target=self._accept, args=(self.tcp,), daemon=True),
+            threading.Thread(target=self._accept, args=(self.tcp6,), daemon=True),
             threading.Thread(target=self._datagrams, daemon=True),
         ]
         for t in self._threads:
             t.start()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         while not self._stop.is_set():
             try:
-                conn, peer = self.tcp.accept()
+                conn, peer = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -195,6 +216,7 @@ class Server:
         for t in list(self._threads):
             t.join(timeout=2)
         self.tcp.close()
+        self.tcp6.close()
         self.udp.close()
 
 
@@ -236,22 +258,36 @@ def build(tag: str) -> None:
     netns.veth(rt, "ether3", lan, "eth0")
     netns.veth(ia, "wan", net, "ispa")
     netns.veth(ib, "wan", net, "ispb")
-    for isp, cust, public, peer, subnet in (
-        (ia, "192.168.0.1/24", "203.0.113.1/30", "203.0.113.2", "192.168.0.0/24"),
-        (ib, "192.168.18.1/24", "203.0.113.5/30", "203.0.113.6", "192.168.18.0/24"),
+    for isp, x, cust, public, peer, subnet in (
+        (ia, "a", "192.168.0.1/24", "203.0.113.1/30", "203.0.113.2", "192.168.0.0/24"),
+        (ib, "b", "192.168.18.1/24", "203.0.113.5/30", "203.0.113.6", "192.168.18.0/24"),
     ):
         netns.nsrun(isp, "ip", "addr", "add", cust, "dev", "cust")
         netns.nsrun(isp, "ip", "addr", "add", public, "dev", "wan")
         netns.nsrun(isp, "ip", "route", "add", "default", "via", peer)
         netns.nsrun(isp, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        netns.sh(netns.ns_argv(isp, ["nft", "-f", "-"]), input=ISP_NFT.format(net=subnet))
+        # IPv6: no DAD (nodad), so every address is usable at once
+        netns.nsrun(isp, "ip", "addr", "add", f"2001:db8:{x}::1/64", "dev", "cust", "nodad")
+        netns.nsrun(isp, "ip", "addr", "add", f"2001:db8:f{x}::1/64", "dev", "wan", "nodad")
+        netns.nsrun(isp, "ip", "-6", "route", "add", "default", "via", f"2001:db8:f{x}::2")
+        netns.nsrun(isp, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        rules = ISP_NFT.format(net=subnet, net6=f"2001:db8:{x}::/64")
+        netns.sh(netns.ns_argv(isp, ["nft", "-f", "-"]), input=rules)
+        peer6 = ("ispa", "ispb")[x == "b"]
+        netns.nsrun(net, "ip", "addr", "add", f"2001:db8:f{x}::2/64", "dev", peer6, "nodad")
+        netns.nsrun(
+            net, "ip", "-6", "route", "add", f"2001:db8:{x}::/64", "via", f"2001:db8:f{x}::1"
+        )
     netns.nsrun(net, "ip", "addr", "add", "203.0.113.2/30", "dev", "ispa")
     netns.nsrun(net, "ip", "addr", "add", "203.0.113.6/30", "dev", "ispb")
     netns.nsrun(net, "ip", "addr", "add", f"{SERVER}/32", "dev", "lo")
+    netns.nsrun(net, "ip", "addr", "add", f"{SERVER6}/128", "dev", "lo")
     for i, addr in enumerate(CLIENTS):
         netns.nsrun(lan, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
         if i == 0:
             netns.nsrun(lan, "ip", "route", "add", "default", "via", "192.168.19.1")
+    netns.nsrun(lan, "ip", "addr", "add", f"{CLIENT6}/64", "dev", "eth0", "nodad")
+    netns.nsrun(lan, "ip", "-6", "route", "add", "default", "via", "fd00:19::1")
     # The router before wanwatch: its LAN address and B's address exist already.
     netns.nsrun(rt, "ip", "addr", "add", "192.168.19.1/24", "dev", "ether3")
     netns.nsrun(rt, "ip", "addr", "add", "192.168.18.2/24", "dev", "ether2")
@@ -287,15 +323,18 @@ def _line(sock: socket.socket) -> str:
 
 
 class Conn:
-    """A TCP connection from the LAN client to the server."""
+    """A TCP connection from the LAN client to the server (over IPv6 from ``CLIENT6``)."""
 
     def __init__(self, lab: Lab, src: str = CLIENT, sport: int = 0) -> None:
+        six = src == CLIENT6
         with inside(lab.ns("lan")):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock = socket.socket(
+                socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_STREAM
+            )
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.settimeout(5)
         self.sock.bind((src, sport))
-        self.sock.connect((str(SERVER), TCP_PORT))
+        self.sock.connect((str(SERVER6 if six else SERVER), TCP_PORT))
         self.sport = self.sock.getsockname()[1]
 
     def ask(self) -> str:
@@ -346,34 +385,35 @@ def names(events: list[Event]) -> list[str]:
 def bcp38_drops(lab: Lab) -> int:
     total = 0
     for isp in ("ia", "ib"):
-        out = lab.sh(isp, "nft", "list", "chain", "ip", "isp", "forward")
-        total += sum(int(n) for n in re.findall(r"counter packets (\d+)", out))
+        for family in ("ip", "ip6"):
+            out = lab.sh(isp, "nft", "list", "chain", family, "isp", "forward")
+            total += sum(int(n) for n in re.findall(r"counter packets (\d+)", out))
     return total
 
 
 def snapshot(lab: Lab) -> dict[str, Any]:
-    """The router's IPv4 addresses, routes (all tables), rules and nft ruleset, via ip/nft."""
+    """The router's addresses, routes (all tables) and rules of both families, and its nft
+    ruleset, via ip/nft."""
+    out: dict[str, Any] = {"nft": lab.sh("rt", "nft", "list", "ruleset")}
+    for family in ("-4", "-6"):
 
-    def j(*argv: str) -> Any:
-        return json.loads(lab.sh("rt", "ip", "-4", "-j", *argv))
+        def j(*argv: str) -> Any:
+            return json.loads(lab.sh("rt", "ip", family, "-j", *argv))  # noqa: B023 - called here
 
-    addrs = [
-        (a["ifname"], [(i["local"], i["prefixlen"]) for i in a.get("addr_info", [])])
-        for a in j("addr", "show")
-    ]
-    routes = sorted(json.dumps(r, sort_keys=True) for r in j("route", "show", "table", "all"))
-    rules = [json.dumps(r, sort_keys=True) for r in j("rule", "show")]
-    return {
-        "addresses": addrs,
-        "routes": routes,
-        "rules": rules,
-        "nft": lab.sh("rt", "nft", "list", "ruleset"),
-    }
+        out[f"addresses{family}"] = [
+            (a["ifname"], [(i["local"], i["prefixlen"]) for i in a.get("addr_info", [])])
+            for a in j("addr", "show")
+        ]
+        out[f"routes{family}"] = sorted(
+            json.dumps(r, sort_keys=True) for r in j("route", "show", "table", "all")
+        )
+        out[f"rules{family}"] = [json.dumps(r, sort_keys=True) for r in j("rule", "show")]
+    return out
 
 
-def main_defaults(lab: Lab) -> dict[int, tuple[str, str]]:
+def main_defaults(lab: Lab, family: str = "-4") -> dict[int, tuple[str, str]]:
     """metric -> (gateway, protocol) of the main table's defaults."""
-    out = json.loads(lab.sh("rt", "ip", "-4", "-j", "route", "show", "default"))
+    out = json.loads(lab.sh("rt", "ip", family, "-j", "route", "show", "default"))
     return {r.get("metric", 0): (r.get("gateway", ""), str(r.get("protocol", "boot"))) for r in out}
 
 
@@ -482,6 +522,96 @@ def test_switch_is_make_before_break_and_new_connections_follow(lab: Lab) -> Non
     assert be.apply(intent_from_config(cfg, active=("B",), health={"A": Health.DEGRADED})) == []
     assert bcp38_drops(lab) == 0
     be.stop()
+
+
+def six(intent: Intent, active6: tuple[str, ...], flush6: tuple[str, ...] = ()) -> Intent:
+    """``intent`` with the IPv6 policy's choice (the engine's per-family Intent)."""
+    return replace(intent, active6=active6, flush6=flush6)
+
+
+def test_ipv6_follows_active6_alone_and_a_full_cut_moves_both(lab: Lab) -> None:
+    cfg = config(six=True)
+    be = lab.backend(cfg)
+    be.start()
+    evs = be.apply(six(intent_from_config(cfg, active=("A",)), ("A",)))
+    assert (via(lab), via(lab, CLIENT6)) == ("A", "A"), evs
+    assert main_defaults(lab, "-6")[DEFAULT_METRIC] == ("2001:db8:a::1", "87")
+
+    # A's IPv6 dies, its IPv4 lives (the engine: wan.degraded family=6): IPv6 alone moves
+    flows = [Conn(lab), Conn(lab, CLIENT6)]
+    evs = be.apply(six(intent_from_config(cfg, active=("A",)), ("B",), ("A",)))
+    switch = [e for e in evs if e.name == "route.switch"]
+    assert [(e.fields["from"], e.fields["to"], e.fields.get("family")) for e in switch] == [
+        ("A", "B", 6)
+    ], evs
+    assert "conntrack.flush" not in names(evs)  # started by the pass, not waited for
+    flush = flushed(be)
+    assert [(e.fields["wan"], e.fields.get("family")) for e in flush] == [("A", 6)], evs
+    assert (via(lab), via(lab, CLIENT6)) == ("A", "B")
+    assert flows[0].ask() == "A"  # IPv4's flows of A are not touched
+    for c in flows:
+        c.close()
+    assert main_defaults(lab, "-6")[DEFAULT_METRIC] == ("2001:db8:b::1", "87")
+    assert be.apply(six(intent_from_config(cfg, active=("A",)), ("B",), ("A",))) == []
+    assert be.flushes() == []
+
+    # the whole uplink cut: both families on B
+    down = intent_from_config(cfg, active=("B",), flush=("A",), health={"A": Health.DOWN})
+    be.apply(six(down, ("B",), ("A",)))
+    assert (via(lab), via(lab, CLIENT6)) == ("B", "B")
+    assert bcp38_drops(lab) == 0
+    be.stop()
+
+
+def test_ipv6_marked_packets_of_an_ipv6_less_uplink_are_refused(lab: Lab) -> None:
+    cfg = config(six=True)
+    cfg = cfg.replace(wans=(cfg.wans[0], cfg.wans[1].replace(address6=None, gateway6=None)))
+    be = lab.backend(cfg)
+    be.start()
+    be.apply(six(intent_from_config(cfg, active=("A",)), ("A",)))
+    for uplink, fate in ((0, "A"), (1, None)):
+        with inside(lab.rt):
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        with sock:
+            sock.settimeout(5)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, fwmark(uplink))
+            if fate is None:  # B's IPv6 table refuses: never out by A's IPv6
+                with pytest.raises(OSError) as info:
+                    sock.connect((str(SERVER6), TCP_PORT))
+                assert info.value.errno == errno.EHOSTUNREACH
+            else:
+                sock.connect((str(SERVER6), TCP_PORT))
+                sock.sendall(b"?\n")
+                assert ISP_OF[_line(sock)] == fate
+    be.stop()
+
+
+def test_dual_stack_restart_adopts_both_families_and_stop_leaves_nothing(lab: Lab) -> None:
+    # IPv6 forwarding stays on after stop, like ip_forward (sysctl.py); it adds the
+    # kernel's anycast routes of the link-local prefix, so it is on before too.
+    # A link-local address still in DAD gets its anycast route when DAD ends (with
+    # forwarding on, net/ipv6/addrconf.c): wait for that before the snapshot.
+    lab.sh("rt", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    poll(lambda: not lab.sh("rt", "ip", "-6", "addr", "show", "tentative").strip(), "DAD")
+    before = snapshot(lab)
+    cfg = config(six=True)
+    first = lab.backend(cfg)
+    evs = first.start()
+    added = {e.fields["address"] for e in evs if e.name == "address.add"}
+    assert {"2001:db8:a::2/64", "2001:db8:b::2/64", "fd00:19::1/64"} <= added
+    intent = six(intent_from_config(cfg, active=("A",)), ("A",))
+    first.apply(intent)
+    assert via(lab, CLIENT6) == "A"
+    running = snapshot(lab)
+    first.close()  # as if killed
+    second = lab.backend(cfg)
+    evs = second.start()
+    assert names(evs) == ["backend.start"], evs
+    assert evs[0].fields["adopted_defaults"] == 2  # IPv4's main defaults: primary A + B
+    assert second.apply(intent) == []
+    assert snapshot(lab) == running
+    second.stop()
+    assert snapshot(lab) == before
 
 
 def test_flush_deletes_only_the_failed_uplinks_flows(lab: Lab) -> None:

@@ -59,6 +59,7 @@ from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import NftError, WanwatchError
 from wanwatch.linux import conntrack, firewall, nft, rules_nft, sysctl
 from wanwatch.linux.desired import Uplink
+from wanwatch.linux.netlink import IpAddress
 from wanwatch.linux.reconcile import STATE_FILE, Reconciler
 from wanwatch.linux.watch import DriftWatcher, LinkWatcher
 from wanwatch.status import FirewallStatus, RuleTraffic, Usage
@@ -254,21 +255,25 @@ class LinuxBackend:
 
     # ----------------------------------------------------------------- conntrack flushes
 
-    def _flush_soon(self, wan: str, address: IPv4Address | None, mark: int, sweep: bool) -> None:
+    def _flush_soon(
+        self, wan: str, address: IpAddress | None, mark: int, sweep: bool, family: int
+    ) -> None:
         """Called on the worker by a pass: start the flush on the flush thread."""
         if self._flush_pool is None:
             # created from the worker, its thread is born in the backend's namespace
             self._flush_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wanwatch-fl")
-        job = self._flush_pool.submit(self._flush, wan, address, mark, sweep)
+        job = self._flush_pool.submit(self._flush, wan, address, mark, sweep, family)
         with self._flush_lock:
             self._flush_jobs.append(job)
 
-    def _flush(self, wan: str, address: IPv4Address | None, mark: int, sweep: bool) -> list[Event]:
+    def _flush(
+        self, wan: str, address: IpAddress | None, mark: int, sweep: bool, family: int
+    ) -> list[Event]:
         t0 = time.perf_counter()
         try:
-            n = conntrack.flush_uplink(address, mark, sweep=sweep)
+            n = conntrack.flush_uplink(address, mark, sweep=sweep, family=family)
         except WanwatchError as exc:
-            self._r.unflushed(wan, sweep)
+            self._r.unflushed(wan, sweep, family)
             return [event(self._now(), "backend.error", step="conntrack", error=str(exc))]
         return [
             event(
@@ -279,6 +284,7 @@ class LinuxBackend:
                 address=str(address) if address else None,
                 swept=sweep,
                 flush_ms=round((time.perf_counter() - t0) * 1000, 1),
+                **({"family": 6} if family == 6 else {}),
             )
         ]
 
