@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from ipaddress import IPv4Address
-from typing import TYPE_CHECKING
+from ipaddress import IPv4Address, IPv6Address
+from typing import TYPE_CHECKING, Literal
 
 from wanwatch.lab.traffic.spawn import run_worker
 from wanwatch.lab.worker import worker_argv
@@ -74,12 +74,13 @@ def dns_lookup(
     lab: Lab,
     client: str,
     name: str,
-    server: IPv4Address | None = None,
+    server: IPv4Address | IPv6Address | None = None,
     *,
     timeout: float = 1.0,
     tries: int = 3,
+    qtype: Literal["A", "AAAA"] = "A",
 ) -> DnsAnswer:
-    """Ask ``server`` (default: the fake internet's DNS) for ``name``'s A records."""
+    """Ask ``server`` (default: the fake internet's DNS) for ``name``'s A (or AAAA) records."""
     srv = server or lab.topology.dns_servers[0]
     argv = worker_argv(
         "dns",
@@ -87,6 +88,8 @@ def dns_lookup(
         str(srv),
         "--name",
         name,
+        "--type",
+        qtype,
         "--timeout",
         str(timeout),
         "--tries",
