@@ -67,6 +67,10 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     lease: LeaseStatus | None = None
     dhcp_client: dict[str, Any] | None = None  # running, pid, restarts, last_error
     portal_url: str | None = None  # state portal: where its HTTP probes are sent (probes.md)
+    # IPv6 (docs/ipv6.md): each family's own state when both are probed ({"4": "up",
+    # "6": "down"}; ``state`` is then their one model), and whether it carries IPv6.
+    families: dict[str, str] = msgspec.field(default_factory=dict)
+    carrying6: bool = False
 
 
 class Drops(msgspec.Struct, frozen=True):
@@ -106,6 +110,7 @@ class Status(msgspec.Struct, frozen=True):
     pid: int
     ha: dict[str, Any] | None = None  # the router pair (linux/pair.py), None without one
     firewall: FirewallStatus | None = None  # None from a daemon older than the firewall
+    active6: list[str] = msgspec.field(default_factory=list)  # the same for IPv6
 
 
 def to_json(status: Status) -> dict[str, Any]:

@@ -101,6 +101,12 @@ def _pair() -> tuple[Config, Intent]:
     return cfg, intent_from_config(cfg, active=(A,))
 
 
+def _dual_stack() -> tuple[Config, Intent]:
+    """IPv6 LANs out of a routed prefix (translated) and a learned address (masqueraded)."""
+    cfg = load(HERE / "dual-stack.yaml")
+    return cfg, intent_from_config(cfg, active=("LTE",))
+
+
 def _rules(
     *down: str, mode: Literal["failover", "loadbalance"] = "failover"
 ) -> Callable[[], tuple[Config, Intent]]:
@@ -115,6 +121,7 @@ def _rules(
 
 
 CASES: dict[str, Callable[[], tuple[Config, Intent]]] = {
+    "dual-stack": _dual_stack,
     "rules": _rules(),
     "rules-backup-down": _rules(B),
     "rules-loadbalance-primary-down": _rules(A, mode="loadbalance"),

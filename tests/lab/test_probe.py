@@ -7,6 +7,9 @@ root namespace):
             wan2 10.2.0.2 ── cust  10.2.0.1  isp2  upstream 10.255.2.2 ── i2 inet
     router2 wan1 10.1.1.2 ── cust2 10.1.1.1  isp1
 
+The router's uplinks are dual-stack: wan<n> also has 2001:db8:<n>::2/64 (ISP n at
+::1), and the internet holds an IPv6 target, so ICMPv6 probes are checked the same way.
+
 The internet namespace holds the probe targets on ``lo``. The router's main
 default route goes via ISP2, so a probe for uplink 1 that ignores its pinning
 leaves through ISP2 and - masqueraded, like in a real office - comes back
@@ -31,7 +34,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, TypeVar
 
 import dns.message
@@ -54,6 +57,9 @@ SILENT = IPv4Address("203.0.113.99")  # on the internet's lo, but drops echo req
 WAN1 = IPv4Address("10.1.0.2")
 WAN2 = IPv4Address("10.2.0.2")
 R2_WAN1 = IPv4Address("10.1.1.2")
+TARGET6 = IPv6Address("2001:db8:ffff::10")
+WAN1_6 = IPv6Address("2001:db8:1::2")
+WAN2_6 = IPv6Address("2001:db8:2::2")
 MARK1, MARK2 = footprint.fwmark(0), footprint.fwmark(1)
 TABLE1, TABLE2 = footprint.table_id(0), footprint.table_id(1)
 
@@ -159,7 +165,9 @@ table inet isp {{
         jump blackhole
         iifname "cust" ip saddr != {cust_net} counter name bcp38 drop
         iifname "cust2" ip saddr != 10.1.1.0/24 counter name bcp38 drop
+        iifname "cust" ip6 saddr != {cust_net6} ip6 saddr != fe80::/10 counter name bcp38 drop
         iifname "cust" icmp type echo-request counter name echo_cust
+        iifname "cust" icmpv6 type echo-request counter name echo_cust
         iifname "cust2" icmp type echo-request counter name echo_cust2
         iifname "cust" meta l4proto tcp counter name tcp_cust
         iifname "cust" meta l4proto udp counter name udp_cust
@@ -195,6 +203,10 @@ def _build(lab: Lab) -> None:
     netns.veth(isp1, "cust2", r2, "wan1")
     for host in (TARGET, OTHER_HOST, SILENT):
         run(inet, "ip", "addr", "add", f"{host}/32", "dev", "lo")
+    run(inet, "ip", "addr", "add", f"{TARGET6}/128", "dev", "lo")
+    for n in (1, 2):  # nodad: the addresses are usable at once (no duplicate detection wait)
+        run(inet, "ip", "addr", "add", f"2001:db8:ff0{n}::1/64", "dev", f"i{n}", "nodad")
+        run(inet, "ip", "route", "add", f"2001:db8:{n}::/48", "via", f"2001:db8:ff0{n}::2")
     run(inet, "ip", "addr", "add", "10.255.1.1/30", "dev", "i1")
     run(inet, "ip", "addr", "add", "10.255.2.1/30", "dev", "i2")
     run(inet, "ip", "route", "add", "10.1.0.0/16", "via", "10.255.1.2")
@@ -206,7 +218,11 @@ def _build(lab: Lab) -> None:
             run(isp, "ip", "addr", "add", net, "dev", port)
         run(isp, "ip", "route", "add", "default", "via", f"10.255.{n}.1")
         run(isp, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        nft(isp, ISP_RULES.format(cust_net=f"10.{n}.0.0/24"))
+        run(isp, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        run(isp, "ip", "addr", "add", f"2001:db8:ff0{n}::2/64", "dev", "upstream", "nodad")
+        run(isp, "ip", "addr", "add", f"2001:db8:{n}::1/64", "dev", "cust", "nodad")
+        run(isp, "ip", "route", "add", "default", "via", f"2001:db8:ff0{n}::1")
+        nft(isp, ISP_RULES.format(cust_net=f"10.{n}.0.0/24", cust_net6=f"2001:db8:{n}::/64"))
     # The router: main default via ISP2; the backend's per-uplink tables and rules.
     run(r1, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2")
     run(r1, "ip", "addr", "add", f"{WAN1}/24", "dev", "wan1")
@@ -220,6 +236,16 @@ def _build(lab: Lab) -> None:
             "fwmark", f"{mark:#x}/{footprint.FWMARK_MASK:#x}", "lookup", str(table))  # fmt: skip
         run(r1, "ip", "rule", "add", "priority", str(footprint.RULE_PRIO_SOURCE + i),
             "from", str(addr), "lookup", str(table))  # fmt: skip
+    for n, addr6 in ((1, WAN1_6), (2, WAN2_6)):  # the same for IPv6 (ip -6 rule)
+        run(r1, "ip", "addr", "add", f"{addr6}/64", "dev", f"wan{n}", "nodad")
+        run(r1, "ip", "-6", "route", "add", "default", "via", f"2001:db8:{n}::1",
+            "dev", f"wan{n}", "table", str(footprint.table_id(n - 1)))  # fmt: skip
+        run(r1, "ip", "-6", "rule", "add", "priority", str(footprint.RULE_PRIO_FWMARK + n - 1),
+            "fwmark", f"{footprint.fwmark(n - 1):#x}/{footprint.FWMARK_MASK:#x}",
+            "lookup", str(footprint.table_id(n - 1)))  # fmt: skip
+        run(r1, "ip", "-6", "rule", "add", "priority", str(footprint.RULE_PRIO_SOURCE + n - 1),
+            "from", str(addr6), "lookup", str(footprint.table_id(n - 1)))  # fmt: skip
+    run(r1, "ip", "-6", "route", "add", "default", "via", "2001:db8:2::1")
     nft(r1, ROUTER_NAT)
     # A second, single-uplink router behind ISP1: another daemon, another namespace.
     run(r2, "ip", "addr", "add", f"{R2_WAN1}/24", "dev", "wan1")
@@ -249,15 +275,22 @@ def lab() -> Iterator[Lab]:
 class Uplink:
     ifname: str
     mark: int
-    source: IPv4Address | None
-    target: IPv4Address = TARGET
+    source: IPv4Address | IPv6Address | None
+    target: IPv4Address | IPv6Address = TARGET
     bind_device: bool = True
+
+    @property
+    def family(self) -> int:
+        return self.target.version
 
 
 PINNED1 = Uplink("wan1", MARK1, WAN1)
 PINNED2 = Uplink("wan2", MARK2, WAN2)
 # Follows the main table (via ISP2): the control that shows the target is reachable.
 MAIN_ROUTE = Uplink("wan2", 0, None, bind_device=False)
+PINNED1_6 = Uplink("wan1", MARK1, WAN1_6, TARGET6)
+PINNED2_6 = Uplink("wan2", MARK2, WAN2_6, TARGET6)
+MAIN_ROUTE_6 = Uplink("wan2", 0, None, TARGET6, bind_device=False)
 
 
 @dataclass
@@ -289,8 +322,8 @@ async def drive(
         for wan, up in uplinks.items():
             hub.send(wan, icmp(up.target), seq)
         await asyncio.sleep(interval)
-    waiting = [w for w in uplinks if w not in silent]
-    await until(lambda: not any(hub.stats()[w]["pending"] for w in waiting), "the answers")
+    waiting = [(w, up.family) for w, up in uplinks.items() if w not in silent]
+    await until(lambda: not any(hub.stats(f)[w]["pending"] for w, f in waiting), "the answers")
     if silent:
         await asyncio.sleep(LEAK_GRACE)
 
@@ -311,19 +344,24 @@ def run_hub(
     """A hub inside ``ns`` with ``uplinks``, probed by ``send``; its replies and stats."""
     outcome = Outcome()
 
-    def on_reply(wan: str, seq: int, rtt: float, at: float, portal: str | None) -> None:
+    def on_reply(
+        wan: str, seq: int, rtt: float, at: float, portal: str | None, family: int
+    ) -> None:
         assert portal is None  # nothing here is a captive portal
+        assert family == uplinks[wan].family
         outcome.replies.setdefault(wan, []).append(seq)
         outcome.rtts.append(rtt)
 
     async def main() -> None:
         hub = ProbeHub(on_reply)
         for wan, up in uplinks.items():
-            hub.add_uplink(wan, up.ifname, up.mark, up.source, bind_device=up.bind_device)
+            hub.add_uplink(
+                wan, up.ifname, up.mark, up.source, family=up.family, bind_device=up.bind_device
+            )
         await hub.start()
         try:
             await send(hub)
-            outcome.stats = hub.stats()
+            outcome.stats = {w: hub.stats(up.family)[w] for w, up in uplinks.items()}
         finally:
             await hub.close()
 
@@ -375,6 +413,32 @@ def test_each_uplink_is_probed_through_its_own_isp(lab: Lab, uplink1: Uplink) ->
     assert all(0 < rtt < ANSWER_DEADLINE for rtt in out.rtts)
 
 
+@pytest.mark.parametrize("uplink1", [PINNED1_6, Uplink("wan1", MARK1, None, TARGET6)],
+                         ids=["mark+device+source", "mark+device"])  # fmt: skip
+def test_icmpv6_probes_are_pinned_like_icmpv4(lab: Lab, uplink1: Uplink) -> None:
+    # Both families of both uplinks at once: one hub, a second raw socket family.
+    ups = {"a": uplink1, "b": PINNED2_6, "a4": PINNED1, "b4": PINNED2}
+    out = probe(lab.router, ups, count=N)
+    for wan in ups:
+        assert sorted(out.replies[wan]) == list(range(N)), wan
+        assert out.stats[wan]["sent"] == N and out.stats[wan]["ignored"] == 0
+    # Each ISP forwarded its own customer's echo requests of both families, and no other.
+    assert lab.isp_count(lab.isp1, "echo_cust") == 2 * N
+    assert lab.isp_count(lab.isp2, "echo_cust") == 2 * N
+    assert lab.isp_count(lab.isp2, "bcp38") == 0
+
+
+def test_blackholed_ipv6_uplink_gets_no_reply_and_never_leaks(lab: Lab) -> None:
+    lab.blackhole_isp1()
+    out = probe(lab.router, {"a": PINNED1_6, "main": MAIN_ROUTE_6}, count=N, silent=frozenset("a"))
+    assert "a" not in out.replies
+    assert out.stats["a"]["sent"] == N and out.stats["a"]["pending"] == N
+    assert sorted(out.replies["main"]) == list(range(N))
+    assert lab.isp_count(lab.isp1, "blackholed") == N
+    assert lab.isp_count(lab.isp2, "echo_cust") == N
+    assert lab.isp_count(lab.isp2, "bcp38") == 0
+
+
 def test_blackholed_uplink_gets_no_reply_and_never_leaks(lab: Lab) -> None:
     lab.blackhole_isp1()
     # "main" follows the main table (via ISP2): the target is reachable that way,
@@ -419,7 +483,7 @@ def test_foreign_identifier_sequence_or_source_is_ignored(lab: Lab) -> None:
     seqs: list[int] = []
 
     async def main() -> tuple[dict[str, int], dict[str, int]]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, portal: seqs.append(seq))
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: seqs.append(seq))
         hub.add_uplink("a", "wan1", MARK1, WAN1)
         await hub.start()
         try:
@@ -455,7 +519,7 @@ def test_uplink_down_counts_send_errors_then_recovers(lab: Lab) -> None:
     seqs: list[int] = []
 
     async def main() -> tuple[dict[str, int], dict[str, int]]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, portal: seqs.append(seq))
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: seqs.append(seq))
         hub.add_uplink("a", "wan1", MARK1, WAN1)
         await hub.start()
         try:
@@ -499,7 +563,7 @@ def test_recreated_interface_gets_a_fresh_socket(lab: Lab) -> None:
         lab.uplink1_table_route()
 
     async def main() -> dict[str, int]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, portal: seqs.append(seq))
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: seqs.append(seq))
         hub.add_uplink("a", "wan1", MARK1, WAN1)
         await hub.start()
         try:
@@ -523,7 +587,7 @@ def test_recreated_interface_gets_a_fresh_socket(lab: Lab) -> None:
 
 def test_missing_interface_is_a_send_error_not_an_exception(lab: Lab) -> None:
     async def main() -> dict[str, int]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, portal: None)
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: None)
         hub.add_uplink("a", "nosuch0", MARK1, None)
         await hub.start()
         try:
@@ -547,7 +611,9 @@ def test_two_hubs_in_two_namespaces_share_nothing(lab: Lab) -> None:
         seqs: list[int] = []
 
         async def main() -> dict[str, int]:
-            hub = ProbeHub(lambda wan, seq, rtt, at, portal: seqs.append(seq), ident_base=0x4242)
+            hub = ProbeHub(
+                lambda wan, seq, rtt, at, portal, family: seqs.append(seq), ident_base=0x4242
+            )
             hub.add_uplink("a", "wan1", MARK1, None)
             await hub.start()
             try:
@@ -585,8 +651,8 @@ def test_two_hubs_in_one_namespace_ignore_each_other(lab: Lab) -> None:
     got: dict[str, list[int]] = {"x": [], "y": []}
 
     async def main() -> dict[str, dict[str, int]]:
-        def recorder(name: str) -> Callable[[str, int, float, float, str | None], None]:
-            return lambda wan, seq, rtt, at, portal: got[name].append(seq)
+        def recorder(name: str) -> Callable[[str, int, float, float, str | None, int], None]:
+            return lambda wan, seq, rtt, at, portal, family: got[name].append(seq)
 
         hubs = {
             name: ProbeHub(recorder(name), ident_base=base)
@@ -759,7 +825,7 @@ def test_a_connect_answered_only_by_a_retransmitted_syn_is_no_answer(lab: Lab) -
     got: list[float] = []
 
     async def main() -> dict[str, int]:
-        hub = ProbeHub(lambda wan, seq, rtt, at, portal: got.append(rtt))
+        hub = ProbeHub(lambda wan, seq, rtt, at, portal, family: got.append(rtt))
         hub.add_uplink("a", "wan1", MARK1, WAN1)
         await hub.start()
         try:

@@ -135,19 +135,20 @@ class Probes(Part):
     async def close(self) -> None:
         self.record("close")
 
-    def add_uplink(self, wan: str, ifname: str, mark: int, source: IPv4Address | None) -> None:
-        self.record(f"add {wan}")
+    def add_uplink(self, wan: str, *args: Any, family: int = 4) -> None:
+        self.record(f"add {wan}" if family == 4 else f"add {wan} IPv{family}")
+
+    def remove_uplink(self, wan: str, family: int | None = None) -> None:
+        if family != 6:  # every IPv4-only uplink is told it has no IPv6 probes
+            self.record(f"remove {wan}")
 
     def reopen(self, wan: str) -> None:
         self.record(f"reopen {wan}")
 
-    def remove_uplink(self, wan: str) -> None:
-        self.record(f"remove {wan}")
-
     def send(self, wan: str, target: Target, seq: int) -> None:
         pass
 
-    def stats(self) -> dict[str, dict[str, int]]:
+    def stats(self, family: int = 4) -> dict[str, dict[str, int]]:
         return {}
 
 

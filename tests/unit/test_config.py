@@ -197,7 +197,7 @@ def test_probe_target_shared_by_two_uplinks() -> None:
 
 def test_probe_target_not_an_address() -> None:
     text = office_with("[9.9.9.9, 8.8.4.4]", "[9.9.9.9, dns.quad9]")
-    assert one(text).endswith("wans[1].probe.targets[1]: not an IPv4 address")
+    assert one(text).endswith("wans[1].probe.targets[1]: not an IPv4 or IPv6 address")
 
 
 def test_empty_probe_targets() -> None:

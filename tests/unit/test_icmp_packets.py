@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 from hypothesis import given
@@ -15,6 +15,8 @@ from wanwatch.errors import ProbeError
 from wanwatch.probe import hub as hub_module
 from wanwatch.probe.hub import ProbeHub
 from wanwatch.probe.icmp import (
+    ICMP6_ECHO_REPLY,
+    ICMP6_ECHO_REQUEST,
     ICMP_ECHO_REPLY,
     ICMP_ECHO_REQUEST,
     PAYLOAD_SIZE,
@@ -23,9 +25,11 @@ from wanwatch.probe.icmp import (
     PendingProbes,
     build_echo,
     checksum,
+    icmp6_filter,
     kernel_rtt_ns,
     make_payload,
     parse_reply,
+    parse_reply6,
 )
 
 TARGET = IPv4Address("198.51.100.10")
@@ -252,7 +256,7 @@ def test_discard_only_forgets_the_same_caller_sequence() -> None:
 # --------------------------------------------------------------------------- hub bookkeeping
 
 
-def _noop(wan: str, seq: int, rtt: float, at: float, portal: str | None) -> None:
+def _noop(wan: str, seq: int, rtt: float, at: float, portal: str | None, family: int) -> None:
     raise AssertionError("no reply expected")
 
 
@@ -306,6 +310,60 @@ def test_start_without_raw_socket_permission_says_why(monkeypatch: pytest.Monkey
     hub.add_uplink("a", "wan1", 1 << 16, None)
     with pytest.raises(ProbeError, match="need root"):
         asyncio.run(hub.start())
+
+
+# --------------------------------------------------------------------------- ICMPv6
+
+
+def test_icmpv6_echo_reply_parsed_from_the_message_alone() -> None:
+    message = build_echo(0x1234, 7, make_payload(0), ICMP6_ECHO_REPLY)
+    reply = parse_reply6(message, "2001:db8:ffff::10")
+    assert reply == EchoReply(IPv6Address("2001:db8:ffff::10"), 0x1234, 7, make_payload(0))
+    # recvmsg names a link-local source with its scope: the address is what matters
+    scoped = parse_reply6(message, "fe80::1%wan1")
+    assert scoped is not None and scoped.source == IPv6Address("fe80::1")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        build_echo(1, 1, b"", ICMP6_ECHO_REQUEST),  # a request, not a reply
+        build_echo(1, 1, b"", ICMP_ECHO_REPLY),  # ICMPv4's reply type
+        build_echo(1, 1, b"", ICMP6_ECHO_REPLY)[:7],  # shorter than a header
+        bytes([ICMP6_ECHO_REPLY, 1]) + bytes(6),  # code 1
+    ],
+    ids=["request", "v4-type", "short", "code"],
+)
+def test_anything_but_an_icmpv6_echo_reply_is_refused(message: bytes) -> None:
+    assert parse_reply6(message, "2001:db8::1") is None
+
+
+def test_icmpv6_filter_passes_only_echo_replies() -> None:
+    words = struct.unpack("=8I", icmp6_filter(ICMP6_ECHO_REPLY))
+    passed = [t for t in range(256) if not words[t >> 5] & (1 << (t & 31))]
+    assert passed == [ICMP6_ECHO_REPLY]
+
+
+def test_each_family_of_an_uplink_is_its_own_socket_and_identifier() -> None:
+    hub = ProbeHub(_noop, ident_base=500)
+    hub.add_uplink("a", "wan1", 1 << 16, ME)
+    hub.add_uplink("a", "wan1", 1 << 16, IPv6Address("2001:db8:1::2"), family=6)
+    hub.add_uplink("b", "wan2", 2 << 16, None)
+    assert (hub.ident("a"), hub.ident("a", 6), hub.ident("b")) == (500, 501, 502)
+    assert set(hub.stats()) == {"a", "b"} and set(hub.stats(6)) == {"a"}
+    hub.remove_uplink("a", 6)
+    assert hub.stats(6) == {} and set(hub.stats()) == {"a", "b"}
+    hub.add_uplink("b", "wan2", 2 << 16, None, family=6)
+    hub.remove_uplink("b")  # both families
+    assert set(hub.stats()) == {"a"} and hub.stats(6) == {}
+
+
+def test_a_source_of_the_other_family_is_refused() -> None:
+    hub = ProbeHub(_noop)
+    with pytest.raises(ProbeError, match="not an IPv6 address"):
+        hub.add_uplink("a", "wan1", 1 << 16, ME, family=6)
+    with pytest.raises(ProbeError, match="no uplink 'a' in the probe hub"):
+        hub.ident("a", 6)
 
 
 # --------------------------------------------------------------------------- kernel timestamps

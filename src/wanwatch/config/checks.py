@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, TypeVar
 
 from wanwatch.config import dynamic, matches
-from wanwatch.config.fields import Path_, PortRange, format_path
+from wanwatch.config.fields import IpAddress, Path_, PortRange, format_path
 from wanwatch.config.model import (
     MAX_SHIFTED_PORTS,
     PORT_PROTOS,
@@ -118,7 +118,7 @@ def check_overlaps(report: Report, nets: list[_Net]) -> None:
 
 def check_uplinks(report: Report, wans: list[Any], nets: list[_Net]) -> None:
     """Each uplink's gateway is on its subnet; its probe targets are beyond it and its own."""
-    target_owner: dict[IPv4Address, Path_] = {}
+    target_owner: dict[IpAddress, Path_] = {}
     for i, w in _enumerate_valid(wans):
         path: Path_ = ("wans", i)
         if (
@@ -149,7 +149,7 @@ def check_uplinks(report: Report, wans: list[Any], nets: list[_Net]) -> None:
                 )
 
 
-def _check_target(report: Report, tpath: Path_, t: IPv4Address, nets: list[_Net]) -> None:
+def _check_target(report: Report, tpath: Path_, t: IpAddress, nets: list[_Net]) -> None:
     """A probe target is outside our subnets and a unicast address."""
     for n in nets:
         if t in n.network:

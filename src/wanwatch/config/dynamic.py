@@ -23,6 +23,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Literal
 
 from wanwatch.config.fields import DHCP
+from wanwatch.config.ipv6 import describe_ipv6
 from wanwatch.config.model import Config, Wan
 
 Kind = Literal["static", "dhcp", "point-to-point"]
@@ -83,7 +84,7 @@ def runtime_facts(cfg: Config) -> list[str]:
             "any uplink whose interface is absent starts down (link absent) and is "
             "adopted when it appears"
         )
-    return out
+    return out + describe_ipv6(cfg)
 
 
 def plan_gateway(gateway: IPv4Address | None, wan_kind: Kind) -> str:

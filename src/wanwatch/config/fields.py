@@ -11,7 +11,14 @@ import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
@@ -230,6 +237,35 @@ def parse_wan_address(value: object) -> IPv4Interface | Literal["dhcp"]:
         except ValueError:
             pass
     raise ValueError("not an IPv4 address with prefix (e.g. 192.168.0.2/24) or 'dhcp'")
+
+
+# --- IPv6 (docs/ipv6.md)
+
+IpAddress = IPv4Address | IPv6Address
+AUTO: Literal["auto"] = "auto"  # an uplink's learned from RAs, a LAN's derived from its name
+
+
+def parse_ip_address(value: object) -> IpAddress:
+    """An IPv4 or IPv6 address, from YAML (a probe target, an upstream DNS server)."""
+    if isinstance(value, str):
+        try:
+            return ipaddress.ip_address(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("not an IPv4 or IPv6 address")
+
+
+def parse_address6(value: object) -> IPv6Interface | Literal["auto"]:
+    """``auto`` or an IPv6 address with prefix, from YAML (config/ipv6.py says what
+    ``auto`` means for an uplink and for a LAN)."""
+    if value == AUTO:
+        return AUTO
+    if isinstance(value, str):
+        try:
+            return IPv6Interface(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("not an IPv6 address with prefix (e.g. 2001:db8:1::2/64) or 'auto'")
 
 
 # --- the firewall's values (config/model.py: Firewall, Allow, Forward)

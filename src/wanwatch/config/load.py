@@ -9,7 +9,7 @@ import re
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -20,6 +20,7 @@ from msgspec import Meta
 from wanwatch.config.checks import check_firewall, check_rules, cross_check
 from wanwatch.config.fields import Check, Parse, Path_, format_duration, format_path, parse_duration
 from wanwatch.config.ha import check_ha
+from wanwatch.config.ipv6 import check_ipv6
 from wanwatch.config.model import Config, Model
 from wanwatch.errors import ConfigError
 
@@ -77,11 +78,13 @@ def _construct(node: yaml.Node, path: Path_, out: _Located) -> Any:
 _NOT_IP = {
     IPv4Address: "not an IPv4 address",
     IPv4Interface: "not an IPv4 address with prefix (e.g. 192.168.0.2/24)",
+    IPv6Address: "not an IPv6 address",
+    IPv6Network: "not an IPv6 prefix (e.g. 2001:db8:1:100::/56)",
 }
 
 
 def _ip_hook(tp: type, obj: Any) -> Any:
-    """msgspec's hook for the types it does not know: IPv4 addresses from text."""
+    """msgspec's hook for the types it does not know: addresses and prefixes from text."""
     if tp not in _NOT_IP:
         raise NotImplementedError(tp)
     if isinstance(obj, tp):
@@ -316,6 +319,7 @@ def _validated(cls: type[_M], located: _Located, source: str) -> _M:
         cross_check(walker.add, list(value.wans or ()), list(value.lans or ()), value.dns)
         check_ha(walker.add, value)
         check_firewall(walker.add, value)
+        check_ipv6(walker.add, value)
         # a rejected rule field reads as "anything": no shadow test then
         clean = not any(": rules[" in m for _, m in walker.problems)
         check_rules(walker.add, value, clean=clean)

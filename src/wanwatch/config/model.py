@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+)
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 import msgspec
@@ -13,6 +21,7 @@ from wanwatch.config.fields import (
     Check,
     Duration,
     IfName,
+    IpAddress,
     Name,
     Parse,
     PortRange,
@@ -24,7 +33,9 @@ from wanwatch.config.fields import (
     host_name,
     http_url,
     mac_address,
+    parse_address6,
     parse_domains,
+    parse_ip_address,
     parse_port_range,
     parse_ports,
     parse_prefixes,
@@ -82,7 +93,9 @@ def _plain(value: Any, drop_none: bool, drop_defaults: bool) -> Any:
         return value.first if value.size == 1 else str(value)
     if isinstance(value, tuple):
         return [_plain(v, drop_none, drop_defaults) for v in value]
-    if isinstance(value, IPv4Address | IPv4Interface | IPv4Network | IPv6Network):
+    if isinstance(
+        value, IPv4Address | IPv4Interface | IPv4Network | IPv6Address | IPv6Interface | IPv6Network
+    ):
         return str(value)
     return value
 
@@ -158,11 +171,18 @@ _TargetInterval = Annotated[
 ]
 
 
+if TYPE_CHECKING:
+    TargetAddress = IpAddress
+else:  # msgspec cannot convert a union of two custom types: Parse does it all
+    TargetAddress = Annotated[Any, Parse(parse_ip_address)]
+
+
 class _Target(Model, frozen=True, kw_only=True):
-    """One probe target: the address every probe of it is pinned to, through its uplink."""
+    """One probe target: the address every probe of it is pinned to, through its uplink.
+    IPv4 or IPv6: each family's targets are the evidence for that family (docs/ipv6.md)."""
 
     method: ClassVar[ProbeMethod] = "icmp"
-    address: IPv4Address
+    address: TargetAddress
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -241,9 +261,9 @@ class DnsTarget(_Target, frozen=True, kw_only=True):
 Target = IcmpTarget | TcpTarget | HttpTarget | DnsTarget
 
 
-def icmp(address: IPv4Address | str) -> IcmpTarget:
+def icmp(address: IpAddress | str) -> IcmpTarget:
     """An ICMP target (for code and tests; the loader reads YAML)."""
-    return IcmpTarget(address=IPv4Address(address))
+    return IcmpTarget(address=ip_address(address))
 
 
 class Probe(Model, frozen=True):
@@ -269,8 +289,12 @@ class Probe(Model, frozen=True):
     def overrides(self) -> dict[str, Any]:
         return {k: v for k in MONITOR_FIELDS if (v := getattr(self, k)) is not None}
 
+    def family(self, version: int) -> tuple[Target, ...]:
+        """The targets of one address family (4 or 6), in config order."""
+        return tuple(t for t in self.targets if t.address.version == version)
+
     @property
-    def addresses(self) -> tuple[IPv4Address, ...]:
+    def addresses(self) -> tuple[IpAddress, ...]:
         """Each target address once, in order (what a route pins to the uplink)."""
         return tuple(dict.fromkeys(t.address for t in self.targets))
 
@@ -279,6 +303,10 @@ if TYPE_CHECKING:
     WanAddress = IPv4Interface | Literal["dhcp"]
 else:  # msgspec cannot convert a union of a custom type and a literal: Parse does it all
     WanAddress = Annotated[Any, Parse(parse_wan_address)]
+if TYPE_CHECKING:
+    Address6 = IPv6Interface | Literal["auto"]
+else:  # as WanAddress
+    Address6 = Annotated[Any, Parse(parse_address6)]
 
 
 class Wan(Model, frozen=True, kw_only=True):
@@ -288,6 +316,13 @@ class Wan(Model, frozen=True, kw_only=True):
     interface: IfName
     address: WanAddress | None = None
     gateway: IPv4Address | None = None
+    # IPv6 (docs/ipv6.md): a static address or "auto" (router advertisements: SLAAC
+    # address and default router); None: the uplink carries no IPv6.
+    address6: Address6 | None = None
+    gateway6: IPv6Address | None = None  # static only; link-local (fe80::1) is usual
+    # A prefix the ISP routes to us (static delegation): the LANs' ULAs are translated
+    # into it (RFC 6296); None: LAN IPv6 is masqueraded to the uplink's address.
+    prefix6: IPv6Network | None = None
     priority: Annotated[int, Meta(ge=1, le=255)] = 1  # lower is preferred (RouterOS distance)
     weight: Annotated[int, Meta(ge=1, le=100)] = 1  # share of new connections in loadbalance
     # Paid by the byte (a backup SIM): probed every monitor.standby_interval while
@@ -319,6 +354,9 @@ class Lan(Model, frozen=True):
     name: Name
     interface: Annotated[IfName, Check(dnsmasq_can_name)]
     address: IPv4Interface | None = None
+    # The router's IPv6 address on the LAN: a /64 given, or "auto": a ULA /64 derived
+    # from the LAN's name (config/ipv6.py); None: the LAN has no IPv6.
+    address6: Address6 | None = None
     dhcp: Dhcp | None = None
     # A guest network: the internet, DHCP and DNS on the router, nothing else
     # (docs/firewall.md).

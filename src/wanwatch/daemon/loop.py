@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from wanwatch.config import Config, load
 from wanwatch.config.ha import local_view
+from wanwatch.config.ipv6 import has_ipv6, static_address6
 from wanwatch.daemon.admin import AdminChoices
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.control import serve
@@ -245,9 +246,11 @@ class Daemon:
 
     # ------------------------------------------------------------------ facts in
 
-    def on_reply(self, wan: str, seq: int, rtt: float, at: float, portal: str | None) -> None:
+    def on_reply(  # noqa: PLR0917 - the probe hub's callback (probe/hub.py)
+        self, wan: str, seq: int, rtt: float, at: float, portal: str | None, family: int = 4
+    ) -> None:
         """A probe reply (ProbeHub)."""
-        self.events.emit_all(self._engine.reply(wan, seq, rtt, at, portal))
+        self.events.emit_all(self._engine.reply(wan, seq, rtt, at, portal, family=family))
         self.steering.steer()
         self._wake.set()
 
@@ -312,6 +315,12 @@ class Daemon:
             self._probes.add_uplink(
                 wan.name, wan.interface, fwmark(i), self._uplinks.probe_source(wan.name)
             )
+            if has_ipv6(wan):  # pinned by the same mark, through the IPv6 rules
+                six = static_address6(wan)
+                source = None if six is None else six.ip
+                self._probes.add_uplink(wan.name, wan.interface, fwmark(i), source, family=6)
+            else:
+                self._probes.remove_uplink(wan.name, 6)
         # The uplinks' own traffic may start the probes' burst early (linux/traffic.py).
         return {w.name: w.interface for w in cfg.wans}
 

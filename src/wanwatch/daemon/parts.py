@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from wanwatch.config import Config, Hooks
+from wanwatch.config.fields import IpAddress
 from wanwatch.config.model import Target
 from wanwatch.engine.core import WanStatus
 from wanwatch.engine.events import Event
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
     from wanwatch.linux.dhcp_client import Lease
 
 Resolved = tuple[IPv4Interface | None, IPv4Address | None]  # an uplink's address, next hop
-# (wan, seq, rtt seconds, received at, where a captive portal sent an HTTP probe or None)
-OnReply = Callable[[str, int, float, float, str | None], None]
+# (wan, seq, rtt seconds, received at, where a captive portal sent an HTTP probe or
+# None, the address family it was sent in)
+OnReply = Callable[[str, int, float, float, str | None, int], None]
 OnStall = Callable[[str, float], None]  # (wan, at)
 OnLease = Callable[[str, "Lease | None", str], None]  # (wan, lease or None when lost, why)
 RttOf = Callable[[str], float | None]  # an uplink's smoothed RTT (the engine's)
@@ -77,11 +79,13 @@ class Probes(Protocol):
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    def add_uplink(self, wan: str, ifname: str, mark: int, source: IPv4Address | None) -> None: ...
+    def add_uplink(
+        self, wan: str, ifname: str, mark: int, source: IpAddress | None, *, family: int = 4
+    ) -> None: ...
     def reopen(self, wan: str) -> None: ...
-    def remove_uplink(self, wan: str) -> None: ...
+    def remove_uplink(self, wan: str, family: int | None = None) -> None: ...
     def send(self, wan: str, target: Target, seq: int) -> None: ...
-    def stats(self) -> dict[str, dict[str, int]]: ...
+    def stats(self, family: int = 4) -> dict[str, dict[str, int]]: ...
 
 
 class Traffic(Protocol):

@@ -87,6 +87,8 @@ class StatusSnapshot:
                 progress=s.progress,
                 targets=s.targets,
                 probes=st.ProbeStats(**probes.get(s.name, {})),
+                families={f: h.value for f, h in s.families.items()},
+                carrying6=s.name in intent.active6,
                 portal_url=s.portal,
                 **extra.get(s.name, {}),
             )
@@ -97,6 +99,7 @@ class StatusSnapshot:
         return st.Status(
             wans=wans,
             active=list(intent.active),
+            active6=list(intent.active6),
             mode=intent.mode,
             stale=intent.stale,
             applied=steering.in_force(intent),

@@ -10,16 +10,27 @@ The daemon's loop, with ``now`` from a monotonic clock::
     engine.intent()                     # reconcile the kernel when it changed
 
 The engine owns every timeout: the daemon never decides a probe is lost.
+
+IPv6 (docs/ipv6.md): an uplink with IPv6 probe targets has a second monitor, for
+its IPv6 path; each family's monitor judges that family, and the uplink's health
+is one model over both (``combined``). The policy runs once per family: IPv6 is
+carried only by uplinks that have IPv6, chosen by their IPv6 health (or, with no
+IPv6 target, by their IPv4 health), so an uplink whose IPv6 dies while its IPv4
+lives moves IPv6 alone and says ``wan.degraded family=6``. Both monitors of an
+uplink share its probe budget (each probes at twice ``interval``: one probe per
+``interval`` together), and a loss run in one starts the other's confirmation
+burst at once, so a whole-uplink outage is seen by whichever probe is lost first.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from wanwatch.config import Config
+from wanwatch.config import Config, Monitor, Wan
+from wanwatch.config.ipv6 import has_ipv6
 from wanwatch.config.model import Target
-from wanwatch.engine.events import Event, event
+from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.health import HealthState
 from wanwatch.engine.intent import Admin, Health, Intent
 from wanwatch.engine.monitor import UplinkMonitor
@@ -48,6 +59,8 @@ class WanStatus:
     phase: str | None
     progress: dict[str, float]
     portal: str | None = None  # while PORTAL: where a captive portal sends its HTTP probes
+    # A dual-stack uplink with IPv6 targets: each family's own state ("4", "6"); else empty.
+    families: dict[str, Health] = field(default_factory=dict)
 
 
 # At start every uplink is UNKNOWN. Choosing before the better ones had their
@@ -72,6 +85,41 @@ _REPLAN = frozenset(
 )
 # Events that say how long an uplink's failure took to detect (policy.failover's detect_ms).
 _DETECTED = frozenset({"wan.down", "wan.portal"})
+_ALIVE = frozenset({Health.UP, Health.DEGRADED})
+
+
+_GONE = frozenset({Health.DOWN, Health.PORTAL})
+
+
+def combined(families: dict[int, Health]) -> Health:
+    """One uplink's health from its families': down (or behind a portal) when every
+    family is, degraded when one is gone (or degraded) and another alive, else the worst."""
+    states = set(families.values())
+    if states <= _GONE:
+        return Health.PORTAL if Health.PORTAL in states else Health.DOWN
+    alive = states & _ALIVE
+    if not alive:
+        return Health.UNKNOWN
+    if states & _GONE or Health.DEGRADED in alive:
+        return Health.DEGRADED
+    return Health.UP
+
+
+def _probes6(w: Wan) -> bool:
+    return has_ipv6(w) and bool(w.probe.family(6))
+
+
+def _params(config: Config, w: Wan) -> Monitor:
+    """A family monitor's settings: half the cadence when the uplink probes both families."""
+    params = config.monitor_for(w)
+    return params.replace(interval=2 * params.interval) if _probes6(w) else params
+
+
+def _monitor(config: Config, w: Wan, family: int, now: float) -> UplinkMonitor:
+    # IPv6's probes fall halfway between IPv4's: together, one probe every interval,
+    # so an outage of both is seen as soon as with IPv4 alone.
+    phase = config.monitor_for(w).interval if family == 6 else 0.0
+    return UplinkMonitor(w.name, w.probe.family(family), _params(config, w), now, phase=phase)
 
 
 class Engine:
@@ -79,15 +127,13 @@ class Engine:
 
     def __init__(self, config: Config, now: float) -> None:
         self._config = config
-        self._monitors = {
-            w.name: UplinkMonitor(w.name, w.probe.targets, config.monitor_for(w), now)
-            for w in config.wans
-        }
-        self._detect_ms: dict[str, int] = {}
+        self._monitors = {w.name: _monitor(config, w, 4, now) for w in config.wans}
+        self._monitors6 = {w.name: _monitor(config, w, 6, now) for w in config.wans if _probes6(w)}
+        self._detect_ms: dict[tuple[str, int], int] = {}
         self._admin: dict[str, Admin] = {}
         self._now = now
         self._settle_by: float | None = now + STARTUP_GRACE  # None once settled
-        self._intent = decide(config, self._health(), self._preferred(), None)
+        self._intent = self._policy(None)
         self._standby(now)
 
     # ----------------------------------------------------------------- inputs
@@ -97,20 +143,30 @@ class Engine:
         self._now = max(self._now, now)
         return [
             ProbeRequest(name, target, seq)
-            for name, m in self._monitors.items()
+            for monitors in (self._monitors, self._monitors6)
+            for name, m in monitors.items()
             for target, seq in m.due(now)
         ]
 
     def reply(
-        self, wan: str, seq: int, rtt: float, now: float, portal: str | None = None
+        self,
+        wan: str,
+        seq: int,
+        rtt: float,
+        now: float,
+        portal: str | None = None,
+        *,
+        family: int = 4,
     ) -> list[Event]:
-        """A probe's answer (``portal``: where a captive portal sent an HTTP probe);
-        late ones count too, unknown ones are ignored."""
+        """A probe's answer (``portal``: where a captive portal sent an HTTP probe;
+        ``family``: the address family it was sent in); late ones count too, unknown
+        ones are ignored."""
         self._now = max(self._now, now)
-        m = self._monitors.get(wan)
+        m = (self._monitors if family == 4 else self._monitors6).get(wan)
         if m is None:
             return []
-        return self._replan(m.reply(seq, rtt, now, portal), now)
+        events = m.reply(seq, rtt, now, portal)
+        return self._replan(self._family_events(wan, family, events), now)
 
     def carrier(self, wan: str, up: bool, now: float) -> list[Event]:
         """Link carrier from netlink: down is DOWN at once; up lets probes decide."""
@@ -118,7 +174,13 @@ class Engine:
         m = self._monitors.get(wan)
         if m is None:
             return []
-        return self._replan(m.carrier(up, now), now)
+        events: list[Event] = []
+        # IPv6 first: the family that changes last speaks for the whole uplink (wan.down
+        # or wan.up once, after a wan.degraded or wan.recovered of the other family).
+        if (m6 := self._monitors6.get(wan)) is not None:
+            events += self._family_events(wan, 6, m6.carrier(up, now))
+        events += self._family_events(wan, 4, m.carrier(up, now))
+        return self._replan(events, now)
 
     def traffic_stall(self, wan: str, now: float) -> list[Event]:
         """The kernel saw traffic leave ``wan`` with nothing coming back: probe now.
@@ -130,7 +192,10 @@ class Engine:
         m = self._monitors.get(wan)
         if m is None:
             return []
-        return m.traffic_stall(now)
+        events = m.traffic_stall(now)
+        if (m6 := self._monitors6.get(wan)) is not None:
+            events += _tagged(m6.traffic_stall(now), family=6)
+        return events
 
     def rtt(self, wan: str) -> float | None:
         """Smoothed RTT of ``wan``'s probes (RFC 6298), None before the first answer."""
@@ -147,8 +212,8 @@ class Engine:
         w = next((w for w in self._config.wans if w.name == wan), None)
         if w is None:
             return []
-        self._monitors[wan] = UplinkMonitor(wan, w.probe.targets, self._config.monitor_for(w), now)
-        self._detect_ms.pop(wan, None)
+        self._monitors[wan] = _monitor(self._config, w, 4, now)  # a DHCP lease: IPv4's path
+        self._detect_ms.pop((wan, 4), None)
         return [event(now, "wan.renumbered", wan=wan), *self._replan_now(now)]
 
     def set_admin(self, wan: str, admin: Admin, now: float) -> list[Event]:
@@ -173,9 +238,11 @@ class Engine:
         """Expire outstanding probes and run hold timers."""
         self._now = max(self._now, now)
         events: list[Event] = []
-        for m in self._monitors.values():
-            events += m.expire(now)
-            events += m.clock(now)
+        for family, monitors in ((4, self._monitors), (6, self._monitors6)):
+            for name, m in monitors.items():
+                events += self._family_events(name, family, m.expire(now) + m.clock(now))
+        for name, m6 in self._monitors6.items():
+            events += self._sibling_bursts(self._monitors[name], m6, now)
         if self._settle_by is not None:
             events += self._replan_now(now)
         return self._replan(events, now)
@@ -185,19 +252,25 @@ class Engine:
         self._now = max(self._now, now)
         old = self._monitors
         monitors: dict[str, UplinkMonitor] = {}
+        monitors6: dict[str, UplinkMonitor] = {}
         for w in config.wans:
-            m = old.get(w.name)
-            if m is None:
-                m = UplinkMonitor(w.name, w.probe.targets, config.monitor_for(w), now)
-            else:
-                m.reconfigure(w.probe.targets, config.monitor_for(w), now)
-            monitors[w.name] = m
+            for family, was, now_has in ((4, old, monitors), (6, self._monitors6, monitors6)):
+                if family == 6 and not _probes6(w):
+                    continue
+                m = was.get(w.name)
+                if m is None:
+                    m = _monitor(config, w, family, now)
+                else:
+                    m.reconfigure(w.probe.family(family), _params(config, w), now)
+                now_has[w.name] = m
         added = [n for n in monitors if n not in old]
         removed = [n for n in old if n not in monitors]
         self._monitors = monitors
+        self._monitors6 = monitors6
         self._config = config
         for n in removed:
-            self._detect_ms.pop(n, None)
+            self._detect_ms.pop((n, 4), None)
+            self._detect_ms.pop((n, 6), None)
             self._admin.pop(n, None)
         events = [
             event(
@@ -214,7 +287,8 @@ class Engine:
 
     def next_wakeup(self) -> float:
         """Earliest time ``due``/``tick`` has something to do (at most 1 s ahead)."""
-        soonest = min((m.next_wakeup() for m in self._monitors.values()), default=math.inf)
+        monitors = [*self._monitors.values(), *self._monitors6.values()]
+        soonest = min((m.next_wakeup() for m in monitors), default=math.inf)
         if self._settle_by is not None:
             soonest = min(soonest, self._settle_by)
         return min(soonest, self._now + 1.0)
@@ -228,10 +302,12 @@ class Engine:
             s = m.state
             srtt = m.rtt.srtt
             phase, progress = _progress(s, now)
+            m6 = self._monitors6.get(name)
+            families = {} if m6 is None else {"4": s.health, "6": m6.state.health}
             out.append(
                 WanStatus(
                     name=name,
-                    state=s.health,
+                    state=s.health if m6 is None else combined({4: s.health, 6: m6.state.health}),
                     rtt_ms=None if srtt is None else round(srtt * 1000, 1),
                     loss_pct=round(m.loss_pct(now), 1),
                     since=s.since,
@@ -240,6 +316,7 @@ class Engine:
                     admin=self._admin.get(name, Admin.ENABLED),
                     phase=phase,
                     progress=progress,
+                    families=families,
                     portal=s.portal_url if s.health is Health.PORTAL else None,
                 )
             )
@@ -247,7 +324,38 @@ class Engine:
 
     def probes_sent(self) -> dict[str, int]:
         """Probes sent per uplink since start (bench and metrics)."""
-        return {name: m.sent for name, m in self._monitors.items()}
+        sent = {name: m.sent for name, m in self._monitors.items()}
+        for name, m in self._monitors6.items():
+            sent[name] += m.sent
+        return sent
+
+    # ----------------------------------------------------------------- families
+
+    def _family_events(self, wan: str, family: int, events: list[Event]) -> list[Event]:
+        """One family monitor's events as the uplink's. On a dual-stack uplink each is
+        tagged with its family, and a family going down (or up) while the other one
+        lives is the uplink degraded (or recovered), not down (or up)."""
+        for e in events:
+            if e.name in _DETECTED:
+                detect = e.fields.get("detect_ms")
+                self._detect_ms[(wan, family)] = detect if isinstance(detect, int) else 0
+        if wan not in self._monitors6:
+            return events
+        other = (self._monitors6 if family == 4 else self._monitors)[wan]
+        alive = other.state.health in _ALIVE
+        rename = {"wan.down": "wan.degraded", "wan.up": "wan.recovered"} if alive else {}
+        return [
+            Event(e.at, rename.get(e.name, e.name), {**e.fields, "family": family}) for e in events
+        ]
+
+    def _sibling_bursts(self, m4: UplinkMonitor, m6: UplinkMonitor, now: float) -> list[Event]:
+        """A loss run in one family starts the other's burst now (rate limited as a
+        traffic trigger): one uplink, one outage, whichever family saw it first."""
+        out: list[Event] = []
+        for lost, other, family in ((m4, m6, 6), (m6, m4, 4)):
+            if lost.state.suspicious:
+                out += _tagged(other.traffic_stall(now), family=family, trigger="sibling")
+        return out
 
     # ----------------------------------------------------------------- policy
 
@@ -257,11 +365,40 @@ class Engine:
     def _preferred(self) -> dict[str, bool]:
         return {n: m.state.preferred for n, m in self._monitors.items()}
 
+    def _six(self) -> dict[str, UplinkMonitor]:
+        """The monitor judging each IPv6 uplink's IPv6: its own, else its IPv4 one."""
+        m6 = self._monitors6
+        return {
+            w.name: m6.get(w.name) or self._monitors[w.name]
+            for w in self._config.wans
+            if has_ipv6(w)
+        }
+
+    def _health6(self) -> dict[str, Health]:
+        return {n: m.state.health for n, m in self._six().items()}
+
+    def _preferred6(self) -> dict[str, bool]:
+        return {n: m.state.preferred for n, m in self._six().items()}
+
+    def _policy(self, old: Intent | None) -> Intent:
+        """The policy for each family: IPv6 among the uplinks that have it, by IPv6
+        health. The policy rules (engine/rules.py) steer IPv4 only."""
+        cfg = self._config
+        four = decide(cfg, self._health(), self._preferred(), old, self._admin)
+        six_wans = tuple(w for w in cfg.wans if has_ipv6(w))
+        if not six_wans:
+            return four
+        previous = None if old is None else replace(old, active=old.active6, stale=old.stale6)
+        six = decide(
+            cfg.replace(wans=six_wans, rules=()),
+            self._health6(),
+            self._preferred6(),
+            previous,
+            self._admin,
+        )
+        return replace(four, active6=six.active, flush6=six.flush, stale6=six.stale)
+
     def _replan(self, events: list[Event], now: float) -> list[Event]:
-        for e in events:
-            if e.name in _DETECTED:
-                detect = e.fields.get("detect_ms")
-                self._detect_ms[str(e.fields["wan"])] = detect if isinstance(detect, int) else 0
         if any(e.name in _REPLAN for e in events):
             return events + self._replan_now(now)
         return events
@@ -272,12 +409,12 @@ class Engine:
         return events
 
     def _standby(self, now: float) -> None:
-        """Metered uplinks that carry nothing are probed at the standby rate."""
-        active = self._intent.active
+        """Metered uplinks that carry nothing (neither family) are probed at the standby rate."""
+        busy = {*self._intent.active, *self._intent.active6}
         for w in self._config.wans:
-            m = self._monitors.get(w.name)
-            if m is not None:
-                m.standby(w.metered and w.name not in active, now)
+            for monitors in (self._monitors, self._monitors6):
+                if (m := monitors.get(w.name)) is not None:
+                    m.standby(w.metered and w.name not in busy, now)
 
     def _decide(self, now: float) -> list[Event]:
         old = self._intent
@@ -300,49 +437,66 @@ class Engine:
 
     def _replan_policy(self, now: float) -> list[Event]:
         old = self._intent
-        health = self._health()
         if self._settle_by is not None:
-            if now < self._settle_by and Health.UNKNOWN in health.values():
+            waiting = [*self._health().values(), *self._health6().values()]
+            if now < self._settle_by and Health.UNKNOWN in waiting:
                 return []
             self._settle_by = None
-            self._intent = decide(self._config, health, self._preferred(), old, self._admin)
-            if self._intent.stale:
-                return [event(now, "policy.stale", keeping=",".join(self._intent.active))]
-            return [event(now, "policy.select", to=",".join(self._intent.active))]
-        new = decide(self._config, health, self._preferred(), old, self._admin)
-        self._intent = new
-        if new.stale:
-            if old.stale and old.active == new.active:
+            self._intent = self._policy(old)
+            return self._chosen(now, 4) + self._chosen(now, 6)
+        self._intent = self._policy(old)
+        return self._moved(now, old, 4) + self._moved(now, old, 6)
+
+    def _chosen(self, now: float, family: int) -> list[Event]:
+        new = self._intent
+        active, stale = (new.active, new.stale) if family == 4 else (new.active6, new.stale6)
+        if family == 6 and not active:
+            return []  # no uplink has IPv6
+        tag: dict[str, FieldValue] = {} if family == 4 else {"family": family}
+        if stale:
+            return [event(now, "policy.stale", keeping=",".join(active), **tag)]
+        return [event(now, "policy.select", to=",".join(active), **tag)]
+
+    def _moved(self, now: float, old: Intent, family: int) -> list[Event]:
+        """The policy event of one family's change of carriers, if it changed."""
+        new = self._intent
+        if family == 4:
+            was, active, was_stale, stale = old.active, new.active, old.stale, new.stale
+            health = self._health()
+            tag: dict[str, FieldValue] = {}
+        else:
+            was, active, was_stale, stale = old.active6, new.active6, old.stale6, new.stale6
+            health = self._health6()
+            tag = {"family": family}
+        if stale:
+            if was_stale and was == active:
                 return []
-            return [event(now, "policy.stale", keeping=",".join(new.active))]
-        if new.active == old.active:
+            return [event(now, "policy.stale", keeping=",".join(active), **tag)]
+        if active == was:
             return []
-        dropped = [a for a in old.active if a not in new.active]
+        moved: dict[str, FieldValue] = {"from": ",".join(was), "to": ",".join(active), **tag}
+        dropped = [a for a in was if a not in active]
         failed = [a for a in dropped if health.get(a) is not Health.UP or a in self._admin]
-        if old.stale or failed:
-            cause = failed[0] if failed else None
-            reason = None
-            if cause in self._admin:
-                reason = self._admin[cause].value
-            elif cause is not None:
-                reason = health.get(cause, Health.UNKNOWN).value
-            return [
-                event(
-                    now,
-                    "policy.failover",
-                    **{"from": ",".join(old.active), "to": ",".join(new.active)},
-                    cause=cause,
-                    reason=reason,
-                    detect_ms=self._detect_ms.get(cause)
-                    if cause and cause not in self._admin
-                    else None,
-                )
-            ]
+        if not (was_stale or failed):
+            return [event(now, "policy.failback", **moved)]
+        cause = failed[0] if failed else None
+        reason = None
+        if cause in self._admin:
+            reason = self._admin[cause].value
+        elif cause is not None:
+            reason = health.get(cause, Health.UNKNOWN).value
+        detect = None
+        if cause and cause not in self._admin:
+            # An uplink judged by its IPv4 alone (no IPv6 target) was seen by its IPv4.
+            seen = family if cause in self._monitors6 or family == 4 else 4
+            detect = self._detect_ms.get((cause, seen))
         return [
-            event(
-                now, "policy.failback", **{"from": ",".join(old.active), "to": ",".join(new.active)}
-            )
+            event(now, "policy.failover", **moved, cause=cause, reason=reason, detect_ms=detect)
         ]
+
+
+def _tagged(events: list[Event], **fields: FieldValue) -> list[Event]:
+    return [Event(e.at, e.name, {**e.fields, **fields}) for e in events]
 
 
 def _progress(s: HealthState, now: float) -> tuple[str | None, dict[str, float]]:

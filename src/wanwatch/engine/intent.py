@@ -14,6 +14,7 @@ from typing import Any
 
 from wanwatch.config import Config
 from wanwatch.config.dynamic import Kind, kind, static_address
+from wanwatch.config.fields import IpAddress
 
 
 class Health(StrEnum):
@@ -73,7 +74,7 @@ class UplinkPlan:
     weight: int
     health: Health
     carrying: bool  # takes new connections
-    probe_targets: tuple[IPv4Address, ...]
+    probe_targets: tuple[IpAddress, ...]
     admin: Admin = Admin.ENABLED
     kind: Kind = "static"  # dynamic.py: static | dhcp | point-to-point
 
@@ -103,6 +104,10 @@ class Intent:
     stale: bool
     # Each policy rule's path, in config order (engine/rules.py).
     rules: tuple[RulePath, ...] = ()
+    # The same for IPv6 (docs/ipv6.md), among the uplinks that have IPv6 only.
+    active6: tuple[str, ...] = ()
+    flush6: tuple[str, ...] = ()
+    stale6: bool = False
 
     @property
     def primary(self) -> str | None:

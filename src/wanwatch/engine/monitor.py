@@ -125,7 +125,16 @@ class _Probe:
 class UplinkMonitor:
     """Probing and judging of one uplink. Call ``expire``/``clock`` before ``due``."""
 
-    def __init__(self, wan: str, targets: Sequence[Target], params: Monitor, now: float) -> None:
+    def __init__(
+        self,
+        wan: str,
+        targets: Sequence[Target],
+        params: Monitor,
+        now: float,
+        *,
+        phase: float = 0.0,
+    ) -> None:
+        """``phase`` delays the first shared-cadence probe (interleaves two families')."""
         self.wan = wan
         self.sent = 0  # probes sent, for the bench and metrics
         self._targets = [_Target(t, now) for t in targets]
@@ -141,7 +150,7 @@ class UplinkMonitor:
         self._rotation = 0
         self._outstanding: dict[int, _Probe] = {}
         self._expired: dict[int, _Probe] = {}  # timed out, a late reply still counts
-        self._next_healthy = now
+        self._next_healthy = now + phase
         self._next_fast = now
         self._extra = 0.0  # decaying average of suspicion + recheck probes per second
         self._extra_at = now

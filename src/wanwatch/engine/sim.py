@@ -23,9 +23,9 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 
 from wanwatch.config import Config
+from wanwatch.config.fields import IpAddress
 from wanwatch.config.model import Target
 from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event
@@ -50,8 +50,9 @@ class LinkModel:
     # (time, loss) from that time on, overriding ``loss``; sorted
     loss_changes: Sequence[tuple[float, float]] = ()
     outages: Sequence[Span] = ()  # silent blackhole: carrier up, nothing answers
+    outages6: Sequence[Span] = ()  # the same for IPv6 alone (IPv4 still answers)
     carrier_down: Sequence[Span] = ()  # the Ethernet link itself is down
-    silent_targets: Mapping[IPv4Address, Sequence[Span]] = field(default_factory=dict)
+    silent_targets: Mapping[IpAddress, Sequence[Span]] = field(default_factory=dict)
     filtered: Mapping[str, Sequence[Span]] = field(default_factory=dict)  # method -> no answer
     portal: Sequence[Span] = ()  # HTTP probes are redirected to PORTAL_URL
     traffic: Sequence[Span] = ()  # LAN traffic through this uplink, both ways
@@ -97,7 +98,7 @@ class Simulator:
         self.now = self.start
         self.engine = Engine(self.config, self.start)
         self.intents.append((self.start, self.engine.intent()))
-        self._replies: list[tuple[float, int, str, int, float, str | None]] = []
+        self._replies: list[tuple[float, int, str, int, float, str | None, int]] = []
         self._order = 0
         carrier: list[tuple[float, str, bool]] = []
         for name, link in self.links.items():
@@ -146,8 +147,8 @@ class Simulator:
             self._stall_i += 1
             out += engine.traffic_stall(name, now)
         while self._replies and self._replies[0][0] <= now:
-            _, _, name, seq, rtt, portal = heapq.heappop(self._replies)
-            out += engine.reply(name, seq, rtt, now, portal)
+            _, _, name, seq, rtt, portal, family = heapq.heappop(self._replies)
+            out += engine.reply(name, seq, rtt, now, portal, family=family)
         out += engine.tick(now)
         for req in engine.due(now):
             self._fate(req.wan, req.target, req.seq, now)
@@ -165,6 +166,7 @@ class Simulator:
             or _covers(link.outages, now, back)
             or _covers(link.carrier_down, now, back)
             or _covers(link.silent_targets.get(target.address, ()), now, back)
+            or (target.address.version == 6 and _covers(link.outages6, now, back))
             or _covers(link.filtered.get(target.method, ()), now, back)
         ):
             return
@@ -172,7 +174,9 @@ class Simulator:
         if target.method == "http" and _covers(link.portal, now, back):
             portal = PORTAL_URL
         self._order += 1
-        heapq.heappush(self._replies, (back, self._order, wan, seq, rtt, portal))
+        heapq.heappush(
+            self._replies, (back, self._order, wan, seq, rtt, portal, target.address.version)
+        )
 
     # ----------------------------------------------------------------- reading results
 

@@ -23,6 +23,9 @@ the admin's other mark bits are preserved by every rule):
   packet mark, and the ``fwmark/mask lookup <table>`` rules choose the uplink;
 * ``oifname { uplinks } masquerade``: one rule NATs every uplink
   (docs/lab-notes.md, "NAT and conntrack");
+* IPv6 (docs/ipv6.md): the LANs' ULAs leave an uplink translated into its routed
+  prefix (``snat ip6 prefix to ip6 saddr map``), or masqueraded to its address
+  where it has none, so an IPv6 flow moves on failover exactly as an IPv4 one;
 * the firewall (firewall.py; docs/firewall.md): its counters, its rules at the end
   of the forward chain, its hairpin NAT at the head of the nat chain, and its own
   chains (input, one pair per uplink and isolated LAN, dstnat for port forwards).
@@ -42,6 +45,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from wanwatch.config import Config, ha
+from wanwatch.config.ipv6 import ipv6_lans, nat66
 from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.engine.rules import rule_paths
 from wanwatch.errors import NftError
@@ -110,7 +114,31 @@ def _nat_chain(intent: Intent, config: Config, srcnat: list[str]) -> list[str]:
             )
         # IPv4 only: in an inet table a bare masquerade would also NAT the office's IPv6
         out.append(f"\t\tmeta nfproto ipv4 oifname {_ifset(intent.masquerade)} masquerade")
+        out += [f"\t\t{rule}" for rule in _nat66(config)]
     return [*out, "\t}"]
+
+
+def _nat66(config: Config) -> list[str]:
+    """The LANs' IPv6 out of each uplink: prefix translation or masquerade. Only the
+    LANs' sources: the router's own (its probes) already carry the uplink's address."""
+    lans = [a.network for _, a in ipv6_lans(config)]
+    if not lans:
+        return []
+    out: list[str] = []
+    masq = [iface for iface, mapping in nat66(config) if mapping is None]
+    for iface, mapping in nat66(config):
+        if mapping:
+            pairs = ", ".join(f"{lan} : {ext}" for lan, ext in mapping.items())
+            out.append(
+                f"meta nfproto ipv6 oifname {_q(iface)}"
+                f" snat ip6 prefix to ip6 saddr map {{ {pairs} }}"
+            )
+    if masq:
+        out.append(
+            f"meta nfproto ipv6 oifname {_ifset(masq)} ip6 saddr {{ {', '.join(map(str, lans))} }}"
+            " masquerade"
+        )
+    return out
 
 
 def render(intent: Intent, config: Config) -> str:
@@ -135,6 +163,17 @@ def render(intent: Intent, config: Config) -> str:
         f'\tcomment "wanwatch {fp}"\n\n'
     )
     return head + body + "}\n"
+
+
+def _invalid_out(config: Config, wan_ifs: list[str]) -> list[str]:
+    """Drops of invalid packets leaving by an uplink: IPv4's, and the same for the ULAs."""
+    out = [f"meta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop"]
+    if lans6 := [str(a.network) for _, a in ipv6_lans(config)]:
+        out.append(
+            f"meta nfproto ipv6 ct state invalid oifname {_ifset(wan_ifs)}"
+            f" ip6 saddr {{ {', '.join(lans6)} }} drop"
+        )
+    return out
 
 
 def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
@@ -200,7 +239,7 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     w("\t\t# conntrack calls a packet invalid when it fits no connection (say, a late")
     w("\t\t# retransmission of a deleted flow): NAT skips it, so it would leave")
     w("\t\t# with its private source address. RouterOS's default firewall drops these too.")
-    w(f"\t\tmeta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop")
+    out.extend(f"\t\t{rule}" for rule in _invalid_out(config, wan_ifs))
     for rule in fw.forward:
         w(f"\t\t{rule}")
     w("\t}")

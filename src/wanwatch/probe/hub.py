@@ -11,10 +11,15 @@ never reported. How a target is asked follows its method:
   uplink (MAX_IN_FLIGHT). The http and dns modules are imported on the first
   probe of that method, so a config without them loads neither h11 nor dnspython.
 
-``on_reply(wan, seq, rtt_seconds, recv_monotonic, portal)`` is called from the
-loop for every answer; ``recv_monotonic`` is on the ``time.monotonic()`` scale;
-``portal`` is where a captive portal sent an HTTP probe (http.py), else None.
-Failures to send are counted, never raised.
+``on_reply(wan, seq, rtt_seconds, recv_monotonic, portal, family)`` is called
+from the loop for every answer; ``recv_monotonic`` is on the ``time.monotonic()``
+scale; ``portal`` is where a captive portal sent an HTTP probe (http.py), else
+None; ``family`` is the address family of the target (4 or 6). Failures to send
+are counted, never raised.
+
+IPv6 (docs/ipv6.md): each address family of an uplink is a hub uplink of its own,
+with its own pinning, raw socket, identifier and sequence space; a target is sent
+on the one of its family.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
 from typing import Final
 
 from wanwatch.config.model import DnsTarget, HttpTarget, IcmpTarget, Target, TcpTarget
@@ -35,6 +39,7 @@ from wanwatch.errors import ProbeError
 from wanwatch.probe import tcp
 from wanwatch.probe.icmp import (
     CMSG_SPACE,
+    ICMP6_ECHO_REQUEST,
     Pending,
     PendingProbes,
     arrival_wall_ns,
@@ -43,12 +48,13 @@ from wanwatch.probe.icmp import (
     make_payload,
     open_socket,
     parse_reply,
+    parse_reply6,
     raw_socket,
 )
-from wanwatch.probe.pin import UplinkSpec
+from wanwatch.probe.pin import IpAddress, UplinkSpec
 from wanwatch.probe.tcp import Answer
 
-ReplyCallback = Callable[[str, int, float, float, str | None], None]
+ReplyCallback = Callable[[str, int, float, float, str | None, int], None]
 
 # Datagrams read per readiness callback, so one busy socket cannot starve the
 # loop; the selector calls us again while more are queued.
@@ -104,7 +110,7 @@ class ProbeHub:
         # overlapping the old one) then almost never share an identifier.
         self._ident_base = secrets.randbelow(0x10000) if ident_base is None else ident_base
         self._next_ident = 0
-        self._uplinks: dict[str, _Uplink] = {}
+        self._uplinks: dict[tuple[str, int], _Uplink] = {}  # (name, family)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- configuration
@@ -114,17 +120,22 @@ class ProbeHub:
         wan: str,
         ifname: str,
         mark: int,
-        source: IPv4Address | None,
+        source: IpAddress | None,
         *,
+        family: int = 4,
         bind_device: bool = True,
     ) -> None:
-        """Add or reconfigure uplink ``wan``; a changed uplink gets a fresh socket.
+        """Add or reconfigure one address family of uplink ``wan``; a changed one gets
+        a fresh socket.
 
         ``mark`` is the uplink's fwmark (footprint.fwmark); ``bind_device=False``
         exists for tests and measurements only (see the module docstring).
         """
-        spec = UplinkSpec(ifname, mark, source, bind_device)
-        up = self._uplinks.get(wan)
+        if family not in (4, 6) or (source is not None and source.version != family):
+            raise ProbeError(f"{wan}: source {source} is not an IPv{family} address")
+        spec = UplinkSpec(ifname, mark, source, bind_device, family)
+        key = (wan, family)
+        up = self._uplinks.get(key)
         if up is not None:
             if up.spec == spec:
                 return
@@ -135,29 +146,33 @@ class ProbeHub:
             up.last_open_ns = None
         else:
             up = _Uplink(spec, self._allocate_ident())
-            self._uplinks[wan] = up
+            self._uplinks[key] = up
         if self._loop is not None:
             self._open(wan, up)
 
     def reopen(self, wan: str) -> None:
-        """A fresh socket for ``wan``: its interface was re-created, and SO_BINDTODEVICE
+        """Fresh sockets for ``wan``: its interface was re-created, and SO_BINDTODEVICE
         holds the ifindex of the old one (socket(7))."""
-        up = self._get(wan)
-        self._close_socket(up)
-        self._forget(up)
-        if self._loop is not None:
-            self._open(wan, up)
-
-    def remove_uplink(self, wan: str) -> None:
-        """Stop probing ``wan`` and forget it (no error if unknown)."""
-        up = self._uplinks.pop(wan, None)
-        if up is not None:
+        ups = [up for (name, _), up in self._uplinks.items() if name == wan]
+        if not ups:
+            raise ProbeError(f"no uplink {wan!r} in the probe hub")
+        for up in ups:
             self._close_socket(up)
             self._forget(up)
+            if self._loop is not None:
+                self._open(wan, up)
 
-    def ident(self, wan: str) -> int:
-        """The ICMP identifier of ``wan``'s probes."""
-        return self._get(wan).ident
+    def remove_uplink(self, wan: str, family: int | None = None) -> None:
+        """Stop probing ``wan`` (one family, or both) and forget it (no error if unknown)."""
+        for f in (4, 6) if family is None else (family,):
+            up = self._uplinks.pop((wan, f), None)
+            if up is not None:
+                self._close_socket(up)
+                self._forget(up)
+
+    def ident(self, wan: str, family: int = 4) -> int:
+        """The ICMP identifier of ``wan``'s probes of one family."""
+        return self._get(wan, family).ident
 
     def _allocate_ident(self) -> int:
         used = {u.ident for u in self._uplinks.values()}
@@ -167,10 +182,10 @@ class ProbeHub:
             if ident not in used:
                 return ident
 
-    def _get(self, wan: str) -> _Uplink:
-        up = self._uplinks.get(wan)
+    def _get(self, wan: str, family: int) -> _Uplink:
+        up = self._uplinks.get((wan, family))
         if up is None:
-            raise ProbeError(f"no uplink {wan!r} in the probe hub")
+            raise ProbeError(f"no uplink {wan!r} in the probe hub (IPv{family})")
         return up
 
     # ---------------------------------------------------------------- lifecycle
@@ -181,7 +196,7 @@ class ProbeHub:
             return
         self._check_raw_allowed()
         self._loop = asyncio.get_running_loop()
-        for wan, up in self._uplinks.items():
+        for (wan, _), up in self._uplinks.items():
             self._open(wan, up)
 
     async def close(self) -> None:
@@ -234,8 +249,9 @@ class ProbeHub:
     # ---------------------------------------------------------------- probing
 
     def send(self, wan: str, target: Target, seq: int) -> None:
-        """Send one probe of ``target`` for ``wan``; a failure is counted, not raised."""
-        up = self._get(wan)
+        """Send one probe of ``target`` for ``wan`` (through the uplink's pinning of the
+        target's family); a failure is counted, not raised."""
+        up = self._get(wan, target.address.version)
         if self._loop is None:
             raise ProbeError("ProbeHub.send before start()")
         if isinstance(target, IcmpTarget):
@@ -250,7 +266,7 @@ class ProbeHub:
 
     def _answered(self, wan: str, up: _Uplink, seq: int, task: asyncio.Task[Answer | None]) -> None:
         up.tasks.discard(task)
-        if task.cancelled() or self._uplinks.get(wan) is not up:
+        if task.cancelled() or self._uplinks.get((wan, up.spec.family)) is not up:
             return
         exc = task.exception()
         if isinstance(exc, TimeoutError):
@@ -267,9 +283,9 @@ class ProbeHub:
             return
         up.replies += 1
         now = self._clock_ns()
-        self._on_reply(wan, seq, answer.rtt_ns / 1e9, now / 1e9, answer.portal)
+        self._on_reply(wan, seq, answer.rtt_ns / 1e9, now / 1e9, answer.portal, up.spec.family)
 
-    def _echo(self, wan: str, up: _Uplink, target: IPv4Address, seq: int) -> None:
+    def _echo(self, wan: str, up: _Uplink, target: IpAddress, seq: int) -> None:
         now = self._clock_ns()
         if up.sock is None and (
             up.last_open_ns is None or now - up.last_open_ns >= REOPEN_INTERVAL_NS
@@ -279,7 +295,10 @@ class ProbeHub:
             up.send_errors += 1
             return
         wire_seq = up.pending.add(Pending(seq, target, now, time.time_ns()))
-        packet = build_echo(up.ident, wire_seq, make_payload(now))
+        if target.version == 6:  # the kernel fills in the checksum (icmp.py)
+            packet = build_echo(up.ident, wire_seq, make_payload(now), ICMP6_ECHO_REQUEST)
+        else:
+            packet = build_echo(up.ident, wire_seq, make_payload(now))
         try:
             up.sock.sendto(packet, (str(target), 0))
         except OSError as exc:
@@ -299,7 +318,7 @@ class ProbeHub:
             return
         for _ in range(_READ_BATCH):
             try:
-                data, ancillary, _flags, _addr = sock.recvmsg(_RECV_SIZE, CMSG_SPACE)
+                data, ancillary, _flags, addr = sock.recvmsg(_RECV_SIZE, CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -308,20 +327,22 @@ class ProbeHub:
                 up.last_errno = exc.errno or 0
                 return
             now = self._clock_ns()
-            reply = parse_reply(data)
+            reply = parse_reply(data) if up.spec.family == 4 else parse_reply6(data, addr[0])
             probe = None if reply is None else up.pending.take(reply, up.ident)
             if probe is None:
                 up.ignored += 1
                 continue
             up.replies += 1
             rtt_ns = kernel_rtt_ns(probe, now, arrival_wall_ns(ancillary))
-            self._on_reply(wan, probe.seq, rtt_ns / 1e9, (probe.sent_ns + rtt_ns) / 1e9, None)
+            at = (probe.sent_ns + rtt_ns) / 1e9
+            self._on_reply(wan, probe.seq, rtt_ns / 1e9, at, None, up.spec.family)
             if up.sock is not sock:
                 return  # the callback reconfigured or removed this uplink
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        """Per uplink, every method together: sent, replies, send_errors, ignored (plus
-        ident, pending, last_errno); the keys of status.ProbeStats."""
+    def stats(self, family: int = 4) -> dict[str, dict[str, int]]:
+        """Per uplink, of one address family, every method together: sent, replies,
+        send_errors, ignored (plus ident, pending, last_errno); the keys of
+        status.ProbeStats."""
         return {
             wan: {
                 "sent": up.sent,
@@ -333,7 +354,8 @@ class ProbeHub:
                 "ident": up.ident,
                 "last_errno": up.last_errno,
             }
-            for wan, up in self._uplinks.items()
+            for (wan, f), up in self._uplinks.items()
+            if f == family
         }
 
 

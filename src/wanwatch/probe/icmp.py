@@ -11,6 +11,14 @@ runs as root, so raw sockets cost nothing. A raw ICMP socket sees every ICMP
 packet delivered to its namespace (narrowed here to its device and to echo
 replies), so replies are matched by identifier, sequence *and* source address;
 anything else is counted as ignored.
+
+IPv6 is the same with a second raw socket per uplink (``AF_INET6``,
+``IPPROTO_ICMPV6``), pinned the same way (the backend's IPv6 fwmark and source
+rules, ``ip -6 rule``). Two things differ, both by the kernel's choice:
+an ICMPv6 raw socket gets the message without the IPv6 header (the source comes
+with ``recvmsg``), and the kernel computes the ICMPv6 checksum on send and
+checks it on receive, since it covers a pseudo-header only the kernel knows
+(RFC 3542 3.1; ``rawv6_init_sk`` in net/ipv6/raw.c sets the offset 2).
 """
 
 from __future__ import annotations
@@ -19,16 +27,21 @@ import socket
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
-from wanwatch.probe.pin import UplinkSpec, pinned_socket
+from wanwatch.probe.pin import IpAddress, UplinkSpec, pinned_socket
 
 ICMP_ECHO_REPLY = 0
 ICMP_ECHO_REQUEST = 8
+ICMP6_ECHO_REQUEST = 128  # RFC 4443 4.1
+ICMP6_ECHO_REPLY = 129  # RFC 4443 4.2
 
 # <linux/in.h> and <linux/icmp.h>; Python's socket module does not export them.
 SOL_RAW = 255
 ICMP_FILTER = 1
+# <linux/icmpv6.h>: ICMPV6_FILTER on level IPPROTO_ICMPV6; a set bit blocks that
+# type (icmpv6_filter() in net/ipv6/raw.c), 256 bits as 8 words.
+ICMP6_FILTER = 1
 
 # 8 bytes of send time then a fixed pattern, 56 bytes like iputils ping: some
 # ISPs and LTE gateways drop echo requests with an empty payload.
@@ -85,9 +98,9 @@ def build_echo(ident: int, seq: int, payload: bytes, icmp_type: int = ICMP_ECHO_
 
 @dataclass(frozen=True, slots=True)
 class EchoReply:
-    """An ICMP echo reply as read from a raw socket (IPv4 header included)."""
+    """An ICMP or ICMPv6 echo reply as read from a raw socket."""
 
-    source: IPv4Address
+    source: IpAddress
     ident: int
     seq: int
     payload: bytes
@@ -110,6 +123,18 @@ def parse_reply(packet: bytes) -> EchoReply | None:
     return EchoReply(IPv4Address(packet[12:16]), ident, seq, icmp[_ICMP_HEADER.size :])
 
 
+def parse_reply6(message: bytes, source: str) -> EchoReply | None:
+    """The echo reply in an ICMPv6 message (no IPv6 header: raw(7) gives none) from
+    ``source`` (as recvmsg names it, maybe with a ``%scope``), or None. The kernel
+    has already checked its checksum (module docstring)."""
+    if len(message) < _ICMP_HEADER.size:
+        return None
+    icmp_type, code, _csum, ident, seq = _ICMP_HEADER.unpack_from(message)
+    if icmp_type != ICMP6_ECHO_REPLY or code != 0:
+        return None
+    return EchoReply(IPv6Address(source.split("%", 1)[0]), ident, seq, message[_ICMP_HEADER.size :])
+
+
 # --------------------------------------------------------------------------- matching
 
 
@@ -118,7 +143,7 @@ class Pending:
     """One probe sent and not yet answered."""
 
     seq: int  # the caller's sequence number (the wire carries its low 16 bits)
-    target: IPv4Address
+    target: IpAddress
     sent_ns: int  # the hub's (monotonic) clock
     sent_wall_ns: int = 0  # CLOCK_REALTIME at the same moment: kernel timestamps use it
 
@@ -200,15 +225,29 @@ def raw_socket() -> socket.socket:
     return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 
 
+def icmp6_filter(allowed: int) -> bytes:
+    """The ICMPV6_FILTER value that passes only type ``allowed``."""
+    words = [0xFFFF_FFFF] * 8
+    words[allowed >> 5] ^= 1 << (allowed & 31)
+    return struct.pack("=8I", *words)
+
+
 def open_socket(spec: UplinkSpec) -> socket.socket:
-    """The uplink's raw echo socket: pinned, echo replies only, kernel timestamps on."""
-    sock = pinned_socket(spec, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    """The uplink's raw echo socket of its family: pinned, echo replies only, kernel
+    timestamps on."""
+    six = spec.family == 6
+    sock = pinned_socket(
+        spec, socket.SOCK_RAW, socket.IPPROTO_ICMPV6 if six else socket.IPPROTO_ICMP
+    )
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         # Only echo replies reach us (raw(7) ICMP_FILTER: a set bit filters that type).
-        sock.setsockopt(
-            SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFF_FFFF ^ (1 << ICMP_ECHO_REPLY))
-        )
+        if six:
+            sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter(ICMP6_ECHO_REPLY))
+        else:
+            sock.setsockopt(
+                SOL_RAW, ICMP_FILTER, struct.pack("=I", 0xFFFF_FFFF ^ (1 << ICMP_ECHO_REPLY))
+            )
     except OSError:
         sock.close()
         raise

@@ -20,6 +20,9 @@ UDP, gets:
 - optionally a bound source address, matching the backend's
   ``from <address> lookup <uplink table>`` rule.
 
+An IPv6 probe (``family`` 6) is pinned the same way, through the backend's IPv6
+rules (the same marks and tables, ``ip -6 rule``).
+
 Device binding alone, with no mark, fails safely: the kernel treats the target
 as on-link and ARPs for it. So pass the uplink's real fwmark, never 0.
 """
@@ -28,7 +31,10 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+
+# As config.fields.IpAddress: the lab workers load this module and no config.
+IpAddress = IPv4Address | IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +43,16 @@ class UplinkSpec:
 
     ifname: str
     mark: int
-    source: IPv4Address | None
+    source: IpAddress | None
     bind_device: bool
+    family: int = 4
 
 
 def pinned_socket(spec: UplinkSpec, kind: int, proto: int = 0) -> socket.socket:
-    """A non-blocking IPv4 socket of ``kind`` pinned to the uplink; raises OSError
-    (ENODEV: no such interface yet, EADDRNOTAVAIL: its address is not there yet)."""
-    sock = socket.socket(socket.AF_INET, kind, proto)
+    """A non-blocking socket of ``kind`` and the spec's family pinned to the uplink;
+    raises OSError (ENODEV: no such interface yet, EADDRNOTAVAIL: its address is not
+    there yet)."""
+    sock = socket.socket(socket.AF_INET6 if spec.family == 6 else socket.AF_INET, kind, proto)
     try:
         sock.setblocking(False)
         if spec.mark:
@@ -52,7 +60,7 @@ def pinned_socket(spec: UplinkSpec, kind: int, proto: int = 0) -> socket.socket:
         if spec.bind_device:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec.ifname.encode())
         if spec.source is not None:
-            sock.bind((str(spec.source), 0))
+            sock.bind((str(spec.source), 0))  # a 2-tuple is enough for AF_INET6 too
     except OSError:
         sock.close()
         raise

@@ -27,10 +27,9 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
 from wanwatch.config.model import TcpTarget
-from wanwatch.probe.pin import UplinkSpec, pinned_socket
+from wanwatch.probe.pin import IpAddress, UplinkSpec, pinned_socket
 
 _LINGER_RESET = struct.pack("ii", 1, 0)  # struct linger {l_onoff = 1, l_linger = 0}
 # struct tcp_info (<linux/tcp.h>): eight u8 fields, then u32s; tcpi_total_retrans
@@ -48,7 +47,7 @@ class Answer:
     portal: str | None = None
 
 
-async def open_stream(spec: UplinkSpec, address: IPv4Address, port: int) -> socket.socket:
+async def open_stream(spec: UplinkSpec, address: IpAddress, port: int) -> socket.socket:
     """A TCP connection to ``address:port`` through the uplink; raises OSError
     (ConnectionRefusedError: the target answered with a RST; TimeoutError: only a
     retransmitted SYN was answered)."""

@@ -40,13 +40,14 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import PurePath
 from urllib.parse import urlsplit
 
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import kind, static_address
+from wanwatch.config.fields import IpAddress
+from wanwatch.config.ipv6 import ipv4_only
 from wanwatch.config.model import HttpTarget, IcmpTarget, Target, TcpTarget
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
@@ -161,8 +162,10 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     """The RouterOS script for ``cfg``; RouterOSError if it cannot be expressed at all."""
     if version not in (6, 7):
         raise RouterOSError(f"RouterOS version must be 6 or 7, not {version}")
+    six = _ipv6_notes(cfg)
+    cfg = ipv4_only(cfg)
     fw = firewall_rules(cfg, version)
-    notes = _notes(cfg, version) + fw.notes
+    notes = _notes(cfg, version) + fw.notes + six
     s = _Script()
     _removals(s, version, dhcp=any(kind(w) == "dhcp" for w in cfg.wans))
     _addresses(s, cfg)
@@ -548,6 +551,15 @@ def _probe_notes(cfg: Config, version: int) -> list[str]:
 # --------------------------------------------------------------------------- notes
 
 
+def _ipv6_notes(cfg: Config) -> list[str]:
+    """The IPv6 side is not exported yet (docs/ipv6.md): say what is left out."""
+    six = [w.name for w in cfg.wans if w.address6 is not None or w.probe.family(6)]
+    six += [lan.name for lan in cfg.lans if lan.address6 is not None]
+    if not six:
+        return []
+    return [f"IPv6 of {', '.join(six)} is not exported: this script carries IPv4 only"]
+
+
 def _notes(cfg: Config, version: int) -> list[str]:
     out: list[str] = []
     m = cfg.monitor
@@ -643,7 +655,7 @@ def _notes(cfg: Config, version: int) -> list[str]:
 
 def _pinned_dns(cfg: Config) -> list[str]:
     """DNS servers that are probe targets are reachable through one uplink only."""
-    owner: dict[IPv4Address, str] = {}
+    owner: dict[IpAddress, str] = {}
     for w in cfg.wans:
         for t in w.probe.addresses:
             owner[t] = w.name
