@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address
 from typing import Any
 
 from wanwatch.config import Config
@@ -127,7 +127,7 @@ class Intent:
                 return {k: conv(x) for k, x in v.items()}
             if isinstance(v, list | tuple):
                 return [conv(x) for x in v]
-            if isinstance(v, IPv4Address | IPv4Interface):
+            if isinstance(v, IPv4Address | IPv4Interface | IPv6Address):
                 return str(v)
             return v
 

@@ -44,7 +44,7 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from pyroute2.conntrack import Conntrack
@@ -155,25 +155,34 @@ def usage(
     return {name: Usage(*t) for name, t in totals.items()}
 
 
-def flush_uplink(address: IPv4Address | None, mark: int | None, mask: int = FWMARK_MASK) -> int:
-    """Delete the flows marked ``mark`` (under ``mask``) or NATed to ``address``; their count."""
+def flush_uplink(
+    address: IPv4Address | IPv6Address | None,
+    mark: int | None,
+    mask: int = FWMARK_MASK,
+    *,
+    family: int = 4,
+) -> int:
+    """Delete the flows of one address ``family`` marked ``mark`` (under ``mask``) or
+    NATed to ``address``; their count. The kernel filters a flush by the request's
+    family (ctnetlink_flush_conntrack, net/netfilter/nf_conntrack_netlink.c)."""
     deleted = 0
-    with named_errors("conntrack flush"), Conntrack(nfgen_family=socket.AF_INET) as ct:
+    af = socket.AF_INET6 if family == 6 else socket.AF_INET
+    with named_errors("conntrack flush"), Conntrack(nfgen_family=af) as ct:
         if mark:
             before = ct.count()
             ct.flush(mark=mark, mark_mask=mask)
             deleted += max(0, before - ct.count())
         if address is None:
             return deleted
-        left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(daddr=str(address))))
+        left = list(ct.dump_entries(tuple_reply=NFCTAttrTuple(family=af, daddr=str(address))))
     with (
         named_errors("conntrack flush"),
         NetlinkSocket(NETLINK_NETFILTER, what="conntrack deletions") as sock,
     ):
-        return deleted + _delete(sock, left)
+        return deleted + _delete(sock, left, af)
 
 
-def _delete(sock: NetlinkSocket, entries: list[Any]) -> int:
+def _delete(sock: NetlinkSocket, entries: list[Any], af: int = socket.AF_INET) -> int:
     """Delete ``entries`` by their original tuple, DELETE_BATCH requests per send; how many
     went. No ACK is asked for, so only failures answer: the kernel handles a netlink
     request inside send() (net/netlink/af_netlink.c, netlink_unicast_kernel), so they
@@ -182,7 +191,7 @@ def _delete(sock: NetlinkSocket, entries: list[Any]) -> int:
     gone = 0
     for start in range(0, len(entries), DELETE_BATCH):
         chunk = entries[start : start + DELETE_BATCH]
-        sock.send(b"".join(_delete_request(e, start + i + 1) for i, e in enumerate(chunk)))
+        sock.send(b"".join(_delete_request(e, start + i + 1, af) for i, e in enumerate(chunk)))
         failed = 0
         for data in sock.receive():
             if data is None:  # answers lost (ENOBUFS): which deletions failed is unknown
@@ -195,12 +204,12 @@ def _delete(sock: NetlinkSocket, entries: list[Any]) -> int:
     return gone
 
 
-def _delete_request(e: Any, seq: int) -> bytes:
+def _delete_request(e: Any, seq: int, af: int = socket.AF_INET) -> bytes:
     kw: dict[str, Any] = {"tuple_orig": e.tuple_orig}
     if e.zone is not None:
         kw["zone"] = e.zone
     msg = nfct_msg.create_from(**kw)
-    msg["nfgen_family"] = socket.AF_INET
+    msg["nfgen_family"] = af
     msg["header"]["type"] = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
     msg["header"]["flags"] = NLM_F_REQUEST
     msg["header"]["sequence_number"] = seq

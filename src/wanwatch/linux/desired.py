@@ -2,24 +2,37 @@
 
 ``resolve`` joins the Intent's uplink plans with what the kernel has (links,
 addresses); ``table_routes``, ``rules`` and ``main_defaults`` say which routes
-and rules must exist. The reconciler (reconcile.py) diffs these against the
-kernel; ``describe`` is the same for a person (``wanwatch plan``). No I/O here.
+and rules must exist. ``resolve6``, ``table_routes6``, ``rules6`` and
+``main_defaults6`` are the same for IPv6 (docs/ipv6.md): the same table, mark
+and rule priority per uplink, in the IPv6 routing tables and rules. The reconciler
+(reconcile.py) diffs these against the kernel; ``describe`` is the same for a
+person (``wanwatch plan``). No I/O here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
 
+from wanwatch.config import Config
 from wanwatch.config.dynamic import Kind, plan_gateway
+from wanwatch.config.ipv6 import has_ipv6, ipv6_lans, static_address6
 from wanwatch.engine.intent import Admin, Health, Intent, UplinkPlan
 from wanwatch.footprint import (
     DEFAULT_METRIC,
     FALLBACK_METRIC_BASE,
     FWMARK_MASK,
     MAX_UPLINKS,
+    RT_PROTO,
     RULE_PRIO_FWMARK,
     RULE_PRIO_SOURCE,
     RULE_PRIO_SUPPRESS,
@@ -30,10 +43,13 @@ from wanwatch.footprint import (
 )
 from wanwatch.linux.netlink import (
     DEFAULT_DST,
+    DEFAULT_DST6,
+    IP6_RT_PRIO_USER,
     RT_SCOPE_LINK,
     RT_TABLE_MAIN,
     RTN_UNREACHABLE,
     Address,
+    Address6,
     Link,
     Route,
     Rule,
@@ -195,6 +211,137 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
         if u is primary or u.health == Health.DOWN or u.admin is not Admin.ENABLED:
             continue  # a fallback default takes new connections: not for these
         if not u.usable:
+            continue
+        out.append(u.default(RT_TABLE_MAIN, FALLBACK_METRIC_BASE + u.rank))
+    return out, keep
+
+
+# --------------------------------------------------------------------------- IPv6
+
+
+@dataclass(frozen=True)
+class Uplink6:
+    """An uplink's IPv6 as the kernel sees it now; ``address`` None: it carries no IPv6
+    (none configured, or not there yet), and its IPv6 table only refuses."""
+
+    name: str
+    table: int
+    mark: int
+    rank: int
+    health: Health
+    admin: Admin
+    index: int | None
+    address: IPv6Interface | None
+    gateway: IPv6Address | None
+
+    @property
+    def usable(self) -> bool:
+        return self.index is not None and self.address is not None and self.gateway is not None
+
+    def default(self, table: int, metric: int = IP6_RT_PRIO_USER) -> Route:
+        return Route(table, DEFAULT_DST6, metric=metric, gateway=self.gateway, oif=self.index)
+
+
+def carries_ipv6(config: Config) -> bool:
+    """Any uplink or LAN has IPv6: the backend then keeps IPv6 tables, rules and forwarding."""
+    return any(has_ipv6(w) for w in config.wans) or bool(ipv6_lans(config))
+
+
+def resolve6(
+    config: Config, ups: Sequence[Uplink], addresses: Sequence[Address6], main: Sequence[Route]
+) -> list[Uplink6]:
+    """Each uplink's IPv6 (``ups`` as resolve gives them); none at all when no uplink or
+    LAN has IPv6.
+
+    A static ``address6`` counts once it is on the interface. An ``auto`` uplink
+    uses the address SLAAC formed there (usable: not tentative, deprecated or
+    temporary) and the router of the default route the kernel learned from its
+    router advertisements (a default route on that device, not ours, in ``main``).
+    """
+    if not carries_ipv6(config):
+        return []
+    wans = {w.name: w for w in config.wans}
+    out: list[Uplink6] = []
+    for u in ups:
+        w = wans.get(u.name)
+        address: IPv6Interface | None = None
+        gateway: IPv6Address | None = None
+        mine = [a for a in addresses if u.index is not None and a.index == u.index]
+        # w is None: an uplink of another config (a pass between two), no IPv6
+        static = static_address6(w) if w is not None else None
+        if w is not None and static is not None:
+            address = static if any(a.interface == static for a in mine) else None
+            gateway = w.gateway6
+        elif w is not None and has_ipv6(w):
+            address = next((a.interface for a in mine if a.dynamic and a.usable), None)
+            gateway = next(
+                (
+                    r.gateway
+                    for r in main
+                    if r.dst == DEFAULT_DST6
+                    and r.proto != RT_PROTO
+                    and r.oif == u.index
+                    and isinstance(r.gateway, IPv6Address)
+                ),
+                None,
+            )
+        out.append(
+            Uplink6(u.name, u.table, u.mark, u.rank, u.health, u.admin, u.index, address, gateway)
+        )
+    return out
+
+
+def table_routes6(u: Uplink6) -> list[Route]:
+    """The IPv6 routes of one uplink's table: refuse, unless it carries IPv6."""
+    routes = [Route(u.table, DEFAULT_DST6, metric=UNREACHABLE_METRIC, kind=RTN_UNREACHABLE)]
+    if u.usable and u.address is not None:
+        if u.address.network.prefixlen < 128:
+            routes.append(
+                Route(
+                    u.table,
+                    u.address.network,
+                    metric=IP6_RT_PRIO_USER,
+                    oif=u.index,
+                    prefsrc=u.address.ip,
+                )
+            )
+        routes.append(u.default(u.table))
+    return routes
+
+
+def rules6(uplinks: Sequence[Uplink6]) -> list[Rule]:
+    """The IPv6 rules: IPv4's, with each uplink's IPv6 address as its source rule."""
+    if not uplinks:
+        return []
+    out = [Rule(RULE_PRIO_SUPPRESS, RT_TABLE_MAIN, suppress_prefixlen=0, family=6)]
+    for u in uplinks:
+        n = u.table - TABLE_BASE
+        out.append(Rule(RULE_PRIO_FWMARK + n, u.table, fwmark=u.mark, fwmask=FWMARK_MASK, family=6))
+        if u.address is not None:
+            src = u.address.ip
+            out.append(Rule(RULE_PRIO_SOURCE + n, u.table, src=IPv6Network(f"{src}/128"), family=6))
+    return out
+
+
+def main_defaults6(intent: Intent, uplinks: Sequence[Uplink6]) -> tuple[list[Route], bool]:
+    """Our IPv6 main-table defaults for ``intent.active6``, primary first; as main_defaults.
+
+    A fallback is an IPv6 uplink the IPv6 policy has not given up (not in ``flush6``)
+    and that is not down as a whole.
+    """
+    by_name = {u.name: u for u in uplinks}
+    primary = by_name.get(intent.active6[0]) if intent.active6 else None
+    out: list[Route] = []
+    keep = False
+    if primary is not None:
+        if primary.usable:
+            out.append(primary.default(RT_TABLE_MAIN, DEFAULT_METRIC))
+        else:
+            keep = True
+    for u in uplinks:
+        if u is primary or not u.usable or u.name in intent.flush6:
+            continue
+        if u.health == Health.DOWN or u.admin is not Admin.ENABLED:
             continue
         out.append(u.default(RT_TABLE_MAIN, FALLBACK_METRIC_BASE + u.rank))
     return out, keep

@@ -6,7 +6,8 @@ ESRCH (already gone; routes answer ESRCH, rules ENOENT) or EADDRNOTAVAIL (the
 kernel's "no such address"). Anything else becomes a :class:`NetlinkError` that
 names the request. No pyroute2 message leaves this module.
 
-IPv4 only, like the rest of wanwatch.
+Routes and rules have an address family (4 or 6, docs/ipv6.md): a route's is its
+destination's, a rule says its own. Addresses are read per family too.
 
 pyroute2's synchronous API runs a private asyncio loop per call, so it cannot be
 called from a thread whose own loop is running; the backend calls
@@ -26,7 +27,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+    ip_network,
+)
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 
@@ -42,10 +52,18 @@ RT_SCOPE_LINK = 253
 RTN_UNICAST = 1
 RTN_UNREACHABLE = 7
 FR_ACT_TO_TBL = 1
+# An IPv6 route added with no metric gets this one (IP6_RT_PRIO_USER, <net/ip6_route.h>;
+# ip6_route_info_create in net/ipv6/route.c): IPv6 routes are asked for with it, so
+# what is read back equals what was asked.
+IP6_RT_PRIO_USER = 1024
 
 _IFF_UP = 0x1
 _IFF_LOWER_UP = 0x10000
-_IFA_F_SECONDARY = 0x01
+_IFA_F_SECONDARY = 0x01  # for IPv6 the same bit is IFA_F_TEMPORARY (RFC 4941 addresses)
+_IFA_F_NODAD = 0x02
+_IFA_F_DEPRECATED = 0x20
+_IFA_F_TENTATIVE = 0x40
+_IFA_F_PERMANENT = 0x80
 _UNSET32 = 0xFFFFFFFF  # rules report an unset suppress_prefixlength as -1
 
 _ADD_OK = frozenset({errno.EEXIST})
@@ -55,6 +73,10 @@ _ADDR_DEL_OK = frozenset({errno.EADDRNOTAVAIL, errno.ENOENT})
 _NONE: frozenset[int] = frozenset()
 
 DEFAULT_DST = IPv4Network("0.0.0.0/0")
+DEFAULT_DST6 = IPv6Network("::/0")
+
+IpAddress = IPv4Address | IPv6Address
+IpNetwork = IPv4Network | IPv6Network
 
 _RCVBUF = 1 << 20
 _SOL_NETLINK = 270  # <linux/socket.h>
@@ -82,22 +104,39 @@ class Address:
 
 
 @dataclass(frozen=True)
+class Address6:
+    """An IPv6 address: static, or formed from router advertisements (SLAAC)."""
+
+    index: int
+    ifname: str
+    interface: IPv6Interface
+    proto: int
+    dynamic: bool  # not permanent: formed by SLAAC (or DHCPv6), it has lifetimes
+    usable: bool  # neither tentative (DAD running), deprecated nor temporary (RFC 4941)
+
+
+@dataclass(frozen=True)
 class Route:
-    """An IPv4 route. Equality covers every field we set, so desired == actual means done."""
+    """A route (IPv4 or IPv6, by its destination). Equality covers every field we set, so
+    desired == actual means done."""
 
     table: int
-    dst: IPv4Network
+    dst: IpNetwork
     metric: int = 0
-    gateway: IPv4Address | None = None
+    gateway: IpAddress | None = None
     oif: int | None = None
     proto: int = RT_PROTO
     scope: int = RT_SCOPE_UNIVERSE
-    prefsrc: IPv4Address | None = None
+    prefsrc: IpAddress | None = None
     kind: int = RTN_UNICAST  # rtm_type
 
     @property
-    def key(self) -> tuple[int, IPv4Network, int]:
-        """What makes two IPv4 routes the same slot: ``replace`` swaps the one with this key."""
+    def family(self) -> int:
+        return self.dst.version
+
+    @property
+    def key(self) -> tuple[int, IpNetwork, int]:
+        """What makes two routes the same slot: ``replace`` swaps the one with this key."""
         return (self.table, self.dst, self.metric)
 
     def __str__(self) -> str:
@@ -111,15 +150,16 @@ class Route:
 
 @dataclass(frozen=True)
 class Rule:
-    """An IPv4 policy rule that looks up a table (FR_ACT_TO_TBL)."""
+    """A policy rule of one family (4 or 6) that looks up a table (FR_ACT_TO_TBL)."""
 
     priority: int
     table: int
     proto: int = RT_PROTO
     fwmark: int | None = None
     fwmask: int | None = None
-    src: IPv4Network | None = None
+    src: IpNetwork | None = None
     suppress_prefixlen: int | None = None
+    family: int = 4
 
     def __str__(self) -> str:
         sel = "from all"
@@ -133,7 +173,8 @@ class Rule:
             else ""
         )
         table = "main" if self.table == RT_TABLE_MAIN else str(self.table)
-        return f"{self.priority}: {sel} lookup {table}{tail} proto {self.proto}"
+        six = " (IPv6)" if self.family == 6 else ""
+        return f"{self.priority}: {sel} lookup {table}{tail} proto {self.proto}{six}"
 
 
 @contextmanager
@@ -254,8 +295,35 @@ class Netlink(Session[Any]):
             )
         return out
 
-    def add_address(self, index: int, interface: IPv4Interface, proto: int = RT_PROTO) -> bool:
-        """Add; False if it was already there."""
+    def addresses6(self, links: dict[str, Link] | None = None) -> list[Address6]:
+        """IPv6 addresses of global scope (no link-local one: routers and probes use
+        those of the link they are on)."""
+        names = {link.index: link.name for link in (links or self.links()).values()}
+        out: list[Address6] = []
+        for m in self._dump("dump IPv6 addresses", self._r.addr, "dump", family=socket.AF_INET6):
+            local = m.get_attr("IFA_ADDRESS")
+            if local is None or m["scope"] != RT_SCOPE_UNIVERSE:
+                continue
+            flags = m.get_attr("IFA_FLAGS") or m["flags"]
+            unusable = _IFA_F_TENTATIVE | _IFA_F_DEPRECATED | _IFA_F_SECONDARY
+            out.append(
+                Address6(
+                    index=m["index"],
+                    ifname=names.get(m["index"], ""),
+                    interface=IPv6Interface(f"{local}/{m['prefixlen']}"),
+                    proto=m.get_attr("IFA_PROTO") or 0,
+                    dynamic=not flags & _IFA_F_PERMANENT,
+                    usable=not flags & unusable,
+                )
+            )
+        return out
+
+    def add_address(
+        self, index: int, interface: IPv4Interface | IPv6Interface, proto: int = RT_PROTO
+    ) -> bool:
+        """Add; False if it was already there. An IPv6 address skips duplicate address
+        detection (IFA_F_NODAD): one we are told to use is usable at once, where DAD
+        would hold it tentative for a second or more (RFC 4862 5.4)."""
         net = interface.network
         kw: dict[str, Any] = {
             "index": index,
@@ -263,11 +331,13 @@ class Netlink(Session[Any]):
             "prefixlen": net.prefixlen,
             "proto": proto,
         }
-        if net.prefixlen < 31:
+        if isinstance(net, IPv6Network):
+            kw["flags"] = _IFA_F_NODAD
+        elif net.prefixlen < 31:
             kw["broadcast"] = str(net.broadcast_address)
         return _wrap(f"add address {interface} on {index}", _ADD_OK, self._r.addr, "add", **kw)
 
-    def del_address(self, index: int, interface: IPv4Interface) -> bool:
+    def del_address(self, index: int, interface: IPv4Interface | IPv6Interface) -> bool:
         """Delete; False if it was not there."""
         return _wrap(
             f"delete address {interface} on {index}",
@@ -281,15 +351,15 @@ class Netlink(Session[Any]):
 
     # ----------------------------------------------------------------- routes
 
-    def routes(self, tables: Iterable[int] | None = None) -> list[Route]:
-        """IPv4 routes of ``tables`` (all tables if None)."""
+    def routes(self, tables: Iterable[int] | None = None, family: int = 4) -> list[Route]:
+        """Routes of one family in ``tables`` (all tables if None)."""
         want = None if tables is None else set(tables)
         out: list[Route] = []
-        for m in self._dump("dump routes", self._r.route, "dump", family=socket.AF_INET):
+        for m in self._dump("dump routes", self._r.route, "dump", family=_AF[family]):
             table = m.get_attr("RTA_TABLE") or m["table"]
             if want is not None and table not in want:
                 continue
-            out.append(_route(m, table))
+            out.append(_route(m, table, family))
         return out
 
     def replace_route(self, route: Route) -> None:
@@ -304,9 +374,9 @@ class Netlink(Session[Any]):
 
     # ----------------------------------------------------------------- rules
 
-    def rules(self) -> list[Rule]:
+    def rules(self, family: int = 4) -> list[Rule]:
         out: list[Rule] = []
-        for m in self._dump("dump rules", self._r.rule, "dump", family=socket.AF_INET):
+        for m in self._dump("dump rules", self._r.rule, "dump", family=_AF[family]):
             if m["action"] != FR_ACT_TO_TBL:
                 continue
             src = m.get_attr("FRA_SRC")
@@ -318,8 +388,9 @@ class Netlink(Session[Any]):
                     proto=m.get_attr("FRA_PROTOCOL") or 0,
                     fwmark=m.get_attr("FRA_FWMARK"),
                     fwmask=m.get_attr("FRA_FWMASK"),
-                    src=IPv4Network(f"{src}/{m['src_len']}") if src else None,
+                    src=ip_network(f"{src}/{m['src_len']}") if src else None,
                     suppress_prefixlen=None if suppress in (None, _UNSET32) else suppress,
+                    family=family,
                 )
             )
         return out
@@ -351,26 +422,33 @@ def _link(m: Any) -> Link | None:
     )
 
 
-def _route(m: Any, table: int) -> Route:
-    dst = m.get_attr("RTA_DST") or "0.0.0.0"
+def _route(m: Any, table: int, family: int = 4) -> Route:
+    dst = m.get_attr("RTA_DST") or ("0.0.0.0" if family == 4 else "::")
     gw = m.get_attr("RTA_GATEWAY")
     src = m.get_attr("RTA_PREFSRC")
+    kind = m["type"]
+    oif = m.get_attr("RTA_OIF")
+    if family == 6 and kind == RTN_UNREACHABLE:
+        oif = None  # the kernel puts every IPv6 reject route on lo (net/ipv6/route.c)
     return Route(
         table=table,
-        dst=IPv4Network(f"{dst}/{m['dst_len']}"),
+        dst=ip_network(f"{dst}/{m['dst_len']}"),
         metric=m.get_attr("RTA_PRIORITY") or 0,
-        gateway=IPv4Address(gw) if gw else None,
-        oif=m.get_attr("RTA_OIF"),
+        gateway=ip_address(gw) if gw else None,
+        oif=oif,
         proto=m["proto"],
         scope=m["scope"],
-        prefsrc=IPv4Address(src) if src else None,
-        kind=m["type"],
+        prefsrc=ip_address(src) if src else None,
+        kind=kind,
     )
+
+
+_AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 def _route_kw(r: Route) -> dict[str, Any]:
     kw: dict[str, Any] = {
-        "family": socket.AF_INET,
+        "family": _AF[r.family],
         "dst": str(r.dst),
         "table": r.table,
         "priority": r.metric,
@@ -389,7 +467,7 @@ def _route_kw(r: Route) -> dict[str, Any]:
 
 def _rule_kw(r: Rule) -> dict[str, Any]:
     kw: dict[str, Any] = {
-        "family": socket.AF_INET,
+        "family": _AF[r.family],
         "priority": r.priority,
         "table": r.table,
         "protocol": r.proto,

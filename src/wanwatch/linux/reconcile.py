@@ -19,13 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any, Literal, overload
 
 from wanwatch.config import Config
 from wanwatch.config.dynamic import static_address
-from wanwatch.config.fields import DHCP
+from wanwatch.config.fields import AUTO, DHCP
+from wanwatch.config.ipv6 import has_ipv6, lan_address6, static_address6
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.intent import Intent, RulePath, intent_from_config
 from wanwatch.errors import WanwatchError
@@ -34,16 +35,26 @@ from wanwatch.linux import conntrack, nft, rules_nft, sysctl
 from wanwatch.linux.desired import (
     OUR_TABLES,
     Uplink,
+    Uplink6,
+    carries_ipv6,
     main_defaults,
+    main_defaults6,
     resolve,
+    resolve6,
     rules,
+    rules6,
     table_routes,
+    table_routes6,
 )
 from wanwatch.linux.netlink import (
     DEFAULT_DST,
+    DEFAULT_DST6,
     RT_TABLE_MAIN,
     RTN_UNREACHABLE,
     Address,
+    Address6,
+    IpAddress,
+    IpNetwork,
     Link,
     Netlink,
     Route,
@@ -55,11 +66,14 @@ STATE_FILE = "linux-backend.json"
 
 @dataclass(frozen=True)
 class Reading:
-    """One pass's reading of the kernel: the uplinks of ``intent`` as they are now, every route."""
+    """One pass's reading of the kernel: the uplinks of ``intent`` as they are now, every
+    route; the same for IPv6 (``ups6`` empty when the config has no IPv6)."""
 
     intent: Intent
     ups: list[Uplink]
     routes: list[Route]
+    ups6: list[Uplink6]
+    routes6: list[Route]
 
 
 Step = tuple[str, Callable[[list[Event], Reading], None]]  # (name in backend.error, what it does)
@@ -85,6 +99,7 @@ class Reconciler:
         self._state: StateFile | None = None
         self._last_intent: Intent | None = None
         self._flushed: set[str] = set()
+        self._flushed6: set[str] = set()
         # the rule paths in the running table (None: unknown, rewrite them all)
         self._paths: tuple[RulePath, ...] | None = None
         self._sysctl_done: set[str] = set()
@@ -148,14 +163,20 @@ class Reconciler:
         if not forwarding and set(wanted) <= self._sysctl_done:
             return
         present = sysctl.uplink_interfaces_present(wanted, self._proc_sys)
+        six = {w.interface: w for w in self.config.wans if has_ipv6(w)}
         for ifname in present:
             if forwarding or ifname not in self._sysctl_done:
                 changes += sysctl.ensure_uplink(ifname, self._proc_sys)
+                if (w := six.get(ifname)) is not None:
+                    auto = w.address6 == AUTO
+                    changes += sysctl.ensure_uplink6(ifname, accept_ra=auto, root=self._proc_sys)
+        if forwarding and carries_ipv6(self.config):  # after accept_ra (sysctl.py says why)
+            changes += sysctl.ensure_forwarding6(self._proc_sys)
         self._sysctl_done = set(present)
         out.extend(self._ev("sysctl.set", key=c.key, old=c.old, new=c.new) for c in changes)
 
     def _sync_addresses(
-        self, out: list[Event], links: dict[str, Link], addrs: list[Address]
+        self, out: list[Event], links: dict[str, Link], addrs: list[Address], addrs6: list[Address6]
     ) -> None:
         nl = self._nl
         state = self._state_file()
@@ -167,7 +188,10 @@ class Reconciler:
         ]
         desired += [(w.interface, a) for w in self.config.wans if (a := self._leased.get(w.name))]
         desired += [(n.interface, n.address) for n in self.config.lans if n.address is not None]
-        present = {(a.ifname, a.interface) for a in addrs}
+        desired += [(w.interface, a6) for w in self.config.wans if (a6 := static_address6(w))]
+        desired += [(n.interface, a6) for n in self.config.lans if (a6 := lan_address6(n))]
+        every: list[Address | Address6] = [*addrs, *addrs6]
+        present = {(a.ifname, a.interface) for a in every}
         dhcp_ifaces = {w.interface for w in self.config.wans if w.address == DHCP}
         missing: dict[str, Event] = {}
         for key in desired:
@@ -183,13 +207,13 @@ class Reconciler:
             nl.add_address(link.index, iface)
             out.append(self._ev("address.add", interface=ifname, address=str(iface)))
         self._warn(out, "link.missing", missing)
-        for key in sorted(state.owned(addrs) - set(desired), key=str):
+        for key in sorted(state.owned(every) - set(desired), key=str):
             ifname, iface = key
             link = links.get(ifname)
             if link is not None and key in present:
                 nl.del_address(link.index, iface)
                 out.append(self._ev("address.remove", interface=ifname, address=str(iface)))
-            if ifname in dhcp_ifaces:
+            if ifname in dhcp_ifaces and isinstance(iface, IPv4Interface):
                 # A lease renumbered or lost: the flows NATed to the old address are dead
                 # (replies go nowhere); delete them so clients retry at once (conntrack.py).
                 n = conntrack.flush_uplink(iface.ip, None)
@@ -209,7 +233,7 @@ class Reconciler:
         current: Sequence[Route],
         managed: Callable[[Route], bool],
         names: dict[int | None, str],
-        keep: frozenset[tuple[int, IPv4Network, int]] = frozenset(),
+        keep: frozenset[tuple[int, IpNetwork, int]] = frozenset(),
     ) -> None:
         """Make our routes in the managed slots equal ``desired``: replace first, delete after.
 
@@ -219,7 +243,7 @@ class Reconciler:
         nl = self._nl
         foreign = {r.key: r for r in current if r.proto != RT_PROTO and managed(r)}
         ours = [r for r in current if r.proto == RT_PROTO and managed(r)]
-        placed: set[tuple[int, IPv4Network, int]] = set()
+        placed: set[tuple[int, IpNetwork, int]] = set()
         conflicts: dict[str, Event] = {}
         for d in desired:
             f = foreign.get(d.key)
@@ -246,6 +270,8 @@ class Reconciler:
                 if before is not None:
                     was = names.get(before.oif, str(before.gateway))
                 fields: dict[str, FieldValue] = {"from": was}
+                if d.family == 6:
+                    fields["family"] = 6
                 out.append(
                     self._ev(
                         "route.switch",
@@ -266,9 +292,28 @@ class Reconciler:
             out.append(self._removed_ev(r, wan=names.get(r.oif)))
 
     def _sync_main(self, out: list[Event], seen: Reading) -> None:
-        intent, ups, routes = seen.intent, seen.ups, seen.routes
-        desired, keep_primary = main_defaults(intent, ups)
-        main = [r for r in routes if r.table == RT_TABLE_MAIN and r.dst == DEFAULT_DST]
+        """The main table's defaults of both families: IPv4's for ``intent.active``,
+        IPv6's for ``intent.active6``."""
+        names = _names(seen.ups)
+        desired, keep = main_defaults(seen.intent, seen.ups)
+        self._sync_defaults(out, "main", desired, keep=keep, routes=seen.routes, names=names)
+        desired, keep = main_defaults6(seen.intent, seen.ups6)
+        self._sync_defaults(out, "main6", desired, keep=keep, routes=seen.routes6, names=names)
+
+    def _sync_defaults(
+        self,
+        out: list[Event],
+        kind: str,
+        desired: list[Route],
+        *,
+        keep: bool,
+        routes: list[Route],
+        names: dict[int | None, str],
+    ) -> None:
+        """One family's main-table defaults (``kind`` main or main6); ``keep``: the
+        primary is known but cannot be routed now, its current route is kept."""
+        dst = DEFAULT_DST6 if kind == "main6" else DEFAULT_DST
+        main = [r for r in routes if r.table == RT_TABLE_MAIN and r.dst == dst]
         # A foreign default with a lower metric carries the LAN's traffic instead of
         # ours; we may not touch it, so we say so.
         shadow = {
@@ -281,33 +326,32 @@ class Reconciler:
             for r in main
             if r.proto != RT_PROTO and r.metric < DEFAULT_METRIC
         }
-        self._warn(out, "route.shadowed", shadow)
-        keep = (
-            frozenset({(RT_TABLE_MAIN, DEFAULT_DST, DEFAULT_METRIC)})
-            if keep_primary
-            else frozenset()
-        )
+        self._warn(out, f"route.shadowed{kind[4:]}", shadow)
         self._reconcile_routes(
             out,
-            kind="main",
+            kind=kind,
             desired=desired,
             current=main,
-            managed=lambda r: r.dst == DEFAULT_DST,
-            names=_names(ups),
-            keep=keep,
+            managed=lambda r: r.dst == dst,
+            names=names,
+            keep=frozenset({(RT_TABLE_MAIN, dst, DEFAULT_METRIC)}) if keep else frozenset(),
         )
 
     def _prune_main(self, out: list[Event], seen: Reading) -> None:
         """Without an Intent: drop our main defaults through uplinks the config no longer has."""
-        known = {(u.gateway, u.index) for u in seen.ups if u.usable}
-        for r in seen.routes:
+        known: set[tuple[IpAddress | None, int | None]] = {
+            (u.gateway, u.index) for u in seen.ups if u.usable
+        }
+        known |= {(u.gateway, u.index) for u in seen.ups6 if u.usable}
+        for r in (*seen.routes, *seen.routes6):
             if r.table == RT_TABLE_MAIN and r.proto == RT_PROTO and (r.gateway, r.oif) not in known:
                 self._nl.del_route(r)
                 out.append(self._removed_ev(r))
 
     def _sync_tables(self, out: list[Event], seen: Reading) -> None:
         desired = [r for u in seen.ups for r in table_routes(u)]
-        current = [r for r in seen.routes if r.table in OUR_TABLES]
+        desired += [r for u in seen.ups6 for r in table_routes6(u)]
+        current = [r for r in (*seen.routes, *seen.routes6) if r.table in OUR_TABLES]
         self._reconcile_routes(
             out,
             kind="table",
@@ -319,8 +363,8 @@ class Reconciler:
 
     def _sync_rules(self, out: list[Event], seen: Reading) -> None:
         nl = self._nl
-        ours = [r for r in nl.rules() if r.proto == RT_PROTO]
-        want = rules(seen.ups)
+        ours = [r for family in (4, 6) for r in nl.rules(family) if r.proto == RT_PROTO]
+        want = rules(seen.ups) + rules6(seen.ups6)
         exists: dict[str, Event] = {}
         for r in want:
             if r in ours:
@@ -374,26 +418,38 @@ class Reconciler:
         )
 
     def _flush(self, out: list[Event], seen: Reading) -> None:
-        """Delete the flows of each uplink that newly entered ``intent.flush``."""
+        """Delete the flows of each uplink that newly entered ``intent.flush`` (IPv4) or
+        ``intent.flush6`` (IPv6): one family's flows each, as its policy gave it up."""
         intent = seen.intent
         by_name = {u.name: u for u in seen.ups}
+        by_name6 = {u.name: u for u in seen.ups6}
         self._flushed &= set(intent.flush)
-        for name in intent.flush:
-            u = by_name.get(name)
-            if name in self._flushed or u is None:
-                continue
-            t0 = time.perf_counter()
-            n = conntrack.flush_uplink(u.address.ip if u.address else None, u.mark)
-            self._flushed.add(name)
-            out.append(
-                self._ev(
-                    "conntrack.flush",
-                    wan=name,
-                    deleted=n,
-                    address=str(u.address.ip) if u.address else None,
-                    flush_ms=round((time.perf_counter() - t0) * 1000, 1),
+        self._flushed6 &= set(intent.flush6)
+        for family, names, done in (
+            (4, intent.flush, self._flushed),
+            (6, intent.flush6, self._flushed6),
+        ):
+            for name in names:
+                u = by_name.get(name)
+                if name in done or u is None:
+                    continue
+                address: IpAddress | None = u.address.ip if u.address else None
+                if family == 6:
+                    u6 = by_name6.get(name)
+                    address = u6.address.ip if u6 is not None and u6.address else None
+                t0 = time.perf_counter()
+                n = conntrack.flush_uplink(address, u.mark, family=family)
+                done.add(name)
+                out.append(
+                    self._ev(
+                        "conntrack.flush",
+                        wan=name,
+                        deleted=n,
+                        address=str(address) if address else None,
+                        flush_ms=round((time.perf_counter() - t0) * 1000, 1),
+                        **({"family": 6} if family == 6 else {}),
+                    )
                 )
-            )
 
     def _unresolved(self, out: list[Event], ups: list[Uplink]) -> None:
         now: dict[str, Event] = {}
@@ -438,18 +494,23 @@ class Reconciler:
 
     def _read(self, out: list[Event], intent: Intent, *, strict: bool) -> Reading:
         links, addrs = self._links_and_addresses()
+        addrs6 = self._nl.addresses6(links)
         mark = len(out)
-        self._step(out, "address", self._sync_addresses, links, addrs, strict=strict)
+        self._step(out, "address", self._sync_addresses, links, addrs, addrs6, strict=strict)
         if any(e.name.startswith("address.") for e in out[mark:]):
             addrs = self._nl.addresses(links)
+            addrs6 = self._nl.addresses6(links)
         # An uplink's interface went: set it up anew when it comes back (a new
         # device comes with the defaults).
         self._sysctl_done &= set(links)
         ups = resolve(intent.uplinks, links, addrs)
         routes = self._nl.routes()
+        routes6 = self._nl.routes(family=6)
+        main6 = [r for r in routes6 if r.table == RT_TABLE_MAIN]
+        ups6 = resolve6(self.config, ups, addrs6, main6)
         self._remember(ups)
         self._unresolved(out, ups)
-        return Reading(intent, ups, routes)
+        return Reading(intent, ups, routes, ups6, routes6)
 
     def _links_and_addresses(self) -> tuple[dict[str, Link], list[Address]]:
         nl = self._nl
@@ -554,20 +615,21 @@ class Reconciler:
             removed.append(nft.delete_table(self._nft))
 
         def drop_rules(out: list[Event]) -> None:
-            for r in self._nl.rules():
+            for r in (*self._nl.rules(), *self._nl.rules(6)):
                 if r.proto == RT_PROTO and self._nl.del_rule(r):
                     counts["rules"] += 1
 
         def drop_routes(out: list[Event]) -> None:
-            for r in self._nl.routes():
+            for r in (*self._nl.routes(), *self._nl.routes(family=6)):
                 if r.proto == RT_PROTO and self._nl.del_route(r):
                     counts["routes"] += 1
 
         def drop_addresses(out: list[Event]) -> None:
             state = self._state_file()
             links, addrs = self._links_and_addresses()
-            present = {(a.ifname, a.interface) for a in addrs}
-            for key in sorted(state.owned(addrs), key=str):
+            every: list[Address | Address6] = [*addrs, *self._nl.addresses6(links)]
+            present = {(a.ifname, a.interface) for a in every}
+            for key in sorted(state.owned(every), key=str):
                 ifname, iface = key
                 link = links.get(ifname)
                 if link is not None and key in present and self._nl.del_address(link.index, iface):
@@ -585,6 +647,7 @@ class Reconciler:
         self._state = None
         self._last_intent = None
         self._flushed = set()
+        self._flushed6 = set()
         self._paths = None
         self._warned = {}
         self._sysctl_done = set()

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,9 +21,9 @@ from wanwatch.errors import WanwatchError
 from wanwatch.footprint import RT_PROTO
 
 if TYPE_CHECKING:
-    from wanwatch.linux.netlink import Address
+    from wanwatch.linux.netlink import Address, Address6
 
-AddrKey = tuple[str, IPv4Interface]  # (interface name, address)
+AddrKey = tuple[str, IPv4Interface | IPv6Interface]  # (interface name, address)
 
 
 def replace_file(path: Path, text: str, mode: int | None = None) -> None:
@@ -49,7 +49,7 @@ class StateFile:
         state = cls(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            state.addresses = {(str(i), IPv4Interface(a)) for i, a in data.get("addresses", [])}
+            state.addresses = {(str(i), ip_interface(a)) for i, a in data.get("addresses", [])}
         except FileNotFoundError:
             pass
         except (OSError, ValueError, TypeError, AttributeError) as exc:
@@ -57,7 +57,7 @@ class StateFile:
             state.problem = f"{path}: {exc}"
         return state
 
-    def owned(self, present: Iterable[Address]) -> set[AddrKey]:
+    def owned(self, present: Iterable[Address | Address6]) -> set[AddrKey]:
         """Ours: recorded here, or among ``present`` with our IFA_PROTO (a lost record)."""
         marked = {(a.ifname, a.interface) for a in present if a.proto == RT_PROTO}
         return set(self.addresses) | marked

@@ -17,6 +17,17 @@ it may stay after we stop (docs/architecture.md).
   interface, so the interface alone is enough.
 * ``net.netfilter.nf_conntrack_acct = 1``: the per-uplink byte counters
   (conntrack.py).
+
+IPv6 (docs/ipv6.md), where the config has any:
+
+* ``net.ipv6.conf.all.forwarding = 1``, like ``ip_forward``;
+* ``ignore_routes_with_linkdown = 1`` on every uplink with IPv6, as for IPv4;
+* ``accept_ra = 2`` on an ``address6: auto`` uplink: a forwarding interface
+  ignores router advertisements unless it is 2 (ip-sysctl.rst, accept_ra), and
+  turning ``all.forwarding`` on deletes every RA-learned default route except
+  those of interfaces at 2 (``rt6_purge_dflt_routers``, net/ipv6/route.c), so
+  it is set before forwarding. Set on those uplinks only: elsewhere a router
+  must not take a default from whoever advertises one.
 """
 
 from __future__ import annotations
@@ -74,6 +85,23 @@ def uplink_interfaces_present(interfaces: Iterable[str], root: Path = PROC_SYS) 
 def ensure_forwarding(root: Path = PROC_SYS) -> list[SysctlChange]:
     out: list[SysctlChange] = []
     _ensure(root, ("net", "ipv4", "ip_forward"), "1", out)
+    return out
+
+
+def ensure_forwarding6(root: Path = PROC_SYS) -> list[SysctlChange]:
+    out: list[SysctlChange] = []
+    _ensure(root, ("net", "ipv6", "conf", "all", "forwarding"), "1", out)
+    return out
+
+
+def ensure_uplink6(interface: str, *, accept_ra: bool, root: Path = PROC_SYS) -> list[SysctlChange]:
+    """ignore_routes_with_linkdown on one IPv6 uplink, and accept_ra=2 on an ``auto`` one
+    (module docstring). Nothing happens for an interface without IPv6 (yet)."""
+    out: list[SysctlChange] = []
+    conf = ("net", "ipv6", "conf", interface)
+    if accept_ra:
+        _ensure(root, (*conf, "accept_ra"), "2", out)
+    _ensure(root, (*conf, "ignore_routes_with_linkdown"), "1", out)
     return out
 
 

@@ -15,7 +15,11 @@ have drifted:
   was removed or added (a point-to-point uplink renumbered). Also
   RTNLGRP_IPV4_NETCONF: the kernel sends RTM_NEWNETCONF when forwarding,
   rp_filter or ignore_routes_with_linkdown change (net/ipv4/devinet.c,
-  inet_netconf_notify_devconf), so a sysctl turned back is heard too;
+  inet_netconf_notify_devconf), so a sysctl turned back is heard too. The same
+  for IPv6 (docs/ipv6.md): RTMGRP_IPV6_ROUTE, RTMGRP_IPV6_RULE and
+  RTNLGRP_IPV6_NETCONF (net/ipv6/addrconf.c, inet6_netconf_notify_devconf); its
+  addresses are not followed (each router advertisement renews an ``auto``
+  uplink's lifetimes, RTM_NEWADDR every time), the periodic pass reads them;
 * nfnetlink group NFNLGRP_NFTABLES (the group ``nft monitor`` listens to):
   the kernel announces every committed nftables transaction there, ours and
   everybody else's. Its messages are only counted, never decoded: whether our
@@ -47,6 +51,8 @@ from pyroute2.netlink.rtnl import (
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV4_ROUTE,
     RTMGRP_IPV4_RULE,
+    RTMGRP_IPV6_ROUTE,
+    RTMGRP_IPV6_RULE,
     RTMGRP_LINK,
 )
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
@@ -63,6 +69,7 @@ ALL_KINDS = frozenset({ROUTE, RULE, ADDRESS, NFT, SYSCTL})
 _NETLINK_NETFILTER = 12  # <linux/netlink.h>
 _NFNLGRP_NFTABLES = 7  # <linux/netfilter/nfnetlink.h>
 _RTNLGRP_IPV4_NETCONF = 24  # <linux/rtnetlink.h>
+_RTNLGRP_IPV6_NETCONF = 25
 _RTM_NEWNETCONF = 80
 
 
@@ -208,8 +215,12 @@ class DriftWatcher:
     def __init__(self) -> None:
         self._rt = NetlinkSocket(
             socket.NETLINK_ROUTE,
-            RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_RULE | RTMGRP_IPV4_IFADDR,
-            (_RTNLGRP_IPV4_NETCONF,),
+            RTMGRP_IPV4_ROUTE
+            | RTMGRP_IPV4_RULE
+            | RTMGRP_IPV4_IFADDR
+            | RTMGRP_IPV6_ROUTE
+            | RTMGRP_IPV6_RULE,
+            (_RTNLGRP_IPV4_NETCONF, _RTNLGRP_IPV6_NETCONF),
             what="kernel change events",
         )
         self._nf = NetlinkSocket(
