@@ -118,6 +118,14 @@ def lab6(shared_lab: SharedLab) -> Iterator[Lab]:
                 f"route add default via {LAN6.ip} dev {client.ifname}",
             ],
         )
+        # The links' own link-local addresses finish duplicate detection a second or
+        # two after they come up (RFC 4862 5.4); until then the first IPv6 packets
+        # were seen lost here. Poll for the path rather than test that start-up.
+        until(
+            lambda: traffic.connections(lab, lan.name, 1, dst=lab.topology.whoami6[0])[0].ok,
+            20,
+            "IPv6 from the client through the primary",
+        )
         yield lab
 
 

@@ -8,6 +8,7 @@ lease, a PPP reconnect). No I/O here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -24,6 +25,8 @@ import yaml
 
 from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import Kind, kind, static_address
+from wanwatch.config.fields import AUTO
+from wanwatch.config.ipv6 import lan_address6, static_address6
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
 
@@ -53,6 +56,7 @@ INET_NET6 = IPv6Network("2001:db8:ffff::/48")
 ISP_LINK_LOCAL = IPv6Interface("fe80::1/64")
 _CUST_SUBNET6 = 0  # the /64 index of the customer link inside the ISP's /48
 _ROUTED6 = 0x100  # the first /64 index of the routed /56 inside the ISP's /48
+_ROUTED6_PREFIXLEN = 56
 _UPLINK_SUBNET6 = 0xFFFF  # the /64 index of the ISP's link to the internet
 # Point-to-point customer links (uplinks.py): (ISP, router) host numbers of the
 # peer addresses, first and after a reconnect.
@@ -88,6 +92,8 @@ class Isp:
     routed6: IPv6Network  # the prefix the ISP routes to the router (prefix6)
     public6: IPv6Interface  # the ISP's address in the fake internet
     inet_side6: IPv6Interface  # the internet's address on that link
+    targets6: tuple[IPv6Address, ...] = ()  # this uplink's IPv6 probe targets
+    advertises: bool = False  # the ISP sends RAs (the uplink's address6 is auto)
     kind: Kind = "static"  # dhcp: the ISP serves DHCP; point-to-point: peer addresses (uplinks.py)
     cust_if: str = CUST_IF
     uplink_if: str = UPLINK_IF
@@ -111,6 +117,7 @@ class Client:
     router_if: str  # the LAN's interface in the router namespace (config name)
     network: IPv4Network | None  # the LAN's subnet (None: the config gives no address)
     gateway: IPv4Address | None  # the router's LAN address
+    gateway6: IPv6Interface | None = None  # the router's IPv6 address there (None: no IPv6)
     ifname: str = CLIENT_IF
 
     @property
@@ -235,6 +242,12 @@ def plan(cfg: Config, tag: str) -> Topology:
     for k, wan in enumerate(cfg.wans):
         net, net6 = ISP_PUBLIC_NETS[k], ISP_PUBLIC_NETS6[k]
         link6 = _subnet6(net6, _UPLINK_SUBNET6)
+        v4, v6 = wan.probe.family(4), wan.probe.family(6)
+        if wan.prefix6 is not None and wan.prefix6.prefixlen < _ROUTED6_PREFIXLEN:
+            raise LabError(
+                f"{wan.name}: the lab routes at most a /{_ROUTED6_PREFIXLEN} to an uplink "
+                f"(prefix6 is a /{wan.prefix6.prefixlen})"
+            )
         if len(wan.probe.targets) > _MAX_TARGETS:
             raise LabError(f"{wan.name}: the lab maps at most {_MAX_TARGETS} probe targets")
         isps.append(
@@ -248,13 +261,15 @@ def plan(cfg: Config, tag: str) -> Topology:
                 inet_side=IPv4Interface(f"{_host(net, _INET_SIDE)}/{_LINK_PREFIX}"),
                 inet_if=f"isp{k + 1}",
                 # Positional, so planning the lab config again gives the same lab.
-                targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(wan.probe.targets))),
+                targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(v4))),
                 kind=kind(wan),
                 net6=net6,
                 gateway6=_host6(_subnet6(net6, _CUST_SUBNET6), 1),
-                routed6=_subnet6(net6, _ROUTED6, 56),
+                routed6=_subnet6(net6, _ROUTED6, _ROUTED6_PREFIXLEN),
                 public6=_host6(link6, _ISP_PUBLIC),
                 inet_side6=_host6(link6, _INET_SIDE),
+                targets6=tuple(_inet_host6(k, _TARGET_BASE + j) for j in range(len(v6))),
+                advertises=wan.address6 == AUTO,
             )
         )
     clients = tuple(
@@ -265,6 +280,7 @@ def plan(cfg: Config, tag: str) -> Topology:
             router_if=lan.interface,
             network=lan.address.network if lan.address is not None else None,
             gateway=lan.address.ip if lan.address is not None else None,
+            gateway6=lan_address6(lan),
         )
         for j, lan in enumerate(cfg.lans)
     )
@@ -324,6 +340,19 @@ def _dns_map(cfg: Config) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
     return tuple(zip(outside, servers, strict=True))
 
 
+def _lab_ipv6(wan: dict[str, Any], cfg: Wan, isp: Isp) -> None:
+    """An uplink's IPv6 in the lab: a static address6 becomes host ::2 of its ISP's
+    customer /64 (gateway6 the ISP's ::1, or fe80::1 when the office names a
+    link-local router), prefix6 a prefix of the same length at the start of what the
+    ISP routes to it. ``auto`` stays: the ISP advertises its /64 (uplinks.py)."""
+    if static_address6(cfg) is not None:
+        wan["address6"] = f"{isp.customer_net6[2]}/{isp.customer_net6.prefixlen}"
+    if cfg.gateway6 is not None:
+        wan["gateway6"] = str(ISP_LINK_LOCAL.ip if cfg.gateway6.is_link_local else isp.gateway6.ip)
+    if cfg.prefix6 is not None:
+        wan["prefix6"] = str(IPv6Network((isp.routed6.network_address, cfg.prefix6.prefixlen)))
+
+
 ClientDns = Literal["lab", "router"]
 
 
@@ -337,8 +366,14 @@ def lab_config_data(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
     """
     data: dict[str, Any] = cfg.to_data(drop_none=True)
     dns_map = {str(a): str(b) for a, b in topo.dns_map}
-    for wan, isp in zip(data["wans"], topo.isps, strict=True):
-        wan["probe"]["targets"] = [str(t) for t in isp.targets]
+    for wan, isp, w in zip(data["wans"], topo.isps, cfg.wans, strict=True):
+        # Each family's targets in order, on its own hosts of the fake internet.
+        by_family: dict[int, Iterator[IPv4Address | IPv6Address]] = {
+            4: iter(isp.targets),
+            6: iter(isp.targets6),
+        }
+        wan["probe"]["targets"] = [str(next(by_family[t.address.version])) for t in w.probe.targets]
+        _lab_ipv6(wan, w, isp)
     if "dns" in data:
         data["dns"]["upstream"] = [dns_map.get(a, a) for a in data["dns"].get("upstream", [])]
     for lan in data.get("lans", []):
@@ -364,7 +399,8 @@ def lab_config_text(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
     header = (
         f"# wanwatch lab {topo.tag}: derived from {cfg.source}.\n"
         "# Same uplinks, LANs and addresses; public addresses replaced by fake-internet\n"
-        "# hosts (198.51.100.0/24 via the first uplink's ISP, 203.0.113.0/24 via the second).\n"
+        "# hosts (198.51.100.0/24 via the first uplink's ISP, 203.0.113.0/24 via the second;\n"
+        "# IPv6 in 2001:db8::/32: a /48 per ISP, the internet's hosts in 2001:db8:ffff::/48).\n"
     )
     body = yaml.safe_dump(lab_config_data(cfg, topo, client_dns), sort_keys=False)
     return header + body

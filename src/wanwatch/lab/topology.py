@@ -19,6 +19,12 @@ through the wrong uplink is caught, not hidden by the ISP's NAT). The ISP's
 customer link stays up when its "signal" is cut (faults.py), like an
 LTE modem that lost its signal.
 
+IPv6 (2001:db8::/32 only, lab/plan.py): each ISP owns a /48, routes it
+untranslated (real ISPs do not NAT IPv6), applies BCP38 to it too, routes the
+prefix it gives its customer (prefix6) to the router's link-local address, and
+sends router advertisements when the uplink's ``address6`` is ``auto``. The fake
+internet's servers answer on IPv6 as on IPv4 (whoami, DNS with AAAA records, echo).
+
 The lab runs on its own config, derived from the office config: same uplinks,
 LANs and addresses, with every public address replaced by a lab one (probe
 targets, DNS). It is written to :attr:`Lab.config_path`.
@@ -44,7 +50,7 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -448,6 +454,18 @@ class Lab:
             ],
         )
         return address
+
+    def client_addresses6(self, lan: str) -> list[IPv6Interface]:
+        """The global IPv6 addresses of the LAN's client that are usable (DAD done),
+        e.g. those SLAAC formed from the router's RAs."""
+        c = self.client(lan)
+        shown = netns.ip("-j", "-6", "-n", c.ns, "addr", "show", "dev", c.ifname, "scope", "global")
+        return [
+            IPv6Interface(f"{a['local']}/{a['prefixlen']}")
+            for link in json.loads(shown.stdout)
+            for a in link["addr_info"]
+            if "local" in a and not a.get("tentative")
+        ]
 
     def dhcp_client(self, lan: str, *, once: bool = False, tries: int = 10) -> DhcpClient:
         """Start busybox udhcpc in the LAN's client namespace (see :meth:`DhcpClient.start`)."""

@@ -89,9 +89,11 @@ def _router_ptp(lab: Runner, isp: Isp, n: int, ifname: str | None = None) -> Non
 
 def build(lab: Runner) -> None:
     """After the lab's links exist: the routes of the prefixes the ISPs give, the router's
-    point-to-point addresses, the DHCP servers."""
+    point-to-point addresses, the DHCP servers and router advertisements."""
     for isp in lab.topology.isps:
         route_prefix6(lab, isp)
+        if isp.advertises:
+            start_ra(lab, isp.wan)
         if isp.kind == "point-to-point":
             _router_ptp(lab, isp, 0)
         elif isp.kind == "dhcp":
@@ -272,6 +274,9 @@ def replug(lab: Runner, wan: str, name: str | None = None) -> float:
     elif isp.kind == "dhcp":
         stop_dhcp(lab, wan)  # bound to the old port: serve the new one
         start_dhcp(lab, wan)
+    if isp.advertises:
+        stop_ra(lab, wan)
+        start_ra(lab, wan)
     return at
 
 
