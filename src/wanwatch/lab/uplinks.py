@@ -103,37 +103,53 @@ def build(lab: Runner) -> None:
 # --------------------------------------------------------------------------- DHCP at the ISP
 
 
+def _isp_dnsmasq(isp: Isp, what: str, lines: list[str]) -> str:
+    """A dnsmasq config of the ISP's on its customer port only, with no DNS (port=0)."""
+    head = [
+        f"# wanwatch lab: the ISP's {what} (written by wanwatch.lab.uplinks)",
+        "port=0",
+        "no-resolv",
+        "no-hosts",
+        "bind-interfaces",
+        f"interface={isp.cust_if}",
+        "log-facility=-",
+    ]
+    return "\n".join([*head, *lines]) + "\n"
+
+
+def _start_isp_dnsmasq(lab: Runner, isp: Isp, role: str, text: str) -> Proc:
+    """Start one dnsmasq of the ISP's (``role``: its files and name); wait until it serves."""
+    conf, pid_file, leases = _isp_files(lab, isp, role)
+    conf.write_text(text, encoding="utf-8")
+    pid_file.unlink(missing_ok=True)
+    proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"{role}-{isp.wan}")
+    proc.wait_ready(pid_file.exists, DHCP_READY, "its pid file")  # written once it listens
+    return proc
+
+
 def dhcp_conf(lab: Runner, isp: Isp, pool: int) -> str:
     """The ISP's dnsmasq: DHCP on its customer port only, no DNS (port=0)."""
     net = isp.gateway.network
     lo, hi = (net.network_address + h for h in POOLS[pool])
     dns = lab.topology.dns_servers[isp.index % len(lab.topology.dns_servers)]
-    return (
-        "\n".join(
-            [
-                "# wanwatch lab: the ISP's DHCP server (written by wanwatch.lab.uplinks)",
-                "port=0",
-                "no-resolv",
-                "no-hosts",
-                "bind-interfaces",
-                f"interface={isp.cust_if}",
-                "log-facility=-",
-                "log-dhcp",
-                # Authoritative: a REQUEST for an address outside the pool is NAKed at
-                # once (dnsmasq(8), --dhcp-authoritative), which is how it renumbers.
-                "dhcp-authoritative",
-                "no-ping",  # the ping before an offer costs ~3 s (dnsmasq(8), --no-ping)
-                f"dhcp-range={lo},{hi},{net.netmask},{LEASE_TIME}",
-                f"dhcp-option=option:router,{isp.gateway.ip}",
-                f"dhcp-option=option:dns-server,{dns}",
-            ]
-        )
-        + "\n"
+    return _isp_dnsmasq(
+        isp,
+        "DHCP server",
+        [
+            "log-dhcp",
+            # Authoritative: a REQUEST for an address outside the pool is NAKed at
+            # once (dnsmasq(8), --dhcp-authoritative), which is how it renumbers.
+            "dhcp-authoritative",
+            "no-ping",  # the ping before an offer costs ~3 s (dnsmasq(8), --no-ping)
+            f"dhcp-range={lo},{hi},{net.netmask},{LEASE_TIME}",
+            f"dhcp-option=option:router,{isp.gateway.ip}",
+            f"dhcp-option=option:dns-server,{dns}",
+        ],
     )
 
 
-def _dhcp_files(lab: Runner, isp: Isp) -> tuple[Path, Path, Path]:
-    base = lab.state_dir / f"isp{isp.index + 1}-dhcp"
+def _isp_files(lab: Runner, isp: Isp, role: str) -> tuple[Path, Path, Path]:
+    base = lab.state_dir / f"isp{isp.index + 1}-{role}"
     return base.with_suffix(".conf"), base.with_suffix(".pid"), base.with_suffix(".leases")
 
 
@@ -144,12 +160,7 @@ def _dhcp_proc(lab: Runner, wan: str) -> Proc | None:
 def start_dhcp(lab: Runner, wan: str, pool: int = 0) -> Proc:
     """Start the ISP's DHCP server (pool 0, or 1: renumbered); wait until it serves."""
     isp = lab.topology.isp(wan)
-    conf, pid_file, leases = _dhcp_files(lab, isp)
-    conf.write_text(dhcp_conf(lab, isp, pool), encoding="utf-8")
-    pid_file.unlink(missing_ok=True)
-    proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"dhcp-{wan}")
-    proc.wait_ready(pid_file.exists, DHCP_READY, "its pid file")  # written once it listens
-    return proc
+    return _start_isp_dnsmasq(lab, isp, "dhcp", dhcp_conf(lab, isp, pool))
 
 
 def stop_dhcp(lab: Runner, wan: str) -> None:
@@ -169,7 +180,7 @@ def renumber(lab: Runner, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
     """
     stop_dhcp(lab, wan)
     isp = lab.topology.isp(wan)
-    _, _, leases = _dhcp_files(lab, isp)
+    _, _, leases = _isp_files(lab, isp, "dhcp")
     leases.unlink(missing_ok=True)  # forget the old lease: the client's address is no longer ours
     start_dhcp(lab, wan, pool=pool)
     at = time.monotonic()
@@ -183,27 +194,19 @@ def renumber(lab: Runner, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
 def ra_conf(lab: Runner, isp: Isp) -> str:
     """The ISP's router advertisements: its customer link's /64 for SLAAC, itself as the
     default router, the lab's DNS server (RDNSS, RFC 8106); no DHCPv6, no DNS (port=0)."""
-    return (
-        "\n".join(
-            [
-                "# wanwatch lab: the ISP's router advertisements (written by wanwatch.lab.uplinks)",
-                "port=0",
-                "no-resolv",
-                "no-hosts",
-                "bind-interfaces",
-                f"interface={isp.cust_if}",
-                "log-facility=-",
-                "enable-ra",
-                # constructor: the prefix is the one on the port; ra-only: SLAAC, no
-                # DHCPv6 (dnsmasq(8), --dhcp-range).
-                f"dhcp-range=::,constructor:{isp.cust_if},ra-only,{RA_PREFIX_LIFETIME}",
-                # An RA at most every RA_INTERVAL s, so a router that starts listening
-                # late (forwarding routers take RAs only with accept_ra=2) learns soon.
-                f"ra-param={isp.cust_if},{RA_INTERVAL},{RA_ROUTER_LIFETIME}",
-                f"dhcp-option=option6:dns-server,[{lab.topology.dns_servers6[0]}]",
-            ]
-        )
-        + "\n"
+    return _isp_dnsmasq(
+        isp,
+        "router advertisements",
+        [
+            "enable-ra",
+            # constructor: the prefix is the one on the port; ra-only: SLAAC, no
+            # DHCPv6 (dnsmasq(8), --dhcp-range).
+            f"dhcp-range=::,constructor:{isp.cust_if},ra-only,{RA_PREFIX_LIFETIME}",
+            # An RA at most every RA_INTERVAL s, so a router that starts listening
+            # late (forwarding routers take RAs only with accept_ra=2) learns soon.
+            f"ra-param={isp.cust_if},{RA_INTERVAL},{RA_ROUTER_LIFETIME}",
+            f"dhcp-option=option6:dns-server,[{lab.topology.dns_servers6[0]}]",
+        ],
     )
 
 
@@ -214,13 +217,7 @@ def _ra_proc(lab: Runner, wan: str) -> Proc | None:
 def start_ra(lab: Runner, wan: str) -> Proc:
     """Start the ISP's router advertisements on its customer port; wait until it serves."""
     isp = lab.topology.isp(wan)
-    base = lab.state_dir / f"isp{isp.index + 1}-ra"
-    conf, pid_file, leases = (base.with_suffix(x) for x in (".conf", ".pid", ".leases"))
-    conf.write_text(ra_conf(lab, isp), encoding="utf-8")
-    pid_file.unlink(missing_ok=True)
-    proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"ra-{wan}")
-    proc.wait_ready(pid_file.exists, DHCP_READY, "its pid file")
-    return proc
+    return _start_isp_dnsmasq(lab, isp, "ra", ra_conf(lab, isp))
 
 
 def stop_ra(lab: Runner, wan: str) -> None:
