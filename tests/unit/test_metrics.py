@@ -113,3 +113,25 @@ def test_firewall_counters_are_metrics() -> None:
 
 def test_no_firewall_metrics_from_a_status_without_the_firewall() -> None:
     assert "wanwatch_firewall" not in scrape()
+
+
+def test_each_family_of_a_dual_stack_uplink_has_its_own_state_gauge() -> None:
+    # docs/ipv6.md: the primary's IPv6 died, its IPv4 lives; IPv6 is carried by the backup
+    primary = msgspec.structs.replace(
+        uplink("INET-UTAMA", "degraded", 40.0, 0.0, True, 40, 40),
+        families={"4": "up", "6": "down"},
+    )
+    backup = msgspec.structs.replace(
+        uplink("BACKUP-INET", "up", 31.5, 0.0, False, 38, 38),
+        families={"4": "up", "6": "up"},
+        carrying6=True,
+    )
+    text = scrape(msgspec.structs.replace(STATUS, wans=[primary, backup], active6=["BACKUP-INET"]))
+    assert 'wanwatch_uplink_family_state{family="6",state="down",wan="INET-UTAMA"} 1.0' in text
+    assert 'wanwatch_uplink_family_state{family="4",state="up",wan="INET-UTAMA"} 1.0' in text
+    assert 'wanwatch_uplink_family_state{family="6",state="up",wan="INET-UTAMA"} 0.0' in text
+    assert 'wanwatch_uplink_carrying6{wan="BACKUP-INET"} 1.0' in text
+    assert 'wanwatch_uplink_carrying6{wan="INET-UTAMA"} 0.0' in text
+    assert 'wanwatch_uplink_carrying{wan="INET-UTAMA"} 1.0' in text
+    # an IPv4-only status has no family gauge at all
+    assert "wanwatch_uplink_family_state{" not in scrape()

@@ -58,3 +58,19 @@ def test_routeros_export_says_netwatch_cannot_see_a_portal() -> None:
     note = "hooks.on_portal: Netwatch cannot tell a captive portal from an answer"
     assert note in compile_config(with_hook).notes
     assert note not in compile_config(loads(text, "o.yaml")).notes
+
+
+def test_hooks_are_told_the_address_family_of_their_event(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    script = "import os, sys; open(sys.argv[1], 'a').write(os.environ['WANWATCH_FAMILY'] + '\\n')"
+    argv = (sys.executable, "-c", script, str(out))
+
+    async def main() -> None:
+        runner = HookRunner(Hooks(on_failover=argv), lambda e: None, lambda: 0.0)
+        runner.on_event(event(1.0, "policy.failover", to="B", family=6))  # IPv6's own policy
+        await runner.drain(10.0)
+        runner.on_event(event(2.0, "policy.failover", to="B"))  # IPv4's
+        await runner.drain(10.0)
+
+    asyncio.run(main())
+    assert out.read_text() == "6\n4\n"

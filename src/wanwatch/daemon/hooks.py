@@ -2,7 +2,10 @@
 
 Each hook is an argv list (never a shell), with ``{wan}``, ``{state}``, ``{from}``,
 ``{to}``, ``{event}``, ``{detect_ms}`` and ``{url}`` (where a captive portal sends
-the web, ``on_portal``) substituted item by item. Hooks run as
+the web, ``on_portal``) substituted item by item. ``WANWATCH_FAMILY`` in a hook's
+environment is the address family the event is about, ``4`` or ``6`` (docs/ipv6.md:
+IPv6's own ``policy.failover family=6``; a dual-stack uplink's ``wan.down`` names
+the family that fell last, both being down then). Hooks run as
 child processes with a timeout and never block the engine: the daemon starts
 them and moves on; a hook that outlives its timeout is killed by its PID, with
 everything it started (its own process group). At shutdown the daemon waits a
@@ -75,15 +78,19 @@ class HookRunner:
         if len(self._tasks) >= MAX_RUNNING:
             self._emit(event(self._now(), "hook.skipped", hook=which, reason="too many running"))
             return
-        task = asyncio.get_running_loop().create_task(self._run(which or "", expand(argv, ev)))
+        family = str(ev.fields.get("family") or 4)
+        task = asyncio.get_running_loop().create_task(
+            self._run(which or "", expand(argv, ev), family)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, which: str, argv: list[str]) -> None:
+    async def _run(self, which: str, argv: list[str], family: str) -> None:
         started = self._now()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
+                env={**os.environ, "WANWATCH_FAMILY": family},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,

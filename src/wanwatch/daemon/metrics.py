@@ -43,6 +43,18 @@ class StatusCollector(Collector):
         loss = GaugeMetricFamily(
             "wanwatch_uplink_loss_ratio", "windowed probe loss", labels=["wan"]
         )
+        # IPv6 (docs/ipv6.md): each family's own state where both are probed, and
+        # whether the IPv6 policy chose the uplink (it may differ from IPv4's choice).
+        family_state = GaugeMetricFamily(
+            "wanwatch_uplink_family_state",
+            "1 for the current state of one address family of a dual-stack uplink",
+            labels=["wan", "family", "state"],
+        )
+        carrying6 = GaugeMetricFamily(
+            "wanwatch_uplink_carrying6",
+            "1 if the uplink takes new IPv6 connections",
+            labels=["wan"],
+        )
         admin = GaugeMetricFamily(
             "wanwatch_uplink_admin",
             "1 for the operator's choice (wanwatch disable/enable)",
@@ -56,6 +68,10 @@ class StatusCollector(Collector):
             for a in ADMIN:
                 admin.add_metric([w.name, a], 1.0 if w.admin == a else 0.0)
             carrying.add_metric([w.name], 1.0 if w.carrying else 0.0)
+            carrying6.add_metric([w.name], 1.0 if w.carrying6 else 0.0)
+            for family, fs in sorted(w.families.items()):
+                for s in STATES:
+                    family_state.add_metric([w.name, family, s], 1.0 if fs == s else 0.0)
             if w.rtt_ms is not None:
                 rtt.add_metric([w.name], w.rtt_ms / 1000)
             loss.add_metric([w.name], w.loss_pct / 100)
@@ -77,6 +93,7 @@ class StatusCollector(Collector):
         for name, value in sorted(self._counts().items()):
             events.add_metric([name], value)
         yield from (state, admin, carrying, rtt, loss, sent, replies, applied, failed, contested)
+        yield from (family_state, carrying6)
         if st.ha is not None:
             role = GaugeMetricFamily(
                 "wanwatch_ha_role", "1 for this router's VRRP role (linux/pair.py)", labels=["role"]

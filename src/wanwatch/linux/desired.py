@@ -11,7 +11,7 @@ person (``wanwatch plan``). No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -198,8 +198,16 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
     The second value is True when the primary is known but cannot be routed now
     (no interface or no address): the current primary route is then kept.
     """
-    by_name = {u.name: u for u in uplinks}
-    primary = by_name.get(intent.primary) if intent.primary else None
+    return _defaults(intent.primary, uplinks)
+
+
+def _defaults(
+    primary_name: str | None,
+    uplinks: Sequence[Uplink] | Sequence[Uplink6],
+    given_up: Collection[str] = (),
+) -> tuple[list[Route], bool]:
+    """One family's main defaults: the primary's, then fallbacks by rank (main_defaults)."""
+    primary = next((u for u in uplinks if u.name == primary_name), None)
     out: list[Route] = []
     keep = False
     if primary is not None:
@@ -210,7 +218,7 @@ def main_defaults(intent: Intent, uplinks: Sequence[Uplink]) -> tuple[list[Route
     for u in uplinks:
         if u is primary or u.health == Health.DOWN or u.admin is not Admin.ENABLED:
             continue  # a fallback default takes new connections: not for these
-        if not u.usable:
+        if not u.usable or u.name in given_up:
             continue
         out.append(u.default(RT_TABLE_MAIN, FALLBACK_METRIC_BASE + u.rank))
     return out, keep
@@ -324,27 +332,9 @@ def rules6(uplinks: Sequence[Uplink6]) -> list[Rule]:
 
 
 def main_defaults6(intent: Intent, uplinks: Sequence[Uplink6]) -> tuple[list[Route], bool]:
-    """Our IPv6 main-table defaults for ``intent.active6``, primary first; as main_defaults.
-
-    A fallback is an IPv6 uplink the IPv6 policy has not given up (not in ``flush6``)
-    and that is not down as a whole.
-    """
-    by_name = {u.name: u for u in uplinks}
-    primary = by_name.get(intent.active6[0]) if intent.active6 else None
-    out: list[Route] = []
-    keep = False
-    if primary is not None:
-        if primary.usable:
-            out.append(primary.default(RT_TABLE_MAIN, DEFAULT_METRIC))
-        else:
-            keep = True
-    for u in uplinks:
-        if u is primary or not u.usable or u.name in intent.flush6:
-            continue
-        if u.health == Health.DOWN or u.admin is not Admin.ENABLED:
-            continue
-        out.append(u.default(RT_TABLE_MAIN, FALLBACK_METRIC_BASE + u.rank))
-    return out, keep
+    """Our IPv6 main-table defaults for ``intent.active6``, as main_defaults; a fallback
+    is also one the IPv6 policy has not given up (not in ``flush6``)."""
+    return _defaults(intent.active6[0] if intent.active6 else None, uplinks, intent.flush6)
 
 
 def plan_json(intent: Intent) -> dict[str, Any]:

@@ -111,12 +111,16 @@ function wanCard(w, st, now) {
   const badges = [el("span", { class: `badge ${w.state}` }, w.state)];
   if (w.admin && w.admin !== "enabled") badges.push(el("span", { class: "badge down" }, w.admin));
   if (w.carrying) badges.push(el("span", { class: "badge carrying" }, "carrying"));
+  // IPv6 is chosen by its own policy (docs/ipv6.md): it may be carried elsewhere.
+  if (w.carrying6) badges.push(el("span", { class: "badge carrying" }, "carrying IPv6"));
   else if (w.state === "up" && w.preferred === false) badges.push(el("span", { class: "badge" }, "hold"));
   const facts = el("dl", { class: "facts" },
     fact("RTT", w.rtt_ms === null ? "–" : `${w.rtt_ms.toFixed(1)} ms`),
     fact("loss", `${w.loss_pct.toFixed(1)} %`),
     fact("probes", `${probes.replies ?? 0} / ${probes.sent ?? 0}`),
   );
+  const families = w.families || {};
+  if (families["4"] && families["6"]) facts.append(fact("IPv4 / IPv6", `${families["4"]} / ${families["6"]}`));
   if (counters) {
     facts.append(
       fact("connections", counters.connections),
@@ -191,7 +195,9 @@ function pairLine(ha) {
 
 function render(st) {
   const now = Date.now() / 1000;
-  const active = st.active.length ? st.active.join(", ") : "none";
+  let active = st.active.length ? st.active.join(", ") : "none";
+  const active6 = st.active6 || [];
+  if (active6.length && active6.join() !== st.active.join()) active += ` · IPv6: ${active6.join(", ")}`;
   document.getElementById("active").textContent = active;
   const healthy = st.wans.every((w) => w.state === "up");
   document.getElementById("now").dataset.state = st.stale ? "stale" : healthy ? "primary" : "backup";
