@@ -34,6 +34,11 @@ FAILBACK_DEADLINE = 30.0
 SLAAC_DEADLINE = 20.0  # the router's first RAs, then the client's DAD (~1 s)
 
 
+def _both_up(st: dict[str, Any]) -> bool:
+    """Every uplink judged up in both families (its IPv6 probes answered too)."""
+    return all(w["families"] == {"4": "up", "6": "up"} for w in st["wans"])
+
+
 def _active(st: dict[str, Any], four: str, six: str) -> bool:
     return st["active"][:1] == [four] and st["active6"][:1] == [six] and bool(st.get("applied"))
 
@@ -47,7 +52,9 @@ def office6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
         office = Office(lab)
         office.start(wait_active=PRIMARY, timeout=START)
         office.wait_for(
-            lambda st: _active(st, PRIMARY, PRIMARY), START, "both families on the primary"
+            lambda st: _active(st, PRIMARY, PRIMARY) and _both_up(st),
+            START,
+            "both families of both uplinks up, on the primary",
         )
         try:
             yield office
@@ -63,7 +70,9 @@ def office(office6: Office) -> Iterator[Office]:
     yield office6
     faults.clear_all(office6.lab)
     office6.wait_for(
-        lambda st: _active(st, PRIMARY, PRIMARY), FAILBACK_DEADLINE, "failback of both families"
+        lambda st: _active(st, PRIMARY, PRIMARY) and _both_up(st),
+        FAILBACK_DEADLINE,
+        "failback of both families",
     )
 
 

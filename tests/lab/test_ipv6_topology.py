@@ -11,10 +11,11 @@ import contextlib
 import json
 from collections.abc import Callable, Iterator
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network, ip_address, ip_interface
+from pathlib import Path
 
 import pytest
 
-from wanwatch.config import Config
+from wanwatch.config import Config, load
 from wanwatch.lab import netns, traffic, uplinks
 from wanwatch.lab.plan import INET_NET6, ISP_LINK_LOCAL, ISP_PUBLIC_NETS6, isp_ruleset, plan
 from wanwatch.lab.poll import until
@@ -22,6 +23,7 @@ from wanwatch.lab.topology import Lab
 
 SharedLab = Callable[..., contextlib.AbstractContextManager[Lab]]  # fixture (conftest.py)
 PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
+DUAL = Path(__file__).resolve().parents[2] / "examples" / "office-dual-stack.yaml"
 DOC6 = IPv6Network("2001:db8::/32")  # RFC 3849: the only IPv6 the lab may route
 LAN6 = IPv6Interface("fd00:77::1/64")  # the router's LAN address, by hand
 CLIENT6 = IPv6Interface("fd00:77::100/64")
@@ -64,6 +66,24 @@ def test_plan_puts_every_ipv6_address_in_the_documentation_prefix(office: Config
         assert isp.routed6.prefixlen == 56
     # Every IPv4 name has its AAAA beside it.
     assert {n for n, _ in topo.dns_records} == {n for n, _ in topo.dns_records6}
+
+
+def test_dual_stack_lab_config_stays_in_the_lab_and_its_targets_answer() -> None:
+    office6 = load(DUAL)
+    lab = Lab(office6, tag="t7")  # constructing builds nothing
+    topo, cfg = lab.topology, lab.lab_config
+    for k, (wan, isp) in enumerate(zip(cfg.wans, topo.isps, strict=True)):
+        six = [t.address for t in wan.probe.family(6)]
+        assert six == list(isp.targets6) and len(six) == len(office6.wans[k].probe.family(6)) > 0
+        # Each IPv6 probe target is a host of the fake internet (answered on its lo).
+        assert set(six) <= set(topo.hosts6)
+        assert isp.advertises == (wan.address6 == "auto")
+        if wan.prefix6 is not None:
+            assert wan.prefix6.subnet_of(isp.routed6)
+        if wan.gateway6 is not None:
+            assert wan.gateway6 == ISP_LINK_LOCAL.ip
+    static = [(w.name, w.address6) for w in cfg.wans if isinstance(w.address6, IPv6Interface)]
+    assert static and all(a.network == topo.isp(n).customer_net6 for n, a in static)
 
 
 def test_isp_ruleset_filters_ipv6_sources_like_ipv4(office: Config) -> None:

@@ -163,7 +163,10 @@ class Topology:
     @property
     def hosts6(self) -> tuple[IPv6Address, ...]:
         """Every fake-internet IPv6 host address (a /128 on the internet's ``lo``)."""
-        return (*self.whoami6, *self.dns_servers6)
+        found = [*self.whoami6, *self.dns_servers6]
+        for isp in self.isps:
+            found += isp.targets6
+        return tuple(dict.fromkeys(found))
 
     @property
     def dns_records6(self) -> tuple[tuple[str, IPv6Address], ...]:
