@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from wanwatch.errors import LabError
-from wanwatch.lab import netns
+from wanwatch.lab import netns, uplinks
 from wanwatch.lab.plan import Isp
 from wanwatch.lab.procs import Proc
 from wanwatch.lab.topology import Lab
@@ -261,7 +261,15 @@ def clear(lab: Lab, wan: str, kind: Kind | None = None) -> FaultEvent:
         elif k == "blackhole":
             netns.nft(isp.ns, _delete_table(BLACKHOLE_TABLE))
         elif k == "carrier":
+            was_down = not lab.link_state(isp.ns, isp.cust_if).admin_up
             netns.ip("-n", isp.ns, "link", "set", isp.cust_if, "up")
+            if was_down and isp.advertises:
+                # A router advertises anew when its interface comes up (RFC 4861
+                # 6.2.4); the ISP's dnsmasq did not here (bench/failover.py: the
+                # primary's IPv6 still down 30 s after a carrier cut ended), so its
+                # server is started again, as on a replug.
+                uplinks.stop_ra(lab, wan)
+                uplinks.start_ra(lab, wan)
     return t.done()
 
 
