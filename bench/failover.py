@@ -54,6 +54,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,7 @@ from wanwatch.lab.traffic.bulk import bulk
 from wanwatch.lab.traffic.probes import ping
 
 OFFICE = ROOT / "examples" / "office.yaml"
+DUAL_STACK = ROOT / "examples" / "office-dual-stack.yaml"  # the default of --family 6
 
 FAILOVER_DEADLINE = 10.0  # a failover not seen by then is recorded as missed
 FAILBACK_DEADLINE = 120.0  # up_after + hold is ~13 s with the defaults
@@ -269,8 +271,11 @@ class Load:
 
 
 class Bench:
-    def __init__(self, lab: Lab, config: Config, rng: random.Random, load: bool = False) -> None:
+    def __init__(
+        self, lab: Lab, config: Config, rng: random.Random, load: bool = False, ipv6: bool = False
+    ) -> None:
         self.lab = lab
+        self.ipv6 = ipv6  # every cut times new IPv6 connections too, beside IPv4's
         self.load = load
         self.loads: list[dict[str, Any]] = []
         self.office = Office(lab)
@@ -298,6 +303,7 @@ class Bench:
             by = {w["name"]: w for w in st["wans"]}
             return (
                 st["active"][:1] == [self.primary]
+                and (not self.ipv6 or st.get("active6", [])[:1] == [self.primary])
                 and bool(st.get("applied"))
                 and all(w["state"] == "up" for w in st["wans"])
                 and bool(by[self.primary]["preferred"])
@@ -322,22 +328,36 @@ class Bench:
         *,
         interval: float,
         deadline: float,
-    ) -> tuple[float | None, faults.FaultEvent, int]:
-        """Run ``cut`` while the client opens a new connection every ``interval``;
+        ipv6: bool = False,
+    ) -> tuple[dict[int, tuple[float | None, int]], faults.FaultEvent]:
+        """Run ``cut`` while the client opens a new connection every ``interval`` (with
+        ``ipv6``, a second loop to the IPv6 server across the same cut); per family,
         seconds to the first new connection answered through ``via`` (None: none by
-        ``deadline``), the fault, and how many attempts started after it failed."""
-        with ConnectLoop(
-            self.lab, self.client, interval=interval, timeout=1.0, max_seconds=deadline + 5
-        ) as loop:
-            fault = cut()
-            hit = loop.first_success(
-                after=fault.t_start, via=via, deadline=time.monotonic() + deadline
+        ``deadline``) and how many attempts started after the cut failed; the fault."""
+        dsts: dict[int, IPv4Address | IPv6Address] = {4: self.lab.topology.whoami[0]}
+        if ipv6:
+            dsts[6] = self.lab.topology.whoami6[0]
+        loops = {
+            family: ConnectLoop(
+                self.lab, self.client, dst=dst, interval=interval, timeout=1.0,
+                max_seconds=deadline + 5,
             )
-            attempts = loop.attempts
-        until = hit.t0 if hit is not None else math.inf
-        failed = sum(1 for a in attempts if fault.t_start <= a.t0 < until and not a.ok)
-        took = None if hit is None else hit.t1 - fault.t_start
-        return took, fault, failed
+            for family, dst in dsts.items()
+        }  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            for loop in loops.values():
+                stack.enter_context(loop)
+            fault = cut()
+            end = time.monotonic() + deadline
+            hits = {f: loop.first_success(after=fault.t_start, via=via, deadline=end)
+                    for f, loop in loops.items()}  # fmt: skip
+            attempts = {f: loop.attempts for f, loop in loops.items()}
+        out: dict[int, tuple[float | None, int]] = {}
+        for family, hit in hits.items():
+            until = hit.t0 if hit is not None else math.inf
+            failed = sum(1 for a in attempts[family] if fault.t_start <= a.t0 < until and not a.ok)
+            out[family] = (None if hit is None else hit.t1 - fault.t_start, failed)
+        return out, fault
 
     def cut(self, kind: str, index: int, warmup: float) -> dict[str, Any]:
         """One cut on a fresh daemon: fail over, restore, fail back; what was measured."""
@@ -347,15 +367,17 @@ class Bench:
         fault_fn = faults.blackhole if kind == "blackhole" else faults.carrier_loss
         with contextlib.ExitStack() as stack:
             load = stack.enter_context(Load(self.office, FAILOVER_DEADLINE)) if self.load else None
-            took, fault, failed = self.switch(
+            moved, fault = self.switch(
                 lambda: fault_fn(self.lab, self.primary),
                 self.backup,
                 interval=CONNECT_INTERVAL,
                 deadline=FAILOVER_DEADLINE,
+                ipv6=self.ipv6,
             )
+        took, failed = moved[4]
         if load is not None:
             self.loads.append(load.report())
-        back, restore, _ = self.switch(
+        back_by, restore = self.switch(
             lambda: faults.clear(
                 self.lab, self.primary, "blackhole" if kind == "blackhole" else "carrier"
             ),
@@ -363,6 +385,7 @@ class Bench:
             interval=FAILBACK_INTERVAL,
             deadline=FAILBACK_DEADLINE,
         )
+        back = back_by[4][0]
         events.poll()
         self.stop()
         rec: dict[str, Any] = {
@@ -371,6 +394,10 @@ class Bench:
             "failed_attempts": failed,
             "failback_s": None if back is None else round(back, 2),
         }
+        if 6 in moved:
+            took6, failed6 = moved[6]
+            rec["failover6_ms"] = None if took6 is None else round(took6 * 1000, 1)
+            rec["failed_attempts6"] = failed6
         down = events.between(fault.t_start, restore.t_start, "wan.down")
         down = [e for e in down if e.get("wan") == self.primary]
         if down:
@@ -426,8 +453,9 @@ class Bench:
         for i in range(n):
             rec = self.cut(kind, i + 1, warmup)
             recs.append(rec)
+            v6 = f" (IPv6 {rec['failover6_ms']} ms)" if "failover6_ms" in rec else ""
             say(
-                f"{kind} cut {i + 1}/{n}: failover {rec['failover_ms']} ms "
+                f"{kind} cut {i + 1}/{n}: failover {rec['failover_ms']} ms{v6} "
                 f"(daemon: down after {rec.get('down_after_cut_ms')} ms, detect_ms "
                 f"{rec.get('detect_ms')}, needed {rec.get('needed')}), failback "
                 f"{rec['failback_s']} s"
@@ -436,10 +464,17 @@ class Bench:
         def values(key: str) -> list[float]:
             return [float(r[key]) for r in recs if r.get(key) is not None]
 
+        by_v6: dict[str, Any] = {}
+        if self.ipv6:
+            by_v6 = {
+                "missed6": sum(1 for r in recs if r.get("failover6_ms") is None),
+                "failover6_ms": summary(values("failover6_ms")),
+            }
         return {
             "cuts": n,
             "missed": sum(1 for r in recs if r["failover_ms"] is None),
             "failover_ms": summary(values("failover_ms")),
+            **by_v6,
             "detect_ms": summary(values("detect_ms"), 0),
             "triggered": sum(1 for r in recs if r.get("trigger") == "traffic"),
             "suspect_after_cut_ms": summary(values("suspect_after_cut_ms")),
@@ -713,17 +748,19 @@ def lte_path(lab: Lab, wan: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    config = load(args.config)
+    ipv6 = args.family == "6"
+    config = load(args.config or (DUAL_STACK if ipv6 else OFFICE))
     rng = random.Random(args.seed)
     t0 = time.monotonic()
     out: dict[str, Any] = {
         "bench": "failover",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": host_info(),
-        "config": str(args.config),
+        "config": str(args.config or (DUAL_STACK if ipv6 else OFFICE)),
+        "family": args.family,
     }
     with Lab(config, client_dns="router") as lab:
-        bench = Bench(lab, config, rng, load=args.load)
+        bench = Bench(lab, config, rng, load=args.load, ipv6=ipv6)
         monitor = lab.lab_config.monitor
         warmup = monitor.loss_window if args.warmup is None else args.warmup
         out.update(
@@ -815,7 +852,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--jitter-ms", type=float, default=20.0)
     ap.add_argument("--delay-direction", choices=["up", "down", "both"], default="down")
     ap.add_argument("--seed", type=int, default=1, help="random phase of each cut")
-    ap.add_argument("-c", "--config", type=Path, default=OFFICE)
+    ap.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help=f"default {OFFICE.name} ({DUAL_STACK.name} with --family 6)",
+    )
+    ap.add_argument(
+        "--family",
+        choices=["4", "6"],
+        default="4",
+        help="6: every cut also times new IPv6 connections, beside IPv4's in the same cut",
+    )
     ap.add_argument(
         "--lan-traffic",
         type=float,

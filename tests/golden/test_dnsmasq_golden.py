@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from wanwatch.config import Config, load
+from wanwatch.config.ipv6 import ipv6_lans
 from wanwatch.errors import DnsmasqError
 from wanwatch.linux.dnsmasq import check, idle_reason, log_event, render
 
@@ -29,6 +30,7 @@ CASES = {
     "router-dns": HERE / "router-dns.yaml",
     "no-address": HERE / "no-address.yaml",
     "rules": OFFICE.parent / "office-rules.yaml",
+    "dual-stack": OFFICE.parent / "office-dual-stack.yaml",
 }
 
 
@@ -49,6 +51,21 @@ def test_check_reports_dnsmasqs_own_message(tmp_path: Path) -> None:
     conf.write_text(render(load(OFFICE), tmp_path) + "dhcp-range=bogus\n", encoding="utf-8")
     with pytest.raises(DnsmasqError, match=r"bad dhcp-range at line \d+ of .*dnsmasq\.conf"):
         asyncio.run(check(conf))
+
+
+def test_dual_stack_facts() -> None:
+    """Every IPv6 LAN gets RAs with stateless DHCPv6, the router's own address as DNS."""
+    cfg = load(CASES["dual-stack"])
+    lines = render(cfg, STATE_DIR).splitlines()
+    assert lines.count("enable-ra") == 1
+    for lan, own in ipv6_lans(cfg):
+        tag = f"lan-{lan.name}-v6"
+        assert (
+            f"dhcp-range=set:{tag},::,constructor:{lan.interface},ra-stateless,ra-names,3600"
+            in lines
+        )
+        assert f"dhcp-option=tag:{tag},option6:dns-server,[{own.ip}]" in lines
+    assert not any("enable-ra" in line for line in render(load(OFFICE), STATE_DIR).splitlines())
 
 
 def test_office_facts() -> None:
@@ -87,7 +104,11 @@ def _minimal(lans: str, dns: str = "") -> Config:
 def test_idle_without_anything_to_serve() -> None:
     assert idle_reason(_minimal("")) == "no LAN"
     dns_less = _minimal("lans:\n  - {name: L, interface: e3, address: 192.168.19.1/24}\n")
-    assert idle_reason(dns_less) == "no LAN has dhcp and dns.upstream is empty"
+    assert idle_reason(dns_less) == "no LAN has dhcp or address6 and dns.upstream is empty"
+    ra_only = _minimal(
+        "lans:\n  - {name: L, interface: e3, address: 192.168.19.1/24, address6: auto}\n"
+    )
+    assert idle_reason(ra_only) is None  # its RAs are dnsmasq's to send
     dns_only = _minimal(
         "lans:\n  - {name: L, interface: e3, address: 192.168.19.1/24}\n",
         "dns: {upstream: [203.0.113.53]}\n",

@@ -16,6 +16,7 @@ backup carries on.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 
 from wanwatch.config import Config
 from wanwatch.errors import LabError
-from wanwatch.lab import faults, shaping
+from wanwatch.lab import faults, poll, shaping
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import (
@@ -64,22 +65,61 @@ def measure_switch(
     deadline: float,
     *,
     source: IPv4Address | None = None,
-) -> tuple[float, faults.FaultEvent]:
+    ipv6: bool = False,
+) -> tuple[float, faults.FaultEvent, float | None]:
     """Run ``cut`` while ``lan`` (from ``source``, if given) opens a new connection every
-    20 ms; seconds until the first new connection answered through ``via``."""
-    with ConnectLoop(
-        lab,
-        lan,
-        interval=0.02,
-        timeout=1.0,
-        max_seconds=deadline + 5,
-        sources=[source] if source is not None else (),
-    ) as loop:
+    20 ms; seconds until the first new connection answered through ``via``, and (with
+    ``ipv6``: a second loop to the IPv6 server across the same cut) the same for IPv6."""
+    loops = [
+        ConnectLoop(
+            lab,
+            lan,
+            interval=0.02,
+            timeout=1.0,
+            max_seconds=deadline + 5,
+            sources=[source] if source is not None else (),
+        )
+    ]
+    if ipv6:
+        loops.append(
+            ConnectLoop(
+                lab, lan, dst=lab.topology.whoami6[0], timeout=1.0, max_seconds=deadline + 5
+            )
+        )
+    with contextlib.ExitStack() as stack:
+        for loop in loops:
+            stack.enter_context(loop)
         fault = cut()
-        hit = loop.first_success(after=fault.t_start, via=via, deadline=time.monotonic() + deadline)
-    if hit is None:
-        raise LabError(f"no new connection through {via} within {deadline:.0f}s of {fault.kind}")
-    return hit.t1 - fault.t_start, fault
+        end = time.monotonic() + deadline
+        hits = [loop.first_success(after=fault.t_start, via=via, deadline=end) for loop in loops]
+    for hit, family in zip(hits, (4, 6), strict=False):
+        if hit is None:
+            what = f"no new IPv{family} connection through {via}"
+            raise LabError(f"{what} within {deadline:.0f}s of {fault.kind}")
+    took = [h.t1 - fault.t_start for h in hits if h is not None]
+    return took[0], fault, took[1] if ipv6 else None
+
+
+def dual_stack(lab: Lab) -> bool:
+    """The lab config gives every uplink and the first LAN IPv6: the demo shows both."""
+    cfg = lab.lab_config
+    return (
+        all(w.address6 is not None for w in cfg.wans)
+        and lab.topology.clients[0].gateway6 is not None
+    )
+
+
+def _say_took(
+    say: Say, via: str, took: float, took6: float | None, *, what: str, figure: str
+) -> dict[str, int]:
+    """Say how long each family took after ``what``; the figures, named ``figure``_ms
+    (and ``figure``6_ms)."""
+    say(f"  first new connection through {via} {_ms(took)} after {what}.")
+    out = {f"{figure}_ms": round(took * 1000)}
+    if took6 is not None:
+        say(f"  IPv6: first new connection through {via} {_ms(took6)} after {what}.")
+        out[f"{figure}6_ms"] = round(took6 * 1000)
+    return out
 
 
 def _event_lines(office: Office, names: tuple[str, ...], since: float) -> list[str]:
@@ -124,6 +164,9 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
         _show_uplinks(office, say)
         figures["dhcp_ms"] = _show_dhcp(lab, lans, say)
         client = lans[0]
+        ipv6 = dual_stack(lab) and _show_slaac(
+            lab, office, client, primary, figures=figures, say=say
+        )
 
         hop = first_hop(lab, client)
         say(
@@ -149,16 +192,18 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
             f"\nCut {primary} silently (its Ethernet stays up, nothing beyond answers) "
             f"while {who} opens a new connection every 20 ms ..."
         )
-        took, cut = measure_switch(
+        took, cut, took6 = measure_switch(
             lab,
             client,
             backup,
             lambda: faults.blackhole(lab, primary),
             FAILOVER_DEADLINE,
             source=source,
+            ipv6=ipv6,
         )
-        figures["blackhole_failover_ms"] = round(took * 1000)
-        say(f"  first new connection through {backup} {_ms(took)} after the cut.")
+        figures.update(
+            _say_took(say, backup, took, took6, what="the cut", figure="blackhole_failover")
+        )
         for line in _event_lines(office, FAILOVER_EVENTS, cut.t_start):
             say(f"  event: {line}")
         if (found := _router_lookup(lab, client)) is not None:
@@ -169,14 +214,14 @@ def run(config: Config, say: Say, mode: str | None = None) -> dict[str, Any]:
             )
 
         say(f"\nRestore {primary}; it must stay up for the hold before traffic returns ...")
-        took, _ = measure_switch(
+        took, _, _ = measure_switch(
             lab, client, primary, lambda: faults.clear(lab, primary), 60.0, source=source
         )
         figures["failback_s"] = round(took, 2)
         say(f"  new connections through {primary} again {took:.1f} s after it came back.")
 
-        figures["carrier_failover_ms"] = _show_carrier(
-            lab, office, client, (primary, backup), source, say=say
+        figures.update(
+            _show_carrier(lab, office, client, (primary, backup), source, ipv6=ipv6, say=say)
         )
         if survivor is not None:
             figures["survivor_alive"] = _show_survivor(survivor, backup, say)
@@ -214,25 +259,29 @@ def _show_carrier(
     uplinks: tuple[str, str],
     source: IPv4Address | None,
     *,
+    ipv6: bool,
     say: Say,
-) -> int:
-    """Pull the primary's cable: milliseconds to the first new connection via the backup;
-    then plug it back and wait until the primary carries again."""
+) -> dict[str, int]:
+    """Pull the primary's cable: milliseconds to the first new connection via the backup
+    (of each family, with ``ipv6``); then plug it back and wait until the primary carries."""
     primary, backup = uplinks
     say(f"\nPull {primary}'s cable (carrier loss) ...")
-    took, _ = measure_switch(
+    took, _, took6 = measure_switch(
         lab,
         client,
         backup,
         lambda: faults.carrier_loss(lab, primary),
         FAILOVER_DEADLINE,
         source=source,
+        ipv6=ipv6,
     )
-    say(f"  first new connection through {backup} {_ms(took)} after the cable was pulled.")
+    out = _say_took(
+        say, backup, took, took6, what="the cable was pulled", figure="carrier_failover"
+    )
     faults.clear(lab, primary)
     office.wait_active(primary, timeout=60)
     say(f"  cable back: {primary} carries traffic again.")
-    return round(took * 1000)
+    return out
 
 
 def _show_balancing(
@@ -286,6 +335,28 @@ def _show_dhcp(lab: Lab, lans: Sequence[str], say: Say) -> dict[str, int]:
             f"in {_ms(took)}"
         )
     return took_ms
+
+
+def _show_slaac(
+    lab: Lab, office: Office, lan: str, primary: str, *, figures: dict[str, Any], say: Say
+) -> bool:
+    """The client's IPv6 address formed by SLAAC from the router's RAs (``slaac_ms``
+    from now), once the primary carries IPv6 too."""
+    t0 = time.monotonic()
+    office.wait_for(
+        lambda st: st.get("active6", [])[:1] == [primary], 30, f"{primary} to carry IPv6"
+    )
+    net = lab.client(lan).gateway6
+    assert net is not None  # dual_stack() checked it
+    found = poll.until(
+        lambda: [a for a in lab.client_addresses6(lan) if a.network == net.network],
+        30,
+        f"a SLAAC address on {lan}",
+    )
+    took = time.monotonic() - t0
+    say(f"  IPv6: {lan} formed {found[0]} by SLAAC from the router's RAs ({_ms(took)}).")
+    figures["slaac_ms"] = round(took * 1000)
+    return True
 
 
 def _show_survivor(survivor: Flow, backup: str, say: Say) -> bool:

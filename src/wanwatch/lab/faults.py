@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from wanwatch.errors import LabError
-from wanwatch.lab import netns
+from wanwatch.lab import netns, uplinks
 from wanwatch.lab.plan import Isp
 from wanwatch.lab.procs import Proc
 from wanwatch.lab.topology import Lab
@@ -40,6 +40,8 @@ from wanwatch.lab.worker import worker_argv
 from wanwatch.lab.worker.limits import MAX_FLAP_CYCLES
 
 Direction = Literal["up", "down", "both"]
+Family = Literal[4, 6]
+_NFPROTO: dict[Family, str] = {4: "ipv4", 6: "ipv6"}
 Kind = Literal["blackhole", "loss", "delay", "carrier", "flap"]
 KINDS: tuple[Kind, ...] = ("flap", "delay", "loss", "blackhole", "carrier")
 
@@ -106,15 +108,17 @@ def _iif(isp: Isp, direction: Direction) -> str:
     return f"iifname {names[direction]}"
 
 
-def blackhole_ruleset() -> str:
-    """Drop everything the ISP forwards; its own address keeps answering (input is untouched)."""
+def blackhole_ruleset(family: Family | None = None) -> str:
+    """Drop everything the ISP forwards (of one ``family`` only: an LTE carrier whose
+    IPv6 core fails while IPv4 works); its own address keeps answering (input is untouched)."""
+    only = f"meta nfproto {_NFPROTO[family]} " if family is not None else ""
     return f"""\
 table inet {BLACKHOLE_TABLE}
 delete table inet {BLACKHOLE_TABLE}
 table inet {BLACKHOLE_TABLE} {{
     chain forward {{
         type filter hook forward priority filter - 20; policy accept;
-        counter drop
+        {only}counter drop
     }}
 }}
 """
@@ -166,10 +170,11 @@ def _delete_table(name: str) -> str:
 # --------------------------------------------------------------------------- faults
 
 
-def blackhole(lab: Lab, wan: str) -> FaultEvent:
-    """Silently drop everything the ISP of ``wan`` forwards (the LTE modem lost signal)."""
-    t = _Timer("blackhole", wan, "set")
-    netns.nft(lab.isp(wan).ns, blackhole_ruleset())
+def blackhole(lab: Lab, wan: str, family: Family | None = None) -> FaultEvent:
+    """Silently drop everything the ISP of ``wan`` forwards (the LTE modem lost signal),
+    or only that of one IP ``family``. Replaces a previous blackhole of that ISP."""
+    t = _Timer("blackhole", wan, "set", f"IPv{family} only" if family is not None else "")
+    netns.nft(lab.isp(wan).ns, blackhole_ruleset(family))
     return t.done()
 
 
@@ -256,7 +261,15 @@ def clear(lab: Lab, wan: str, kind: Kind | None = None) -> FaultEvent:
         elif k == "blackhole":
             netns.nft(isp.ns, _delete_table(BLACKHOLE_TABLE))
         elif k == "carrier":
+            was_down = not lab.link_state(isp.ns, isp.cust_if).admin_up
             netns.ip("-n", isp.ns, "link", "set", isp.cust_if, "up")
+            if was_down and isp.advertises:
+                # A router advertises anew when its interface comes up (RFC 4861
+                # 6.2.4); the ISP's dnsmasq did not here (bench/failover.py: the
+                # primary's IPv6 still down 30 s after a carrier cut ended), so its
+                # server is started again, as on a replug.
+                uplinks.stop_ra(lab, wan)
+                uplinks.start_ra(lab, wan)
     return t.done()
 
 

@@ -8,8 +8,16 @@ lease, a PPP reconnect). No I/O here.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +25,8 @@ import yaml
 
 from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import Kind, kind, static_address
+from wanwatch.config.fields import AUTO
+from wanwatch.config.ipv6 import lan_address6, static_address6
 from wanwatch.errors import LabError
 from wanwatch.lab import netns
 
@@ -34,6 +44,20 @@ _MAX_TARGETS = 40
 _DNS_BASE = 53  # DNS servers: .53 in each range, then .54, ...
 _WHOAMI = 80  # the whoami server
 _LINK_PREFIX = 30
+# IPv6 in the documentation prefix only (RFC 3849). ISP k owns a /48 of it, as a
+# real ISP owns its allocation: its customer link is the first /64 (the ISP at
+# ::1, and fe80::1, the usual static gateway6), the prefix it routes to its
+# customer (prefix6) the /56 at :100::, its link to the internet the /64 at
+# :ffff::. The ISPs do not translate IPv6 (real ones do not), so a server tells
+# the uplink a connection came through by the /48 its source lies in. The fake
+# internet's own hosts (servers, probe targets) are in a /48 of no ISP.
+ISP_PUBLIC_NETS6 = (IPv6Network("2001:db8:1::/48"), IPv6Network("2001:db8:2::/48"))
+INET_NET6 = IPv6Network("2001:db8:ffff::/48")
+ISP_LINK_LOCAL = IPv6Interface("fe80::1/64")
+_CUST_SUBNET6 = 0  # the /64 index of the customer link inside the ISP's /48
+_ROUTED6 = 0x100  # the first /64 index of the routed /56 inside the ISP's /48
+_ROUTED6_PREFIXLEN = 56
+_UPLINK_SUBNET6 = 0xFFFF  # the /64 index of the ISP's link to the internet
 # Point-to-point customer links (uplinks.py): (ISP, router) host numbers of the
 # peer addresses, first and after a reconnect.
 PTP_HOSTS = ((1, 2), (5, 6))
@@ -63,6 +87,13 @@ class Isp:
     inet_side: IPv4Interface  # the internet's address on that link
     inet_if: str  # the internet namespace's interface toward this ISP
     targets: tuple[IPv4Address, ...]  # this uplink's probe targets (fake-internet hosts)
+    net6: IPv6Network  # the ISP's own /48 (its customers' sources lie in it)
+    gateway6: IPv6Interface  # the ISP's global address toward the router (::1 of the link)
+    routed6: IPv6Network  # the prefix the ISP routes to the router (prefix6)
+    public6: IPv6Interface  # the ISP's address in the fake internet
+    inet_side6: IPv6Interface  # the internet's address on that link
+    targets6: tuple[IPv6Address, ...] = ()  # this uplink's IPv6 probe targets
+    advertises: bool = False  # the ISP sends RAs (the uplink's address6 is auto)
     kind: Kind = "static"  # dhcp: the ISP serves DHCP; point-to-point: peer addresses (uplinks.py)
     cust_if: str = CUST_IF
     uplink_if: str = UPLINK_IF
@@ -70,6 +101,10 @@ class Isp:
     @property
     def customer_net(self) -> IPv4Network:
         return self.gateway.network
+
+    @property
+    def customer_net6(self) -> IPv6Network:
+        return self.gateway6.network
 
 
 @dataclass(frozen=True)
@@ -82,6 +117,7 @@ class Client:
     router_if: str  # the LAN's interface in the router namespace (config name)
     network: IPv4Network | None  # the LAN's subnet (None: the config gives no address)
     gateway: IPv4Address | None  # the router's LAN address
+    gateway6: IPv6Interface | None = None  # the router's IPv6 address there (None: no IPv6)
     ifname: str = CLIENT_IF
 
     @property
@@ -103,6 +139,8 @@ class Topology:
     dns_servers: tuple[IPv4Address, ...]  # fake-internet DNS server addresses
     dns_records: tuple[tuple[str, IPv4Address], ...]
     dns_map: tuple[tuple[IPv4Address, IPv4Address], ...]  # config DNS address -> lab server
+    whoami6: tuple[IPv6Address, ...]  # the whoami server's IPv6 addresses, one per ISP
+    dns_servers6: tuple[IPv6Address, ...]  # the fake-internet DNS server's IPv6 addresses
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -122,6 +160,21 @@ class Topology:
             found += isp.targets
         return tuple(dict.fromkeys(found))
 
+    @property
+    def hosts6(self) -> tuple[IPv6Address, ...]:
+        """Every fake-internet IPv6 host address (a /128 on the internet's ``lo``)."""
+        found = [*self.whoami6, *self.dns_servers6]
+        for isp in self.isps:
+            found += isp.targets6
+        return tuple(dict.fromkeys(found))
+
+    @property
+    def dns_records6(self) -> tuple[tuple[str, IPv6Address], ...]:
+        """The AAAA records beside :attr:`dns_records`: the same names, IPv6 addresses."""
+        six = dict(zip(self.whoami, self.whoami6, strict=True))
+        six.update(zip(self.dns_servers[:1], self.dns_servers6[:1], strict=True))
+        return tuple((name, six[a]) for name, a in self.dns_records if a in six)
+
     def isp(self, wan: str) -> Isp:
         for i in self.isps:
             if i.wan == wan:
@@ -138,6 +191,20 @@ class Topology:
 
 def _host(net: IPv4Network, n: int) -> IPv4Address:
     return net.network_address + n
+
+
+def _subnet6(net: IPv6Network, index: int, prefixlen: int = 64) -> IPv6Network:
+    """The prefix of length ``prefixlen`` that starts at the ``index``-th /64 of ``net``."""
+    return IPv6Network((int(net.network_address) + (index << 64), prefixlen))
+
+
+def _host6(net: IPv6Network, n: int) -> IPv6Interface:
+    return IPv6Interface(f"{net.network_address + n}/{net.prefixlen}")
+
+
+def _inet_host6(isp_index: int, n: int) -> IPv6Address:
+    """Host ``n`` of the fake internet's /64 for uplink ``isp_index`` (its servers, targets)."""
+    return _subnet6(INET_NET6, isp_index + 1).network_address + n
 
 
 def _is_lab_host(addr: IPv4Address) -> bool:
@@ -176,7 +243,14 @@ def plan(cfg: Config, tag: str) -> Topology:
     pre = f"{netns.PREFIX}{tag}-"
     isps = []
     for k, wan in enumerate(cfg.wans):
-        net = ISP_PUBLIC_NETS[k]
+        net, net6 = ISP_PUBLIC_NETS[k], ISP_PUBLIC_NETS6[k]
+        link6 = _subnet6(net6, _UPLINK_SUBNET6)
+        v4, v6 = wan.probe.family(4), wan.probe.family(6)
+        if wan.prefix6 is not None and wan.prefix6.prefixlen < _ROUTED6_PREFIXLEN:
+            raise LabError(
+                f"{wan.name}: the lab routes at most a /{_ROUTED6_PREFIXLEN} to an uplink "
+                f"(prefix6 is a /{wan.prefix6.prefixlen})"
+            )
         if len(wan.probe.targets) > _MAX_TARGETS:
             raise LabError(f"{wan.name}: the lab maps at most {_MAX_TARGETS} probe targets")
         isps.append(
@@ -190,8 +264,15 @@ def plan(cfg: Config, tag: str) -> Topology:
                 inet_side=IPv4Interface(f"{_host(net, _INET_SIDE)}/{_LINK_PREFIX}"),
                 inet_if=f"isp{k + 1}",
                 # Positional, so planning the lab config again gives the same lab.
-                targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(wan.probe.targets))),
+                targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(v4))),
                 kind=kind(wan),
+                net6=net6,
+                gateway6=_host6(_subnet6(net6, _CUST_SUBNET6), 1),
+                routed6=_subnet6(net6, _ROUTED6, _ROUTED6_PREFIXLEN),
+                public6=_host6(link6, _ISP_PUBLIC),
+                inet_side6=_host6(link6, _INET_SIDE),
+                targets6=tuple(_inet_host6(k, _TARGET_BASE + j) for j in range(len(v6))),
+                advertises=wan.address6 == AUTO,
             )
         )
     clients = tuple(
@@ -202,6 +283,7 @@ def plan(cfg: Config, tag: str) -> Topology:
             router_if=lan.interface,
             network=lan.address.network if lan.address is not None else None,
             gateway=lan.address.ip if lan.address is not None else None,
+            gateway6=lan_address6(lan),
         )
         for j, lan in enumerate(cfg.lans)
     )
@@ -214,6 +296,7 @@ def plan(cfg: Config, tag: str) -> Topology:
         )
     )
     whoami = tuple(_host(n, _WHOAMI) for n in ISP_PUBLIC_NETS)
+    whoami6 = tuple(_inet_host6(k, _WHOAMI) for k in range(len(ISP_PUBLIC_NETS)))
     records = (
         ("server.lab.test", whoami[1]),
         ("www.lab.test", whoami[0]),
@@ -229,6 +312,8 @@ def plan(cfg: Config, tag: str) -> Topology:
         dns_servers=dns_servers,
         dns_records=records,
         dns_map=dns_map,
+        whoami6=whoami6,
+        dns_servers6=(_inet_host6(0, _DNS_BASE),),
     )
 
 
@@ -258,6 +343,19 @@ def _dns_map(cfg: Config) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
     return tuple(zip(outside, servers, strict=True))
 
 
+def _lab_ipv6(wan: dict[str, Any], cfg: Wan, isp: Isp) -> None:
+    """An uplink's IPv6 in the lab: a static address6 becomes host ::2 of its ISP's
+    customer /64 (gateway6 the ISP's ::1, or fe80::1 when the office names a
+    link-local router), prefix6 a prefix of the same length at the start of what the
+    ISP routes to it. ``auto`` stays: the ISP advertises its /64 (uplinks.py)."""
+    if static_address6(cfg) is not None:
+        wan["address6"] = f"{isp.customer_net6[2]}/{isp.customer_net6.prefixlen}"
+    if cfg.gateway6 is not None:
+        wan["gateway6"] = str(ISP_LINK_LOCAL.ip if cfg.gateway6.is_link_local else isp.gateway6.ip)
+    if cfg.prefix6 is not None:
+        wan["prefix6"] = str(IPv6Network((isp.routed6.network_address, cfg.prefix6.prefixlen)))
+
+
 ClientDns = Literal["lab", "router"]
 
 
@@ -271,8 +369,14 @@ def lab_config_data(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
     """
     data: dict[str, Any] = cfg.to_data(drop_none=True)
     dns_map = {str(a): str(b) for a, b in topo.dns_map}
-    for wan, isp in zip(data["wans"], topo.isps, strict=True):
-        wan["probe"]["targets"] = [str(t) for t in isp.targets]
+    for wan, isp, w in zip(data["wans"], topo.isps, cfg.wans, strict=True):
+        # Each family's targets in order, on its own hosts of the fake internet.
+        by_family: dict[int, Iterator[IPv4Address | IPv6Address]] = {
+            4: iter(isp.targets),
+            6: iter(isp.targets6),
+        }
+        wan["probe"]["targets"] = [str(next(by_family[t.address.version])) for t in w.probe.targets]
+        _lab_ipv6(wan, w, isp)
     if "dns" in data:
         data["dns"]["upstream"] = [dns_map.get(a, a) for a in data["dns"].get("upstream", [])]
     for lan in data.get("lans", []):
@@ -298,23 +402,29 @@ def lab_config_text(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
     header = (
         f"# wanwatch lab {topo.tag}: derived from {cfg.source}.\n"
         "# Same uplinks, LANs and addresses; public addresses replaced by fake-internet\n"
-        "# hosts (198.51.100.0/24 via the first uplink's ISP, 203.0.113.0/24 via the second).\n"
+        "# hosts (198.51.100.0/24 via the first uplink's ISP, 203.0.113.0/24 via the second;\n"
+        "# IPv6 in 2001:db8::/32: a /48 per ISP, the internet's hosts in 2001:db8:ffff::/48).\n"
     )
     body = yaml.safe_dump(lab_config_data(cfg, topo, client_dns), sort_keys=False)
     return header + body
 
 
 def isp_ruleset(isp: Isp) -> str:
-    """nft table of one ISP: BCP38 on the customer port, masquerade toward the internet."""
+    """nft table of one ISP: BCP38 on the customer port for both families, masquerade of
+    IPv4 toward the internet (IPv6 is routed untranslated, as real ISPs do)."""
     net = isp.customer_net
+    # The customer's IPv6 sources: its link and the prefix routed to it. Link-local
+    # sources never reach the forward hook (RFC 4291 2.5.6: never forwarded).
+    own6 = f"{{ {isp.customer_net6}, {isp.routed6} }}"
     return f"""\
-table ip {ISP_TABLE}
-delete table ip {ISP_TABLE}
-table ip {ISP_TABLE} {{
+table inet {ISP_TABLE}
+delete table inet {ISP_TABLE}
+table inet {ISP_TABLE} {{
     counter {BCP38_COUNTER} {{ }}
     chain forward {{
         type filter hook forward priority filter; policy accept;
         iifname "{isp.cust_if}" ip saddr != {net} counter name "{BCP38_COUNTER}" drop
+        iifname "{isp.cust_if}" ip6 saddr != {own6} counter name "{BCP38_COUNTER}" drop
     }}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;

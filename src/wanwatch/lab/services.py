@@ -9,7 +9,7 @@ server: the kernel answers for the /32 addresses on ``lo``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from wanwatch.lab.worker import worker_argv
@@ -19,29 +19,37 @@ DNS_PORT = 53
 MAX_SECONDS = 24 * 3600.0  # every lab process is bounded; a day outlasts any lab run
 
 
+Address = IPv4Address | IPv6Address
+
+
 def whoami_argv(
-    listen: Sequence[IPv4Address], port: int = WHOAMI_PORT, max_seconds: float = MAX_SECONDS
+    listen: Sequence[Address], port: int = WHOAMI_PORT, max_seconds: float = MAX_SECONDS
 ) -> list[str]:
     """argv of a whoami server on ``listen`` (run it inside the internet namespace)."""
     return _server_argv("whoami", listen, port, max_seconds)
 
 
 def bulk_argv(
-    listen: Sequence[IPv4Address], port: int = BULK_PORT, max_seconds: float = MAX_SECONDS
+    listen: Sequence[Address], port: int = BULK_PORT, max_seconds: float = MAX_SECONDS
 ) -> list[str]:
     """argv of a bulk source/sink server on ``listen`` (run it inside the internet namespace)."""
     return _server_argv("bulk-server", listen, port, max_seconds)
 
 
 def _server_argv(
-    command: str, listen: Sequence[IPv4Address], port: int, max_seconds: float
+    command: str, listen: Sequence[Address], port: int, max_seconds: float
 ) -> list[str]:
     addresses = [arg for a in listen for arg in ("--listen", str(a))]
     return worker_argv(command, "--port", str(port), *addresses, "--max-seconds", str(max_seconds))
 
 
-def dns_conf(listen: Sequence[IPv4Address], records: Mapping[str, IPv4Address]) -> str:
-    """dnsmasq configuration of the fake internet's DNS server: our names, nothing else.
+def dns_conf(
+    listen: Sequence[Address],
+    records: Mapping[str, IPv4Address],
+    records6: Mapping[str, IPv6Address] | None = None,
+) -> str:
+    """dnsmasq configuration of the fake internet's DNS server: our names (A ``records``,
+    AAAA ``records6``), nothing else.
 
     ``no-resolv``/``no-hosts`` keep it from reading the host's resolv.conf and
     /etc/hosts (namespaces share the filesystem); ``bind-interfaces`` with
@@ -59,10 +67,11 @@ def dns_conf(listen: Sequence[IPv4Address], records: Mapping[str, IPv4Address]) 
         "log-facility=-",
     ]
     lines += [f"listen-address={a}" for a in listen]
-    lines += [f"address=/{name}/{addr}" for name, addr in sorted(records.items())]
+    both: list[tuple[str, Address]] = [*records.items(), *(records6 or {}).items()]
+    lines += [f"address=/{name}/{addr}" for name, addr in sorted(both, key=str)]
     # An empty address makes dnsmasq answer NXDOMAIN for the rest of each zone
     # (dnsmasq(8), --address), instead of REFUSED for lack of an upstream server.
-    zones = sorted({name.split(".", 1)[1] for name in records if "." in name})
+    zones = sorted({name.split(".", 1)[1] for name, _ in both if "." in name})
     lines += [f"address=/{zone}/" for zone in zones]
     return "\n".join(lines) + "\n"
 

@@ -19,6 +19,12 @@ through the wrong uplink is caught, not hidden by the ISP's NAT). The ISP's
 customer link stays up when its "signal" is cut (faults.py), like an
 LTE modem that lost its signal.
 
+IPv6 (2001:db8::/32 only, lab/plan.py): each ISP owns a /48, routes it
+untranslated (real ISPs do not NAT IPv6), applies BCP38 to it too, routes the
+prefix it gives its customer (prefix6) to the router's link-local address, and
+sends router advertisements when the uplink's ``address6`` is ``auto``. The fake
+internet's servers answer on IPv6 as on IPv4 (whoami, DNS with AAAA records, echo).
+
 The lab runs on its own config, derived from the office config: same uplinks,
 LANs and addresses, with every public address replaced by a lab one (probe
 targets, DNS). It is written to :attr:`Lab.config_path`.
@@ -44,7 +50,7 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -153,11 +159,12 @@ class Lab:
             return who
         raise LabError(f"{who!r} is no LAN, uplink, 'router', 'inet' or namespace of this lab")
 
-    def isp_of(self, address: IPv4Address | str) -> str | None:
-        """Uplink name whose ISP owns ``address`` (its public or gateway address), or None."""
-        a = IPv4Address(str(address))
+    def isp_of(self, address: IPv4Address | IPv6Address | str) -> str | None:
+        """Uplink name whose ISP owns ``address``, or None: its public or gateway IPv4
+        address (the ISP masquerades), or any IPv6 address of its /48 (it routes)."""
+        a = ip_address(str(address))
         for i in self.topology.isps:
-            if a in (i.public.ip, i.gateway.ip):
+            if a in (i.public.ip, i.gateway.ip) or a in i.net6:
                 return i.wan
         return None
 
@@ -231,18 +238,28 @@ class Lab:
         for isp in topo.isps:
             netns.veth(isp.ns, isp.uplink_if, topo.inet_ns, isp.inet_if)
             self._plug_router(isp.ns, isp.cust_if, isp.router_if)
+            # Before any IPv6 address: forwarding on makes the ISP a router (it never
+            # takes the office's RAs), and the addresses below are usable at once
+            # (nodad: no duplicate address detection on links only we built).
+            netns.sysctl(isp.ns, {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1})
             netns.batch(
                 isp.ns,
                 [
                     f"addr add {isp.public} dev {isp.uplink_if}",
+                    f"addr add {isp.public6} dev {isp.uplink_if} nodad",
                     *uplinks.cust_commands(isp),
                     f"route add default via {isp.inet_side.ip} dev {isp.uplink_if}",
+                    f"route add default via {isp.inet_side6.ip} dev {isp.uplink_if}",
                 ],
             )
-            netns.sysctl(isp.ns, {"net.ipv4.ip_forward": 1})
             netns.nft(isp.ns, isp_ruleset(isp))
-            inet_cmds.append(f"addr add {isp.inet_side} dev {isp.inet_if}")
+            inet_cmds += [
+                f"addr add {isp.inet_side} dev {isp.inet_if}",
+                f"addr add {isp.inet_side6} dev {isp.inet_if} nodad",
+                f"route add {isp.net6} via {isp.public6.ip} dev {isp.inet_if}",
+            ]
         inet_cmds += [f"addr add {h}/32 dev lo" for h in topo.hosts]
+        inet_cmds += [f"addr add {h}/128 dev lo" for h in topo.hosts6]
         netns.batch(topo.inet_ns, inet_cmds)
         for c in topo.clients:
             self._plug_router(c.ns, c.ifname, c.router_if)
@@ -254,9 +271,13 @@ class Lab:
 
     def _start_services(self) -> None:
         topo = self.topology
-        self.whoami = self.spawn(topo.inet_ns, services.whoami_argv(topo.whoami), "whoami")
+        listen: list[services.Address] = [*topo.whoami, *topo.whoami6]
+        self.whoami = self.spawn(topo.inet_ns, services.whoami_argv(listen), "whoami")
         conf = self.state_dir / "dns.conf"
-        conf.write_text(services.dns_conf(topo.dns_servers, dict(topo.dns_records)))
+        listen_dns: list[services.Address] = [*topo.dns_servers, *topo.dns_servers6]
+        conf.write_text(
+            services.dns_conf(listen_dns, dict(topo.dns_records), dict(topo.dns_records6))
+        )
         pid_file = self.state_dir / "dns.pid"
         self.dns = self.spawn(
             topo.inet_ns,
@@ -404,7 +425,7 @@ class Lab:
 
     def bcp38_drops(self, wan: str) -> int:
         """Customer packets the ISP of ``wan`` dropped for a foreign source address."""
-        items = netns.nft_json(self.isp(wan).ns, "counter", "ip", ISP_TABLE, BCP38_COUNTER)
+        items = netns.nft_json(self.isp(wan).ns, "counter", "inet", ISP_TABLE, BCP38_COUNTER)
         for item in items:
             if "counter" in item:
                 return int(item["counter"]["packets"])
@@ -433,6 +454,18 @@ class Lab:
             ],
         )
         return address
+
+    def client_addresses6(self, lan: str) -> list[IPv6Interface]:
+        """The global IPv6 addresses of the LAN's client that are usable (DAD done),
+        e.g. those SLAAC formed from the router's RAs."""
+        c = self.client(lan)
+        shown = netns.ip("-j", "-6", "-n", c.ns, "addr", "show", "dev", c.ifname, "scope", "global")
+        return [
+            IPv6Interface(f"{a['local']}/{a['prefixlen']}")
+            for link in json.loads(shown.stdout)
+            for a in link["addr_info"]
+            if "local" in a and not a.get("tentative")
+        ]
 
     def dhcp_client(self, lan: str, *, once: bool = False, tries: int = 10) -> DhcpClient:
         """Start busybox udhcpc in the LAN's client namespace (see :meth:`DhcpClient.start`)."""

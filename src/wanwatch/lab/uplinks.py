@@ -16,26 +16,63 @@ an uplink interface that is unplugged and comes back.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+from ipaddress import IPv6Address
 from pathlib import Path
 
-from wanwatch.lab import netns, services
-from wanwatch.lab.plan import Isp, ptp_pair
+from wanwatch.lab import netns, poll, services
+from wanwatch.lab.plan import ISP_LINK_LOCAL, Isp, ptp_pair
 from wanwatch.lab.procs import Proc, Runner
 
 POOLS = ((100, 149), (150, 199))  # host numbers of the ISP's DHCP pool: first, renumbered
 LEASE_TIME = 120  # dnsmasq's shortest lease (dnsmasq(8), --dhcp-range)
 DHCP_READY = 10.0
+LINK_LOCAL_READY = 5.0  # the kernel makes it as the link comes up (addrconf.c); ~at once
+RA_INTERVAL = 10  # seconds between unsolicited RAs (dnsmasq(8), --ra-param)
+RA_ROUTER_LIFETIME = 1800  # seconds (RFC 4861 6.2.1: AdvDefaultLifetime's default)
+RA_PREFIX_LIFETIME = 3600  # valid lifetime of the advertised prefix (seconds)
 
 
 def cust_commands(isp: Isp) -> list[str]:
     """``ip -batch`` lines addressing the ISP's customer port (and, point-to-point, the
-    router's end: the lab plays pppd there)."""
+    router's end: the lab plays pppd there), both families."""
+    # IPv6: its global ::1 and fe80::1 (what a static gateway6 usually names), usable at
+    # once (nodad: duplicate detection on a link only we built would only cost a second).
+    six = [
+        f"addr add {isp.gateway6} dev {isp.cust_if} nodad",
+        f"addr add {ISP_LINK_LOCAL} dev {isp.cust_if} nodad",
+    ]
     if isp.kind == "point-to-point":
-        return _ptp_commands(isp, 0)
-    return [f"addr add {isp.gateway} dev {isp.cust_if}"]
+        return [*_ptp_commands(isp, 0), *six]
+    return [f"addr add {isp.gateway} dev {isp.cust_if}", *six]
+
+
+def router_link_local(lab: Runner, isp: Isp, ifname: str | None = None) -> list[IPv6Address]:
+    """The link-local addresses of the router's end of the uplink (none until the kernel
+    made one)."""
+    shown = netns.ip(
+        "-j", "-6", "-n", lab.topology.router_ns, "addr", "show", "dev", ifname or isp.router_if,
+        "scope", "link",
+    ).stdout  # fmt: skip
+    # iproute2's JSON keeps an empty object for each address of the other family.
+    infos = [a for link in json.loads(shown) for a in link["addr_info"] if "local" in a]
+    return [IPv6Address(a["local"]) for a in infos]
+
+
+def route_prefix6(lab: Runner, isp: Isp, ifname: str | None = None) -> IPv6Address:
+    """The ISP routes the prefix it gives its customer (prefix6) to the router's
+    link-local address, as an ISP routes a prefix it delegates (RFC 8415 section 6.3);
+    the router address it goes through."""
+    router = poll.until(
+        lambda: router_link_local(lab, isp, ifname),
+        LINK_LOCAL_READY,
+        f"a link-local address on the router's {ifname or isp.router_if}",
+    )[0]
+    netns.batch(isp.ns, [f"route replace {isp.routed6} via {router} dev {isp.cust_if}"])
+    return router
 
 
 def _ptp_commands(isp: Isp, n: int) -> list[str]:
@@ -51,8 +88,12 @@ def _router_ptp(lab: Runner, isp: Isp, n: int, ifname: str | None = None) -> Non
 
 
 def build(lab: Runner) -> None:
-    """After the lab's links exist: the router's point-to-point addresses, the DHCP servers."""
+    """After the lab's links exist: the routes of the prefixes the ISPs give, the router's
+    point-to-point addresses, the DHCP servers and router advertisements."""
     for isp in lab.topology.isps:
+        route_prefix6(lab, isp)
+        if isp.advertises:
+            start_ra(lab, isp.wan)
         if isp.kind == "point-to-point":
             _router_ptp(lab, isp, 0)
         elif isp.kind == "dhcp":
@@ -62,37 +103,53 @@ def build(lab: Runner) -> None:
 # --------------------------------------------------------------------------- DHCP at the ISP
 
 
+def _isp_dnsmasq(isp: Isp, what: str, lines: list[str]) -> str:
+    """A dnsmasq config of the ISP's on its customer port only, with no DNS (port=0)."""
+    head = [
+        f"# wanwatch lab: the ISP's {what} (written by wanwatch.lab.uplinks)",
+        "port=0",
+        "no-resolv",
+        "no-hosts",
+        "bind-interfaces",
+        f"interface={isp.cust_if}",
+        "log-facility=-",
+    ]
+    return "\n".join([*head, *lines]) + "\n"
+
+
+def _start_isp_dnsmasq(lab: Runner, isp: Isp, role: str, text: str) -> Proc:
+    """Start one dnsmasq of the ISP's (``role``: its files and name); wait until it serves."""
+    conf, pid_file, leases = _isp_files(lab, isp, role)
+    conf.write_text(text, encoding="utf-8")
+    pid_file.unlink(missing_ok=True)
+    proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"{role}-{isp.wan}")
+    proc.wait_ready(pid_file.exists, DHCP_READY, "its pid file")  # written once it listens
+    return proc
+
+
 def dhcp_conf(lab: Runner, isp: Isp, pool: int) -> str:
     """The ISP's dnsmasq: DHCP on its customer port only, no DNS (port=0)."""
     net = isp.gateway.network
     lo, hi = (net.network_address + h for h in POOLS[pool])
     dns = lab.topology.dns_servers[isp.index % len(lab.topology.dns_servers)]
-    return (
-        "\n".join(
-            [
-                "# wanwatch lab: the ISP's DHCP server (written by wanwatch.lab.uplinks)",
-                "port=0",
-                "no-resolv",
-                "no-hosts",
-                "bind-interfaces",
-                f"interface={isp.cust_if}",
-                "log-facility=-",
-                "log-dhcp",
-                # Authoritative: a REQUEST for an address outside the pool is NAKed at
-                # once (dnsmasq(8), --dhcp-authoritative), which is how it renumbers.
-                "dhcp-authoritative",
-                "no-ping",  # the ping before an offer costs ~3 s (dnsmasq(8), --no-ping)
-                f"dhcp-range={lo},{hi},{net.netmask},{LEASE_TIME}",
-                f"dhcp-option=option:router,{isp.gateway.ip}",
-                f"dhcp-option=option:dns-server,{dns}",
-            ]
-        )
-        + "\n"
+    return _isp_dnsmasq(
+        isp,
+        "DHCP server",
+        [
+            "log-dhcp",
+            # Authoritative: a REQUEST for an address outside the pool is NAKed at
+            # once (dnsmasq(8), --dhcp-authoritative), which is how it renumbers.
+            "dhcp-authoritative",
+            "no-ping",  # the ping before an offer costs ~3 s (dnsmasq(8), --no-ping)
+            f"dhcp-range={lo},{hi},{net.netmask},{LEASE_TIME}",
+            f"dhcp-option=option:router,{isp.gateway.ip}",
+            f"dhcp-option=option:dns-server,{dns}",
+        ],
     )
 
 
-def _dhcp_files(lab: Runner, isp: Isp) -> tuple[Path, Path, Path]:
-    base = lab.state_dir / f"isp{isp.index + 1}-dhcp"
+def _isp_files(lab: Runner, isp: Isp, role: str) -> tuple[Path, Path, Path]:
+    base = lab.state_dir / f"isp{isp.index + 1}-{role}"
     return base.with_suffix(".conf"), base.with_suffix(".pid"), base.with_suffix(".leases")
 
 
@@ -103,12 +160,7 @@ def _dhcp_proc(lab: Runner, wan: str) -> Proc | None:
 def start_dhcp(lab: Runner, wan: str, pool: int = 0) -> Proc:
     """Start the ISP's DHCP server (pool 0, or 1: renumbered); wait until it serves."""
     isp = lab.topology.isp(wan)
-    conf, pid_file, leases = _dhcp_files(lab, isp)
-    conf.write_text(dhcp_conf(lab, isp, pool), encoding="utf-8")
-    pid_file.unlink(missing_ok=True)
-    proc = lab.spawn(isp.ns, services.dnsmasq_argv(conf, pid_file, leases), f"dhcp-{wan}")
-    proc.wait_ready(pid_file.exists, DHCP_READY, "its pid file")  # written once it listens
-    return proc
+    return _start_isp_dnsmasq(lab, isp, "dhcp", dhcp_conf(lab, isp, pool))
 
 
 def stop_dhcp(lab: Runner, wan: str) -> None:
@@ -128,12 +180,51 @@ def renumber(lab: Runner, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
     """
     stop_dhcp(lab, wan)
     isp = lab.topology.isp(wan)
-    _, _, leases = _dhcp_files(lab, isp)
+    _, _, leases = _isp_files(lab, isp, "dhcp")
     leases.unlink(missing_ok=True)  # forget the old lease: the client's address is no longer ours
     start_dhcp(lab, wan, pool=pool)
     at = time.monotonic()
     os.kill(udhcpc_pid, signal.SIGUSR1)
     return at
+
+
+# --------------------------------------------------------------------------- IPv6 RAs at the ISP
+
+
+def ra_conf(lab: Runner, isp: Isp) -> str:
+    """The ISP's router advertisements: its customer link's /64 for SLAAC, itself as the
+    default router, the lab's DNS server (RDNSS, RFC 8106); no DHCPv6, no DNS (port=0)."""
+    return _isp_dnsmasq(
+        isp,
+        "router advertisements",
+        [
+            "enable-ra",
+            # constructor: the prefix is the one on the port; ra-only: SLAAC, no
+            # DHCPv6 (dnsmasq(8), --dhcp-range).
+            f"dhcp-range=::,constructor:{isp.cust_if},ra-only,{RA_PREFIX_LIFETIME}",
+            # An RA at most every RA_INTERVAL s, so a router that starts listening
+            # late (forwarding routers take RAs only with accept_ra=2) learns soon.
+            f"ra-param={isp.cust_if},{RA_INTERVAL},{RA_ROUTER_LIFETIME}",
+            f"dhcp-option=option6:dns-server,[{lab.topology.dns_servers6[0]}]",
+        ],
+    )
+
+
+def _ra_proc(lab: Runner, wan: str) -> Proc | None:
+    return next((p for p in lab.procs if p.name == f"ra-{wan}"), None)
+
+
+def start_ra(lab: Runner, wan: str) -> Proc:
+    """Start the ISP's router advertisements on its customer port; wait until it serves."""
+    isp = lab.topology.isp(wan)
+    return _start_isp_dnsmasq(lab, isp, "ra", ra_conf(lab, isp))
+
+
+def stop_ra(lab: Runner, wan: str) -> None:
+    """The ISP stops advertising (its server is stopped, by PID)."""
+    proc = _ra_proc(lab, wan)
+    if proc is not None:
+        lab.stop_proc(proc)
 
 
 # --------------------------------------------------------------------------- point-to-point
@@ -174,11 +265,15 @@ def replug(lab: Runner, wan: str, name: str | None = None) -> float:
     netns.veth(isp.ns, isp.cust_if, lab.topology.router_ns, ifname)
     at = time.monotonic()
     netns.batch(isp.ns, cust_commands(isp))
+    route_prefix6(lab, isp, ifname)  # the new device has a new link-local address
     if isp.kind == "point-to-point":
         _router_ptp(lab, isp, 0, ifname)
     elif isp.kind == "dhcp":
         stop_dhcp(lab, wan)  # bound to the old port: serve the new one
         start_dhcp(lab, wan)
+    if isp.advertises:
+        stop_ra(lab, wan)
+        start_ra(lab, wan)
     return at
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wanwatch.config.ipv6 import ipv6_lans, lan_address6
 from wanwatch.errors import DnsmasqError
 from wanwatch.linux.dnsmasq_log import strip_prefix
 from wanwatch.linux.supervisor import config_test
@@ -28,6 +29,9 @@ PID_FILE = "dnsmasq.pid"
 CACHE_SIZE = 1000
 
 TEST_TIMEOUT = 10.0  # dnsmasq --test
+# Valid lifetime of a LAN prefix in the RAs (seconds); dnsmasq advertises it as the
+# preferred lifetime too and re-advertises well inside it.
+RA_LIFETIME = 3600
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,10 @@ def idle_reason(config: Config) -> str | None:
     """Why dnsmasq has nothing to serve for ``config``, or None when it should run."""
     if not config.lans:
         return "no LAN"
-    if not config.dns.upstream and all(lan.dhcp is None for lan in config.lans):
-        return "no LAN has dhcp and dns.upstream is empty"
+    if not config.dns.upstream and all(
+        lan.dhcp is None and lan_address6(lan) is None for lan in config.lans
+    ):
+        return "no LAN has dhcp or address6 and dns.upstream is empty"
     return None
 
 
@@ -128,7 +134,42 @@ def render(config: Config, state_dir: Path) -> str:
         ]
     for lan in dhcp_lans:
         out += ["", *_render_lan(lan)]
+    out += _render_ipv6(config)
     return "\n".join(out) + "\n"
+
+
+def _render_ipv6(config: Config) -> list[str]:
+    """Router advertisements and stateless DHCPv6 on every LAN with IPv6 (docs/ipv6.md).
+
+    SLAAC gives the address (RFC 4862), the RA the router and, in its RDNSS and
+    DNSSL options (RFC 8106), the DNS; stateless DHCPv6 (RFC 8415 section 6.1)
+    answers the same DNS to clients that ask it instead (the RA's O flag). The
+    DNS server is the router's own address on the LAN, so the forwarder answers
+    AAAA and A alike.
+    """
+    lans = ipv6_lans(config)
+    if not lans:
+        return []
+    out = [
+        "",
+        "# IPv6: router advertisements on the LANs below only (interface= lines above).",
+        "enable-ra",
+    ]
+    for lan, own in lans:
+        tag = lan_tag(lan) + "-v6"
+        # constructor: the prefix is the one the router has on the interface (the
+        # backend adds it); ra-stateless: SLAAC plus DHCPv6 for options only, no
+        # addresses leased (dnsmasq(8), --dhcp-range). ra-names: a dual-stack
+        # client's SLAAC address gets the name of its DHCPv4 lease (AAAA here).
+        modes = "ra-stateless,ra-names" if lan.dhcp is not None else "ra-stateless"
+        out += [
+            f"# LAN {lan.name} on {lan.interface}: {own.network}",
+            f"dhcp-range=set:{tag},::,constructor:{lan.interface},{modes},{RA_LIFETIME}",
+            f"dhcp-option=tag:{tag},option6:dns-server,[{own.ip}]",
+        ]
+        if config.dns.domain is not None:
+            out.append(f"dhcp-option=tag:{tag},option6:domain-search,{config.dns.domain}")
+    return out
 
 
 def _nftsets(config: Config) -> list[str]:

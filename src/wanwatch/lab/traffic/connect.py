@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING
 
 from wanwatch.engine.policy import plan_for
@@ -55,13 +55,13 @@ class ConnectLoop:
         lab: Lab,
         client: str,
         *,
-        dst: IPv4Address | None = None,
+        dst: IPv4Address | IPv6Address | None = None,
         port: int = WHOAMI_PORT,
         interval: float = 0.02,
         timeout: float = 1.0,
         max_seconds: float = DEFAULT_MAX_SECONDS,
         max_attempts: int = MAX_ATTEMPTS,
-        sources: Sequence[IPv4Address] = (),
+        sources: Sequence[IPv4Address | IPv6Address] = (),
     ) -> None:
         self.lab = lab
         self.client = client
@@ -97,7 +97,9 @@ class ConnectLoop:
         for src in self.sources:
             argv += ["--source", str(src)]
         if until_via is not None:
-            argv += ["--until-peer", str(self.lab.isp(until_via).public.ip)]
+            # IPv4 arrives masqueraded to the ISP's address; IPv6 from the ISP's /48.
+            isp = self.lab.isp(until_via)
+            argv += ["--until-peer", str(isp.net6 if self.dst.version == 6 else isp.public.ip)]
         if until_after is not None:
             argv += ["--until-after", repr(until_after)]
         self.proc = self.lab.spawn(self.lab.ns_for(self.client), argv, "connect")
@@ -229,7 +231,7 @@ def first_new_connection(
     via: str | None = None,
     interval: float = 0.02,
     timeout: float = 1.0,
-    dst: IPv4Address | None = None,
+    dst: IPv4Address | IPv6Address | None = None,
 ) -> Attempt | None:
     """Try new connections from ``client`` until one started after ``after`` succeeds.
 
@@ -259,8 +261,8 @@ def connections(
     client: str,
     count: int,
     *,
-    sources: Sequence[IPv4Address] = (),
-    dst: IPv4Address | None = None,
+    sources: Sequence[IPv4Address | IPv6Address] = (),
+    dst: IPv4Address | IPv6Address | None = None,
     port: int = WHOAMI_PORT,
     interval: float = 0.005,
     timeout: float = 2.0,

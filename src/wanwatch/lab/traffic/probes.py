@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from ipaddress import IPv4Address
-from typing import TYPE_CHECKING
+from ipaddress import IPv4Address, IPv6Address
+from typing import TYPE_CHECKING, Literal
 
 from wanwatch.lab.traffic.spawn import run_worker
 from wanwatch.lab.worker import worker_argv
@@ -78,14 +78,15 @@ def dns_lookup(
     lab: Lab,
     client: str,
     name: str,
-    server: IPv4Address | None = None,
+    server: IPv4Address | IPv6Address | None = None,
     *,
     timeout: float = 1.0,
     tries: int = 3,
     connect: int | None = None,
+    qtype: Literal["A", "AAAA"] = "A",
 ) -> DnsAnswer:
-    """Ask ``server`` (default: the fake internet's DNS) for ``name``'s A records; with
-    ``connect``, then at once open a connection to that port of the first address."""
+    """Ask ``server`` (default: the fake internet's DNS) for ``name``'s A (or AAAA) records;
+    with ``connect``, then at once open a connection to that port of the first address."""
     srv = server or lab.topology.dns_servers[0]
     argv = worker_argv(
         "dns",
@@ -93,6 +94,8 @@ def dns_lookup(
         str(srv),
         "--name",
         name,
+        "--type",
+        qtype,
         "--timeout",
         str(timeout),
         "--tries",

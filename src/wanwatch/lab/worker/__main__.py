@@ -121,7 +121,11 @@ def _client_parsers(sub: Subparsers) -> None:
     c.add_argument("--timeout", type=float, default=1.0)
     c.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS)
     c.add_argument("--max-attempts", type=int, default=MAX_ATTEMPTS)
-    c.add_argument("--until-peer", default=None, help="stop at the first success seen from this")
+    c.add_argument(
+        "--until-peer",
+        default=None,
+        help="stop at the first success seen from this address or network",
+    )
     c.add_argument("--until-after", type=float, default=0.0, help="...started at/after this")
     c.add_argument("--source", action="append", help="bind attempt n to the n-th (cycling)")
     f = _command(sub, "flow", tcp.flow, "one long-lived echo connection")
@@ -144,9 +148,10 @@ def _client_parsers(sub: Subparsers) -> None:
     h.add_argument("--ttl", type=int, default=2)
     h.add_argument("--timeout", type=float, default=1.0)
     h.add_argument("--tries", type=int, default=3)
-    d = _command(sub, "dns", dns.dns, "one A query over UDP")
-    d.add_argument("--server", required=True)
+    d = _command(sub, "dns", dns.dns, "one A (or AAAA) query over UDP")
+    d.add_argument("--server", required=True, help="an IPv4 or IPv6 address")
     d.add_argument("--name", required=True)
+    d.add_argument("--type", choices=sorted(dns.QTYPES), default="A")
     d.add_argument("--timeout", type=float, default=1.0)
     d.add_argument("--tries", type=int, default=3)
     d.add_argument("--connect", type=int, default=None, help="then at once a TCP port there")

@@ -1,6 +1,6 @@
-"""The DNS worker: one A query over UDP, retried, with the answer's rcode and addresses;
-with ``--connect PORT``, then at once a TCP connection to the first address (a client that
-connects the moment its lookup returns), reporting who the whoami server saw."""
+"""The DNS worker: one A or AAAA query over UDP, retried, with the answer's rcode and
+addresses; with ``--connect PORT``, then at once a TCP connection to the first address (a
+client that connects the moment its lookup returns), reporting who the whoami server saw."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import select
 import socket
 import struct
 import time
+from ipaddress import ip_address
 from typing import Any
 
 from wanwatch.lab.worker.report import emit, errname
 from wanwatch.lab.worker.tcp import read_json_line
 
+# Record type -> (its number, its address family and length): RFC 1035 3.2.2, RFC 3596.
+QTYPES = {"A": (1, socket.AF_INET, 4), "AAAA": (28, socket.AF_INET6, 16)}
 
-def _dns_query(name: str, qid: int) -> bytes:
+
+def _dns_query(name: str, qid: int, qtype: int = 1) -> bytes:
     head = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)  # RD set, one question
     labels = b"".join(bytes([len(p)]) + p.encode() for p in name.strip(".").split("."))
-    return head + labels + b"\0" + struct.pack("!HH", 1, 1)  # A, IN
+    return head + labels + b"\0" + struct.pack("!HH", qtype, 1)  # class IN
 
 
 def _skip_name(msg: bytes, pos: int) -> int:
@@ -32,8 +36,9 @@ def _skip_name(msg: bytes, pos: int) -> int:
         pos += n + 1
 
 
-def _dns_parse(msg: bytes, qid: int) -> tuple[int, list[str]] | None:
-    """(rcode, A addresses) of a reply to ``qid``, or None if it is not one."""
+def _dns_parse(msg: bytes, qid: int, qtype: str = "A") -> tuple[int, list[str]] | None:
+    """(rcode, addresses of ``qtype``) of a reply to ``qid``, or None if it is not one."""
+    number, family, size = QTYPES[qtype]
     if len(msg) < 12:
         return None
     r_id, flags, qd, an, _, _ = struct.unpack("!HHHHHH", msg[:12])
@@ -47,27 +52,28 @@ def _dns_parse(msg: bytes, qid: int) -> tuple[int, list[str]] | None:
         pos = _skip_name(msg, pos)
         rtype, _, _, rdlen = struct.unpack("!HHIH", msg[pos : pos + 10])
         pos += 10
-        if rtype == 1 and rdlen == 4:
-            found.append(socket.inet_ntoa(msg[pos : pos + 4]))
+        if rtype == number and rdlen == size:
+            found.append(socket.inet_ntop(family, msg[pos : pos + size]))
         pos += rdlen
     return flags & 0x000F, found
 
 
 def dns(args: argparse.Namespace) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    family = socket.AF_INET6 if ip_address(args.server).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.connect((args.server, 53))
     t0 = time.monotonic()
     for attempt in range(args.tries):
         qid = random.randrange(0, 0x10000)
         sent = time.monotonic()
-        sock.send(_dns_query(args.name, qid))
+        sock.send(_dns_query(args.name, qid, QTYPES[args.type][0]))
         until = sent + args.timeout
         while (left := until - time.monotonic()) > 0:
             ready, _, _ = select.select([sock], [], [], left)
             if not ready:
                 break
             try:
-                reply = _dns_parse(sock.recv(4096), qid)
+                reply = _dns_parse(sock.recv(4096), qid, args.type)
             except (ConnectionRefusedError, struct.error, IndexError):
                 reply = None
             if reply is not None:

@@ -8,6 +8,7 @@ import errno
 import json
 import socket
 import time
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from wanwatch.lab.worker.report import emit, errname
@@ -59,7 +60,7 @@ async def connect_loop(args: argparse.Namespace) -> None:
         if (
             rec["ok"]
             and args.until_peer is not None
-            and rec["peer"] == args.until_peer
+            and ip_address(rec["peer"]) in ip_network(args.until_peer)
             and t0 >= args.until_after
         ):
             done.set()
