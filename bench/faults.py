@@ -16,6 +16,7 @@ bench/README.md explains every field.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -305,20 +306,24 @@ DRIFT = ("nft_table_deleted", "nft_flush_ruleset", "routes_flushed", "rules_dele
 LOSS_KEYS = ("failed_connections", "leases_lost")
 
 
-def run_fault(bench: Bench, name: str, runs: int) -> Record:
+def run_fault(bench: Bench, name: str, runs: int, recs: list[Record]) -> None:
+    """Inject ``name`` ``runs`` times; each run's record goes into ``recs`` as it ends."""
     bench.fresh(faked=name == "wall_clock_jump")
     gap = 60.0 / REPAIRS_PER_MINUTE if runs > REPAIRS_PER_MINUTE else 0.0
-    recs = []
     for i in range(runs):
         started = time.monotonic()
         try:
             rec = FAULTS[name](bench)
         except (LabError, ControlError) as exc:  # this run failed; the matrix goes on
             rec = {"recovery_ms": None, "survived": False, "error": str(exc)[-500:]}
-        rec["restart_needed"] = bench.heal()
         recs.append(rec)
+        rec["restart_needed"] = bench.heal()
         say(f"{name} {i + 1}/{runs}: recovery {rec['recovery_ms']} ms, survived {rec['survived']}")
         time.sleep(max(0.0, started + gap - time.monotonic()))
+
+
+def fault_summary(runs: int, recs: list[Record]) -> Record:
+    """One fault kind over its runs (those that ended: a failed step stops the matrix)."""
     recovery = [r["recovery_ms"] for r in recs if r["recovery_ms"] is not None]
     flows = [r["flow_survived"] for r in recs if r.get("flow_survived") is not None]
     return {
@@ -329,17 +334,19 @@ def run_fault(bench: Bench, name: str, runs: int) -> Record:
             k: sum(r[k] for r in recs if k in r) for k in LOSS_KEYS if any(k in r for r in recs)
         },
         "flows_survived": f"{sum(flows)}/{len(flows)}" if flows else None,
-        "restarts_needed": sum(1 for r in recs if r["restart_needed"]),
-        "survived": all(r["survived"] and not r["restart_needed"] for r in recs),
+        "restarts_needed": sum(1 for r in recs if r.get("restart_needed")),
+        "survived": len(recs) == runs
+        and all(r["survived"] and not r.get("restart_needed") for r in recs),
         "per_run": recs,
     }
 
 
-def run(args: argparse.Namespace) -> Record:
-    t0 = time.monotonic()
+def run(args: argparse.Namespace, out: Record) -> None:
+    """The matrix; everything measured lands in ``out`` as it is measured, so a step that
+    fails later (a daemon that does not stop) loses nothing already measured."""
     cfg = load(args.config)
     wans = sorted(cfg.wans, key=lambda w: w.priority)
-    out: Record = {"bench": "faults", "host": host_info(), "runs": args.runs}
+    out["faults"] = {}
     with Lab(cfg) as lab:
         lab.client_static(CLIENT)
         config = harness.office_config(lab, "faults", hold=args.hold, max_hold=args.max_hold)
@@ -347,11 +354,26 @@ def run(args: argparse.Namespace) -> Record:
         bed = harness.Testbed(lab, config, wans[0].name)
         bench = Bench(bed, wans[0].name, wans[1].name)
         try:
-            results = {name: run_fault(bench, name, args.runs) for name in args.only}
+            for name in args.only:
+                recs: list[Record] = []
+                try:
+                    run_fault(bench, name, args.runs, recs)
+                finally:
+                    out["faults"][name] = fault_summary(args.runs, recs)
         finally:
-            if bed.office.daemon is not None:
-                bed.office.stop()
-    out["faults"] = results
+            try:
+                bed.stop()
+            finally:
+                out["daemon_exit_s"] = {
+                    clock: summary((s.seconds for s in bed.stops if s.faked == faked), 3)
+                    for clock, faked in (("real_clock", False), ("faked_clock", True))
+                }
+                out["daemon_stops"] = [dataclasses.asdict(s) for s in bed.stops]
+
+
+def conclude(out: Record) -> None:
+    """The summary of what ``out`` holds, however far the matrix got."""
+    results: dict[str, Record] = out.get("faults", {})
     drift = [
         v
         for name in DRIFT
@@ -371,13 +393,11 @@ def run(args: argparse.Namespace) -> Record:
             }
             for name, r in results.items()
         ],
-        "all_survived": all(r["survived"] for r in results.values()),
+        "all_survived": "error" not in out and all(r["survived"] for r in results.values()),
         "drift_median_le_1000ms": None if med is None else med <= 1000,
         "drift_max_le_15000ms": None if not drift else max(drift) <= 15000,
     }
     out["host"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    out["seconds"] = round(time.monotonic() - t0, 1)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,13 +413,23 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         say("needs root: it builds network namespaces")
         return 2
+    # A SIGTERM (a `timeout` around the run) unwinds like an error: the lab is taken
+    # down and the JSON written by the finally blocks below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    t0 = time.monotonic()
+    out: Record = {"bench": "faults", "host": host_info(), "runs": args.runs}
+    code = 1  # anything but a clean end: the JSON below still says what was measured
     try:
-        out = run(args)
+        run(args, out)
+        code = 0
     except (LabError, ControlError) as exc:
         say(f"bench failed: {exc}")
-        return 1
-    sys.stdout.write(json.dumps(out, indent=1) + "\n")
-    return 0
+        out["error"] = str(exc)[-2000:]
+    finally:
+        conclude(out)
+        out["seconds"] = round(time.monotonic() - t0, 1)
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+    return code
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import contextvars
 import functools
 import json
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVarTuple
@@ -211,3 +212,43 @@ def test_a_second_daemon_may_not_take_a_live_socket(tmp_path: Path) -> None:
             await serve(sock, lambda r, u: {})
 
     asyncio.run(with_server(sock, [], client))
+
+
+def test_a_crowd_that_connects_while_the_loop_is_busy_is_queued_not_refused(
+    tmp_path: Path,
+) -> None:
+    """Three times MAX_CLIENTS callers connect while the loop cannot accept (a loaded
+    machine): each connect succeeds -- a full listen backlog would refuse it at once
+    with EAGAIN, connect(2) on a unix socket -- and each is then answered or told busy."""
+    calls: Calls = []
+    sock = tmp_path / "c.sock"
+    crowd = 3 * control.MAX_CLIENTS
+
+    async def client() -> list[dict[str, Any]]:
+        conns = []
+        try:
+            for _ in range(crowd):  # the loop does not turn meanwhile: nothing is accepted
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conns.append(s)
+                s.settimeout(5.0)  # as request() does: a non-blocking connect underneath
+                s.connect(str(sock))
+                s.sendall(b'{"cmd": "status"}\n')
+                s.setblocking(False)
+            loop = asyncio.get_running_loop()
+            lines = await asyncio.gather(*(_read_all(loop, s) for s in conns))
+        finally:
+            for s in conns:
+                s.close()
+        return [json.loads(line) for line in lines]
+
+    answers = asyncio.run(with_server(sock, calls, client))
+    served = [a for a in answers if a.get("ok")]
+    busy = [a for a in answers if "busy" in a.get("error", "")]
+    assert len(served) + len(busy) == crowd and len(served) == len(calls) > 0
+
+
+async def _read_all(loop: asyncio.AbstractEventLoop, s: socket.socket) -> bytes:
+    chunks = []
+    while chunk := await asyncio.wait_for(loop.sock_recv(s, 65536), 10):
+        chunks.append(chunk)
+    return b"".join(chunks)

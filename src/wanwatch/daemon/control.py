@@ -38,6 +38,13 @@ REQUEST_TIMEOUT = 5.0
 # its turn: a closed-loop crowd slows down to the rate instead of taking the loop.
 ANSWER_RATE = 1000.0
 ANSWER_BURST = 20
+# Connections the kernel queues while the loop is not accepting (a loaded machine). A
+# unix socket with a full backlog refuses a non-blocking connect at once with EAGAIN
+# (connect(2)), which is what request() does; asyncio's default of 100 did that to
+# the 102nd of a crowd that arrived while the loop was late. Past MAX_CLIENTS they
+# are accepted and told busy; asyncio accepts up to a backlog's worth per wakeup, so
+# this also bounds the descriptors a crowd holds at once (well under the usual 1024).
+BACKLOG = 4 * MAX_CLIENTS
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -62,7 +69,7 @@ async def serve(path: Path, handler: Handler) -> asyncio.Server:
     old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
     try:
         server = await loop.create_unix_server(
-            lambda: _Session(handler, clients, loop, pacer), path=str(path)
+            lambda: _Session(handler, clients, loop, pacer), path=str(path), backlog=BACKLOG
         )
     except OSError as exc:  # e.g. a path longer than sun_path (108 bytes), a read-only dir
         raise ControlError(f"{path}: cannot listen: {exc.strerror or exc}") from None

@@ -4,6 +4,7 @@ healthy (running, settled, its footprint whole) between faults."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -121,6 +122,32 @@ def office_config(lab: Lab, name: str, **monitor: float) -> Path:
     return path
 
 
+FAULTHANDLER = {"PYTHONFAULTHANDLER": "1"}  # tracebacks of every thread on SIGABRT
+STOP_TIMEOUT = 10.0  # the unit file's TimeoutStopSec is longer; this is the lab's bound
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """One daemon stopped by SIGTERM: on the faked clock or not, seconds to exit, code."""
+
+    faked: bool
+    seconds: float
+    code: int | None
+    shutdown: tuple[str, ...]  # its log from daemon.stopping on: where the seconds went
+
+
+def kernel_waits(pid: int) -> dict[str, str]:
+    """Each thread of ``pid``: its name and the kernel function it sleeps in (proc(5) wchan)."""
+    out = {}
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            comm = (task / "comm").read_text().strip()
+            out[f"{task.name} {comm}"] = (task / "wchan").read_text().strip() or "running"
+        except OSError:
+            continue
+    return out
+
+
 class Testbed:
     """A lab with the daemon as its router (on a wall clock we can move, when asked), and
     the kernel footprint it builds when healthy (the baseline every repair is checked
@@ -135,17 +162,44 @@ class Testbed:
         # Only the clock fault runs the daemon under libfaketime: the preload itself
         # stalls threaded Python processes when the clock moves (see clock.clock_spells).
         self.faked = False
+        self.stops: list[Stopped] = []  # every daemon stop() ended: the exit is bounded
 
     def start(self, timeout: float = 30.0, active: str | None = None) -> None:
         """Start the daemon (on the faked clock if :attr:`faked`); return once ``active``
         (default: the primary) carries traffic."""
         with self.clock.children() if self.faked else contextlib.nullcontext():
-            self.office.start(wait_active=active or self.primary, timeout=timeout)
+            # faulthandler: a daemon that will not stop is made to say where it is (stop()).
+            self.office.start(wait_active=active or self.primary, timeout=timeout, env=FAULTHANDLER)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> Stopped | None:
+        """SIGTERM the daemon and wait ``timeout`` for it to exit; how long it took. One
+        that does not exit is dumped (each thread's kernel wait, then its Python stack
+        through faulthandler's SIGABRT) and a LabError carries the dump."""
+        proc, self.office.daemon = self.office.daemon, None
+        if proc is None:
+            return None
+        t0 = time.monotonic()
+        if proc.alive():
+            proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout)
+        took = time.monotonic() - t0
+        if code is None and proc.alive():
+            waits = kernel_waits(proc.pid)
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(5.0)
+            self.lab.stop_proc(proc)
+            raise LabError(
+                f"wanwatch did not exit within {timeout}s of SIGTERM ({self.faked=});"
+                f" threads: {waits}; {proc.stderr()[-3000:]}"
+            )
+        log = self.office.log().splitlines()
+        since = max((i for i, line in enumerate(log) if "daemon.stopping" in line), default=0)
+        self.stops.append(Stopped(self.faked, round(took, 3), code, tuple(log[since:][:40])))
+        return self.stops[-1]
 
     def restart(self, *, faked: bool, timeout: float) -> None:
         """Stop the daemon (SIGTERM) and start it again, on the faked clock or not."""
-        if self.office.daemon is not None:
-            self.office.stop()
+        self.stop()
         self.faked = faked
         if faked:
             self.clock.set("+0")
@@ -185,7 +239,7 @@ class Testbed:
                     return False
             except LabError:
                 pass
-            self.office.stop()
+            self.stop()
         self.start()
         self.settled(timeout)
         if self.baseline is None:
