@@ -121,11 +121,11 @@ def clock_spells(
         losses: list[float] = []
         end = time.monotonic() + seconds
         while True:
-            # Generous: libfaketime 0.9.10 also rewrites the deadlines of
-            # pthread_cond_timedwait (nm -D shows it intercepted), which CPython's GIL
-            # waits on, so right after a jump any threaded Python process can stall
-            # about a second -- measured here with a bare asyncio server under the same
-            # preload (up to 1.3 s; 0.05 s without it). A slow answer is the tool's.
+            # Generous: under the preload a Python process's loop wakes late (a bare
+            # asyncio loop with one busy thread: up to ~50 ms under libfaketime 0.9.10,
+            # ~15 ms without; bench/README.md, faults), and right after a jump the
+            # daemon has answered `status` more than 2 s late. A slow answer is judged
+            # by the bench, not here.
             st = request(office.socket, "status", timeout=10.0)
             for w in st["wans"]:
                 states.add(str(w["state"]))
