@@ -151,6 +151,18 @@ def _timeline(office: Office, since: float) -> dict[str, Any]:
     }
 
 
+def _decisions(office: Office, since: float, until: float | None) -> list[dict[str, Any]]:
+    """What the old master decided while its uplinks failed (wan.down, policy.*,
+    conntrack.flush), in ms from ``since``."""
+    names = ("wan.down", "conntrack.flush")
+    return [
+        {"ms": _ms(ev["at"], since), **{k: v for k, v in ev.items() if k != "at"}}
+        for ev in request(office.socket, "events")["events"]
+        if since <= ev["at"] <= (until or ev["at"])
+        and (ev["name"] in names or ev["name"].startswith("policy."))
+    ]
+
+
 def _conntrackd_stats(lab: PairLab, a: Office, b: Office) -> dict[str, list[str]]:
     """``conntrackd -s`` (its caches' and sync link's counters) on each router."""
     out: dict[str, list[str]] = {}
@@ -251,6 +263,7 @@ def _uplinks_dead(
     master = _event_at(b, "vrrp.state", t0, state="MASTER")
     lost = _outcome(flows, master or t0, t0)
     b_steps = _timeline(b, t0)
+    a_decided = _decisions(a, t0, master)
     with pace.loop(lab) as loop:
         t1 = lab.silence("a", on=False)
         wait_role(a, "MASTER", 120)
@@ -268,6 +281,7 @@ def _uplinks_dead(
         "flows": len(flows),
         "evidence": {
             "lost": lost["timelines"],
+            "a_decided": a_decided,
             "b": b_steps,
             "failback_lost": lost_back["timelines"],
             "failback_failed": failed,
