@@ -12,15 +12,14 @@ Why not the external cache and a commit (``conntrackd -c``) on becoming
 master, as conntrack-tools' primary-backup.sh does: keepalived takes the
 addresses and sends its gratuitous ARPs first, and only then tells us, so the
 new master's kernel holds none of the peer's flows for the time it takes to
-hear of it and commit (12-25 ms in the lab, bench/ha.py ``committed_ms``). A
-server's packet that reaches it in that time fits no connection; the kernel
-delivers it locally, no socket has its port, and the router answers it with a
-RST: the flow is lost (bench/results/ha-2026-12-07b.json, docs/pair.md). A
-kill of the master hides this, since the office's packets stop with it; a
-master that stays up and keeps forwarding while the role moves (uplinks lost,
-failback) does not. Injected entries get conntrackd's "be liberal" TCP window
-flags (netlink.c, nl_create_conntrack()): their sequence numbers were tracked
-on the peer.
+hear of it and commit (9-43 ms in the lab: docs/pair.md). A server's packet
+that reaches it in that time fits no connection; the kernel delivers it
+locally, no socket has its port, and the router answers it with a RST (RFC
+9293 section 3.10.7.1): the connection is lost. A kill of the master hides
+this, since the office's packets stop with it; a master that stays up and
+keeps forwarding while the role moves (uplinks lost, failback) does not.
+Injected entries get conntrackd's "be liberal" TCP window flags (netlink.c,
+nl_create_conntrack()): their sequence numbers were tracked on the peer.
 
 The lock file and the UNIX control socket are per instance, in the state
 directory: two routers in namespaces on one machine share the filesystem, and
