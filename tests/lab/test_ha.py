@@ -176,6 +176,7 @@ def test_the_backups_kernel_holds_the_masters_flows_before_any_handover(
     # (linux/conntrackd.py). So the backup holds them all along, NAT address and
     # ct mark (the uplink the flow is pinned to) as the master has them.
     lab, _, _ = pair
+    lab.client_static(LAN)
     flows = _flows(lab)
 
     def all_on_a() -> set[tuple[str, ...]]:
