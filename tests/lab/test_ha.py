@@ -16,6 +16,7 @@ master role only once its own uplinks are proven up and its dataplane applied.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from wanwatch.lab.office import Office
 from wanwatch.lab.poll import holds, until
 from wanwatch.lab.traffic import ConnectLoop, Flow, FlowReport
 from wanwatch.lab.traffic.connect import Attempt
+from wanwatch.lab.worker.servers import WHOAMI_PORT
 
 pytestmark = pytest.mark.lab
 
@@ -117,6 +119,24 @@ def _carried_on(flow: Flow, since: float) -> FlowReport:
     return rep
 
 
+_CT_TCP = re.compile(
+    r"ESTABLISHED src=(?P<src>\S+) dst=(?P<dst>\S+) sport=(?P<sport>\d+) dport=(?P<dport>\d+)"
+    r" .*?src=\S+ dst=(?P<nat>\S+) sport=\d+ dport=\d+ .*?mark=(?P<mark>\d+)"
+)
+
+
+def _kernel_flows(lab: PairLab, side: str, port: int) -> set[tuple[str, ...]]:
+    """Established TCP connections to ``port`` in router ``side``'s kernel table (conntrack -L):
+    client, its port, server, the NAT address the server answers, ct mark."""
+    argv = ["ip", "netns", "exec", lab.router(side), "conntrack", "-L", "-p", "tcp"]
+    out = netns.sh([*argv, "--dport", str(port)]).stdout
+    return {
+        (m["src"], m["sport"], m["dst"], m["nat"], m["mark"])
+        for m in map(_CT_TCP.search, out.splitlines())
+        if m is not None
+    }
+
+
 def _addresses(lab: PairLab, side: str) -> set[str]:
     out = netns.sh(["ip", "-n", lab.router(side), "-j", "-4", "addr", "show"]).stdout
     return {a["local"] for link in json.loads(out) for a in link.get("addr_info", [])}
@@ -146,6 +166,32 @@ def test_master_killed_backup_carries_the_office_and_its_connections(
     assert after.address == before.address
     assert str(after.server) == "192.168.19.4"  # router B's dnsmasq answered
     client.stop()
+
+
+def test_the_backups_kernel_holds_the_masters_flows_before_any_handover(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    # When keepalived moves the addresses, the new master's kernel must already
+    # know every flow: a server's packet that fits none is answered with a RST
+    # (linux/conntrackd.py). So the backup holds them all along, NAT address and
+    # ct mark (the uplink the flow is pinned to) as the master has them.
+    lab, _, _ = pair
+    lab.client_static(LAN)
+    flows = _flows(lab)
+
+    def all_on_a() -> set[tuple[str, ...]]:
+        got = _kernel_flows(lab, "a", WHOAMI_PORT)
+        return got if len(got) == FLOWS else set()
+
+    on_a = until(all_on_a, DEADLINE, "the flows in A's conntrack table")
+    assert {nat for *_, nat, _ in on_a} == {"192.168.0.2"}  # INET-UTAMA's shared address
+    assert all(int(mark) for *_, mark in on_a)  # pinned to an uplink by our table
+    until(
+        lambda: _kernel_flows(lab, "b", WHOAMI_PORT) >= on_a,
+        DEADLINE,
+        lambda: f"A's flows in B's kernel: {_kernel_flows(lab, 'b', WHOAMI_PORT)} vs {on_a}",
+    )
+    assert all(f.report().broken_at is None for f in flows)
 
 
 def test_master_without_uplinks_hands_over_and_takes_back(

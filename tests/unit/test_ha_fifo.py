@@ -34,13 +34,13 @@ class Dhcp:
 
 
 def fake_conntrackd(tmp_path: Path, calls: Path) -> Path:
-    """A conntrackd that records its option and takes 50 ms for a commit (-c)."""
+    """A conntrackd that records its option and takes 50 ms to flush its caches (-f)."""
     script = tmp_path / "conntrackd"
     script.write_text(
         "#!/bin/sh\n"
         "for last; do :; done\n"
         f'echo "start $last" >> {calls}\n'
-        '[ "$last" = -c ] && sleep 0.05\n'
+        '[ "$last" = -f ] && sleep 0.05\n'
         f'echo "end $last" >> {calls}\n'
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -58,7 +58,9 @@ def make_pair(tmp_path: Path) -> tuple[Pair, EventLog, list[str], Path]:
     return pair, events, calls, ct_calls
 
 
-def test_a_flip_while_the_commit_runs_ends_as_backup_without_dnsmasq(tmp_path: Path) -> None:
+def test_a_flip_during_the_masters_first_step_ends_as_backup_without_dnsmasq(
+    tmp_path: Path,
+) -> None:
     pair, events, calls, ct_calls = make_pair(tmp_path)
 
     def served() -> list[object]:
@@ -77,7 +79,7 @@ def test_a_flip_while_the_commit_runs_ends_as_backup_without_dnsmasq(tmp_path: P
             os.write(fd, b'INSTANCE "lan-ether3" BACKUP 150\nGROUP "wanwatch" BACKUP 0\n')
             await until_async(lambda: ct() == ["start -n", "end -n"], 5, "the backup's resync")
             os.write(fd, b'GROUP "wanwatch" MASTER 0\n')
-            await until_async(lambda: "start -c" in ct(), 5, "the master's commit")
+            await until_async(lambda: "start -f" in ct(), 5, "the master's first step")
             # 5 ms later: the better peer's advert; keepalived writes BACKUP, in
             # two writes that split a line (a reader must join them)
             os.write(fd, b'GROUP "wanwatch" BAC')
@@ -91,18 +93,18 @@ def test_a_flip_while_the_commit_runs_ends_as_backup_without_dnsmasq(tmp_path: P
             await pair.stop()
 
     asyncio.run(go())
-    # the commit in flight finished; the rest of the master's steps were dropped
-    assert ct() == ["start -n", "end -n", "start -c", "end -c", "start -n", "end -n"]
+    # the step in flight finished; the rest of the master's steps were dropped
+    assert ct() == ["start -n", "end -n", "start -f", "end -f", "start -n", "end -n"]
     assert calls == []  # never master long enough to start dnsmasq
     roles = [
         (e.fields["role"], e.fields["dropped"]) for e in events.recent(50) if e.name == "ha.role"
     ]
-    assert roles == [("BACKUP", 0), ("MASTER", 0), ("BACKUP", 3), ("STOP", 0)]
+    assert roles == [("BACKUP", 0), ("MASTER", 0), ("BACKUP", 2), ("STOP", 0)]
     assert served() == [("BACKUP", 1), ("BACKUP", 3), ("STOP", 4)]  # MASTER's turn 2 never was
     assert not pair.kfiles.fifo.exists()
 
 
-def test_master_starts_dnsmasq_after_the_commit_and_a_killed_keepalived_stops_it(
+def test_master_starts_dnsmasq_after_conntrackd_and_a_killed_keepalived_stops_it(
     tmp_path: Path,
 ) -> None:
     pair, _, calls, ct_calls = make_pair(tmp_path)
@@ -114,8 +116,8 @@ def test_master_starts_dnsmasq_after_the_commit_and_a_killed_keepalived_stops_it
             os.write(fd, b'GROUP "wanwatch" MASTER 0\n')
             await until_async(lambda: calls == ["dnsmasq start"], 5, "dnsmasq started")
             steps = ct_calls.read_text().split()
-            assert steps == ["start", "-c", "end", "-c", "start", "-f", "end", "-f",
-                             "start", "-R", "end", "-R", "start", "-B", "end", "-B"]  # fmt: skip
+            assert steps == ["start", "-f", "end", "-f", "start", "-R", "end", "-R",
+                             "start", "-B", "end", "-B"]  # fmt: skip
             # keepalived killed: no STOP from it; its supervisor says it exited
             pair._keepalived.program.on_exit()  # type: ignore[misc]
             await until_async(lambda: calls[-1:] == ["dnsmasq stop"], 5, "dnsmasq stopped")

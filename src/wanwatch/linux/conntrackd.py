@@ -2,10 +2,24 @@
 
 FT-FW mode over UDP on the pair's own sync link (conntrackd.conf(5); the
 conntrack-tools user manual, "Active-Backup setup"): every connection the
-master tracks, NAT mapping included, is kept in the backup's external cache,
-and that cache is committed to the kernel when the backup becomes master
-(:func:`steps`, run by linux/pair.py). conntrackd has no config test; a config
-it refuses makes it exit at start with its reason, which the supervisor reports.
+master tracks, NAT mapping and ct mark included, is written into the backup's
+kernel table as it arrives (``DisableExternalCache on``), so the backup's
+kernel already holds the office's flows at the moment keepalived moves the
+addresses. conntrackd has no config test; a config it refuses makes it exit at
+start with its reason, which the supervisor reports.
+
+Why not the external cache and a commit (``conntrackd -c``) on becoming
+master, as conntrack-tools' primary-backup.sh does: keepalived takes the
+addresses and sends its gratuitous ARPs first, and only then tells us, so the
+new master's kernel holds none of the peer's flows for the time it takes to
+hear of it and commit (9-43 ms in the lab: docs/pair.md). A server's packet
+that reaches it in that time fits no connection; the kernel delivers it
+locally, no socket has its port, and the router answers it with a RST (RFC
+9293 section 3.10.7.1): the connection is lost. A kill of the master hides
+this, since the office's packets stop with it; a master that stays up and
+keeps forwarding while the role moves (uplinks lost, failback) does not.
+Injected entries get conntrackd's "be liberal" TCP window flags (netlink.c,
+nl_create_conntrack()): their sequence numbers were tracked on the peer.
 
 The lock file and the UNIX control socket are per instance, in the state
 directory: two routers in namespaces on one machine share the filesystem, and
@@ -30,13 +44,15 @@ SOCKET_FILE = "conntrackd.ctl"
 PORT = 3780  # conntrackd's documented default port
 
 # What conntrack-tools' own primary-backup.sh tells conntrackd on each new role
-# of the sync group (conntrackd(8); the user manual, "Active-Backup setup"):
-# master: commit the peer's connections (NAT included) into the kernel, flush
-# both caches, resynchronise the internal cache with the kernel, send a bulk
-# update to the peer; backup: ask the master for a full resync; fault: let the
-# kernel's entries time out (-t), then ask for a resync. STOP: nothing.
+# of the sync group (conntrackd(8); the user manual, "Active-Backup setup"),
+# less its commit (-c), which has nothing to do without an external cache
+# (external_inject.c: an empty commit): master: flush the caches, resynchronise
+# the internal cache with the kernel (the peer's flows are in it already), send
+# a bulk update to the peer; backup: ask the master for a full resync (written
+# into the kernel); fault: let the kernel's entries time out (-t), then ask for
+# a resync. STOP: nothing.
 _STEPS = {
-    "MASTER": ("-c", "-f", "-R", "-B"),
+    "MASTER": ("-f", "-R", "-B"),
     "BACKUP": ("-n",),
     "FAULT": ("-t", "-n"),
 }
@@ -76,9 +92,9 @@ def render(config: Config, state_dir: Path) -> str:
         "",
         "Sync {",
         "\tMode FTFW {",
-        "\t\t# the peer's connections wait in the external cache until we are",
-        "\t\t# master; wanwatch commits them then (conntrackd -c)",
-        "\t\tDisableExternalCache off",
+        "\t\t# the peer's connections go straight into the kernel: they are there",
+        "\t\t# before the addresses move, not only after a commit",
+        "\t\tDisableExternalCache on",
         "\t}",
         "\tUDP {",
         f"\t\tIPv4_address {ha.sync.address.ip}",

@@ -2,7 +2,7 @@
 
 One truth for the role: keepalived's own sequence of transitions, read from its
 notify FIFO (keepalived.py). :class:`Handover` keeps the newest role and what is
-still owed to it (conntrackd's commit or resync, dnsmasq started or stopped),
+still owed to it (conntrackd's resyncs, dnsmasq started or stopped),
 and one task runs those steps one at a time, so a transition that arrives while
 an older one is being served drops the older one's remaining steps: dnsmasq
 runs where the role is MASTER now, and ``status`` says what keepalived said last.
@@ -51,7 +51,7 @@ _KEEPALIVED_PREFIX = re.compile(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}:\s*"
 # conntrackd in the foreground: "[Sat Dec  5 12:13:06 2026] (pid=21507) [notice] ..."
 _CONNTRACKD_PREFIX = re.compile(r"^\[[^]]*\] \(pid=\d+\) (?:\[(?P<level>\w+)\] )?")
 _STATE_RE = re.compile(r"^\((?P<instance>[^)]+)\) Entering (?P<state>[A-Z]+) STATE")
-CONTROL_TIMEOUT = 10.0  # one conntrackd -c/-n/...: a commit of a large table takes seconds
+CONTROL_TIMEOUT = 10.0  # one conntrackd -R/-n/...: a resync of a large table takes seconds
 FIFO_READ = 65536  # a pipe's whole buffer (pipe(7))
 
 
@@ -105,8 +105,8 @@ class Handover:
     (:meth:`next_step`), and the end of each goes back in (:meth:`done`). Only
     the newest role is served: a new announcement drops the older one's steps
     not yet started; dnsmasq is stopped first whenever the role is not MASTER
-    and started last once it is (after conntrackd's commit, which the flows
-    need more urgently than DHCP does).
+    and started last once it is (after conntrackd's resync and bulk update,
+    which keep the peer ready to take the flows back).
     """
 
     def __init__(self) -> None:
