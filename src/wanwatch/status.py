@@ -26,11 +26,15 @@ class ProbeStats(msgspec.Struct, frozen=True):
 
 
 class Usage(msgspec.Struct, frozen=True):
-    """Open office connections on one uplink and the bytes they moved (conntrack)."""
+    """One uplink's traffic: bytes and packets through its device as the kernel counted
+    them (nft counters, linux/usage.py), and the office connections open on it now
+    (conntrack)."""
 
     connections: int
     bytes_out: int
     bytes_in: int
+    packets_out: int = 0
+    packets_in: int = 0
 
 
 class LeaseStatus(msgspec.Struct, frozen=True):
@@ -98,7 +102,7 @@ class Status(msgspec.Struct, frozen=True):
     contested: list[str]  # objects another program keeps removing (repair backs off)
     repairs: int  # drift repairs since start
     counters: dict[str, Usage]
-    counters_age_s: float | None  # age of the conntrack reading (read off the loop)
+    counters_age_s: float | None  # age of the counters' reading (read off the loop)
     dnsmasq: dict[str, Any] | None
     leases: list[dict[str, Any]]
     events: list[str]  # the latest events, oldest first

@@ -344,7 +344,7 @@ def format_status(answer: dict[str, Any]) -> str:
             f"{w.name:<16}{w.state:<10}{rtt:>9}{w.loss_pct:>6.1f}%  {w.since:<30}{role}"
             + _phase(w.phase, w.progress)
         )
-    if st.counters:  # open connections per uplink and what they have moved
+    if st.counters:  # open connections per uplink and what its device moved (nft counters)
         lines.append("")
         lines.append(f"{'UPLINK':<16}{'CONNECTIONS':>12}{'IN':>10}{'OUT':>10}")
         for name, c in st.counters.items():

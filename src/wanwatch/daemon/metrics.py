@@ -48,6 +48,21 @@ class StatusCollector(Collector):
             "1 for the operator's choice (wanwatch disable/enable)",
             labels=["wan", "admin"],
         )
+        moved = CounterMetricFamily(
+            "wanwatch_uplink_bytes",
+            "IP bytes through the uplink's device, as nft counted them (linux/usage.py)",
+            labels=["wan", "direction"],
+        )
+        packets = CounterMetricFamily(
+            "wanwatch_uplink_packets",
+            "packets through the uplink's device, as nft counted them",
+            labels=["wan", "direction"],
+        )
+        for name, u in st.counters.items():
+            moved.add_metric([name, "in"], u.bytes_in)
+            moved.add_metric([name, "out"], u.bytes_out)
+            packets.add_metric([name, "in"], u.packets_in)
+            packets.add_metric([name, "out"], u.packets_out)
         sent = CounterMetricFamily("wanwatch_probes_sent", "probes sent", labels=["wan"])
         replies = CounterMetricFamily("wanwatch_probe_replies", "probe replies", labels=["wan"])
         for w in st.wans:
@@ -76,7 +91,8 @@ class StatusCollector(Collector):
         events = CounterMetricFamily("wanwatch_events", "events by name", labels=["event"])
         for name, value in sorted(self._counts().items()):
             events.add_metric([name], value)
-        yield from (state, admin, carrying, rtt, loss, sent, replies, applied, failed, contested)
+        yield from (state, admin, carrying, rtt, loss, moved, packets, sent, replies)
+        yield from (applied, failed, contested)
         if st.ha is not None:
             role = GaugeMetricFamily(
                 "wanwatch_ha_role", "1 for this router's VRRP role (linux/pair.py)", labels=["role"]

@@ -23,6 +23,8 @@ the admin's other mark bits are preserved by every rule):
   packet mark, and the ``fwmark/mask lookup <table>`` rules choose the uplink;
 * ``oifname { uplinks } masquerade``: one rule NATs every uplink
   (docs/lab-notes.md, "NAT and conntrack");
+* per uplink, its bytes and packets in and out (usage.py: two counters and two
+  chains of their own, their values carried over every swap);
 * the firewall (firewall.py; docs/firewall.md): its counters, its rules at the end
   of the forward chain, its hairpin NAT at the head of the nat chain, and its own
   chains (input, one pair per uplink and isolated LAN, dstnat for port forwards).
@@ -37,7 +39,7 @@ import re
 import struct
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -46,7 +48,7 @@ from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.engine.rules import rule_paths
 from wanwatch.errors import NftError
 from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark
-from wanwatch.linux import firewall, rules_nft
+from wanwatch.linux import firewall, rules_nft, usage
 from wanwatch.linux.classify import CLASSIFIERS, HASH_SEED, classify_rules
 
 _KEEP = ~FWMARK_MASK & 0xFFFFFFFF  # the admin's mark bits
@@ -146,6 +148,8 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     out: list[str] = []
     w = out.append
 
+    out.extend(usage.declarations(uplinks))  # bytes and packets per uplink (usage.py)
+    w("")
     if fw.counters:  # the firewall's named counters (firewall.py)
         out.extend(f"\tcounter {name} {{ }}" for name in fw.counters)
         w("")
@@ -210,7 +214,8 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
         w("")
         out.extend(nat)
 
-    for part in [*fw.chains, *rp.chains]:  # the firewall's and the rules' own chains
+    # the usage counters', the firewall's and the rules' own chains
+    for part in [*usage.chains(uplinks, _q), *fw.chains, *rp.chains]:
         w("")
         out.extend(f"\t{line}" for line in part)
 
@@ -265,17 +270,26 @@ def _nft(
         raise NftError(f"{nft}: cannot run: {exc.strerror}") from None
 
 
-def apply_ruleset(definition: str, nft: str = "nft", carry: str = "") -> float:
+def apply_ruleset(
+    definition: str,
+    nft: str = "nft",
+    carry: str = "",
+    last: Callable[[str], str] | None = None,
+) -> float:
     """Check, then swap in our table atomically. Returns the swap's duration in ms.
 
     ``carry``: commands run in the same batch after the new table is built (the
-    domain sets' addresses, :func:`carried_sets`). Raises NftError if nft refuses
-    the text; the running ruleset is then untouched.
+    domain sets' addresses, :func:`carried_sets`). ``last``: a change to the
+    checked definition made just before the swap, that alters no rule (the usage
+    counters' running values, :func:`carried_usage`). Raises NftError if nft
+    refuses the text; the running ruleset is then untouched.
     """
     text = transaction(definition) + carry
     check = _nft(nft, ["-c", "-f", "-"], text)
     if check.returncode != 0:
         raise NftError(f"nft -c rejected the ruleset: {check.stderr.strip()}")
+    if last is not None:
+        text = transaction(last(definition)) + carry
     return apply_batch(text, nft)
 
 
@@ -314,6 +328,17 @@ def carried_sets(names: Mapping[str, str], nft: str = "nft") -> str:
     return "".join(f"{line}\n" for line in out)
 
 
+def carried_usage(intent: Intent, nft: str = "nft") -> Callable[[str], str]:
+    """For :func:`apply_ruleset`'s ``last``: the running table's usage counters, read at
+    the moment it is called, written into the definition (usage.py)."""
+
+    def last(definition: str) -> str:
+        text = list_table(nft)
+        return usage.carried(definition, intent.uplinks, usage.parse(text) if text else {})
+
+    return last
+
+
 def running_fingerprint(nft: str = "nft") -> str | None:
     """Fingerprint of the running ``table inet wanwatch``; None if there is no such table.
 
@@ -328,19 +353,18 @@ def running_fingerprint(nft: str = "nft") -> str | None:
     return m.group(1) if m else ""
 
 
-def read_counters(nft: str = "nft") -> firewall.Reading:
-    """The running table's handle and the firewall's named counters, in one nft call.
+def list_table(nft: str = "nft") -> str | None:
+    """``nft -j list table`` of our table (its counters, sets and rules); None if there is none.
 
     ``list table`` rather than ``list counters``: only it names the table's handle,
-    which tells a replaced table's counters (from zero again) from the old ones.
-    No table: ``Reading(None, {})``.
+    which tells a replaced table's firewall counters (from zero again) from the old ones.
     """
     proc = _nft(nft, ["-j", "list", "table", NFT_FAMILY, NFT_TABLE])
     if proc.returncode != 0:
         if "No such file or directory" in proc.stderr:
-            return firewall.Reading(None, {})
+            return None
         raise NftError(f"nft list table: {proc.stderr.strip()}")
-    return firewall.parse_table(proc.stdout)
+    return proc.stdout
 
 
 def delete_table(nft: str = "nft") -> bool:

@@ -343,7 +343,7 @@ class Reconciler:
             return
         domain_sets = rules_nft.domain_sets(self.config)
         carry = nft.carried_sets(domain_sets, self._nft) if domain_sets else ""
-        ms = nft.apply_ruleset(definition, self._nft, carry)
+        ms = nft.apply_ruleset(definition, self._nft, carry, nft.carried_usage(intent, self._nft))
         self._paths = intent.rules or None  # none yet: nft.render chose a baseline
         out.append(
             self._ev(
