@@ -48,6 +48,19 @@ class LeaseStatus(msgspec.Struct, frozen=True):
     age_s: float  # since bound or last renewed
 
 
+class QuotaStatus(msgspec.Struct, frozen=True):
+    """An uplink's data quota (engine/quota.py): bytes both ways in this period."""
+
+    used: int
+    limit: int
+    period: str  # monthly | prepaid
+    period_start: str  # ISO 8601, UTC
+    period_end: str | None  # None: prepaid, until `wanwatch quota reset`
+    state: str  # ok | warning | exhausted
+    warn: float  # the share of ``limit`` that warns
+    exhausted: str  # what a used-up quota does: last_resort | off
+
+
 class UplinkStatus(msgspec.Struct, frozen=True):
     name: str
     state: str  # up | down | degraded | portal | unknown
@@ -71,6 +84,7 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     lease: LeaseStatus | None = None
     dhcp_client: dict[str, Any] | None = None  # running, pid, restarts, last_error
     portal_url: str | None = None  # state portal: where its HTTP probes are sent (probes.md)
+    quota: QuotaStatus | None = None  # None: the uplink has no quota
 
 
 class Drops(msgspec.Struct, frozen=True):

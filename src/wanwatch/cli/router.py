@@ -24,8 +24,9 @@ from wanwatch.errors import ConfigError, WanwatchError
 from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from wanwatch.config.model import Quota
     from wanwatch.daemon.logs import LogFormat
-    from wanwatch.status import FirewallStatus, UplinkStatus
+    from wanwatch.status import FirewallStatus, QuotaStatus, UplinkStatus
 
 
 @click.command()
@@ -100,7 +101,25 @@ def explain_budget(cfg: Config) -> str:
                 )
             rate, volume = sum(c.per_s for c in rows), sum(c.bytes_day for c in rows)
             lines.append(f"    {'total':<16} {rate:6.2f} probes/s {volume / 1e6:8.2f} MB/day")
+            if wan.quota is not None:
+                lines.append(f"    {_quota_share(wan.quota, volume)}")
     return "\n".join(lines)
+
+
+MONTH_DAYS = 30  # what "a month" of probes means against a monthly quota
+
+
+def _quota_share(quota: Quota, per_day: float) -> str:
+    """What the probes alone take of ``quota`` at ``per_day`` bytes a day."""
+    limit = f"{quota.limit / 1e6:.0f} MB"
+    if quota.period == "monthly":
+        month = per_day * MONTH_DAYS
+        return (
+            f"quota {limit} a month: probes take {month / 1e6:.1f} MB of it in {MONTH_DAYS} days"
+            f" ({100 * month / quota.limit:.1f} %)"
+        )
+    days = quota.limit / per_day if per_day else float("inf")
+    return f"quota {limit} prepaid: probes alone would use it up in {days:.0f} days"
 
 
 @click.command()
@@ -302,6 +321,22 @@ def _admin(socket_path: Path, cmd: str, **args: Any) -> None:
     click.echo(f"{answer['wan']}: {answer['admin']}{note}")
 
 
+@click.group()
+def quota() -> None:
+    """The data quotas of the running daemon's uplinks (docs/probes.md, "Quotas")."""
+
+
+@quota.command("reset")
+@socket_option
+@click.argument("wan")
+def quota_reset(socket_path: Path, wan: str) -> None:
+    """Start uplink WAN's quota again from zero (root): a prepaid top-up, or a carrier
+    that reset it early. A monthly quota still starts again on its reset_day."""
+    answer = ask_daemon(socket_path, "quota_reset", wan=wan)
+    note = "" if answer.get("saved") else " (not saved: lost on restart, see the log)"
+    click.echo(f"{answer['wan']}: quota reset, 0 bytes used{note}")
+
+
 @click.command()
 @socket_option
 @json_option
@@ -357,6 +392,7 @@ def format_status(answer: dict[str, Any]) -> str:
     lines += [
         f"{w.name}: captive portal, web sent to {w.portal_url}" for w in st.wans if w.portal_url
     ]
+    lines += [_quota_line(w.name, w.quota) for w in st.wans if w.quota is not None]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:
@@ -386,6 +422,15 @@ def _dynamic_line(w: UplinkStatus) -> str | None:
     if w.kind == "point-to-point":
         return f"{w.name}: point-to-point {w.address or '-'} via {w.gateway or 'the device'}"
     return None
+
+
+def _quota_line(name: str, q: QuotaStatus) -> str:
+    until = f"until {q.period_end}" if q.period_end else "prepaid, until a reset"
+    state = {"ok": "", "warning": ", warning", "exhausted": f", used up: {q.exhausted}"}
+    return (
+        f"{name}: quota {_size(q.used)} of {_size(q.limit)}"
+        f" ({100 * q.used / q.limit:.0f} %){state.get(q.state, '')}, {until}"
+    )
 
 
 def _firewall_line(fw: FirewallStatus) -> str:
@@ -428,4 +473,4 @@ def format_leases_table(rows: list[dict[str, Any]]) -> str:
     return format_leases([Lease.from_json(r) for r in rows])
 
 
-COMMANDS = (check, plan, run, status, disable, enable, leases, systemd_unit)
+COMMANDS = (check, plan, run, status, disable, enable, quota, leases, systemd_unit)

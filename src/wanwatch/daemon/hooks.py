@@ -1,8 +1,9 @@
 """Hooks: the admin's commands run on uplink events, like RouterOS Netwatch scripts.
 
 Each hook is an argv list (never a shell), with ``{wan}``, ``{state}``, ``{from}``,
-``{to}``, ``{event}``, ``{detect_ms}`` and ``{url}`` (where a captive portal sends
-the web, ``on_portal``) substituted item by item. Hooks run as
+``{to}``, ``{event}``, ``{detect_ms}``, ``{url}`` (where a captive portal sends
+the web, ``on_portal``), ``{used}`` and ``{limit}`` (bytes of a quota, ``on_quota``;
+``{state}`` is quota_warning or quota_exhausted) substituted item by item. Hooks run as
 child processes with a timeout and never block the engine: the daemon starts
 them and moves on; a hook that outlives its timeout is killed by its PID, with
 everything it started (its own process group). At shutdown the daemon waits a
@@ -32,8 +33,11 @@ HOOK_FOR_EVENT = {
     "wan.enabled": "on_admin",
     # a used-up prepaid quota shows first as a captive portal (docs/probes.md)
     "wan.portal": "on_portal",
+    # a quota's warning level, and its limit (engine/quota.py)
+    "wan.quota_warning": "on_quota",
+    "wan.quota_exhausted": "on_quota",
 }
-PLACEHOLDERS = ("wan", "state", "from", "to", "event", "detect_ms", "url")
+PLACEHOLDERS = ("wan", "state", "from", "to", "event", "detect_ms", "url", "used", "limit")
 MAX_RUNNING = 16  # a flapping uplink must not fork-bomb the router
 
 
@@ -47,6 +51,8 @@ def expand(argv: tuple[str, ...], ev: Event) -> list[str]:
         "event": ev.name,
         "detect_ms": ev.fields.get("detect_ms"),
         "url": ev.fields.get("url"),
+        "used": ev.fields.get("used"),
+        "limit": ev.fields.get("limit"),
     }
     if values["wan"] is None:
         values["wan"] = values["to"]

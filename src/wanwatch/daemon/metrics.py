@@ -93,6 +93,7 @@ class StatusCollector(Collector):
             events.add_metric([name], value)
         yield from (state, admin, carrying, rtt, loss, moved, packets, sent, replies)
         yield from (applied, failed, contested)
+        yield from _quotas(st)
         if st.ha is not None:
             role = GaugeMetricFamily(
                 "wanwatch_ha_role", "1 for this router's VRRP role (linux/pair.py)", labels=["role"]
@@ -103,6 +104,19 @@ class StatusCollector(Collector):
         yield events
         if st.firewall is not None:
             yield from _firewall(st.firewall)
+
+
+def _quotas(st: Status) -> Iterator[GaugeMetricFamily]:
+    """Each quota's bytes in this period and its limit (engine/quota.py)."""
+    used = GaugeMetricFamily(
+        "wanwatch_quota_bytes", "bytes both ways counted in the quota's period", labels=["wan"]
+    )
+    limit = GaugeMetricFamily("wanwatch_quota_limit_bytes", "the quota's limit", labels=["wan"])
+    for w in st.wans:
+        if w.quota is not None:
+            used.add_metric([w.name], w.quota.used)
+            limit.add_metric([w.name], w.quota.limit)
+    yield from (used, limit)
 
 
 def _firewall(fw: FirewallStatus) -> Iterator[CounterMetricFamily]:

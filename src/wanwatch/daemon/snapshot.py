@@ -43,6 +43,7 @@ class StatusSnapshot:
         lan: LanServices,
         events: EventLog,
         clock: Clock,
+        quotas: Callable[[], dict[str, st.QuotaStatus]] = dict,
     ) -> None:
         self._config = config
         self._engine = engine
@@ -54,6 +55,7 @@ class StatusSnapshot:
         self._lan = lan
         self._events = events
         self._clock = clock
+        self._quotas = quotas
         self._shared = Cached(self._encoded, clock, STATUS_MAX_AGE)
 
     def shared(self) -> tuple[st.Status, bytes]:
@@ -72,6 +74,7 @@ class StatusSnapshot:
         probes = self._probes.stats()
         age, counters = self._backend.counters()
         extra = self._uplink_extras()
+        quotas = self._quotas()
         wans = [
             st.UplinkStatus(
                 name=s.name,
@@ -88,6 +91,7 @@ class StatusSnapshot:
                 targets=s.targets,
                 probes=st.ProbeStats(**probes.get(s.name, {})),
                 portal_url=s.portal,
+                quota=quotas.get(s.name),
                 **extra.get(s.name, {}),
             )
             for s in self._engine.status(now)

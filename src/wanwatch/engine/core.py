@@ -85,6 +85,7 @@ class Engine:
         }
         self._detect_ms: dict[str, int] = {}
         self._admin: dict[str, Admin] = {}
+        self._spent: dict[str, str] = {}  # quota used up -> quota.exhausted (engine/quota.py)
         self._now = now
         self._settle_by: float | None = now + STARTUP_GRACE  # None once settled
         self._intent = decide(config, self._health(), self._preferred(), None)
@@ -165,6 +166,18 @@ class Engine:
         name = {Admin.ENABLED: "wan.enabled", Admin.DRAIN: "wan.drained"}.get(admin, "wan.disabled")
         return [event(now, name, wan=wan), *self._replan_now(now)]
 
+    def set_spent(self, wan: str, policy: str | None, now: float) -> list[Event]:
+        """``wan``'s quota is used up (``policy``: its ``quota.exhausted``), or no longer
+        (None): it is routed by that policy (policy.py) from now on."""
+        self._now = max(self._now, now)
+        if wan not in self._monitors or self._spent.get(wan) == policy:
+            return []
+        if policy is None:
+            del self._spent[wan]
+        else:
+            self._spent[wan] = policy
+        return self._replan_now(now)
+
     def admin(self) -> dict[str, Admin]:
         """Uplinks the operator took out of service (enabled ones are absent)."""
         return dict(self._admin)
@@ -199,6 +212,7 @@ class Engine:
         for n in removed:
             self._detect_ms.pop(n, None)
             self._admin.pop(n, None)
+            self._spent.pop(n, None)
         events = [
             event(
                 now,
@@ -305,11 +319,13 @@ class Engine:
             if now < self._settle_by and Health.UNKNOWN in health.values():
                 return []
             self._settle_by = None
-            self._intent = decide(self._config, health, self._preferred(), old, self._admin)
+            self._intent = decide(
+                self._config, health, self._preferred(), old, self._admin, spent=self._spent
+            )
             if self._intent.stale:
                 return [event(now, "policy.stale", keeping=",".join(self._intent.active))]
             return [event(now, "policy.select", to=",".join(self._intent.active))]
-        new = decide(self._config, health, self._preferred(), old, self._admin)
+        new = decide(self._config, health, self._preferred(), old, self._admin, spent=self._spent)
         self._intent = new
         if new.stale:
             if old.stale and old.active == new.active:
@@ -318,12 +334,18 @@ class Engine:
         if new.active == old.active:
             return []
         dropped = [a for a in old.active if a not in new.active]
-        failed = [a for a in dropped if health.get(a) is not Health.UP or a in self._admin]
+        failed = [
+            a
+            for a in dropped
+            if health.get(a) is not Health.UP or a in self._admin or a in self._spent
+        ]
         if old.stale or failed:
             cause = failed[0] if failed else None
             reason = None
             if cause in self._admin:
                 reason = self._admin[cause].value
+            elif cause in self._spent and health.get(cause) is Health.UP:
+                reason = "quota"
             elif cause is not None:
                 reason = health.get(cause, Health.UNKNOWN).value
             return [
@@ -334,7 +356,7 @@ class Engine:
                     cause=cause,
                     reason=reason,
                     detect_ms=self._detect_ms.get(cause)
-                    if cause and cause not in self._admin
+                    if cause and reason not in ("quota", *(a.value for a in Admin))
                     else None,
                 )
             ]
