@@ -84,6 +84,11 @@ def parse_size(value: object) -> int:
     raise ValueError(f"not a size: {value!r} (use 10GB, 500MB, 2GiB or bytes)")
 
 
+def parse_off(value: object) -> object:
+    """YAML 1.1 reads a bare ``off`` as false: take it as the word the field means."""
+    return "off" if value is False else value
+
+
 def parse_share(value: object) -> float:
     """``80%`` or a fraction (``0.8``) -> the fraction."""
     if isinstance(value, bool):

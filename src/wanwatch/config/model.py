@@ -25,6 +25,7 @@ from wanwatch.config.fields import (
     http_url,
     mac_address,
     parse_domains,
+    parse_off,
     parse_port_range,
     parse_ports,
     parse_prefixes,
@@ -293,7 +294,7 @@ class Quota(Model, frozen=True, kw_only=True):
     reset_day: Annotated[int, Meta(ge=1, le=31)] | None = None
     warn: Annotated[float, Parse(parse_share), Meta(ge=0.01, le=1.0)] = 0.8
     # used up: only when no other uplink is usable, or never until the period's reset
-    exhausted: Literal["last_resort", "off"] = "last_resort"
+    exhausted: Annotated[Literal["last_resort", "off"], Parse(parse_off)] = "last_resort"
 
     @property
     def day(self) -> int:

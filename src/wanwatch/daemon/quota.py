@@ -24,11 +24,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from wanwatch.config import Config
 from wanwatch.daemon.clock import Clock
 from wanwatch.engine import quota as q
-from wanwatch.engine.core import Engine
 from wanwatch.engine.events import Event, event
 from wanwatch.status import QuotaStatus, Usage
 
@@ -36,6 +36,12 @@ QUOTA_FILE = "quota.json"
 READ_EVERY = 5.0  # seconds between countings
 SAVE_EVERY = 60.0  # seconds between writes of quota.json when no level was crossed
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # random(4): new at every boot
+
+
+class Router(Protocol):
+    """What the quotas need of the engine: routing an uplink whose quota is used up."""
+
+    def set_spent(self, wan: str, policy: str | None, now: float) -> list[Event]: ...
 
 
 def boot_id(path: Path = BOOT_ID) -> str:
@@ -69,7 +75,7 @@ class Quotas:
 
     # ----------------------------------------------------------------- start, reload
 
-    def restore(self, config: Config, engine: Engine) -> None:
+    def restore(self, config: Config, engine: Router) -> None:
         """The ledgers of an earlier run, for the uplinks that still have a quota."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -84,7 +90,7 @@ class Quotas:
         self._ledgers = found
         self.reload(config, engine)
 
-    def reload(self, config: Config, engine: Engine) -> None:
+    def reload(self, config: Config, engine: Router) -> None:
         """Follow the config: a new quota starts now, a removed one is forgotten, a
         changed limit is judged again."""
         now, mono = self._clock.time(), self._clock()
@@ -106,7 +112,7 @@ class Quotas:
     def due(self, mono: float) -> bool:
         return bool(self._ledgers) and mono >= self._next_read
 
-    def account(self, config: Config, engine: Engine, counters: Mapping[str, Usage]) -> None:
+    def account(self, config: Config, engine: Router, counters: Mapping[str, Usage]) -> None:
         """Count one reading of the counters (backend.counters())."""
         now, mono = self._clock.time(), self._clock()
         self._next_read = mono + READ_EVERY
@@ -131,7 +137,7 @@ class Quotas:
         if crossed or self._saved_at is None or mono - self._saved_at >= SAVE_EVERY:
             self.save()
 
-    def reset(self, config: Config, engine: Engine, wan: str) -> dict[str, object]:
+    def reset(self, config: Config, engine: Router, wan: str) -> dict[str, object]:
         """``wanwatch quota reset WAN``: the control socket's answer."""
         w = next((w for w in config.wans if w.name == wan), None)
         if w is None:
@@ -187,7 +193,7 @@ class Quotas:
 
     # ----------------------------------------------------------------- helpers
 
-    def _route(self, engine: Engine, wan: str, policy: str | None) -> None:
+    def _route(self, engine: Router, wan: str, policy: str | None) -> None:
         self._emit_all(engine.set_spent(wan, policy, self._clock()))
 
     def _emit_all(self, evs: list[Event]) -> None:
