@@ -142,8 +142,6 @@ class Reconciler:
         changes: list[sysctl.SysctlChange] = []
         if forwarding:
             changes += sysctl.ensure_forwarding(self._proc_sys)
-            # counters() reads bytes from conntrack accounting, which is off by default.
-            changes += sysctl.ensure_accounting(self._proc_sys)
         wanted = [w.interface for w in self.config.wans]
         if not forwarding and set(wanted) <= self._sysctl_done:
             return
