@@ -34,13 +34,13 @@ are not part of the table's fingerprint (nft.py), which stays that of the rules.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from wanwatch.engine.intent import UplinkPlan
 from wanwatch.errors import NftError
+from wanwatch.linux.firewall import nftables
 
 PREFIX = "usage_"
 _NAME = re.compile(r"^usage_(\d+)_(in|out)$")
@@ -122,12 +122,7 @@ def chains(uplinks: Sequence[UplinkPlan], ifname: Callable[[str], str]) -> list[
 def parse(text: str) -> dict[str, Moved]:
     """Uplink name -> what it moved, from ``nft -j list table`` (or ``list counters``)
     of our table (libnftables-json(5)); counters of other parts are skipped."""
-    try:
-        items = json.loads(text)["nftables"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise NftError(f"nft -j list: not nftables JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise NftError("nft -j list: not nftables JSON: no list of objects")
+    items = nftables(text)
     found: dict[str, dict[str, Count]] = {}
     try:
         for item in items:
