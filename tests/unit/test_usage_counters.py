@@ -12,7 +12,7 @@ from wanwatch.config import load
 from wanwatch.errors import NftError
 from wanwatch.linux import usage
 from wanwatch.linux.apply import intent_from_config
-from wanwatch.linux.nft import render, rendered_fingerprint
+from wanwatch.linux.nft import carried_usage, render, rendered_fingerprint
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
 A, B = "INET-UTAMA", "BACKUP-INET"
@@ -109,3 +109,11 @@ def test_carried_refuses_a_definition_without_the_counter() -> None:
     other = replace(intent.uplinks[0], slot=9)
     with pytest.raises(NftError):
         usage.carried(render(intent, config), [other], {A: usage.Moved(1, 1, 1, 1)})
+
+
+def test_a_failed_reading_swaps_the_table_in_with_counters_from_zero() -> None:
+    config = load(OFFICE)
+    intent = intent_from_config(config)
+    definition = render(intent, config)
+    # `false` as nft: the listing fails; the new table must still go in
+    assert carried_usage(intent, "false")(definition) == definition

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import struct
 import subprocess
@@ -51,6 +52,7 @@ from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, 
 from wanwatch.linux import firewall, rules_nft, usage
 from wanwatch.linux.classify import CLASSIFIERS, HASH_SEED, classify_rules
 
+log = logging.getLogger("wanwatch")
 _KEEP = ~FWMARK_MASK & 0xFFFFFFFF  # the admin's mark bits
 _COMMENT_RE = re.compile(r'^\s*comment "wanwatch ([0-9a-f]+)"', re.MULTILINE)
 # nft reads a quoted string up to the next '"' (no escapes), and a trailing '*'
@@ -333,8 +335,13 @@ def carried_usage(intent: Intent, nft: str = "nft") -> Callable[[str], str]:
     the moment it is called, written into the definition (usage.py)."""
 
     def last(definition: str) -> str:
-        text = list_table(nft)
-        return usage.carried(definition, intent.uplinks, usage.parse(text) if text else {})
+        try:
+            text = list_table(nft)
+            running = usage.parse(text) if text else {}
+        except NftError as exc:  # the new table matters more than the figures
+            log.warning("usage counters not carried over (from zero again): %s", exc)
+            running = {}
+        return usage.carried(definition, intent.uplinks, running)
 
     return last
 
