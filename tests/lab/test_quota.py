@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from wanwatch.config import load
+from wanwatch.daemon.admin import ADMIN_FILE
 from wanwatch.daemon.control import request
+from wanwatch.daemon.quota import QUOTA_FILE
 from wanwatch.lab import faults, netns, shaping
 from wanwatch.lab.office import Office
 from wanwatch.lab.topology import Lab
@@ -43,6 +45,7 @@ HEADERS = 52 / 1448
 @pytest.fixture(scope="module")
 def quota_lab(shared_lab: SharedLab) -> Iterator[Lab]:
     with shared_lab("quota") as lab:
+        lab.client_static(lab.lab_config.lans[0].name)
         yield lab
 
 
@@ -64,6 +67,9 @@ def start(quota_lab: Lab) -> Iterator[Callable[..., Office]]:
     finally:
         for office in offices:
             office.stop()
+            # what a daemon keeps for the next one: a quota's count, an uplink disabled
+            for kept in (QUOTA_FILE, ADMIN_FILE):
+                (office.daemon_state / kept).unlink(missing_ok=True)
         shaping.unshape(quota_lab, BACKUP)
         faults.clear_all(quota_lab)
 
@@ -72,6 +78,7 @@ def with_quota(lab: Lab, name: str, quota: dict[str, Any], mode: str, **backup: 
     """A copy of the lab's config whose backup is metered with ``quota``, validated."""
     data = yaml.safe_load(lab.config_text)
     data.setdefault("policy", {})["mode"] = mode
+    data["monitor"] = {**data.get("monitor", {}), "hold": "3s"}  # a quick comeback
     for w in data["wans"]:
         if w["name"] == BACKUP:
             w.update(metered=True, quota=quota, **backup)
@@ -104,13 +111,16 @@ def test_a_metered_backups_counters_and_quota_match_the_bytes_sent(
     request(office.socket, "disable", wan=PRIMARY)
     office.wait_active(BACKUP, timeout=DEADLINE)
     shaping.shape(lab, BACKUP, MBIT)
+    lan = lab.lab_config.lans[0].name
+    # A first transfer, counted whole before the measured one: the quota's counting
+    # (every 5 s) has started, and its figure and the counters' are of one moment.
+    warm = sum(f.bytes for f in bulk(lab, lan, flows=1, seconds=1.0, warmup=0.0).flows)
     st0 = office.wait_for(
-        lambda st: st["counters"].get(BACKUP) is not None and backup_of(st)[1] is not None,
+        lambda st: backup_of(st)[1]["used"] >= warm > 0,
         DEADLINE,
-        "the backup's first counting",
+        "the quota to count a first transfer",
     )
     c0, q0 = backup_of(st0)
-    lan = lab.lab_config.lans[0].name
     r = bulk(lab, lan, flows=1, seconds=3.0, warmup=0.0)
     assert not [f.error for f in r.flows if f.error] and {f.isp for f in r.flows} == {BACKUP}
     sent = sum(f.bytes for f in r.flows)
@@ -130,7 +140,8 @@ def test_a_metered_backups_counters_and_quota_match_the_bytes_sent(
     into, out = c1["bytes_in"] - c0["bytes_in"], c1["bytes_out"] - c0["bytes_out"]
     assert sent <= into <= sent * (1 + HEADERS) + slack
     assert 0 < out <= sent * HEADERS + slack
-    assert c1["packets_in"] - c0["packets_in"] >= sent / 1448
+    # (no figure for packets: GRO may merge segments into one counted packet)
+    assert c1["packets_in"] > c0["packets_in"] and c1["packets_out"] > c0["packets_out"]
     # The quota counts both ways, from readings a few seconds apart from status's.
     counted = q1["used"] - q0["used"]
     assert sent <= counted <= (into + out) + slack
