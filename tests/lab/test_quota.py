@@ -82,6 +82,8 @@ def with_quota(lab: Lab, name: str, quota: dict[str, Any], mode: str, **backup: 
     for w in data["wans"]:
         if w["name"] == BACKUP:
             w.update(metered=True, quota=quota, **backup)
+        elif "priority" in backup:  # the backup preferred: the primary behind it
+            w["priority"] = backup["priority"] + 1
     data["hooks"] = {}  # the office's logger hooks would write to the host's syslog
     path = lab.state_dir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
