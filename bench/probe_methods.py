@@ -20,6 +20,11 @@ and a DNS query with its answer checked), hold 3 s. Measured:
 - ``portal``: ``--portals`` times, the primary's quota is used up (an nft DNAT in
   its ISP sends port 80 to a redirecting server), each on a fresh daemon: seconds from that to
   ``wan.portal`` and to ``policy.failover``; then cleared, and back.
+- ``loss``: ``--loss`` % of the packets the office sends through the primary's ISP
+  are dropped (lab/faults.py ``loss``, one direction: every method's probes and
+  the office's own traffic) for ``--loss-minutes``; ``false_failovers`` and the
+  primary's ``wan.down`` events in that time (0 expected: the sequential test
+  reads 20 % random loss as a lossy line, not a dead one).
 - ``rss``: the daemon's VmRSS and VmHWM (proc(5)) with 2 uplinks x 4 methods
   after the runs (the lab has fake-internet ranges for 2 uplinks only), beside
   the budget of 40 MB (docs/architecture.md).
@@ -53,6 +58,7 @@ PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"
 HOLD = "3s"
 DEADLINE = 60.0  # any one wait; a portal is seen within two http intervals (2 x 10 s)
 TARGET_RSS_MB = 40.0
+LOSS_PROGRESS = 30.0  # seconds between looks at the events in the loss run
 
 
 def rss_kb(pid: int) -> dict[str, int]:
@@ -95,6 +101,31 @@ class Bench:
             "the primary's ICMP targets set aside",
         )
         return time.monotonic() - since
+
+    def lossy(self, minutes: float, percent: float) -> dict[str, Any]:
+        """Random loss on the primary, every method probing it: failovers and downs."""
+        start = faults.loss(self.lab, PRIMARY, percent, "up").t_start
+        end = start + minutes * 60
+        seen: dict[tuple[float, str], dict[str, Any]] = {}  # the event ring is bounded: poll
+        while (now := time.monotonic()) < end:
+            time.sleep(min(LOSS_PROGRESS, end - now))  # a fixed span watched, not a wait
+            for e in self.office.events(since=start, names=("policy.failover", "wan.down")):
+                seen[(e["at"], e["name"])] = e
+            say(f"loss run: {(time.monotonic() - start) / 60:.1f}/{minutes:g} min, {len(seen)} bad")
+        st = self.office.status()
+        faults.clear(self.lab, PRIMARY, "loss")
+        found = list(seen.values())
+        return {
+            "minutes": round((time.monotonic() - start) / 60, 2),
+            "loss_pct": percent,
+            "loss_direction": "up",
+            "false_failovers": sum(1 for e in found if e["name"] == "policy.failover"),
+            "primary_downs": sum(
+                1 for e in found if e["name"] == "wan.down" and e.get("wan") == PRIMARY
+            ),
+            "primary_state_end": wan_of(st, PRIMARY)["state"],
+            "primary_loss_pct_end": wan_of(st, PRIMARY)["loss_pct"],
+        }
 
     def icmp_filtered(self, cuts: int, steady: float) -> dict[str, Any]:
         filtered = portal.drop_icmp(self.lab, PRIMARY)
@@ -174,7 +205,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.office.start(wait_active=PRIMARY, timeout=DEADLINE)
         lab.dhcp_lease(bench.client, timeout=15)
         try:
-            say(f"lab {lab.tag} up; {args.cuts} cuts of an ICMP-filtering primary")
+            if args.loss_minutes > 0:
+                say(f"lab {lab.tag} up; {args.loss:g} % loss for {args.loss_minutes:g} min")
+                out["loss"] = bench.lossy(args.loss_minutes, args.loss)
+                bench.fresh()
+            say(f"{args.cuts} cuts of an ICMP-filtering primary")
             out["icmp_filtered"] = bench.icmp_filtered(args.cuts, args.steady)
             say(f"{args.portals} used-up quotas")
             out["portal"] = bench.portals(args.portals)
@@ -202,6 +237,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cuts", type=int, default=10, help="blackholes of the filtered primary")
     ap.add_argument("--portals", type=int, default=5, help="used-up quotas")
     ap.add_argument("--steady", type=float, default=30.0, help="seconds watched, ICMP filtered")
+    ap.add_argument("--loss", type=float, default=20.0, help="percent lost in the loss run")
+    ap.add_argument("--loss-minutes", type=float, default=10.0, help="0: no loss run")
     ap.add_argument("--seed", type=int, default=7)
     return ap.parse_args(argv)
 

@@ -26,11 +26,15 @@ class ProbeStats(msgspec.Struct, frozen=True):
 
 
 class Usage(msgspec.Struct, frozen=True):
-    """Open office connections on one uplink and the bytes they moved (conntrack)."""
+    """One uplink's traffic: bytes and packets through its device as the kernel counted
+    them (nft counters, linux/usage.py), and the office connections open on it now
+    (conntrack)."""
 
     connections: int
     bytes_out: int
     bytes_in: int
+    packets_out: int = 0
+    packets_in: int = 0
 
 
 class LeaseStatus(msgspec.Struct, frozen=True):
@@ -42,6 +46,19 @@ class LeaseStatus(msgspec.Struct, frozen=True):
     lease_s: int  # as granted
     server: str | None
     age_s: float  # since bound or last renewed
+
+
+class QuotaStatus(msgspec.Struct, frozen=True):
+    """An uplink's data quota (engine/quota.py): bytes both ways in this period."""
+
+    used: int
+    limit: int
+    period: str  # monthly | prepaid
+    period_start: str  # ISO 8601, UTC
+    period_end: str | None  # None: prepaid, until `wanwatch quota reset`
+    state: str  # ok | warning | exhausted
+    warn: float  # the share of ``limit`` that warns
+    exhausted: str  # what a used-up quota does: last_resort | off
 
 
 class UplinkStatus(msgspec.Struct, frozen=True):
@@ -71,6 +88,7 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     # "6": "down"}; ``state`` is then their one model), and whether it carries IPv6.
     families: dict[str, str] = msgspec.field(default_factory=dict)
     carrying6: bool = False
+    quota: QuotaStatus | None = None  # None: the uplink has no quota
 
 
 class Drops(msgspec.Struct, frozen=True):
@@ -126,7 +144,7 @@ class Status(msgspec.Struct, frozen=True):
     contested: list[str]  # objects another program keeps removing (repair backs off)
     repairs: int  # drift repairs since start
     counters: dict[str, Usage]
-    counters_age_s: float | None  # age of the conntrack reading (read off the loop)
+    counters_age_s: float | None  # age of the counters' reading (read off the loop)
     dnsmasq: dict[str, Any] | None
     leases: list[dict[str, Any]]
     events: list[str]  # the latest events, oldest first

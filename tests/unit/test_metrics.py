@@ -9,7 +9,7 @@ import msgspec
 from wanwatch.daemon import httpd, servers
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.history import History
-from wanwatch.status import Drops, FirewallStatus, ProbeStats, Status, UplinkStatus
+from wanwatch.status import Drops, FirewallStatus, ProbeStats, Status, UplinkStatus, Usage
 
 
 def uplink(
@@ -135,3 +135,12 @@ def test_each_family_of_a_dual_stack_uplink_has_its_own_state_gauge() -> None:
     assert 'wanwatch_uplink_carrying{wan="INET-UTAMA"} 1.0' in text
     # an IPv4-only status has no family gauge at all
     assert "wanwatch_uplink_family_state{" not in scrape()
+
+
+def test_each_uplinks_bytes_and_packets_are_metrics() -> None:
+    counters = {"INET-UTAMA": Usage(3, bytes_out=400, bytes_in=9000, packets_out=5, packets_in=8)}
+    text = scrape(msgspec.structs.replace(STATUS, counters=counters))
+    assert 'wanwatch_uplink_bytes_total{direction="in",wan="INET-UTAMA"} 9000.0' in text
+    assert 'wanwatch_uplink_bytes_total{direction="out",wan="INET-UTAMA"} 400.0' in text
+    assert 'wanwatch_uplink_packets_total{direction="in",wan="INET-UTAMA"} 8.0' in text
+    assert 'wanwatch_uplink_packets_total{direction="out",wan="INET-UTAMA"} 5.0' in text

@@ -3,7 +3,9 @@ pinned here; tests/lab/test_probe.py pins them through real uplinks)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import importlib.util
 import json
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 import dns.message
@@ -270,3 +273,32 @@ def test_a_daemon_without_http_or_dns_targets_loads_neither_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(done.stdout) == []
+
+
+def test_the_dns_probe_loads_neither_package_metadata_nor_dnspythons_feature_scan() -> None:
+    """probe/dns.py: dnspython's feature scan cost 1.3 MB; our stand-in answers instead."""
+    probe = (
+        "import json, sys, wanwatch.cli, wanwatch.daemon.loop\n"
+        "from wanwatch.probe import dns as probe\n"
+        "import dns.name\n"
+        "print(json.dumps([sorted(m for m in ('importlib.metadata', 'idna') if m in sys.modules),"
+        " dns.name.from_text('www.lab.test').to_text(), dns._features.have('idna')]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(done.stdout) == [[], "www.lab.test.", False]
+
+
+def test_the_stand_in_for_dns_features_has_every_public_function_of_dnspythons() -> None:
+    spec = importlib.util.find_spec("dns._features")
+    assert spec is not None and spec.origin is not None
+    tree = ast.parse(Path(spec.origin).read_text())
+    public = {
+        n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
+    }
+    stand_in = dns_probe._no_optional_features()
+    assert public == {"have", "force"}
+    assert all(callable(getattr(stand_in, name)) for name in public)
+    stand_in.force("idna", True)
+    assert stand_in.have("idna") and not stand_in.have("doh")

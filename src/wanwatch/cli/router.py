@@ -24,8 +24,9 @@ from wanwatch.errors import ConfigError, WanwatchError
 from wanwatch.paths import DEFAULT_CONFIG, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 
 if TYPE_CHECKING:
+    from wanwatch.config.model import Quota
     from wanwatch.daemon.logs import LogFormat
-    from wanwatch.status import FirewallStatus, RulesStatus, UplinkStatus
+    from wanwatch.status import FirewallStatus, QuotaStatus, RulesStatus, UplinkStatus
 
 
 @click.command()
@@ -100,7 +101,25 @@ def explain_budget(cfg: Config) -> str:
                 )
             rate, volume = sum(c.per_s for c in rows), sum(c.bytes_day for c in rows)
             lines.append(f"    {'total':<16} {rate:6.2f} probes/s {volume / 1e6:8.2f} MB/day")
+            if wan.quota is not None:
+                lines.append(f"    {_quota_share(wan.quota, volume)}")
     return "\n".join(lines)
+
+
+MONTH_DAYS = 30  # what "a month" of probes means against a monthly quota
+
+
+def _quota_share(quota: Quota, per_day: float) -> str:
+    """What the probes alone take of ``quota`` at ``per_day`` bytes a day."""
+    limit = f"{quota.limit / 1e6:.0f} MB"
+    if quota.period == "monthly":
+        month = per_day * MONTH_DAYS
+        return (
+            f"quota {limit} a month: probes take {month / 1e6:.1f} MB of it in {MONTH_DAYS} days"
+            f" ({100 * month / quota.limit:.1f} %)"
+        )
+    days = quota.limit / per_day if per_day else float("inf")
+    return f"quota {limit} prepaid: probes alone would use it up in {days:.0f} days"
 
 
 @click.command()
@@ -302,6 +321,22 @@ def _admin(socket_path: Path, cmd: str, **args: Any) -> None:
     click.echo(f"{answer['wan']}: {answer['admin']}{note}")
 
 
+@click.group()
+def quota() -> None:
+    """The data quotas of the running daemon's uplinks (docs/probes.md, "Quotas")."""
+
+
+@quota.command("reset")
+@socket_option
+@click.argument("wan")
+def quota_reset(socket_path: Path, wan: str) -> None:
+    """Start uplink WAN's quota again from zero (root): a prepaid top-up, or a carrier
+    that reset it early. A monthly quota still starts again on its reset_day."""
+    answer = ask_daemon(socket_path, "quota_reset", wan=wan)
+    note = "" if answer.get("saved") else " (not saved: lost on restart, see the log)"
+    click.echo(f"{answer['wan']}: quota reset, 0 bytes used{note}")
+
+
 @click.command()
 @socket_option
 @json_option
@@ -344,7 +379,7 @@ def format_status(answer: dict[str, Any]) -> str:
             f"{w.name:<16}{w.state:<10}{rtt:>9}{w.loss_pct:>6.1f}%  {w.since:<30}{role}"
             + _phase(w.phase, w.progress)
         )
-    if st.counters:  # open connections per uplink and what they have moved
+    if st.counters:  # open connections per uplink and what its device moved (nft counters)
         lines.append("")
         lines.append(f"{'UPLINK':<16}{'CONNECTIONS':>12}{'IN':>10}{'OUT':>10}")
         for name, c in st.counters.items():
@@ -359,6 +394,7 @@ def format_status(answer: dict[str, Any]) -> str:
     lines += [
         f"{w.name}: captive portal, web sent to {w.portal_url}" for w in st.wans if w.portal_url
     ]
+    lines += [_quota_line(w.name, w.quota) for w in st.wans if w.quota is not None]
     for step, error in st.failed_steps.items():
         lines.append(f"not applied: {step}: {error} (retry in {st.retry_in_s} s)")
     for obj in st.contested:
@@ -404,6 +440,15 @@ def _rules_table(rs: RulesStatus) -> list[str]:
     return out
 
 
+def _quota_line(name: str, q: QuotaStatus) -> str:
+    until = f"until {q.period_end}" if q.period_end else "prepaid, until a reset"
+    state = {"ok": "", "warning": ", warning", "exhausted": f", used up: {q.exhausted}"}
+    return (
+        f"{name}: quota {_size(q.used)} of {_size(q.limit)}"
+        f" ({100 * q.used / q.limit:.0f} %){state.get(q.state, '')}, {until}"
+    )
+
+
 def _firewall_line(fw: FirewallStatus) -> str:
     """What the firewall dropped and forwarded, e.g.
     ``firewall on, dropped: A 12 in 3 fwd, guest WIFI 4; forwarded: nas 7``."""
@@ -444,4 +489,4 @@ def format_leases_table(rows: list[dict[str, Any]]) -> str:
     return format_leases([Lease.from_json(r) for r in rows])
 
 
-COMMANDS = (check, plan, run, status, disable, enable, leases, systemd_unit)
+COMMANDS = (check, plan, run, status, disable, enable, quota, leases, systemd_unit)

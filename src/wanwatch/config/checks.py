@@ -61,6 +61,7 @@ def cross_check(report: Report, wans: list[Any], lans: list[Any], dns: Dns | Non
     nets = check_members(report, wans, lans)
     check_overlaps(report, nets)
     check_uplinks(report, wans, nets)
+    check_quotas(report, wans)
     dynamic.check_wans(report, wans)
     pools = check_pools(report, lans)
     check_static_leases(report, lans, pools)
@@ -147,6 +148,17 @@ def check_uplinks(report: Report, wans: list[Any], nets: list[_Net]) -> None:
                     f"{t} is already a probe target of {format_path(owner)}: "
                     "each target must be pinned to one uplink (RouterOS cannot pin it twice)",
                 )
+
+
+def check_quotas(report: Report, wans: list[Any]) -> None:
+    """A prepaid quota has no reset day: only `wanwatch quota reset` starts it again."""
+    for i, w in _enumerate_valid(wans):
+        q = w.quota
+        if q is not None and q.period == "prepaid" and q.reset_day is not None:
+            report(
+                ("wans", i, "quota", "reset_day"),
+                "a prepaid quota has no reset day (`wanwatch quota reset` starts it again)",
+            )
 
 
 def _check_target(report: Report, tpath: Path_, t: IpAddress, nets: list[_Net]) -> None:

@@ -73,6 +73,40 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[float, Parse(parse_duration)]
 
 
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kMGT]i?B|[KB])?\s*$")
+# Carriers sell decimal gigabytes (a "10 GB" plan is 10**10 bytes); KiB and the
+# like are there for whoever means powers of two.
+_UNIT_BYTES = {None: 1, "B": 1, "K": 1000, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
+_UNIT_BYTES |= {"TB": 1000**4, "kiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+
+
+def parse_size(value: object) -> int:
+    """``10GB`` (decimal, as carriers count), ``512MiB``, ``800kB`` or plain bytes -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("not a size (use 10GB, 500MB, 2GiB or bytes)")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (m := _SIZE_RE.match(value)) and m.group(2) in _UNIT_BYTES:
+        return round(float(m.group(1)) * _UNIT_BYTES[m.group(2)])
+    raise ValueError(f"not a size: {value!r} (use 10GB, 500MB, 2GiB or bytes)")
+
+
+def parse_off(value: object) -> object:
+    """YAML 1.1 reads a bare ``off`` as false: take it as the word the field means."""
+    return "off" if value is False else value
+
+
+def parse_share(value: object) -> float:
+    """``80%`` or a fraction (``0.8``) -> the fraction."""
+    if isinstance(value, bool):
+        raise ValueError("not a share (use 80% or 0.8)")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and (m := re.match(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$", value)):
+        return float(m.group(1)) / 100
+    raise ValueError(f"not a share: {value!r} (use 80% or 0.8)")
+
+
 # Linux dev_valid_name(): 1..15 bytes (IFNAMSIZ 16 with the NUL), not "." or "..",
 # and no "/", ":" or whitespace.
 _IFNAME_RE = re.compile(r"^[^/:\s]{1,15}$")

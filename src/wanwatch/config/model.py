@@ -36,9 +36,12 @@ from wanwatch.config.fields import (
     parse_address6,
     parse_domains,
     parse_ip_address,
+    parse_off,
     parse_port_range,
     parse_ports,
     parse_prefixes,
+    parse_share,
+    parse_size,
     parse_sources,
     parse_sticky,
     parse_via,
@@ -309,6 +312,24 @@ else:  # as WanAddress
     Address6 = Annotated[Any, Parse(parse_address6)]
 
 
+class Quota(Model, frozen=True, kw_only=True):
+    """A data quota (docs/probes.md, "Quotas"): the bytes both ways a carrier allows."""
+
+    limit: Annotated[int, Parse(parse_size), Meta(ge=1)]
+    # monthly: starts again on reset_day; prepaid: a total, until `wanwatch quota reset`
+    period: Literal["monthly", "prepaid"] = "monthly"
+    # monthly only (default 1); 29-31 mean the month's last day in a shorter month
+    reset_day: Annotated[int, Meta(ge=1, le=31)] | None = None
+    warn: Annotated[float, Parse(parse_share), Meta(ge=0.01, le=1.0)] = 0.8
+    # used up: only when no other uplink is usable, or never until the period's reset
+    exhausted: Annotated[Literal["last_resort", "off"], Parse(parse_off)] = "last_resort"
+
+    @property
+    def day(self) -> int:
+        """The monthly reset day."""
+        return self.reset_day or 1
+
+
 class Wan(Model, frozen=True, kw_only=True):
     """An uplink (dynamic.py: ``address: dhcp``, point-to-point without ``gateway``)."""
 
@@ -329,6 +350,7 @@ class Wan(Model, frozen=True, kw_only=True):
     # it carries no traffic (docs/probes.md, "Metered standby").
     metered: bool = False
     probe: Probe
+    quota: Quota | None = None
 
 
 class StaticLease(Model, frozen=True):
@@ -494,6 +516,7 @@ class Hooks(Model, frozen=True):
     on_failback: Argv | None = None
     on_admin: Argv | None = None  # wanwatch disable / enable
     on_portal: Argv | None = None  # a captive portal took the uplink (docs/probes.md); {url}
+    on_quota: Argv | None = None  # a quota's warning level or its limit; {used}, {limit}
     timeout: Annotated[Duration, Meta(ge=0.1, le=600)] = 10.0
 
 

@@ -1,11 +1,13 @@
 """Hooks: the admin's commands run on uplink events, like RouterOS Netwatch scripts.
 
 Each hook is an argv list (never a shell), with ``{wan}``, ``{state}``, ``{from}``,
-``{to}``, ``{event}``, ``{detect_ms}`` and ``{url}`` (where a captive portal sends
-the web, ``on_portal``) substituted item by item. ``WANWATCH_FAMILY`` in a hook's
-environment is the address family the event is about, ``4`` or ``6`` (docs/ipv6.md:
-IPv6's own ``policy.failover family=6``; a dual-stack uplink's ``wan.down`` names
-the family that fell last, both being down then). Hooks run as
+``{to}``, ``{event}``, ``{detect_ms}``, ``{url}`` (where a captive portal sends
+the web, ``on_portal``), ``{used}`` and ``{limit}`` (bytes of a quota, ``on_quota``;
+``{state}`` is quota_warning or quota_exhausted) substituted item by item.
+``WANWATCH_FAMILY`` in a hook's environment is the address family the event is
+about, ``4`` or ``6`` (docs/ipv6.md: IPv6's own ``policy.failover family=6``; a
+dual-stack uplink's ``wan.down`` names the family that fell last, both being down
+then). Hooks run as
 child processes with a timeout and never block the engine: the daemon starts
 them and moves on; a hook that outlives its timeout is killed by its PID, with
 everything it started (its own process group). At shutdown the daemon waits a
@@ -35,8 +37,11 @@ HOOK_FOR_EVENT = {
     "wan.enabled": "on_admin",
     # a used-up prepaid quota shows first as a captive portal (docs/probes.md)
     "wan.portal": "on_portal",
+    # a quota's warning level, and its limit (engine/quota.py)
+    "wan.quota_warning": "on_quota",
+    "wan.quota_exhausted": "on_quota",
 }
-PLACEHOLDERS = ("wan", "state", "from", "to", "event", "detect_ms", "url")
+PLACEHOLDERS = ("wan", "state", "from", "to", "event", "detect_ms", "url", "used", "limit")
 MAX_RUNNING = 16  # a flapping uplink must not fork-bomb the router
 
 
@@ -50,6 +55,8 @@ def expand(argv: tuple[str, ...], ev: Event) -> list[str]:
         "event": ev.name,
         "detect_ms": ev.fields.get("detect_ms"),
         "url": ev.fields.get("url"),
+        "used": ev.fields.get("used"),
+        "limit": ev.fields.get("limit"),
     }
     if values["wan"] is None:
         values["wan"] = values["to"]

@@ -35,6 +35,7 @@ from wanwatch.daemon.control import serve
 from wanwatch.daemon.eventlog import EventLog
 from wanwatch.daemon.history import History
 from wanwatch.daemon.parts import Parts, Paths
+from wanwatch.daemon.quota import Quotas
 from wanwatch.daemon.repair import Healer
 from wanwatch.daemon.servers import Sources, serve_all
 from wanwatch.daemon.snapshot import StatusSnapshot
@@ -92,6 +93,7 @@ class Daemon:
         )
         self.history = History(clock)
         self._admin = AdminChoices(paths.state_dir, events.emit, clock)
+        self._quotas = Quotas(paths.state_dir, events.emit, clock)
         self._snapshot = StatusSnapshot(
             config=lambda: self._config,
             engine=engine,
@@ -103,6 +105,7 @@ class Daemon:
             lan=self._lan,
             events=events,
             clock=clock,
+            quotas=lambda: self._quotas.status(self._config),
         )
         self._servers: list[asyncio.Server] = []  # metrics and the status page, if asked for
         self._readers: list[int] = []  # descriptors the loop reads for us
@@ -119,6 +122,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.steering.started_at = self.now()
         self._admin.restore(self._engine)
+        self._quotas.restore(self._config, self._engine)
         for sig, cmd in (
             (signal.SIGTERM, "stop"),
             (signal.SIGINT, "stop"),
@@ -208,6 +212,10 @@ class Daemon:
             self.events.emit_all(self._backend.stop())
         except (NetlinkError, NftError) as exc:
             self.events.emit(event(self.now(), "daemon.cleanup_failed", error=str(exc)))
+        # The quotas as the last reading counted them: the backend's stop removed our
+        # table with its counters, so what moved after that reading (at most
+        # READ_EVERY s before) is not counted.
+        self._quotas.save()
         await self._hooks.drain(timeout=2.0)
         self.events.emit(event(self.now(), "daemon.stopped"))
 
@@ -225,6 +233,8 @@ class Daemon:
             self.events.emit_all(engine.tick(now))  # timeouts first: they shape what is due
             for req in engine.due(now):
                 self._probes.send(req.wan, req.target, req.seq)
+            if self._quotas.due(now):
+                self._count_quotas()
             self.steering.steer()
             self.steering.maybe_repair()
             await self._lan.follow(functools.partial(engine.status, now), self.steering.in_force())
@@ -238,6 +248,13 @@ class Daemon:
             if self._commands.empty():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _count_quotas(self) -> None:
+        """The uplinks' counters against their quotas (daemon/quota.py): the backend's
+        last reading, taken off the loop."""
+        age, counters = self._backend.counters()
+        if age is not None:
+            self._quotas.account(self._config, self._engine, counters)
 
     def _signal(self, cmd: str) -> None:
         """Signal handlers only enqueue; the loop acts (no work in a signal handler)."""
@@ -339,6 +356,7 @@ class Daemon:
             return
         old, self._config = self._config, new
         self.events.emit_all(self._engine.reload(new, self.now()))
+        self._quotas.reload(new, self._engine)
         await self._reload_uplinks(old, new)
         self._hooks.hooks = new.hooks
         await self._lan.reload(new_shared)
@@ -403,7 +421,17 @@ class Daemon:
             if cmd == "disable":
                 admin = Admin.DRAIN if request.get("drain") is True else Admin.DISABLED
             return self._set_admin(wan, admin)
-        return {"error": f"unknown command {cmd!r} (status, leases, events, disable, enable)"}
+        if cmd == "quota_reset":
+            if uid != 0:
+                return {"error": "quota reset is for root only"}
+            answer = self._quotas.reset(self._config, self._engine, str(request.get("wan")))
+            self.steering.steer()
+            self._wake.set()
+            return answer
+        return {
+            "error": f"unknown command {cmd!r}"
+            " (status, leases, events, disable, enable, quota_reset)"
+        }
 
     def _set_admin(self, wan: Any, admin: Admin) -> dict[str, Any]:
         try:

@@ -61,6 +61,21 @@ class StatusCollector(Collector):
             "1 for the operator's choice (wanwatch disable/enable)",
             labels=["wan", "admin"],
         )
+        moved = CounterMetricFamily(
+            "wanwatch_uplink_bytes",
+            "IP bytes through the uplink's device, as nft counted them (linux/usage.py)",
+            labels=["wan", "direction"],
+        )
+        packets = CounterMetricFamily(
+            "wanwatch_uplink_packets",
+            "packets through the uplink's device, as nft counted them",
+            labels=["wan", "direction"],
+        )
+        for name, u in st.counters.items():
+            moved.add_metric([name, "in"], u.bytes_in)
+            moved.add_metric([name, "out"], u.bytes_out)
+            packets.add_metric([name, "in"], u.packets_in)
+            packets.add_metric([name, "out"], u.packets_out)
         sent = CounterMetricFamily("wanwatch_probes_sent", "probes sent", labels=["wan"])
         replies = CounterMetricFamily("wanwatch_probe_replies", "probe replies", labels=["wan"])
         for w in st.wans:
@@ -93,8 +108,9 @@ class StatusCollector(Collector):
         events = CounterMetricFamily("wanwatch_events", "events by name", labels=["event"])
         for name, value in sorted(self._counts().items()):
             events.add_metric([name], value)
-        yield from (state, admin, carrying, rtt, loss, sent, replies, applied, failed, contested)
-        yield from (family_state, carrying6)
+        yield from (state, admin, carrying, rtt, loss, moved, packets, sent, replies)
+        yield from (applied, failed, contested, family_state, carrying6)
+        yield from _quotas(st)
         if st.ha is not None:
             role = GaugeMetricFamily(
                 "wanwatch_ha_role", "1 for this router's VRRP role (linux/pair.py)", labels=["role"]
@@ -107,6 +123,19 @@ class StatusCollector(Collector):
             yield from _firewall(st.firewall)
         if st.rules is not None:
             yield from _rules(st.rules)
+
+
+def _quotas(st: Status) -> Iterator[GaugeMetricFamily]:
+    """Each quota's bytes in this period and its limit (engine/quota.py)."""
+    used = GaugeMetricFamily(
+        "wanwatch_quota_bytes", "bytes both ways counted in the quota's period", labels=["wan"]
+    )
+    limit = GaugeMetricFamily("wanwatch_quota_limit_bytes", "the quota's limit", labels=["wan"])
+    for w in st.wans:
+        if w.quota is not None:
+            used.add_metric([w.name], w.quota.used)
+            limit.add_metric([w.name], w.quota.limit)
+    yield from (used, limit)
 
 
 def _firewall(fw: FirewallStatus) -> Iterator[CounterMetricFamily]:

@@ -34,7 +34,7 @@ CONTEST_REPAIRS = 5  # more repairs than this within the window: a tug-of-war
 # this long after the first of them.
 DRIFT_DEBOUNCE = 0.05
 # A full reconcile pass this often whatever was heard: the safety net for changes
-# that send no notification (e.g. the conntrack accounting sysctl).
+# that send no notification (e.g. a sysctl such as ip_forward).
 FULL_PASS_INTERVAL = 10.0
 RT_TABLE_MAIN = 254  # <linux/rtnetlink.h> (repair.py stays free of pyroute2)
 # Reconcile events that changed a kernel object, named in drift.repaired.

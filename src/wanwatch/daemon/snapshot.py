@@ -45,6 +45,7 @@ class StatusSnapshot:
         lan: LanServices,
         events: EventLog,
         clock: Clock,
+        quotas: Callable[[], dict[str, st.QuotaStatus]] = dict,
     ) -> None:
         self._config = config
         self._engine = engine
@@ -56,6 +57,7 @@ class StatusSnapshot:
         self._lan = lan
         self._events = events
         self._clock = clock
+        self._quotas = quotas
         self._shared = Cached(self._encoded, clock, STATUS_MAX_AGE)
 
     def shared(self) -> tuple[st.Status, bytes]:
@@ -75,6 +77,7 @@ class StatusSnapshot:
         age, counters = self._backend.counters()
         extra = self._uplink_extras()
         engine_status = self._engine.status(now)
+        quotas = self._quotas()
         wans = [
             st.UplinkStatus(
                 name=s.name,
@@ -93,6 +96,7 @@ class StatusSnapshot:
                 families={f: h.value for f, h in s.families.items()},
                 carrying6=s.name in intent.active6,
                 portal_url=s.portal,
+                quota=quotas.get(s.name),
                 **extra.get(s.name, {}),
             )
             for s in engine_status

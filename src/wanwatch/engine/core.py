@@ -131,6 +131,7 @@ class Engine:
         self._monitors6 = {w.name: _monitor(config, w, 6, now) for w in config.wans if _probes6(w)}
         self._detect_ms: dict[tuple[str, int], int] = {}
         self._admin: dict[str, Admin] = {}
+        self._spent: dict[str, str] = {}  # quota used up -> quota.exhausted (engine/quota.py)
         self._now = now
         self._settle_by: float | None = now + STARTUP_GRACE  # None once settled
         self._intent = self._policy(None)
@@ -230,6 +231,18 @@ class Engine:
         name = {Admin.ENABLED: "wan.enabled", Admin.DRAIN: "wan.drained"}.get(admin, "wan.disabled")
         return [event(now, name, wan=wan), *self._replan_now(now)]
 
+    def set_spent(self, wan: str, policy: str | None, now: float) -> list[Event]:
+        """``wan``'s quota is used up (``policy``: its ``quota.exhausted``), or no longer
+        (None): it is routed by that policy (policy.py) from now on."""
+        self._now = max(self._now, now)
+        if wan not in self._monitors or self._spent.get(wan) == policy:
+            return []
+        if policy is None:
+            del self._spent[wan]
+        else:
+            self._spent[wan] = policy
+        return self._replan_now(now)
+
     def admin(self) -> dict[str, Admin]:
         """Uplinks the operator took out of service (enabled ones are absent)."""
         return dict(self._admin)
@@ -272,6 +285,7 @@ class Engine:
             self._detect_ms.pop((n, 4), None)
             self._detect_ms.pop((n, 6), None)
             self._admin.pop(n, None)
+            self._spent.pop(n, None)
         events = [
             event(
                 now,
@@ -384,7 +398,7 @@ class Engine:
         """The policy for each family: IPv6 among the uplinks that have it, by IPv6
         health. The policy rules (engine/rules.py) steer IPv4 only."""
         cfg = self._config
-        four = decide(cfg, self._health(), self._preferred(), old, self._admin)
+        four = decide(cfg, self._health(), self._preferred(), old, self._admin, spent=self._spent)
         six_wans = tuple(w for w in cfg.wans if has_ipv6(w))
         if not six_wans:
             return four
@@ -395,6 +409,7 @@ class Engine:
             self._preferred6(),
             previous,
             self._admin,
+            spent=self._spent,
         )
         return replace(four, active6=six.active, flush6=six.flush, stale6=six.stale)
 
@@ -476,17 +491,23 @@ class Engine:
             return []
         moved: dict[str, FieldValue] = {"from": ",".join(was), "to": ",".join(active), **tag}
         dropped = [a for a in was if a not in active]
-        failed = [a for a in dropped if health.get(a) is not Health.UP or a in self._admin]
+        failed = [
+            a
+            for a in dropped
+            if health.get(a) is not Health.UP or a in self._admin or a in self._spent
+        ]
         if not (was_stale or failed):
             return [event(now, "policy.failback", **moved)]
         cause = failed[0] if failed else None
         reason = None
         if cause in self._admin:
             reason = self._admin[cause].value
+        elif cause in self._spent and health.get(cause) is Health.UP:
+            reason = "quota"
         elif cause is not None:
             reason = health.get(cause, Health.UNKNOWN).value
         detect = None
-        if cause and cause not in self._admin:
+        if cause and cause not in self._admin and reason != "quota":
             # An uplink judged by its IPv4 alone (no IPv6 target) was seen by its IPv4.
             seen = family if cause in self._monitors6 or family == 4 else 4
             detect = self._detect_ms.get((cause, seen))

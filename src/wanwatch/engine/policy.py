@@ -7,9 +7,12 @@ are usable, in order of preference:
 1. UP and preferred (past their hold after a comeback);
 2. if none, DEGRADED ones (a bad link beats none);
 3. if none, UP ones still in their hold;
-4. if none, PORTAL ones whose ``probe.portal`` is ``last_resort`` (a captive
-   portal may still pass some traffic); with ``down`` (the default) a PORTAL
-   uplink is routed like a DOWN one, its connections deleted too.
+4. if none, the last resorts: PORTAL ones whose ``probe.portal`` is
+   ``last_resort`` (a captive portal may still pass some traffic), and UP or
+   DEGRADED ones whose quota is used up with ``quota.exhausted: last_resort``
+   (engine/quota.py; their open connections go on). With ``probe.portal: down``
+   (the default) a PORTAL uplink is routed like a DOWN one, its connections
+   deleted too; so is an uplink whose used-up quota says ``off``.
 
 With none usable the previous choice is kept and the Intent is marked stale:
 failing over into nothing would only drop the connections that still work.
@@ -45,12 +48,20 @@ def decide(
     preferred_by_name: Mapping[str, bool],
     previous: Intent | None,
     admin: Mapping[str, Admin] | None = None,
+    *,
+    spent: Mapping[str, str] | None = None,
 ) -> Intent:
-    """The Intent for these uplink states; ``previous`` is kept when nothing is usable."""
+    """The Intent for these uplink states; ``previous`` is kept when nothing is usable.
+    ``spent``: uplinks whose quota is used up -> their ``quota.exhausted``."""
     admin = admin or {}
-    enabled = [w for w in config.wans if admin.get(w.name, Admin.ENABLED) is Admin.ENABLED]
+    spent = spent or {}
+    enabled = [
+        w
+        for w in config.wans
+        if admin.get(w.name, Admin.ENABLED) is Admin.ENABLED and spent.get(w.name) != "off"
+    ]
     names = {w.name for w in enabled}
-    candidates = usable(enabled, health_by_name, preferred_by_name, last_resort(config))
+    candidates = usable(enabled, health_by_name, preferred_by_name, last_resort(config), spent)
     stale = not candidates
     if candidates:
         active = _carriers(config, candidates)
@@ -73,6 +84,7 @@ def decide(
         admin,
         stale=stale,
         previous=previous.rules if previous is not None else (),
+        spent=spent,
     )
     busy = {*active, *carrying(paths)}
     gone = [
@@ -80,6 +92,7 @@ def decide(
         for w in config.wans
         if health_by_name.get(w.name) in (Health.DOWN, Health.PORTAL)
         or admin.get(w.name, Admin.ENABLED) is Admin.DISABLED
+        or spent.get(w.name) == "off"
     ]
     return intent_from_config(
         config,

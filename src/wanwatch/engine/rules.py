@@ -51,19 +51,32 @@ def usable(
     health: Mapping[str, Health],
     preferred: Mapping[str, bool],
     portal_ok: frozenset[str] = frozenset(),
+    spent: Mapping[str, str] | None = None,
 ) -> list[_N]:
     """The usable ones, by the policy's tiers (policy.py's docstring): UP and preferred,
-    else DEGRADED, else UP still in its hold, else behind a portal where ``portal_ok``
-    names it a last resort; [] if none."""
+    else DEGRADED, else UP still in its hold, else the last resorts: behind a portal
+    where ``portal_ok`` names it one, or answering with its quota used up where
+    ``spent`` (uplink -> ``quota.exhausted``) says ``last_resort``; [] if none. An
+    uplink ``spent`` says ``off`` for is never usable."""
+    spent = spent or {}
 
     def state(u: _N) -> Health:
         return health.get(u.name, Health.UNKNOWN)
 
+    fresh = [u for u in items if u.name not in spent]
     tiers = (
-        [u for u in items if state(u) is Health.UP and preferred.get(u.name, False)],
-        [u for u in items if state(u) is Health.DEGRADED],
-        [u for u in items if state(u) is Health.UP and not preferred.get(u.name, False)],
-        [u for u in items if state(u) is Health.PORTAL and u.name in portal_ok],
+        [u for u in fresh if state(u) is Health.UP and preferred.get(u.name, False)],
+        [u for u in fresh if state(u) is Health.DEGRADED],
+        [u for u in fresh if state(u) is Health.UP and not preferred.get(u.name, False)],
+        [
+            u
+            for u in items
+            if spent.get(u.name) != "off"
+            and (
+                (state(u) is Health.PORTAL and u.name in portal_ok)
+                or (u.name in spent and state(u) in (Health.UP, Health.DEGRADED))
+            )
+        ],
     )
     return next((t for t in tiers if t), [])
 
@@ -92,13 +105,20 @@ def rule_paths(
     *,
     stale: bool,
     previous: Sequence[RulePath] = (),
+    spent: Mapping[str, str] | None = None,
 ) -> tuple[RulePath, ...]:
-    """Every rule's path for these uplink states; ``stale``: no uplink is usable at all."""
+    """Every rule's path for these uplink states; ``stale``: no uplink is usable at all;
+    ``spent``: uplinks whose quota is used up (``usable``)."""
+    spent = spent or {}
     kept = {(p.name, p.index): p for p in previous}
     out: list[RulePath] = []
     for i, rule in enumerate(config.rules):
-        members = [u for u in rule.via.uplinks if admin.get(u.name, Admin.ENABLED) is Admin.ENABLED]
-        tier = usable(members, health, preferred, last_resort(config))
+        members = [
+            u
+            for u in rule.via.uplinks
+            if admin.get(u.name, Admin.ENABLED) is Admin.ENABLED and spent.get(u.name) != "off"
+        ]
+        tier = usable(members, health, preferred, last_resort(config), spent)
         if tier:
             out.append(_on(config, i, rule, tier))
         elif stale and (rule.name, i) in kept:

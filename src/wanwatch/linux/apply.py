@@ -39,7 +39,7 @@ at that moment; ``stop()`` and ``close()`` end it.
 The parts: desired.py (what should exist), reconcile.py (the pass and the
 steps that make it so), statefile.py (the addresses we added), watch.py (the
 carrier and drift watchers, opened on the worker), this module (the worker
-thread, the public API and the conntrack counters).
+thread, the public API and the counters' background reading).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from wanwatch.config import Config
 from wanwatch.engine.events import Event, event
 from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import NftError, WanwatchError
-from wanwatch.linux import conntrack, firewall, nft, rules_nft, sysctl
+from wanwatch.linux import conntrack, firewall, nft, rules_nft, sysctl, usage
 from wanwatch.linux.desired import Uplink
 from wanwatch.linux.netlink import IpAddress
 from wanwatch.linux.reconcile import STATE_FILE, Reconciler
@@ -73,7 +73,7 @@ COUNTERS_MAX_AGE = 1.0  # seconds before counters() takes a fresh reading in the
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _W = TypeVar("_W", LinkWatcher, DriftWatcher)
-# One background reading: when, conntrack's usage, the firewall's counters (None: not read)
+# One background reading: when, each uplink's usage, the firewall's counters (None: not read)
 _Usage = tuple[float, dict[str, Usage], firewall.Reading | None]
 
 
@@ -98,7 +98,7 @@ class LinuxBackend:
         self._usage: tuple[float, dict[str, Usage]] | None = None
         self._usage_job: Future[_Usage] | None = None
         self._usage_pool: ThreadPoolExecutor | None = None
-        # firewall(): totals of the firewall's counters, read with the conntrack counters
+        # firewall(): totals of the firewall's counters, read with the usage counters
         self._fw_totals = firewall.Totals()
         self._fw: tuple[float, dict[str, firewall.Count]] | None = None
         # conntrack flushes started by passes and not yet handed to the daemon (flushes())
@@ -187,11 +187,12 @@ class LinuxBackend:
         return self._call(_opened, DriftWatcher())
 
     def counters(self, max_age: float = COUNTERS_MAX_AGE) -> tuple[float | None, dict[str, Usage]]:
-        """The last conntrack reading per uplink and its age in seconds; never waits.
+        """The last counters' reading per uplink and its age in seconds; never waits.
 
-        Per uplink: open office connections and the bytes they moved (conntrack.usage:
-        entries by our ct mark, bytes from conntrack accounting). The dump takes about
-        0.1 ms per entry, so it runs on a thread of its own: a reading older than
+        Per uplink: bytes and packets in and out (usage.py: nft counters, one
+        listing of our table) and the office connections open now (conntrack's
+        entries by our ct mark). The conntrack dump takes about 0.1 ms per entry,
+        so the reading runs on a thread of its own: a reading older than
         ``max_age`` starts a fresh one in the background and is returned as it is
         meanwhile (age None and {} before the first). Errors are logged; the last
         reading stays. Call it from one thread at a time (the daemon's loop).
@@ -211,7 +212,7 @@ class LinuxBackend:
     def firewall(self) -> FirewallStatus:
         """The firewall's counters (totals) from the reading :meth:`counters` takes; never waits.
 
-        The same background reading: one ``nft -j list table`` beside the conntrack dump.
+        The same background reading: the one ``nft -j list table`` of :meth:`counters`.
         """
         found = {} if self._fw is None else self._fw[1]
         age = None if self._fw is None else self._now() - self._fw[0]
@@ -307,12 +308,35 @@ class LinuxBackend:
     def _read_usage(
         now: float, own: dict[str, tuple[int, IPv4Address | None]], nft_binary: str
     ) -> _Usage:
+        moved: dict[str, usage.Moved] = {}
         try:
-            counted: firewall.Reading | None = nft.read_counters(nft_binary)
-        except NftError as exc:  # the conntrack counters are still worth having
-            log.warning("firewall counters: %s", exc)
+            text = nft.list_table(nft_binary)
+            counted: firewall.Reading | None = firewall.Reading(None, {})
+            if text is not None:
+                moved = usage.parse(text)
+                found = firewall.parse_table(text)
+                # the usage counters carry their own totals over a swap (usage.py)
+                mine = {n: c for n, c in found.counts.items() if not usage.is_usage(n)}
+                counted = firewall.Reading(found.table, mine)
+        except NftError as exc:  # the connection counts are still worth having
+            log.warning("nft counters: %s", exc)
             counted = None
-        return now, conntrack.usage(own), counted
+        opened = conntrack.connections(own)
+        zero = usage.Moved(0, 0, 0, 0)
+        return (
+            now,
+            {
+                name: Usage(
+                    connections=n,
+                    bytes_out=(m := moved.get(name, zero)).bytes_out,
+                    bytes_in=m.bytes_in,
+                    packets_out=m.packets_out,
+                    packets_in=m.packets_in,
+                )
+                for name, n in opened.items()
+            },
+            counted,
+        )
 
     def _collect_usage(self, job: Future[_Usage]) -> None:
         try:

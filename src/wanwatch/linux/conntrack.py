@@ -26,15 +26,11 @@ at an uplink's first flush since its table went in (reconcile.py), and runs
 every flush on a thread of its own after the routes (apply.py). Measured with
 injected entries: bench/scale.py and bench/README.md.
 
-Per-uplink counters (:func:`usage`, behind ``wanwatch status``) read the same
-marks in one dump decoded by pyroute2 (about 0.1 ms per entry, on the
-backend's counters thread, only when someone asks). Bytes come from conntrack
-accounting (``net.netfilter.nf_conntrack_acct``, off by default, set per
-namespace by sysctl.py's ``ensure_accounting``), not from nft counters: our table is
-replaced whole on every failover, which would zero any counter in it, while an
-entry's counters live as long as its connection and follow it whatever uplink
-table is loaded. They count what the connections open now have moved, which
-is the split an admin wants to see.
+Per-uplink connection counts (:func:`connections`, behind ``wanwatch status``)
+read the same marks in one dump decoded by pyroute2 (about 0.1 ms per entry, on
+the backend's counters thread, only when someone asks): the kernel keeps no
+count per mark, so this one figure still costs a walk. Bytes and packets per
+uplink come from nft counters (usage.py), which cost nothing per connection.
 """
 
 from __future__ import annotations
@@ -57,7 +53,6 @@ from pyroute2.netlink.nfnetlink.nfctsocket import IPCTNL_MSG_CT_DELETE, NFCTAttr
 from wanwatch.errors import NetlinkError
 from wanwatch.footprint import FWMARK_MASK
 from wanwatch.linux.netlink import NetlinkSocket, named_errors
-from wanwatch.status import Usage
 
 DELETE_BATCH = 128  # deletions per send: ~100 bytes each, errors fit the receive buffer
 _MARSHAL = Marshal()
@@ -106,32 +101,21 @@ def dump(mark: int | None = None, mask: int = FWMARK_MASK) -> list[Flow]:
 # --------------------------------------------------------------------------- counters
 
 
-def _bytes(counters: Any) -> int:
-    """The bytes of a CTA_COUNTERS_ORIG/REPLY attribute (64 bit, or 32 from old kernels);
-    0 without accounting."""
-    if counters is None:
-        return 0
-    wide = counters.get_attr("CTA_COUNTERS_BYTES")
-    return int(wide if wide is not None else counters.get_attr("CTA_COUNTERS32_BYTES") or 0)
-
-
-def usage(
+def connections(
     uplinks: Mapping[str, tuple[int, IPv4Address | None]], mask: int = FWMARK_MASK
-) -> dict[str, Usage]:
-    """Per uplink name -> (ct mark, its address): connections open now and their bytes.
+) -> dict[str, int]:
+    """Per uplink name -> (ct mark, its address): the office connections open on it now.
 
     An uplink's connections are the entries carrying its mark: our nft table
     pins every connection that leaves or arrives by an uplink. The router's
     own ones (source = the uplink's address: probes, the DNS forwarder) are
-    left out, so a standby uplink reads 0. A connection that arrived from the
-    internet (original destination = the uplink's address) counts its
-    original direction as ``bytes_in``.
+    left out, so a standby uplink reads 0.
     """
     by_mark = {
         mark & mask: (name, str(address) if address else None)
         for name, (mark, address) in uplinks.items()
     }
-    totals = {name: [0, 0, 0] for name in uplinks}
+    counts = dict.fromkeys(uplinks, 0)
     # One dump for every uplink: a filtered dump still walks the whole table in
     # the kernel, so one walk per uplink would cost that many times more.
     with named_errors("conntrack usage"), Conntrack(nfgen_family=socket.AF_INET) as ct:
@@ -141,18 +125,10 @@ def usage(
                 continue
             name, own = mine
             ip = msg.get_nested("CTA_TUPLE_ORIG", "CTA_TUPLE_IP")
-            src = ip.get_attr("CTA_IP_V4_SRC") if ip is not None else None
-            if own is not None and src == own:
+            if own is not None and ip is not None and ip.get_attr("CTA_IP_V4_SRC") == own:
                 continue
-            orig = _bytes(msg.get_attr("CTA_COUNTERS_ORIG"))
-            reply = _bytes(msg.get_attr("CTA_COUNTERS_REPLY"))
-            if own is not None and ip is not None and ip.get_attr("CTA_IP_V4_DST") == own:
-                orig, reply = reply, orig
-            t = totals[name]
-            t[0] += 1
-            t[1] += orig
-            t[2] += reply
-    return {name: Usage(*t) for name, t in totals.items()}
+            counts[name] += 1
+    return counts
 
 
 def flush_uplink(

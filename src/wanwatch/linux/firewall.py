@@ -567,15 +567,21 @@ class Reading:
     counts: dict[str, Count]
 
 
-def parse_table(text: str) -> Reading:
-    """Our table's handle and named counters from ``nft -j list table inet wanwatch``
-    (libnftables-json(5): a list of objects; ``table`` and ``counter`` are read)."""
+def nftables(text: str) -> list[Any]:
+    """The objects of an ``nft -j list`` answer (libnftables-json(5)); NftError if none."""
     try:
         items = json.loads(text)["nftables"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise NftError(f"nft -j list table: not nftables JSON: {exc}") from None
+        raise NftError(f"nft -j list: not nftables JSON: {exc}") from None
     if not isinstance(items, list):
-        raise NftError("nft -j list table: not nftables JSON: no list of objects")
+        raise NftError("nft -j list: not nftables JSON: no list of objects")
+    return items
+
+
+def parse_table(text: str) -> Reading:
+    """Our table's handle and named counters from ``nft -j list table inet wanwatch``
+    (libnftables-json(5): a list of objects; ``table`` and ``counter`` are read)."""
+    items = nftables(text)
     table: int | None = None
     counts: dict[str, Count] = {}
     try:

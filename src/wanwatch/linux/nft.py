@@ -26,6 +26,8 @@ the admin's other mark bits are preserved by every rule):
 * IPv6 (docs/ipv6.md): the LANs' ULAs leave an uplink translated into its routed
   prefix (``snat ip6 prefix to ip6 saddr map``), or masqueraded to its address
   where it has none, so an IPv6 flow moves on failover exactly as an IPv4 one;
+* per uplink, its bytes and packets in and out (usage.py: two counters and two
+  chains of their own, their values carried over every swap);
 * the firewall (firewall.py; docs/firewall.md): its counters, its rules at the end
   of the forward chain, its hairpin NAT at the head of the nat chain, and its own
   chains (input, one pair per uplink and isolated LAN, dstnat for port forwards).
@@ -36,11 +38,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import struct
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -50,9 +53,10 @@ from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.engine.rules import rule_paths
 from wanwatch.errors import NftError
 from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark
-from wanwatch.linux import firewall, rules_nft
+from wanwatch.linux import firewall, rules_nft, usage
 from wanwatch.linux.classify import CLASSIFIERS, HASH_SEED, classify_rules
 
+log = logging.getLogger("wanwatch")
 _KEEP = ~FWMARK_MASK & 0xFFFFFFFF  # the admin's mark bits
 _COMMENT_RE = re.compile(r'^\s*comment "wanwatch ([0-9a-f]+)"', re.MULTILINE)
 # nft reads a quoted string up to the next '"' (no escapes), and a trailing '*'
@@ -185,6 +189,8 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     out: list[str] = []
     w = out.append
 
+    out.extend(usage.declarations(uplinks))  # bytes and packets per uplink (usage.py)
+    w("")
     if fw.counters:  # the firewall's named counters (firewall.py)
         out.extend(f"\tcounter {name} {{ }}" for name in fw.counters)
         w("")
@@ -249,7 +255,8 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
         w("")
         out.extend(nat)
 
-    for part in [*fw.chains, *rp.chains]:  # the firewall's and the rules' own chains
+    # the usage counters', the firewall's and the rules' own chains
+    for part in [*usage.chains(uplinks, _q), *fw.chains, *rp.chains]:
         w("")
         out.extend(f"\t{line}" for line in part)
 
@@ -304,17 +311,26 @@ def _nft(
         raise NftError(f"{nft}: cannot run: {exc.strerror}") from None
 
 
-def apply_ruleset(definition: str, nft: str = "nft", carry: str = "") -> float:
+def apply_ruleset(
+    definition: str,
+    nft: str = "nft",
+    carry: str = "",
+    last: Callable[[str], str] | None = None,
+) -> float:
     """Check, then swap in our table atomically. Returns the swap's duration in ms.
 
     ``carry``: commands run in the same batch after the new table is built (the
-    domain sets' addresses, :func:`carried_sets`). Raises NftError if nft refuses
-    the text; the running ruleset is then untouched.
+    domain sets' addresses, :func:`carried_sets`). ``last``: a change to the
+    checked definition made just before the swap, that alters no rule (the usage
+    counters' running values, :func:`carried_usage`). Raises NftError if nft
+    refuses the text; the running ruleset is then untouched.
     """
     text = transaction(definition) + carry
     check = _nft(nft, ["-c", "-f", "-"], text)
     if check.returncode != 0:
         raise NftError(f"nft -c rejected the ruleset: {check.stderr.strip()}")
+    if last is not None:
+        text = transaction(last(definition)) + carry
     return apply_batch(text, nft)
 
 
@@ -353,6 +369,22 @@ def carried_sets(names: Mapping[str, str], nft: str = "nft") -> str:
     return "".join(f"{line}\n" for line in out)
 
 
+def carried_usage(intent: Intent, nft: str = "nft") -> Callable[[str], str]:
+    """For :func:`apply_ruleset`'s ``last``: the running table's usage counters, read at
+    the moment it is called, written into the definition (usage.py)."""
+
+    def last(definition: str) -> str:
+        try:
+            text = list_table(nft)
+            running = usage.parse(text) if text else {}
+        except NftError as exc:  # the new table matters more than the figures
+            log.warning("usage counters not carried over (from zero again): %s", exc)
+            running = {}
+        return usage.carried(definition, intent.uplinks, running)
+
+    return last
+
+
 def running_fingerprint(nft: str = "nft") -> str | None:
     """Fingerprint of the running ``table inet wanwatch``; None if there is no such table.
 
@@ -367,19 +399,18 @@ def running_fingerprint(nft: str = "nft") -> str | None:
     return m.group(1) if m else ""
 
 
-def read_counters(nft: str = "nft") -> firewall.Reading:
-    """The running table's handle and the firewall's named counters, in one nft call.
+def list_table(nft: str = "nft") -> str | None:
+    """``nft -j list table`` of our table (its counters, sets and rules); None if there is none.
 
     ``list table`` rather than ``list counters``: only it names the table's handle,
-    which tells a replaced table's counters (from zero again) from the old ones.
-    No table: ``Reading(None, {})``.
+    which tells a replaced table's firewall counters (from zero again) from the old ones.
     """
     proc = _nft(nft, ["-j", "list", "table", NFT_FAMILY, NFT_TABLE])
     if proc.returncode != 0:
         if "No such file or directory" in proc.stderr:
-            return firewall.Reading(None, {})
+            return None
         raise NftError(f"nft list table: {proc.stderr.strip()}")
-    return firewall.parse_table(proc.stdout)
+    return proc.stdout
 
 
 def delete_table(nft: str = "nft") -> bool:

@@ -167,8 +167,6 @@ class Reconciler:
         changes: list[sysctl.SysctlChange] = []
         if forwarding:
             changes += sysctl.ensure_forwarding(self._proc_sys)
-            # counters() reads bytes from conntrack accounting, which is off by default.
-            changes += sysctl.ensure_accounting(self._proc_sys)
         wanted = [w.interface for w in self.config.wans]
         if not forwarding and set(wanted) <= self._sysctl_done:
             return
@@ -400,7 +398,7 @@ class Reconciler:
             self._swept = set()
         domain_sets = rules_nft.domain_sets(self.config)
         carry = nft.carried_sets(domain_sets, self._nft) if domain_sets else ""
-        ms = nft.apply_ruleset(definition, self._nft, carry)
+        ms = nft.apply_ruleset(definition, self._nft, carry, nft.carried_usage(intent, self._nft))
         self._paths = intent.rules or None  # none yet: nft.render chose a baseline
         out.append(
             self._ev(

@@ -15,8 +15,6 @@ it may stay after we stop (docs/architecture.md).
   the kernel skips that uplink's routes (our main default included) and uses the
   next default before the daemon reacts (docs/lab-notes.md). The kernel ORs all with the
   interface, so the interface alone is enough.
-* ``net.netfilter.nf_conntrack_acct = 1``: the per-uplink byte counters
-  (conntrack.py).
 
 IPv6 (docs/ipv6.md), where the config has any:
 
@@ -102,18 +100,6 @@ def ensure_uplink6(interface: str, *, accept_ra: bool, root: Path = PROC_SYS) ->
     if accept_ra:
         _ensure(root, (*conf, "accept_ra"), "2", out)
     _ensure(root, (*conf, "ignore_routes_with_linkdown"), "1", out)
-    return out
-
-
-def ensure_accounting(root: Path = PROC_SYS) -> list[SysctlChange]:
-    """Turn on conntrack byte accounting in this network namespace (per namespace, off by default).
-
-    Entries created before it is on carry no counters (nf_conntrack_acct.c adds
-    the extension at creation), so the backend sets it at start, before any
-    connection of ours. Nothing happens where the file does not exist.
-    """
-    out: list[SysctlChange] = []
-    _ensure(root, ("net", "netfilter", "nf_conntrack_acct"), "1", out)
     return out
 
 

@@ -105,6 +105,17 @@ function phase(w) {
   return "";
 }
 
+// A data quota's bar (status.QuotaStatus): a native <meter>, its "high" at the warning level.
+function quotaBar(q) {
+  const until = q.period_end ? `until ${new Date(q.period_end).toLocaleDateString()}` : "prepaid";
+  const used = q.state === "exhausted" ? ` · used up: ${q.exhausted}` : "";
+  return el("p", { class: `quota ${q.state}` },
+    el("meter", { min: "0", max: String(q.limit), high: String(q.warn * q.limit), optimum: "0",
+                  value: String(Math.min(q.used, q.limit)), title: `${size(q.used)} of ${size(q.limit)}` }),
+    ` quota ${size(q.used)} of ${size(q.limit)} (${Math.round(100 * q.used / q.limit)} %) ${until}${used}`,
+  );
+}
+
 function wanCard(w, st, now) {
   const probes = w.probes || {};
   const counters = (st.counters || {})[w.name];
@@ -134,6 +145,7 @@ function wanCard(w, st, now) {
     el("p", { class: "since" }, `${w.state} since ${clock(since)} (${ago(w.for_s ?? now - since)})${phase(w)}`),
     // A used-up quota: where the carrier sends the web (status.UplinkStatus.portal_url).
     ...(w.portal_url ? [el("p", { class: "portal" }, "captive portal: web sent to ", el("code", {}, w.portal_url))] : []),
+    ...(w.quota ? [quotaBar(w.quota)] : []),
     facts,
     chart("RTT", series, now, "rtt"),
     chart("loss", series, now, "loss"),
