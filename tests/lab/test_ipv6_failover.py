@@ -64,16 +64,21 @@ def office6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
         lab.down()
 
 
+def _settle(office: Office, what: str) -> None:
+    """No fault left, and both families of both uplinks up, carried by the primary."""
+    faults.clear_all(office.lab)
+    office.wait_for(
+        lambda st: _active(st, PRIMARY, PRIMARY) and _both_up(st), FAILBACK_DEADLINE, what
+    )
+
+
 @pytest.fixture
 def office(office6: Office) -> Iterator[Office]:
-    """The module's office, back on the primary for both families after each test."""
+    """The module's office, on the primary with both families of both uplinks up before
+    each test (never a previous test's leftovers), and back there after it."""
+    _settle(office6, "both families of both uplinks up before the test")
     yield office6
-    faults.clear_all(office6.lab)
-    office6.wait_for(
-        lambda st: _active(st, PRIMARY, PRIMARY) and _both_up(st),
-        FAILBACK_DEADLINE,
-        "failback of both families",
-    )
+    _settle(office6, "failback of both families")
 
 
 def _client6(lab: Lab) -> list[Any]:

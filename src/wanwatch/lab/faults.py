@@ -263,13 +263,10 @@ def clear(lab: Lab, wan: str, kind: Kind | None = None) -> FaultEvent:
         elif k == "carrier":
             was_down = not lab.link_state(isp.ns, isp.cust_if).admin_up
             netns.ip("-n", isp.ns, "link", "set", isp.cust_if, "up")
-            if was_down and isp.advertises:
-                # A router advertises anew when its interface comes up (RFC 4861
-                # 6.2.4); the ISP's dnsmasq did not here (bench/failover.py: the
-                # primary's IPv6 still down 30 s after a carrier cut ended), so its
-                # server is started again, as on a replug.
-                uplinks.stop_ra(lab, wan)
-                uplinks.start_ra(lab, wan)
+            if was_down:
+                # A real ISP keeps its port's configuration across a carrier cut; the
+                # lab's link down flushed its IPv6 (the customer's IPv6 stayed down).
+                uplinks.restore6(lab, wan)
     return t.done()
 
 

@@ -39,15 +39,37 @@ RA_PREFIX_LIFETIME = 3600  # valid lifetime of the advertised prefix (seconds)
 def cust_commands(isp: Isp) -> list[str]:
     """``ip -batch`` lines addressing the ISP's customer port (and, point-to-point, the
     router's end: the lab plays pppd there), both families."""
-    # IPv6: its global ::1 and fe80::1 (what a static gateway6 usually names), usable at
-    # once (nodad: duplicate detection on a link only we built would only cost a second).
-    six = [
+    if isp.kind == "point-to-point":
+        return [*_ptp_commands(isp, 0), *_cust_commands6(isp)]
+    return [f"addr add {isp.gateway} dev {isp.cust_if}", *_cust_commands6(isp)]
+
+
+def _cust_commands6(isp: Isp) -> list[str]:
+    # Its global ::1 and fe80::1 (what a static gateway6 usually names), usable at once
+    # (nodad: duplicate detection on a link only we built would only cost a second).
+    return [
         f"addr add {isp.gateway6} dev {isp.cust_if} nodad",
         f"addr add {ISP_LINK_LOCAL} dev {isp.cust_if} nodad",
     ]
-    if isp.kind == "point-to-point":
-        return [*_ptp_commands(isp, 0), *six]
-    return [f"addr add {isp.gateway} dev {isp.cust_if}", *six]
+
+
+def restore6(lab: Runner, wan: str) -> None:
+    """Give the ISP's customer port back, once it is up again, the IPv6 its going down
+    took: its addresses, the route of the customer's prefix6, its router advertisements.
+
+    Taking an interface down flushes its IPv6 addresses and the routes through it
+    (addrconf_ifdown, net/ipv6/addrconf.c) while its IPv4 addresses stay;
+    ``keep_addr_on_down`` (ip-sysctl.rst) would keep the global address but never a
+    link-local one such as fe80::1, the router the customer learned from the RAs.
+    The RA server is started again, as on a replug: it advertises at once (RFC 4861
+    6.2.4), so the customer need not wait for the next periodic RA.
+    """
+    isp = lab.topology.isp(wan)
+    netns.batch(isp.ns, _cust_commands6(isp))
+    route_prefix6(lab, isp)
+    if isp.advertises:
+        stop_ra(lab, wan)
+        start_ra(lab, wan)
 
 
 def router_link_local(lab: Runner, isp: Isp, ifname: str | None = None) -> list[IPv6Address]:
