@@ -151,7 +151,11 @@ class Quotas:
         return {"wan": wan, "used": 0, "saved": self.save()}
 
     def save(self) -> bool:
-        """Write the ledgers; False (and ``quota.save_failed``) if that failed."""
+        """Write the ledgers; False (and ``quota.save_failed``) if that failed. With no
+        quota configured, and none kept from before, nothing is written: the state
+        directory holds only what a feature in use needs."""
+        if not self._ledgers and not self.path.exists():
+            return True
         data = {
             "version": 1,
             "boot": self._boot,
