@@ -29,6 +29,7 @@ PRIMARY, BACKUP = "INET-UTAMA", "BACKUP-INET"  # examples/office.yaml
 OFFICE_LAN, GUEST_LAN = "ether3", "WIFI"
 PINNED_PORT = WHOAMI_PORT + 1  # a second service on the whoami host
 DEADLINE = 30.0
+ICMP_REFILL = 2.5  # s: > two tokens of the kernel's 1 s ICMP error rate limit
 GUEST_RULE = {"name": "guest", "from": [GUEST_LAN], "via": [BACKUP], "when_down": "block"}
 
 
@@ -77,10 +78,12 @@ def test_guest_only_via_backup_and_blocked_not_leaked_when_it_dies(router: Tailo
     office.wait_event("nft.rules", since=moved["at"], timeout=DEADLINE)
     # fail closed: refused with ICMP admin-prohibited, which Linux reports as
     # EHOSTUNREACH; none answered through the primary. The kernel rate-limits ICMP
-    # errors per destination (net.ipv4.icmp_ratelimit), so of a quick burst some
-    # attempts only see their SYN go unanswered.
+    # errors per destination (net.ipv4.icmp_ratelimit: a burst of 6, then one per
+    # second), so of a quick burst some attempts only see their SYN go unanswered;
+    # after a pause the bucket holds tokens again and the first attempt is refused.
     assert carriers(lab, GUEST_LAN) == {None: 12}
-    seen = errors(lab, GUEST_LAN)
+    time.sleep(ICMP_REFILL)
+    seen = errors(lab, GUEST_LAN, count=3)
     assert "EHOSTUNREACH" in seen and seen <= {"EHOSTUNREACH", "timeout"}
     assert carriers(lab, OFFICE_LAN) == {PRIMARY: 12}  # the others' traffic is untouched
 
