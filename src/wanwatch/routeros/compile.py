@@ -49,12 +49,13 @@ from urllib.parse import urlsplit
 from wanwatch import __version__
 from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import kind, static_address
-from wanwatch.config.fields import IpAddress
+from wanwatch.config.fields import AUTO, IpAddress
 from wanwatch.config.ipv6 import ipv4_only
 from wanwatch.config.model import HttpTarget, IcmpTarget, Target, TcpTarget
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
 from wanwatch.routeros.firewall import Row, firewall_rules
+from wanwatch.routeros.ipv6 import ipv6_side
 from wanwatch.routeros.rules import RuleTable, check_names, compile_rules
 
 OWNED = "wanwatch: "
@@ -166,11 +167,13 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     """The RouterOS script for ``cfg``; RouterOSError if it cannot be expressed at all."""
     if version not in (6, 7):
         raise RouterOSError(f"RouterOS version must be 6 or 7, not {version}")
-    six = _ipv6_notes(cfg)
-    cfg = ipv4_only(cfg)
-    fw = firewall_rules(cfg, version)
+    v6 = ipv6_side(cfg, version, _ranked(cfg))
+    full, cfg = cfg, ipv4_only(cfg)
+    fw = firewall_rules(cfg, version, ipv6=bool(v6.filter))
     rr = compile_rules(cfg, version)
-    notes = _notes(cfg, version) + fw.notes + rr.notes + six
+    notes = _notes(cfg, version) + fw.notes + rr.notes + v6.notes
+    if version == 6 and any(w.probe.family(6) for w in full.wans):
+        notes.append("IPv6 probe targets: RouterOS 6 Netwatch pings IPv4 hosts only")
     lb = cfg.policy.mode == "loadbalance"
     check_names(cfg, [_table(w) for w in cfg.wans if lb] + [t.name for t in rr.tables])
     s = _Script()
@@ -180,6 +183,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
         dhcp=any(kind(w) == "dhcp" for w in cfg.wans),
         rules=bool(rr.tables),
         dns=bool(rr.dns),
+        ipv6=not v6.empty,
     )
     _addresses(s, cfg)
     dhcp_clients(s, cfg)
@@ -209,6 +213,15 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     _rows(s, rr.routing_rules)
     _rows(s, rr.dns)
     _netwatch(s, cfg, version)
+    _rows(s, v6.addresses)
+    for line in v6.settings:
+        s.raw(line)
+    _rows(s, v6.nd)
+    _rows(s, v6.nat)
+    _rows(s, v6.filter)
+    _rows(s, v6.routes)
+    if version == 7:
+        _netwatch6(s, full)
     head = [
         f"# wanwatch {__version__}: RouterOS {version} script for {PurePath(cfg.source).name} "
         f"(policy: {cfg.policy.mode})",
@@ -233,9 +246,12 @@ def _rows(s: _Script, rows: list[Row]) -> None:
         s.add(row.section, **props, comment=_owned(row.item))
 
 
-def _removals(s: _Script, version: int, *, dhcp: bool, rules: bool, dns: bool) -> None:
+def _removals(s: _Script, version: int, *, dhcp: bool, rules: bool, dns: bool, ipv6: bool) -> None:
     sections = ["tool netwatch", "ip firewall filter", "ip firewall mangle"]
     sections += ["ip firewall address-list", "ip firewall nat"]
+    if ipv6:  # before the interface list its filter names, the routes before addresses
+        sections += ["ipv6 firewall filter", "ipv6 firewall nat", "ipv6 route", "ipv6 nd"]
+        sections += ["ipv6 address"]
     sections += ["interface list member", "interface list", "ip route"]
     if dhcp:
         sections.append("ip dhcp-client")
@@ -533,30 +549,47 @@ def _netwatch(s: _Script, cfg: Config, version: int) -> None:
     http-get (RouterOS 7.4+, the first with probe types); dns and the rest are notes
     (:func:`_probe_notes`)."""
     for i, w in _ranked(cfg):
-        mon = cfg.monitor_for(w)
         for t, target in enumerate(w.probe.targets):
-            kind = _netwatch_type(target, version)
-            if kind is None:
-                continue
-            where = target.label
-            down = f"wanwatch: uplink {w.name} target {where} down"
-            up = f"wanwatch: uplink {w.name} target {where} up"
-            props: dict[str, str | None] = {"host": str(target.address)}
-            if version == 7:
-                props["type"] = kind
-            if isinstance(target, TcpTarget):
-                props["port"] = str(target.port)
-            elif isinstance(target, HttpTarget):
-                props["port"] = str(urlsplit(target.url).port or 80)
-            props["interval"] = ros_duration(target.own_interval() or mon.interval)
-            if mon.timeout is not None:
-                props["timeout"] = ros_duration(mon.timeout)
-            if version == 7 and kind == "icmp":
-                props["thr_avg"] = ros_duration(mon.degraded_rtt)
-            props["down_script"] = _log_script(down + _hook_text(cfg.hooks.on_down, w))
-            props["up_script"] = _log_script(up + _hook_text(cfg.hooks.on_up, w))
-            props["comment"] = _owned(f"wans[{i}].probe.targets[{t}] {w.name} {where}")
-            s.add("tool netwatch", **props)
+            _netwatch_entry(s, cfg, w, target, at=(i, t), version=version)
+
+
+def _netwatch_entry(
+    s: _Script, cfg: Config, w: Wan, target: Target, *, at: tuple[int, int], version: int
+) -> None:
+    i, t = at
+    mon = cfg.monitor_for(w)
+    kind = _netwatch_type(target, version)
+    if kind is None:
+        return
+    where = target.label
+    down = f"wanwatch: uplink {w.name} target {where} down"
+    up = f"wanwatch: uplink {w.name} target {where} up"
+    props: dict[str, str | None] = {"host": str(target.address)}
+    if version == 7:
+        props["type"] = kind
+    if isinstance(target, TcpTarget):
+        props["port"] = str(target.port)
+    elif isinstance(target, HttpTarget):
+        props["port"] = str(urlsplit(target.url).port or 80)
+    props["interval"] = ros_duration(target.own_interval() or mon.interval)
+    if mon.timeout is not None:
+        props["timeout"] = ros_duration(mon.timeout)
+    if version == 7 and kind == "icmp":
+        props["thr_avg"] = ros_duration(mon.degraded_rtt)
+    props["down_script"] = _log_script(down + _hook_text(cfg.hooks.on_down, w))
+    props["up_script"] = _log_script(up + _hook_text(cfg.hooks.on_up, w))
+    props["comment"] = _owned(f"wans[{i}].probe.targets[{t}] {w.name} {where}")
+    s.add("tool netwatch", **props)
+
+
+def _netwatch6(s: _Script, full: Config) -> None:
+    """The IPv6 targets' Netwatch entries (v7 hosts may be IPv6: manual, Netwatch)."""
+    for i, w in _ranked(full):
+        if w.address6 == AUTO:
+            continue  # its targets are not pinned to it: ipv6.py's note
+        for t, target in enumerate(w.probe.targets):
+            if target.address.version == 6:
+                _netwatch_entry(s, full, w, target, at=(i, t), version=7)
 
 
 def _netwatch_type(target: Target, version: int) -> str | None:
@@ -597,15 +630,6 @@ def _probe_notes(cfg: Config, version: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- notes
-
-
-def _ipv6_notes(cfg: Config) -> list[str]:
-    """The IPv6 side is not exported yet (docs/ipv6.md): say what is left out."""
-    six = [w.name for w in cfg.wans if w.address6 is not None or w.probe.family(6)]
-    six += [lan.name for lan in cfg.lans if lan.address6 is not None]
-    if not six:
-        return []
-    return [f"IPv6 of {', '.join(six)} is not exported: this script carries IPv4 only"]
 
 
 def _notes(cfg: Config, version: int) -> list[str]:

@@ -62,8 +62,10 @@ class Rules:
         self.rows.append(Row(section, kept, item))
 
 
-def firewall_rules(cfg: Config, version: int) -> Rules:
-    """The filter, the interface list it needs and the forwards' dst-nat for ``cfg``."""
+def firewall_rules(cfg: Config, version: int, *, ipv6: bool = False) -> Rules:
+    """The filter, the interface list it needs and the forwards' dst-nat for ``cfg``;
+    ``ipv6``: the export writes /ipv6 firewall rules too (ipv6.py), so IPv6 openings
+    need no note."""
     d = describe(cfg)
     out = Rules()
     if not d.enabled and not d.forwards:
@@ -87,7 +89,8 @@ def firewall_rules(cfg: Config, version: int) -> Rules:
     else:
         out.notes.append("firewall.enabled=false: no /ip firewall filter rules written")
     _dstnat(out, d, cfg)
-    _ipv6_notes(out, d)
+    if not ipv6:
+        _ipv6_notes(out, d)
     return out
 
 
@@ -107,7 +110,7 @@ def _input(out: Rules, d: Description, cfg: Config, version: int) -> None:
             for proto in o.protocols:
                 if proto not in _PROTOCOL:
                     continue  # icmpv6: _ipv6_notes
-                for where in _where(o.wans, cfg):
+                for where in where_wans(o.wans, cfg):
                     out.add(
                         FILTER,
                         f"firewall.allow[{k}] {o.name}",
@@ -115,7 +118,7 @@ def _input(out: Rules, d: Description, cfg: Config, version: int) -> None:
                         action="accept",
                         **where,
                         protocol=_PROTOCOL[proto],
-                        dst_port=_ports(o.ports),
+                        dst_port=ports(o.ports),
                         src_address=src,
                     )
     out.add(FILTER, "firewall: nothing else from the uplinks", chain="input", action="drop",
@@ -160,7 +163,7 @@ def _dstnat(out: Rules, d: Description, cfg: Config) -> None:
     hosting = {f.lan for f in d.forwards}
     for k, f in enumerate(d.forwards):
         item = f"forwards[{k}] {f.name}"
-        for where in _where(f.wans, cfg):
+        for where in where_wans(f.wans, cfg):
             _dnat_rows(out, f, item, where | {"dst_address_type": "local"})
         for w in f.wans:  # hairpin: a LAN client using an uplink's own address
             if w in own:
@@ -203,7 +206,7 @@ def _port_pairs(f: PortForward) -> Iterator[tuple[PortRange, PortRange]]:
         yield PortRange(a, a), PortRange(b, b)
 
 
-def _where(wans: tuple[str, ...], cfg: Config) -> list[dict[str, str]]:
+def where_wans(wans: tuple[str, ...], cfg: Config) -> list[dict[str, str]]:
     """In-interface matchers for ``wans`` (Rules.add's keywords): the uplinks' list when it
     is all of them."""
     if set(wans) == {w.name for w in cfg.wans}:
@@ -211,8 +214,8 @@ def _where(wans: tuple[str, ...], cfg: Config) -> list[dict[str, str]]:
     return [{"in_interface": w.interface} for w in cfg.wans if w.name in wans]
 
 
-def _ports(ports: tuple[PortRange, ...]) -> str | None:
-    return ",".join(str(p) for p in ports) or None
+def ports(ranges: tuple[PortRange, ...]) -> str | None:
+    return ",".join(str(p) for p in ranges) or None
 
 
 def _ipv4(sources: tuple[Prefix, ...]) -> list[str | None]:

@@ -83,3 +83,17 @@ def test_rules_office_golden(version: int) -> None:
     rule_menu = "/routing rule\n" if version == 7 else "/ip route rule\n"
     assert rule_menu + "add routing-mark=wanwatch-rule-guest action=lookup-only-in-table" in got
     assert ("type=FWD" in got) == (version == 7)
+
+
+@pytest.mark.parametrize("version", [7, 6])
+def test_dual_stack_office_golden(version: int) -> None:
+    """The IPv6 side (examples/office-dual-stack.yaml): addresses, RAs to the LANs, the
+    RA-learned primary, the static backup's checked recursive IPv6 routes, NAT66 (v7
+    only), the IPv6 firewall and IPv6 Netwatch (v7 only)."""
+    got = compile_config(load(ROOT / "examples" / "office-dual-stack.yaml"), version).script
+    same_as_golden(got, f"office-dual-stack-v{version}.rsc")
+    assert "/ipv6 settings set accept-router-advertisements=yes" in got
+    assert "gateway=fe80::1%ether2 scope=10" in got
+    assert ("action=netmap" in got) == (version == 7)
+    assert ("add host=2620:fe::fe type=icmp" in got) == (version == 7)
+    assert "add host=2001:4860:4860::8888" not in got  # not pinned: RA-learned
