@@ -11,7 +11,11 @@ from ipaddress import (
     IPv4Address,
     IPv4Interface,
     IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
     NetmaskValueError,
+    ip_address,
 )
 
 from wanwatch.routeros.clients import (
@@ -87,6 +91,11 @@ _SECTIONS: dict[str, str] = {
     "system script": "list",
     "ppp profile": "list",
     "ip dns": "single",
+    "ipv6 address": "list",
+    "ipv6 route": "list",
+    "ipv6 firewall filter": "list",
+    "ipv6 firewall nat": "list",
+    "ipv6 settings": "single",
 }
 
 
@@ -219,6 +228,12 @@ class Builder:
             elif any("routing-mark" in i.args for i in it["ip route"]) or it["ip route rule"]:
                 version = 6
         dns = self.single.get("ip dns")
+        six = self.single.get("ipv6 settings")
+        ra = six is not None and six.get("accept-router-advertisements") == "yes"
+        netwatch = self.tally.typed(it["tool netwatch"], self._netwatch)
+        routes6 = list(self.tally.typed(it["ipv6 route"], self._route6))
+        if ra and six is not None:
+            routes6.append(learned_route(six.line_of("accept-router-advertisements")))
         return Export(
             source=self.source,
             version=version,
@@ -241,7 +256,7 @@ class Builder:
                 Lease(i.line, i.get("address") or "", i.get("mac-address") or "", i.get("server"))
                 for i in it["ip dhcp-server lease"]
             ),
-            netwatch=self.tally.typed(it["tool netwatch"], self._netwatch),
+            netwatch=tuple(n for n in netwatch if n.host.version == 4),
             scripts={i.get("name") or "": i.get("source") or "" for i in it["system script"]},
             dns_servers=tuple(
                 s for s in ((dns.get("servers") or "").split(",") if dns else []) if s
@@ -253,6 +268,12 @@ class Builder:
             radio_links=radio_links(it),
             notes=tuple(sorted(self.tally.notes)),
             filters=self.tally.typed(it["ip firewall filter"], self._filter),
+            addresses6=self.tally.typed(it["ipv6 address"], self._address6),
+            routes6=tuple(routes6),
+            netwatch6=tuple(n for n in netwatch if n.host.version == 6),
+            filters6=self.tally.typed(it["ipv6 firewall filter"], self._filter),
+            nat6=self.tally.typed(it["ipv6 firewall nat"], self._nat),
+            ra_line=six.line_of("accept-router-advertisements") if ra and six else None,
         )
 
     def _interface_lists(self) -> dict[str, InterfaceSet]:
@@ -298,19 +319,37 @@ class Builder:
             return None  # a disabled address gives no connected route
         return Address(i.line, a, iface)
 
-    def _route(self, i: Item) -> Route:
-        dst_text = i.get("dst-address") or "0.0.0.0/0"
+    def _address6(self, i: Item) -> Address | None:
         try:
-            dst = IPv4Network(dst_text, strict=False)
+            a = IPv6Interface(i.get("address") or "")
         except (AddressValueError, NetmaskValueError, ValueError):
-            raise invalid(i, "dst-address", "not an IPv4 prefix") from None
+            raise invalid(i, "address", "not an IPv6 address/prefix") from None
+        iface = i.get("interface")
+        if not iface:
+            raise InvalidItemError(i.line, "/ipv6 address without interface=")
+        if flag(i, "disabled"):
+            return None
+        return Address(i.line, a, iface)
+
+    def _route6(self, i: Item) -> Route:
+        return self._route(i, family=6)
+
+    def _route(self, i: Item, family: int = 4) -> Route:
+        net = IPv4Network if family == 4 else IPv6Network
+        dst_text = i.get("dst-address") or ("0.0.0.0/0" if family == 4 else "::/0")
+        try:
+            dst = net(dst_text, strict=False)
+        except (AddressValueError, NetmaskValueError, ValueError):
+            raise invalid(i, "dst-address", f"not an IPv{family} prefix") from None
         kind = (i.get("type") or "unicast").lower()
         for k in ("blackhole", "unreachable", "prohibit"):
             if flag(i, k):
                 kind = k
         if kind not in ("unicast", "blackhole", "unreachable", "prohibit"):
             raise invalid(i, "type", "not unicast, blackhole, unreachable or prohibit")
-        gateways = tuple(self._gateway(i, g) for g in (i.get("gateway") or "").split(",") if g)
+        gateways = tuple(
+            self._gateway(i, g, family) for g in (i.get("gateway") or "").split(",") if g
+        )
         if kind == "unicast" and not gateways:
             raise InvalidItemError(i.line, "route without gateway= (and not a blackhole)")
         check = (i.get("check-gateway") or "").lower() or None
@@ -335,14 +374,16 @@ class Builder:
             raw=dict(i.args),
         )
 
-    def _gateway(self, i: Item, text: str) -> Gateway:
+    def _gateway(self, i: Item, text: str, family: int = 4) -> Gateway:
         body, _, table = text.partition("@")
         body, _, iface = body.partition("%")
         try:
-            a = IPv4Address(body)
+            a: IPv4Address | IPv6Address = (IPv4Address if family == 4 else IPv6Address)(body)
         except AddressValueError:
             if not re.fullmatch(r"[^\s/:]+", body) or body[0].isdigit():
-                raise invalid(i, "gateway", "not an IPv4 address or interface name") from None
+                raise invalid(
+                    i, "gateway", f"not an IPv{family} address or interface name"
+                ) from None
             return Gateway(body, None, body, table or None)
         return Gateway(body, a, iface or None, table or None)
 
@@ -417,9 +458,9 @@ class Builder:
 
     def _netwatch(self, i: Item) -> Netwatch | None:
         try:
-            host = IPv4Address(i.get("host") or "")
-        except AddressValueError:
-            self.tally.skip(i.line)  # IPv6 or DNS-name probes: nothing to route in /ip route
+            host = ip_address((i.get("host") or "").partition("@")[0])
+        except ValueError:
+            self.tally.skip(i.line)  # a DNS name or a link-local%interface: nothing routed
             return None
         thr_key = "thr-avg" if "thr-avg" in i.args else "thr-rtt-avg"
         return Netwatch(
@@ -433,3 +474,28 @@ class Builder:
             down_script=i.get("down-script") or "",
             disabled=flag(i, "disabled"),
         )
+
+
+# The default route RouterOS learns from router advertisements: not in an export, and
+# its gateway (the ISP router's link-local address) and interface are not known in
+# advance. One route stands for it: unchecked, through a hop of its own; its distance
+# is taken as 1, a static route's default (the manual does not give it).
+LEARNED = "router-advertisement"
+
+
+def learned_route(line: int) -> Route:
+    return Route(
+        line=line,
+        dst=IPv6Network("::/0"),
+        gateways=(Gateway(LEARNED, None, None, None),),
+        distance=1,
+        scope=30,
+        target_scope=10,
+        check=None,
+        table="main",
+        kind="unicast",
+        disabled=False,
+        comment="",
+        raw={},
+        origin="ipv6 settings",
+    )

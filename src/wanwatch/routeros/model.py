@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,7 @@ class Gateway:
     or an interface name (``pppoe-out1``)."""
 
     text: str  # the address or interface, without %interface / @table
-    address: IPv4Address | None
+    address: IPAddress | None
     interface: str | None  # from ``%iface``, or the interface itself
     table: str | None  # from ``@table``
 
@@ -52,14 +62,14 @@ class Gateway:
 @dataclass(frozen=True)
 class Address:
     line: int
-    address: IPv4Interface
+    address: IPv4Interface | IPv6Interface
     interface: str
 
 
 @dataclass(frozen=True)
 class Route:
     line: int
-    dst: IPv4Network
+    dst: IPNetwork
     gateways: tuple[Gateway, ...]
     distance: int
     scope: int
@@ -182,7 +192,7 @@ class Lease:
 @dataclass(frozen=True)
 class Netwatch:
     line: int
-    host: IPv4Address
+    host: IPAddress
     type: str  # simple (v6 and the v7 default) | icmp | tcp-conn | http-get | ...
     interval: float | None
     timeout: float | None
@@ -225,3 +235,13 @@ class Export:
     tunnels: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[tuple[int, str], ...] = ()  # (line, why) for statements not modelled
     filters: tuple[FilterRule, ...] = ()  # /ip firewall filter, in order
+    # The IPv6 side (/ipv6 address, route, firewall; Netwatch of IPv6 hosts), and the
+    # line of ``/ipv6 settings accept-router-advertisements=yes``: IPv6 defaults are
+    # learned from router advertisements (modelled as one unchecked route).
+    addresses6: tuple[Address, ...] = ()
+    routes6: tuple[Route, ...] = ()
+    netwatch6: tuple[Netwatch, ...] = ()
+    filters6: tuple[FilterRule, ...] = ()
+    nat6: tuple[NatRule, ...] = ()
+    ra_line: int | None = None
+    family: int = 4  # 6: the IPv6 view verify simulates (its addresses and routes are IPv6)

@@ -65,12 +65,15 @@ class ScenarioResult:
     id: str
     tables: dict[str, Choice | None]
     marks: dict[str, MarkPath] = field(default_factory=dict)
+    tables6: dict[str, Choice | None] | None = None  # the IPv6 side, when the export has one
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,
             "tables": {t: (c.to_json() if c else None) for t, c in self.tables.items()},
         }
+        if self.tables6 is not None:
+            out["tables6"] = {t: (c.to_json() if c else None) for t, c in self.tables6.items()}
         if self.marks:
             out["marks"] = {m: p.to_json() for m, p in self.marks.items()}
         return out
@@ -107,6 +110,9 @@ class Report:
             for t, c in s.tables.items():
                 parts.append(f"{t}={describe(c)}")
             lines.append(f"  {s.id}: " + "; ".join(parts))
+            if s.tables6 is not None:
+                six = "; ".join(f"{t}={describe(c)}" for t, c in s.tables6.items())
+                lines.append(f"    ipv6: {six}")
             if s.marks:
                 marks = "; ".join(f"{m} {p.describe()}" for m, p in s.marks.items())
                 lines.append(f"    marks: {marks}")

@@ -56,12 +56,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import ip_address
 
 from wanwatch.errors import RouterOSError
 from wanwatch.routeros.clients import CLIENTS
 from wanwatch.routeros.commands import Command, Selector, commands, matches, yes_no
-from wanwatch.routeros.model import Export, Gateway, Route
+from wanwatch.routeros.model import Export, Gateway, IPAddress, Route
 from wanwatch.routeros.values import item_names
 
 CONNECTED_SCOPE = 10
@@ -155,13 +155,14 @@ class Evaluation:
         self.export = export
         self.scenario = scenario
         self.checks = checks
+        self.bits = 32 if export.family == 4 else 128
         routes = export.routes
         overlay = overlay or {}
         self.disabled = [overlay.get(i, (r.disabled, r.distance))[0] for i, r in enumerate(routes)]
         self.distance = [overlay.get(i, (r.disabled, r.distance))[1] for i, r in enumerate(routes)]
         self.connected = [(a.address.network, a.interface) for a in export.addresses]
         self.index: dict[str, dict[int, dict[int, list[int]]]] = {}
-        self.eff_ts: dict[IPv4Address, int] = {}
+        self.eff_ts: dict[IPAddress, int] = {}
         for i, r in enumerate(routes):
             if self.disabled[i]:
                 continue
@@ -182,7 +183,7 @@ class Evaluation:
                         )
                     )
         self._usable: dict[int, tuple[tuple[Gateway, Hop], ...]] = {}
-        self._on_link: dict[IPv4Address, bool] = {}
+        self._on_link: dict[IPAddress, bool] = {}
         self._carried: dict[str, bool] = {}
         self._stack: set[int] = set()
         self._recursive_intent = {
@@ -212,14 +213,14 @@ class Evaluation:
         self._usable[i] = tuple(out)
         return self._usable[i]
 
-    def connected_iface(self, addr: IPv4Address) -> str | None:
+    def connected_iface(self, addr: IPAddress) -> str | None:
         best: tuple[int, str] | None = None
         for net, iface in self.connected:
             if addr in net and (best is None or net.prefixlen > best[0]):
                 best = (net.prefixlen, iface)
         return best[1] if best else None
 
-    def assumed_on_link(self, addr: IPv4Address) -> bool:
+    def assumed_on_link(self, addr: IPAddress) -> bool:
         """A gateway the export cannot place: taken as directly connected in ``main``.
 
         DHCP and PPP clients give interfaces addresses that ``/export`` does not
@@ -233,7 +234,7 @@ class Evaluation:
             return False
         if addr not in self._on_link:
             self._on_link[addr] = addr not in self._recursive_intent and not any(
-                plen and by_net.get(int(addr) & _mask(plen))
+                plen and by_net.get(int(addr) & _mask(plen, self.bits))
                 for plen, by_net in self.index.get("main", {}).items()
             )
         return self._on_link[addr]
@@ -247,7 +248,10 @@ class Evaluation:
                 return None
             return Hop(g.text, g.interface)
         if g.interface is not None:
-            return Hop(str(g.address), g.interface)
+            # Every uplink's IPv6 router may be fe80::1: a link-local hop is its interface's.
+            ll = g.address.version == 6 and g.address.is_link_local
+            key = f"{g.address}%{g.interface}" if ll else str(g.address)
+            return Hop(key, g.interface)
         ts = self.eff_ts.get(g.address, r.target_scope)
         if ts >= CONNECTED_SCOPE:
             iface = self.connected_iface(g.address)
@@ -261,10 +265,10 @@ class Evaluation:
                 return hop
         return None
 
-    def _lookup(self, table: str, addr: IPv4Address, max_scope: int, exclude: int) -> Hop | None:
+    def _lookup(self, table: str, addr: IPAddress, max_scope: int, exclude: int) -> Hop | None:
         by_len = self.index.get(table, {})
-        for plen in range(32, -1, -1):
-            cands = by_len.get(plen, {}).get(int(addr) & _mask(plen))
+        for plen in range(self.bits, -1, -1):
+            cands = by_len.get(plen, {}).get(int(addr) & _mask(plen, self.bits))
             for j in cands or ():
                 c = self.export.routes[j]
                 if j == exclude or c.scope > max_scope or c.kind != "unicast":
@@ -285,8 +289,8 @@ class Evaluation:
         out: list[int] = []
         for t in _resolving_tables(g, r):
             by_len = self.index.get(t, {})
-            for plen in range(32, -1, -1):
-                for j in by_len.get(plen, {}).get(int(g.address) & _mask(plen)) or ():
+            for plen in range(self.bits, -1, -1):
+                for j in by_len.get(plen, {}).get(int(g.address) & _mask(plen, self.bits)) or ():
                     c = self.export.routes[j]
                     if j == i or c.scope > ts or c.kind != "unicast":
                         continue
@@ -319,11 +323,11 @@ class Evaluation:
         sc = self.scenario
         if hop.key in sc.down:
             return False
-        if target == hop.key:
+        if hop.key in (target, f"{target}%{hop.interface}"):
             return True  # the gateway itself answers even with nothing behind it
         try:
-            addr = IPv4Address(target)
-        except AddressValueError:
+            addr: IPAddress | None = ip_address(target)
+        except ValueError:
             addr = None
         if addr is not None and self.connected_iface(addr) is not None:
             return True
@@ -331,7 +335,7 @@ class Evaluation:
             return False
         return target not in sc.silent
 
-    def forward(self, addr: IPv4Address | None, avoid: frozenset[str] = frozenset()) -> Hop | None:
+    def forward(self, addr: IPAddress | None, avoid: frozenset[str] = frozenset()) -> Hop | None:
         """Where ``main`` sends a packet to ``addr`` (longest prefix, then distance);
         ``None`` stands for any internet address. Routes through ``avoid`` are skipped."""
         conn = None
@@ -339,10 +343,10 @@ class Evaluation:
             if addr is not None and addr in net and (conn is None or net.prefixlen > conn[0]):
                 conn = (net.prefixlen, iface)
         by_len = self.index.get("main", {})
-        for plen in range(32 if addr is not None else 0, -1, -1):
+        for plen in range(self.bits if addr is not None else 0, -1, -1):
             if conn is not None and conn[0] >= plen:
                 return Hop(str(addr), conn[1])
-            key = int(addr) & _mask(plen) if addr is not None else 0
+            key = int(addr) & _mask(plen, self.bits) if addr is not None else 0
             for j in by_len.get(plen, {}).get(key) or ():
                 r = self.export.routes[j]
                 if r.kind != "unicast":
@@ -360,14 +364,14 @@ class Evaluation:
         if tunnel not in self._carried:
             self._carried[tunnel] = False  # a tunnel cannot carry itself
             try:
-                server: IPv4Address | None = IPv4Address(self.export.tunnels[tunnel])
-            except AddressValueError:
+                server: IPAddress | None = ip_address(self.export.tunnels[tunnel])
+            except ValueError:
                 server = None
             hop = self.forward(server, frozenset(self.export.tunnels))
             self._carried[tunnel] = hop is not None and not self.scenario.faulty(hop.key)
         return self._carried[tunnel]
 
-    def host_up(self, addr: IPv4Address) -> bool:
+    def host_up(self, addr: IPAddress) -> bool:
         hop = self.forward(addr)
         return hop is not None and self.answers(str(addr), hop)
 
@@ -423,8 +427,9 @@ def _resolving_tables(g: Gateway, r: Route) -> tuple[str, ...]:
     return (g.table,) if g.table else tuple(dict.fromkeys((r.table, "main")))
 
 
-def _mask(plen: int) -> int:
-    return (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF if plen else 0
+def _mask(plen: int, bits: int) -> int:
+    full = (1 << bits) - 1
+    return (full << (bits - plen)) & full if plen else 0
 
 
 def table_names(export: Export) -> list[str]:

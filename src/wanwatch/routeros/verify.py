@@ -14,12 +14,13 @@ marked table down at once, which the report does not list).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
 from wanwatch.errors import RouterOSError
+from wanwatch.routeros.build import LEARNED
 from wanwatch.routeros.filter import verdict
 from wanwatch.routeros.model import Export, InterfaceSet, Route
 from wanwatch.routeros.parse import parse_file, parse_text
@@ -46,6 +47,9 @@ MAX_SCENARIOS = 256
 # floor below which a Netwatch entry turns a slow uplink into a dead one.
 NETWATCH_THR_AVG_DEFAULT = 0.1
 LTE_RTT_FLOOR = float(MONITOR_FIELDS["degraded_rtt"][0])
+# Source NAT actions (netmap: a prefix to a prefix, as IPv6's NAT66 uses it).
+_SRCNAT = frozenset({"masquerade", "src-nat", "netmap"})
+_ULA = IPv6Network("fc00::/7")  # RFC 4193: a LAN of these needs NAT66 out of an uplink
 
 
 # --------------------------------------------------------------------------- discovery
@@ -98,12 +102,45 @@ def scenarios_for(export: Export) -> list[Scenario]:
     return _scenarios(_discover(export))
 
 
-def _scenarios(topo: _Topology) -> list[Scenario]:
+def _scenarios(topo: _Topology, topo6: _Topology | None = None) -> list[Scenario]:
+    """IPv4's scenarios; with an IPv6 side, an uplink's failure takes the IPv6 first
+    hops on its interface with it, and then come IPv6's own: an IPv6 first hop alone
+    (the LTE failure that leaves IPv4 up) and each IPv6 target silent."""
+    six = topo6.uplink_iface if topo6 is not None else {}
+
+    def with6(k: str) -> frozenset[str]:
+        iface = topo.uplink_iface[k][0] or k
+        return frozenset({k} | {k6 for k6, (i6, _) in six.items() if iface in (i6, k6)})
+
     out = [BASELINE]
-    out += [Scenario(f"gateway-down:{k}", down=frozenset({k})) for k in topo.uplinks]
-    out += [Scenario(f"upstream-dead:{k}", upstream_dead=frozenset({k})) for k in topo.uplinks]
+    out += [Scenario(f"gateway-down:{k}", down=with6(k)) for k in topo.uplinks]
+    out += [Scenario(f"upstream-dead:{k}", upstream_dead=with6(k)) for k in topo.uplinks]
     out += [Scenario(f"target-silent:{t}", silent=frozenset({t})) for t in topo.targets]
+    if topo6 is not None:
+        own = [k for k in topo6.uplinks if k != LEARNED and k not in topo.uplinks]
+        out += [Scenario(f"gateway-down:{k}", down=frozenset({k})) for k in own]
+        out += [Scenario(f"upstream-dead:{k}", upstream_dead=frozenset({k})) for k in own]
+        out += [Scenario(f"target-silent:{t}", silent=frozenset({t})) for t in topo6.targets]
     return out
+
+
+def ipv6_view(export: Export) -> Export:
+    """The export's IPv6 side as an export of its own, for the same simulator: its
+    addresses, routes (the RA-learned default among them), Netwatch, filter and NAT."""
+    return replace(
+        export,
+        family=6,
+        addresses=export.addresses6,
+        routes=export.routes6,
+        netwatch=export.netwatch6,
+        filters=export.filters6,
+        nat=export.nat6,
+        tables=(),
+        rules=(),
+        mangle=(),
+        tunnels={},
+        dynamic_addresses=export.dynamic_addresses or export.ra_line is not None,
+    )
 
 
 # --------------------------------------------------------------------------- analysis
@@ -128,14 +165,83 @@ class _Findings:
 
 
 def verify_export(export: Export) -> Report:
-    """Simulate every scenario and collect warnings."""
+    """Simulate every scenario, for IPv4 and (when the export has one) the IPv6 side,
+    and collect warnings."""
     topo = _discover(export)
-    scenarios = _scenarios(topo)
+    six = ipv6_view(export) if export.routes6 else None
+    topo6 = _discover(six) if six is not None else None
+    scenarios = _scenarios(topo, topo6)
     if len(scenarios) > MAX_SCENARIOS:
         raise RouterOSError(
             f"{export.source}:1: {len(scenarios)} failure scenarios (more than "
             f"{MAX_SCENARIOS} gateways and probe targets): too many to simulate"
         )
+    report = _verify(export, topo, scenarios)
+    if six is None or topo6 is None:
+        return report
+    report6 = _verify(six, topo6, scenarios)
+    found = _Findings()
+    for f in report.warnings + report6.warnings:
+        if not (f.code == "no-check" and f.line == export.ra_line):  # ipv6-ra-default's
+            found.add(f.code, f.line, f.message)
+    _ipv6_failover(export, six, found, topo, report6.scenarios[0].tables)
+    return replace(
+        report,
+        scenarios=tuple(
+            replace(r4, tables6=r6.tables)
+            for r4, r6 in zip(report.scenarios, report6.scenarios, strict=True)
+        ),
+        warnings=found.sorted(),
+    )
+
+
+def _ipv6_failover(
+    export: Export,
+    six: Export,
+    found: _Findings,
+    topo: _Topology,
+    base: dict[str, Choice | None],
+) -> None:
+    """ipv6-ra-default and ipv6-no-failover: where IPv4 fails over and IPv6 cannot."""
+    if export.ra_line is not None:
+        found.add(
+            "ipv6-ra-default",
+            export.ra_line,
+            "IPv6 default routes are learned from router advertisements: RouterOS gives "
+            "them no check-gateway, so a silent blackhole (an LTE modem without signal) "
+            "keeps IPv6 on the dead uplink until the advertised router lifetime runs out; "
+            "add checked recursive /ipv6 routes via probe targets pinned to each uplink",
+        )
+    if len(topo.uplinks) < 2:
+        return  # IPv4 has nothing to fail over to either
+    ev = Evaluation(six, BASELINE, checks=False)
+    defaults = ev.defaults("main")
+    hops = {h.key for j in defaults if (h := _hop_of(ev, j)) is not None}
+    checked = [j for j in defaults if six.routes[j].check is not None]
+    if len(hops) > 1 and checked:
+        return
+    main = base.get("main")
+    lines = [main.route.line] if main is not None else [six.routes[j].line for j in defaults]
+    line = (lines or [export.ra_line or 1])[0]
+    if not defaults:
+        why = "has no IPv6 default route at all"
+    elif len(hops) <= 1:
+        only = next(iter(hops), "nothing")
+        learned = " (learned from router advertisements)" if only == LEARNED else ""
+        why = f"has its IPv6 default routes through {only}{learned} only"
+    else:
+        why = "has several IPv6 default routes but none with check-gateway"
+    found.add(
+        "ipv6-no-failover",
+        line,
+        f"the export fails IPv4 over between {len(topo.uplinks)} uplinks but {why}: when "
+        "that uplink fails, IPv6 does not move (clients that prefer IPv6, RFC 6724, lose "
+        "their connections); add a checked IPv6 default via each uplink",
+    )
+
+
+def _verify(export: Export, topo: _Topology, scenarios: list[Scenario]) -> Report:
+    """One family's simulation of ``scenarios`` and its warnings."""
     found = _Findings()
     base_state = State()
     base_ev, ok = settle(export, BASELINE, base_state)
@@ -652,6 +758,8 @@ def _table_line(export: Export, table: str) -> int:
 
 
 def _masquerade(export: Export, found: _Findings, topo: _Topology) -> None:
+    if export.family == 6 and not any(a.address in _ULA for a in export.addresses):
+        return  # global IPv6 on the LANs needs no NAT
     for key, (iface, line) in topo.uplink_iface.items():
         if iface is None:
             continue
@@ -707,7 +815,7 @@ def _wan_open(export: Export, found: _Findings, topo: _Topology) -> None:
 
 def _nat_covers(export: Export, iface: str) -> bool:
     for n in export.nat:
-        if n.disabled or n.chain != "srcnat" or n.action not in ("masquerade", "src-nat"):
+        if n.disabled or n.chain != "srcnat" or n.action not in _SRCNAT:
             continue
         if n.out_interface is not None:
             neg = n.out_interface.startswith("!")
@@ -728,7 +836,7 @@ def _thr_avg(export: Export, found: _Findings, ev: Evaluation, topo: _Topology) 
     for nw in export.netwatch:
         if nw.disabled or nw.type != "icmp":
             continue
-        hop = ev.forward(IPv4Address(nw.host))
+        hop = ev.forward(nw.host)
         if hop is None or hop.key not in topo.uplinks:
             continue  # not watching anything beyond an uplink
         radio = _radio_link(export, hop)
