@@ -58,6 +58,10 @@ def test_corpus_file(path: Path) -> None:
         return
     got = verify_file(path).to_json()
     assert {s["id"]: s["tables"] for s in got["scenarios"]} == want["scenarios"]
+    # The IPv6 side, for an export that has one (tables6 beside every scenario's tables).
+    assert {s["id"]: s["tables6"] for s in got["scenarios"] if "tables6" in s} == want.get(
+        "scenarios6", {}
+    )
     assert [[w["code"], w["line"]] for w in got["warnings"]] == want["warnings"]
     assert got["skipped_lines"] == want["skipped_lines"]
     assert [[n["line"], n["message"]] for n in got["notes"]] == want.get("notes", [])

@@ -227,8 +227,8 @@ def _ipv6_failover(
         why = "has no IPv6 default route at all"
     elif len(hops) <= 1:
         only = next(iter(hops), "nothing")
-        learned = " (learned from router advertisements)" if only == LEARNED else ""
-        why = f"has its IPv6 default routes through {only}{learned} only"
+        via = "from router advertisements" if only == LEARNED else f"through {only}"
+        why = f"has its IPv6 default routes {via} only"
     else:
         why = "has several IPv6 default routes but none with check-gateway"
     found.add(

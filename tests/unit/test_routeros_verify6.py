@@ -1,0 +1,130 @@
+"""verify's IPv6 side: /ipv6 routes simulated per scenario (tables6), an uplink's
+failure taking its IPv6 first hops along, and the warnings where IPv6 cannot fail over."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address, IPv6Interface
+from pathlib import Path
+from typing import Any
+
+from wanwatch.config import Config, load
+from wanwatch.routeros.compile import compile_config
+from wanwatch.routeros.verify import verify_text
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = """/ip address
+add address=10.111.0.2/24 interface=ether1
+add address=10.112.0.2/24 interface=ether2
+/ip firewall nat
+add chain=srcnat action=masquerade
+/ip route
+add dst-address=8.8.8.8 scope=10 gateway=10.111.0.1
+add dst-address=8.8.4.4 scope=10 gateway=10.112.0.1
+add distance=1 gateway=8.8.8.8 target-scope=11 check-gateway=ping
+add distance=2 gateway=8.8.4.4 target-scope=11 check-gateway=ping
+"""
+
+
+def dual_stack(static_primary: bool) -> Config:
+    cfg = load(ROOT / "examples" / "office-dual-stack.yaml")
+    if not static_primary:
+        return cfg
+    w = cfg.wans[0].replace(
+        address6=IPv6Interface("2001:db8:1::2/64"), gateway6=IPv6Address("fe80::1")
+    )
+    return cfg.replace(wans=(w, *cfg.wans[1:]))
+
+
+def six(got: dict[str, Any]) -> dict[str, str | None]:
+    """Each scenario's IPv6 next hop in main."""
+    return {s["id"]: (s["tables6"]["main"] or {}).get("nexthop") for s in got["scenarios"]}
+
+
+def codes(got: dict[str, Any]) -> set[str]:
+    return {w["code"] for w in got["warnings"]}
+
+
+def test_a_compiled_dual_stack_office_moves_ipv6_with_its_uplink() -> None:
+    """Round trip: the export's checked recursive IPv6 routes, read back, carry IPv6 by
+    the uplink that is up, in every scenario, with no warning."""
+    got = verify_text(compile_config(dual_stack(static_primary=True), 7).script).to_json()
+    hops = six(got)
+    primary, backup = "fe80::1%ether1", "fe80::1%ether2"
+    assert hops["baseline"] == primary
+    # IPv4's uplink failures take the IPv6 router on the same interface along.
+    assert hops["gateway-down:192.168.0.1"] == backup
+    assert hops["upstream-dead:192.168.0.1"] == backup
+    assert hops["gateway-down:192.168.18.1"] == primary
+    # IPv6 failing alone (the LTE failure) moves IPv6 only.
+    assert hops[f"gateway-down:{primary}"] == backup
+    assert hops["target-silent:2001:4860:4860::8888"] == backup
+    assert hops["target-silent:2620:fe::fe"] == primary
+    ipv4 = {s["id"]: s["tables"]["main"]["nexthop"] for s in got["scenarios"]}
+    assert ipv4[f"gateway-down:{primary}"] == "192.168.0.1"
+    assert got["warnings"] == []
+
+
+def test_a_ra_learned_primary_is_predicted_to_keep_ipv6_and_says_why() -> None:
+    got = verify_text(compile_config(dual_stack(static_primary=False), 7).script).to_json()
+    assert set(six(got).values()) == {"router-advertisement"}
+    assert codes(got) == {"ipv6-ra-default"}
+
+
+def test_one_unchecked_ipv6_default_is_no_failover() -> None:
+    text = BASE + "/ipv6 route\nadd dst-address=::/0 gateway=fe80::1%ether1\n"
+    got = verify_text(text).to_json()
+    assert codes(got) == {"ipv6-no-failover"}
+    warning = got["warnings"][0]
+    assert warning["line"] == 12
+    assert "through fe80::1%ether1 only" in warning["message"]
+    assert set(six(got).values()) == {"fe80::1%ether1"}
+
+
+def test_two_checked_ipv6_defaults_fail_over_on_a_dead_router() -> None:
+    text = BASE + (
+        "/ipv6 route\n"
+        "add dst-address=::/0 gateway=fe80::1%ether1 check-gateway=ping distance=1\n"
+        "add dst-address=::/0 gateway=fe80::1%ether2 check-gateway=ping distance=2\n"
+    )
+    got = verify_text(text).to_json()
+    hops = six(got)
+    assert hops["gateway-down:10.111.0.1"] == "fe80::1%ether2"
+    # The check pings the router only: with nothing behind it, IPv6 stays, and verify
+    # says so as it does for IPv4.
+    assert hops["upstream-dead:10.111.0.1"] == "fe80::1%ether1"
+    assert codes(got) == {"gateway-only-check"}
+
+
+def test_the_same_link_local_router_on_two_uplinks_is_two_first_hops() -> None:
+    text = BASE + (
+        "/ipv6 route\n"
+        "add dst-address=::/0 gateway=fe80::1%ether1 check-gateway=ping distance=1\n"
+        "add dst-address=::/0 gateway=fe80::1%ether2 check-gateway=ping distance=2\n"
+    )
+    ids = [s["id"] for s in verify_text(text).to_json()["scenarios"]]
+    assert "gateway-down:fe80::1%ether1" in ids
+    assert "gateway-down:fe80::1%ether2" in ids
+
+
+def test_an_ipv4_only_export_has_no_ipv6_tables() -> None:
+    got = verify_text(BASE).to_json()
+    assert all("tables6" not in s for s in got["scenarios"])
+
+
+def test_a_ula_lan_needs_ipv6_nat_and_netmap_is_nat() -> None:
+    routes = (
+        "/ipv6 route\n"
+        "add dst-address=::/0 gateway=fe80::1%ether1 check-gateway=ping distance=1\n"
+        "add dst-address=::/0 gateway=fe80::1%ether2 check-gateway=ping distance=2\n"
+    )
+    ula = "/ipv6 address\nadd address=fd00:88::1/64 interface=bridge\n"
+    glob = "/ipv6 address\nadd address=2001:db8:88::1/64 interface=bridge\n"
+    netmap = (
+        "/ipv6 firewall nat\n"
+        "add chain=srcnat action=netmap src-address=fd00:88::/64 to-address=2001:db8:1::/64"
+        " out-interface=ether1\n"
+        "add chain=srcnat action=masquerade out-interface=ether2\n"
+    )
+    assert "no-masquerade" in codes(verify_text(BASE + ula + routes).to_json())
+    assert "no-masquerade" not in codes(verify_text(BASE + glob + routes).to_json())
+    assert "no-masquerade" not in codes(verify_text(BASE + ula + netmap + routes).to_json())
