@@ -27,6 +27,10 @@ What it writes, per the RouterOS manual:
   (v7 ``/routing table add ... fib``; v6 routing marks) holding the uplink's
   recursive routes and, at higher distances, every other uplink's as fallback;
   connections arriving on an uplink are marked so replies leave through it.
+* IPv6 (ipv6.py): ``/ipv6 address`` on the uplinks and (advertised) on the LANs,
+  router advertisements accepted for ``address6: auto``, ``/ipv6 nd`` per LAN, the
+  same recursive checked routes for IPv6 targets, NAT66 (v7), the IPv6 firewall and
+  Netwatch of IPv6 targets.
 * rules (rules.py): per rule a mangle connection mark, a routing table with the
   distance ladder of its ``via`` uplinks (PCC inside the rule for loadbalance) and a
   routing rule for ``when_down`` (``lookup-only-in-table`` for block).

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
 
 from wanwatch.config import Config
 from wanwatch.config.dynamic import static_address
-from wanwatch.config.fields import PortRange, Prefix
+from wanwatch.config.fields import PortRange
 from wanwatch.linux.firewall import (
     DHCP_SERVER_PORT,
     DNS_PORT,
@@ -32,6 +31,7 @@ from wanwatch.linux.firewall import (
     ECHO_PER_SECOND,
     Description,
     Guest,
+    Opening,
     PortForward,
     describe,
 )
@@ -41,6 +41,7 @@ FILTER, NAT = "ip firewall filter", "ip firewall nat"
 # RouterOS's names of the protocols a config can open (manual: IP/Firewall/Filter, protocol).
 _PROTOCOL = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "gre": "gre"}
 _PROTOCOL |= {"esp": "ipsec-esp", "ah": "ipsec-ah"}
+_PROTOCOL6 = {k: v for k, v in _PROTOCOL.items() if k != "icmp"} | {"icmpv6": "icmpv6"}
 _ESTABLISHED = "established,related,untracked"  # defconf's first rule of each chain
 _FRAG_NEEDED = "3:4"  # icmp-options type:code, RFC 1191
 
@@ -105,22 +106,7 @@ def _input(out: Rules, d: Description, cfg: Config, version: int) -> None:
             protocol="icmp", icmp_options="8:0", limit=limit)  # fmt: skip
     for g in d.guests:
         _guest_input(out, g)
-    for k, o in enumerate(d.openings):
-        for src in _ipv4(o.sources):
-            for proto in o.protocols:
-                if proto not in _PROTOCOL:
-                    continue  # icmpv6: _ipv6_notes
-                for where in where_wans(o.wans, cfg):
-                    out.add(
-                        FILTER,
-                        f"firewall.allow[{k}] {o.name}",
-                        chain="input",
-                        action="accept",
-                        **where,
-                        protocol=_PROTOCOL[proto],
-                        dst_port=ports(o.ports),
-                        src_address=src,
-                    )
+    openings(out, cfg, d.openings, section=FILTER, family=4)
     out.add(FILTER, "firewall: nothing else from the uplinks", chain="input", action="drop",
             in_interface_list=WAN_LIST)  # fmt: skip
 
@@ -177,7 +163,8 @@ def _dstnat(out: Rules, d: Description, cfg: Config) -> None:
 
 
 def _dnat_rows(out: Rules, f: PortForward, item: str, where: dict[str, str]) -> None:
-    for src in _ipv4(f.sources):
+    sources: list[str | None] = [str(n) for n in f.sources]  # IPv4 (config/model.py)
+    for src in sources or [None]:
         for proto in f.protocols:
             for port, to_port in _port_pairs(f):
                 out.add(
@@ -218,12 +205,30 @@ def ports(ranges: tuple[PortRange, ...]) -> str | None:
     return ",".join(str(p) for p in ranges) or None
 
 
-def _ipv4(sources: tuple[Prefix, ...]) -> list[str | None]:
-    """src-address values: [None] (from anywhere) without ``from``, else its IPv4
-    prefixes (none when it lists only IPv6 ones: _ipv6_notes)."""
-    if not sources:
-        return [None]
-    return [str(n) for n in sources if isinstance(n, IPv4Network)]
+def openings(
+    out: Rules, cfg: Config, allow: tuple[Opening, ...], *, section: str, family: int
+) -> None:
+    """``firewall.allow`` in the input chain of one family's filter (``section``): an
+    opening without ``from`` in both, one with ``from`` where it names prefixes of
+    that family (an IPv4-only export notes the IPv6 ones: _ipv6_notes)."""
+    names = _PROTOCOL if family == 4 else _PROTOCOL6
+    for k, o in enumerate(allow):
+        sources = [str(n) for n in o.sources if n.version == family] if o.sources else [None]
+        for src in sources:
+            for proto in o.protocols:
+                if proto not in names:
+                    continue  # the other family's ICMP
+                for where in where_wans(o.wans, cfg):
+                    out.add(
+                        section,
+                        f"firewall.allow[{k}] {o.name}",
+                        chain="input",
+                        action="accept",
+                        **where,
+                        protocol=names[proto],
+                        dst_port=ports(o.ports),
+                        src_address=src,
+                    )
 
 
 def _ipv6_notes(out: Rules, d: Description) -> None:

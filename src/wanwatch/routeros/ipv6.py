@@ -46,10 +46,9 @@ from wanwatch.linux.firewall import (
     ECHO_BURST,
     ECHO_PER_SECOND,
     LINK_LOCAL6,
-    Opening,
     describe,
 )
-from wanwatch.routeros.firewall import WAN_LIST, Row, Rules, ports, where_wans
+from wanwatch.routeros.firewall import WAN_LIST, Row, Rules, openings
 
 FILTER6, NAT6, ROUTE6 = "ipv6 firewall filter", "ipv6 firewall nat", "ipv6 route"
 HOST_SCOPE, TARGET_SCOPE, MAX_DISTANCE = 10, 11, 255
@@ -59,9 +58,6 @@ _ND_TYPES = (133, 134, 135, 136, 141, 142, 148, 149)
 # ... and MLD (RFC 3810) and multicast router discovery (RFC 4286) from link-local.
 _MLD_TYPES = (130, 131, 132, 143, 151, 152, 153)
 _PACKET_TOO_BIG, _ECHO_REQUEST = "2:0-255", "128:0"
-# RouterOS's names of the protocols a config can open over IPv6.
-_PROTOCOL6 = {"tcp": "tcp", "udp": "udp", "icmpv6": "icmpv6", "gre": "gre"}
-_PROTOCOL6 |= {"esp": "ipsec-esp", "ah": "ipsec-ah"}
 
 
 @dataclass
@@ -263,7 +259,7 @@ def _filter(out: Six, cfg: Config, version: int) -> None:
                           dst_port=str(DNS_PORT))  # fmt: skip
                 r.add(FILTER6, f"{item}: nothing else of the router", chain=chain,
                       action="drop", in_interface=g.interface)  # fmt: skip
-            _openings(r, cfg, d.openings)
+            openings(r, cfg, d.openings, section=FILTER6, family=6)
             r.add(FILTER6, "firewall6: nothing else from the uplinks", chain=chain,
                   action="drop", in_interface_list=WAN_LIST)  # fmt: skip
         else:
@@ -281,25 +277,3 @@ def _filter(out: Six, cfg: Config, version: int) -> None:
         "firewall (IPv6): the /ipv6 firewall filter rules are added after the router's own; "
         "an earlier drop wins over the openings here"
     )
-
-
-def _openings(r: Rules, cfg: Config, openings: tuple[Opening, ...]) -> None:
-    """``firewall.allow`` over IPv6: every opening without ``from``, and the IPv6
-    prefixes of those with one (firewall.py writes the IPv4 side)."""
-    for k, o in enumerate(openings):
-        sources = [str(n) for n in o.sources if n.version == 6] if o.sources else [None]
-        for src in sources:
-            for proto in o.protocols:
-                if proto not in _PROTOCOL6:
-                    continue  # icmp is IPv4's
-                for where in where_wans(o.wans, cfg):
-                    r.add(
-                        FILTER6,
-                        f"firewall.allow[{k}] {o.name}",
-                        chain="input",
-                        action="accept",
-                        **where,
-                        protocol=_PROTOCOL6[proto],
-                        dst_port=ports(o.ports),
-                        src_address=src,
-                    )

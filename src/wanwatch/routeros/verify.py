@@ -9,6 +9,12 @@ as a recursive gateway or watched by Netwatch). Warning codes are a contract:
 ``wan-open``; this module adds ``unresolvable-gateway``, ``gateway-only-check``,
 ``netwatch-flap`` and ``mark-leak`` (judged in a scenario of its own, every uplink of a
 marked table down at once, which the report does not list).
+
+An export with an IPv6 side is simulated twice over the same scenarios: its IPv4
+routes, and :func:`ipv6_view` (its ``/ipv6`` menus) by the same simulator, whose
+tables are each scenario's ``tables6``. Every warning above applies to both;
+``ipv6-ra-default`` and ``ipv6-no-failover`` say where IPv6 cannot follow IPv4's
+failover.
 """
 
 from __future__ import annotations
