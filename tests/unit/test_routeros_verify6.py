@@ -3,11 +3,15 @@ failure taking its IPv6 first hops along, and the warnings where IPv6 cannot fai
 
 from __future__ import annotations
 
-from ipaddress import IPv6Address, IPv6Interface
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any
 
-from wanwatch.config import Config, load
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wanwatch.config import Config, Wan, load, loads
 from wanwatch.routeros.compile import compile_config
 from wanwatch.routeros.verify import verify_text
 
@@ -128,3 +132,81 @@ def test_a_ula_lan_needs_ipv6_nat_and_netmap_is_nat() -> None:
     assert "no-masquerade" in codes(verify_text(BASE + ula + routes).to_json())
     assert "no-masquerade" not in codes(verify_text(BASE + glob + routes).to_json())
     assert "no-masquerade" not in codes(verify_text(BASE + ula + netmap + routes).to_json())
+
+
+def test_the_v6_export_of_the_dual_stack_office_is_warned_as_its_notes_say() -> None:
+    """RouterOS 6 has no IPv6 NAT (the export's note): its ULA LANs leave the static
+    uplink untranslated, and verify says so, beside the RA-learned primary."""
+    got = verify_text(compile_config(dual_stack(static_primary=False), 6).script).to_json()
+    assert codes(got) == {"ipv6-ra-default", "no-masquerade"}
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+@st.composite
+def dual_stack_offices(draw: st.DrawFn) -> Config:
+    """1-3 static dual-stack uplinks (every IPv6 router fe80::1), 1-2 targets per
+    family each, in failover mode."""
+    n = draw(st.integers(min_value=1, max_value=3))
+    four = draw(st.permutations([IPv4Address("203.0.113.1") + i for i in range(12)]))
+    six_ = draw(st.permutations([IPv6Address("2001:db8:ffff::1") + i for i in range(12)]))
+    wans = []
+    for i in range(n):
+        m4, m6 = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        wans.append(
+            {
+                "name": f"W{i}",
+                "interface": f"ether{i + 1}",
+                "address": f"10.{i}.0.2/24",
+                "gateway": f"10.{i}.0.1",
+                "address6": f"2001:db8:{i}::2/64",
+                "gateway6": "fe80::1",
+                "priority": draw(st.integers(min_value=1, max_value=3)),
+                "probe": {
+                    "targets": [str(t) for t in four[2 * i : 2 * i + m4]]
+                    + [str(t) for t in six_[2 * i : 2 * i + m6]]
+                },
+            }
+        )
+    lans = [{"name": "lan", "interface": "ether9", "address": "192.168.9.1/24", "address6": "auto"}]
+    return loads(yaml.safe_dump({"wans": wans, "lans": lans}), "gen.yaml")
+
+
+def oracle(cfg: Config, scenario: str, family: int) -> dict[str, str] | None:
+    """Who should carry a family's default traffic: independent of the simulator. An
+    uplink's IPv4 failure takes its IPv6 along; an IPv6 failure is IPv6's alone."""
+    kind, _, subject = scenario.partition(":")
+    order = [w for _, w in sorted(enumerate(cfg.wans), key=lambda p: (p[1].priority, p[0]))]
+
+    def dead(w: Wan) -> bool:
+        if kind not in ("gateway-down", "upstream-dead"):
+            return False
+        return subject == str(w.gateway) or (family == 6 and subject == f"fe80::1%{w.interface}")
+
+    for w in order:
+        if dead(w):
+            continue
+        targets = [t.address for t in w.probe.family(family)]
+        live = [t for t in targets if not (kind == "target-silent" and subject == str(t))]
+        if live:
+            hop = str(w.gateway) if family == 4 else f"fe80::1%{w.interface}"
+            return {"gateway": str(live[0]), "nexthop": hop}
+    return None
+
+
+@settings(max_examples=30, deadline=None)
+@given(dual_stack_offices())
+def test_round_trip_any_dual_stack_office(cfg: Config) -> None:
+    report = verify_text(compile_config(cfg, 7).script, "rt.rsc")
+    assert report.warnings == (), report.to_text()
+    got = report.to_json()["scenarios"]
+    ids = {"baseline"}
+    for w in cfg.wans:
+        for k in ("gateway-down", "upstream-dead"):
+            ids |= {f"{k}:{w.gateway}", f"{k}:fe80::1%{w.interface}"}
+        ids |= {f"target-silent:{t.address}" for t in w.probe.targets}
+    assert {s["id"] for s in got} == ids
+    for s in got:
+        assert s["tables"] == {"main": oracle(cfg, s["id"], 4)}, s["id"]
+        assert s["tables6"] == {"main": oracle(cfg, s["id"], 6)}, s["id"]
