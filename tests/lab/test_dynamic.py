@@ -305,6 +305,55 @@ def test_a_replugged_dhcp_uplink_gets_a_new_lease(dyn_lab: Lab, router: Office) 
     router.wait_state(DHCP, "up", DEADLINE)
 
 
+FOLLOWED = 2.0  # issue's bound: a renumbered modem is followed this soon after carrier up
+
+
+def carrying_address(o: Office, pool: int) -> str | None:
+    """The DHCP uplink's address once it carries with a lease from ``pool``, else None."""
+    st = o.status()
+    w = next(w for w in st["wans"] if w["name"] == DHCP)
+    ok = st["active"][:1] == [DHCP] and st.get("applied") and in_pool(w["address"] or "", pool)
+    return w["address"] if ok else None
+
+
+def test_after_a_carrier_flap_a_renumbered_isp_is_followed_at_once(
+    dyn_lab: Lab, router: Office
+) -> None:
+    router.start(wait_active=DHCP, timeout=DEADLINE)
+    old = wans(router)[DHCP]["address"]
+    assert in_pool(old, 0)
+    faults.carrier_loss(dyn_lab, DHCP)
+    router.wait_active(PPP, DEADLINE)
+    uplinks.move_pool(dyn_lab, DHCP)  # the modem rebooted: new pool, old leases forgotten
+    up = faults.clear(dyn_lab, DHCP, "carrier")
+    # Without the re-verify the client would keep the old address until T1 (half the lease).
+    new = until(lambda: carrying_address(router, 1), FOLLOWED, "the new lease carrying")
+    assert lease_addresses(dyn_lab) == [new]  # the old address is gone
+    names = [e["name"] for e in router.events(since=up.t_start)]
+    assert names.index("dhcp_client.reverify") < names.index("dhcp_client.nak"), names
+    assert "dhcp_client.bound" in names, names
+
+
+def test_a_carrier_flap_keeps_a_lease_the_isp_still_gives(dyn_lab: Lab, router: Office) -> None:
+    router.start(wait_active=DHCP, timeout=DEADLINE)
+    old = wans(router)[DHCP]["address"]
+    cut = faults.carrier_loss(dyn_lab, DHCP)
+    router.wait_active(PPP, DEADLINE)
+    assert lease_addresses(dyn_lab) == [old]  # carrier loss alone drops nothing
+    up = faults.clear(dyn_lab, DHCP, "carrier")
+    wait(lambda: "dhcp_client.renew" in names_since(router, up.t_start), "the lease confirmed")
+    until(lambda: carrying_address(router, 0) == old, FOLLOWED, "the same lease carrying")
+    assert lease_addresses(dyn_lab) == [old]
+    names = names_since(router, cut.t_start)
+    assert "dhcp_client.reverify" in names, names
+    assert "dhcp_client.lost" not in names and "dhcp_client.nak" not in names, names
+    assert names.count("wan.down") == 1, names  # the carrier loss's own, nothing more
+
+
+def names_since(o: Office, since: float) -> list[str]:
+    return [e["name"] for e in o.events(since=since)]
+
+
 def test_a_killed_daemons_dhcp_client_is_stopped_by_the_next_one(
     dyn_lab: Lab, router: Office
 ) -> None:
