@@ -20,17 +20,30 @@ After a carrier flap the lease is re-verified at once (:meth:`DhcpClient.reverif
 as RFC 2131 3.2 asks of a client that may have moved ("INIT-REBOOT") and as dhcpcd
 and systemd-networkd do on carrier up: a modem that rebooted may hand out another
 address, which udhcpc itself would only learn at its renewal (T1, half the lease).
-busybox udhcpc renews on SIGUSR1 (dhcpc.c, ``got_SIGUSR1``): from BOUND one unicast
-REQUEST for the held address to the lease's server, answered within ``-T`` seconds;
-an ACK is ``renew`` (the same lease: address and routes stay), a NAK is ``nak`` then
-``deconfig``. After a NAK udhcpc sleeps 3 s before its DISCOVER ("avoid excessive
-network traffic"), so a NAK that answers our re-verify restarts udhcpc at once
-instead: a new client discovers from its first second (the new lease in ~0.1 s
-in the lab, not 3.1 s). Not a restart on every flap (``-r <address>``, closer to
-INIT-REBOOT): a start runs ``deconfig`` first and our ``-R`` releases the lease on
-the way out, so a flap that kept the address would drop it and its routes.
-Its limit: a server that stays silent to that unicast REQUEST leaves udhcpc BOUND
-until T1 ("no response to renew" with lease left, then back to BOUND).
+What busybox 1.35.0 udhcpc does on SIGUSR1 (networking/udhcp/dhcpc.c, ``case
+SIGUSR1`` and ``got_SIGUSR1``): from BOUND or RENEWING one unicast REQUEST for the
+held address to the lease's server (from INIT_SELECTING, REQUESTING or REBINDING
+the signal is ignored). Then one of three:
+
+- an ACK: ``renew``, the same lease; its address and routes never left;
+- a NAK: ``nak``, ``deconfig``, then ``sleep(3)`` before its DISCOVER ("avoid
+  excessive network traffic"). A NAK answering our re-verify restarts udhcpc at
+  once instead, whose DISCOVER goes out at start (the new lease 0.1 s after the
+  NAK in the lab, not 3.1 s). Only that NAK: one restart per carrier return,
+  while udhcpc's own NAKs keep its pause;
+- no answer within ``-T``: the signal capped the lease to 30 s, so udhcpc
+  rebinds (three broadcast REQUESTs, ``-T`` apart) and then runs ``deconfig``
+  ("lease lost", measured 3.5 s after carrier up) and discovers again. That is
+  no verdict of the server: the lease is kept until its own end, as RFC 2131
+  3.2 allows a client that heard neither ACK nor NAK ("MAY choose to use the
+  previously allocated network address ... for the remainder of the unexpired
+  lease"), while udhcpc's DISCOVERs (asking for the same address) go on; a
+  modem whose DHCP server is slower to return than its data path keeps a
+  working uplink.
+
+Not a restart on every flap (``-r <address>``, closer to INIT-REBOOT): a start
+runs ``deconfig`` first and our ``-R`` releases the lease on the way out, so a
+flap that kept the address would drop it and its routes.
 """
 
 from __future__ import annotations
@@ -182,6 +195,7 @@ class DhcpClient:
         self._starting: asyncio.Task[None] | None = None
         self._reverifying = False  # a re-verify asked, not yet answered
         self._restarting: asyncio.Task[None] | None = None  # held: asyncio keeps weak refs
+        self._expiry: asyncio.TimerHandle | None = None  # the end of a lease udhcpc gave up
 
     @property
     def running(self) -> bool:
@@ -207,6 +221,11 @@ class DhcpClient:
 
     async def stop(self, why: str = "stopped") -> None:
         """Stop udhcpc (by its PID: SIGTERM, SIGKILL after a grace); the lease is gone."""
+        restarting = self._restarting
+        if restarting is not None and restarting is not asyncio.current_task():
+            # Let a restart finish rather than cancel its halt half-way; what it
+            # started is stopped below.
+            await asyncio.wait({restarting})
         starting, self._starting = self._starting, None
         if starting is not None:
             starting.cancel()
@@ -241,6 +260,7 @@ class DhcpClient:
         self._emit_event(event(self._now(), name, wan=self.wan, **fields))
 
     def _lose(self, why: str) -> None:
+        self._end_keep()
         if self.lease is not None:
             self.lease = None
             self._emit("dhcp_client.lost", reason=why)
@@ -254,18 +274,36 @@ class DhcpClient:
             return
         kind, lease = parsed
         reverifying, self._reverifying = self._reverifying, False
-        if kind == "nak" and reverifying:
-            self._emit("dhcp_client.nak")
-            self._restart()
-        elif lease is not None:
+        if lease is not None:
+            self._end_keep()  # the server answered: its lease now, not one we keep
             old, self.lease = self.lease, lease
             self._emit("dhcp_client." + kind, **lease.to_json(lease.bound_at))
             if old is None or (old.address, old.router) != (lease.address, lease.router):
                 self._on_lease(self.wan, lease, kind)
+        elif kind == "nak":
+            self._emit("dhcp_client.nak")
+            if reverifying:
+                self._restart()
+            elif self._expiry is not None:
+                self._lose("nak")  # RFC 2131 3.2 keeps a lease only while neither ACK nor NAK
         elif kind == "deconfig":
-            self._lose("deconfig")
-        elif kind in ("leasefail", "nak", "malformed"):
+            if reverifying and self.lease is not None:
+                self._keep(self.lease)
+            else:
+                self._lose("deconfig")
+        elif kind in ("leasefail", "malformed"):
             self._emit("dhcp_client." + kind)
+
+    def _keep(self, lease: Lease) -> None:
+        """udhcpc gave up a lease nobody answered for: keep it until it ends (RFC 2131 3.2)."""
+        left = max(0.0, lease.bound_at + lease.lease_s - self._now())
+        self._emit("dhcp_client.kept", address=str(lease.address), left_s=round(left, 1))
+        self._expiry = asyncio.get_running_loop().call_later(left, self._lose, "expired")
+
+    def _end_keep(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
 
     def _restart(self) -> None:
         """Stop udhcpc and start another now (its own DISCOVER would wait 3 s after a NAK)."""
