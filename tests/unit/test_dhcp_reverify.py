@@ -202,6 +202,12 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
+async def settle() -> None:
+    """Wait until every other task of the loop is done (a restart asked, its start)."""
+    while others := asyncio.all_tasks() - {asyncio.current_task()}:
+        await asyncio.wait(others)
+
+
 def test_reverify_sends_udhcpc_sigusr1(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, udhcpc: subprocess.Popen[str]
 ) -> None:
@@ -237,7 +243,7 @@ def test_udhcpcs_own_nak_keeps_its_pause(
     async def body(client: DhcpClient, sup: FakeSupervisor, clock: Clock) -> None:
         sup.say("nak", clock())  # its renewal at T1 refused: no re-verify of ours
         sup.say("deconfig", clock())
-        await asyncio.sleep(0)  # a restart, had one been asked, would be under way now
+        await settle()  # a restart, had one been asked, done
         assert sup.calls == ["start"] and client.lease is None
 
     heard, _ = run_client(monkeypatch, tmp_path, udhcpc.pid, body)
@@ -251,9 +257,7 @@ def test_a_stop_during_the_restart_leaves_udhcpc_stopped(
         assert client.reverify() is True
         sup.say("nak", clock())
         await client.stop("daemon stopping")  # the restart task has not run yet
-        others = asyncio.all_tasks() - {asyncio.current_task()}
-        if others:
-            await asyncio.wait(others)  # whatever the restart would still do, done
+        await settle()  # whatever the restart would still do, done
         assert sup.calls[-1] == "halt" and not sup.supervising and not client.running
 
     run_client(monkeypatch, tmp_path, udhcpc.pid, body)
