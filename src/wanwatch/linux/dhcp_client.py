@@ -28,12 +28,12 @@ the signal is ignored). Then one of three:
 - an ACK: ``renew``, the same lease; its address and routes never left;
 - a NAK: ``nak``, ``deconfig``, then ``sleep(3)`` before its DISCOVER ("avoid
   excessive network traffic"). A NAK answering our re-verify restarts udhcpc at
-  once instead, whose DISCOVER goes out at start (the new lease 0.1 s after the
-  NAK in the lab, not 3.1 s). Only that NAK: one restart per carrier return,
-  while udhcpc's own NAKs keep its pause;
+  once instead, whose DISCOVER goes out at start (the new lease 0.2-0.7 s after
+  the NAK in the lab, bench/dhcp_flap.py, instead of 3 s more). Only that NAK:
+  one restart per carrier return, while udhcpc's own NAKs keep its pause;
 - no answer within ``-T``: the signal capped the lease to 30 s, so udhcpc
   rebinds (three broadcast REQUESTs, ``-T`` apart) and then runs ``deconfig``
-  ("lease lost", measured 3.5 s after carrier up) and discovers again. That is
+  ("lease lost", 3.5-4.2 s after carrier up in the lab) and discovers again. That is
   no verdict of the server: the lease is kept until its own end, as RFC 2131
   3.2 allows a client that heard neither ACK nor NAK ("MAY choose to use the
   previously allocated network address ... for the remainder of the unexpired
