@@ -296,6 +296,7 @@ class DhcpClient:
 
     def _keep(self, lease: Lease) -> None:
         """udhcpc gave up a lease nobody answered for: keep it until it ends (RFC 2131 3.2)."""
+        self._end_keep()  # kept again (a second flap): one end, not two timers
         left = max(0.0, lease.bound_at + lease.lease_s - self._now())
         self._emit("dhcp_client.kept", address=str(lease.address), left_s=round(left, 1))
         self._expiry = asyncio.get_running_loop().call_later(left, self._lose, "expired")
