@@ -176,6 +176,9 @@ class Uplinks(Part):
     def link(self, ifname: str, present: bool) -> list[str]:
         return []
 
+    def carrier(self, ifname: str, up: bool) -> None:
+        self.record(f"carrier {ifname} {'up' if up else 'down'}")
+
     async def reload(self, config: Config) -> None:
         self.record("reload")
 

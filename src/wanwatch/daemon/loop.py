@@ -289,6 +289,7 @@ class Daemon:
             if self._uplinks.link(ifname, present) and present:
                 self._probes.reopen(wan)  # a new device: its probes bind to the new ifindex
                 adopted = True
+            self._uplinks.carrier(ifname, carrier and present)
             up = self._uplinks.usable_link(wan, carrier)
             at = self.now()
             self.events.emit(event(at, "link.carrier", wan=wan, interface=ifname, up=carrier))

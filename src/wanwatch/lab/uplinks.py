@@ -192,6 +192,16 @@ def stop_dhcp(lab: Runner, wan: str) -> None:
         lab.stop_proc(proc)
 
 
+def move_pool(lab: Runner, wan: str, pool: int = 1) -> None:
+    """The ISP's server now hands out ``pool`` and has forgotten every lease (a modem
+    that rebooted); the client learns of it only when it next asks."""
+    stop_dhcp(lab, wan)
+    isp = lab.topology.isp(wan)
+    _, _, leases = _isp_files(lab, isp, "dhcp")
+    leases.unlink(missing_ok=True)  # forget the old lease: the client's address is no longer ours
+    start_dhcp(lab, wan, pool=pool)
+
+
 def renumber(lab: Runner, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
     """Move the ISP's pool (to ``pool``: 1, or 0 to move back) and make the client renew
     now; CLOCK_MONOTONIC of the renew.
@@ -200,11 +210,7 @@ def renumber(lab: Runner, wan: str, udhcpc_pid: int, pool: int = 1) -> float:
     SIGUSR1 (busybox udhcpc); the server NAKs the old address, the client starts
     over and is offered one of the new pool.
     """
-    stop_dhcp(lab, wan)
-    isp = lab.topology.isp(wan)
-    _, _, leases = _isp_files(lab, isp, "dhcp")
-    leases.unlink(missing_ok=True)  # forget the old lease: the client's address is no longer ours
-    start_dhcp(lab, wan, pool=pool)
+    move_pool(lab, wan, pool)
     at = time.monotonic()
     os.kill(udhcpc_pid, signal.SIGUSR1)
     return at

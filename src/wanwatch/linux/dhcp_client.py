@@ -15,11 +15,42 @@ lease is lost: NAK, expiry), ``bound`` / ``renew`` (a lease, in the variables
 
 Supervision is the generic one (supervisor.py): foreground child, its output
 turned into events, restarts with bounded exponential backoff.
+
+After a carrier flap the lease is re-verified at once (:meth:`DhcpClient.reverify`),
+as RFC 2131 3.2 asks of a client that may have moved ("INIT-REBOOT") and as dhcpcd
+and systemd-networkd do on carrier up: a modem that rebooted may hand out another
+address, which udhcpc itself would only learn at its renewal (T1, half the lease).
+What busybox 1.35.0 udhcpc does on SIGUSR1 (networking/udhcp/dhcpc.c, ``case
+SIGUSR1`` and ``got_SIGUSR1``): from BOUND or RENEWING one unicast REQUEST for the
+held address to the lease's server (from INIT_SELECTING, REQUESTING or REBINDING
+the signal is ignored). Then one of three:
+
+- an ACK: ``renew``, the same lease; its address and routes never left;
+- a NAK: ``nak``, ``deconfig``, then ``sleep(3)`` before its DISCOVER ("avoid
+  excessive network traffic"). A NAK answering our re-verify restarts udhcpc at
+  once instead, whose DISCOVER goes out at start (the new lease 0.2-0.7 s after
+  the NAK in the lab, bench/dhcp_flap.py, instead of 3 s more). Only that NAK:
+  one restart per carrier return, while udhcpc's own NAKs keep its pause;
+- no answer within ``-T``: the signal capped the lease to 30 s, so udhcpc
+  rebinds (three broadcast REQUESTs, ``-T`` apart) and then runs ``deconfig``
+  ("lease lost", 3.5-4.2 s after carrier up in the lab) and discovers again. That is
+  no verdict of the server: the lease is kept until its own end, as RFC 2131
+  3.2 allows a client that heard neither ACK nor NAK ("MAY choose to use the
+  previously allocated network address ... for the remainder of the unexpired
+  lease"), while udhcpc's DISCOVERs (asking for the same address) go on; a
+  modem whose DHCP server is slower to return than its data path keeps a
+  working uplink.
+
+Not a restart on every flap (``-r <address>``, closer to INIT-REBOOT): a start
+runs ``deconfig`` first and our ``-R`` releases the lease on the way out, so a
+flap that kept the address would drop it and its routes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,6 +193,9 @@ class DhcpClient:
             now,
         )
         self._starting: asyncio.Task[None] | None = None
+        self._reverifying = False  # a re-verify asked, not yet answered
+        self._restarting: asyncio.Task[None] | None = None  # held: asyncio keeps weak refs
+        self._expiry: asyncio.TimerHandle | None = None  # the end of a lease udhcpc gave up
 
     @property
     def running(self) -> bool:
@@ -187,12 +221,34 @@ class DhcpClient:
 
     async def stop(self, why: str = "stopped") -> None:
         """Stop udhcpc (by its PID: SIGTERM, SIGKILL after a grace); the lease is gone."""
+        restarting = self._restarting
+        if restarting is not None and restarting is not asyncio.current_task():
+            # Let a restart finish rather than cancel its halt half-way; what it
+            # started is stopped below.
+            await asyncio.wait({restarting})
         starting, self._starting = self._starting, None
         if starting is not None:
             starting.cancel()
             await asyncio.wait({starting})
         await self._supervisor.halt()
         self._lose(why)
+
+    def reverify(self) -> bool:
+        """Carrier came back: have udhcpc confirm the lease it holds now (SIGUSR1); whether asked.
+
+        Nothing to confirm without a lease: a client still discovering is answered as
+        soon as the link carries its next DISCOVER (``-t``/``-T``/``-A`` above).
+        """
+        pid = self._supervisor.pid
+        if self.lease is None or pid is None:
+            return False
+        try:
+            os.kill(pid, signal.SIGUSR1)  # our child, by its PID
+        except ProcessLookupError:
+            return False  # it has just exited: the supervisor restarts it, which discovers
+        self._reverifying = True
+        self._emit("dhcp_client.reverify", address=str(self.lease.address))
+        return True
 
     # ------------------------------------------------------------------ internals
 
@@ -204,6 +260,7 @@ class DhcpClient:
         self._emit_event(event(self._now(), name, wan=self.wan, **fields))
 
     def _lose(self, why: str) -> None:
+        self._end_keep()
         if self.lease is not None:
             self.lease = None
             self._emit("dhcp_client.lost", reason=why)
@@ -216,15 +273,50 @@ class DhcpClient:
             self._emit("dhcp_client.log", msg=line)
             return
         kind, lease = parsed
+        reverifying, self._reverifying = self._reverifying, False
         if lease is not None:
+            self._end_keep()  # the server answered: its lease now, not one we keep
             old, self.lease = self.lease, lease
             self._emit("dhcp_client." + kind, **lease.to_json(lease.bound_at))
             if old is None or (old.address, old.router) != (lease.address, lease.router):
                 self._on_lease(self.wan, lease, kind)
+        elif kind == "nak":
+            self._emit("dhcp_client.nak")
+            if reverifying:
+                self._restart()
+            elif self._expiry is not None:
+                self._lose("nak")  # RFC 2131 3.2 keeps a lease only while neither ACK nor NAK
         elif kind == "deconfig":
-            self._lose("deconfig")
-        elif kind in ("leasefail", "nak", "malformed"):
+            if reverifying and self.lease is not None:
+                self._keep(self.lease)
+            else:
+                self._lose("deconfig")
+        elif kind in ("leasefail", "malformed"):
             self._emit("dhcp_client." + kind)
+
+    def _keep(self, lease: Lease) -> None:
+        """udhcpc gave up a lease nobody answered for: keep it until it ends (RFC 2131 3.2)."""
+        self._end_keep()  # kept again (a second flap): one end, not two timers
+        left = max(0.0, lease.bound_at + lease.lease_s - self._now())
+        self._emit("dhcp_client.kept", address=str(lease.address), left_s=round(left, 1))
+        self._expiry = asyncio.get_running_loop().call_later(left, self._lose, "expired")
+
+    def _end_keep(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _restart(self) -> None:
+        """Stop udhcpc and start another now (its own DISCOVER would wait 3 s after a NAK)."""
+        if self._restarting is None:
+            self._restarting = asyncio.create_task(self._restarted())
+
+    async def _restarted(self) -> None:
+        try:
+            await self.stop("nak")
+            self.start()
+        finally:
+            self._restarting = None
 
 
 def write_script(state_dir: Path) -> Path:

@@ -48,6 +48,7 @@ class DynamicUplinks:
         self._on_lease = on_lease
         self._now = now
         self._present: dict[str, bool] = {}  # interface -> exists
+        self._carrier: dict[str, bool] = {}  # interface -> carrier, as last heard
         self._clients: dict[str, DhcpClient] = {}  # wan -> its client (DHCP uplinks)
         self._script: Path | None = None
         self._stopping: set[asyncio.Task[None]] = set()
@@ -83,6 +84,18 @@ class DynamicUplinks:
             if w.address == DHCP:
                 self._client(w.name, w.interface, run=present)
         return changed
+
+    def carrier(self, ifname: str, up: bool) -> None:
+        """Carrier of ``ifname`` now; when it returns, each DHCP client there re-verifies
+        its lease at once (DhcpClient.reverify: the ISP's end may have renumbered)."""
+        was = self._carrier.get(ifname)
+        self._carrier[ifname] = up
+        if not up or was is not False:
+            return
+        for w in self._config.wans:
+            client = self._clients.get(w.name)
+            if w.interface == ifname and client is not None:
+                client.reverify()
 
     async def reload(self, config: Config) -> None:
         """Follow a new config: clients for new DHCP uplinks, none for the others."""
