@@ -9,7 +9,6 @@ source lies in (lab/plan.py).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterator
 from ipaddress import IPv6Address
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from test_rules import lans_asking_the_router
 
 from wanwatch.config import load
 from wanwatch.config.ipv6 import lan_address6
@@ -137,15 +136,6 @@ def test_an_ipv6_rule_pins_the_lans_ipv6_to_the_backup_and_blocks_it_when_it_die
     assert six["path"] == "block" and six["path6"] is None  # one path: the same in both
 
 
-def _lans_asking_the_router(lab: Lab) -> list[dict[str, Any]]:
-    """The LANs with ``dhcp.dns`` dropped: their clients ask the router's dnsmasq."""
-    lans: list[dict[str, Any]] = copy.deepcopy(yaml.safe_load(lab.config_text)["lans"])
-    for lan in lans:
-        if lan.get("dhcp"):
-            lan["dhcp"].pop("dns", None)
-    return lans
-
-
 def _dom6(lab: Lab) -> str:
     return netns.nsrun(lab.router_ns, "nft", "list", "set", "inet", "wanwatch", "dom6_1").stdout
 
@@ -163,7 +153,7 @@ def test_a_domain_rule_takes_the_first_ipv6_connection_after_the_aaaa_answer(
         "via": [BACKUP],
         "when_down": "block",
     }
-    office = router.start("domains6", rules=[rule], lans=_lans_asking_the_router(lab))
+    office = router.start("domains6", rules=[rule], lans=lans_asking_the_router(lab))
     _ready(office)
     resolver = lab.client(CLIENT).gateway  # the router's dnsmasq on the LAN
     # Before anyone asked, the address is no rule's: it follows the policy.
