@@ -125,6 +125,10 @@ class RuleStatus(msgspec.Struct, frozen=True):
     uplinks: list[str]  # where its new connections leave now (default: the policy's); block: []
     why: str
     traffic: RuleTraffic
+    # Its IPv6 connections' path and uplinks where they differ from IPv4's (docs/rules.md);
+    # None: the same, or no IPv6 rules.
+    path6: str | None = None
+    uplinks6: list[str] | None = None
 
 
 class RulesStatus(msgspec.Struct, frozen=True):

@@ -30,6 +30,7 @@ CASES = {
     "router-dns": HERE / "router-dns.yaml",
     "no-address": HERE / "no-address.yaml",
     "rules": OFFICE.parent / "office-rules.yaml",
+    "rules-dual-stack": HERE.parent / "rules" / "dual-stack-rules.yaml",
     "dual-stack": OFFICE.parent / "office-dual-stack.yaml",
 }
 

@@ -21,8 +21,8 @@ import pytest
 from wanwatch.config import Config, Policy, load
 from wanwatch.config.ha import local_view
 from wanwatch.config.model import Classifier
-from wanwatch.engine.intent import Intent
-from wanwatch.engine.policy import plan_for
+from wanwatch.engine.intent import Health, Intent
+from wanwatch.engine.policy import decide_families, plan_for
 from wanwatch.linux import firewall
 from wanwatch.linux.apply import intent_from_config
 from wanwatch.linux.nft import render, rendered_fingerprint
@@ -120,7 +120,30 @@ def _rules(
     return case
 
 
+DUAL_RULES = Path(__file__).parent / "rules" / "dual-stack-rules.yaml"
+
+
+def _dual_rules() -> tuple[Config, Intent]:
+    """Policy rules in a dual-stack office, every uplink up (docs/rules.md)."""
+    cfg = load(DUAL_RULES)
+    return cfg, plan_for(cfg, set())
+
+
+def _dual_rules_ipv6_lost() -> tuple[Config, Intent]:
+    """The same office with the LTE's IPv6 down while its IPv4 lives: the rules' IPv6
+    paths leave it, their IPv4 paths stay (engine/policy.py decide_families)."""
+    cfg = load(DUAL_RULES)
+    health = {w.name: Health.UP for w in cfg.wans}
+    preferred = {w.name: True for w in cfg.wans}
+    intent = decide_families(
+        cfg, (health, {**health, A: Health.DOWN}), (preferred, preferred), None
+    )
+    return cfg, intent
+
+
 CASES: dict[str, Callable[[], tuple[Config, Intent]]] = {
+    "rules-dual-stack": _dual_rules,
+    "rules-dual-stack-ipv6-lost": _dual_rules_ipv6_lost,
     "dual-stack": _dual_stack,
     "rules": _rules(),
     "rules-backup-down": _rules(B),
@@ -186,13 +209,13 @@ def test_fingerprint_covers_the_ruleset(case: str) -> None:
     # The same text always carries the same fingerprint; another case's differs,
     # but for rule paths (test_a_rule_path_change_keeps_the_fingerprint).
     assert rendered_fingerprint(rendered(case)) == fp
-    same = PATHS_ONLY if case in PATHS_ONLY else {case}
+    same = next((group for group in PATHS_ONLY if case in group), {case})
     others = {rendered_fingerprint(rendered(c)) for c in CASES if c not in same}
     assert fp not in others
 
 
 # The same config in two uplink states of failover mode: only rule paths differ.
-PATHS_ONLY = {"rules", "rules-backup-down"}
+PATHS_ONLY = ({"rules", "rules-backup-down"}, {"rules-dual-stack", "rules-dual-stack-ipv6-lost"})
 
 
 def test_a_rule_path_change_keeps_the_fingerprint() -> None:

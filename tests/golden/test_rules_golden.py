@@ -16,8 +16,16 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 Compare = Callable[[str, Path], None]  # the ``golden`` fixture (conftest.py)
 
 
-@pytest.mark.parametrize("example", ["office", "office-rules"])
+CONFIGS = {
+    "office": EXAMPLES / "office.yaml",
+    "office-rules": EXAMPLES / "office-rules.yaml",
+    # a rule's IPv6 path where it differs from its IPv4 one
+    "dual-stack-rules": HERE / "dual-stack-rules.yaml",
+}
+
+
+@pytest.mark.parametrize("example", sorted(CONFIGS))
 def test_plan_matrix(example: str, golden: Compare) -> None:
-    result = CliRunner().invoke(main, ["plan", "-c", str(EXAMPLES / f"{example}.yaml"), "--matrix"])
+    result = CliRunner().invoke(main, ["plan", "-c", str(CONFIGS[example]), "--matrix"])
     assert result.exit_code == 0, result.output
     golden(result.output, HERE / f"matrix-{example}.txt")

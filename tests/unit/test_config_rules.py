@@ -19,6 +19,7 @@ from wanwatch.errors import ConfigError
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 OFFICE = EXAMPLES / "office.yaml"
 RULES = EXAMPLES / "office-rules.yaml"
+DUAL = Path(__file__).resolve().parents[1] / "golden" / "rules" / "dual-stack-rules.yaml"
 A, B = "INET-UTAMA", "BACKUP-INET"
 
 
@@ -81,13 +82,78 @@ def test_prefixes_of_either_family_and_lan_names_mix_in_the_matches() -> None:
         ("proto: icmpv6", "icmpv6", "rules[0].proto"),
     ],
 )
-def test_an_ipv6_match_is_refused_while_the_dataplane_is_ipv4(
+def test_an_ipv6_match_in_an_office_without_ipv6_is_refused(
     rule: str, needle: str, where: str
 ) -> None:
     text = office(f"  - name: v6\n    {rule}\n    via: [{B}]\n    when_down: default\n")
     (p,) = problems(text)
     assert p.startswith(f"t.yaml:{line_of(text, needle)}: {where}: "), p
-    assert "IPv6 rules: not yet" in p
+    assert "no IPv6 connection leaves by an uplink" in p
+
+
+def dual(rules: str) -> str:
+    """The dual-stack office of the rules' goldens (INET-UTAMA and BACKUP-INET have
+    IPv6, DSL has none) with ``rules`` instead of its own."""
+    text = DUAL.read_text()
+    return text[: text.index("\nrules:\n")] + "\nrules:\n" + rules
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "from: [ether3, 2001:db8:1::/48]",
+        "to: [198.51.100.0/24, 2001:db8:2::/48]",
+        "proto: icmpv6",
+        "from: [fd19:2019:2020:20::/64]\n    to: [2001:db8:ffff::/48]",
+    ],
+)
+def test_ipv6_matches_load_in_a_dual_stack_office(rule: str) -> None:
+    cfg = loads(dual(f"  - name: v6\n    {rule}\n    via: [{B}]\n    when_down: default\n"))
+    assert match(0, cfg.rules[0], cfg.lans, 6) is not None
+
+
+def test_a_dual_stack_lan_in_from_matches_its_ipv6_prefix_too() -> None:
+    cfg = load(DUAL)
+    guest = cfg.rules[0]
+    m4, m6 = (match(0, guest, cfg.lans, f) for f in (4, 6))
+    assert m4 is not None and m6 is not None
+    lo, hi = m6.fields[0][0]
+    assert (IPv6Network((lo, 128)), IPv6Network((hi, 128))) == (
+        IPv6Network("fd19:2019:2020:20::/128"),
+        IPv6Network("fd19:2019:2020:20:ffff:ffff:ffff:ffff/128"),
+    )
+    assert match(3, cfg.rules[3], cfg.lans, 4) is None  # partner6: icmpv6 to an IPv6 prefix
+
+
+@pytest.mark.parametrize("when_down", ["block", "default"])
+def test_a_rule_matching_ipv6_via_uplinks_without_ipv6_is_refused_at_via(when_down: str) -> None:
+    text = dual(f"  - name: old\n    from: [WIFI]\n    via: [DSL]\n    when_down: {when_down}\n")
+    (p,) = problems(text)
+    assert p.startswith(f"t.yaml:{line_of(text, 'via: [DSL]')}: rules[0].via: "), p
+    assert "old matches IPv6 traffic, but no uplink of via has IPv6" in p
+    assert f"when_down {when_down}" in p
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "from: [192.168.20.0/24]",  # WIFI's IPv4 alone
+        "from: [WIFI]\n    to: [198.51.100.0/24]",
+        "from: [WIFI]\n    proto: icmp",
+    ],
+)
+def test_an_ipv4_only_rule_may_use_an_uplink_without_ipv6(rule: str) -> None:
+    loads(dual(f"  - name: v4\n    {rule}\n    via: [DSL]\n    when_down: block\n"))
+
+
+def test_a_lan_with_only_ipv6_can_be_named_in_from() -> None:
+    text = dual(f"  - name: six\n    from: [LAB6]\n    via: [{B}]\n    when_down: block\n")
+    text = text.replace(
+        "\ndns:\n", "\n  - name: LAB6\n    interface: ether5\n    address6: auto\n\ndns:\n"
+    )
+    cfg = loads(text)
+    assert match(0, cfg.rules[0], cfg.lans, 4) is None
+    assert match(0, cfg.rules[0], cfg.lans, 6) is not None
 
 
 @pytest.mark.parametrize(
@@ -144,7 +210,8 @@ SHADOWED = [
     ("domains: example.com", "domains: www.example.com", True),
     ("domains: www.example.com", "domains: example.com", False),
     ("domains: example.com", "to: 198.51.100.0/24", False),
-    ("to: 0.0.0.0/0", "domains: example.com", False),  # the domain may resolve to IPv6
+    # no IPv6 in this office: a domain rule's connections are IPv4 ones
+    ("to: 0.0.0.0/0", "domains: example.com", True),
 ]
 
 
@@ -160,6 +227,23 @@ def test_a_rule_an_earlier_one_covers_is_refused(first: str, second: str, shadow
     (p,) = problems(text)
     assert p.startswith(f"t.yaml:{line_of(text, 'name: two')}: rules[1]: two can never match")
     assert "rules[0] (one) already takes all its traffic" in p
+
+
+def test_a_domain_rule_after_all_of_ipv4_still_matches_ipv6_in_a_dual_stack_office() -> None:
+    loads(
+        dual(
+            f"  - name: one\n    to: 0.0.0.0/0\n    via: [{A}]\n    when_down: block\n"
+            f"  - name: two\n    domains: example.com\n    via: [{B}]\n    when_down: block\n"
+        )
+    )
+    with pytest.raises(ConfigError, match="two can never match"):
+        loads(
+            dual(
+                f'  - name: one\n    to: [0.0.0.0/0, "::/0"]\n    via: [{A}]\n'
+                "    when_down: block\n"
+                f"  - name: two\n    domains: example.com\n    via: [{B}]\n    when_down: block\n"
+            )
+        )
 
 
 def test_a_rule_covered_by_two_earlier_ones_together_is_refused() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from wanwatch.config import load
 from wanwatch.engine.policy import plan_for
 from wanwatch.linux.nft import render, rendered_fingerprint
-from wanwatch.linux.rules_nft import path_update
+from wanwatch.linux.rules_nft import applied, path_update
 
 RULES = Path(__file__).resolve().parents[2] / "examples" / "office-rules.yaml"
 P, B = "INET-UTAMA", "BACKUP-INET"
@@ -16,7 +16,7 @@ P, B = "INET-UTAMA", "BACKUP-INET"
 def test_the_backup_dying_moves_four_rules_in_one_batch() -> None:
     cfg = load(RULES)
     up, down = plan_for(cfg, set()), plan_for(cfg, {B})
-    batch = path_update(cfg, down, up.rules).splitlines()
+    batch = path_update(cfg, down, applied(cfg, up)).splitlines()
     assert batch == [
         "delete element inet wanwatch paths { 0x00000100 }",
         "add element inet wanwatch paths { 0x00000100 : goto block }",
@@ -35,7 +35,7 @@ def test_the_backup_dying_moves_four_rules_in_one_batch() -> None:
 def test_nothing_moved_is_no_batch_and_unknown_rewrites_all() -> None:
     cfg = load(RULES)
     up = plan_for(cfg, set())
-    assert path_update(cfg, up, up.rules) == ""
+    assert path_update(cfg, up, applied(cfg, up)) == ""
     full = path_update(cfg, up, None).splitlines()
     assert full[0] == "flush map inet wanwatch paths"
     assert sum(line.startswith("add element") for line in full) == len(cfg.rules)
@@ -49,3 +49,36 @@ def test_the_backends_baseline_gives_each_rule_its_first_uplink() -> None:
     baseline = render(intent_from_config(cfg), cfg)
     assert "0x00000100 : goto mark_2" in baseline  # guest: the backup, before any probe
     assert rendered_fingerprint(baseline) == rendered_fingerprint(render(plan_for(cfg, set()), cfg))
+
+
+DUAL = Path(__file__).resolve().parents[1] / "golden" / "rules" / "dual-stack-rules.yaml"
+
+
+def test_an_ipv6_only_failure_moves_paths6_alone() -> None:
+    from wanwatch.engine.intent import Health
+    from wanwatch.engine.policy import decide_families
+
+    cfg = load(DUAL)
+    up = plan_for(cfg, set())
+    four = {w.name: Health.UP for w in cfg.wans}
+    pref = {w.name: True for w in cfg.wans}
+    lost = decide_families(cfg, (four, {**four, B: Health.DOWN}), (pref, pref), None)
+    assert lost.rules == up.rules
+    t = "inet wanwatch"
+    assert path_update(cfg, lost, applied(cfg, up)).splitlines() == [
+        f"delete element {t} paths6 {{ 0x00000100 }}",  # guest: refused, as its IPv4 is not
+        f"add element {t} paths6 {{ 0x00000100 : goto block }}",
+        f"delete element {t} paths6 {{ 0x00000300 }}",
+        f"add element {t} paths6 {{ 0x00000300 : goto block }}",
+        f"flush chain {t} lb6_5",
+        f"add rule {t} lb6_5 jhash ip6 saddr . ip6 daddr mod 1 seed 0x77616e77"
+        " vmap { 0 : jump stick6_5_1 }",
+        f"flush set {t} sticky6_5_2",
+    ]
+
+
+def test_an_ipv4_only_office_renders_no_ipv6_rules() -> None:
+    cfg = load(RULES)
+    text = render(plan_for(cfg, set()), cfg)
+    assert "rules6" not in text and "paths6" not in text and "dom6_" not in text
+    assert "meta nfproto ipv4 jump rules" in text

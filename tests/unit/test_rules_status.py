@@ -141,13 +141,13 @@ def test_the_counters_are_named_after_the_rule_so_a_reorder_keeps_its_totals(
     assert '0x00000100 : "rule_bank_out"' in moved.forward[1]
 
 
-def daemon(tmp_path: Path, counted: dict[str, RuleTraffic]) -> Daemon:
-    cfg = load(RULES)
+def daemon(tmp_path: Path, counted: dict[str, RuleTraffic], config: Path = RULES) -> Daemon:
+    cfg = load(config)
     clock = Clock()
     calls: list[str] = []
     backend = Backend(calls, fail_start=False)
     backend.rule_traffic = (0.3, counted)
-    paths = Paths(RULES, tmp_path / "s.sock", tmp_path / "state")
+    paths = Paths(config, tmp_path / "s.sock", tmp_path / "state")
     return Daemon(
         cfg, paths, Engine(cfg, clock()), fake_parts(calls, backend), clock=clock, events=EventLog()
     )
@@ -188,6 +188,26 @@ def test_a_status_without_rules_has_no_rules_table(tmp_path: Path) -> None:
     doc["rules"] = None  # no rules in the config, or an older daemon
     assert from_json(doc).rules is None
     assert not any(x.startswith("RULE") for x in format_status(doc).splitlines())
+
+
+DUAL = Path(__file__).resolve().parents[1] / "golden" / "rules" / "dual-stack-rules.yaml"
+
+
+def test_status_names_a_rules_ipv6_path_where_it_differs(tmp_path: Path) -> None:
+    st = daemon(tmp_path, {}, DUAL).status()
+    assert st.rules is not None
+    guest, voip = st.rules.rules[:2]
+    assert (guest.path, guest.uplinks, guest.path6, guest.uplinks6) == ("uplink", [B], None, None)
+    # voip: via [DSL, INET-UTAMA]; the DSL has no IPv6
+    assert (voip.path, voip.uplinks, voip.path6, voip.uplinks6) == (
+        "uplink",
+        ["DSL"],
+        "uplink",
+        [P],
+    )
+    text = format_status(to_json(st)).splitlines()
+    (line,) = [x for x in text if x.startswith("voip ")]
+    assert line.split()[1:4] == ["DSL;", "IPv6", P], line
 
 
 def test_rule_figures_are_metrics() -> None:

@@ -429,12 +429,18 @@ def _dynamic_line(w: UplinkStatus) -> str | None:
 def _rules_table(rs: RulesStatus) -> list[str]:
     """Each policy rule: where its new connections go, what it carried, and why."""
     out = [f"{'RULE':<16}{'PATH':<24}{'OPENED':>8}{'IN':>10}{'OUT':>10}  WHY"]
+
+    def where(kind: str, uplinks: list[str]) -> str:
+        path = {"uplink": "", "balance": "balance "}.get(kind, f"{kind} ")
+        return (path + ("+".join(uplinks) if kind != "block" else "")).strip()
+
     for r in rs.rules:
-        path = {"uplink": "", "balance": "balance "}.get(r.path, f"{r.path} ")
-        path += "+".join(r.uplinks) if r.path != "block" else ""
+        path = where(r.path, r.uplinks)
+        if r.path6 is not None:  # its IPv6 goes elsewhere (docs/rules.md)
+            path += f"; IPv6 {where(r.path6, r.uplinks6 or [])}"
         t = r.traffic
         out.append(
-            f"{r.name:<16}{path.strip():<24}{t.connections:>8}"
+            f"{r.name:<16}{path:<24}{t.connections:>8}"
             f"{_size(t.bytes_in):>10}{_size(t.bytes_out):>10}  {r.why}"
         )
     return out

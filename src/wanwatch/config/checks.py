@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from wanwatch.config import dynamic, matches
 from wanwatch.config.fields import IpAddress, Path_, PortRange, format_path
+from wanwatch.config.ipv6 import has_ipv6
 from wanwatch.config.model import (
     MAX_SHIFTED_PORTS,
     PORT_PROTOS,
@@ -410,18 +411,21 @@ def check_rules(report: Report, config: Config, *, clean: bool) -> None:
         return
     names: dict[str, Path_] = {}
     sound: list[tuple[int, Rule]] = []
+    families = matches.families(config)
     for i, r in _enumerate_valid(list[Rule | None](rules)):
         at: Path_ = ("rules", i)
         _once(report, names, r.name, (*at, "name"), used=f"name {r.name!r} already used by")
-        ok = _check_rule(report, at, r, wans, lans, clean=clean)
+        ok = _check_rule(report, at, r, wans, lans, families=families, clean=clean)
         if ok and r.name is not None and r.via is not None and r.when_down is not None:
             sound.append((i, r))
     _check_domain_lookups(report, config, rules, lans)
     if not clean or len(sound) != len(rules):
         return
+    if 6 in families:
+        _check_via6(report, config, sound)
     lan_list = list(lans.values())
     try:
-        by_family = {f: matches.matches(rules, lan_list, f) for f in matches.FAMILY_BITS}
+        by_family = {f: matches.matches(rules, lan_list, f) for f in families}
         reach = {f: matches.reachable(ms, f) for f, ms in by_family.items()}
     except OverflowError:
         report(
@@ -479,7 +483,14 @@ def _check_domain_lookups(
 
 
 def _check_rule(
-    report: Report, at: Path_, r: Rule, wans: list[str], lans: dict[str, Lan], *, clean: bool
+    report: Report,
+    at: Path_,
+    r: Rule,
+    wans: list[str],
+    lans: dict[str, Lan],
+    *,
+    families: tuple[int, ...],
+    clean: bool,
 ) -> bool:
     """One rule's own problems; False if it had any."""
     problems: list[tuple[Path_, str]] = []
@@ -491,9 +502,9 @@ def _check_rule(
                 problems.append(
                     ((*at, "from", j), f"no LAN is named {item!r} (nor is it a prefix)")
                 )
-            elif lans[item].address is None:
+            elif not matches.lan_prefixes(lans[item]):
                 problems.append(((*at, "from", j), f"LAN {item!r} has no address to match"))
-    problems += _ipv6_problems(at, r)
+    problems += _ipv6_problems(at, r, families)
     if r.to is not None and r.domains is not None:
         problems.append(((*at, "domains"), "give to or domains, not both (two rules match either)"))
     if r.ports is not None and r.proto is not None and r.proto not in PORT_PROTOS:
@@ -509,18 +520,44 @@ def _check_rule(
     return not problems
 
 
-def _ipv6_problems(at: Path_, r: Rule) -> list[tuple[Path_, str]]:
-    """The rules' dataplane is IPv4 only (linux/rules_nft.py): an IPv6 match would be
-    accepted and silently never hold, so it is refused until the family lands."""
+def _ipv6_problems(at: Path_, r: Rule, families: tuple[int, ...]) -> list[tuple[Path_, str]]:
+    """Without a LAN with IPv6 and an uplink that carries it no IPv6 connection
+    reaches the rules (matches.families): an IPv6 match would be accepted and never hold."""
+    if 6 in families:
+        return []
+    why = "no IPv6 connection leaves by an uplink (no LAN and uplink both have address6)"
     out: list[tuple[Path_, str]] = [
-        ((*at, key, j), f"{item}: IPv6 rules: not yet (IPv4 prefixes only)")
+        ((*at, key, j), f"{item}: IPv6, and {why}")
         for key, items in (("from", r.from_), ("to", r.to))
         for j, item in enumerate(items or ())
         if isinstance(item, IPv6Network)
     ]
     if r.proto == "icmpv6":
-        out.append(((*at, "proto"), "icmpv6: IPv6 rules: not yet"))
+        out.append(((*at, "proto"), f"icmpv6: {why}"))
     return out
+
+
+def _check_via6(report: Report, config: Config, sound: list[tuple[int, Rule]]) -> None:
+    """A rule that matches IPv6 traffic needs an uplink in via that carries IPv6: with none
+    its IPv6 would take when_down at every moment (refused, or the policy's uplinks: the
+    leak the rule was written against), which no admin means by naming uplinks."""
+    six = {w.name for w in config.wans or () if w is not None and has_ipv6(w)}
+    lans = [lan for lan in config.lans or () if lan is not None]
+    for i, r in sound:
+        if any(u.name in six for u in r.via.uplinks) or matches.match(i, r, lans, 6) is None:
+            continue
+        report(
+            ("rules", i, "via"),
+            f"{r.name} matches IPv6 traffic, but no uplink of via has IPv6 (address6): "
+            f"its IPv6 would always be {_WHEN_DOWN6[r.when_down]}; add an uplink with IPv6 "
+            "to via, or match IPv4 only (IPv4 prefixes in from or to)",
+        )
+
+
+_WHEN_DOWN6 = {
+    "block": "refused (when_down block)",
+    "default": "left to the policy (when_down default)",
+}
 
 
 def _via_problems(at: Path_, r: Rule, wans: list[str]) -> list[tuple[Path_, str]]:

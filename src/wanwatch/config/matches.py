@@ -25,7 +25,8 @@ from ipaddress import ip_network
 from itertools import pairwise
 
 from wanwatch.config.fields import Prefix
-from wanwatch.config.model import Lan, Rule
+from wanwatch.config.ipv6 import has_ipv6, lan_address6
+from wanwatch.config.model import Config, Lan, Rule
 
 Interval = tuple[int, int]  # first and last, both included
 Ranges = tuple[Interval, ...]  # sorted, disjoint, not adjacent
@@ -82,8 +83,18 @@ def _prefix(net: Prefix) -> Interval:
 
 
 def lan_prefixes(lan: Lan) -> tuple[Prefix, ...]:
-    """The prefixes a LAN name stands for in ``from``."""
-    return (lan.address.network,) if lan.address is not None else ()
+    """The prefixes a LAN name stands for in ``from``: its IPv4 subnet and its IPv6 /64."""
+    six = lan_address6(lan)
+    return tuple(a.network for a in (lan.address, six) if a is not None)
+
+
+def families(config: Config) -> tuple[int, ...]:
+    """The families a LAN's traffic can leave in: IPv6 too once a LAN has IPv6 and an
+    uplink carries it (without either, no forwarded IPv6 reaches an uplink)."""
+    lans = [lan for lan in config.lans or () if lan is not None and lan.name is not None]
+    wans = [w for w in config.wans or () if w is not None]
+    six = any(lan_address6(lan) for lan in lans) and any(map(has_ipv6, wans))
+    return (4, 6) if six else (4,)
 
 
 def match(index: int, rule: Rule, lans: Sequence[Lan], family: int) -> Match | None:

@@ -134,17 +134,26 @@ class StatusSnapshot:
             return None
         age, traffic = self._backend.rules()
         none = st.RuleTraffic(0, 0, 0)
-        return st.RulesStatus(
-            rules=[
+        six = dict(enumerate(intent.rules6))
+        out: list[st.RuleStatus] = []
+        for p in intent.rules:
+            uplinks = list(rules.where(intent, p))
+            p6 = six.get(p.index)
+            uplinks6 = list(rules.where(intent, p6, 6)) if p6 is not None else uplinks
+            same = p6 is None or (p6.kind, uplinks6) == (p.kind, uplinks)
+            out.append(
                 st.RuleStatus(
                     name=p.name,
                     path=p.kind.value,
-                    uplinks=list(rules.where(intent, p)),
+                    uplinks=uplinks,
                     why=rules.explain(config, intent, p, preferred),
                     traffic=traffic.get(p.name, none),
+                    path6=None if same or p6 is None else p6.kind.value,
+                    uplinks6=None if same else uplinks6,
                 )
-                for p in intent.rules
-            ],
+            )
+        return st.RulesStatus(
+            rules=out,
             age_s=None if age is None else round(age, 2),
         )
 

@@ -25,7 +25,7 @@ burst at once, so a whole-uplink outage is seen by whichever probe is lost first
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from wanwatch.config import Config, Monitor, Wan
 from wanwatch.config.ipv6 import has_ipv6
@@ -34,7 +34,7 @@ from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.health import HealthState
 from wanwatch.engine.intent import Admin, Health, Intent
 from wanwatch.engine.monitor import UplinkMonitor
-from wanwatch.engine.policy import decide
+from wanwatch.engine.policy import decide_families
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,23 +395,16 @@ class Engine:
         return {n: m.state.preferred for n, m in self._six().items()}
 
     def _policy(self, old: Intent | None) -> Intent:
-        """The policy for each family: IPv6 among the uplinks that have it, by IPv6
-        health. The policy rules (engine/rules.py) steer IPv4 only."""
-        cfg = self._config
-        four = decide(cfg, self._health(), self._preferred(), old, self._admin, spent=self._spent)
-        six_wans = tuple(w for w in cfg.wans if has_ipv6(w))
-        if not six_wans:
-            return four
-        previous = None if old is None else replace(old, active=old.active6, stale=old.stale6)
-        six = decide(
-            cfg.replace(wans=six_wans, rules=()),
-            self._health6(),
-            self._preferred6(),
-            previous,
+        """The policy and the rules' paths for each family: IPv6 among the uplinks
+        that have it, by IPv6 health (policy.decide_families)."""
+        return decide_families(
+            self._config,
+            (self._health(), self._health6()),
+            (self._preferred(), self._preferred6()),
+            old,
             self._admin,
             spent=self._spent,
         )
-        return replace(four, active6=six.active, flush6=six.flush, stale6=six.stale)
 
     def _replan(self, events: list[Event], now: float) -> list[Event]:
         if any(e.name in _REPLAN for e in events):
@@ -436,18 +429,24 @@ class Engine:
         events = self._replan_policy(now)
         if self._intent is old:
             return events
-        before = {p.index: p for p in old.rules}
-        for p in self._intent.rules:
-            was = before.get(p.index)
-            if was is None or str(was) != str(p):  # not: a spare uplink came or went
-                events.append(
-                    event(
-                        now,
-                        "rule.path",
-                        rule=p.name,
-                        **{"from": str(was) if was is not None else None, "to": str(p)},
+        for family, olds, news in (
+            (4, old.rules, self._intent.rules),
+            (6, old.rules6, self._intent.rules6),
+        ):
+            tag: dict[str, FieldValue] = {} if family == 4 else {"family": family}
+            before = {p.index: p for p in olds}
+            for p in news:
+                was = before.get(p.index)
+                if was is None or str(was) != str(p):  # not: a spare uplink came or went
+                    events.append(
+                        event(
+                            now,
+                            "rule.path",
+                            rule=p.name,
+                            **{"from": str(was) if was is not None else None, "to": str(p)},
+                            **tag,
+                        )
                     )
-                )
         return events
 
     def _replan_policy(self, now: float) -> list[Event]:

@@ -108,6 +108,9 @@ class Intent:
     active6: tuple[str, ...] = ()
     flush6: tuple[str, ...] = ()
     stale6: bool = False
+    # Each rule's path for its IPv6 connections, by the uplinks' IPv6 health; () when
+    # no uplink has IPv6 (docs/rules.md).
+    rules6: tuple[RulePath, ...] = ()
 
     @property
     def primary(self) -> str | None:

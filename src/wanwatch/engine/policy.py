@@ -25,11 +25,12 @@ dead one's are, a drained one keeps them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from wanwatch.config import Config, Wan
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.engine.intent import Admin, Health, Intent, intent_from_config
-from wanwatch.engine.rules import carrying, last_resort, rule_paths, usable
+from wanwatch.engine.rules import carrying, ipv6_view, last_resort, rule_paths, usable
 
 
 def _carriers(config: Config, candidates: Sequence[Wan]) -> tuple[str, ...]:
@@ -106,7 +107,35 @@ def decide(
     )
 
 
+def decide_families(
+    config: Config,
+    health: tuple[Mapping[str, Health], Mapping[str, Health]],
+    preferred: tuple[Mapping[str, bool], Mapping[str, bool]],
+    previous: Intent | None,
+    admin: Mapping[str, Admin] | None = None,
+    *,
+    spent: Mapping[str, str] | None = None,
+) -> Intent:
+    """:func:`decide` once per family (docs/ipv6.md): ``health`` and ``preferred`` are
+    IPv4's and IPv6's. IPv6 (the policy and each rule's path) is decided among the
+    uplinks that have IPv6, by their IPv6 health, so an uplink whose IPv6 died while its
+    IPv4 lives carries neither the policy's nor a rule's IPv6."""
+    four = decide(config, health[0], preferred[0], previous, admin, spent=spent)
+    six_view = ipv6_view(config)
+    if not six_view.wans:
+        return four
+    before = None
+    if previous is not None:
+        before = replace(
+            previous, active=previous.active6, stale=previous.stale6, rules=previous.rules6
+        )
+    six = decide(six_view, health[1], preferred[1], before, admin, spent=spent)
+    return replace(four, active6=six.active, flush6=six.flush, stale6=six.stale, rules6=six.rules)
+
+
 def plan_for(config: Config, down: set[str]) -> Intent:
-    """The Intent when exactly the uplinks in ``down`` are down (``wanwatch plan``)."""
+    """The Intent when exactly the uplinks in ``down`` are down, both families of each
+    (``wanwatch plan``)."""
     health = {w.name: Health.DOWN if w.name in down else Health.UP for w in config.wans}
-    return decide(config, health, {w.name: True for w in config.wans}, None)
+    preferred = {w.name: True for w in config.wans}
+    return decide_families(config, (health, health), (preferred, preferred), None)

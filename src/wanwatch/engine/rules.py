@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, TypeVar
 
 from wanwatch.config import Config
+from wanwatch.config.ipv6 import has_ipv6
 from wanwatch.config.model import Rule, ViaUplink
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.engine.intent import Admin, Health, Intent, PathKind, RulePath
@@ -108,15 +109,20 @@ def rule_paths(
     spent: Mapping[str, str] | None = None,
 ) -> tuple[RulePath, ...]:
     """Every rule's path for these uplink states; ``stale``: no uplink is usable at all;
-    ``spent``: uplinks whose quota is used up (``usable``)."""
+    ``spent``: uplinks whose quota is used up (``usable``). Only the uplinks of
+    ``config.wans`` are candidates: IPv6's paths are decided over the uplinks with IPv6,
+    by their IPv6 health (policy.decide_families)."""
     spent = spent or {}
     kept = {(p.name, p.index): p for p in previous}
+    carriers = {w.name for w in config.wans}  # IPv6's paths: the uplinks with IPv6 only
     out: list[RulePath] = []
     for i, rule in enumerate(config.rules):
         members = [
             u
             for u in rule.via.uplinks
-            if admin.get(u.name, Admin.ENABLED) is Admin.ENABLED and spent.get(u.name) != "off"
+            if u.name in carriers
+            and admin.get(u.name, Admin.ENABLED) is Admin.ENABLED
+            and spent.get(u.name) != "off"
         ]
         tier = usable(members, health, preferred, last_resort(config), spent)
         if tier:
@@ -131,19 +137,34 @@ def rule_paths(
     return tuple(out)
 
 
+def ipv6_view(config: Config) -> Config:
+    """``config`` with only the uplinks that carry IPv6: what IPv6's policy and rule paths
+    are decided over."""
+    return config.replace(wans=tuple(w for w in config.wans if has_ipv6(w)))
+
+
+def baseline(config: Config) -> tuple[tuple[RulePath, ...], tuple[RulePath, ...]]:
+    """Each rule's IPv4 and IPv6 path before the engine has spoken: its first uplink of via
+    (for IPv6, the first with IPv6), as in a total outage with no previous path."""
+    four = rule_paths(config, {}, {}, {}, stale=True)
+    return four, rule_paths(ipv6_view(config), {}, {}, {}, stale=True)
+
+
 def carrying(paths: Sequence[RulePath]) -> set[str]:
     """The uplinks some rule sends new connections to."""
     return {u for p in paths for u in p.uplinks}
 
 
-def policy_uplinks(intent: Intent) -> tuple[str, ...]:
-    """Where the policy sends new connections: its first choice, or every balanced one."""
-    return intent.active if intent.mode == "loadbalance" else intent.active[:1]
+def policy_uplinks(intent: Intent, family: int = 4) -> tuple[str, ...]:
+    """Where the policy sends new connections of ``family``: its first choice, or every
+    balanced one."""
+    active = intent.active if family == 4 else intent.active6
+    return active if intent.mode == "loadbalance" else active[:1]
 
 
-def where(intent: Intent, path: RulePath) -> tuple[str, ...]:
-    """The uplinks a rule's new connections leave by now (none when blocked)."""
-    return policy_uplinks(intent) if path.kind is PathKind.DEFAULT else path.uplinks
+def where(intent: Intent, path: RulePath, family: int = 4) -> tuple[str, ...]:
+    """The uplinks a rule's new connections of ``family`` leave by now (none when blocked)."""
+    return policy_uplinks(intent, family) if path.kind is PathKind.DEFAULT else path.uplinks
 
 
 def explain(config: Config, intent: Intent, path: RulePath, preferred: Mapping[str, bool]) -> str:

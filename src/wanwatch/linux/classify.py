@@ -37,16 +37,19 @@ _NFT_FIELD = {
     "sport": "th sport",
     "dport": "th dport",
 }
+_NFT_FIELD6 = {**_NFT_FIELD, "saddr": "ip6 saddr", "daddr": "ip6 daddr"}
 
 
-def classify_rules(targets: Sequence[str], classifier: str) -> list[str]:
-    """Hash a new connection into bucket i of ``len(targets)``, then jump to ``targets[i]``."""
+def classify_rules(targets: Sequence[str], classifier: str, family: int = 4) -> list[str]:
+    """Hash a new connection of ``family`` into bucket i of ``len(targets)``, then jump to
+    ``targets[i]``."""
     n = len(targets)
     vmap = ", ".join(f"{i} : jump {chain}" for i, chain in enumerate(targets))
     cls = CLASSIFIERS[classifier]
 
     def rule(fields: tuple[str, ...]) -> str:
-        key = " . ".join(_NFT_FIELD[f] for f in fields)
+        names = _NFT_FIELD6 if family == 6 else _NFT_FIELD
+        key = " . ".join(names[f] for f in fields)
         return f"jhash {key} mod {n} seed 0x{HASH_SEED:08x} vmap {{ {vmap} }}"
 
     if cls.fallback is None:

@@ -176,11 +176,14 @@ def _nftsets(config: Config) -> list[str]:
     """A ``domains`` rule's names: dnsmasq adds each address it answers for them (and
     for every name under them) to the rule's set in our table before the answer
     leaves, so the client's first connection already matches (docs/rules.md)."""
+    from wanwatch.config.matches import families
     from wanwatch.footprint import NFT_FAMILY, NFT_TABLE
     from wanwatch.linux.rules_nft import dom_set
 
+    # dnsmasq(8) --nftset: one comma-separated entry per family, 4# for A and 6# for AAAA
     lines = [
-        f"nftset=/{'/'.join(r.domains)}/4#{NFT_FAMILY}#{NFT_TABLE}#{dom_set(i + 1)}"
+        f"nftset=/{'/'.join(r.domains)}/"
+        + ",".join(f"{f}#{NFT_FAMILY}#{NFT_TABLE}#{dom_set(i + 1, f)}" for f in families(config))
         for i, r in enumerate(config.rules)
         if r.domains
     ]

@@ -50,7 +50,7 @@ from pathlib import Path
 from wanwatch.config import Config, ha
 from wanwatch.config.ipv6 import ipv6_lans, nat66
 from wanwatch.engine.intent import Intent, UplinkPlan
-from wanwatch.engine.rules import rule_paths
+from wanwatch.engine.rules import baseline
 from wanwatch.errors import NftError
 from wanwatch.footprint import FWMARK_MASK, MAX_UPLINKS, NFT_FAMILY, NFT_TABLE, fwmark
 from wanwatch.linux import firewall, rules_nft, usage
@@ -153,7 +153,8 @@ def render(intent: Intent, config: Config) -> str:
     """
     _check(intent)
     if config.rules and not intent.rules:  # the backend's baseline, before the engine spoke
-        intent = dataclasses.replace(intent, rules=rule_paths(config, {}, {}, {}, stale=True))
+        four, six = baseline(config)
+        intent = dataclasses.replace(intent, rules=four, rules6=six)
     # A failover changes only the rules' paths (rules_nft.path_update): the
     # fingerprint covers the rest, so the backend updates paths in place.
     fp = fingerprint(_body(intent, config, with_paths=False))
@@ -203,9 +204,8 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     for u in uplinks:
         w(f"\t\tct state new iifname {_q(u.interface)} jump mark_{_slot(u)}")
     if rp.chains:
-        out.extend(
-            f"\t\t{line}" for line in rules_nft.prerouting(_ifset(wan_ifs), _hex(FWMARK_MASK))
-        )
+        lines = rules_nft.prerouting(config, _ifset(wan_ifs), _hex(FWMARK_MASK))
+        out.extend(f"\t\t{line}" for line in lines)
     if intent.mode == "loadbalance" and intent.buckets:
         w("\t\t# loadbalance: a new connection from a LAN that would leave by an uplink")
         w(f"\t\t# gets one by hash of {intent.classifier}, buckets: {', '.join(intent.buckets)}")

@@ -29,7 +29,7 @@ from wanwatch.config.dynamic import static_address
 from wanwatch.config.fields import AUTO, DHCP
 from wanwatch.config.ipv6 import has_ipv6, lan_address6, static_address6
 from wanwatch.engine.events import Event, FieldValue, event
-from wanwatch.engine.intent import Intent, RulePath, intent_from_config
+from wanwatch.engine.intent import Intent, intent_from_config
 from wanwatch.errors import WanwatchError
 from wanwatch.footprint import DEFAULT_METRIC, RT_PROTO
 from wanwatch.linux import conntrack, nft, rules_nft, sysctl
@@ -111,7 +111,7 @@ class Reconciler:
         self._flushed: set[tuple[str, int]] = set()
         self._swept: set[tuple[str, int]] = set()
         # the rule paths in the running table (None: unknown, rewrite them all)
-        self._paths: tuple[RulePath, ...] | None = None
+        self._paths: rules_nft.Applied | None = None
         self._sysctl_done: set[str] = set()
         self._warned: dict[str, set[str]] = {}
         # each uplink's (mark, address) as last resolved, for the backend's counters
@@ -399,7 +399,8 @@ class Reconciler:
         domain_sets = rules_nft.domain_sets(self.config)
         carry = nft.carried_sets(domain_sets, self._nft) if domain_sets else ""
         ms = nft.apply_ruleset(definition, self._nft, carry, nft.carried_usage(intent, self._nft))
-        self._paths = intent.rules or None  # none yet: nft.render chose a baseline
+        # none yet: nft.render chose a baseline
+        self._paths = rules_nft.applied(self.config, intent) if intent.rules else None
         out.append(
             self._ev(
                 "nft.apply",
@@ -414,16 +415,22 @@ class Reconciler:
 
     def _move_rules(self, out: list[Event], intent: Intent) -> None:
         """The same table, rules on other paths: change them in place (rules_nft.py)."""
-        if self._paths == intent.rules or not intent.rules:
+        now = rules_nft.applied(self.config, intent)
+        if self._paths == now or not intent.rules:
             return
         batch = rules_nft.path_update(self.config, intent, self._paths)
         ms = nft.apply_batch(batch, self._nft) if batch else 0.0
-        moved = [p for p in intent.rules if self._paths is None or p not in self._paths]
-        self._paths = intent.rules
+        moved = [
+            f"{p.name}{'/6' if f else ''}={p}"
+            for f, paths in enumerate(now)
+            for p in paths
+            if self._paths is None or p not in self._paths[f]
+        ]
+        self._paths = now
         out.append(
             self._ev(
                 "nft.rules",
-                moved=",".join(f"{p.name}={p}" for p in moved),
+                moved=",".join(moved),
                 apply_ms=round(ms, 1),
             )
         )

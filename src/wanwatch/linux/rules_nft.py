@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 
 from wanwatch.config import Config
-from wanwatch.config.matches import Region, matches, prefix_text, regions
+from wanwatch.config.matches import Region, families, matches, prefix_text, regions
 from wanwatch.config.model import Rule
 from wanwatch.engine.intent import Intent, PathKind, RulePath
 from wanwatch.errors import NftError
@@ -61,12 +61,19 @@ from wanwatch.linux.classify import classify_rules
 from wanwatch.linux.firewall import ZERO, Count
 from wanwatch.status import RuleTraffic
 
-KEY4 = "ip saddr . ip daddr . meta l4proto . th dport"
+KEYS = {
+    4: "ip saddr . ip daddr . meta l4proto . th dport",
+    6: "ip6 saddr . ip6 daddr . meta l4proto . th dport",
+}
+_ADDR = {4: "ip", 6: "ip6"}
+_NFPROTO = {4: "ipv4", 6: "ipv6"}
 _KEEP = ~RULE_MARK_MASK & 0xFFFFFFFF
 # Entries of one domain or sticky set: each is 4-8 bytes of kernel memory plus
 # overhead; the bench fills a domain set with 10 000.
 SET_SIZE = 65536
-_STICKY_KEY = {"src": "ip saddr", "src-dst": "ip saddr . ip daddr"}
+_STICKY_KEY = {"src": ("saddr",), "src-dst": ("saddr", "daddr")}
+# Both families' paths of every rule, as last applied (the backend's memory)
+Applied = tuple[tuple[RulePath, ...], tuple[RulePath, ...]]
 
 
 @dataclass
@@ -90,17 +97,32 @@ def _range(lo: int, hi: int) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def _element(region: Region, verdict: str) -> str:
+def _six(family: int) -> str:
+    """The suffix of IPv6's own maps, sets and chains (IPv4's keep their names)."""
+    return "6" if family == 6 else ""
+
+
+def _paths_of(intent: Intent, family: int) -> tuple[RulePath, ...]:
+    return intent.rules if family == 4 else intent.rules6
+
+
+def applied(config: Config, intent: Intent) -> Applied:
+    """The paths of ``intent`` the table holds (IPv6's where rendered), for
+    :func:`path_update` to compare with later."""
+    return intent.rules, intent.rules6 if 6 in families(config) else ()
+
+
+def _element(region: Region, verdict: str, family: int) -> str:
     src, dst, proto, port = region.fields
     return (
-        f"{prefix_text(4, src)} . {prefix_text(4, dst)} . {_range(*proto)} . {_range(*port)}"
-        f" : {verdict}"
+        f"{prefix_text(family, src)} . {prefix_text(family, dst)} . {_range(*proto)}"
+        f" . {_range(*port)} : {verdict}"
     )
 
 
-def dom_set(n: int) -> str:
-    """Set of rule ``n`` (1-based) that dnsmasq fills with its domains' IPv4 addresses."""
-    return f"dom4_{n}"
+def dom_set(n: int, family: int = 4) -> str:
+    """Set of rule ``n`` (1-based) that dnsmasq fills with its domains' addresses of ``family``."""
+    return f"dom{family}_{n}"
 
 
 def dom_comment(rule: Rule) -> str:
@@ -109,7 +131,12 @@ def dom_comment(rule: Rule) -> str:
 
 def domain_sets(config: Config) -> dict[str, str]:
     """Every domain set of the table: name -> comment."""
-    return {dom_set(i + 1): dom_comment(r) for i, r in enumerate(config.rules) if r.domains}
+    return {
+        dom_set(i + 1, f): dom_comment(r)
+        for i, r in enumerate(config.rules)
+        if r.domains
+        for f in families(config)
+    }
 
 
 @dataclass(frozen=True)
@@ -151,11 +178,15 @@ def _counted(config: Config) -> list[str]:
     return out
 
 
-def _sticky_set(n: int, slot: int) -> str:
-    return f"sticky_{n}_{slot}"
+def _sticky_set(n: int, slot: int, family: int) -> str:
+    return f"sticky{_six(family)}_{n}_{slot}"
 
 
-def path_verdict(config: Config, intent: Intent, p: RulePath) -> str:
+def _sticky_key(rule: Rule, family: int) -> str:
+    return " . ".join(f"{_ADDR[family]} {f}" for f in _STICKY_KEY[rule.sticky.by])
+
+
+def path_verdict(config: Config, intent: Intent, p: RulePath, family: int = 4) -> str:
     slots = _slots(intent)
     n = p.index + 1
     if p.kind is PathKind.BLOCK:
@@ -163,102 +194,129 @@ def path_verdict(config: Config, intent: Intent, p: RulePath) -> str:
     if p.kind is PathKind.DEFAULT:
         return "return"
     if p.kind is PathKind.BALANCE:
-        return f"goto lb_{n}"
+        return f"goto lb{_six(family)}_{n}"
     slot = slots[p.uplinks[0]]
     sticky = config.rules[p.index].sticky.by != "none"
-    return f"goto stick_{n}_{slot}" if sticky else f"goto mark_{slot}"
+    return f"goto stick{_six(family)}_{n}_{slot}" if sticky else f"goto mark_{slot}"
 
 
-def _paths_elements(config: Config, intent: Intent) -> str:
+def _paths_elements(config: Config, intent: Intent, family: int) -> str:
     return ", ".join(
-        f"{_hex(rule_mark(p.index))} : {path_verdict(config, intent, p)}" for p in intent.rules
+        f"{_hex(rule_mark(p.index))} : {path_verdict(config, intent, p, family)}"
+        for p in _paths_of(intent, family)
     )
 
 
-def lb_rules(config: Config, intent: Intent, p: RulePath) -> list[str]:
-    """The body of a balanced rule's ``lb_`` chain for path ``p`` ([] unless balanced)."""
+def lb_rules(config: Config, intent: Intent, p: RulePath, family: int = 4) -> list[str]:
+    """The body of a balanced rule's ``lb_`` (``lb6_``) chain for path ``p`` ([] unless
+    balanced)."""
     if p.kind is not PathKind.BALANCE:
         return []
     slots = _slots(intent)
     n = p.index + 1
     sticky = config.rules[p.index].sticky.by != "none"
-    targets = [f"stick_{n}_{slots[b]}" if sticky else f"mark_{slots[b]}" for b in p.buckets]
-    return classify_rules(targets, config.policy.classifier)
+    stick = f"stick{_six(family)}_{n}"
+    targets = [f"{stick}_{slots[b]}" if sticky else f"mark_{slots[b]}" for b in p.buckets]
+    return classify_rules(targets, config.policy.classifier, family)
 
 
 def render(config: Config, intent: Intent, *, with_paths: bool) -> Part:
     """The rules' part of the table; ``with_paths`` False leaves out what a failover
-    changes (``paths`` elements, ``lb_`` chain bodies): the text the fingerprint covers."""
+    changes (``paths`` elements, ``lb_`` chain bodies): the text the fingerprint covers.
+
+    IPv6 (``rules6``, ``paths6``, the ``6`` sets and chains) is rendered once a LAN's
+    IPv6 can leave by an uplink (matches.families); an IPv4-only office has none."""
     part = Part()
     if not config.rules:
         return part
-    if len(intent.rules) != len(config.rules):
-        raise NftError(
-            f"the intent has {len(intent.rules)} rule paths for {len(config.rules)} rules"
-        )
-    try:
-        cut = regions(matches(config.rules, config.lans, 4), 4)
-    except OverflowError as exc:  # the config check refuses such rules
-        raise NftError(f"policy rules: {exc}") from None
-    elements, picks = _lookup(config, cut)
+    fams = families(config)
+    for f in fams:
+        if len(_paths_of(intent, f)) != len(config.rules):
+            raise NftError(
+                f"the intent has {len(_paths_of(intent, f))} IPv{f} rule paths"
+                f" for {len(config.rules)} rules"
+            )
+    lookups: dict[int, tuple[list[str], dict[tuple[int, ...], int]]] = {}
+    for f in fams:
+        try:
+            cut = regions(matches(config.rules, config.lans, f), f)
+        except OverflowError as exc:  # the config check refuses such rules
+            raise NftError(f"policy rules: {exc}") from None
+        lookups[f] = _lookup(config, cut, f)
     d = part.declarations
-    if elements:
-        d += ["map rules4 {", f"\ttypeof {KEY4} : verdict", "\tflags interval"]
-        d += ["\telements = { " + ",\n\t\t     ".join(elements) + " }", "}", ""]
-    d += ["map paths {", "\ttype mark : verdict"]
-    if with_paths:
-        d.append(f"\telements = {{ {_paths_elements(config, intent)} }}")
-    d += ["}"]
-    d += _sets(config, intent)
+    for f, (elements, _) in lookups.items():
+        if elements:
+            d += [f"map rules{f} {{", f"\ttypeof {KEYS[f]} : verdict", "\tflags interval"]
+            d += ["\telements = { " + ",\n\t\t     ".join(elements) + " }", "}", ""]
+    for f in fams:
+        d += [f"map paths{_six(f)} {{", "\ttype mark : verdict"]
+        if with_paths:
+            d.append(f"\telements = {{ {_paths_elements(config, intent, f)} }}")
+        d += ["}"]
+    d += _sets(config, intent, fams)
     d += [""] + [f"counter {c} {{ }}" for r in config.rules for c in astuple(counters(r))]
     part.forward = [
         "# each policy rule's bytes, per direction (rules_nft.py: one map lookup by its mark)",
         *_counted(config),
     ]
-    if elements:
-        part.chains.append(["chain rules {", f"\t{KEY4} vmap @rules4", "}"])
-    for rules, k in picks.items():
-        body = [
-            f"\tip daddr @{dom_set(r + 1)} goto rule_{r + 1}"
-            if config.rules[r].domains
-            else f"\tgoto rule_{r + 1}"
-            for r in rules
-        ]
-        part.chains.append([f"chain pick_{k} {{", *body, "}"])
-    for p in intent.rules:
-        part.chains += _rule_chains(config, intent, p, with_paths=with_paths)
+    looked = [f"\t{KEYS[f]} vmap @rules{f}" for f, (elements, _) in lookups.items() if elements]
+    if looked:
+        part.chains.append(["chain rules {", *looked, "}"])
+    for f, (_, picks) in lookups.items():
+        part.chains += _pick_chains(config, picks, f)
+    for i in range(len(config.rules)):
+        part.chains += _rule_chains(config, intent, i, fams, with_paths=with_paths)
     part.chains.append(["chain block {", "\treject with icmpx admin-prohibited", "}"])
     return part
 
 
-def _lookup(config: Config, cut: list[Region]) -> tuple[list[str], dict[tuple[int, ...], int]]:
-    """The ``rules4`` elements, and the ``pick_`` chain number of each candidate list."""
+def _pick_chains(
+    config: Config, picks: Mapping[tuple[int, ...], int], family: int
+) -> list[list[str]]:
+    """Each ``pick_`` chain: the candidates' domain sets in rule order, then the plain rule."""
+    out: list[list[str]] = []
+    for rules, k in picks.items():
+        body = [
+            f"\t{_ADDR[family]} daddr @{dom_set(r + 1, family)} goto rule_{r + 1}"
+            if config.rules[r].domains
+            else f"\tgoto rule_{r + 1}"
+            for r in rules
+        ]
+        out.append([f"chain pick{_six(family)}_{k} {{", *body, "}"])
+    return out
+
+
+def _lookup(
+    config: Config, cut: list[Region], family: int
+) -> tuple[list[str], dict[tuple[int, ...], int]]:
+    """The ``rules4`` (``rules6``) elements, and the ``pick_`` chain number of each
+    candidate list."""
     picks: dict[tuple[int, ...], int] = {}
     elements: list[str] = []
     for region in cut:
         if len(region.rules) == 1 and not config.rules[region.rules[0]].domains:
-            elements.append(_element(region, f"goto rule_{region.rules[0] + 1}"))
+            elements.append(_element(region, f"goto rule_{region.rules[0] + 1}", family))
         else:
             k = picks.setdefault(region.rules, len(picks) + 1)
-            elements.append(_element(region, f"goto pick_{k}"))
+            elements.append(_element(region, f"goto pick{_six(family)}_{k}", family))
     return elements, picks
 
 
-def _sets(config: Config, intent: Intent) -> list[str]:
+def _sets(config: Config, intent: Intent, fams: tuple[int, ...]) -> list[str]:
     """The domain sets (dnsmasq fills them) and the sticky sets (the rules' chains do)."""
     slots = _slots(intent)
     d: list[str] = []
     for i, rule in enumerate(config.rules):
         n = i + 1
-        if rule.domains:
-            d += ["", f"set {dom_set(n)} {{", "\ttype ipv4_addr", f"\tsize {SET_SIZE}"]
+        for f in fams if rule.domains else ():
+            d += ["", f"set {dom_set(n, f)} {{", f"\ttype ipv{f}_addr", f"\tsize {SET_SIZE}"]
             d += [f'\tcomment "{dom_comment(rule)}"', "}"]
-        if rule.sticky.by != "none":
-            key = _STICKY_KEY[rule.sticky.by]
+        for f in fams if rule.sticky.by != "none" else ():
             for u in rule.via.uplinks:
-                d += ["", f"set {_sticky_set(n, slots[u.name])} {{", f"\ttypeof {key}"]
-                d += [f"\tsize {SET_SIZE}", "\tflags dynamic,timeout"]
-                d += [f"\ttimeout {_timeout(rule.sticky.timeout)}", "}"]
+                d += ["", f"set {_sticky_set(n, slots[u.name], f)} {{"]
+                d += [f"\ttypeof {_sticky_key(rule, f)}", f"\tsize {SET_SIZE}"]
+                d += ["\tflags dynamic,timeout", f"\ttimeout {_timeout(rule.sticky.timeout)}"]
+                d += ["}"]
     return d
 
 
@@ -268,77 +326,94 @@ def _timeout(seconds: float) -> str:
 
 
 def _rule_chains(
-    config: Config, intent: Intent, p: RulePath, *, with_paths: bool
+    config: Config, intent: Intent, index: int, fams: tuple[int, ...], *, with_paths: bool
 ) -> list[list[str]]:
-    rule: Rule = config.rules[p.index]
-    n = p.index + 1
+    rule: Rule = config.rules[index]
+    n = index + 1
     slots = _slots(intent)
-    mark = _hex(rule_mark(p.index))
+    mark = _hex(rule_mark(index))
     head = [
         f"chain rule_{n} {{",
         f'\tcounter name "{counters(rule).new}"',
         f'\tct mark set ct mark & {_hex(_KEEP)} | {mark} comment "{rule.name}"',
     ]
     out: list[list[str]] = []
-    if rule.sticky.by != "none":
-        key = _STICKY_KEY[rule.sticky.by]
+    for f in fams if rule.sticky.by != "none" else ():
+        key = _sticky_key(rule, f)
         for u in rule.via.uplinks:
             s = slots[u.name]
-            head.append(f"\t{key} @{_sticky_set(n, s)} goto stick_{n}_{s}")
+            sticky, stick = _sticky_set(n, s, f), f"stick{_six(f)}_{n}_{s}"
+            head.append(f"\t{key} @{sticky} goto {stick}")
             out.append(
-                [
-                    f"chain stick_{n}_{s} {{",
-                    f"\tupdate @{_sticky_set(n, s)} {{ {key} }}",
-                    f"\tgoto mark_{s}",
-                    "}",
-                ]
+                [f"chain {stick} {{", f"\tupdate @{sticky} {{ {key} }}", f"\tgoto mark_{s}", "}"]
             )
-    head += [f"\tct mark & {_hex(RULE_MARK_MASK)} vmap @paths", "}"]
-    out.insert(0, head)
+    # one family: its paths for any packet; both: each family's own (one compare each)
+    lookup = f"ct mark & {_hex(RULE_MARK_MASK)} vmap @paths"
+    if fams == (4,):
+        head.append(f"\t{lookup}")
+    else:
+        head += [f"\tmeta nfproto {_NFPROTO[f]} {lookup}{_six(f)}" for f in fams]
+    out.insert(0, [*head, "}"])
     if rule.via.mode == "loadbalance":
-        body = lb_rules(config, intent, p) if with_paths else []
-        out.append([f"chain lb_{n} {{", *(f"\t{line}" for line in body), "}"])
+        for f in fams:
+            p = _paths_of(intent, f)[index]
+            body = lb_rules(config, intent, p, f) if with_paths else []
+            out.append([f"chain lb{_six(f)}_{n} {{", *(f"\t{line}" for line in body), "}"])
     return out
 
 
-def prerouting(wan_ifs: str, fwmark_mask: str) -> list[str]:
+def prerouting(config: Config, wan_ifs: str, fwmark_mask: str) -> list[str]:
     """The prerouting rule that sends a new connection from a LAN to the rules."""
+    fams = families(config)
+    only = f" meta nfproto {_NFPROTO[fams[0]]}" if len(fams) == 1 else ""
     return [
         "# policy rules: one lookup names the rule of a new connection from a LAN (rules_nft.py)",
         f"ct state new ct mark & {fwmark_mask} == 0x00000000 iifname != {wan_ifs}"
-        f" fib daddr oifname {wan_ifs} meta nfproto ipv4 jump rules",
+        f" fib daddr oifname {wan_ifs}{only} jump rules",
     ]
 
 
-def path_update(config: Config, intent: Intent, applied: Sequence[RulePath] | None) -> str:
-    """One ``nft -f`` batch moving the rules whose path changed since ``applied`` (every
-    rule when unknown): their ``paths`` elements, ``lb_`` chains and sticky sets."""
+def path_update(config: Config, intent: Intent, before: Applied | None) -> str:
+    """One ``nft -f`` batch moving the rules whose path changed, in either family, since
+    ``before`` (every rule when unknown): their ``paths`` (``paths6``) elements, ``lb_``
+    chains and sticky sets."""
+    lines: list[str] = []
+    for f in families(config):
+        was = before[0 if f == 4 else 1] if before is not None else None
+        lines += _family_update(config, intent, f, was)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _family_update(
+    config: Config, intent: Intent, family: int, applied: Sequence[RulePath] | None
+) -> list[str]:
     t = f"{NFT_FAMILY} {NFT_TABLE}"
+    six = _six(family)
     before = {(p.index, p.name): p for p in applied} if applied is not None else None
     lines: list[str] = []
     if before is None:
-        lines.append(f"flush map {t} paths")
+        lines.append(f"flush map {t} paths{six}")
     slots = _slots(intent)
-    for p in intent.rules:
+    for p in _paths_of(intent, family):
         was = before.get((p.index, p.name)) if before is not None else None
         if before is not None and was == p:
             continue
         n = p.index + 1
         rule = config.rules[p.index]
         if rule.via.mode == "loadbalance":
-            lines.append(f"flush chain {t} lb_{n}")
-            lines += [f"add rule {t} lb_{n} {r}" for r in lb_rules(config, intent, p)]
+            lines.append(f"flush chain {t} lb{six}_{n}")
+            lines += [f"add rule {t} lb{six}_{n} {r}" for r in lb_rules(config, intent, p, family)]
         if rule.sticky.by != "none":
             lines += [
-                f"flush set {t} {_sticky_set(n, slots[u.name])}"
+                f"flush set {t} {_sticky_set(n, slots[u.name], family)}"
                 for u in rule.via.uplinks
                 if u.name not in p.usable
             ]
         key = _hex(rule_mark(p.index))
-        verdict = path_verdict(config, intent, p)
-        if was is not None and path_verdict(config, intent, was) == verdict:
+        verdict = path_verdict(config, intent, p, family)
+        if was is not None and path_verdict(config, intent, was, family) == verdict:
             continue  # a balanced rule over other uplinks: its chain alone changed
         if before is not None:
-            lines.append(f"delete element {t} paths {{ {key} }}")
-        lines.append(f"add element {t} paths {{ {key} : {verdict} }}")
-    return "\n".join(lines) + "\n" if lines else ""
+            lines.append(f"delete element {t} paths{six} {{ {key} }}")
+        lines.append(f"add element {t} paths{six} {{ {key} : {verdict} }}")
+    return lines
