@@ -20,11 +20,12 @@ Figures (virtual time, wanwatch.engine.sim):
   minutes (clean 30 ms link, the cut at a random phase of the healthy cadence),
   and false downs in the first minute of --starts starts on a primary lossy
   from the start (10, 20, 30 % iid, 100 +- 20 ms; each start its own seed);
-- min_timeout sweep: detection on a 0.5 ms path and an LTE-like one (40 +- 15
-  ms, 1 % loss) and false downs on 20 % loss with 100 +- 20 ms and on 5 % with
-  40 +- 15 ms (--floor-hours each), per floor of the probe timeout. Jitter is
-  normal: the RTT spikes of a saturated uplink (bufferbloat) are not modelled,
-  which is what a floor on a sub-millisecond path guards against.
+- clean_min_timeout sweep (min_timeout 150 ms): detection on a 0.5 ms path and
+  an LTE-like one (40 +- 15 ms, 1 % loss); false downs on 20 % loss with
+  100 +- 20 ms and on 5 % with 40 +- 15 ms (--floor-hours each), also with
+  min_timeout lowered to the same floor (``one_floor``); false downs on a 0.5 ms
+  path whose RTT steps to 100, 200 or 300 ms for 2 s once a minute (a queue
+  filled by an upload: the delay a floor guards against), 2 hours each.
 """
 
 from __future__ import annotations
@@ -262,24 +263,57 @@ def lossy_starts(config: Config, level: float, starts: int, seed: int) -> dict[s
     }
 
 
+def step_run(config: Config, rtt: float, hours: float, seed: int) -> dict[str, Any]:
+    """A 0.5 ms primary whose RTT jumps to ``rtt`` for 2 s once a minute (an upload
+    filling the modem's queue, the worst case: a step, not a ramp); no outage."""
+    slow = [((60.0 * k + 0.37 * k, 60.0 * k + 0.37 * k + 2.0), rtt) for k in range(1, 60)]
+    links = {PRIMARY: LinkModel(rtt=0.0005, slow=slow), BACKUP: LinkModel(rtt=0.02)}
+    downs = failovers = 0
+    for h in range(max(1, round(hours))):  # each hour its own seed; the steps start anew
+        sim = Simulator(cheap_backup(config), links, seed=seed * 1000 + h)
+        sim.run_until(3600)
+        downs += len(sim.named("wan.down", PRIMARY))
+        failovers += len(sim.named("policy.failover"))
+    return {
+        "hours": max(1, round(hours)),
+        "steps": 59 * max(1, round(hours)),
+        "downs": downs,
+        "failovers": failovers,
+    }
+
+
 def floor_row(config: Config, floor: float, hours: float, seed: int) -> dict[str, Any]:
-    """One min_timeout: detection on a sub-ms and an LTE-like path, false downs when lossy."""
-    c = with_monitor(config, min_timeout=floor)
+    """One clean_min_timeout (min_timeout stays 150 ms): detection on a sub-ms and an
+    LTE-like path, false downs when lossy, and on RTT steps; ``one_floor``: the same
+    with min_timeout lowered to it too (no conservative floor at all)."""
+    c = with_monitor(config, clean_min_timeout=floor)
+    one = with_monitor(config, clean_min_timeout=floor, min_timeout=floor)
     rng = random.Random(seed)
     cuts = [60 + rng.uniform(0, 0.5) for _ in range(30)]
-    lossy = lossy_run(c, 0.2, hours, seed)
-    lte = lossy_run(c, 0.05, hours, seed, rtt=0.04, jitter=0.015)
     keys = ("hours", "failovers", "downs", "failovers_per_day_95_upper")
+
+    def lossy(cfg: Config, loss: float, **link: float) -> dict[str, Any]:
+        r = lossy_run(cfg, loss, hours, seed, **link)
+        return {k: r[k] for k in keys}
+
     return {
         "detect_ms_0.5ms_path": dist(cut_detect(c, LinkModel(rtt=0.0005), cuts, seed)),
         "detect_ms_lte_40+-15ms_1pct": dist(
             cut_detect(c, LinkModel(rtt=0.04, jitter=0.015, loss=0.01), cuts, seed)
         ),
-        "loss_20pct_100+-20ms": {k: lossy[k] for k in keys},
-        "loss_5pct_40+-15ms": {k: lte[k] for k in keys},
+        "loss_20pct_100+-20ms": lossy(c, 0.2),
+        "loss_20pct_100+-20ms_one_floor": lossy(one, 0.2),
+        "loss_5pct_40+-15ms": lossy(c, 0.05, rtt=0.04, jitter=0.015),
+        "loss_5pct_40+-15ms_one_floor": lossy(one, 0.05, rtt=0.04, jitter=0.015),
+        **{f"rtt_step_to_{round(r * 1000)}ms": step_run(c, r, STEP_HOURS, seed) for r in RTT_STEPS},
+        f"rtt_step_to_{round(RTT_STEPS[1] * 1000)}ms_one_floor": step_run(
+            one, RTT_STEPS[1], STEP_HOURS, seed
+        ),
     }
 
 
+RTT_STEPS = (0.1, 0.2, 0.3)
+STEP_HOURS = 2.0
 FLOORS = (0.15, 0.1, 0.05, 0.025)
 
 
@@ -324,7 +358,7 @@ def main() -> int:
     if young is not None:
         out["young_record"] = young
     if floors:
-        out["min_timeout_sweep"] = {"floor_hours": args.floor_hours, **floors}
+        out["clean_min_timeout_sweep"] = {"floor_hours": args.floor_hours, **floors}
     out["wall_s"] = round(time.monotonic() - started, 1)
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -340,6 +340,18 @@ def test_probe_overrides_have_the_monitor_bounds() -> None:
     assert msg == f"t.yaml:{line}: wans[1].probe.interval: must be at least 100ms"
 
 
+def test_clean_min_timeout_is_bounded_globally_and_per_uplink() -> None:
+    text = office_with("policy:\n", "monitor:\n  clean_min_timeout: 5ms\npolicy:\n")
+    line = line_of(text, "clean_min_timeout: 5ms")
+    assert one(text) == f"t.yaml:{line}: monitor.clean_min_timeout: must be at least 10ms"
+    text = office_with(
+        "targets: [9.9.9.9, 8.8.4.4]", "targets: [9.9.9.9, 8.8.4.4]\n      clean_min_timeout: 30ms"
+    )
+    cfg = loads(text, "t.yaml")
+    assert cfg.monitor_for(cfg.wans[1]).clean_min_timeout == 0.03
+    assert cfg.monitor_for(cfg.wans[0]).clean_min_timeout == 0.05
+
+
 def test_every_problem_inside_one_item() -> None:
     text = office_with(
         "    priority: 2\n    weight: 1", "    priority: 0\n    weight: x\n    colour: red"

@@ -84,6 +84,30 @@ def test_jitter_100_20_causes_no_timeout_storm(office: Config) -> None:
     assert status.loss_pct < 1.0
 
 
+def _steps(rtt: float) -> LinkModel:
+    """A 0.5 ms path whose RTT steps to ``rtt`` for 2 s every minute (a queue filled by an
+    upload), from 60 s on: by then its record is measured clean (50 ms floor)."""
+    return LinkModel(rtt=0.0005, slow=[((60.0 * k, 60.0 * k + 2.0), rtt) for k in range(1, 15)])
+
+
+def test_an_rtt_step_shorter_than_the_run_fails_nothing_over(office: Config) -> None:
+    # 100 ms: each burst's first probes are answered late, within the run (~200 ms)
+    sim = simulate(office, 900, primary=_steps(0.1))
+    assert not sim.named("wan.down", P) and not sim.named("policy.failover")
+
+
+def test_a_late_reply_keeps_later_rtt_steps_from_failing_over(office: Config) -> None:
+    # 250 ms outlasts the run of the 50 ms floor: the first step fails over, but its
+    # late replies keep the 150 ms floor (run ~400 ms), so the next 13 steps do not.
+    sim = simulate(office, 900, primary=_steps(0.25))
+    downs = sim.named("wan.down", P)
+    assert [round(d.at) for d in downs] == [60]
+    assert len(sim.named("policy.failover")) == 1
+    # one floor of 50 ms (min_timeout too): every step is a false down
+    low = office.replace(monitor=office.monitor.replace(min_timeout=0.05))
+    assert len(simulate(low, 900, primary=_steps(0.25)).named("wan.down", P)) == 14
+
+
 def test_recovery_fails_back_only_after_hold(office: Config) -> None:
     sim = simulate(office, 200, primary=LinkModel(rtt=0.045, outages=[(60, 100)]))
     up = first_after(sim.events, "wan.up", 100, wan=P)
@@ -236,6 +260,9 @@ def test_poisson_upper_bound() -> None:
 
 def test_traffic_starts_the_burst_before_the_next_probe_would(office: Config) -> None:
     """Ten cuts at random phases of the probe cadence, with and without LAN traffic."""
+    # One 150 ms floor: with the 50 ms clean floor a probe sent just before the cut is
+    # lost before the stall is reported, and the trigger has nothing left to start.
+    office = office.replace(monitor=office.monitor.replace(clean_min_timeout=0.15))
     quicker = []
     for k in range(10):
         cut = 60.0 + k * 0.047  # spread over one 500 ms interval
@@ -408,7 +435,9 @@ def test_a_metered_backup_is_probed_slowly_yet_taken_at_the_primarys_detection(
     office: Config,
 ) -> None:
     metered = office.replace(wans=(office.wans[0], office.wans[1].replace(metered=True)))
-    cut = LinkModel(rtt=0.045, jitter=0.005, outages=[(600.3, 700)])
+    # No jitter: the primary's timeouts (above the 50 ms clean floor) then do not hang on
+    # random draws, which the backup's fewer probes would shift.
+    cut = LinkModel(rtt=0.045, outages=[(600.3, 700)])
     plain = simulate(office, 800, primary=cut)
     slow = simulate(metered, 800, primary=cut)
     for sim in (plain, slow):

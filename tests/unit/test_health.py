@@ -28,6 +28,7 @@ from wanwatch.engine.health import (
 from wanwatch.engine.intent import Health
 from wanwatch.engine.monitor import (
     FALSE_DOWNS_PER_DAY,
+    PROVEN_RTTS,
     UplinkMonitor,
 )
 from wanwatch.engine.stats import (
@@ -391,12 +392,104 @@ def _down_after_cut(m: UplinkMonitor, start: float, cut: float) -> tuple[float, 
 def test_a_cut_three_seconds_after_start_is_found_as_fast_as_one_after_minutes() -> None:
     # Healthy probes every 0.5 s; the one at the cut is the first loss (150 ms floor),
     # then 5 fast probes leave from 3.15 every 25 ms; the last times out 150 ms later.
-    young, young_needed = _down_after_cut(monitor(fast_interval="25ms"), 0.0, 3.0)
+    # One floor for both (clean_min_timeout = min_timeout): the losses needed decide.
+    one_floor = {"fast_interval": "25ms", "clean_min_timeout": "150ms"}
+    young, young_needed = _down_after_cut(monitor(**one_floor), 0.0, 3.0)
     assert young_needed == 6
     assert young == pytest.approx(3.0 + 0.15 + 4 * 0.025 + 0.15, abs=0.006)
-    settled, settled_needed = _down_after_cut(monitor(fast_interval="25ms"), 0.0, 600.0)
+    settled, settled_needed = _down_after_cut(monitor(**one_floor), 0.0, 600.0)
     assert settled_needed == young_needed
     assert settled - 600.0 == pytest.approx(young - 3.0, abs=0.006)
+
+
+# --------------------------------------------------------------------------- timeout floor
+
+
+def _answered_for(m: UplinkMonitor, start: float, end: float, rtt: float = 0.0005) -> float:
+    """Answer every probe after ``rtt`` from ``start`` to ``end``, on a 1 ms grid."""
+    t = start
+    while t < end:
+        m.expire(t)
+        for _, seq in m.due(t):
+            m.reply(seq, rtt, t + rtt)
+        t = round(t + 0.001, 3)
+    return t
+
+
+def _lost_after(m: UplinkMonitor, sent: float) -> float:
+    """Send the probe due at ``sent`` into a blackhole: seconds until it is lost."""
+    assert len(m.due(sent)) == 1
+    t = sent
+    while not m.state.suspicious:
+        t = round(t + 0.001, 3)
+        m.expire(t)
+    return round(t - sent, 3)
+
+
+def test_a_measured_clean_path_times_out_at_the_clean_floor() -> None:
+    m = monitor(fast_interval="25ms")  # clean_min_timeout 50 ms, min_timeout 150 ms
+    _answered_for(m, 0.0, (PROVEN_RTTS - 1) * 0.5 - 0.1)
+    assert _lost_after(m, (PROVEN_RTTS - 1) * 0.5) == 0.15  # 19 RTTs: not yet measured
+    m = monitor(fast_interval="25ms")
+    _answered_for(m, 0.0, PROVEN_RTTS * 0.5 - 0.1)
+    cut = PROVEN_RTTS * 0.5
+    assert _lost_after(m, cut) == 0.05
+    # The burst keeps the clean floor although its own losses (5 of 25 samples) would
+    # make the record lossy: 5 probes 25 ms apart, the last lost 50 ms after it left.
+    t = cut + 0.05
+    while m.state.health is not Health.DOWN:
+        m.due(t)
+        t = max(t, m.next_wakeup())
+        m.expire(t)
+    assert m.state.run_needed == 6
+    assert m.state.since == pytest.approx(cut + 0.05 + 4 * 0.025 + 0.05)
+
+
+def _next(m: UplinkMonitor) -> float:
+    """The monitor's next wakeup, on the 1 ms grid."""
+    return math.ceil(round(m.next_wakeup() * 1000, 6)) / 1000
+
+
+def _late_reply_at_15s() -> UplinkMonitor:
+    """A measured clean path whose probe at 15 s is answered 60 ms later, past its 50 ms."""
+    m = monitor(fast_interval="25ms")
+    _answered_for(m, 0.0, 15.0)
+    ((_, seq),) = m.due(15.0)
+    m.expire(15.05)
+    m.reply(seq, 0.06, 15.06)
+    assert m.state.health is Health.UP and m.loss_pct(15.06) == 0.0
+    return m
+
+
+def test_a_late_reply_keeps_the_conservative_floor_for_a_long_window() -> None:
+    long_window = 30.0 * 10  # loss_window * LONG_WINDOW_FACTOR
+    m = _late_reply_at_15s()
+    _answered_for(m, 15.06, 15.06 + long_window - 1)
+    assert _lost_after(m, _next(m)) == 0.15
+    m = _late_reply_at_15s()
+    _answered_for(m, 15.06, 15.06 + long_window + 1)
+    assert _lost_after(m, _next(m)) == 0.05  # forgotten after the long window
+
+
+def test_a_lossy_record_keeps_the_conservative_floor() -> None:
+    m = monitor(fast_interval="25ms")
+    t = 0.0
+    while t < 30.0:  # every tenth probe lost: 10 % loss, above LOSS_FLOOR
+        m.expire(t)
+        for _, seq in m.due(t):
+            if m.sent % 10:
+                m.reply(seq, 0.0005, t + 0.0005)
+        t = round(t + 0.001, 3)
+    t = _answered_for(m, t, t + 1.0)  # the last loss's suspicion ended by answers
+    assert m.state.health is Health.UP and not m.state.suspicious
+    assert m.loss_pct(t) > 100 * LOSS_FLOOR and m.rtt.count >= PROVEN_RTTS
+    assert _lost_after(m, _next(m)) == 0.15
+
+
+def test_one_floor_when_clean_min_timeout_is_not_below_min_timeout() -> None:
+    m = monitor(min_timeout="80ms", clean_min_timeout="100ms")
+    _answered_for(m, 0.0, 15.0)
+    assert _lost_after(m, 15.0) == 0.08
 
 
 def test_a_young_record_that_already_lost_a_probe_needs_more() -> None:

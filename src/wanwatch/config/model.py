@@ -114,6 +114,12 @@ MONITOR_FIELDS: dict[str, tuple[Any, float, float, str]] = {
     "max_hold": (300.0, 0, 86400, "flap damping: the longest hold after repeated flaps"),
     "timeout": (None, 0.01, 30, "fixed probe timeout; unset: derived from the measured RTT"),
     "min_timeout": (0.15, 0.01, 30, "floor of the RTT-derived probe timeout"),
+    "clean_min_timeout": (
+        0.05,
+        0.01,
+        30,
+        "the floor once the path is measured clean (never above min_timeout)",
+    ),
     "fast_interval": (0.025, 0.005, 5, "probe cadence while a loss is unconfirmed"),
     "degraded_loss": (40.0, 1, 100, "% loss over loss_window that marks an uplink degraded"),
     "degraded_rtt": (1.0, 0.001, 60, "smoothed RTT that marks an uplink degraded"),
@@ -139,6 +145,7 @@ _Hold = Annotated[Duration, _mon("hold")]
 _MaxHold = Annotated[Duration, _mon("max_hold")]
 _Timeout = Annotated[Duration, _mon("timeout")]
 _MinTimeout = Annotated[Duration, _mon("min_timeout")]
+_CleanMinTimeout = Annotated[Duration, _mon("clean_min_timeout")]
 _FastInterval = Annotated[Duration, _mon("fast_interval")]
 _DegradedLoss = Annotated[float, _mon("degraded_loss")]
 _DegradedRtt = Annotated[Duration, _mon("degraded_rtt")]
@@ -156,6 +163,7 @@ class Monitor(Model, frozen=True):
     max_hold: _MaxHold = MONITOR_FIELDS["max_hold"][0]
     timeout: _Timeout | None = MONITOR_FIELDS["timeout"][0]
     min_timeout: _MinTimeout = MONITOR_FIELDS["min_timeout"][0]
+    clean_min_timeout: _CleanMinTimeout = MONITOR_FIELDS["clean_min_timeout"][0]
     fast_interval: _FastInterval = MONITOR_FIELDS["fast_interval"][0]
     degraded_loss: _DegradedLoss = MONITOR_FIELDS["degraded_loss"][0]
     degraded_rtt: _DegradedRtt = MONITOR_FIELDS["degraded_rtt"][0]
@@ -283,6 +291,7 @@ class Probe(Model, frozen=True):
     max_hold: _MaxHold | None = None
     timeout: _Timeout | None = None
     min_timeout: _MinTimeout | None = None
+    clean_min_timeout: _CleanMinTimeout | None = None
     fast_interval: _FastInterval | None = None
     degraded_loss: _DegradedLoss | None = None
     degraded_rtt: _DegradedRtt | None = None

@@ -13,7 +13,14 @@ How a dead uplink is told from a lossy one (figures: ``python bench/engine.py``)
   "<= 2 probes/s per uplink, all targets together").
 * Timeout per probe: RFC 6298 ``srtt + 4 * rttvar``, floored at ``min_timeout``
   (RFC 6298's 1 s floor is for TCP with delayed ACKs; an echo reply is
-  immediate). A reply after its timeout still counts as life.
+  immediate), or at ``clean_min_timeout`` once the path is measured clean: 20
+  RTT samples of the method, loss within LOSS_FLOOR and no late reply over the
+  long window (monitor._floor). The floor covers a delay the smoothed RTTVAR
+  has not seen yet (a queue filled by an upload); both floors enter detection
+  twice (the first loss, and the last one), so on a 0.5 ms path 50 ms instead
+  of 150 ms takes 200 ms off. A reply after its timeout still counts as life:
+  it ends the run (so an RTT step shorter than the run, ~2 floors + 100 ms,
+  fails nothing over) and keeps the conservative floor for the long window.
 * A lost probe opens a *suspicion* episode: probes every ``fast_interval`` over
   all answering targets, never more in flight than could still be needed.
 * Sequential test instead of a fixed count: the uplink is DOWN after ``k``

@@ -31,6 +31,7 @@ from wanwatch.engine.health import (
 )
 from wanwatch.engine.intent import Health
 from wanwatch.engine.stats import (
+    LOSS_FLOOR,
     LossWindow,
     ProbeSample,
     RttEstimator,
@@ -66,6 +67,11 @@ MIN_HEALTHY_SHARE: Final = 0.25  # the healthy interval stretches at most 4x
 # loss and 100 ms RTT: 2.00 /s, test_engine_scenarios; with the whole 0.75 it was
 # 2.06 /s).
 MAX_TRIGGER_SHARE: Final = (1.0 - MIN_HEALTHY_SHARE) / 2
+# A path is measured clean (the probe timeout may go down to clean_min_timeout)
+# once its method's RTT estimator has this many samples: RFC 6298's gains leave
+# 0.875 ** 20 = 7 % of the first sample in SRTT and 0.75 ** 20 = 0.3 % of its
+# RTTVAR guess (rtt / 2).
+PROVEN_RTTS: Final = 20
 
 
 # --------------------------------------------------------------------------- the monitor
@@ -145,6 +151,7 @@ class UplinkMonitor:
         self._rtts = {method: RttEstimator() for method in RTT_ORDER}
         self._standby = False  # metered and carrying nothing (Engine sets it)
         self._method_miss: dict[str, int] = {}  # misses in a row per method, none answered
+        self._late_at: dict[str, float] = {}  # latest reply after its timeout, per method
         self.loss = LossWindow(params.loss_window, params.loss_window * LONG_WINDOW_FACTOR)
         self._seq = 0
         self._rotation = 0
@@ -321,8 +328,8 @@ class UplinkMonitor:
                 break
             seq = (seq + 1) % SEQ_MOD
         self._seq = (seq + 1) % SEQ_MOD
-        rtt = self._rtts[target.spec.method]
-        timeout = rtt.timeout(self._params.min_timeout, self._params.timeout)
+        method = target.spec.method
+        timeout = self._rtts[method].timeout(self._floor(method, now), self._params.timeout)
         self._outstanding[seq] = _Probe(target, now, now + timeout, kind)
         if kind != _HEALTHY:
             self._extra = self._extra_rate(now) + 1.0 / BUDGET_TAU
@@ -331,6 +338,26 @@ class UplinkMonitor:
             target.next_at = now + self._period(target.own)  # a burst probe counts as its turn
         self.sent += 1
         return target.spec, seq
+
+    def _floor(self, method: str, now: float) -> float:
+        """``min_timeout``, or ``clean_min_timeout`` on a path measured clean: PROVEN_RTTS
+        RTT samples, no reply after its timeout and loss within LOSS_FLOOR over the long
+        window (the current run's losses aside, so an outage keeps the floor it began on).
+
+        The floor covers the delay a smoothed RTTVAR has not seen yet; a path that has
+        shown none of it for a long window is given less. A late reply is that delay
+        seen, a lossy path gains little (its k is large) and a young record knows
+        little: they keep the conservative floor.
+        """
+        p = self._params
+        if p.clean_min_timeout >= p.min_timeout or self._rtts[method].count < PROVEN_RTTS:
+            return p.min_timeout
+        if now - self._late_at.get(method, -math.inf) < self.loss.long.horizon:
+            return p.min_timeout
+        _, (n, lost) = self.loss.counts(now)
+        if self.state.suspicious:
+            lost -= self.state.run_lost
+        return p.min_timeout if lost > LOSS_FLOOR * n else p.clean_min_timeout
 
     @property
     def rtt(self) -> RttEstimator:
@@ -357,6 +384,8 @@ class UplinkMonitor:
             return []
         t = probe.target
         self._rtts[t.spec.method].add(rtt)
+        if late:
+            self._late_at[t.spec.method] = now
         events: list[Event] = []
         t.miss_run = 0
         self._method_miss[t.spec.method] = 0

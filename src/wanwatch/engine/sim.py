@@ -2,9 +2,10 @@
 
 It drives an :class:`Engine` exactly as the daemon does (tick, due, reply,
 carrier at the times they happen) against modelled uplinks: base RTT, normal
-jitter, iid loss per probe round trip, silent outages, carrier loss,
-per-target silence, a probe method filtered (ICMP dropped by a carrier) and a
-captive portal (HTTP probes redirected, the rest answered). An HTTP probe takes
+jitter, iid loss per probe round trip, spans of a higher RTT (a queue filled
+by an upload), silent outages, carrier loss, per-target silence, a probe method
+filtered (ICMP dropped by a carrier) and a captive portal (HTTP probes
+redirected, the rest answered). An HTTP probe takes
 two round trips (connect, then request). Seeded, so every run of a scenario is
 identical.
 
@@ -47,6 +48,10 @@ class LinkModel:
     rtt: float = 0.03  # base round trip, seconds
     jitter: float = 0.0  # standard deviation of the RTT (normal), seconds
     loss: float = 0.0  # iid chance that a probe or its reply is lost
+    # (span, rtt): the base round trip during that span instead of ``rtt``, as when
+    # an upload fills the modem's queue (bufferbloat); a probe takes the RTT of
+    # the moment it leaves
+    slow: Sequence[tuple[Span, float]] = ()
     # (time, loss) from that time on, overriding ``loss``; sorted
     loss_changes: Sequence[tuple[float, float]] = ()
     outages: Sequence[Span] = ()  # silent blackhole: carrier up, nothing answers
@@ -70,6 +75,9 @@ class LinkModel:
             n = int((t1 - t0) / self.stall_after)
             out += [t0 + i * self.stall_after for i in range(1, n + 1)]
         return sorted(out)
+
+    def rtt_at(self, t: float) -> float:
+        return next((rtt for (a, b), rtt in self.slow if a <= t < b), self.rtt)
 
     def loss_at(self, t: float) -> float:
         if not self.loss_changes:
@@ -157,7 +165,7 @@ class Simulator:
 
     def _fate(self, wan: str, target: Target, seq: int, now: float) -> None:
         link = self.links.get(wan, LinkModel())
-        rtt = link.rtt + (self.rng.gauss(0.0, link.jitter) if link.jitter else 0.0)
+        rtt = link.rtt_at(now) + (self.rng.gauss(0.0, link.jitter) if link.jitter else 0.0)
         rtt = max(rtt, 0.0005) * (2 if target.method == "http" else 1)
         lost = self.rng.random() < link.loss_at(now)
         back = now + rtt

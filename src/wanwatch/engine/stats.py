@@ -24,13 +24,15 @@ INITIAL_TIMEOUT: Final = 1.0  # RFC 6298 2.1: RTO before any RTT sample
 class RttEstimator:
     """Smoothed RTT and its variation, RFC 6298 section 2 (alpha 1/8, beta 1/4)."""
 
-    __slots__ = ("rttvar", "srtt")
+    __slots__ = ("count", "rttvar", "srtt")
 
     def __init__(self) -> None:
         self.srtt: float | None = None
         self.rttvar = 0.0
+        self.count = 0  # samples taken
 
     def add(self, rtt: float) -> None:
+        self.count += 1
         if self.srtt is None:
             self.srtt, self.rttvar = rtt, rtt / 2
             return
