@@ -31,6 +31,7 @@ CASES = {
     "no-address": HERE / "no-address.yaml",
     "rules": OFFICE.parent / "office-rules.yaml",
     "dual-stack": OFFICE.parent / "office-dual-stack.yaml",
+    "upstream6": HERE / "upstream6.yaml",
 }
 
 
