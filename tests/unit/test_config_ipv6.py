@@ -211,7 +211,7 @@ def test_ipv4_only_view_drops_every_ipv6_field() -> None:
 
 
 def test_dns_upstream_may_be_ipv6() -> None:
-    cfg = loads(BASE + "dns:\n  upstream: [198.18.0.53, \"2001:db8:ffff::53\"]\n", "t.yaml")
+    cfg = loads(BASE + 'dns:\n  upstream: [198.18.0.53, "2001:db8:ffff::53"]\n', "t.yaml")
     assert cfg.dns.upstream == (IPv4Address("198.18.0.53"), IPv6Address("2001:db8:ffff::53"))
 
 
