@@ -35,6 +35,9 @@ class Usage(msgspec.Struct, frozen=True):
     bytes_in: int
     packets_out: int = 0
     packets_in: int = 0
+    # Of those, IPv6's (an uplink without IPv6: zero; docs/ipv6.md).
+    bytes_out6: int = 0
+    bytes_in6: int = 0
 
 
 class LeaseStatus(msgspec.Struct, frozen=True):

@@ -32,6 +32,7 @@ CASES = {
     "rules": OFFICE.parent / "office-rules.yaml",
     "rules-dual-stack": HERE.parent / "rules" / "dual-stack-rules.yaml",
     "dual-stack": OFFICE.parent / "office-dual-stack.yaml",
+    "upstream6": HERE / "upstream6.yaml",
 }
 
 

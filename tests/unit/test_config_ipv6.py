@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from ipaddress import IPv6Address, IPv6Interface, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
 
 import pytest
@@ -208,3 +208,25 @@ def test_ipv4_only_view_drops_every_ipv6_field() -> None:
     assert all(w.address6 is None and w.prefix6 is None for w in cfg.wans)
     assert all(t.address.version == 4 for w in cfg.wans for t in w.probe.targets)
     assert all(lan.address6 is None for lan in cfg.lans)
+
+
+def test_dns_upstream_may_be_ipv6() -> None:
+    cfg = loads(BASE + 'dns:\n  upstream: [198.18.0.53, "2001:db8:ffff::53"]\n', "t.yaml")
+    assert cfg.dns.upstream == (IPv4Address("198.18.0.53"), IPv6Address("2001:db8:ffff::53"))
+
+
+def test_an_ipv6_dns_upstream_needs_an_uplink_with_ipv6() -> None:
+    text = OFFICE.read_text().replace("upstream: [8.8.8.8, 1.1.1.1]", 'upstream: ["2001:db8::53"]')
+    assert "dns.upstream[0]: 2001:db8::53 is IPv6 and no uplink has IPv6 (address6)" in one(text)
+
+
+def test_a_link_local_dns_upstream_is_refused() -> None:
+    text = BASE + 'dns:\n  upstream: ["fe80::53"]\n'
+    assert "t.yaml:28: dns.upstream[0]: fe80::53 is link-local: it is beyond no uplink" in one(text)
+
+
+def test_a_dns_upstream_that_is_no_address_is_named() -> None:
+    text = BASE + "dns:\n  upstream: [198.18.0.53, dns.example]\n"
+    assert one(text) == (
+        "t.yaml:28: dns.upstream: [1]: 'dns.example' is not an IPv4 or IPv6 address"
+    )

@@ -144,3 +144,13 @@ def test_each_uplinks_bytes_and_packets_are_metrics() -> None:
     assert 'wanwatch_uplink_bytes_total{direction="out",wan="INET-UTAMA"} 400.0' in text
     assert 'wanwatch_uplink_packets_total{direction="in",wan="INET-UTAMA"} 8.0' in text
     assert 'wanwatch_uplink_packets_total{direction="out",wan="INET-UTAMA"} 5.0' in text
+
+
+def test_each_uplinks_ipv6_bytes_are_a_metric_beside_the_totals() -> None:
+    counters = {
+        "INET-UTAMA": Usage(3, bytes_out=400, bytes_in=9000, bytes_out6=160, bytes_in6=2500)
+    }
+    text = scrape(msgspec.structs.replace(STATUS, counters=counters))
+    assert 'wanwatch_uplink_ipv6_bytes_total{direction="in",wan="INET-UTAMA"} 2500.0' in text
+    assert 'wanwatch_uplink_ipv6_bytes_total{direction="out",wan="INET-UTAMA"} 160.0' in text
+    assert 'wanwatch_uplink_bytes_total{direction="in",wan="INET-UTAMA"} 9000.0' in text

@@ -117,3 +117,53 @@ def test_a_failed_reading_swaps_the_table_in_with_counters_from_zero() -> None:
     definition = render(intent, config)
     # `false` as nft: the listing fails; the new table must still go in
     assert carried_usage(intent, "false")(definition) == definition
+
+
+DUAL = Path(__file__).resolve().parents[2] / "examples" / "office-dual-stack.yaml"
+
+
+def test_an_ipv4_only_config_has_no_ipv6_counter() -> None:
+    config = load(OFFICE)
+    text = render(intent_from_config(config), config)
+    assert "usage_1_in6" not in text and "meta nfproto ipv6 counter" not in text
+
+
+def test_an_uplink_with_ipv6_counts_its_ipv6_share_beside_the_totals() -> None:
+    config = load(DUAL)
+    text = render(intent_from_config(config), config)
+    ifs = [w.interface for w in config.wans]
+    assert '\tcounter usage_1_in6 { comment "INET-UTAMA" }\n' in text
+    assert '\tcounter usage_2_out6 { comment "BACKUP-INET" }\n' in text
+    assert (
+        f'\tmeta nfproto ipv6 counter name iifname map {{ "{ifs[0]}" : "usage_1_in6", '
+        f'"{ifs[1]}" : "usage_2_in6" }}\n' in text
+    )
+    # the totals' rule is unchanged: every family still counts there
+    assert text.count("counter name oifname map") == 2
+    assert f'\tcounter name oifname map {{ "{ifs[0]}" : "usage_1_out", ' in text
+
+
+def test_parse_and_carry_the_ipv6_counters() -> None:
+    config = load(DUAL)
+    intent = intent_from_config(config)
+    text = listing(
+        ("usage_1_in", A, 10, 1000),
+        ("usage_1_out", A, 5, 400),
+        ("usage_1_in6", A, 4, 480),
+        ("usage_1_out6", A, 2, 160),
+    )
+    moved = usage.parse(text)[A]
+    assert moved == usage.Moved(10, 1000, 5, 400, 4, 480, 2, 160)
+    out = usage.carried(render(intent, config), intent.uplinks, {A: moved})
+    assert '\tcounter usage_1_in6 { comment "INET-UTAMA"; packets 4 bytes 480 }\n' in out
+    assert '\tcounter usage_1_out6 { comment "INET-UTAMA"; packets 2 bytes 160 }\n' in out
+
+
+def test_an_uplink_that_lost_its_ipv6_drops_the_ipv6_counters_and_keeps_the_totals() -> None:
+    config = load(OFFICE)
+    intent = intent_from_config(config)
+    out = usage.carried(
+        render(intent, config), intent.uplinks, {A: usage.Moved(1, 100, 2, 200, 1, 80, 1, 80)}
+    )
+    assert '\tcounter usage_1_in { comment "INET-UTAMA"; packets 1 bytes 100 }\n' in out
+    assert "usage_1_in6" not in out

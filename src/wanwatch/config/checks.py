@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, TypeVar
 
 from wanwatch.config import dynamic, matches
@@ -67,7 +67,7 @@ def cross_check(report: Report, wans: list[Any], lans: list[Any], dns: Dns | Non
     pools = check_pools(report, lans)
     check_static_leases(report, lans, pools)
     if dns is not None:
-        check_upstream_dns(report, dns, nets)
+        check_upstream_dns(report, dns, nets, wans)
 
 
 def check_members(report: Report, wans: list[Any], lans: list[Any]) -> list[_Net]:
@@ -244,9 +244,19 @@ def _check_static_address(
             report(at, f"{address} is inside the pool of {format_path(ppath)}")
 
 
-def check_upstream_dns(report: Report, dns: Dns, nets: list[_Net]) -> None:
-    """Upstream DNS servers are beyond the uplinks, not on a LAN."""
+def check_upstream_dns(report: Report, dns: Dns, nets: list[_Net], wans: list[Any]) -> None:
+    """Upstream DNS servers are beyond the uplinks, not on a LAN; an IPv6 one is asked
+    through an uplink that has IPv6."""
+    six = any(getattr(w, "address6", None) is not None for w in wans)
     for u_i, u in enumerate(dns.upstream or ()):
+        if isinstance(u, IPv6Address):
+            if not six:
+                report(
+                    ("dns", "upstream", u_i),
+                    f"{u} is IPv6 and no uplink has IPv6 (address6): it could never be asked",
+                )
+            elif u.is_link_local:
+                report(("dns", "upstream", u_i), f"{u} is link-local: it is beyond no uplink")
         for n in nets:
             if u in n.network and n.path[0] == "lans":
                 report(

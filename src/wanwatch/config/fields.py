@@ -289,6 +289,19 @@ def parse_ip_address(value: object) -> IpAddress:
     raise ValueError("not an IPv4 or IPv6 address")
 
 
+def parse_ip_addresses(value: object) -> tuple[IpAddress, ...]:
+    """A list of IPv4 and IPv6 addresses, from YAML (``dns.upstream``)."""
+    if not isinstance(value, list):
+        raise ValueError("must be a list")
+    found = []
+    for i, item in enumerate(value):
+        try:
+            found.append(parse_ip_address(item))
+        except ValueError:
+            raise ValueError(f"[{i}]: {item!r} is not an IPv4 or IPv6 address") from None
+    return tuple(found)
+
+
 def parse_address6(value: object) -> IPv6Interface | Literal["auto"]:
     """``auto`` or an IPv6 address with prefix, from YAML (config/ipv6.py says what
     ``auto`` means for an uplink and for a LAN)."""

@@ -36,6 +36,7 @@ from wanwatch.config.fields import (
     parse_address6,
     parse_domains,
     parse_ip_address,
+    parse_ip_addresses,
     parse_off,
     parse_port_range,
     parse_ports,
@@ -184,8 +185,10 @@ _TargetInterval = Annotated[
 
 if TYPE_CHECKING:
     TargetAddress = IpAddress
+    IpAddresses = tuple[IpAddress, ...]
 else:  # msgspec cannot convert a union of two custom types: Parse does it all
     TargetAddress = Annotated[Any, Parse(parse_ip_address)]
+    IpAddresses = Annotated[tuple[Any, ...], Parse(parse_ip_addresses)]
 
 
 class _Target(Model, frozen=True, kw_only=True):
@@ -395,7 +398,8 @@ class Lan(Model, frozen=True):
 
 
 class Dns(Model, frozen=True):
-    upstream: tuple[IPv4Address, ...] = ()  # where the router's forwarder asks
+    # Where the router's forwarder asks, over IPv4 or IPv6 (docs/ipv6.md).
+    upstream: IpAddresses = ()
     domain: Annotated[str, Check(domain_name)] | None = None  # local domain for LAN names
 
 

@@ -66,6 +66,11 @@ class StatusCollector(Collector):
             "IP bytes through the uplink's device, as nft counted them (linux/usage.py)",
             labels=["wan", "direction"],
         )
+        moved6 = CounterMetricFamily(
+            "wanwatch_uplink_ipv6_bytes",
+            "IPv6 bytes through the uplink's device: IPv6's share of wanwatch_uplink_bytes",
+            labels=["wan", "direction"],
+        )
         packets = CounterMetricFamily(
             "wanwatch_uplink_packets",
             "packets through the uplink's device, as nft counted them",
@@ -74,6 +79,8 @@ class StatusCollector(Collector):
         for name, u in st.counters.items():
             moved.add_metric([name, "in"], u.bytes_in)
             moved.add_metric([name, "out"], u.bytes_out)
+            moved6.add_metric([name, "in"], u.bytes_in6)
+            moved6.add_metric([name, "out"], u.bytes_out6)
             packets.add_metric([name, "in"], u.packets_in)
             packets.add_metric([name, "out"], u.packets_out)
         sent = CounterMetricFamily("wanwatch_probes_sent", "probes sent", labels=["wan"])
@@ -108,7 +115,7 @@ class StatusCollector(Collector):
         events = CounterMetricFamily("wanwatch_events", "events by name", labels=["event"])
         for name, value in sorted(self._counts().items()):
             events.add_metric([name], value)
-        yield from (state, admin, carrying, rtt, loss, moved, packets, sent, replies)
+        yield from (state, admin, carrying, rtt, loss, moved, moved6, packets, sent, replies)
         yield from (applied, failed, contested, family_state, carrying6)
         yield from _quotas(st)
         if st.ha is not None:

@@ -53,6 +53,7 @@ _LINK_PREFIX = 30
 # internet's own hosts (servers, probe targets) are in a /48 of no ISP.
 ISP_PUBLIC_NETS6 = (IPv6Network("2001:db8:1::/48"), IPv6Network("2001:db8:2::/48"))
 INET_NET6 = IPv6Network("2001:db8:ffff::/48")
+DOC_NET6 = IPv6Network("2001:db8::/32")
 ISP_LINK_LOCAL = IPv6Interface("fe80::1/64")
 _CUST_SUBNET6 = 0  # the /64 index of the customer link inside the ISP's /48
 _ROUTED6 = 0x100  # the first /64 index of the routed /56 inside the ISP's /48
@@ -318,7 +319,8 @@ def plan(cfg: Config, tag: str) -> Topology:
 
 
 def _dns_addresses(cfg: Config) -> list[IPv4Address]:
-    found = list(cfg.dns.upstream)
+    """The config's IPv4 DNS addresses (an IPv6 upstream: :func:`_dns6`)."""
+    found = [a for a in cfg.dns.upstream if isinstance(a, IPv4Address)]
     for lan in cfg.lans:
         if lan.dhcp is not None and lan.dhcp.dns is not None:
             found += lan.dhcp.dns
@@ -356,6 +358,14 @@ def _lab_ipv6(wan: dict[str, Any], cfg: Wan, isp: Isp) -> None:
         wan["prefix6"] = str(IPv6Network((isp.routed6.network_address, cfg.prefix6.prefixlen)))
 
 
+def _dns6(address: str, topo: Topology) -> str:
+    """An IPv6 upstream of the config in the lab: the fake internet's DNS server for a
+    public address; one in the documentation prefix (a lab host) is kept."""
+    if IPv6Address(address) in DOC_NET6:
+        return address
+    return str(topo.dns_servers6[0])
+
+
 ClientDns = Literal["lab", "router"]
 
 
@@ -378,7 +388,10 @@ def lab_config_data(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
         wan["probe"]["targets"] = [str(next(by_family[t.address.version])) for t in w.probe.targets]
         _lab_ipv6(wan, w, isp)
     if "dns" in data:
-        data["dns"]["upstream"] = [dns_map.get(a, a) for a in data["dns"].get("upstream", [])]
+        data["dns"]["upstream"] = [
+            _dns6(a, topo) if ":" in a else dns_map.get(a, a)
+            for a in data["dns"].get("upstream", [])
+        ]
     for lan in data.get("lans", []):
         dhcp = lan.get("dhcp")
         if dhcp is None:

@@ -332,6 +332,8 @@ class LinuxBackend:
                     bytes_in=m.bytes_in,
                     packets_out=m.packets_out,
                     packets_in=m.packets_in,
+                    bytes_out6=m.bytes_out6,
+                    bytes_in6=m.bytes_in6,
                 )
                 for name, n in opened.items()
             },

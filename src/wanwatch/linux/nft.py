@@ -48,7 +48,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from wanwatch.config import Config, ha
-from wanwatch.config.ipv6 import ipv6_lans, nat66
+from wanwatch.config.ipv6 import has_ipv6, ipv6_lans, nat66
 from wanwatch.engine.intent import Intent, UplinkPlan
 from wanwatch.engine.rules import baseline
 from wanwatch.errors import NftError
@@ -190,7 +190,8 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     out: list[str] = []
     w = out.append
 
-    out.extend(usage.declarations(uplinks))  # bytes and packets per uplink (usage.py)
+    six = {w.name for w in config.wans if has_ipv6(w)}
+    out.extend(usage.declarations(uplinks, six))  # bytes and packets per uplink (usage.py)
     w("")
     if fw.counters:  # the firewall's named counters (firewall.py)
         out.extend(f"\tcounter {name} {{ }}" for name in fw.counters)
@@ -256,7 +257,7 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
         out.extend(nat)
 
     # the usage counters', the firewall's and the rules' own chains
-    for part in [*usage.chains(uplinks, _q), *fw.chains, *rp.chains]:
+    for part in [*usage.chains(uplinks, _q, six), *fw.chains, *rp.chains]:
         w("")
         out.extend(f"\t{line}" for line in part)
 

@@ -19,6 +19,12 @@ packet whose device is in no map entry is not counted (the rule does not
 match). The byte count is the IP packet's length (nft counts ``skb->len``
 at these hooks, after the link-layer header is pulled), as a carrier counts.
 
+An uplink with IPv6 (docs/ipv6.md) has two more, ``usage_<slot>_in6`` and
+``usage_<slot>_out6``, fed by a second map rule in each chain behind ``meta nfproto
+ipv6``: its IPv6 share of the totals above (IPv4's is the difference), so the totals
+a quota counts stay one figure per direction. An IPv4-only config renders no IPv6
+counter and no such rule.
+
 Reading them is one ``nft -j list table`` (the same listing as the firewall's
 counters, apply.py): O(1) in the number of connections, unlike a conntrack
 dump, and they count what ended connections moved too.
@@ -35,7 +41,7 @@ are not part of the table's fingerprint (nft.py), which stays that of the rules.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from wanwatch.engine.intent import UplinkPlan
@@ -43,7 +49,9 @@ from wanwatch.errors import NftError
 from wanwatch.linux.firewall import nftables
 
 PREFIX = "usage_"
-_NAME = re.compile(r"^usage_(\d+)_(in|out)$")
+_NAME = re.compile(r"^usage_(\d+)_(in|out)(6?)$")
+DIRECTIONS = ("in", "out")
+DIRECTIONS6 = ("in6", "out6")
 # The last word in postrouting: after srcnat (100), so a NATed packet is counted
 # as it leaves (its length is the same; the priority only keeps our count clear
 # of anything an admin's own chains do before it).
@@ -58,12 +66,21 @@ class Count:
 
 @dataclass(frozen=True)
 class Moved:
-    """What one uplink moved, as its two counters read."""
+    """What one uplink moved, as its counters read: both families, and of that IPv6's
+    share (zero for an uplink without IPv6)."""
 
     packets_in: int
     bytes_in: int
     packets_out: int
     bytes_out: int
+    packets_in6: int = 0
+    bytes_in6: int = 0
+    packets_out6: int = 0
+    bytes_out6: int = 0
+
+    def count(self, direction: str) -> Count:
+        """The values of one counter (``direction``: in, out, in6 or out6)."""
+        return Count(getattr(self, f"packets_{direction}"), getattr(self, f"bytes_{direction}"))
 
 
 def counter_name(u: UplinkPlan, direction: str) -> str:
@@ -88,28 +105,43 @@ def declaration(u: UplinkPlan, direction: str, count: Count | None = None) -> st
     return f"\tcounter {counter_name(u, direction)} {{ comment {_q(u.name)}{values} }}"
 
 
-def declarations(uplinks: Sequence[UplinkPlan]) -> list[str]:
-    return [declaration(u, d) for u in uplinks for d in ("in", "out")]
+def declarations(uplinks: Sequence[UplinkPlan], six: Collection[str] = ()) -> list[str]:
+    """Each uplink's counters; IPv6's too for the uplinks named in ``six``."""
+    return [
+        declaration(u, d)
+        for u in uplinks
+        for d in (*DIRECTIONS, *(DIRECTIONS6 if u.name in six else ()))
+    ]
 
 
-def chains(uplinks: Sequence[UplinkPlan], ifname: Callable[[str], str]) -> list[list[str]]:
+def chains(
+    uplinks: Sequence[UplinkPlan], ifname: Callable[[str], str], six: Collection[str] = ()
+) -> list[list[str]]:
     """The two chains that feed the counters, as lines; [] without uplinks. ``ifname``
-    writes an interface name for nft (nft.py's check of what nft can read)."""
+    writes an interface name for nft (nft.py's check of what nft can read); the
+    uplinks named in ``six`` have IPv6 and their IPv6 counters are fed too."""
     if not uplinks:
         return []
+    with6 = [u for u in uplinks if u.name in six]
     out = []
     for direction, hook, priority, key in (
         ("in", "prerouting", "raw", "iifname"),
         ("out", "postrouting", str(OUT_PRIORITY), "oifname"),
     ):
-        entries = ", ".join(
-            f"{ifname(u.interface)} : {_q(counter_name(u, direction))}" for u in uplinks
-        )
+
+        def entries(ups: Sequence[UplinkPlan], suffix: str, direction: str = direction) -> str:
+            return ", ".join(
+                f"{ifname(u.interface)} : {_q(counter_name(u, direction + suffix))}" for u in ups
+            )
+
+        rules = [f"\tcounter name {key} map {{ {entries(uplinks, '')} }}"]
+        if with6:
+            rules.append(f"\tmeta nfproto ipv6 counter name {key} map {{ {entries(with6, '6')} }}")
         out.append(
             [
                 f"chain usage_{direction} {{",
                 f"\ttype filter hook {hook} priority {priority}; policy accept;",
-                f"\tcounter name {key} map {{ {entries} }}",
+                *rules,
                 "}",
             ]
         )
@@ -131,16 +163,18 @@ def parse(text: str) -> dict[str, Moved]:
                 continue
             owner = c.get("comment")
             if isinstance(owner, str):
-                found.setdefault(owner, {})[m.group(2)] = Count(int(c["packets"]), int(c["bytes"]))
+                direction = m.group(2) + m.group(3)
+                found.setdefault(owner, {})[direction] = Count(int(c["packets"]), int(c["bytes"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise NftError(f"nft -j list: a counter without {exc}") from None
     zero = Count(0, 0)
     return {
         name: Moved(
-            d.get("in", zero).packets,
-            d.get("in", zero).bytes,
-            d.get("out", zero).packets,
-            d.get("out", zero).bytes,
+            *(
+                value
+                for direction in (*DIRECTIONS, *DIRECTIONS6)
+                for value in (d.get(direction, zero).packets, d.get(direction, zero).bytes)
+            )
         )
         for name, d in found.items()
     }
@@ -148,17 +182,19 @@ def parse(text: str) -> dict[str, Moved]:
 
 def carried(definition: str, uplinks: Sequence[UplinkPlan], running: Mapping[str, Moved]) -> str:
     """``definition`` (nft.render) with each uplink's counters starting at the values
-    ``running`` read for its name; an uplink not in ``running`` starts from zero."""
+    ``running`` read for its name; an uplink not in ``running`` starts from zero. The
+    IPv6 counters are carried where the definition has them (an uplink that gained
+    IPv6 starts them from zero; one that lost it drops them)."""
     for u in uplinks:
         moved = running.get(u.name)
         if moved is None:
             continue
-        for direction, count in (
-            ("in", Count(moved.packets_in, moved.bytes_in)),
-            ("out", Count(moved.packets_out, moved.bytes_out)),
-        ):
+        for direction in (*DIRECTIONS, *DIRECTIONS6):
             line = declaration(u, direction) + "\n"
             if line not in definition:
+                if direction in DIRECTIONS6:
+                    continue
                 raise NftError(f"no usage counter {counter_name(u, direction)} in the definition")
+            count = moved.count(direction)
             definition = definition.replace(line, declaration(u, direction, count) + "\n", 1)
     return definition
