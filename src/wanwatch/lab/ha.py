@@ -132,8 +132,15 @@ class PairLab(Lab):
         netns.batch(self.peer_ns, [f"addr add {sync_b.address} dev {sync_b.interface}"])
 
     def _plug_router(self, ns: str, ifname: str, router_if: str) -> None:
-        """A bridge ``ifname`` in ``ns`` with a port to ``router_if`` of each router."""
-        netns.batch(ns, [f"link add {ifname} type bridge", f"link set {ifname} up"])
+        """A bridge ``ifname`` in ``ns`` with a port to ``router_if`` of each router.
+
+        A frame from one router to the other is switched, as by the switch between
+        two boxes: it is not handed to the namespace's own IP firewall (the kernel
+        has br_netfilter built in, and it is on for a new bridge), where the ISP's
+        BCP38 rule would drop a server's packet that one router passes to the other.
+        """
+        off = " ".join(f"nf_call_{t} 0" for t in ("iptables", "ip6tables", "arptables"))
+        netns.batch(ns, [f"link add {ifname} type bridge {off}", f"link set {ifname} up"])
         for side in SIDES:
             port = f"{ifname}{side}"
             netns.veth(ns, port, self.router(side), router_if)
