@@ -135,12 +135,15 @@ class PairLab(Lab):
         """A bridge ``ifname`` in ``ns`` with a port to ``router_if`` of each router.
 
         A frame from one router to the other is switched, as by the switch between
-        two boxes: it is not handed to the namespace's own IP firewall (the kernel
-        has br_netfilter built in, and it is on for a new bridge), where the ISP's
-        BCP38 rule would drop a server's packet that one router passes to the other.
+        two boxes: it is not handed to the namespace's own IP firewall. The kernel
+        has br_netfilter built in, on by default in every namespace (its
+        ``net.bridge.bridge-nf-call-*`` sysctls are per namespace, and a bridge's
+        own ``nf_call_iptables 0`` does not override them), and the ISP's BCP38
+        rule would drop a server's packet that one router passes to the other.
         """
-        off = " ".join(f"nf_call_{t} 0" for t in ("iptables", "ip6tables", "arptables"))
-        netns.batch(ns, [f"link add {ifname} type bridge {off}", f"link set {ifname} up"])
+        off = [f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables")]
+        netns.sh(["ip", "netns", "exec", ns, "sysctl", "-qw", *off])
+        netns.batch(ns, [f"link add {ifname} type bridge", f"link set {ifname} up"])
         for side in SIDES:
             port = f"{ifname}{side}"
             netns.veth(ns, port, self.router(side), router_if)
