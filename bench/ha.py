@@ -38,8 +38,11 @@ included). Nothing is asserted.
 Each round also keeps its evidence (``evidence``): per lost flow its timeline
 (when it last exchanged and broke, why), per failed new connection when it
 started and its error, all in ms from the new master's first ``vrrp.state
-MASTER``; the new master's own timeline (its sync group's MASTER, the end of
-conntrackd's commit); and ``conntrackd -s`` of both routers after the phase.
+MASTER``; the new master's own timeline (its sync group's MASTER, when keepalived
+synced its other instances, the end of conntrackd's commit); at failback, when
+B's sync group released its other instances (``b_released_ms``: until then the
+two routers each hold some shared addresses, docs/pair.md); and ``conntrackd
+-s`` of both routers after the phase.
 """
 
 from __future__ import annotations
@@ -138,6 +141,7 @@ def _timeline(office: Office, since: float) -> dict[str, Any]:
 
     return {
         "role_ms": at(lambda ev: ev["name"] == "ha.role" and ev.get("role") == "MASTER"),
+        "synced_ms": at(lambda ev: _syncing(ev, "MASTER")),
         "committed_ms": at(
             lambda ev: ev["name"] == "conntrackd.log" and "commit has taken" in str(ev.get("msg"))
         ),
@@ -149,6 +153,23 @@ def _timeline(office: Office, since: float) -> dict[str, Any]:
             or (ev["name"] == "conntrackd.log" and ev.get("level") in ("ERROR", "WARNING"))
         ],
     }
+
+
+def _syncing(ev: dict[str, Any], state: str) -> bool:
+    """keepalived's log line: the sync group pulls its other instances into ``state``."""
+    return ev["name"] == "keepalived.log" and f"Syncing instances to {state}" in str(ev.get("msg"))
+
+
+def _released(office: Office, master: float | None) -> float | None:
+    """When the old master's sync group pulled its other instances to BACKUP, ms from the
+    new master's first MASTER (``master``): until then it holds some shared addresses."""
+    if master is None:
+        return None
+    evs = request(office.socket, "events")["events"]
+    return next(
+        (_ms(ev["at"], master) for ev in evs if ev["at"] >= master - 1 and _syncing(ev, "BACKUP")),
+        None,
+    )
 
 
 def _decisions(office: Office, since: float, until: float | None) -> list[dict[str, Any]]:
@@ -286,6 +307,7 @@ def _uplinks_dead(
             "failback_lost": lost_back["timelines"],
             "failback_failed": failed,
             "a": _timeline(a, t1),
+            "b_released_ms": _released(b, back),
             "conntrackd": _conntrackd_stats(lab, a, b),
         },
     }

@@ -38,7 +38,7 @@ from wanwatch.lab.ha import (
 from wanwatch.lab.office import Office
 from wanwatch.lab.poll import holds, until
 from wanwatch.lab.traffic import ConnectLoop, Flow, FlowReport
-from wanwatch.lab.traffic.connect import Attempt
+from wanwatch.lab.traffic.connect import Attempt, connections
 from wanwatch.lab.worker.servers import WHOAMI_PORT
 
 pytestmark = pytest.mark.lab
@@ -192,6 +192,39 @@ def test_the_backups_kernel_holds_the_masters_flows_before_any_handover(
         lambda: f"A's flows in B's kernel: {_kernel_flows(lab, 'b', WHOAMI_PORT)} vs {on_a}",
     )
     assert all(f.report().broken_at is None for f in flows)
+
+
+def _dropped(lab: PairLab, side: str, counter: str) -> int:
+    found = netns.nft_json(lab.router(side), "counter", "inet", "wanwatch", counter)
+    packets: int = next(o["counter"]["packets"] for o in found if "counter" in o)
+    return packets
+
+
+def test_a_reply_sent_to_the_router_that_gave_the_address_up_reaches_its_holder(
+    pair: tuple[PairLab, Office, Office],
+) -> None:
+    # While the role moves, the ISP may send for the shared uplink address to the
+    # router that has just given it up (the new holder's gratuitous ARP not yet
+    # seen), and a connection opened a moment ago through the new holder is not
+    # yet in the other router's kernel (conntrackd's hop is slower than the lab's
+    # round trip). That router must pass the SYN-ACK on to the holder, not drop it
+    # as invalid (seen at failback: the server's retransmission 1 s later, too late).
+    # Held here deterministically: the ISP's neighbour entry for A's shared
+    # address points at B while A is master.
+    lab, _, _ = pair
+    lab.client_static(LAN)
+    isp = next(i for i in lab.topology.isps if i.wan == "INET-UTAMA")
+    b_mac = netns.link(lab.router("b"), isp.router_if)["address"]
+    shared = "192.168.0.2"
+    dropped = _dropped(lab, "b", "drop_fwd_INET-UTAMA")
+    netns.batch(isp.ns, [f"neigh replace {shared} lladdr {b_mac} dev {isp.cust_if} nud permanent"])
+    try:
+        attempts = connections(lab, LAN, 10, interval=0.05, timeout=1.0)
+    finally:
+        netns.batch(isp.ns, [f"neigh del {shared} dev {isp.cust_if}"])
+    assert [x for x in attempts if not x.ok] == []
+    assert {x.isp for x in attempts} == {"INET-UTAMA"}
+    assert _dropped(lab, "b", "drop_fwd_INET-UTAMA") == dropped
 
 
 def test_master_without_uplinks_hands_over_and_takes_back(

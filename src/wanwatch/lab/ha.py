@@ -132,7 +132,17 @@ class PairLab(Lab):
         netns.batch(self.peer_ns, [f"addr add {sync_b.address} dev {sync_b.interface}"])
 
     def _plug_router(self, ns: str, ifname: str, router_if: str) -> None:
-        """A bridge ``ifname`` in ``ns`` with a port to ``router_if`` of each router."""
+        """A bridge ``ifname`` in ``ns`` with a port to ``router_if`` of each router.
+
+        A frame from one router to the other is switched, as by the switch between
+        two boxes: it is not handed to the namespace's own IP firewall. The kernel
+        has br_netfilter built in, on by default in every namespace (its
+        ``net.bridge.bridge-nf-call-*`` sysctls are per namespace, and a bridge's
+        own ``nf_call_iptables 0`` does not override them), and the ISP's BCP38
+        rule would drop a server's packet that one router passes to the other.
+        """
+        off = [f"net.bridge.bridge-nf-call-{t}=0" for t in ("iptables", "ip6tables", "arptables")]
+        netns.sh(["ip", "netns", "exec", ns, "sysctl", "-qw", *off])
         netns.batch(ns, [f"link add {ifname} type bridge", f"link set {ifname} up"])
         for side in SIDES:
             port = f"{ifname}{side}"

@@ -170,6 +170,29 @@ def render(intent: Intent, config: Config) -> str:
     return head + body + "}\n"
 
 
+def _to_peer(config: Config) -> list[str]:
+    """A router pair: a reply for a shared uplink address goes on to the router holding it.
+
+    For a few milliseconds after the peer took the address, the ISP may still
+    send for it to this router. A reply of a connection the peer has just opened
+    fits none here: conntrack calls a SYN-ACK without its SYN invalid (RFC 9293
+    section 3.5; nf_conntrack_proto_tcp.c), and the lines below would drop it,
+    though the peer knows the connection (docs/pair.md, "A reply that reaches the
+    other router"). It goes back out of the uplink it came in by, to the address's
+    holder. Only invalid packets: a mid-stream packet that conntrack picks up as
+    new would leave a reversed entry here that conntrackd replicates.
+    """
+    rules = [
+        f"meta nfproto ipv4 ct state invalid iifname {_q(i)} oifname {_q(i)} ip daddr {s} accept"
+        for i, _, s in ha.snat(config)
+    ]
+    return (
+        ["# a router pair: a reply for the shared address goes on to its holder", *rules]
+        if rules
+        else []
+    )
+
+
 def _invalid_out(config: Config, wan_ifs: list[str]) -> list[str]:
     """Drops of invalid packets leaving by an uplink: IPv4's, and the same for the ULAs."""
     out = [f"meta nfproto ipv4 ct state invalid oifname {_ifset(wan_ifs)} drop"]
@@ -246,6 +269,7 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     w("\t\t# conntrack calls a packet invalid when it fits no connection (say, a late")
     w("\t\t# retransmission of a deleted flow): NAT skips it, so it would leave")
     w("\t\t# with its private source address. RouterOS's default firewall drops these too.")
+    out.extend(f"\t\t{rule}" for rule in _to_peer(config))
     out.extend(f"\t\t{rule}" for rule in _invalid_out(config, wan_ifs))
     for rule in [*rp.forward, *fw.forward]:  # the rules' counters before the firewall decides
         w(f"\t\t{rule}")
