@@ -134,7 +134,7 @@ class StatusSnapshot:
             return None
         age, traffic = self._backend.rules()
         none = st.RuleTraffic(0, 0, 0)
-        six = dict(enumerate(intent.rules6))
+        six = {q.index: q for q in intent.rules6}
         out: list[st.RuleStatus] = []
         for p in intent.rules:
             uplinks = list(rules.where(intent, p))

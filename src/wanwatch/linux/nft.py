@@ -213,7 +213,7 @@ def _body(intent: Intent, config: Config, *, with_paths: bool) -> str:
     out: list[str] = []
     w = out.append
 
-    six = {w.name for w in config.wans if has_ipv6(w)}
+    six = {wan.name for wan in config.wans if has_ipv6(wan)}
     out.extend(usage.declarations(uplinks, six))  # bytes and packets per uplink (usage.py)
     w("")
     if fw.counters:  # the firewall's named counters (firewall.py)

@@ -128,15 +128,10 @@ def chains(
         ("in", "prerouting", "raw", "iifname"),
         ("out", "postrouting", str(OUT_PRIORITY), "oifname"),
     ):
-
-        def entries(ups: Sequence[UplinkPlan], suffix: str, direction: str = direction) -> str:
-            return ", ".join(
-                f"{ifname(u.interface)} : {_q(counter_name(u, direction + suffix))}" for u in ups
-            )
-
-        rules = [f"\tcounter name {key} map {{ {entries(uplinks, '')} }}"]
+        rules = [f"\tcounter name {key} map {{ {_entries(uplinks, direction, ifname)} }}"]
         if with6:
-            rules.append(f"\tmeta nfproto ipv6 counter name {key} map {{ {entries(with6, '6')} }}")
+            six_map = _entries(with6, direction + "6", ifname)
+            rules.append(f"\tmeta nfproto ipv6 counter name {key} map {{ {six_map} }}")
         out.append(
             [
                 f"chain usage_{direction} {{",
@@ -149,6 +144,11 @@ def chains(
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def _entries(uplinks: Sequence[UplinkPlan], direction: str, ifname: Callable[[str], str]) -> str:
+    """A counter map's entries: each uplink's interface to its ``direction`` counter."""
+    return ", ".join(f"{ifname(u.interface)} : {_q(counter_name(u, direction))}" for u in uplinks)
 
 
 def parse(text: str) -> dict[str, Moved]:
