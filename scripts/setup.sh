@@ -11,6 +11,8 @@ packages=(
   dnsmasq-base                             # DHCP/DNS server binary only (no system service)
   keepalived conntrackd                    # a router pair: VRRP and connection-state sync
   busybox                                  # udhcpc and nslookup for the lab's LAN clients
+  dhcpcd-base                              # DHCPv6 prefix delegation client (binary only)
+  isc-dhcp-server                          # dhcpd -6: the lab ISPs' prefix delegation server
   libnetfilter-queue-dev                   # delay/jitter emulation in the lab (no netem here)
   faketime                                 # libfaketime: the lab moves the daemon's wall clock, not the host's
   iputils-ping procps
@@ -25,6 +27,12 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The lab runs dhcpd -6 per ISP namespace; the package's own service has no place here.
+for unit in isc-dhcp-server isc-dhcp-server6; do
+  if command -v systemctl >/dev/null && systemctl is-enabled -q "$unit" 2>/dev/null; then
+    systemctl disable --now -q "$unit"
+  fi
+done
 
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv

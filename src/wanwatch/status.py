@@ -51,6 +51,15 @@ class LeaseStatus(msgspec.Struct, frozen=True):
     age_s: float  # since bound or last renewed
 
 
+class DelegationStatus(msgspec.Struct, frozen=True):
+    """The prefix delegated to an uplink with ``dhcp6`` (linux/dhcp6_client.py)."""
+
+    prefix: str
+    preferred_s: int  # lifetimes as granted
+    valid_s: int
+    age_s: float  # since bound or last renewed
+
+
 class QuotaStatus(msgspec.Struct, frozen=True):
     """An uplink's data quota (engine/quota.py): bytes both ways in this period."""
 
@@ -91,6 +100,9 @@ class UplinkStatus(msgspec.Struct, frozen=True):
     # "6": "down"}; ``state`` is then their one model), and whether it carries IPv6.
     families: dict[str, str] = msgspec.field(default_factory=dict)
     carrying6: bool = False
+    # dhcp6 uplinks: the delegated prefix (the LANs' translation target) and its client
+    delegation: DelegationStatus | None = None
+    dhcp6_client: dict[str, Any] | None = None  # running, pid, restarts, last_error
     quota: QuotaStatus | None = None  # None: the uplink has no quota
 
 

@@ -253,5 +253,5 @@ def fake_parts(calls: list[str], backend: BackendPart, drift: Drift | None = Non
         watchdog=hooks,
         probes=lambda on_reply: Probes(calls, "probes"),
         traffic=lambda on_stall, rtt: Traffic(calls, "traffic"),
-        uplinks=lambda on_lease: Uplinks(calls, "uplinks"),
+        uplinks=lambda on_lease, on_delegation: Uplinks(calls, "uplinks"),
     )

@@ -389,6 +389,7 @@ def format_status(answer: dict[str, Any]) -> str:
     if st.rules is not None:
         lines += ["", *_rules_table(st.rules)]
     lines += [line for w in st.wans if (line := _dynamic_line(w))]
+    lines += [line for w in st.wans if (line := _delegation_line(w))]
     if st.firewall is not None:
         lines.append(_firewall_line(st.firewall))
     lines += [
@@ -407,6 +408,19 @@ def format_status(answer: dict[str, Any]) -> str:
         lines.append("recent events:")
         lines.extend(f"  {e}" for e in st.events[-10:])
     return "\n".join(lines)
+
+
+def _delegation_line(w: UplinkStatus) -> str | None:
+    """A dhcp6 uplink: the prefix delegated to it (the LANs' IPv6 leaves translated into it)."""
+    if w.dhcp6_client is None:
+        return None
+    d = w.delegation
+    if d is None:
+        return f"{w.name}: dhcp6, no delegated prefix (LAN IPv6 masqueraded)"
+    return (
+        f"{w.name}: dhcp6 prefix {d.prefix}, preferred {d.preferred_s} s, valid "
+        f"{d.valid_s} s, renewed {d.age_s:g} s ago"
+    )
 
 
 def _dynamic_line(w: UplinkStatus) -> str | None:

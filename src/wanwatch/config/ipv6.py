@@ -9,6 +9,10 @@
   so the prefix is stable across restarts, reloads and a rebuilt router without
   any state to keep. Two offices whose LANs share a name get the same prefix:
   give a prefix of your own where such networks are joined (a VPN).
+- An uplink's ``dhcp6`` asks the ISP for a delegated prefix (RFC 8415 IA_PD,
+  through dhcpcd: linux/dhcp6_client.py). The prefix is known at run time only:
+  it is the uplink's ``prefix6`` once bound (:func:`nat66`), so the two fields
+  exclude each other; until then the LANs are masqueraded to the uplink's address.
 
 Items may be partial (a field is None where its value was rejected and reported),
 so every check skips what it cannot see.
@@ -17,7 +21,7 @@ so every check skips what it cannot see.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from ipaddress import IPv6Address, IPv6Interface, IPv6Network
 
 from wanwatch.config.fields import AUTO, Path_, format_path
@@ -118,7 +122,7 @@ def _check_wan(
 ) -> None:
     address = static_address6(w)
     if w.address6 is None:
-        for key in ("gateway6", "prefix6"):
+        for key in ("gateway6", "prefix6", "dhcp6"):
             if getattr(w, key) is not None:
                 report((*path, key), f"{key} needs address6 (a static IPv6 address or auto)")
         return
@@ -135,8 +139,24 @@ def _check_wan(
             nets.append(((*path, "address6"), address.network))
         if w.gateway6 is not None:
             _check_gateway6(report, (*path, "gateway6"), w.gateway6, address)
-    if w.prefix6 is not None:
+    if w.prefix6 is not None and w.dhcp6 is not None:
+        report(
+            (*path, "prefix6"),
+            f"{w.prefix6}: with dhcp6 the uplink's prefix is the one the ISP delegates; "
+            "remove prefix6 (a static delegation) or dhcp6",
+        )
+    elif w.prefix6 is not None:
         _check_prefix6(report, (*path, "prefix6"), w.prefix6, v6_lans, nets)
+    elif (
+        w.dhcp6 is not None
+        and (length := w.dhcp6.prefix_length) is not None
+        and v6_lans > 2 ** (LAN_PREFIXLEN - length)
+    ):
+        report(
+            (*path, "dhcp6", "prefix_length"),
+            f"a /{length} holds {2 ** (LAN_PREFIXLEN - length)} /64(s), and {v6_lans} "
+            "LANs have IPv6: each is translated into a /64 of its own (RFC 6296)",
+        )
 
 
 def _check_gateway6(report: Report, at: Path_, g: IPv6Address, address: IPv6Interface) -> None:
@@ -204,6 +224,14 @@ def describe_ipv6(config: Config) -> list[str]:
             out.append(
                 f"{w.name}: IPv6 address and router from router advertisements on {w.interface}"
             )
+        if w.dhcp6 is not None:
+            length = w.dhcp6.prefix_length
+            asked = f"a /{length}" if length else "the ISP's choice of length"
+            out.append(
+                f"{w.name}: IPv6 prefix delegated by DHCPv6 on {w.interface} (dhcpcd, "
+                f"supervised; asking for {asked}): the LANs are translated into it once "
+                "bound, masqueraded to the uplink's address until then"
+            )
         if has_ipv6(w) and not w.probe.family(6):
             out.append(f"{w.name}: no IPv6 probe target: its IPv6 is judged by its IPv4 probes")
     for lan in config.lans:
@@ -220,6 +248,7 @@ def ipv4_only(config: Config) -> Config:
                 address6=None,
                 gateway6=None,
                 prefix6=None,
+                dhcp6=None,
                 probe=w.probe.replace(targets=w.probe.family(4)),
             )
             for w in config.wans
@@ -228,18 +257,28 @@ def ipv4_only(config: Config) -> Config:
     )
 
 
-def nat66(config: Config) -> list[tuple[str, dict[IPv6Network, IPv6Network] | None]]:
+def nat66(
+    config: Config, delegated: Mapping[str, IPv6Network] | None = None
+) -> list[tuple[str, dict[IPv6Network, IPv6Network] | None]]:
     """How each IPv6 uplink translates the LANs' prefixes, in config order: its
     interface and a map LAN /64 -> its /64 of ``prefix6`` (RFC 6296's one prefix to one
-    prefix), or None: masquerade to the uplink's address (docs/ipv6.md)."""
+    prefix), or None: masquerade to the uplink's address (docs/ipv6.md).
+
+    ``delegated``: the prefix each ``dhcp6`` uplink holds now (uplink name -> prefix),
+    its ``prefix6`` at run time. A delegation too small for every LAN is not used:
+    the uplink masquerades, so no LAN is left untranslated (the config cannot check
+    what a server will give)."""
     lans = [a.network for _, a in ipv6_lans(config)]
     out: list[tuple[str, dict[IPv6Network, IPv6Network] | None]] = []
     for w in config.wans:
         if not has_ipv6(w):
             continue
-        if w.prefix6 is None:
+        runtime = w
+        if w.dhcp6 is not None and delegated and w.name in delegated:
+            runtime = w.replace(prefix6=delegated[w.name])
+        if runtime.prefix6 is None:
             out.append((w.interface, None))
             continue
-        mapping = {net: p for i, net in enumerate(lans) if (p := translated_prefix(w, i))}
-        out.append((w.interface, mapping))
+        mapping = {net: p for i, net in enumerate(lans) if (p := translated_prefix(runtime, i))}
+        out.append((w.interface, mapping if len(mapping) == len(lans) else None))
     return out

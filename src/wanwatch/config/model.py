@@ -342,6 +342,13 @@ class Quota(Model, frozen=True, kw_only=True):
         return self.reset_day or 1
 
 
+class Dhcp6(Model, frozen=True):
+    """DHCPv6 prefix delegation on an uplink (config/ipv6.py, linux/dhcp6_client.py)."""
+
+    # The length to ask for: a hint the server may ignore (RFC 8415 18.2.1); None: its choice
+    prefix_length: Annotated[int, Meta(ge=32, le=64)] | None = None
+
+
 class Wan(Model, frozen=True, kw_only=True):
     """An uplink (dynamic.py: ``address: dhcp``, point-to-point without ``gateway``)."""
 
@@ -356,6 +363,8 @@ class Wan(Model, frozen=True, kw_only=True):
     # A prefix the ISP routes to us (static delegation): the LANs' ULAs are translated
     # into it (RFC 6296); None: LAN IPv6 is masqueraded to the uplink's address.
     prefix6: IPv6Network | None = None
+    # A prefix the ISP delegates by DHCPv6 (RFC 8415 IA_PD): prefix6 at run time.
+    dhcp6: Dhcp6 | None = None
     priority: Annotated[int, Meta(ge=1, le=255)] = 1  # lower is preferred (RouterOS distance)
     weight: Annotated[int, Meta(ge=1, le=100)] = 1  # share of new connections in loadbalance
     # Paid by the byte (a backup SIM): probed every monitor.standby_interval while

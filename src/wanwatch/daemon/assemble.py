@@ -65,7 +65,9 @@ def assemble(
         watchdog=Notifier(),  # systemd's NOTIFY_SOCKET, if any
         probes=ProbeHub,
         traffic=lambda on_stall, rtt: TrafficWatch(on_stall, rtt, emit, clock),
-        uplinks=lambda on_lease: DynamicUplinks(cfg, state_dir, emit, on_lease, now=clock),
+        uplinks=lambda on_lease, on_delegation: DynamicUplinks(
+            cfg, state_dir, emit, on_lease, on_delegation, now=clock
+        ),
         endpoints=endpoints,
     )
     paths = Paths(config=config_path, socket=socket_path, state_dir=state_dir)

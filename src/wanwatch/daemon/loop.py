@@ -48,6 +48,7 @@ from wanwatch.footprint import fwmark
 from wanwatch.status import Status
 
 if TYPE_CHECKING:
+    from wanwatch.linux.dhcp6_client import Delegation
     from wanwatch.linux.dhcp_client import Lease
 
 log = logging.getLogger("wanwatch")
@@ -80,7 +81,7 @@ class Daemon:
         self._endpoints = parts.endpoints
         self._probes = parts.probes(self.on_reply)
         self._traffic = parts.traffic(self.on_stall, engine.rtt)
-        self._uplinks = parts.uplinks(self.on_lease)
+        self._uplinks = parts.uplinks(self.on_lease, self.on_delegation)
         self._wake = asyncio.Event()
         self._commands: asyncio.Queue[str] = asyncio.Queue()
         self.steering = Steering(
@@ -310,6 +311,12 @@ class Daemon:
         self._probes.add_uplink(
             wan, w.interface, fwmark(self._config.wans.index(w)), self._uplinks.probe_source(wan)
         )
+        self._wake.set()
+
+    def on_delegation(self, wan: str, delegation: Delegation | None, why: str) -> None:
+        """A dhcp6 uplink gained, changed or lost its delegated prefix: the LANs'
+        translation follows it now (the uplink's path and health are unchanged)."""
+        self.steering.renumbered()
         self._wake.set()
 
     def on_drift(self, fd: int) -> None:

@@ -27,6 +27,7 @@ from wanwatch.status import FirewallStatus, RuleTraffic, Usage
 
 if TYPE_CHECKING:
     from wanwatch.daemon.servers import Endpoint
+    from wanwatch.linux.dhcp6_client import Delegation
     from wanwatch.linux.dhcp_client import Lease
 
 Resolved = tuple[IPv4Interface | None, IPv4Address | None]  # an uplink's address, next hop
@@ -35,6 +36,7 @@ Resolved = tuple[IPv4Interface | None, IPv4Address | None]  # an uplink's addres
 OnReply = Callable[[str, int, float, float, str | None, int], None]
 OnStall = Callable[[str, float], None]  # (wan, at)
 OnLease = Callable[[str, "Lease | None", str], None]  # (wan, lease or None when lost, why)
+OnDelegation = Callable[[str, "Delegation | None", str], None]  # (wan, prefix or None, why)
 RttOf = Callable[[str], float | None]  # an uplink's smoothed RTT (the engine's)
 
 
@@ -165,5 +167,5 @@ class Parts:
     watchdog: Watchdog
     probes: Callable[[OnReply], Probes]
     traffic: Callable[[OnStall, RttOf], Traffic]
-    uplinks: Callable[[OnLease], Uplinks]
+    uplinks: Callable[[OnLease, OnDelegation], Uplinks]
     endpoints: Sequence[Endpoint] = ()  # metrics, the status page: only those asked for

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Network
 from typing import Any
 
 from wanwatch.config import Config
@@ -77,6 +77,7 @@ class UplinkPlan:
     probe_targets: tuple[IpAddress, ...]
     admin: Admin = Admin.ENABLED
     kind: Kind = "static"  # dynamic.py: static | dhcp | point-to-point
+    prefix6: IPv6Network | None = None  # a dhcp6 uplink's delegated prefix (linux/uplinks.py)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Intent:
                 return {k: conv(x) for k, x in v.items()}
             if isinstance(v, list | tuple):
                 return [conv(x) for x in v]
-            if isinstance(v, IPv4Address | IPv4Interface | IPv6Address):
+            if isinstance(v, IPv4Address | IPv4Interface | IPv6Address | IPv6Network):
                 return str(v)
             return v
 

@@ -56,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.linux.statefile import replace_file
@@ -63,6 +64,8 @@ from wanwatch.linux.supervisor import Program, Supervisor
 
 SCRIPT_FILE = "udhcpc-script"
 MARK = "wanwatch-lease"
+
+L = TypeVar("L")
 
 # Discover 3 times, 1 s apart, then wait 2 s and start over (udhcpc -t, -T, -A):
 # an ISP that stops answering is retried for ever, a returning one found in ~3 s.
@@ -151,13 +154,110 @@ def command(ifname: str, script: Path, pid_file: Path) -> list[str]:
 OnLease = Callable[[str, Lease | None, str], None]  # (wan, lease or None when lost, why)
 
 
-class DhcpClient:
-    """One uplink's supervised udhcpc; ``on_lease`` hears every lease gained, changed or lost.
+class LeaseClient(Generic[L]):
+    """One uplink's supervised DHCP client holding at most one lease of type ``L``.
 
     The process is run by a :class:`Supervisor` (start, log, restart with backoff,
     stop by PID, and a copy a killed wanwatch left behind found by its pid file);
-    udhcpc's stdout (our script's lines) and stderr (its log) are read as one stream.
+    the client's stdout (our script's lines) and stderr (its log) are read as one
+    stream. A subclass turns each line into events and lease changes (:meth:`_line`),
+    calling :meth:`_gain` and :meth:`_lose`; ``on_change`` hears every lease gained,
+    changed or lost.
     """
+
+    name = "dhcp_client"  # the program's name: the prefix of its events
+
+    def __init__(
+        self,
+        wan: str,
+        ifname: str,
+        argv: list[str],
+        pid_file: Path,
+        marker: str,
+        *,
+        emit: Callable[[Event], None],
+        on_change: Callable[[str, L | None, str], None],
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.wan = wan
+        self.ifname = ifname
+        self._emit_event = emit
+        self._on_change = on_change
+        self._now = now
+        self.lease: L | None = None
+        self._supervisor = Supervisor(
+            Program(
+                name=self.name,
+                argv=tuple(argv),
+                marker=marker,
+                pid_file=pid_file,
+                ready=lambda _line: True,  # never waited for: no client has a "ready" line
+                log_event=self._line,
+                fields={"wan": wan},
+                start_fields={"interface": ifname},
+                merge_stdout=True,
+                on_exit=lambda: self._lose("client exited"),
+            ),
+            emit,
+            now,
+        )
+        self._starting: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._starting is not None or self._supervisor.supervising
+
+    def supervision(self) -> dict[str, FieldValue]:
+        """The ``dhcp_client`` fields of ``wanwatch status``."""
+        s = self._supervisor
+        return {
+            "running": self.running,
+            "pid": s.pid,
+            "restarts": s.restarts,
+            "last_error": s.last_error,
+        }
+
+    def start(self) -> None:
+        """Start supervising (idempotent)."""
+        if not self.running:
+            self._starting = asyncio.create_task(self._supervisor.keep_running())
+            self._starting.add_done_callback(self._started)
+
+    async def stop(self, why: str = "stopped") -> None:
+        """Stop the client (by its PID: SIGTERM, SIGKILL after a grace); the lease is gone."""
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            starting.cancel()
+            await asyncio.wait({starting})
+        await self._supervisor.halt()
+        self._lose(why)
+
+    # ------------------------------------------------------------------ internals
+
+    def _started(self, task: asyncio.Task[None]) -> None:
+        if self._starting is task:
+            self._starting = None
+
+    def _emit(self, name: str, **fields: FieldValue) -> None:
+        self._emit_event(event(self._now(), f"{self.name}.{name}", wan=self.wan, **fields))
+
+    def _gain(self, lease: L, changed: bool, why: str) -> None:
+        self.lease = lease
+        if changed:
+            self._on_change(self.wan, lease, why)
+
+    def _lose(self, why: str) -> None:
+        if self.lease is not None:
+            self.lease = None
+            self._emit("lost", reason=why)
+            self._on_change(self.wan, None, why)
+
+    def _line(self, line: str, now: float) -> None:
+        raise NotImplementedError
+
+
+class DhcpClient(LeaseClient[Lease]):
+    """One uplink's supervised udhcpc; ``on_lease`` hears every lease gained, changed or lost."""
 
     def __init__(
         self,
@@ -169,69 +269,22 @@ class DhcpClient:
         on_lease: OnLease,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.wan = wan
-        self.ifname = ifname
-        self._emit_event = emit
-        self._on_lease = on_lease
-        self._now = now
-        self.lease: Lease | None = None
         pid_file = state_dir / f"udhcpc-{wan}.pid"
-        self._supervisor = Supervisor(
-            Program(
-                name="dhcp_client",
-                argv=tuple(command(ifname, state_dir / SCRIPT_FILE, pid_file)),
-                marker=str(pid_file),
-                pid_file=pid_file,
-                ready=lambda _line: True,  # never waited for: udhcpc has no "ready" line
-                log_event=self._line,
-                fields={"wan": wan},
-                start_fields={"interface": ifname},
-                merge_stdout=True,
-                on_exit=lambda: self._lose("client exited"),
-            ),
-            emit,
-            now,
+        argv = command(ifname, state_dir / SCRIPT_FILE, pid_file)
+        super().__init__(
+            wan, ifname, argv, pid_file, str(pid_file), emit=emit, on_change=on_lease, now=now
         )
-        self._starting: asyncio.Task[None] | None = None
         self._reverifying = False  # a re-verify asked, not yet answered
         self._restarting: asyncio.Task[None] | None = None  # held: asyncio keeps weak refs
         self._expiry: asyncio.TimerHandle | None = None  # the end of a lease udhcpc gave up
 
-    @property
-    def running(self) -> bool:
-        return self._starting is not None or self._supervisor.supervising
-
-    @property
-    def pid(self) -> int | None:
-        return self._supervisor.pid
-
-    @property
-    def restarts(self) -> int:
-        return self._supervisor.restarts
-
-    @property
-    def last_error(self) -> str | None:
-        return self._supervisor.last_error
-
-    def start(self) -> None:
-        """Start supervising (idempotent)."""
-        if not self.running:
-            self._starting = asyncio.create_task(self._supervisor.keep_running())
-            self._starting.add_done_callback(self._started)
-
     async def stop(self, why: str = "stopped") -> None:
-        """Stop udhcpc (by its PID: SIGTERM, SIGKILL after a grace); the lease is gone."""
         restarting = self._restarting
         if restarting is not None and restarting is not asyncio.current_task():
             # Let a restart finish rather than cancel its halt half-way; what it
             # started is stopped below.
             await asyncio.wait({restarting})
-        starting, self._starting = self._starting, None
-        if starting is not None:
-            starting.cancel()
-            await asyncio.wait({starting})
-        await self._supervisor.halt()
-        self._lose(why)
+        await super().stop(why)
 
     def reverify(self) -> bool:
         """Carrier came back: have udhcpc confirm the lease it holds now (SIGUSR1); whether asked.
@@ -247,41 +300,25 @@ class DhcpClient:
         except ProcessLookupError:
             return False  # it has just exited: the supervisor restarts it, which discovers
         self._reverifying = True
-        self._emit("dhcp_client.reverify", address=str(self.lease.address))
+        self._emit("reverify", address=str(self.lease.address))
         return True
-
-    # ------------------------------------------------------------------ internals
-
-    def _started(self, task: asyncio.Task[None]) -> None:
-        if self._starting is task:
-            self._starting = None
-
-    def _emit(self, name: str, **fields: FieldValue) -> None:
-        self._emit_event(event(self._now(), name, wan=self.wan, **fields))
-
-    def _lose(self, why: str) -> None:
-        self._end_keep()
-        if self.lease is not None:
-            self.lease = None
-            self._emit("dhcp_client.lost", reason=why)
-            self._on_lease(self.wan, None, why)
 
     def _line(self, line: str, now: float) -> None:
         """One line of udhcpc's output: our script's (a lease event) or its log."""
         parsed = parse_line(line, now)
         if parsed is None:
-            self._emit("dhcp_client.log", msg=line)
+            self._emit("log", msg=line)
             return
         kind, lease = parsed
         reverifying, self._reverifying = self._reverifying, False
         if lease is not None:
             self._end_keep()  # the server answered: its lease now, not one we keep
-            old, self.lease = self.lease, lease
-            self._emit("dhcp_client." + kind, **lease.to_json(lease.bound_at))
-            if old is None or (old.address, old.router) != (lease.address, lease.router):
-                self._on_lease(self.wan, lease, kind)
+            old = self.lease
+            self._emit(kind, **lease.to_json(lease.bound_at))
+            changed = old is None or (old.address, old.router) != (lease.address, lease.router)
+            self._gain(lease, changed, kind)
         elif kind == "nak":
-            self._emit("dhcp_client.nak")
+            self._emit("nak")
             if reverifying:
                 self._restart()
             elif self._expiry is not None:
@@ -292,13 +329,17 @@ class DhcpClient:
             else:
                 self._lose("deconfig")
         elif kind in ("leasefail", "malformed"):
-            self._emit("dhcp_client." + kind)
+            self._emit(kind)
+
+    def _lose(self, why: str) -> None:
+        self._end_keep()
+        super()._lose(why)
 
     def _keep(self, lease: Lease) -> None:
         """udhcpc gave up a lease nobody answered for: keep it until it ends (RFC 2131 3.2)."""
         self._end_keep()  # kept again (a second flap): one end, not two timers
         left = max(0.0, lease.bound_at + lease.lease_s - self._now())
-        self._emit("dhcp_client.kept", address=str(lease.address), left_s=round(left, 1))
+        self._emit("kept", address=str(lease.address), left_s=round(left, 1))
         self._expiry = asyncio.get_running_loop().call_later(left, self._lose, "expired")
 
     def _end_keep(self) -> None:

@@ -118,19 +118,20 @@ def _nat_chain(intent: Intent, config: Config, srcnat: list[str]) -> list[str]:
             )
         # IPv4 only: in an inet table a bare masquerade would also NAT the office's IPv6
         out.append(f"\t\tmeta nfproto ipv4 oifname {_ifset(intent.masquerade)} masquerade")
-        out += [f"\t\t{rule}" for rule in _nat66(config)]
+        out += [f"\t\t{rule}" for rule in _nat66(intent, config)]
     return [*out, "\t}"]
 
 
-def _nat66(config: Config) -> list[str]:
+def _nat66(intent: Intent, config: Config) -> list[str]:
     """The LANs' IPv6 out of each uplink: prefix translation or masquerade. Only the
     LANs' sources: the router's own (its probes) already carry the uplink's address."""
     lans = [a.network for _, a in ipv6_lans(config)]
     if not lans:
         return []
     out: list[str] = []
-    masq = [iface for iface, mapping in nat66(config) if mapping is None]
-    for iface, mapping in nat66(config):
+    translation = nat66(config, {u.name: u.prefix6 for u in intent.uplinks if u.prefix6})
+    masq = [iface for iface, mapping in translation if mapping is None]
+    for iface, mapping in translation:
         if mapping:
             pairs = ", ".join(f"{lan} : {ext}" for lan, ext in mapping.items())
             out.append(
