@@ -58,6 +58,7 @@ ISP_LINK_LOCAL = IPv6Interface("fe80::1/64")
 _CUST_SUBNET6 = 0  # the /64 index of the customer link inside the ISP's /48
 _ROUTED6 = 0x100  # the first /64 index of the routed /56 inside the ISP's /48
 _ROUTED6_PREFIXLEN = 56
+DELEGATED_PREFIXLEN = 60  # what an ISP of the lab delegates when dhcp6 gives no length
 _UPLINK_SUBNET6 = 0xFFFF  # the /64 index of the ISP's link to the internet
 # Point-to-point customer links (uplinks.py): (ISP, router) host numbers of the
 # peer addresses, first and after a reconnect.
@@ -95,6 +96,9 @@ class Isp:
     inet_side6: IPv6Interface  # the internet's address on that link
     targets6: tuple[IPv6Address, ...] = ()  # this uplink's IPv6 probe targets
     advertises: bool = False  # the ISP sends RAs (the uplink's address6 is auto)
+    # The length of the prefixes the ISP delegates by DHCPv6 (the uplink has dhcp6),
+    # carved out of routed6; None: no DHCPv6 server (topology.py: Lab.start_pd)
+    delegates: int | None = None
     kind: Kind = "static"  # dhcp: the ISP serves DHCP; point-to-point: peer addresses (uplinks.py)
     cust_if: str = CUST_IF
     uplink_if: str = UPLINK_IF
@@ -252,6 +256,14 @@ def plan(cfg: Config, tag: str) -> Topology:
                 f"{wan.name}: the lab routes at most a /{_ROUTED6_PREFIXLEN} to an uplink "
                 f"(prefix6 is a /{wan.prefix6.prefixlen})"
             )
+        delegates = None
+        if wan.dhcp6 is not None:
+            delegates = wan.dhcp6.prefix_length or DELEGATED_PREFIXLEN
+            if delegates < _ROUTED6_PREFIXLEN:
+                raise LabError(
+                    f"{wan.name}: the lab delegates at most a /{_ROUTED6_PREFIXLEN} "
+                    f"(dhcp6.prefix_length is {delegates})"
+                )
         if len(wan.probe.targets) > _MAX_TARGETS:
             raise LabError(f"{wan.name}: the lab maps at most {_MAX_TARGETS} probe targets")
         isps.append(
@@ -274,6 +286,7 @@ def plan(cfg: Config, tag: str) -> Topology:
                 inet_side6=_host6(link6, _INET_SIDE),
                 targets6=tuple(_inet_host6(k, _TARGET_BASE + j) for j in range(len(v6))),
                 advertises=wan.address6 == AUTO,
+                delegates=delegates,
             )
         )
     clients = tuple(

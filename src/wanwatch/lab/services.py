@@ -9,7 +9,7 @@ server: the kernel answers for the /32 addresses on ``lo``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 from pathlib import Path
 
 from wanwatch.lab.worker import worker_argv
@@ -74,6 +74,42 @@ def dns_conf(
     zones = sorted({name.split(".", 1)[1] for name, _ in both if "." in name})
     lines += [f"address=/{zone}/" for zone in zones]
     return "\n".join(lines) + "\n"
+
+
+# DHCPv6 prefix delegation at an ISP (topology.py: Lab.start_pd): lifetimes short
+# enough that a renumbered pool reaches the client within seconds. dhcpd(8) -6
+# answers a client that rebinds (T2, RFC 8415 18.2.5) from its current pool, with
+# the old prefix at lifetime 0.
+PD_RENEW = 4  # T1, seconds (RFC 8415 21.21)
+PD_REBIND = 8  # T2
+PD_PREFERRED = 30
+PD_VALID = 40
+
+
+def pd_conf(link: IPv6Network, prefix: IPv6Network) -> str:
+    """ISC dhcpd's config for ``dhcpd -6`` on an ISP's customer ``link``: its one client
+    is delegated ``prefix`` (dhcpd.conf(5), ``prefix6 low high /length``), nothing else."""
+    first = prefix.network_address
+    return (
+        "# wanwatch lab: the ISP's DHCPv6 prefix delegation (written by wanwatch.lab.services)\n"
+        f"option dhcp-renewal-time {PD_RENEW};\n"
+        f"option dhcp-rebinding-time {PD_REBIND};\n"
+        f"preferred-lifetime {PD_PREFERRED};\n"
+        f"default-lease-time {PD_VALID};\n"
+        f"max-lease-time {PD_VALID};\n"
+        f"subnet6 {link} {{\n"
+        f"  prefix6 {first} {first} /{prefix.prefixlen};\n"
+        "}\n"
+    )
+
+
+def dhcpd6_argv(conf: Path, lease_file: Path, pid_file: Path, ifname: str) -> list[str]:
+    """ISC dhcpd as a DHCPv6 server in the foreground (``-f``, log on stderr: ``-d``)
+    with our own config, lease and pid files, on ``ifname`` only."""
+    return [
+        "dhcpd", "-6", "-f", "-d", "-cf", str(conf), "-lf", str(lease_file),
+        "-pf", str(pid_file), ifname,
+    ]  # fmt: skip
 
 
 def dnsmasq_argv(conf: Path, pid_file: Path, lease_file: Path) -> list[str]:

@@ -22,8 +22,10 @@ LTE modem that lost its signal.
 IPv6 (2001:db8::/32 only, lab/plan.py): each ISP owns a /48, routes it
 untranslated (real ISPs do not NAT IPv6), applies BCP38 to it too, routes the
 prefix it gives its customer (prefix6) to the router's link-local address, and
-sends router advertisements when the uplink's ``address6`` is ``auto``. The fake
-internet's servers answer on IPv6 as on IPv4 (whoami, DNS with AAAA records, echo).
+sends router advertisements when the uplink's ``address6`` is ``auto``, and
+delegates prefixes of it by DHCPv6 (ISC ``dhcpd -6``) when the uplink has
+``dhcp6`` (:meth:`Lab.start_pd`, :meth:`Lab.renumber_pd`). The fake internet's
+servers answer on IPv6 as on IPv4 (whoami, DNS with AAAA records, echo).
 
 The lab runs on its own config, derived from the office config: same uplinks,
 LANs and addresses, with every public address replaced by a lab one (probe
@@ -50,7 +52,14 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+)
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -284,6 +293,9 @@ class Lab:
             services.dnsmasq_argv(conf, pid_file, self.state_dir / "dns.leases"),
             "dns",
         )
+        for isp in topo.isps:
+            if isp.delegates is not None:
+                self.start_pd(isp.wan)
         whoami, dns = self.whoami, self.dns
         whoami.wait_ready(lambda: whoami.reported("listening"), SERVICE_READY, "listening")
         # dnsmasq writes its pid file after binding its sockets (dnsmasq.c: the
@@ -399,6 +411,43 @@ class Lab:
         self._procs.append(proc)
         self._save()
         return proc
+
+    def pd_pool(self, wan: str, pool: int) -> IPv6Network:
+        """The prefix the ISP of ``wan`` delegates from its pool ``pool`` (0 first,
+        1 after :meth:`renumber_pd`): one prefix of its routed /56 (plan.py)."""
+        isp = self.topology.isp(wan)
+        if isp.delegates is None:
+            raise LabError(f"{wan}: its ISP delegates no prefix (the uplink has no dhcp6)")
+        found = list(isp.routed6.subnets(new_prefix=isp.delegates))[pool : pool + 1]
+        if not found:
+            raise LabError(f"{wan}: a /{isp.delegates} leaves no other prefix to renumber to")
+        return found[0]
+
+    def start_pd(self, wan: str, pool: int = 0) -> Proc:
+        """The ISP of ``wan`` delegates :meth:`pd_pool` ``pool`` by DHCPv6 on its customer
+        port; wait until it serves. Its lease file starts empty, so the server is a new
+        one to the client (a new server DUID): the client's renewals to the old one go
+        unanswered and its rebind (T2) takes what the new server gives."""
+        isp = self.topology.isp(wan)
+        base = self.state_dir / f"pd-{wan}"
+        conf, leases, pid_file = (base.with_suffix(s) for s in (".conf", ".leases", ".pid"))
+        conf.write_text(services.pd_conf(isp.customer_net6, self.pd_pool(wan, pool)))
+        leases.write_text("")  # dhcpd refuses to start without its lease file
+        proc = self.spawn(
+            isp.ns, services.dhcpd6_argv(conf, leases, pid_file, isp.cust_if), f"pd-{wan}"
+        )
+        proc.wait_ready(
+            lambda: "Server starting service" in proc.stderr(), SERVICE_READY, "serving"
+        )
+        return proc
+
+    def renumber_pd(self, wan: str) -> IPv6Network:
+        """The ISP of ``wan`` renumbers: its server restarts on the next pool; that prefix."""
+        proc = next((p for p in self._procs if p.name == f"pd-{wan}"), None)
+        if proc is not None:
+            self.stop_proc(proc)
+        self.start_pd(wan, 1)
+        return self.pd_pool(wan, 1)
 
     def stop_proc(self, proc: Proc) -> None:
         """Stop one process this lab started (SIGTERM, then SIGKILL) and forget it."""
