@@ -21,6 +21,7 @@ from wanwatch.lab.office import Office
 from wanwatch.lab.poll import until
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import connections
+from wanwatch.linux.dhcp6_client import RUN_DIR
 
 pytestmark = pytest.mark.lab
 
@@ -106,6 +107,9 @@ def test_delegated_prefix_is_the_lans_translation_and_a_renumbering_is_adopted(
     st = _delegated(office, first, BOUND)
     client = _primary(st)["dhcp6_client"]
     assert client["running"] and client["pid"] > 0
+    # where the supervisor looks for a copy a killed daemon left behind (dhcp6_client.py)
+    pid_file = RUN_DIR / f"{lab.isp(PRIMARY).router_if}-6.pid"
+    assert pid_file.read_text().split() == [str(client["pid"])]
     until(lambda: _client6(lab), SLAAC, "a SLAAC address on the client")
     # The LAN's /64 is translated into the first /64 of the delegation (RFC 6296):
     # the server sees the client from there, not from the uplink's own address.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_config import one
+from test_probe_status import answer, uplink
 
 from wanwatch.cli.router import format_status
 from wanwatch.config import loads
@@ -198,25 +199,15 @@ def test_a_delegation_reaches_the_intent_and_status_and_a_renumbering_is_heard(
 
 
 def test_status_text_shows_the_delegated_prefix() -> None:
-    def up(name: str, **extra: object) -> dict[str, object]:
-        return {
-            "name": name, "state": "up", "rtt_ms": 1.0, "loss_pct": 0.0,
-            "since": "2026-12-05T12:00:00+00:00", "for_s": 1.0, "preferred": True,
-            "carrying": True, "admin": "enabled", "phase": None, "progress": {},
-            "targets": {}, "probes": {}, **extra,
-        }  # fmt: skip
-
     client = {"running": True, "pid": 7, "restarts": 0, "last_error": None}
     delegation = {"prefix": str(PD), "preferred_s": 30, "valid_s": 40, "age_s": 2.0}
-    answer = {
-        "wans": [up("A", dhcp6_client=client, delegation=delegation),
-                 up("B", dhcp6_client=client), up("S")],
-        "active": ["A"], "mode": "failover", "stale": False, "applied": True,
-        "backend_error": None, "failed_steps": {}, "retry_in_s": None, "contested": [],
-        "repairs": 0, "counters": {}, "counters_age_s": None, "dnsmasq": None,
-        "leases": [], "events": [], "uptime_s": 1.0, "pid": 1,
-    }  # fmt: skip
-    text = format_status(answer)
+    text = format_status(
+        answer(
+            uplink("A", dhcp6_client=client, delegation=delegation),
+            uplink("B", dhcp6_client=client),
+            uplink("S"),
+        )
+    )
     assert "A: dhcp6 prefix 2001:db8:1:100::/60, preferred 30 s, valid 40 s" in text
     assert "B: dhcp6, no delegated prefix (LAN IPv6 masqueraded)" in text
     assert "S: dhcp6" not in text
