@@ -55,7 +55,7 @@ class FakeClient:
 def dyn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DynamicUplinks:
     FakeClient.made.clear()
     monkeypatch.setattr(uplinks_mod, "DhcpClient", FakeClient)
-    d = DynamicUplinks(load(DYNAMIC), tmp_path, lambda _e: None, lambda *_a: None)
+    d = DynamicUplinks(load(DYNAMIC), tmp_path, lambda _e: None, lambda *_a: None, lambda *_a: None)
     for w in load(DYNAMIC).wans:
         d.link(w.interface, True)
     return d
