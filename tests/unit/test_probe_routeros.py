@@ -16,7 +16,7 @@ def netwatch(script: str) -> list[str]:
     return [line for line in lines[start + 1 :] if line.startswith("add host=")]
 
 
-def test_v7_asks_tcp_and_http_targets_with_their_netwatch_types() -> None:
+def test_v7_asks_tcp_http_and_dns_targets_with_their_netwatch_types() -> None:
     out = compile_config(load(LTE), 7)
     entries = netwatch(out.script)
     primary = [e for e in entries if "INET-UTAMA" in e]
@@ -25,12 +25,13 @@ def test_v7_asks_tcp_and_http_targets_with_their_netwatch_types() -> None:
         ["host=1.1.1.1", "type=icmp"],
         ["host=1.1.1.1", "type=tcp-conn"],
         ["host=203.0.113.80", "type=http-get"],
-    ]  # the dns target has none
+        ["host=example.com", "type=dns"],  # the name asked; the server is dns-server
+    ]
     assert "port=443 interval=2s" in primary[2]  # its own interval, not the ICMP cadence
     assert "port=80 interval=30s" in primary[3]
     assert all("thr-avg" not in e for e in primary[2:])
     notes = "\n".join(out.notes)
-    assert "wans[0].probe.targets[4] (dns 1.1.1.1 example.com): no Netwatch entry" in notes
+    assert "wans[0].probe.targets[4] (dns 1.1.1.1 example.com): type=dns needs" in notes
     assert "targets[3] (http 203.0.113.80 http://check.example.net/generate_204): http-get" in notes
     assert "counts a captive portal's redirect or page as up" in notes
     assert "wans[2].metered: Netwatch probes a standby at its full interval" in notes

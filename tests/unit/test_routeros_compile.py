@@ -3,7 +3,7 @@ round trip export -> verify (no warnings, the expected uplink in every scenario)
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -248,8 +248,23 @@ def oracle(cfg: Config, scenario: str, first: Wan | None) -> dict[str, str] | No
     return None
 
 
+def watched(cfg: Config, version: int) -> list[tuple[str, str]]:
+    """The Netwatch entries the export should hold, as (address probed, type): v7 asks a
+    dns target's server with type=dns, v6 pings only (no type written)."""
+    types = {"icmp": "icmp", "dns": "dns"} if version == 7 else {"icmp": "simple"}
+    return [
+        (str(t.address), types[t.method])
+        for w in ranked(cfg)
+        for t in w.probe.targets
+        if t.method in types
+    ]
+
+
 def check_round_trip(cfg: Config, version: int) -> None:
-    report = verify_text(compile_config(cfg, version).script, "rt.rsc")
+    script = compile_config(cfg, version).script
+    export = parse_text(script, "rt.rsc")
+    assert [(str(n.host), n.type) for n in export.netwatch] == watched(cfg, version)
+    report = verify_text(script, "rt.rsc")
     assert report.warnings == (), report.to_text()
     got = {s.id: s.to_json()["tables"] for s in report.scenarios}
     want_ids = {"baseline"}
@@ -270,6 +285,12 @@ def test_office_round_trip(path: Path, version: int) -> None:
     check_round_trip(load(path), version)
 
 
+def target(address: IPv4Address | IPv6Address) -> st.SearchStrategy[str | dict[str, str]]:
+    """A probe target at ``address``: a ping, or a DNS server asked for a name."""
+    dns = {"method": "dns", "address": str(address), "name": "example.com"}
+    return st.sampled_from([str(address), dns])
+
+
 @st.composite
 def offices(draw: st.DrawFn) -> Config:
     n = draw(st.integers(min_value=1, max_value=3))
@@ -287,7 +308,7 @@ def offices(draw: st.DrawFn) -> Config:
                 "gateway": f"10.{i}.0.1",
                 "priority": draw(st.integers(min_value=1, max_value=3)),
                 "weight": draw(st.integers(min_value=1, max_value=4)),
-                "probe": {"targets": [str(t) for t in chosen[k : k + m]]},
+                "probe": {"targets": [draw(target(t)) for t in chosen[k : k + m]]},
             }
         )
         k += m

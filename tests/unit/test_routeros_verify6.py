@@ -3,16 +3,18 @@ failure taking its IPv6 first hops along, and the warnings where IPv6 cannot fai
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address, IPv6Interface
+from ipaddress import IPv4Address, IPv6Address, IPv6Interface, ip_address
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_routeros_compile import target, watched
 
 from wanwatch.config import Config, Wan, load, loads
 from wanwatch.routeros.compile import compile_config
+from wanwatch.routeros.parse import parse_text
 from wanwatch.routeros.verify import verify_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,8 +166,8 @@ def dual_stack_offices(draw: st.DrawFn) -> Config:
                 "gateway6": "fe80::1",
                 "priority": draw(st.integers(min_value=1, max_value=3)),
                 "probe": {
-                    "targets": [str(t) for t in four[2 * i : 2 * i + m4]]
-                    + [str(t) for t in six_[2 * i : 2 * i + m6]]
+                    "targets": [draw(target(t)) for t in four[2 * i : 2 * i + m4]]
+                    + [draw(target(t)) for t in six_[2 * i : 2 * i + m6]]
                 },
             }
         )
@@ -198,7 +200,12 @@ def oracle(cfg: Config, scenario: str, family: int) -> dict[str, str] | None:
 @settings(max_examples=30, deadline=None)
 @given(dual_stack_offices())
 def test_round_trip_any_dual_stack_office(cfg: Config) -> None:
-    report = verify_text(compile_config(cfg, 7).script, "rt.rsc")
+    script = compile_config(cfg, 7).script
+    export = parse_text(script, "rt.rsc")
+    for family, entries in ((4, export.netwatch), (6, export.netwatch6)):
+        want = [(a, k) for a, k in watched(cfg, 7) if ip_address(a).version == family]
+        assert [(str(n.host), n.type) for n in entries] == want
+    report = verify_text(script, "rt.rsc")
     assert report.warnings == (), report.to_text()
     got = report.to_json()["scenarios"]
     ids = {"baseline"}

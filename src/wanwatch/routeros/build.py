@@ -117,6 +117,12 @@ _ON_ROUTER = frozenset({*CLIENTS, "interface lte apn"})
 _BUILTIN_PROFILES = frozenset({"default", "default-encryption"})
 
 
+_UNROUTED_DNS = (
+    "type=dns: dns-server is not an address, so where its queries go is not known "
+    "(unset, they go to the /ip dns servers)"
+)
+
+
 class Builder:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -457,16 +463,22 @@ class Builder:
         return DhcpNetwork(i.line, net, word(i, "gateway"), dns)
 
     def _netwatch(self, i: Item) -> Netwatch | None:
+        kind = (i.get("type") or "simple").lower()
+        # type=dns asks dns-server for host, a name (manual, Netwatch); without a
+        # dns-server it asks the /ip dns servers (the REST property as
+        # terraform-provider-routeros's resource_tool_netwatch.go describes it).
+        key = "dns-server" if kind == "dns" else "host"
         try:
-            host = ip_address((i.get("host") or "").partition("@")[0])
+            host = ip_address((i.get(key) or "").partition("@")[0])
         except ValueError:
-            self.tally.skip(i.line)  # a DNS name or a link-local%interface: nothing routed
+            # A DNS name or a link-local%interface: nothing routed.
+            self.tally.skip(i.line_of(key), _UNROUTED_DNS if kind == "dns" else None)
             return None
         thr_key = "thr-avg" if "thr-avg" in i.args else "thr-rtt-avg"
         return Netwatch(
             line=i.line,
             host=host,
-            type=(i.get("type") or "simple").lower(),
+            type=kind,
             interval=duration(i, "interval"),
             timeout=duration(i, "timeout"),
             thr_avg=duration(i, thr_key),

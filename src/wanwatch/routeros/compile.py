@@ -55,7 +55,7 @@ from wanwatch.config import Config, Wan, format_duration
 from wanwatch.config.dynamic import kind, static_address
 from wanwatch.config.fields import AUTO, IpAddress
 from wanwatch.config.ipv6 import ipv4_only
-from wanwatch.config.model import HttpTarget, IcmpTarget, Target, TcpTarget
+from wanwatch.config.model import DnsTarget, HttpTarget, IcmpTarget, Target, TcpTarget
 from wanwatch.engine.buckets import allocate_buckets
 from wanwatch.errors import RouterOSError
 from wanwatch.routeros.firewall import Row, firewall_rules
@@ -175,7 +175,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     full, cfg = cfg, ipv4_only(cfg)
     fw = firewall_rules(cfg, version, ipv6=bool(v6.filter))
     rr = compile_rules(cfg, version)
-    notes = _notes(cfg, version) + fw.notes + rr.notes + v6.notes
+    notes = _notes(cfg, version, full) + fw.notes + rr.notes + v6.notes
     if version == 6 and any(w.probe.family(6) for w in full.wans):
         notes.append("IPv6 probe targets: RouterOS 6 Netwatch pings IPv4 hosts only")
     lb = cfg.policy.mode == "loadbalance"
@@ -216,7 +216,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
         _mangle(s, cfg)
     _rows(s, rr.routing_rules)
     _rows(s, rr.dns)
-    _netwatch(s, cfg, version)
+    _netwatch(s, full, version, 4)
     _rows(s, v6.addresses)
     for line in v6.settings:
         s.raw(line)
@@ -225,7 +225,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     _rows(s, v6.filter)
     _rows(s, v6.routes)
     if version == 7:
-        _netwatch6(s, full)
+        _netwatch(s, full, 7, 6)
     head = [
         f"# wanwatch {__version__}: RouterOS {version} script for {PurePath(cfg.source).name} "
         f"(policy: {cfg.policy.mode})",
@@ -548,13 +548,15 @@ def _hook_text(argv: tuple[str, ...] | None, wan: Wan) -> str:
     return " (hook: " + " ".join(a.replace("{wan}", wan.name) for a in argv) + ")"
 
 
-def _netwatch(s: _Script, cfg: Config, version: int) -> None:
-    """One Netwatch entry per target it can ask: icmp; tcp as tcp-conn and http as
-    http-get (RouterOS 7.4+, the first with probe types); dns and the rest are notes
-    (:func:`_probe_notes`)."""
-    for i, w in _ranked(cfg):
+def _netwatch(s: _Script, full: Config, version: int, family: int) -> None:
+    """One Netwatch entry per target of ``family`` it can ask: icmp; tcp as tcp-conn
+    and http as http-get (RouterOS 7.4+, the first with probe types); dns as type=dns
+    (a later 7.x); what Netwatch cannot check is in the notes (:func:`_probe_notes`).
+    ``full`` keeps both families, so ``targets[t]`` is the target's index in the config."""
+    for i, w in _ranked(full):
         for t, target in enumerate(w.probe.targets):
-            _netwatch_entry(s, cfg, w, target, at=(i, t), version=version)
+            if target.address.version == family and _watched(w, target, version):
+                _netwatch_entry(s, full, w, target, at=(i, t), version=version)
 
 
 def _netwatch_entry(
@@ -571,7 +573,13 @@ def _netwatch_entry(
     props: dict[str, str | None] = {"host": str(target.address)}
     if version == 7:
         props["type"] = kind
-    if isinstance(target, TcpTarget):
+    if isinstance(target, DnsTarget):
+        # type=dns asks dns-server for host, a name (manual, Netwatch); the probe
+        # asks for A records only (probe/dns.py).
+        props["host"] = value(target.name)
+        props["dns_server"] = str(target.address)
+        props["record_type"] = "A"
+    elif isinstance(target, TcpTarget):
         props["port"] = str(target.port)
     elif isinstance(target, HttpTarget):
         props["port"] = str(urlsplit(target.url).port or 80)
@@ -586,14 +594,13 @@ def _netwatch_entry(
     s.add("tool netwatch", **props)
 
 
-def _netwatch6(s: _Script, full: Config) -> None:
-    """The IPv6 targets' Netwatch entries (v7 hosts may be IPv6: manual, Netwatch)."""
-    for i, w in _ranked(full):
-        if w.address6 == AUTO:
-            continue  # its targets are not pinned to it: ipv6.py's note
-        for t, target in enumerate(w.probe.targets):
-            if target.address.version == 6:
-                _netwatch_entry(s, full, w, target, at=(i, t), version=7)
+def _watched(w: Wan, target: Target, version: int) -> bool:
+    """Whether Netwatch may watch ``target``'s address through ``w``: v7 hosts may be
+    IPv6 (manual, Netwatch), v6 pings IPv4 only, and an ``address6: auto`` uplink's IPv6
+    targets are not pinned to it (ipv6.py's note)."""
+    if target.address.version == 4:
+        return True
+    return version == 7 and w.address6 != AUTO
 
 
 def _netwatch_type(target: Target, version: int) -> str | None:
@@ -604,39 +611,51 @@ def _netwatch_type(target: Target, version: int) -> str | None:
         return "tcp-conn"
     if version == 7 and isinstance(target, HttpTarget):
         return "http-get"
+    if version == 7 and isinstance(target, DnsTarget):
+        return "dns"
     return None
 
 
-def _probe_notes(cfg: Config, version: int) -> list[str]:
-    """What Netwatch cannot do of the probe methods (docs/probes.md)."""
+def _probe_notes(full: Config, version: int) -> list[str]:
+    """What Netwatch cannot do of the probe methods (docs/probes.md), for the targets of
+    both families (``full``: indices as in the config)."""
     out = []
-    for i, w in enumerate(cfg.wans):
+    for i, w in enumerate(full.wans):
         for t, target in enumerate(w.probe.targets):
             item = f"wans[{i}].probe.targets[{t}] ({target.label})"
             if _netwatch_type(target, version) is None:
-                out.append(
-                    f"{item}: no Netwatch entry "
-                    + (
-                        "(RouterOS 6 Netwatch only pings)"
-                        if version == 6
-                        else "(wanwatch's dns probe checks the answer; it is not compiled)"
-                    )
-                )
+                out.append(f"{item}: no Netwatch entry (RouterOS 6 Netwatch only pings)")
+            elif not _watched(w, target, version):
+                continue  # no entry at all: the IPv6 notes say why
             elif isinstance(target, HttpTarget):
                 out.append(
                     f"{item}: http-get asks the address without the URL's path and Host, "
                     "and counts a captive portal's redirect or page as up; "
                     f"wans[{i}].probe.portal={w.probe.portal} has no RouterOS equivalent"
                 )
+            elif isinstance(target, DnsTarget):
+                out.append(_dns_note(item, target))
         if w.metered:
             out.append(f"wans[{i}].metered: Netwatch probes a standby at its full interval")
     return out
 
 
+def _dns_note(item: str, target: DnsTarget) -> str:
+    """type=dns only "checks for response" (manual, Netwatch) and has no property to
+    match an answer; wanwatch's probe counts a reply only as probe/dns.py's answered()."""
+    want = f" whose A records hold answer={target.answer}" if target.answer else ""
+    return (
+        f"{item}: type=dns needs a RouterOS 7 release whose Netwatch has it (the 7.4-era "
+        "manual lists none); Netwatch checks only that the server responds and cannot "
+        f"match an answer, while wanwatch counts only a NOERROR reply{want}, not SERVFAIL, "
+        "NXDOMAIN or REFUSED"
+    )
+
+
 # --------------------------------------------------------------------------- notes
 
 
-def _notes(cfg: Config, version: int) -> list[str]:
+def _notes(cfg: Config, version: int, full: Config) -> list[str]:
     out: list[str] = []
     m = cfg.monitor
     fd = format_duration
@@ -678,7 +697,7 @@ def _notes(cfg: Config, version: int) -> list[str]:
                 "entries, not RouterOS's route checks"
             )
         out += dynamic_notes(cfg, i, w)
-    out += _probe_notes(cfg, version)
+    out += _probe_notes(full, version)
     hooks = cfg.hooks
     for key in ("on_down", "on_up"):
         argv = getattr(hooks, key)

@@ -192,8 +192,8 @@ class Lease:
 @dataclass(frozen=True)
 class Netwatch:
     line: int
-    host: IPAddress
-    type: str  # simple (v6 and the v7 default) | icmp | tcp-conn | http-get | ...
+    host: IPAddress  # where its probes go: type=dns asks dns-server for a name
+    type: str  # simple (v6 and the v7 default) | icmp | tcp-conn | http-get | dns | ...
     interval: float | None
     timeout: float | None
     thr_avg: float | None  # explicit value; None: RouterOS default
