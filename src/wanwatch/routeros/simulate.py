@@ -39,9 +39,10 @@ The rules modelled, with their sources:
   the mangle marked traffic can be resolved in the table then route rules will never
   see this traffic", i.e. it continues to the rules and ``main`` - unless a routing
   rule for that mark says ``action=lookup-only-in-table`` (or drop/unreachable).
-* Netwatch: a host is up when a ping routed by ``main`` answers; on each change its
-  up-script or down-script runs (from ``unknown`` too, as the v6 manual says), from
-  the root menu, so relative paths (``ip route disable ...``) work as absolute ones.
+* Netwatch: a host (a type=dns entry's ``dns-server``) is up when a ping routed by
+  ``main`` answers; on each change its up-script or down-script runs (from
+  ``unknown`` too, as the v6 manual says), from the root menu, so relative paths
+  (``ip route disable ...``) work as absolute ones.
   Applied: ``enable``/``disable``/``set`` (``disabled=``, ``distance=``) of routes,
   of DHCP/PPP/LTE clients (``default-route-distance=``, ``add-default-route=``) and
   of interfaces, by ``[find ...]`` or by name.
