@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from test_routeros_compile import target, watched
 
 from wanwatch.config import Config, Wan, load, loads
-from wanwatch.routeros.compile import compile_config
+from wanwatch.config.model import Dhcp6
+from wanwatch.routeros.compile import OWNED, compile_config
 from wanwatch.routeros.parse import parse_text
 from wanwatch.routeros.verify import verify_text
 
@@ -217,3 +218,35 @@ def test_round_trip_any_dual_stack_office(cfg: Config) -> None:
     for s in got:
         assert s["tables"] == {"main": oracle(cfg, s["id"], 4)}, s["id"]
         assert s["tables6"] == {"main": oracle(cfg, s["id"], 6)}, s["id"]
+
+
+def test_a_dhcp6_uplink_asks_for_a_prefix_only_and_its_lans_masquerade() -> None:
+    """``dhcp6`` becomes a prefix-only DHCPv6 client (no default route, no DNS from it):
+    the checked recursive routes stay the failover, and the LANs masquerade on that
+    uplink, which a note explains; read back, IPv6 still moves with the uplink."""
+    cfg = dual_stack(static_primary=True)
+    w = cfg.wans[0].replace(prefix6=None, dhcp6=Dhcp6(prefix_length=56))
+    cfg = cfg.replace(wans=(w, *cfg.wans[1:]))
+    out = compile_config(cfg, 7)
+    lines = out.script.splitlines()
+    assert lines.index(f'/ipv6 dhcp-client remove [find where comment~"^{OWNED}"]') < next(
+        n for n, line in enumerate(lines) if line.startswith("add ")
+    )
+    (client,) = [line for line in lines if "request=prefix" in line]
+    assert client == (
+        "add interface=ether1 request=prefix pool-name=INET-UTAMA-pd prefix-hint=::/56 "
+        f'add-default-route=no use-peer-dns=no comment="{OWNED}wans[0] INET-UTAMA dhcp6"'
+    )
+    (note,) = [n for n in out.notes if n.startswith("wans[0].dhcp6")]
+    assert "masquerade on ether1" in note
+    masq = [
+        line for line in lines if "action=masquerade" in line and "out-interface=ether1" in line
+    ]
+    assert masq and all("netmap" not in line for line in masq)
+    got = verify_text(out.script).to_json()
+    assert six(got)["gateway-down:fe80::1%ether1"] == "fe80::1%ether2"
+    assert got["warnings"] == []
+    # No hint without a length: the ISP's choice.
+    w = w.replace(dhcp6=Dhcp6())
+    plain = compile_config(cfg.replace(wans=(w, *cfg.wans[1:])), 7).script
+    assert "prefix-hint" not in plain and "request=prefix" in plain

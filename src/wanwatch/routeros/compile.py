@@ -28,6 +28,7 @@ What it writes, per the RouterOS manual:
   recursive routes and, at higher distances, every other uplink's as fallback;
   connections arriving on an uplink are marked so replies leave through it.
 * IPv6 (ipv6.py): ``/ipv6 address`` on the uplinks and (advertised) on the LANs,
+  a prefix-only ``/ipv6 dhcp-client`` per ``dhcp6`` uplink,
   router advertisements accepted for ``address6: auto``, ``/ipv6 nd`` per LAN, the
   same recursive checked routes for IPv6 targets, NAT66 (v7), the IPv6 firewall and
   Netwatch of IPv6 targets.
@@ -217,7 +218,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     _rows(s, rr.routing_rules)
     _rows(s, rr.dns)
     _netwatch(s, full, version, 4)
-    _rows(s, v6.addresses)
+    _rows(s, v6.addresses + v6.dhcp_clients)
     for line in v6.settings:
         s.raw(line)
     _rows(s, v6.nd)
@@ -255,7 +256,7 @@ def _removals(s: _Script, version: int, *, dhcp: bool, rules: bool, dns: bool, i
     sections += ["ip firewall address-list", "ip firewall nat"]
     if ipv6:  # before the interface list its filter names, the routes before addresses
         sections += ["ipv6 firewall filter", "ipv6 firewall nat", "ipv6 route", "ipv6 nd"]
-        sections += ["ipv6 address"]
+        sections += ["ipv6 address", "ipv6 dhcp-client"]
     sections += ["interface list member", "interface list", "ip route"]
     if dhcp:
         sections.append("ip dhcp-client")

@@ -5,6 +5,12 @@ RouterOS's ``/ipv6`` menus. Pure: rows for compile.py to write, and notes.
   uplink gets no router advertisements from us), each LAN's address with
   ``advertise=yes`` (RouterOS advertises the prefix of a /64 address; manual,
   IPv6/Address ``advertise``).
+* ``dhcp6``: ``/ipv6 dhcp-client`` asking for a prefix only (``request=prefix``,
+  ``prefix-hint=::/<prefix_length>``) into a pool of its own, with no default route
+  and no DNS from it: routes stay the recursive ones below, DNS ``dns.upstream``
+  (manual, DHCP/DHCPv6 Client). The LANs masquerade on that uplink: a ``netmap``
+  needs its prefix when the script is written, and the delegated one is learned at
+  run time (a note says so).
 * ``address6: auto``: ``/ipv6 settings set accept-router-advertisements=yes``.
   RouterOS forwards IPv6, and its default ``yes-if-forwarding-disabled`` would
   ignore the carrier's RAs; with ``yes`` it forms the address by SLAAC and takes
@@ -38,6 +44,7 @@ from ipaddress import IPv6Address, IPv6Network
 from wanwatch.config import Config, Wan
 from wanwatch.config.fields import AUTO
 from wanwatch.config.ipv6 import has_ipv6, ipv6_lans, nat66, static_address6
+from wanwatch.config.model import Dhcp6
 from wanwatch.errors import RouterOSError
 from wanwatch.linux.firewall import (
     DHCPV6_CLIENT_PORT,
@@ -51,6 +58,7 @@ from wanwatch.linux.firewall import (
 from wanwatch.routeros.firewall import WAN_LIST, Row, Rules, openings
 
 FILTER6, NAT6, ROUTE6 = "ipv6 firewall filter", "ipv6 firewall nat", "ipv6 route"
+DHCP6 = "ipv6 dhcp-client"
 HOST_SCOPE, TARGET_SCOPE, MAX_DISTANCE = 10, 11, 255
 _ESTABLISHED = "established,related,untracked"
 # RFC 4890 4.4.1, as linux/firewall.py: ND, inverse ND and SEND (hop limit 255) ...
@@ -65,6 +73,7 @@ class Six:
     """The IPv6 rows in the order compile.py writes them, and the notes."""
 
     addresses: list[Row] = field(default_factory=list)
+    dhcp_clients: list[Row] = field(default_factory=list)
     settings: list[str] = field(default_factory=list)  # raw ``set`` lines
     nd: list[Row] = field(default_factory=list)
     nat: list[Row] = field(default_factory=list)
@@ -74,7 +83,7 @@ class Six:
 
     @property
     def empty(self) -> bool:
-        return not (self.addresses or self.settings or self.routes)
+        return not (self.addresses or self.dhcp_clients or self.settings or self.routes)
 
 
 def gateway6(w: Wan) -> str | None:
@@ -99,6 +108,10 @@ def ipv6_side(cfg: Config, version: int, ranked: list[tuple[int, Wan]]) -> Six:
         if (a := static_address6(w)) is not None:
             row = {"address": str(a), "interface": w.interface, "advertise": "no"}
             out.addresses.append(Row("ipv6 address", row, f"wans[{i}] {w.name} address6"))
+    for i, w in enumerate(cfg.wans):
+        if w.dhcp6 is not None:
+            translated = bool(lans) and cfg.nat.masquerade
+            out.dhcp_clients.append(_dhcp6(i, w, w.dhcp6, translated, out.notes))
     for j, lan in enumerate(cfg.lans):
         for lan6, a in lans:
             if lan6 is lan:
@@ -118,6 +131,25 @@ def ipv6_side(cfg: Config, version: int, ranked: list[tuple[int, Wan]]) -> Six:
             "written); it fails over in priority order"
         )
     return out
+
+
+def pool6(w: Wan) -> str:
+    """The ``/ipv6 pool`` a ``dhcp6`` uplink's client puts its delegated prefix in."""
+    return f"{w.name}-pd"
+
+
+def _dhcp6(i: int, w: Wan, dhcp6: Dhcp6, translated: bool, notes: list[str]) -> Row:
+    row = {"interface": w.interface, "request": "prefix", "pool-name": pool6(w)}
+    if dhcp6.prefix_length is not None:
+        row["prefix-hint"] = f"::/{dhcp6.prefix_length}"
+    row |= {"add-default-route": "no", "use-peer-dns": "no"}
+    if translated:
+        notes.append(
+            f"wans[{i}].dhcp6: the delegated prefix goes to /ipv6 pool {pool6(w)}, but the "
+            f"LANs masquerade on {w.interface} (a netmap needs its prefix when the script is "
+            "written; wanwatch on Linux translates into the delegated prefix)"
+        )
+    return Row(DHCP6, row, f"wans[{i}] {w.name} dhcp6")
 
 
 def _nd(out: Six, cfg: Config, version: int) -> None:

@@ -32,6 +32,7 @@
 /ipv6 route remove [find where comment~"^wanwatch: "]
 /ipv6 nd remove [find where comment~"^wanwatch: "]
 /ipv6 address remove [find where comment~"^wanwatch: "]
+/ipv6 dhcp-client remove [find where comment~"^wanwatch: "]
 /interface list member remove [find where comment~"^wanwatch: "]
 /interface list remove [find where comment~"^wanwatch: "]
 /ip route remove [find where comment~"^wanwatch: "]
