@@ -140,15 +140,19 @@ class RuleStatus(msgspec.Struct, frozen=True):
     uplinks: list[str]  # where its new connections leave now (default: the policy's); block: []
     why: str
     traffic: RuleTraffic
-    # Its IPv6 connections' path and uplinks where they differ from IPv4's (docs/rules.md);
-    # None: the same, or no IPv6 rules.
+    # Its IPv6 connections' path, uplinks and why, where the path differs from IPv4's
+    # (docs/rules.md); None: the same, or no IPv6 rules.
     path6: str | None = None
     uplinks6: list[str] | None = None
+    why6: str | None = None
 
 
 class RulesStatus(msgspec.Struct, frozen=True):
     rules: list[RuleStatus]  # in config order
     age_s: float | None  # age of the counters' reading (read off the loop); None before the first
+    # The families the rules have paths in: IPv6 too once a LAN's IPv6 can leave by an
+    # uplink (docs/rules.md); an older daemon's answer: IPv4's
+    families: list[int] = msgspec.field(default_factory=lambda: [4])
 
 
 class Status(msgspec.Struct, frozen=True):

@@ -113,7 +113,7 @@ def test_an_ipv6_rule_pins_the_lans_ipv6_to_the_backup_and_blocks_it_when_it_die
     assert carriers(lab, dst=v6) == {BACKUP: 12}
     assert carriers(lab, dst=v4) == {PRIMARY: 12}  # the LAN's IPv4: no rule, the policy
 
-    cut = faults.blackhole(lab, BACKUP)
+    cut = faults.blackhole(lab, BACKUP, family=6)  # the backup's IPv6 dies, its IPv4 lives
     moved = office.wait_event(
         "rule.path",
         since=cut.t_start,
@@ -139,9 +139,34 @@ def test_an_ipv6_rule_pins_the_lans_ipv6_to_the_backup_and_blocks_it_when_it_die
     assert _unreachs(lab.router_ns, "Out") > sent
     assert _unreachs(lab.client(CLIENT).ns, "In") > heard
     assert carriers(lab, dst=v4) == {PRIMARY: 12}  # IPv4 untouched
-    st = office.status()
-    (six,) = [r for r in st["rules"]["rules"] if r["name"] == "six"]
+    # status names the IPv6 path beside IPv4's, and why, in the backup's IPv6 state
+    six = _rule(office, "six")
+    assert (six["path"], six["uplinks"], six["path6"], six["uplinks6"]) == (
+        "uplink",
+        [BACKUP],
+        "block",
+        [],
+    )
+    assert six["why6"] == f"none of via usable ({BACKUP} down): when_down block, refused"
+
+    whole = faults.blackhole(lab, BACKUP)  # then the whole backup: IPv4's path joins
+    four = office.wait_event(
+        "rule.path",
+        since=whole.t_start,
+        timeout=DEADLINE,
+        where=lambda e: e["rule"] == "six" and "family" not in e,
+    )
+    assert (four["from"], four["to"]) == (BACKUP, "block")
+    six = _rule(office, "six")
     assert six["path"] == "block" and six["path6"] is None  # one path: the same in both
+    assert six["why6"] is None
+
+
+def _rule(office: Office, name: str) -> dict[str, Any]:
+    st = office.status()
+    assert st["rules"]["families"] == [4, 6]
+    (rule,) = [r for r in st["rules"]["rules"] if r["name"] == name]
+    return dict(rule)
 
 
 def _dom6(lab: Lab) -> str:

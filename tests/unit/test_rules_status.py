@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from daemon_fakes import Backend, fake_parts
+from test_engine_ipv6 import dual_stack, simulate
 from test_metrics import STATUS, scrape
 
 from wanwatch.cli.router import format_status
@@ -18,8 +19,9 @@ from wanwatch.daemon.loop import Daemon
 from wanwatch.daemon.parts import Paths
 from wanwatch.engine.core import Engine
 from wanwatch.engine.intent import Admin, Health
-from wanwatch.engine.policy import decide, plan_for
+from wanwatch.engine.policy import decide, decide_families, plan_for
 from wanwatch.engine.rules import explain, where
+from wanwatch.engine.sim import LinkModel, first_after
 from wanwatch.linux import rules_nft
 from wanwatch.linux.firewall import Count
 from wanwatch.status import RulesStatus, RuleStatus, RuleTraffic, from_json, to_json
@@ -205,9 +207,63 @@ def test_status_names_a_rules_ipv6_path_where_it_differs(tmp_path: Path) -> None
         "uplink",
         [P],
     )
+    assert (guest.why6, voip.why6) == (None, "no uplink's IPv6 is usable: the last path is kept")
+    assert st.rules.families == [4, 6]
     text = format_status(to_json(st)).splitlines()
     (line,) = [x for x in text if x.startswith("voip ")]
     assert line.split()[1:4] == ["DSL;", "IPv6", P], line
+    assert line.endswith(
+        "no uplink at all is usable: the last path is kept;"
+        " IPv6: no uplink's IPv6 is usable: the last path is kept"
+    ), line
+    assert from_json(to_json(st)).rules == st.rules
+
+
+def dual_why(
+    health6: dict[str, Health], preferred6: dict[str, bool] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Each rule's why per family of the dual-stack office: every uplink's IPv4 up,
+    IPv6 in ``health6`` (past its hold unless ``preferred6`` says not)."""
+    config = load(DUAL)
+    four = {w.name: Health.UP for w in config.wans}
+    pref4 = {w.name: True for w in config.wans}
+    pref6 = preferred6 or dict.fromkeys(health6, True)
+    intent = decide_families(config, (four, health6), (pref4, pref6), None)
+    return (
+        {p.name: explain(config, intent, p, pref4) for p in intent.rules},
+        {
+            p.name: explain(config, intent, p, pref6, family=6, health=health6)
+            for p in intent.rules6
+        },
+    )
+
+
+def test_a_rules_ipv6_path_is_explained_by_the_uplinks_ipv6_states() -> None:
+    why4, why6 = dual_why({P: Health.UP, B: Health.DOWN})  # the backup's IPv6 died alone
+    assert why6 == {
+        "guest": f"none of via usable ({B} down): when_down block, refused",
+        "voip": "DSL has no IPv6: next in via",
+        "bank": f"none of via usable ({B} down): when_down block, refused",
+        "partner6": "first in via, usable",
+        "bulk": f"{B} down: balanced over the rest of via",
+    }
+    assert why4["guest"] == why4["voip"] == "first in via, usable"  # IPv4's own states
+    held = dual_why({P: Health.UP, B: Health.UP}, {P: True, B: False})[1]
+    assert held["bulk"] == f"{B} up, in its hold: balanced over the rest of via"
+    assert held["guest"] == "first in via, usable"  # in its hold, yet the only one of via
+    stale = dual_why({P: Health.DOWN, B: Health.DOWN})[1]
+    assert set(stale.values()) == {"no uplink's IPv6 is usable: the last path is kept"}
+
+
+def test_an_uplinks_ipv6_hold_is_its_own_in_the_engines_status() -> None:
+    cut6 = LinkModel(rtt=0.045, jitter=0.005, outages6=[(60.3, 100)])
+    sim = simulate(dual_stack(load(EXAMPLES / "office.yaml")), 105, primary=cut6)
+    back = first_after(sim.events, "wan.recovered", 100, wan=P, family=6)
+    assert back is not None and back.at + 10.0 > 105  # its IPv6 back, its hold not over
+    (p,) = [s for s in sim.engine.status(105) if s.name == P]
+    assert (p.preferred, p.preferred6) == (True, False)
+    ipv4_only = simulate(load(EXAMPLES / "office.yaml"), 10)
+    assert {s.preferred6 for s in ipv4_only.engine.status(10)} == {None}
 
 
 def test_rule_figures_are_metrics() -> None:
@@ -219,13 +275,36 @@ def test_rule_figures_are_metrics() -> None:
         age_s=0.2,
     )
     text = scrape(msgspec.structs.replace(STATUS, rules=rs))
-    assert 'wanwatch_rule_path{path="block",rule="guest"} 1.0' in text
-    assert 'wanwatch_rule_path{path="uplink",rule="guest"} 0.0' in text
-    assert 'wanwatch_rule_uplink{rule="bulk",wan="BACKUP-INET"} 1.0' in text
-    assert 'wanwatch_rule_uplink{rule="guest"' not in text  # blocked: no uplink
+    assert 'wanwatch_rule_path{family="4",path="block",rule="guest"} 1.0' in text
+    assert 'wanwatch_rule_path{family="4",path="uplink",rule="guest"} 0.0' in text
+    assert 'wanwatch_rule_uplink{family="4",rule="bulk",wan="BACKUP-INET"} 1.0' in text
+    assert 'wanwatch_rule_uplink{family="4",rule="guest"' not in text  # blocked: no uplink
+    assert 'family="6"' not in text  # no IPv6 rules
     assert 'wanwatch_rule_connections_total{rule="guest"} 5.0' in text
     assert 'wanwatch_rule_bytes_total{direction="in",rule="bulk"} 9000.0' in text
     assert "# TYPE wanwatch_rule_bytes_total counter" in text
+
+
+def test_a_rules_ipv6_path_is_its_own_metric_series() -> None:
+    rs = RulesStatus(
+        rules=[
+            RuleStatus("guest", "uplink", [B], "first", RuleTraffic(0, 0, 0), "block", [], "none"),
+            RuleStatus("bulk", "balance", [P, B], "every uplink", RuleTraffic(0, 0, 0)),
+        ],
+        age_s=None,
+        families=[4, 6],
+    )
+    text = scrape(msgspec.structs.replace(STATUS, rules=rs))
+    # guest: its IPv4 on the backup, its IPv6 refused (the backup's IPv6 died alone)
+    assert 'wanwatch_rule_path{family="4",path="uplink",rule="guest"} 1.0' in text
+    assert 'wanwatch_rule_path{family="6",path="block",rule="guest"} 1.0' in text
+    assert 'wanwatch_rule_path{family="6",path="uplink",rule="guest"} 0.0' in text
+    assert 'wanwatch_rule_uplink{family="4",rule="guest",wan="BACKUP-INET"} 1.0' in text
+    assert 'wanwatch_rule_uplink{family="6",rule="guest"' not in text
+    # bulk: the same path in both families, so each family shows it
+    for family in ("4", "6"):
+        assert f'wanwatch_rule_path{{family="{family}",path="balance",rule="bulk"}} 1.0' in text
+        assert f'wanwatch_rule_uplink{{family="{family}",rule="bulk",wan="{P}"}} 1.0' in text
 
 
 def test_no_rule_metrics_without_rules() -> None:

@@ -449,13 +449,14 @@ def _rules_table(rs: RulesStatus) -> list[str]:
         return (path + ("+".join(uplinks) if kind != "block" else "")).strip()
 
     for r in rs.rules:
-        path = where(r.path, r.uplinks)
+        path, why = where(r.path, r.uplinks), r.why
         if r.path6 is not None:  # its IPv6 goes elsewhere (docs/rules.md)
             path += f"; IPv6 {where(r.path6, r.uplinks6 or [])}"
+            why += f"; IPv6: {r.why6}" if r.why6 is not None else ""
         t = r.traffic
         out.append(
             f"{r.name:<16}{path:<24}{t.connections:>8}"
-            f"{_size(t.bytes_in):>10}{_size(t.bytes_out):>10}  {r.why}"
+            f"{_size(t.bytes_in):>10}{_size(t.bytes_out):>10}  {why}"
         )
     return out
 

@@ -173,14 +173,18 @@ def _firewall(fw: FirewallStatus) -> Iterator[CounterMetricFamily]:
 
 
 def _rules(rs: RulesStatus) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-    """Each policy rule's path and counters (docs/rules.md): totals while the daemon runs."""
+    """Each policy rule's path per family and its counters (docs/rules.md): totals while
+    the daemon runs."""
     path = GaugeMetricFamily(
-        "wanwatch_rule_path", "1 for the policy rule's current path", labels=["rule", "path"]
+        "wanwatch_rule_path",
+        "1 for the policy rule's current path for new connections of the family",
+        labels=["rule", "family", "path"],
     )
     via = GaugeMetricFamily(
         "wanwatch_rule_uplink",
-        "1 if the rule's new connections leave by the uplink now (when_down default: the policy's)",
-        labels=["rule", "wan"],
+        "1 if the rule's new connections of the family leave by the uplink now"
+        " (when_down default: the policy's)",
+        labels=["rule", "family", "wan"],
     )
     opened = CounterMetricFamily(
         "wanwatch_rule_connections",
@@ -193,10 +197,14 @@ def _rules(rs: RulesStatus) -> Iterator[GaugeMetricFamily | CounterMetricFamily]
         labels=["rule", "direction"],
     )
     for r in rs.rules:
-        for p in PathKind:
-            path.add_metric([r.name, p.value], 1.0 if r.path == p.value else 0.0)
-        for wan in r.uplinks:
-            via.add_metric([r.name, wan], 1.0)
+        for family in rs.families:
+            # the status names IPv6's path only where it differs from IPv4's
+            kind = (r.path6 or r.path) if family == 6 else r.path
+            uplinks = r.uplinks6 if family == 6 and r.uplinks6 is not None else r.uplinks
+            for p in PathKind:
+                path.add_metric([r.name, str(family), p.value], 1.0 if kind == p.value else 0.0)
+            for wan in uplinks:
+                via.add_metric([r.name, str(family), wan], 1.0)
         opened.add_metric([r.name], r.traffic.connections)
         moved.add_metric([r.name, "out"], r.traffic.bytes_out)
         moved.add_metric([r.name, "in"], r.traffic.bytes_in)

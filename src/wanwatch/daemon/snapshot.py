@@ -15,6 +15,7 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config
+from wanwatch.config.matches import families
 from wanwatch.daemon.cache import Cached
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.control import encode
@@ -22,7 +23,7 @@ from wanwatch.daemon.eventlog import EventLog
 from wanwatch.daemon.parts import Backend, LanServices, Links, Probes, Uplinks
 from wanwatch.daemon.steer import Steering
 from wanwatch.engine import rules
-from wanwatch.engine.core import Engine
+from wanwatch.engine.core import Engine, WanStatus
 from wanwatch.engine.intent import Intent
 
 STATUS_MAX_AGE = 0.05
@@ -120,41 +121,52 @@ class StatusSnapshot:
             dnsmasq=self._lan.dnsmasq_status(),
             ha=self._lan.ha_status(),
             firewall=self._backend.firewall(),
-            rules=self._rules(intent, {s.name: s.preferred for s in engine_status}),
+            rules=self._rules(intent, engine_status),
             leases=self.leases(),
             events=[str(e) for e in self._events.recent(STATUS_EVENTS)],
             uptime_s=round(now - steering.started_at, 1),
             pid=os.getpid(),
         )
 
-    def _rules(self, intent: Intent, preferred: dict[str, bool]) -> st.RulesStatus | None:
-        """Each policy rule's path (the engine's), why, and its counters (the backend's)."""
+    def _rules(self, intent: Intent, uplinks: list[WanStatus]) -> st.RulesStatus | None:
+        """Each policy rule's path (the engine's) and why, per family where they differ,
+        and its counters (the backend's)."""
         config = self._config()
         if not config.rules:
             return None
         age, traffic = self._backend.rules()
         none = st.RuleTraffic(0, 0, 0)
+        preferred = {s.name: s.preferred for s in uplinks}
+        # IPv6's own judgement where the uplink has an IPv6 monitor, else IPv4's
+        health6 = {s.name: s.families.get("6", s.state) for s in uplinks}
+        preferred6 = {
+            s.name: s.preferred if s.preferred6 is None else s.preferred6 for s in uplinks
+        }
         six = {q.index: q for q in intent.rules6}
         out: list[st.RuleStatus] = []
         for p in intent.rules:
-            uplinks = list(rules.where(intent, p))
+            uplinks4 = list(rules.where(intent, p))
             p6 = six.get(p.index)
-            uplinks6 = list(rules.where(intent, p6, 6)) if p6 is not None else uplinks
-            same = p6 is None or (p6.kind, uplinks6) == (p.kind, uplinks)
+            uplinks6 = list(rules.where(intent, p6, 6)) if p6 is not None else uplinks4
+            same = p6 is None or (p6.kind, uplinks6) == (p.kind, uplinks4)
             out.append(
                 st.RuleStatus(
                     name=p.name,
                     path=p.kind.value,
-                    uplinks=uplinks,
+                    uplinks=uplinks4,
                     why=rules.explain(config, intent, p, preferred),
                     traffic=traffic.get(p.name, none),
                     path6=None if same or p6 is None else p6.kind.value,
                     uplinks6=None if same else uplinks6,
+                    why6=None
+                    if same or p6 is None
+                    else rules.explain(config, intent, p6, preferred6, family=6, health=health6),
                 )
             )
         return st.RulesStatus(
             rules=out,
             age_s=None if age is None else round(age, 2),
+            families=list(families(config)),
         )
 
     def leases(self) -> list[dict[str, Any]]:

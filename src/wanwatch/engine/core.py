@@ -61,6 +61,8 @@ class WanStatus:
     portal: str | None = None  # while PORTAL: where a captive portal sends its HTTP probes
     # A dual-stack uplink with IPv6 targets: each family's own state ("4", "6"); else empty.
     families: dict[str, Health] = field(default_factory=dict)
+    # And whether its IPv6 is past its hold (None without such a monitor: IPv4's says)
+    preferred6: bool | None = None
 
 
 # At start every uplink is UNKNOWN. Choosing before the better ones had their
@@ -331,6 +333,7 @@ class Engine:
                     phase=phase,
                     progress=progress,
                     families=families,
+                    preferred6=None if m6 is None else m6.state.preferred,
                     portal=s.portal_url if s.health is Health.PORTAL else None,
                 )
             )

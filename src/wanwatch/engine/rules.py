@@ -167,10 +167,21 @@ def where(intent: Intent, path: RulePath, family: int = 4) -> tuple[str, ...]:
     return policy_uplinks(intent, family) if path.kind is PathKind.DEFAULT else path.uplinks
 
 
-def explain(config: Config, intent: Intent, path: RulePath, preferred: Mapping[str, bool]) -> str:
-    """Why ``path`` is the rule's path now, in the words of docs/rules.md's table, naming the
-    state of each uplink of ``via`` it passed over (``wanwatch status``)."""
+def explain(
+    config: Config,
+    intent: Intent,
+    path: RulePath,
+    preferred: Mapping[str, bool],
+    *,
+    family: int = 4,
+    health: Mapping[str, Health] | None = None,
+) -> str:
+    """Why ``path`` is the rule's path of ``family`` now, in the words of docs/rules.md's
+    table, naming the state of each uplink of ``via`` it passed over (``wanwatch status``).
+    ``health`` and ``preferred`` are that family's (IPv4's health: the intent's); an uplink
+    without IPv6 is passed over by IPv6's path for that alone."""
     plans = {u.name: u for u in intent.uplinks}
+    six = {w.name for w in config.wans if has_ipv6(w)}
 
     def state(name: str) -> str:
         u = plans.get(name)
@@ -178,17 +189,22 @@ def explain(config: Config, intent: Intent, path: RulePath, preferred: Mapping[s
             return f"{name} unknown"
         if u.admin is not Admin.ENABLED:
             return f"{name} {u.admin.value}"
-        if u.health is Health.UP and not preferred.get(name, False):
+        if family == 6 and name not in six:
+            return f"{name} has no IPv6"
+        h = u.health if health is None else health.get(name, Health.UNKNOWN)
+        if h is Health.UP and not preferred.get(name, False):
             return f"{name} up, in its hold"
-        return f"{name} {u.health.value}"
+        return f"{name} {h.value}"
 
     via = [u.name for u in config.rules[path.index].via.uplinks]
     if path.kind in (PathKind.BLOCK, PathKind.DEFAULT):
         then = "refused" if path.kind is PathKind.BLOCK else "the policy decides"
         states = "; ".join(map(state, via))
         return f"none of via usable ({states}): when_down {path.kind.value}, {then}"
-    if intent.stale:
+    if family == 4 and intent.stale:
         return "no uplink at all is usable: the last path is kept"
+    if family == 6 and intent.stale6:
+        return "no uplink's IPv6 is usable: the last path is kept"
     if path.kind is PathKind.BALANCE:
         out = "; ".join(state(n) for n in via if n not in path.uplinks)
         return f"{out}: balanced over the rest of via" if out else "every uplink of via usable"

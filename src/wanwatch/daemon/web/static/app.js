@@ -198,8 +198,8 @@ function firewallLine(fw) {
   return line;
 }
 
-// The policy rules (status.RulesStatus): each one's path now, why, and what it carried;
-// the section stays hidden without rules (or from a daemon older than them).
+// The policy rules (status.RulesStatus): each one's path now, why, and what it carried,
+// IPv6's after IPv4's where it differs; hidden without rules (or from an older daemon).
 function rulesBlock(rs) {
   const box = document.getElementById("rules");
   box.hidden = !rs;
@@ -207,11 +207,17 @@ function rulesBlock(rs) {
   const table = el("table", {},
     el("tr", {}, el("th", {}, "rule"), el("th", {}, "path"), el("th", {}, "why"),
       el("th", {}, "connections"), el("th", {}, "in / out")));
+  const where = (kind, uplinks) =>
+    kind === "block" ? "block" : `${kind === "uplink" ? "" : `${kind} `}${uplinks.join(" + ")}`;
   for (const r of rs.rules) {
-    const path = r.path === "block" ? "block" : `${r.path === "uplink" ? "" : `${r.path} `}${r.uplinks.join(" + ")}`;
+    let path = where(r.path, r.uplinks), why = r.why;
+    if (r.path6 != null) {
+      path += `; IPv6 ${where(r.path6, r.uplinks6 || [])}`;
+      if (r.why6 != null) why += `; IPv6: ${r.why6}`;
+    }
     const t = r.traffic;
     table.append(el("tr", { "data-rule": r.name, "data-path": r.path },
-      el("td", {}, r.name), el("td", {}, path), el("td", {}, r.why),
+      el("td", {}, r.name), el("td", {}, path), el("td", {}, why),
       el("td", {}, t.connections), el("td", {}, `${size(t.bytes_in)} / ${size(t.bytes_out)}`)));
   }
   document.getElementById("rules-table").replaceChildren(el("div", { class: "table-wrap" }, table));
