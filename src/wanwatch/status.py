@@ -141,10 +141,13 @@ class RuleStatus(msgspec.Struct, frozen=True):
     why: str
     traffic: RuleTraffic
     # Its IPv6 connections' path, uplinks and why, where the path differs from IPv4's
-    # (docs/rules.md); None: the same, or no IPv6 rules.
+    # (docs/rules.md); None: the same, or the rule matches one family only.
     path6: str | None = None
     uplinks6: list[str] | None = None
     why6: str | None = None
+    # The families the rule can match (its `to` may hold one family's prefixes only): path
+    # is the first one's (docs/rules.md)
+    families: list[int] = msgspec.field(default_factory=lambda: [4])
 
 
 class RulesStatus(msgspec.Struct, frozen=True):

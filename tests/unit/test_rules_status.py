@@ -219,6 +219,29 @@ def test_status_names_a_rules_ipv6_path_where_it_differs(tmp_path: Path) -> None
     assert from_json(to_json(st)).rules == st.rules
 
 
+def test_a_rule_of_one_family_shows_that_familys_path_alone(tmp_path: Path) -> None:
+    st = daemon(tmp_path, {}, DUAL).status()
+    assert st.rules is not None
+    (partner6,) = [r for r in st.rules.rules if r.name == "partner6"]  # to: an IPv6 prefix
+    assert (partner6.families, partner6.path, partner6.uplinks) == ([6], "uplink", [P])
+    assert partner6.why == "no uplink's IPv6 is usable: the last path is kept"
+    assert partner6.path6 is None  # no second family
+    (line,) = [x for x in format_status(to_json(st)).splitlines() if x.startswith("partner6 ")]
+    assert line.split()[1:3] == ["IPv6", P], line
+    # the same rule for an IPv4 prefix, via the DSL first as voip: no IPv6 path, although
+    # IPv6 would take the LTE
+    four = tmp_path / "four.yaml"
+    four.write_text(
+        DUAL.read_text()
+        .replace("to: [2001:db8:ffff:5::/64]", "to: [198.51.100.0/25]")
+        .replace("proto: icmpv6\n    via: [INET-UTAMA]", "proto: icmp\n    via: [DSL, INET-UTAMA]")
+    )
+    st4 = daemon(tmp_path, {}, four).status()
+    assert st4.rules is not None
+    (partner,) = [r for r in st4.rules.rules if r.name == "partner6"]
+    assert (partner.families, partner.uplinks, partner.path6) == ([4], ["DSL"], None)
+
+
 def dual_why(
     health6: dict[str, Health], preferred6: dict[str, bool] | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -288,8 +311,22 @@ def test_rule_figures_are_metrics() -> None:
 def test_a_rules_ipv6_path_is_its_own_metric_series() -> None:
     rs = RulesStatus(
         rules=[
-            RuleStatus("guest", "uplink", [B], "first", RuleTraffic(0, 0, 0), "block", [], "none"),
-            RuleStatus("bulk", "balance", [P, B], "every uplink", RuleTraffic(0, 0, 0)),
+            RuleStatus(
+                "guest", "uplink", [B], "first", RuleTraffic(0, 0, 0), "block", [], "none", [4, 6]
+            ),
+            RuleStatus(
+                "bulk",
+                "balance",
+                [P, B],
+                "every uplink",
+                RuleTraffic(0, 0, 0),
+                None,
+                None,
+                None,
+                [4, 6],
+            ),
+            # an IPv6-only rule: its one path is IPv6's
+            RuleStatus("partner6", "block", [], "none", RuleTraffic(0, 0, 0), families=[6]),
         ],
         age_s=None,
         families=[4, 6],
@@ -305,6 +342,8 @@ def test_a_rules_ipv6_path_is_its_own_metric_series() -> None:
     for family in ("4", "6"):
         assert f'wanwatch_rule_path{{family="{family}",path="balance",rule="bulk"}} 1.0' in text
         assert f'wanwatch_rule_uplink{{family="{family}",rule="bulk",wan="{P}"}} 1.0' in text
+    assert 'wanwatch_rule_path{family="6",path="block",rule="partner6"} 1.0' in text
+    assert 'family="4",path="block",rule="partner6"' not in text
 
 
 def test_no_rule_metrics_without_rules() -> None:

@@ -450,6 +450,8 @@ def _rules_table(rs: RulesStatus) -> list[str]:
 
     for r in rs.rules:
         path, why = where(r.path, r.uplinks), r.why
+        if r.families == [6] and 4 in rs.families:  # an IPv6-only rule, as in plan --matrix
+            path = f"IPv6 {path}"
         if r.path6 is not None:  # its IPv6 goes elsewhere (docs/rules.md)
             path += f"; IPv6 {where(r.path6, r.uplinks6 or [])}"
             why += f"; IPv6: {r.why6}" if r.why6 is not None else ""

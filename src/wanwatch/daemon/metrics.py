@@ -197,10 +197,11 @@ def _rules(rs: RulesStatus) -> Iterator[GaugeMetricFamily | CounterMetricFamily]
         labels=["rule", "direction"],
     )
     for r in rs.rules:
-        for family in rs.families:
-            # the status names IPv6's path only where it differs from IPv4's
-            kind = (r.path6 or r.path) if family == 6 else r.path
-            uplinks = r.uplinks6 if family == 6 and r.uplinks6 is not None else r.uplinks
+        for family in r.families:
+            # the status names IPv6's path only where it differs from the first family's
+            second = family != r.families[0]
+            kind = (r.path6 or r.path) if second else r.path
+            uplinks = r.uplinks6 if second and r.uplinks6 is not None else r.uplinks
             for p in PathKind:
                 path.add_metric([r.name, str(family), p.value], 1.0 if kind == p.value else 0.0)
             for wan in uplinks:

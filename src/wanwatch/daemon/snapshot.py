@@ -15,7 +15,7 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config
-from wanwatch.config.matches import families
+from wanwatch.config.matches import families, match
 from wanwatch.daemon.cache import Cached
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.control import encode
@@ -24,7 +24,7 @@ from wanwatch.daemon.parts import Backend, LanServices, Links, Probes, Uplinks
 from wanwatch.daemon.steer import Steering
 from wanwatch.engine import rules
 from wanwatch.engine.core import Engine, WanStatus
-from wanwatch.engine.intent import Intent
+from wanwatch.engine.intent import Intent, RulePath
 
 STATUS_MAX_AGE = 0.05
 STATUS_EVENTS = 20  # the latest events a status answer carries
@@ -143,30 +143,48 @@ class StatusSnapshot:
             s.name: s.preferred if s.preferred6 is None else s.preferred6 for s in uplinks
         }
         six = {q.index: q for q in intent.rules6}
+
+        def view(p: RulePath, family: int) -> tuple[str, list[str], str]:
+            if family == 4:
+                return (
+                    p.kind.value,
+                    list(rules.where(intent, p)),
+                    rules.explain(config, intent, p, preferred),
+                )
+            q = six[p.index]
+            why = rules.explain(config, intent, q, preferred6, family=6, health=health6)
+            return q.kind.value, list(rules.where(intent, q, 6)), why
+
+        fams = families(config)
         out: list[st.RuleStatus] = []
         for p in intent.rules:
-            uplinks4 = list(rules.where(intent, p))
-            p6 = six.get(p.index)
-            uplinks6 = list(rules.where(intent, p6, 6)) if p6 is not None else uplinks4
-            same = p6 is None or (p6.kind, uplinks6) == (p.kind, uplinks4)
+            # the families the rule can match (config/matches.py): an IPv6-only rule's
+            # path is IPv6's, an IPv4-only one has none for IPv6
+            own = [
+                f
+                for f in fams
+                if (f == 4 or p.index in six)
+                and match(p.index, config.rules[p.index], config.lans, f) is not None
+            ] or [4]
+            (path, via, why), *more = (view(p, f) for f in own)
+            other = more[0] if more and more[0][:2] != (path, via) else None
             out.append(
                 st.RuleStatus(
                     name=p.name,
-                    path=p.kind.value,
-                    uplinks=uplinks4,
-                    why=rules.explain(config, intent, p, preferred),
+                    path=path,
+                    uplinks=via,
+                    why=why,
                     traffic=traffic.get(p.name, none),
-                    path6=None if same or p6 is None else p6.kind.value,
-                    uplinks6=None if same else uplinks6,
-                    why6=None
-                    if same or p6 is None
-                    else rules.explain(config, intent, p6, preferred6, family=6, health=health6),
+                    path6=None if other is None else other[0],
+                    uplinks6=None if other is None else other[1],
+                    why6=None if other is None else other[2],
+                    families=own,
                 )
             )
         return st.RulesStatus(
             rules=out,
             age_s=None if age is None else round(age, 2),
-            families=list(families(config)),
+            families=list(fams),
         )
 
     def leases(self) -> list[dict[str, Any]]:

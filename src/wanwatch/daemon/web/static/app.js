@@ -211,6 +211,9 @@ function rulesBlock(rs) {
     kind === "block" ? "block" : `${kind === "uplink" ? "" : `${kind} `}${uplinks.join(" + ")}`;
   for (const r of rs.rules) {
     let path = where(r.path, r.uplinks), why = r.why;
+    if (r.families.join() === "6" && rs.families.includes(4)) {
+      path = `IPv6 ${path}`;  // an IPv6-only rule, as in plan --matrix
+    }
     if (r.path6 != null) {
       path += `; IPv6 ${where(r.path6, r.uplinks6 || [])}`;
       if (r.why6 != null) why += `; IPv6: ${r.why6}`;
