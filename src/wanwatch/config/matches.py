@@ -131,6 +131,15 @@ def matches(rules: Sequence[Rule], lans: Sequence[Lan], family: int) -> list[Mat
     return [m for i, r in enumerate(rules) if (m := match(i, r, lans, family)) is not None]
 
 
+def rule_families(config: Config) -> tuple[tuple[int, ...], ...]:
+    """Per rule, the families of ``families(config)`` it can match (its ``to`` may hold
+    one family's prefixes only); a rule that matches none is refused by ``check``."""
+    return tuple(
+        tuple(f for f in families(config) if match(i, r, config.lans, f) is not None)
+        for i, r in enumerate(config.rules)
+    )
+
+
 # --------------------------------------------------------------------------- subsets
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from wanwatch import status as st
 from wanwatch.config import Config
-from wanwatch.config.matches import families, match
+from wanwatch.config.matches import families, rule_families
 from wanwatch.daemon.cache import Cached
 from wanwatch.daemon.clock import Clock
 from wanwatch.daemon.control import encode
@@ -155,17 +155,11 @@ class StatusSnapshot:
             why = rules.explain(config, intent, q, preferred6, family=6, health=health6)
             return q.kind.value, list(rules.where(intent, q, 6)), why
 
-        fams = families(config)
+        fams = rule_families(config)
         out: list[st.RuleStatus] = []
         for p in intent.rules:
-            # the families the rule can match (config/matches.py): an IPv6-only rule's
-            # path is IPv6's, an IPv4-only one has none for IPv6
-            own = [
-                f
-                for f in fams
-                if (f == 4 or p.index in six)
-                and match(p.index, config.rules[p.index], config.lans, f) is not None
-            ] or [4]
+            # an IPv6-only rule's path is IPv6's, an IPv4-only one has none for IPv6
+            own = [f for f in fams[p.index] if f == 4 or p.index in six] or [4]
             (path, via, why), *more = (view(p, f) for f in own)
             other = more[0] if more and more[0][:2] != (path, via) else None
             out.append(
@@ -184,7 +178,7 @@ class StatusSnapshot:
         return st.RulesStatus(
             rules=out,
             age_s=None if age is None else round(age, 2),
-            families=list(fams),
+            families=list(families(config)),
         )
 
     def leases(self) -> list[dict[str, Any]]:

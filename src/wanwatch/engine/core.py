@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from wanwatch.config import Config, Monitor, Wan
 from wanwatch.config.ipv6 import has_ipv6
+from wanwatch.config.matches import rule_families
 from wanwatch.config.model import Target
 from wanwatch.engine.events import Event, FieldValue, event
 from wanwatch.engine.health import HealthState
@@ -432,6 +433,7 @@ class Engine:
         events = self._replan_policy(now)
         if self._intent is old:
             return events
+        matched = rule_families(self._config)  # no event for a family a rule cannot match
         for family, olds, news in (
             (4, old.rules, self._intent.rules),
             (6, old.rules6, self._intent.rules6),
@@ -439,6 +441,8 @@ class Engine:
             tag: dict[str, FieldValue] = {} if family == 4 else {"family": family}
             before = {p.index: p for p in olds}
             for p in news:
+                if family not in matched[p.index]:
+                    continue
                 was = before.get(p.index)
                 if was is None or str(was) != str(p):  # not: a spare uplink came or went
                     events.append(

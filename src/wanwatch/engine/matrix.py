@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import product
 
 from wanwatch.config import Config
-from wanwatch.config.matches import families, match
+from wanwatch.config.matches import rule_families
 from wanwatch.engine.intent import Intent, PathKind, RulePath
 from wanwatch.engine.policy import plan_for
 from wanwatch.engine.rules import policy_uplinks
@@ -67,10 +67,7 @@ def _policy_cell(intent: Intent) -> str:
 def format_matrix(config: Config) -> str:
     names = [w.name for w in config.wans]
     head = [*names, "policy", *(r.name for r in config.rules)]
-    fams = [
-        tuple(f for f in families(config) if match(i, r, config.lans, f) is not None)
-        for i, r in enumerate(config.rules)
-    ]
+    fams = rule_families(config)
     body = [
         [
             *("down" if n in row.down else "up" for n in names),
