@@ -77,7 +77,9 @@ class Backend(Part):
     def carrier(self) -> dict[str, bool]:
         return {}
 
-    def counters(self) -> tuple[float | None, dict[str, Usage]]:
+    def counters(
+        self, max_age: float = 1.0, *, connections: bool = True
+    ) -> tuple[float | None, dict[str, Usage]]:
         return None, {}
 
     def firewall(self) -> FirewallStatus:

@@ -10,8 +10,8 @@ import pytest
 
 from wanwatch.config import load
 from wanwatch.errors import NftError
-from wanwatch.linux import usage
-from wanwatch.linux.apply import intent_from_config
+from wanwatch.linux import conntrack, nft, usage
+from wanwatch.linux.apply import LinuxBackend, intent_from_config
 from wanwatch.linux.nft import carried_usage, render, rendered_fingerprint
 
 OFFICE = Path(__file__).resolve().parents[2] / "examples" / "office.yaml"
@@ -167,3 +167,42 @@ def test_an_uplink_that_lost_its_ipv6_drops_the_ipv6_counters_and_keeps_the_tota
     )
     assert '\tcounter usage_1_in { comment "INET-UTAMA"; packets 1 bytes 100 }\n' in out
     assert "usage_1_in6" not in out
+
+
+def test_the_quotas_reading_walks_no_conntrack_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bytes come from nft's counters, O(1) in the number of connections; the open
+    connections (a dump of the whole conntrack table) are counted only for a caller
+    that shows them, and kept across the readings that do not count them."""
+    dumps: list[set[str]] = []
+
+    def connections(own: dict[str, object]) -> dict[str, int]:
+        dumps.append(set(own))
+        return {A: 7, B: 0}
+
+    text = listing(("usage_1_out", A, 3, 1_000), ("usage_1_in", A, 5, 9_000))
+    monkeypatch.setattr(conntrack, "connections", connections)
+    monkeypatch.setattr(nft, "list_table", lambda binary: text)
+    clock = [100.0]
+    backend = LinuxBackend(load(OFFICE), tmp_path, now=lambda: clock[0])
+    backend._r.own = {A: (0x100, None), B: (0x200, None)}
+
+    def read(connections: bool) -> dict[str, tuple[int, int]]:
+        clock[0] += 2.0  # past max_age: a fresh reading each time
+        backend.counters(connections=connections)
+        job = backend._usage_job
+        assert job is not None
+        job.result(timeout=5)
+        _, found = backend.counters(max_age=60.0, connections=connections)
+        return {n: (u.connections, u.bytes_in) for n, u in found.items()}
+
+    try:
+        assert read(connections=False) == {A: (0, 9_000), B: (0, 0)}
+        assert dumps == []  # the quotas' reading: nft only
+        assert read(connections=True) == {A: (7, 9_000), B: (0, 0)}
+        assert dumps == [{A, B}]
+        assert read(connections=False)[A] == (7, 9_000)  # as last counted
+        assert len(dumps) == 1
+    finally:
+        backend.close()

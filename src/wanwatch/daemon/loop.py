@@ -252,8 +252,8 @@ class Daemon:
 
     def _count_quotas(self) -> None:
         """The uplinks' counters against their quotas (daemon/quota.py): the backend's
-        last reading, taken off the loop."""
-        age, counters = self._backend.counters()
+        last reading, taken off the loop; bytes only, so no conntrack dump."""
+        age, counters = self._backend.counters(connections=False)
         if age is not None:
             self._quotas.account(self._config, self._engine, counters)
 

@@ -73,8 +73,9 @@ COUNTERS_MAX_AGE = 1.0  # seconds before counters() takes a fresh reading in the
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _W = TypeVar("_W", LinkWatcher, DriftWatcher)
-# One background reading: when, each uplink's usage, the firewall's counters (None: not read)
-_Usage = tuple[float, dict[str, Usage], firewall.Reading | None]
+# One background reading: when, each uplink's nft counters, its open connections (None: not
+# counted), the firewall's counters (None: not read)
+_Usage = tuple[float, dict[str, usage.Moved], dict[str, int] | None, firewall.Reading | None]
 
 
 class LinuxBackend:
@@ -94,8 +95,10 @@ class LinuxBackend:
         self._nft = nft_binary
         self._worker: ThreadPoolExecutor | None = None
         self._worker_lock = threading.Lock()
-        # counters(): the last reading (when, counters), the one being taken, its thread
+        # counters(): the last reading (when, counters), the one being taken, its thread,
+        # and the last count of open connections (when, per uplink), taken on request
         self._usage: tuple[float, dict[str, Usage]] | None = None
+        self._opened: tuple[float, dict[str, int]] | None = None
         self._usage_job: Future[_Usage] | None = None
         self._usage_pool: ThreadPoolExecutor | None = None
         # firewall(): totals of the firewall's counters, read with the usage counters
@@ -186,15 +189,20 @@ class LinuxBackend:
         """An open DriftWatcher, in the backend's namespace."""
         return self._call(_opened, DriftWatcher())
 
-    def counters(self, max_age: float = COUNTERS_MAX_AGE) -> tuple[float | None, dict[str, Usage]]:
+    def counters(
+        self, max_age: float = COUNTERS_MAX_AGE, *, connections: bool = True
+    ) -> tuple[float | None, dict[str, Usage]]:
         """The last counters' reading per uplink and its age in seconds; never waits.
 
         Per uplink: bytes and packets in and out (usage.py: nft counters, one
-        listing of our table) and the office connections open now (conntrack's
-        entries by our ct mark). The conntrack dump takes about 0.1 ms per entry,
-        so the reading runs on a thread of its own: a reading older than
-        ``max_age`` starts a fresh one in the background and is returned as it is
-        meanwhile (age None and {} before the first). Errors are logged; the last
+        listing of our table, O(1) in the number of connections) and, with
+        ``connections``, the office connections open now (conntrack's entries by
+        our ct mark: a dump of the whole table, about 0.1 ms per entry). So the
+        reading runs on a thread of its own, and the connections are counted only
+        for a caller that shows them (status, /metrics), never for the quotas'
+        periodic reading: a reading older than ``max_age`` starts a fresh one in
+        the background and is returned as it is meanwhile (age None and {} before
+        the first; the connections as last counted). Errors are logged; the last
         reading stays. Call it from one thread at a time (the daemon's loop).
         """
         now = self._now()
@@ -203,8 +211,10 @@ class LinuxBackend:
             self._usage_job = None
             self._collect_usage(job)
         stale = self._usage is None or now - self._usage[0] >= max_age
+        if connections:
+            stale = stale or self._opened is None or now - self._opened[0] >= max_age
         if stale and self._usage_job is None:
-            self._usage_job = self._submit_usage(now)
+            self._usage_job = self._submit_usage(now, connections)
         if self._usage is None:
             return None, {}
         return now - self._usage[0], self._usage[1]
@@ -291,12 +301,13 @@ class LinuxBackend:
 
     # ----------------------------------------------------------------- counters
 
-    def _submit_usage(self, now: float) -> Future[_Usage]:
+    def _submit_usage(self, now: float, connections: bool) -> Future[_Usage]:
         if self._usage_pool is None:
             # Its thread is started from the worker, so it is born in the backend's
             # namespace (a thread inherits its creator's; conntrack is per namespace).
             self._usage_pool = self._call(self._new_usage_pool)
-        return self._usage_pool.submit(self._read_usage, now, dict(self._r.own), self._nft)
+        own = dict(self._r.own) if connections else None
+        return self._usage_pool.submit(self._read_usage, now, own, self._nft)
 
     @staticmethod
     def _new_usage_pool() -> ThreadPoolExecutor:
@@ -306,8 +317,9 @@ class LinuxBackend:
 
     @staticmethod
     def _read_usage(
-        now: float, own: dict[str, tuple[int, IPv4Address | None]], nft_binary: str
+        now: float, own: dict[str, tuple[int, IPv4Address | None]] | None, nft_binary: str
     ) -> _Usage:
+        """nft's counters, and the open connections of the uplinks in ``own`` if given."""
         moved: dict[str, usage.Moved] = {}
         try:
             text = nft.list_table(nft_binary)
@@ -321,13 +333,23 @@ class LinuxBackend:
         except NftError as exc:  # the connection counts are still worth having
             log.warning("nft counters: %s", exc)
             counted = None
-        opened = conntrack.connections(own)
+        return now, moved, None if own is None else conntrack.connections(own), counted
+
+    def _collect_usage(self, job: Future[_Usage]) -> None:
+        try:
+            now, moved, opened, counted = job.result()
+        except WanwatchError as exc:
+            log.warning("counters: %s", exc)
+            return
+        if opened is not None:
+            self._opened = now, opened
+        known = {} if self._opened is None else self._opened[1]
         zero = usage.Moved(0, 0, 0, 0)
-        return (
+        self._usage = (
             now,
             {
                 name: Usage(
-                    connections=n,
+                    connections=known.get(name, 0),
                     bytes_out=(m := moved.get(name, zero)).bytes_out,
                     bytes_in=m.bytes_in,
                     packets_out=m.packets_out,
@@ -335,18 +357,9 @@ class LinuxBackend:
                     bytes_out6=m.bytes_out6,
                     bytes_in6=m.bytes_in6,
                 )
-                for name, n in opened.items()
+                for name in self._r.own
             },
-            counted,
         )
-
-    def _collect_usage(self, job: Future[_Usage]) -> None:
-        try:
-            now, usage, counted = job.result()
-        except WanwatchError as exc:
-            log.warning("counters: %s", exc)
-            return
-        self._usage = now, usage
         if counted is not None:
             self._fw = now, self._fw_totals.add(counted)
 
