@@ -34,8 +34,10 @@ DEFAULT_STATE_ROOT = Path("/run/wanwatch-lab")
 
 # The fake internet: uplink k (config order) reaches it through ISP k on its own
 # documentation range (RFC 5737). Never 192.0.2.0/24: the host's own uplink
-# lives there (docs/lab-notes.md).
+# lives there (docs/lab-notes.md). With more uplinks than ranges, each ISP gets
+# half of one (:func:`public_nets`): every host number below is under 128.
 ISP_PUBLIC_NETS = (IPv4Network("198.51.100.0/24"), IPv4Network("203.0.113.0/24"))
+MAX_UPLINKS = 2 * len(ISP_PUBLIC_NETS)
 # Host numbers inside each range.
 _INET_SIDE = 1  # the internet's address on the ISP link (x.x.x.1/30)
 _ISP_PUBLIC = 2  # the ISP's own public address (x.x.x.2/30): customers are NATed to it
@@ -43,6 +45,8 @@ _TARGET_BASE = 10  # probe targets of uplink k: .10, .11, ...
 _MAX_TARGETS = 40
 _DNS_BASE = 53  # DNS servers: .53 in each range, then .54, ...
 _WHOAMI = 80  # the whoami server
+# The lab DNS's name of whoami[k], the web server of ISP k's range.
+WEB_NAMES = ("www.lab.test", "server.lab.test", "www3.lab.test", "www4.lab.test")
 _LINK_PREFIX = 30
 # IPv6 in the documentation prefix only (RFC 3849). ISP k owns a /48 of it, as a
 # real ISP owns its allocation: its customer link is the first /64 (the ISP at
@@ -51,7 +55,7 @@ _LINK_PREFIX = 30
 # :ffff::. The ISPs do not translate IPv6 (real ones do not), so a server tells
 # the uplink a connection came through by the /48 its source lies in. The fake
 # internet's own hosts (servers, probe targets) are in a /48 of no ISP.
-ISP_PUBLIC_NETS6 = (IPv6Network("2001:db8:1::/48"), IPv6Network("2001:db8:2::/48"))
+ISP_PUBLIC_NETS6 = tuple(IPv6Network(f"2001:db8:{k + 1}::/48") for k in range(MAX_UPLINKS))
 INET_NET6 = IPv6Network("2001:db8:ffff::/48")
 DOC_NET6 = IPv6Network("2001:db8::/32")
 ISP_LINK_LOCAL = IPv6Interface("fe80::1/64")
@@ -88,6 +92,7 @@ class Isp:
     public: IPv4Interface  # the ISP's address in the fake internet
     inet_side: IPv4Interface  # the internet's address on that link
     inet_if: str  # the internet namespace's interface toward this ISP
+    net: IPv4Network  # the ISP's range of the fake internet (public_nets)
     targets: tuple[IPv4Address, ...]  # this uplink's probe targets (fake-internet hosts)
     net6: IPv6Network  # the ISP's own /48 (its customers' sources lie in it)
     gateway6: IPv6Interface  # the ISP's global address toward the router (::1 of the link)
@@ -238,17 +243,28 @@ def ptp_router_address(isp: Isp, n: int = 0) -> IPv4Address:
     return ptp_pair(isp, n)[1]
 
 
+def public_nets(uplinks: int) -> tuple[IPv4Network, ...]:
+    """The ISPs' public ranges for an office of ``uplinks``: one per ISP, in order.
+
+    Up to two uplinks, each ISP has a whole range of ISP_PUBLIC_NETS (every lab
+    before four uplinks keeps its addresses); with three or four, each has a /25.
+    """
+    if uplinks > MAX_UPLINKS:
+        raise LabError(
+            f"the lab has fake-internet ranges for {MAX_UPLINKS} uplinks; the config has {uplinks}"
+        )
+    if uplinks <= len(ISP_PUBLIC_NETS):
+        return ISP_PUBLIC_NETS
+    return tuple(half for net in ISP_PUBLIC_NETS for half in net.subnets(prefixlen_diff=1))
+
+
 def plan(cfg: Config, tag: str) -> Topology:
     """The lab's topology for ``cfg``. Pure; the same for the office and its lab config."""
-    if len(cfg.wans) > len(ISP_PUBLIC_NETS):
-        raise LabError(
-            f"the lab has fake-internet ranges for {len(ISP_PUBLIC_NETS)} uplinks; "
-            f"the config has {len(cfg.wans)}"
-        )
+    nets = public_nets(len(cfg.wans))
     pre = f"{netns.PREFIX}{tag}-"
     isps = []
     for k, wan in enumerate(cfg.wans):
-        net, net6 = ISP_PUBLIC_NETS[k], ISP_PUBLIC_NETS6[k]
+        net, net6 = nets[k], ISP_PUBLIC_NETS6[k]
         link6 = _subnet6(net6, _UPLINK_SUBNET6)
         v4, v6 = wan.probe.family(4), wan.probe.family(6)
         if wan.prefix6 is not None and wan.prefix6.prefixlen < _ROUTED6_PREFIXLEN:
@@ -276,6 +292,7 @@ def plan(cfg: Config, tag: str) -> Topology:
                 public=IPv4Interface(f"{_host(net, _ISP_PUBLIC)}/{_LINK_PREFIX}"),
                 inet_side=IPv4Interface(f"{_host(net, _INET_SIDE)}/{_LINK_PREFIX}"),
                 inet_if=f"isp{k + 1}",
+                net=net,
                 # Positional, so planning the lab config again gives the same lab.
                 targets=tuple(_host(net, _TARGET_BASE + j) for j in range(len(v4))),
                 kind=kind(wan),
@@ -301,20 +318,21 @@ def plan(cfg: Config, tag: str) -> Topology:
         )
         for j, lan in enumerate(cfg.lans)
     )
-    dns_map = _dns_map(cfg)
+    dns_map = _dns_map(cfg, nets)
     dns_servers = tuple(
         dict.fromkeys(
-            [_host(n, _DNS_BASE) for n in ISP_PUBLIC_NETS]
+            [_host(n, _DNS_BASE) for n in nets]
             + [lab for _, lab in dns_map]
             + [a for a in _dns_addresses(cfg) if _is_lab_host(a)]
         )
     )
-    whoami = tuple(_host(n, _WHOAMI) for n in ISP_PUBLIC_NETS)
-    whoami6 = tuple(_inet_host6(k, _WHOAMI) for k in range(len(ISP_PUBLIC_NETS)))
+    whoami = tuple(_host(n, _WHOAMI) for n in nets)
+    whoami6 = tuple(_inet_host6(k, _WHOAMI) for k in range(len(nets)))
     records = (
         ("server.lab.test", whoami[1]),
         ("www.lab.test", whoami[0]),
         ("dns.lab.test", dns_servers[0]),
+        *((WEB_NAMES[k], whoami[k]) for k in range(2, len(nets))),
     )
     return Topology(
         tag=tag,
@@ -331,6 +349,32 @@ def plan(cfg: Config, tag: str) -> Topology:
     )
 
 
+def add_uplinks(data: dict[str, Any], count: int) -> dict[str, Any]:
+    """Office config ``data`` (plain YAML) grown to ``count`` uplinks: static copies of its
+    last one, each on an interface, subnet and priority of its own, probing as many
+    targets as it does, on the lab's own hosts of its range (a target is pinned to one
+    uplink). For a lab of more uplinks than an example has."""
+    wans = data["wans"]
+    last, nets = wans[-1], public_nets(count)
+    for k in range(len(wans), count):
+        subnet = IPv4Network(f"10.{50 + k}.0.0/24")
+        targets = [
+            str(_host(nets[k], _TARGET_BASE + j)) for j in range(len(last["probe"]["targets"]))
+        ]
+        wans.append(
+            {
+                **last,
+                "name": f"WAN{k + 1}",
+                "interface": f"wan{k + 1}",
+                "address": f"{subnet[2]}/{subnet.prefixlen}",
+                "gateway": str(subnet[1]),
+                "priority": k + 1,
+                "probe": {**last["probe"], "targets": targets},
+            }
+        )
+    return data
+
+
 def _dns_addresses(cfg: Config) -> list[IPv4Address]:
     """The config's IPv4 DNS addresses (an IPv6 upstream: :func:`_dns6`)."""
     found = [a for a in cfg.dns.upstream if isinstance(a, IPv4Address)]
@@ -340,7 +384,9 @@ def _dns_addresses(cfg: Config) -> list[IPv4Address]:
     return list(dict.fromkeys(found))
 
 
-def _dns_map(cfg: Config) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
+def _dns_map(
+    cfg: Config, nets: tuple[IPv4Network, ...]
+) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
     """Each DNS address of the config that lies outside the office and the lab -> a lab server.
 
     Addresses inside the config's own subnets (the router, a LAN server) and
@@ -351,10 +397,7 @@ def _dns_map(cfg: Config) -> tuple[tuple[IPv4Address, IPv4Address], ...]:
     outside = [
         a for a in _dns_addresses(cfg) if not _is_lab_host(a) and not any(a in n for n in own)
     ]
-    servers = [
-        _host(ISP_PUBLIC_NETS[i % len(ISP_PUBLIC_NETS)], _DNS_BASE + i // len(ISP_PUBLIC_NETS))
-        for i in range(len(outside))
-    ]
+    servers = [_host(nets[i % len(nets)], _DNS_BASE + i // len(nets)) for i in range(len(outside))]
     return tuple(zip(outside, servers, strict=True))
 
 
@@ -425,10 +468,13 @@ def lab_config_data(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") 
 
 
 def lab_config_text(cfg: Config, topo: Topology, client_dns: ClientDns = "lab") -> str:
+    ranges = "198.51.100.0/24 via the first uplink's ISP, 203.0.113.0/24 via the second"
+    if len(topo.isps) > len(ISP_PUBLIC_NETS):
+        ranges = ", ".join(str(isp.net) for isp in topo.isps) + f" via ISPs 1 to {len(topo.isps)}"
     header = (
         f"# wanwatch lab {topo.tag}: derived from {cfg.source}.\n"
         "# Same uplinks, LANs and addresses; public addresses replaced by fake-internet\n"
-        "# hosts (198.51.100.0/24 via the first uplink's ISP, 203.0.113.0/24 via the second;\n"
+        f"# hosts ({ranges};\n"
         "# IPv6 in 2001:db8::/32: a /48 per ISP, the internet's hosts in 2001:db8:ffff::/48).\n"
     )
     body = yaml.safe_dump(lab_config_data(cfg, topo, client_dns), sort_keys=False)

@@ -28,7 +28,7 @@ import yaml
 from wanwatch.config import load
 from wanwatch.errors import LabError
 from wanwatch.lab import netns, poll
-from wanwatch.lab.plan import ISP_PUBLIC_NETS
+from wanwatch.lab.plan import WEB_NAMES
 from wanwatch.lab.procs import Proc
 from wanwatch.lab.services import MAX_SECONDS
 from wanwatch.lab.topology import Lab
@@ -41,7 +41,7 @@ PORTAL_URL = PORTAL_LOCATION
 START_TIMEOUT = 10.0  # a web server listens within a second; this bounds a broken one
 ICMP_FILTER_TABLE = "ww_icmp_filter"
 PORTAL_TABLE = "ip ww_portal"
-NAMES = ("www.lab.test", "server.lab.test")  # the lab DNS's names of whoami[0], whoami[1]
+NAMES = WEB_NAMES  # the lab DNS's names of whoami[0], whoami[1], ...
 
 Kind = Literal["icmp_filter", "portal"]
 
@@ -156,9 +156,10 @@ def method_targets(lab: Lab, wan: str, *, http_interval: str | None = None) -> l
     """Probe targets of every method for ``wan``, on hosts of its own ISP's range: its
     ICMP targets, a TCP connect and an HTTP GET to its whoami address, and an A query
     to its range's DNS server for the whoami's name (with the answer checked)."""
-    k = lab.isp(wan).index
+    isp = lab.isp(wan)
+    k = isp.index
     web = lab.topology.whoami[k]
-    server = next(a for a in lab.topology.dns_servers if a in ISP_PUBLIC_NETS[k])
+    server = next(a for a in lab.topology.dns_servers if a in isp.net)
     http: dict[str, Any] = {
         "method": "http",
         "address": str(web),
@@ -167,7 +168,7 @@ def method_targets(lab: Lab, wan: str, *, http_interval: str | None = None) -> l
     if http_interval is not None:
         http["interval"] = http_interval
     return [
-        *(str(t) for t in lab.isp(wan).targets),
+        *(str(t) for t in isp.targets),
         {"method": "tcp", "address": str(web), "port": WEB_PORT},
         http,
         {"method": "dns", "address": str(server), "name": NAMES[k], "answer": str(web)},
