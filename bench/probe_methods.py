@@ -1,11 +1,15 @@
 """Probes beyond ICMP on an LTE-like primary: failover and portal times; prints ONE JSON object.
 
     python bench/probe_methods.py [--cuts N] [--portals N] > bench/results/probe-methods-DATE.json
+    python bench/probe_methods.py --only rss --rss-uplinks 4 \
+        > bench/results/probe-methods-4x4-DATE.json
 
-Root. Builds the reference office (examples/office.yaml) in the namespace lab and
-runs ``wanwatch run`` on a copy whose two uplinks are each probed by every method
-(lab/portal.py: their ICMP targets, a TCP connect, an HTTP GET of /generate_204
-and a DNS query with its answer checked), hold 3 s. Measured:
+Root. Builds the reference office (examples/office.yaml; with ``--rss-uplinks``
+N > 2 grown to N uplinks by lab/plan.py ``add_uplinks``, each ISP on a /25) in
+the namespace lab and runs ``wanwatch run`` on a copy whose uplinks are each
+probed by every method (lab/portal.py: their ICMP targets, a TCP connect, an
+HTTP GET of /generate_204 and a DNS query with its answer checked), hold 3 s.
+``--only PHASE`` (repeatable) runs those phases alone. Measured:
 
 - ``icmp_filtered``: the primary's ISP drops every echo request (lab/portal.py
   ``drop_icmp``), so tcp, http and dns alone decide. Once its ICMP targets are set
@@ -25,9 +29,12 @@ and a DNS query with its answer checked), hold 3 s. Measured:
   the office's own traffic) for ``--loss-minutes``; ``false_failovers`` and the
   primary's ``wan.down`` events in that time (0 expected: the sequential test
   reads 20 % random loss as a lossy line, not a dead one).
-- ``rss``: the daemon's VmRSS and VmHWM (proc(5)) with 2 uplinks x 4 methods
-  after the runs (the lab has fake-internet ranges for 2 uplinks only), beside
-  the budget of 40 MB (docs/architecture.md).
+- ``rss``: once every uplink is up with every target answering, the daemon is
+  watched for ``--watch`` seconds: its CPU % of one core over that span (utime +
+  stime of /proc/<pid>/stat, proc(5); its dnsmasq child not counted), the
+  probes it sent and the replies it counted per uplink per second (status
+  ``probes``), then its VmRSS and VmHWM (proc(5)), beside the budget of 40 MB
+  (docs/architecture.md), after the other phases if they ran.
 
 Times are CLOCK_MONOTONIC, one clock for every namespace and the daemon's events.
 """
@@ -43,13 +50,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from _common import ROOT, host_info, lab_main, say, summary
 
-from wanwatch.config import load
+from wanwatch.config import Config, load, loads
 from wanwatch.daemon.control import ControlError
 from wanwatch.errors import LabError
 from wanwatch.lab import faults, poll, portal
 from wanwatch.lab.office import Office
+from wanwatch.lab.plan import MAX_UPLINKS, add_uplinks
 from wanwatch.lab.topology import Lab
 from wanwatch.lab.traffic import ConnectLoop
 
@@ -59,6 +68,8 @@ HOLD = "3s"
 DEADLINE = 60.0  # any one wait; a portal is seen within two http intervals (2 x 10 s)
 TARGET_RSS_MB = 40.0
 LOSS_PROGRESS = 30.0  # seconds between looks at the events in the loss run
+PHASES = ("loss", "icmp_filtered", "portal", "rss")
+METHODS = 4  # icmp, tcp, http, dns on each uplink (portal.method_targets)
 
 
 def rss_kb(pid: int) -> dict[str, int]:
@@ -71,17 +82,31 @@ def rss_kb(pid: int) -> dict[str, int]:
     return found
 
 
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid`` (every thread) in clock ticks: fields 14 and 15 of
+    /proc/<pid>/stat (proc(5)), counted after the parenthesised comm."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def wan_of(status: dict[str, Any], name: str) -> dict[str, Any]:
     return next(w for w in status["wans"] if w["name"] == name)
+
+
+def office_config(uplinks: int) -> Config:
+    """examples/office.yaml, grown to ``uplinks`` (lab/plan.py ``add_uplinks``)."""
+    if uplinks == 2:
+        return load(OFFICE)
+    data = add_uplinks(yaml.safe_load(OFFICE.read_text()), uplinks)
+    return loads(yaml.safe_dump(data, sort_keys=False), f"{OFFICE} grown to {uplinks} uplinks")
 
 
 class Bench:
     def __init__(self, lab: Lab, rng: random.Random) -> None:
         self.lab, self.rng = lab, rng
         self.client = lab.lab_config.lans[0].name
-        path = portal.methods_config(
-            lab, "bench-methods", wans=(PRIMARY, BACKUP), monitor={"hold": HOLD}
-        )
+        self.wans = tuple(i.wan for i in lab.topology.isps)
+        path = portal.methods_config(lab, "bench-methods", wans=self.wans, monitor={"hold": HOLD})
         self.office = Office(lab, path)
 
     def failovers(self, since: float) -> int:
@@ -166,6 +191,40 @@ class Bench:
             "failover_event_s": summary(event, 3),
         }
 
+    def watched(self, seconds: float) -> dict[str, Any]:
+        """CPU, probes and memory of the daemon watched ``seconds``, every uplink up."""
+        self.office.wait_for(
+            lambda st: all(
+                w["state"] == "up" and set(w["targets"].values()) == {"answering"}
+                for w in st["wans"]
+            ),
+            DEADLINE,
+            "every uplink up, every target answering",
+        )
+        pid = self.office.daemon.pid if self.office.daemon else 0
+        st0, ticks0, t0 = self.office.status(), cpu_ticks(pid), time.monotonic()
+        time.sleep(seconds)  # a fixed span watched, not a wait
+        st, ticks, t1 = self.office.status(), cpu_ticks(pid), time.monotonic()
+        span = t1 - t0
+        mem = rss_kb(pid)
+
+        def rate(w: str, key: str) -> float:
+            n = int(wan_of(st, w)["probes"][key]) - int(wan_of(st0, w)["probes"][key])
+            return round(n / span, 2)
+
+        return {
+            "uplinks": len(self.wans),
+            "methods": METHODS,
+            "watch_s": round(span, 1),
+            "cpu_pct": round(100 * (ticks - ticks0) / os.sysconf("SC_CLK_TCK") / span, 2),
+            "probes_per_s": {w: rate(w, "sent") for w in self.wans},
+            "replies_per_s": {w: rate(w, "replies") for w in self.wans},
+            "states_end": {w: wan_of(st, w)["state"] for w in self.wans},
+            "rss_mb": round(mem["VmRSS"] / 1024, 1),
+            "peak_mb": round(mem["VmHWM"] / 1024, 1),
+            "target_mb": TARGET_RSS_MB,
+        }
+
     def portals(self, count: int) -> dict[str, Any]:
         seen: list[float] = []
         moved: list[float] = []
@@ -191,13 +250,17 @@ class Bench:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    config = load(OFFICE)
+    config = office_config(args.rss_uplinks)
+    phases = args.only or PHASES
     t0 = time.monotonic()
     out: dict[str, Any] = {
         "bench": "probe_methods",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": host_info(),
-        "config": "examples/office.yaml, both uplinks probed by icmp, tcp, http and dns",
+        "config": f"{OFFICE.relative_to(ROOT)}"
+        + ("" if args.rss_uplinks == 2 else f" grown to {args.rss_uplinks} uplinks")
+        + ", every uplink probed by icmp, tcp, http and dns",
+        "phases": list(phases),
     }
     with Lab(config, client_dns="router") as lab:
         portal.start_web(lab)
@@ -205,23 +268,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.office.start(wait_active=PRIMARY, timeout=DEADLINE)
         lab.dhcp_lease(bench.client, timeout=15)
         try:
-            if args.loss_minutes > 0:
+            if "loss" in phases and args.loss_minutes > 0:
                 say(f"lab {lab.tag} up; {args.loss:g} % loss for {args.loss_minutes:g} min")
                 out["loss"] = bench.lossy(args.loss_minutes, args.loss)
                 bench.fresh()
-            say(f"{args.cuts} cuts of an ICMP-filtering primary")
-            out["icmp_filtered"] = bench.icmp_filtered(args.cuts, args.steady)
-            say(f"{args.portals} used-up quotas")
-            out["portal"] = bench.portals(args.portals)
-            pid = bench.office.daemon.pid if bench.office.daemon else 0
-            mem = rss_kb(pid)
-            out["rss"] = {
-                "uplinks": 2,
-                "methods": 4,
-                "rss_mb": round(mem["VmRSS"] / 1024, 1),
-                "peak_mb": round(mem["VmHWM"] / 1024, 1),
-                "target_mb": TARGET_RSS_MB,
-            }
+            if "icmp_filtered" in phases:
+                say(f"{args.cuts} cuts of an ICMP-filtering primary")
+                out["icmp_filtered"] = bench.icmp_filtered(args.cuts, args.steady)
+            if "portal" in phases:
+                say(f"{args.portals} used-up quotas")
+                out["portal"] = bench.portals(args.portals)
+            if "rss" in phases:
+                say(f"{len(bench.wans)} uplinks x {METHODS} methods watched {args.watch:g} s")
+                out["rss"] = bench.watched(args.watch)
         finally:
             out["daemon_exit_code"] = bench.office.stop()
             for isp in lab.topology.isps:
@@ -240,7 +299,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--loss", type=float, default=20.0, help="percent lost in the loss run")
     ap.add_argument("--loss-minutes", type=float, default=10.0, help="0: no loss run")
     ap.add_argument("--seed", type=int, default=7)
-    return ap.parse_args(argv)
+    ap.add_argument("--only", action="append", choices=PHASES, help="run this phase (repeat)")
+    ap.add_argument(
+        "--rss-uplinks",
+        type=int,
+        default=2,
+        choices=range(2, MAX_UPLINKS + 1),
+        help="uplinks of the office (past 2: with --only rss)",
+    )
+    ap.add_argument("--watch", type=float, default=60.0, help="seconds of the rss phase's watch")
+    args = ap.parse_args(argv)
+    if args.rss_uplinks != 2 and set(args.only or PHASES) != {"rss"}:
+        # The other phases' figures are of the two-uplink office, their docs too.
+        ap.error("--rss-uplinks past 2 goes with --only rss")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
