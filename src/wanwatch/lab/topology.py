@@ -12,7 +12,8 @@ addresses, routes and rules), ``lan1``.. (one client per LAN).
 
 Each ISP answers toward the router on the config's gateway address, reaches
 the internet over its own documentation subnet (uplink 1 in 198.51.100.0/24,
-uplink 2 in 203.0.113.0/24), masquerades its customers to its public address
+uplink 2 in 203.0.113.0/24; with three or four uplinks, a /25 of them each:
+lab/plan.py ``public_nets``), masquerades its customers to its public address
 (so a server can tell which ISP a connection came through) and drops customer
 packets whose source is not in its customer subnet (BCP38: a packet leaving
 through the wrong uplink is caught, not hidden by the ISP's NAT). The ISP's
