@@ -34,7 +34,8 @@ What it writes, per the RouterOS manual:
   Netwatch of IPv6 targets.
 * rules (rules.py): per rule a mangle connection mark, a routing table with the
   distance ladder of its ``via`` uplinks (PCC inside the rule for loadbalance) and a
-  routing rule for ``when_down`` (``lookup-only-in-table`` for block).
+  routing rule for ``when_down`` (``lookup-only-in-table`` for block); on RouterOS 7
+  the same in ``/ipv6 firewall mangle`` and ``/ipv6 route`` for the rules' IPv6 side.
 
 Every object carries ``comment="wanwatch: <config item> ..."``, and the script
 starts by removing the objects whose comment starts with ``wanwatch: ``, so
@@ -175,7 +176,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
     v6 = ipv6_side(cfg, version, _ranked(cfg))
     full, cfg = cfg, ipv4_only(cfg)
     fw = firewall_rules(cfg, version, ipv6=bool(v6.filter))
-    rr = compile_rules(cfg, version)
+    rr = compile_rules(full, version)
     notes = _notes(cfg, version, full) + fw.notes + rr.notes + v6.notes
     if version == 6 and any(w.probe.family(6) for w in full.wans):
         notes.append("IPv6 probe targets: RouterOS 6 Netwatch pings IPv4 hosts only")
@@ -189,6 +190,7 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
         rules=bool(rr.tables),
         dns=bool(rr.dns),
         ipv6=not v6.empty,
+        rules6=bool(rr.mangle6),
     )
     _addresses(s, cfg)
     dhcp_clients(s, cfg)
@@ -223,8 +225,8 @@ def compile_config(cfg: Config, version: int = 7) -> Compiled:
         s.raw(line)
     _rows(s, v6.nd)
     _rows(s, v6.nat)
-    _rows(s, v6.filter)
-    _rows(s, v6.routes)
+    _rows(s, v6.filter + rr.lists6 + rr.mangle6)
+    _rows(s, v6.routes + rr.routes6)
     if version == 7:
         _netwatch(s, full, 7, 6)
     head = [
@@ -251,11 +253,16 @@ def _rows(s: _Script, rows: list[Row]) -> None:
         s.add(row.section, **props, comment=_owned(row.item))
 
 
-def _removals(s: _Script, version: int, *, dhcp: bool, rules: bool, dns: bool, ipv6: bool) -> None:
+def _removals(
+    s: _Script, version: int, *, dhcp: bool, rules: bool, dns: bool, ipv6: bool, rules6: bool
+) -> None:
     sections = ["tool netwatch", "ip firewall filter", "ip firewall mangle"]
     sections += ["ip firewall address-list", "ip firewall nat"]
     if ipv6:  # before the interface list its filter names, the routes before addresses
-        sections += ["ipv6 firewall filter", "ipv6 firewall nat", "ipv6 route", "ipv6 nd"]
+        sections += ["ipv6 firewall filter", "ipv6 firewall nat"]
+        if rules6:
+            sections += ["ipv6 firewall mangle", "ipv6 firewall address-list"]
+        sections += ["ipv6 route", "ipv6 nd"]
         sections += ["ipv6 address", "ipv6 dhcp-client"]
     sections += ["interface list member", "interface list", "ip route"]
     if dhcp:

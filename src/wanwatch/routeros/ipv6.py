@@ -127,8 +127,8 @@ def ipv6_side(cfg: Config, version: int, ranked: list[tuple[int, Wan]]) -> Six:
         _filter(out, cfg, version)
     if cfg.policy.mode == "loadbalance" and len(uplinks) > 1:
         out.notes.append(
-            "policy.mode=loadbalance: IPv6 is not balanced (no /ipv6 firewall mangle is "
-            "written); it fails over in priority order"
+            "policy.mode=loadbalance: IPv6 is not balanced (the policy's PCC rows are "
+            "IPv4 only); it fails over in priority order"
         )
     return out
 
@@ -175,6 +175,40 @@ def _nd(out: Six, cfg: Config, version: int) -> None:
             )
 
 
+def defaults6(w: Wan) -> tuple[IPv6Address | None, ...]:
+    """What the uplink's checked IPv6 defaults go through, in distance order: each IPv6
+    probe target, or (None) its gateway6 alone when it has no IPv6 target; empty when
+    no static IPv6 route can go through it (``address6: auto``, or no gateway6)."""
+    if w.address6 == AUTO or gateway6(w) is None:
+        return ()
+    return targets6(w) or (None,)
+
+
+def default6(
+    w: Wan, via: IPv6Address | None, distance: int, item: str, table: str | None = None
+) -> Row:
+    """One checked IPv6 default through ``via`` (None: the gateway itself), in ``main``
+    or in ``table``; a target is then resolved in ``main``, where its pin is (v7
+    manual, Policy Routing: ``gateway=...@main routing-table=...``)."""
+    if distance > MAX_DISTANCE:
+        raise RouterOSError(
+            f"{item}: needs IPv6 distance {distance}; RouterOS allows at most "
+            f"{MAX_DISTANCE} (too many probe targets)"
+        )
+    gw = gateway6(w) or ""
+    if via is not None:
+        gw = f"{via}@main" if table else str(via)
+    elif table and w.gateway6 is not None and not w.gateway6.is_link_local:
+        gw += "@main"  # a link-local next hop names its interface: nothing to resolve
+    row = {"dst-address": "::/0", "gateway": gw, "check-gateway": "ping"}
+    row["distance"] = str(distance)
+    if via is not None:
+        row["target-scope"] = str(TARGET_SCOPE)
+    if table:
+        row["routing-table"] = table
+    return Row(ROUTE6, row, item)
+
+
 def _routes(out: Six, uplinks: list[tuple[int, Wan]]) -> None:
     pins: list[Row] = []
     defaults: list[Row] = []
@@ -199,7 +233,6 @@ def _routes(out: Six, uplinks: list[tuple[int, Wan]]) -> None:
         if gw is None:
             out.notes.append(f"wans[{i}] {w.name} has no gateway6: no IPv6 route through it")
             continue
-        targets = targets6(w)
         seen: set[IPv6Address] = set()
         for t, target in enumerate(w.probe.targets):
             if isinstance(target.address, IPv6Address) and target.address not in seen:
@@ -208,23 +241,15 @@ def _routes(out: Six, uplinks: list[tuple[int, Wan]]) -> None:
                 pin["scope"] = str(HOST_SCOPE)
                 item = f"wans[{i}].probe.targets[{t}] pins {target.address} to {w.name}"
                 pins.append(Row(ROUTE6, pin, item))
-        if not targets:
+        if not targets6(w):
             out.notes.append(
                 f"wans[{i}] {w.name} has no IPv6 probe target: its IPv6 default checks "
                 f"only the gateway {w.gateway6} (wanwatch judges its IPv6 by its IPv4 probes)"
             )
-        for via in targets or (None,):
+        for via in defaults6(w):
             d += 1
-            if d > MAX_DISTANCE:
-                raise RouterOSError(
-                    f"wans[{i}] {w.name}: needs IPv6 distance {d}; RouterOS allows at most "
-                    f"{MAX_DISTANCE} (too many probe targets)"
-                )
-            row = {"dst-address": "::/0", "gateway": str(via) if via else gw}
-            row |= {"check-gateway": "ping", "distance": str(d)}
-            if via is not None:
-                row["target-scope"] = str(TARGET_SCOPE)
-            defaults.append(Row(ROUTE6, row, f"wans[{i}] {w.name} IPv6 via {via or gw}"))
+            item = f"wans[{i}] {w.name} IPv6 via {via or gw}"
+            defaults.append(default6(w, via, d, item))
     out.routes = pins + defaults
 
 

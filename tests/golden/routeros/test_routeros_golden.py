@@ -97,3 +97,17 @@ def test_dual_stack_office_golden(version: int) -> None:
     assert ("action=netmap" in got) == (version == 7)
     assert ("add host=2620:fe::fe type=icmp" in got) == (version == 7)
     assert "add host=2001:4860:4860::8888" not in got  # not pinned: RA-learned
+
+
+@pytest.mark.parametrize("version", [7, 6])
+def test_dual_stack_rules_golden(version: int) -> None:
+    """Both families of the rules (tests/golden/rules/dual-stack-rules.yaml): v7 writes
+    each rule's IPv6 side in /ipv6 firewall address-list and mangle and its tables'
+    IPv6 routes, leaving out the DSL (no IPv6) and the RA-learned uplink (a note); v6
+    has no IPv6 policy routing and says so."""
+    cfg = load(ROOT / "tests" / "golden" / "rules" / "dual-stack-rules.yaml")
+    got = compile_config(cfg, version).script
+    same_as_golden(got, f"dual-stack-rules-v{version}.rsc")
+    assert ("/ipv6 firewall mangle\n" in got) == (version == 7)
+    assert ("protocol=icmpv6 action=mark-connection" in got) == (version == 7)
+    assert "routing-table=wanwatch-rule-voip comment" not in got.split("/ipv6 route")[-1]
