@@ -95,6 +95,8 @@ _SECTIONS: dict[str, str] = {
     "ipv6 route": "list",
     "ipv6 firewall filter": "list",
     "ipv6 firewall nat": "list",
+    "ipv6 firewall mangle": "list",
+    "ipv6 firewall address-list": "list",
     "ipv6 settings": "single",
 }
 
@@ -279,6 +281,7 @@ class Builder:
             netwatch6=tuple(n for n in netwatch if n.host.version == 6),
             filters6=self.tally.typed(it["ipv6 firewall filter"], self._filter),
             nat6=self.tally.typed(it["ipv6 firewall nat"], self._nat),
+            mangle6=self.tally.typed(it["ipv6 firewall mangle"], self._mangle),
             ra_line=six.line_of("accept-router-advertisements") if ra and six else None,
         )
 

@@ -243,5 +243,6 @@ class Export:
     netwatch6: tuple[Netwatch, ...] = ()
     filters6: tuple[FilterRule, ...] = ()
     nat6: tuple[NatRule, ...] = ()
+    mangle6: tuple[MangleRule, ...] = ()  # /ipv6 firewall mangle: the IPv6 routing marks
     ra_line: int | None = None
     family: int = 4  # 6: the IPv6 view verify simulates (its addresses and routes are IPv6)

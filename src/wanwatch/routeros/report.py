@@ -66,6 +66,7 @@ class ScenarioResult:
     tables: dict[str, Choice | None]
     marks: dict[str, MarkPath] = field(default_factory=dict)
     tables6: dict[str, Choice | None] | None = None  # the IPv6 side, when the export has one
+    marks6: dict[str, MarkPath] = field(default_factory=dict)  # IPv6 routing marks
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,6 +77,8 @@ class ScenarioResult:
             out["tables6"] = {t: (c.to_json() if c else None) for t, c in self.tables6.items()}
         if self.marks:
             out["marks"] = {m: p.to_json() for m, p in self.marks.items()}
+        if self.marks6:
+            out["marks6"] = {m: p.to_json() for m, p in self.marks6.items()}
         return out
 
 
@@ -88,6 +91,7 @@ class Report:
     skipped_lines: int
     notes: tuple[tuple[int, str], ...] = ()  # statements not modelled, and why
     marks: tuple[Mark, ...] = ()  # mangle-routed LAN traffic
+    marks6: tuple[Mark, ...] = ()  # the same in /ipv6 firewall mangle
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -98,6 +102,8 @@ class Report:
         }
         if self.marks:
             out["marks"] = [m.to_json() for m in self.marks]
+        if self.marks6:
+            out["marks6"] = [m.to_json() for m in self.marks6]
         return out
 
     def to_text(self) -> str:
@@ -113,9 +119,10 @@ class Report:
             if s.tables6 is not None:
                 six = "; ".join(f"{t}={describe(c)}" for t, c in s.tables6.items())
                 lines.append(f"    ipv6: {six}")
-            if s.marks:
-                marks = "; ".join(f"{m} {p.describe()}" for m, p in s.marks.items())
-                lines.append(f"    marks: {marks}")
+            for label, marks in (("marks", s.marks), ("ipv6 marks", s.marks6)):
+                if marks:
+                    paths = "; ".join(f"{m} {p.describe()}" for m, p in marks.items())
+                    lines.append(f"    {label}: {paths}")
         lines += [f"  line {line}: not modelled: {msg}" for line, msg in self.notes]
         if self.warnings:
             lines.append(f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}:")

@@ -12,7 +12,10 @@ marked table down at once, which the report does not list).
 
 An export with an IPv6 side is simulated twice over the same scenarios: its IPv4
 routes, and :func:`ipv6_view` (its ``/ipv6`` menus) by the same simulator, whose
-tables are each scenario's ``tables6``. Every warning above applies to both;
+tables are each scenario's ``tables6`` and whose ``/ipv6 firewall mangle`` routing
+marks (their tables' ``/ipv6 route ... routing-table=`` routes, the routing rules
+shared: v7's ``/routing rule`` has no family) are its ``marks6``. Every warning
+above applies to both;
 ``ipv6-ra-default`` and ``ipv6-no-failover`` say where IPv6 cannot follow IPv4's
 failover.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv6Network, ip_network
 from pathlib import Path
 
 from wanwatch.config import MONITOR_FIELDS, format_duration
@@ -132,7 +135,9 @@ def _scenarios(topo: _Topology, topo6: _Topology | None = None) -> list[Scenario
 
 def ipv6_view(export: Export) -> Export:
     """The export's IPv6 side as an export of its own, for the same simulator: its
-    addresses, routes (the RA-learned default among them), Netwatch, filter and NAT."""
+    addresses, routes (the RA-learned default among them), Netwatch, filter, NAT and
+    mangle, and the routing rules both families share. Its tables are those its
+    routes and marks name (``/routing table`` entries alone may be IPv4's)."""
     return replace(
         export,
         family=6,
@@ -142,8 +147,7 @@ def ipv6_view(export: Export) -> Export:
         filters=export.filters6,
         nat=export.nat6,
         tables=(),
-        rules=(),
-        mangle=(),
+        mangle=export.mangle6,
         tunnels={},
         dynamic_addresses=export.dynamic_addresses or export.ra_line is not None,
     )
@@ -194,10 +198,11 @@ def verify_export(export: Export) -> Report:
     return replace(
         report,
         scenarios=tuple(
-            replace(r4, tables6=r6.tables)
+            replace(r4, tables6=r6.tables, marks6=r6.marks)
             for r4, r6 in zip(report.scenarios, report6.scenarios, strict=True)
         ),
         warnings=found.sorted(),
+        marks6=report6.marks,
     )
 
 
@@ -637,12 +642,13 @@ def _lan_routed(export: Export, topo: _Topology) -> set[str]:
 
 
 def _lan_source(export: Export, src: str, uplinks: set[str]) -> bool:
-    """Whether a rule's src-address covers a LAN subnet (not an uplink's own address)."""
+    """Whether a rule's src-address covers a LAN subnet (not an uplink's own address)
+    of the export's family (a shared routing rule's source is one family's)."""
     try:
-        net = IPv4Network(src, strict=False)
+        net = ip_network(src, strict=False)
     except ValueError:
         return False
-    return any(
+    return net.version == export.family and any(
         a.interface not in uplinks and a.address.network.overlaps(net) for a in export.addresses
     )
 
