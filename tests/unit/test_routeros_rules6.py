@@ -163,9 +163,8 @@ def test_a_balanced_rule_splits_ipv6_by_pcc_as_ipv4() -> None:
     export = parse_text(got, "x.rsc")
     for family in (4, 6):
         m = marks(export, family)
-        assert sorted(m["wanwatch-rule-bulk-INET-UTAMA"] + m["wanwatch-rule-bulk-BACKUP-INET"]) == [
-            f"src-address:4/{b}" for b in range(4)
-        ]
+        both = m["wanwatch-rule-bulk-INET-UTAMA"] + m["wanwatch-rule-bulk-BACKUP-INET"]
+        assert sorted(str(c) for c in both) == [f"src-address:4/{b}" for b in range(4)]
         assert m["wanwatch-rule-bulk-BACKUP-INET"] == [f"src-address:4/{b}" for b in (0, 2, 3)]
     # Each uplink's table: its own IPv6 routes first, then the other's.
     gw = [r["gateway"] for r in ipv6_routes(got, "wanwatch-rule-bulk-INET-UTAMA")]
