@@ -130,6 +130,8 @@ class Engine:
 
     def __init__(self, config: Config, now: float) -> None:
         self._config = config
+        # per rule, the families it can match: no rule.path event for another one
+        self._rule_families = rule_families(config)
         self._monitors = {w.name: _monitor(config, w, 4, now) for w in config.wans}
         self._monitors6 = {w.name: _monitor(config, w, 6, now) for w in config.wans if _probes6(w)}
         self._detect_ms: dict[tuple[str, int], int] = {}
@@ -284,6 +286,8 @@ class Engine:
         self._monitors = monitors
         self._monitors6 = monitors6
         self._config = config
+        # per rule, the families it can match: no rule.path event for another one
+        self._rule_families = rule_families(config)
         for n in removed:
             self._detect_ms.pop((n, 4), None)
             self._detect_ms.pop((n, 6), None)
@@ -433,7 +437,6 @@ class Engine:
         events = self._replan_policy(now)
         if self._intent is old:
             return events
-        matched = rule_families(self._config)  # no event for a family a rule cannot match
         for family, olds, news in (
             (4, old.rules, self._intent.rules),
             (6, old.rules6, self._intent.rules6),
@@ -441,7 +444,7 @@ class Engine:
             tag: dict[str, FieldValue] = {} if family == 4 else {"family": family}
             before = {p.index: p for p in olds}
             for p in news:
-                if family not in matched[p.index]:
+                if family not in self._rule_families[p.index]:
                     continue
                 was = before.get(p.index)
                 if was is None or str(was) != str(p):  # not: a spare uplink came or went
